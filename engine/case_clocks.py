@@ -1,0 +1,152 @@
+"""Case and task deadline clocks kept in the database, and the worker job that raises yellow/red cards.
+
+A clock row holds the ``engine.clocks.Clock`` as JSON plus two instants the worker can query cheaply:
+``warn_at`` (turns yellow) and ``due_at`` (turns red). Both are recomputed whenever the clock is paused,
+resumed or stopped; a paused clock has neither (it cannot turn colour while the applicant is awaited).
+Yellow and red cards are raised once each per clock: rows are claimed with ``FOR UPDATE SKIP LOCKED``
+on PostgreSQL and the escalations table has one row per (clock, level).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+
+from engine.calendar import WorkingCalendar, end_of_local_day, local_date
+from engine.clocks import Clock
+from engine.persistence.database import is_postgres, unit_of_work
+from engine.persistence.tables import audit_log, case_clocks, escalations
+
+CalendarProvider = Callable[[], WorkingCalendar]
+
+
+def warn_at(clock: Clock, cal: WorkingCalendar) -> datetime | None:
+    """The first instant the clock is yellow (or red), or None when it cannot turn (paused/stopped/open)."""
+    due = clock.due_at(cal)
+    if due is None or clock.stopped_at is not None:
+        return None
+    if clock.limit_hours is not None:
+        return due - timedelta(hours=clock.limit_hours * (1 - clock.warn_ratio))
+    day = local_date(clock.started_at)
+    last = local_date(due)
+    while day <= last:
+        instant = end_of_local_day(day) - timedelta(seconds=1)
+        if clock.status(instant, cal) in ("yellow", "red"):
+            # walk back within the day is not needed: yellow starts that day; take its start
+            return max(clock.started_at, end_of_local_day(day) - timedelta(days=1))
+        day = day + timedelta(days=1)
+    return due
+
+
+def _instants(clock: Clock, cal: WorkingCalendar) -> dict[str, Any]:
+    return {
+        "clock": clock.to_dict(),
+        "due_at": clock.due_at(cal) if clock.stopped_at is None else None,
+        "warn_at": warn_at(clock, cal),
+        "stopped_at": clock.stopped_at,
+    }
+
+
+class ClockRepository:
+    """Clock rows of a case; never commits."""
+
+    def __init__(self, conn: Connection, cal: WorkingCalendar) -> None:
+        self.conn = conn
+        self.cal = cal
+
+    def open(self, case_id: str, clock: Clock, task_id: str | None = None) -> int:
+        values = {"case_id": case_id, "task_id": task_id, "kind": clock.kind, **_instants(clock, self.cal)}
+        return int(self.conn.execute(insert(case_clocks).values(**values)).inserted_primary_key[0])
+
+    def running(self, case_id: str, *, task_id: str | None = None, case_level: bool = False) -> list[tuple[int, Clock]]:
+        query = select(case_clocks.c.id, case_clocks.c.clock).where(
+            case_clocks.c.case_id == case_id, case_clocks.c.stopped_at.is_(None)
+        )
+        if task_id is not None:
+            query = query.where(case_clocks.c.task_id == task_id)
+        if case_level:
+            query = query.where(case_clocks.c.task_id.is_(None))
+        return [(int(r[0]), Clock.from_dict(r[1])) for r in self.conn.execute(query).all()]
+
+    def save(self, clock_id: int, clock: Clock) -> None:
+        self.conn.execute(update(case_clocks).where(case_clocks.c.id == clock_id).values(**_instants(clock, self.cal)))
+
+    def all_for(self, case_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(select(case_clocks).where(case_clocks.c.case_id == case_id).order_by(case_clocks.c.id))
+        return [dict(r._mapping) for r in rows]
+
+
+def tick_clocks(engine: Engine, clock: Callable[[], datetime], calendar: CalendarProvider, worker: str, limit: int = 200) -> int:
+    """Raise due yellow and red cards once each; returns how many were raised."""
+    raised = 0
+    skip_locked = is_postgres(engine)
+    with unit_of_work(engine) as conn:
+        now = clock()
+        cal = calendar()
+        query = (
+            select(case_clocks)
+            .where(
+                case_clocks.c.stopped_at.is_(None),
+                or_(
+                    and_(case_clocks.c.warn_at <= now, case_clocks.c.yellow_at.is_(None)),
+                    and_(case_clocks.c.due_at <= now, case_clocks.c.red_at.is_(None)),
+                ),
+            )
+            .order_by(case_clocks.c.warn_at)
+            .limit(limit)
+        )
+        if skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        for row in conn.execute(query).all():
+            m = row._mapping
+            status = Clock.from_dict(m["clock"]).status(now, cal)
+            levels = []
+            if status in ("yellow", "red") and m["yellow_at"] is None:
+                levels.append("yellow")
+            if status == "red" and m["red_at"] is None:
+                levels.append("red")
+            for level in levels:
+                conn.execute(
+                    insert(escalations).values(
+                        case_id=m["case_id"],
+                        clock_id=m["id"],
+                        task_id=m["task_id"],
+                        level=level,
+                        raised_at=now,
+                        raised_by=worker,
+                        note=_note(m["kind"], level),
+                    )
+                )
+                conn.execute(
+                    insert(audit_log).values(
+                        at=now,
+                        actor=worker,
+                        action="escalation" if level == "red" else "warning",
+                        business_key=m["case_id"],
+                        task_id=m["task_id"],
+                        detail={"clock": m["kind"], "level": level, "clock_id": m["id"]},
+                    )
+                )
+                raised += 1
+            if levels:
+                conn.execute(
+                    update(case_clocks)
+                    .where(case_clocks.c.id == m["id"])
+                    .values(
+                        yellow_at=m["yellow_at"] or now,
+                        red_at=now if "red" in levels else m["red_at"],
+                    )
+                )
+    return raised
+
+
+_KIND_ZH = {"legal": "法定时限", "promised": "承诺时限", "task": "环节时限"}
+
+
+def _note(kind: str, level: str) -> str:
+    if level == "red":
+        return f"{_KIND_ZH.get(kind, kind)}已超期（红牌），已发起督办"
+    return f"{_KIND_ZH.get(kind, kind)}即将到期（黄牌预警）"

@@ -1,0 +1,433 @@
+"""Cases (办件): submit, complete case tasks, supply materials, rate, track; the BPMN-driven lifecycle.
+
+A case is one application of one applicant for one or more service items. Submitting it validates the
+applicant and the application form (pre-filled from the licence library), works out the state of every
+required material (a valid licence of the holder stands in for a paper), picks the flow and starts the
+BPMN process, all in one transaction. From then on the models drive the lifecycle: whenever a command
+changes the workflow variable ``case_status``, :meth:`CaseService.on_step` (a step observer of the
+workflow service, inside the same transaction) records the transition, starts/pauses/stops the clocks,
+and issues the licence on approval.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine.calendar import WorkingCalendar, local_date
+from engine.case_clocks import ClockRepository
+from engine.case_numbers import day_prefix, format_case_number, is_valid_case_number
+from engine.case_status import CLOSED, DECIDED, LABELS, can_move
+from engine.clocks import Clock
+from engine.errors import Conflict, Forbidden, InvalidInput, InvalidModel, NotFound
+from engine.persistence.database import unit_of_work
+from engine.persistence.repositories import AuditRepository, TaskRepository
+from engine.persistence.tables import case_materials, cases
+from engine.service import StepContext, WorkflowService
+from forms.autofill import AutofillResult, autofill, merge
+from forms.registry import FormRegistry
+from forms.validation import validate_or_raise
+from licence.checkdigits import credit_code_check_char, holder_id_kind, organisation_code_check_char, validate_holder_id
+from licence.library import LicenceLibrary
+from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, ServiceItem
+
+log = logging.getLogger("onewindow.cases")
+
+Channel = Literal["online", "counter"]
+RATINGS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+DISTRICT = "440105"  # the district's administrative division code (issuer credit codes)
+
+
+@dataclass
+class Application:
+    applicant_id: str
+    applicant_name: str
+    items: list[str]
+    channel: Channel = "online"
+    contact_phone: str | None = None
+    form: dict[str, Any] = field(default_factory=dict)
+    provided: dict[str, list[str]] = field(default_factory=dict)  # item code -> material codes handed in
+    tolerant: bool = False
+    lead_department: str | None = None
+    priority: Literal["normal", "green"] = "normal"
+
+
+def department_credit_code(index: int) -> str:
+    """A deterministic, check-digit-valid unified social credit code for the district's departments."""
+    body = f"{1000000 + index:08d}"
+    org = body + organisation_code_check_char(body)
+    first17 = "11" + DISTRICT + org
+    return first17 + credit_code_check_char(first17)
+
+
+class CaseService:
+    def __init__(
+        self,
+        engine: Engine,
+        workflow: WorkflowService,
+        catalogue: Catalogue,
+        forms: FormRegistry,
+        *,
+        calendar: Callable[[], WorkingCalendar],
+    ) -> None:
+        self.engine = engine
+        self.workflow = workflow
+        self.catalogue = catalogue
+        self.forms = forms
+        self.calendar = calendar
+        workflow.observers.append(self.on_step)
+
+    @property
+    def now(self) -> datetime:
+        return self.workflow.clock()
+
+    # ------------------------------------------------------------------ intake
+    def prefill(self, conn: Connection, form_key: str, applicant_id: str, applicant_name: str = "") -> AutofillResult:
+        definition = self.forms.get(form_key)
+        licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id)
+        applicant = {"name": applicant_name, "id": applicant_id}
+        return autofill(definition, licences=licences, applicant=applicant, today=local_date(self.now))
+
+    def submit(self, app: Application, actor: str) -> str:
+        for _ in range(5):
+            try:
+                with unit_of_work(self.engine) as conn:
+                    return self.submit_in(conn, app, actor)
+            except IntegrityError as exc:  # two submissions took the same daily sequence number
+                log.info("case number collision, retrying: %s", exc.orig)
+        raise Conflict("办件编号分配冲突，请重试", code="case_number_conflict")
+
+    def submit_in(self, conn: Connection, app: Application, actor: str) -> str:
+        applicant_id = validate_holder_id(app.applicant_id, "applicant_id")
+        kind = "person" if holder_id_kind(applicant_id) == "resident_id" else "organisation"
+        if not app.applicant_name.strip():
+            raise InvalidInput("申请人名称不能为空", code="required", field="applicant_name")
+        if not app.items:
+            raise InvalidInput("至少选择一个事项", code="required", field="items")
+        items = [self.catalogue.get(code) for code in app.items]
+        flow, start_data = self._flow(app, items)
+        primary = next((i for i in items if i.department == (app.lead_department or items[0].department)), items[0])
+        form_key = primary.application_form if len(items) == 1 else "apply.general"
+        filled = self.prefill(conn, form_key, applicant_id, app.applicant_name)
+        data = merge(app.form, filled, definition=self.forms.get(form_key))
+        data = validate_or_raise(self.forms.get(form_key), data)
+        materials = self._materials(conn, app, items, applicant_id)
+        if app.tolerant:
+            missing_key = [m for m in materials if m["key"] and m["state"] == "missing"]
+            if missing_key:
+                raise InvalidInput(
+                    "容缺受理要求主要材料齐全：" + "、".join(m["name"] for m in missing_key),
+                    code="key_materials_missing",
+                    field="materials",
+                    missing=[m["code"] for m in missing_key],
+                )
+        now = self.now
+        case_id = self._next_number(conn, now)
+        conn.execute(
+            insert(cases).values(
+                id=case_id,
+                flow=flow.process_id,
+                items=[i.code for i in items],
+                department=app.lead_department or items[0].department,
+                applicant_kind=kind,
+                applicant_id=applicant_id,
+                applicant_name=app.applicant_name.strip(),
+                contact_phone=app.contact_phone,
+                channel=app.channel,
+                visits=1 if app.channel == "counter" else 0,
+                priority=app.priority,
+                status="submitted",
+                form_data=data,
+                autofill={k: v.to_dict() for k, v in filled.provenance.items()},
+                licence_ids=[],
+                submitted_at=now,
+            )
+        )
+        conn.execute(insert(case_materials), [{**m, "case_id": case_id, "updated_at": now} for m in materials])
+        AuditRepository(conn).append(
+            [self._event(now, actor, case_id, "case_submitted", {"items": app.items, "channel": app.channel})]
+        )
+        start_data.update(
+            case_number=case_id,
+            applicant_name=app.applicant_name.strip(),
+            channel=app.channel,
+            green_channel=app.priority == "green",
+            materials=[{k: m[k] for k in ("item_code", "code", "name", "key", "state")} for m in materials],
+            missing_materials=[m["code"] for m in materials if m["state"] in ("missing", "missing_tolerated")],
+            key_materials_complete=not any(m["key"] and m["state"] == "missing" for m in materials),
+        )
+        instance_id = self.workflow.start_in(conn, flow.process_id, start_data, actor, business_key=case_id)
+        conn.execute(update(cases).where(cases.c.id == case_id).values(instance_id=instance_id))
+        return case_id
+
+    def _flow(self, app: Application, items: list[ServiceItem]) -> tuple[Any, dict[str, Any]]:
+        if len(items) > 1:
+            lead = app.lead_department or items[0].department
+            return JOINT_PROCESS, self.catalogue.joint_start_data([i.code for i in items], lead)
+        item = items[0]
+        if app.tolerant:
+            if not item.tolerant_allowed:
+                raise InvalidInput(
+                    f"事项「{item.name}」不适用容缺受理", code="tolerance_not_allowed", field="tolerant", item=item.code
+                )
+            return TOLERANT_PROCESS, item.start_data()
+        return item.process, item.start_data()
+
+    def _materials(
+        self, conn: Connection, app: Application, items: list[ServiceItem], holder: str
+    ) -> list[dict[str, Any]]:
+        today = local_date(self.now)
+        valid: dict[str, str] = {}
+        for lic in LicenceLibrary(conn, clock=self.workflow.clock).by_holder(holder, include_inactive=False, today=today):
+            valid.setdefault(lic.type_code, lic.id)
+        out = []
+        for item in items:
+            provided = set(app.provided.get(item.code, []))
+            unknown = provided - {m.code for m in item.materials}
+            if unknown:
+                raise InvalidInput(
+                    "提交了事项不需要的材料：" + "、".join(sorted(unknown)), code="unknown_material", field="provided"
+                )
+            for m in item.materials:
+                licence_id = valid.get(m.licence_type) if m.licence_type else None
+                if licence_id:
+                    state = "satisfied_by_licence"
+                elif m.code in provided:
+                    state = "provided"
+                elif app.tolerant and not m.key:
+                    state = "missing_tolerated"
+                else:
+                    state = "missing"
+                out.append(
+                    {"item_code": item.code, "code": m.code, "name": m.name, "key": m.key, "state": state, "licence_id": licence_id}
+                )
+        return out
+
+    def _next_number(self, conn: Connection, now: datetime) -> str:
+        day = local_date(now)
+        prefix = day_prefix(day)
+        taken = conn.execute(select(func.count()).select_from(cases).where(cases.c.id.like(prefix + "%"))).scalar_one()
+        return format_case_number(day, int(taken) + 1)
+
+    # ------------------------------------------------------------------ tasks of a case
+    def complete_task(self, task_id: str, data: dict[str, Any], actor: str, *, groups: set[str] | None = None) -> str:
+        """Validate the task's form (if it has one) and complete it. ``groups`` limits who may act."""
+        with self.engine.connect() as conn:
+            task = TaskRepository(conn).get(task_id)
+        task_groups = {g for g in (task["candidate_groups"] or "").split(",") if g}
+        if groups is not None and task_groups and not (task_groups & groups) and task["assignee"] != actor:
+            raise Forbidden("无权办理该任务", code="not_a_candidate", task_id=task_id)
+        if task["form_key"] and task["form_key"] in self.forms.keys():
+            data = validate_or_raise(self.forms.get(task["form_key"]), data)
+        return self.workflow.complete_task(task_id, data, actor)
+
+    def supply_materials(self, case_id: str, codes: list[str], actor: str) -> bool:
+        """The applicant supplies tolerated/missing materials; the flow is told by the message
+        ``materials_supplied`` (buffered if it is not waiting yet)."""
+        with unit_of_work(self.engine) as conn:
+            row = self._case(conn, case_id)
+            pending = {
+                r.code
+                for r in conn.execute(
+                    select(case_materials.c.code).where(
+                        case_materials.c.case_id == case_id,
+                        case_materials.c.state.in_(["missing_tolerated", "missing", "rejected"]),
+                    )
+                )
+            }
+            unknown = set(codes) - pending
+            if not codes or unknown:
+                raise InvalidInput(
+                    "补交的材料不在待补清单中：" + "、".join(sorted(unknown or {"（空）"})),
+                    code="not_pending_material",
+                    field="materials",
+                )
+            conn.execute(
+                update(case_materials)
+                .where(case_materials.c.case_id == case_id, case_materials.c.code.in_(codes))
+                .values(state="supplied", updated_at=self.now)
+            )
+            complete = not (pending - set(codes))
+            return self.workflow.correlate_message_in(
+                conn,
+                "materials_supplied",
+                {"supplied_materials": codes, "all_supplied": complete},
+                actor,
+                instance_id=row["instance_id"],
+            ) if complete else False
+
+    def rate(self, case_id: str, level: int, comment: str, actor: str) -> None:
+        if level not in RATINGS:
+            raise InvalidInput("评价等级须为 1-5", code="bad_rating", field="level")
+        if level <= 2 and not comment.strip():
+            raise InvalidInput("差评须说明原因以便整改回访", code="reason_required", field="comment")
+        with unit_of_work(self.engine) as conn:
+            row = self._case(conn, case_id)
+            if row["status"] not in CLOSED:
+                raise Conflict("办件办结后才能评价", code="case_not_closed", case=case_id)
+            if row["rating"] is not None:
+                raise Conflict("该办件已评价", code="already_rated", case=case_id)
+            now = self.now
+            conn.execute(
+                update(cases).where(cases.c.id == case_id).values(rating=level, rating_comment=comment, rated_at=now)
+            )
+            AuditRepository(conn).append(
+                [self._event(now, actor, case_id, "rated", {"level": level, "label": RATINGS[level]})]
+            )
+
+    def track(self, case_id: str) -> dict[str, Any]:
+        if not is_valid_case_number(case_id):
+            raise InvalidInput("办件编号格式或校验位不正确", code="bad_case_number", field="case_id")
+        with self.engine.connect() as conn:
+            row = self._case(conn, case_id)
+            mats = [dict(r._mapping) for r in conn.execute(select(case_materials).where(case_materials.c.case_id == case_id))]
+            clocks = ClockRepository(conn, self.calendar()).all_for(case_id)
+            tasks = TaskRepository(conn).of_instance(row["instance_id"]) if row["instance_id"] else []
+            events = AuditRepository(conn).for_business_key(case_id)
+        now, cal = self.now, self.calendar()
+        clock_views = []
+        for c in clocks:
+            clk = Clock.from_dict(c["clock"])
+            clock_views.append({**clk.summary(now, cal), "id": c["id"], "task_id": c["task_id"]})
+        return {"case": row, "status_label": LABELS.get(row["status"], row["status"]), "materials": mats,
+                "clocks": clock_views, "tasks": tasks, "events": events}
+
+    def _case(self, conn: Connection, case_id: str) -> dict[str, Any]:
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        if row is None:
+            raise NotFound("办件不存在", code="case_not_found", case=case_id)
+        return dict(row._mapping)
+
+    # ------------------------------------------------------------------ lifecycle (inside each command)
+    def on_step(self, ctx: StepContext) -> None:
+        case_id = ctx.business_key
+        if case_id is None or not ctx.conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first():
+            return  # an instance that is not a case (plain engine use)
+        cal = self.calendar()
+        clocks = ClockRepository(ctx.conn, cal)
+        data = ctx.runtime.data
+        old = ctx.data_before.get("case_status") if ctx.action != "start" else "submitted"
+        new = data.get("case_status") or old
+        if new != old:
+            self._transition(ctx, case_id, old, new, data, clocks)
+        # task clocks and clock suspension follow the model's task attributes
+        for task in ctx.opened:
+            if task.meta.deadline_days or task.meta.deadline_hours:
+                clocks.open(
+                    case_id,
+                    Clock(
+                        kind="task",
+                        started_at=ctx.now,
+                        limit_days=int(task.meta.deadline_days) if task.meta.deadline_days else None,
+                        limit_hours=float(task.meta.deadline_hours) if task.meta.deadline_hours else None,
+                        warn_ratio=task.meta.warn_ratio or 0.8,
+                    ),
+                    task_id=task.task_id,
+                )
+        for task_id in ctx.closed:
+            for clock_id, clk in clocks.running(case_id, task_id=task_id):
+                clk.stop(ctx.now)
+                clocks.save(clock_id, clk)
+        suspending_open = ctx.suspending_open
+        for clock_id, clk in clocks.running(case_id, case_level=True):
+            paused = clk.is_paused(ctx.now)
+            if suspending_open and not paused:
+                clk.pause(ctx.now, "等待申请人补正或特别程序")
+                clocks.save(clock_id, clk)
+            elif not suspending_open and paused:
+                clk.resume(ctx.now)
+                clocks.save(clock_id, clk)
+        if ctx.action == "complete" and data.get("visit") == "counter":
+            ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(visits=cases.c.visits + 1))
+
+    def _transition(
+        self, ctx: StepContext, case_id: str, old: str | None, new: str, data: dict[str, Any], clocks: ClockRepository
+    ) -> None:
+        if not can_move(old, new):
+            raise InvalidModel(
+                f"流程把办件状态从「{LABELS.get(old or '', old)}」改为「{LABELS.get(new, new)}」，不符合办件生命周期",
+                code="illegal_case_transition",
+                case=case_id,
+                from_status=old,
+                to_status=new,
+            )
+        reason = data.get("status_reason") or data.get("termination_reason") or data.get("reason") or data.get("opinion")
+        values: dict[str, Any] = {"status": new, "status_reason": reason}
+        row = self._case(ctx.conn, case_id)
+        if new == "accepted" and row["accepted_at"] is None:
+            values["accepted_at"] = ctx.now
+            self._open_case_clocks(ctx, case_id, row, clocks)
+        if new in DECIDED and row["decided_at"] is None:
+            values["decided_at"] = ctx.now
+            for clock_id, clk in clocks.running(case_id, case_level=True):
+                clk.stop(ctx.now)
+                clocks.save(clock_id, clk)
+        if new in CLOSED:
+            values["closed_at"] = ctx.now
+        if new == "approved":
+            values["licence_ids"] = list(row["licence_ids"] or []) + self._issue_licences(ctx, row)
+        ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
+        AuditRepository(ctx.conn).append(
+            [self._event(ctx.now, ctx.actor, case_id, "case_status", {"from": old, "to": new, "reason": reason})]
+        )
+
+    def _open_case_clocks(self, ctx: StepContext, case_id: str, row: dict[str, Any], clocks: ClockRepository) -> None:
+        items = [self.catalogue.get(c) for c in row["items"]]
+        if len(items) > 1:
+            legal = promised = max(i.joint_limit_days for i in items)
+        else:
+            legal, promised = items[0].legal_limit_days, items[0].promised_limit_days
+        clocks.open(case_id, Clock(kind="legal", started_at=ctx.now, limit_days=legal))
+        clocks.open(case_id, Clock(kind="promised", started_at=ctx.now, limit_days=promised))
+
+    def _issue_licences(self, ctx: StepContext, row: dict[str, Any]) -> list[str]:
+        from licence.types import get_type
+
+        issued = []
+        library = LicenceLibrary(ctx.conn, clock=lambda: ctx.now)
+        departments = list(self.catalogue.departments)
+        for code in row["items"]:
+            item = self.catalogue.get(code)
+            if not item.issues_licence_type:
+                continue
+            ltype = get_type(item.issues_licence_type)
+            form = row["form_data"] or {}
+            aliases = {
+                "name": row["applicant_name"],
+                "operator_name": row["applicant_name"],
+                "builder": row["applicant_name"],
+                "credit_code": row["applicant_id"],
+                "id_number": row["applicant_id"],
+            }
+            face = {}
+            for f in ltype.fields:
+                value = form.get(f.name) or aliases.get(f.name)
+                if value in (None, "", []):
+                    value = "见申请材料" if f.required and f.type == "string" else None
+                if value is not None:
+                    face[f.name] = value
+            dept = self.catalogue.departments[item.department]
+            record = library.issue(
+                item.issues_licence_type,
+                row["applicant_id"],
+                row["applicant_name"],
+                face,
+                department_credit_code(departments.index(item.department)),
+                f"海珠区{dept.name}",
+                local_date(ctx.now),
+                source_case=row["id"],
+                actor=ctx.actor,
+            )
+            issued.append(record.id)
+        return issued
+
+    @staticmethod
+    def _event(now: datetime, actor: str, case_id: str, action: str, detail: dict[str, Any]) -> dict[str, Any]:
+        return {"at": now, "actor": actor, "action": action, "instance_id": None, "business_key": case_id,
+                "task_id": None, "element_id": None, "detail": detail}

@@ -1,0 +1,66 @@
+"""The case (办件) status lifecycle of the glossary, and which transitions are legal.
+
+The BPMN models drive the lifecycle: they set the workflow variable ``case_status`` and the case service
+records each change as an audit event; a change this table does not allow fails the command.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+CaseStatus = Literal[
+    "submitted",
+    "supplement_requested",
+    "refused",
+    "accepted",
+    "under_review",
+    "special_procedure",
+    "approved",
+    "denied",
+    "returned",
+    "terminated",
+    "finished",
+    "delivered",
+]
+
+LABELS: dict[str, str] = {
+    "submitted": "已提交",
+    "supplement_requested": "待补正",
+    "refused": "不予受理",
+    "accepted": "已受理",
+    "under_review": "审查中",
+    "special_procedure": "特别程序",
+    "approved": "准予许可",
+    "denied": "不予许可",
+    "returned": "已退回",
+    "terminated": "已终止",
+    "finished": "已办结",
+    "delivered": "已送达",
+}
+
+_REVIEW = {"under_review", "special_procedure", "approved", "denied", "returned", "terminated"}
+TRANSITIONS: dict[str, set[str]] = {
+    "submitted": {"supplement_requested", "refused", "accepted", "terminated"},
+    "supplement_requested": {"submitted", "accepted", "refused", "terminated"},
+    "accepted": _REVIEW | {"supplement_requested"},
+    "under_review": _REVIEW - {"under_review"} | {"supplement_requested"},
+    "special_procedure": {"under_review", "approved", "denied", "terminated"},
+    "approved": {"finished", "delivered", "terminated", "returned"},
+    "denied": {"finished", "delivered"},
+    "returned": {"terminated", "finished", "submitted"},
+    "refused": {"finished", "delivered"},
+    "terminated": {"finished", "delivered"},
+    "finished": {"delivered"},
+    "delivered": set(),
+}
+
+DECIDED = {"approved", "denied", "refused", "terminated", "returned"}
+"""Statuses at which the case's legal and promised clocks stop (a decision or an end was reached)."""
+
+CLOSED = {"refused", "finished", "delivered", "terminated"}
+
+
+def can_move(old: str | None, new: str) -> bool:
+    if old is None:
+        return new in ("submitted", "accepted")
+    return new in TRANSITIONS.get(old, set())

@@ -1,0 +1,172 @@
+"""``onewindow`` command line: db upgrade, deploy, validate, worker, serve, demo, licence import."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.errors import OneWindowError, UnsafeDocument
+
+
+def _settings():  # noqa: ANN202 - returns engine.settings.Settings (imported lazily: no work at import time)
+    from engine.settings import Settings
+
+    return Settings()
+
+
+def _engine():  # noqa: ANN202
+    from engine.persistence.database import make_engine
+
+    settings = _settings()
+    return make_engine(settings.database_url, echo=settings.echo_sql)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.workflow import validate_document
+
+    worst = 0
+    for name in args.files:
+        path = Path(name)
+        print(f"{path}")
+        try:
+            report = validate_document(path.read_bytes(), str(path))
+        except UnsafeDocument as exc:
+            print(f"  拒绝 refused: {exc}")
+            worst = 2
+            continue
+        except OSError as exc:
+            print(f"  无法读取 cannot read: {exc}")
+            worst = 2
+            continue
+        for problem in report.document_problems:
+            print(f"  - {problem}")
+        if not report.processes:
+            print("  未找到流程 no process found")
+            worst = max(worst, 1)
+        for proc in report.processes:
+            label = f"{proc.process_id}" + (f" ({proc.name})" if proc.name else "")
+            if proc.executable:
+                print(f"  {label}: 可执行 executable")
+            else:
+                print(f"  {label}: 不可执行 not executable")
+                for problem in proc.problems:
+                    print(f"    - {problem}")
+        if not report.executable:
+            worst = max(worst, 1)
+    return worst
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from engine.persistence.schema import upgrade
+
+    engine = _engine()
+    upgrade(engine, args.revision)
+    print(f"数据库已升级到 {args.revision} (database upgraded): {engine.url.render_as_string()}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from engine.service import WorkflowService
+
+    service = WorkflowService(_engine())
+    for name in args.files:
+        for d in service.deploy(Path(name).read_bytes(), Path(name).name, args.actor):
+            state = "新版本 new version" if d.created else "未变化 unchanged"
+            print(f"{name}: {d.key} v{d.version} ({state}) sha256={d.checksum[:12]}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from engine.worker import Worker
+
+    settings = _settings()
+    worker = Worker.from_settings(settings, name=args.name or f"{socket.gethostname()}:{os.getpid()}")
+    if args.once:
+        print(worker.run_once())
+        return 0
+    worker.run_forever(interval=args.interval or settings.worker_interval_seconds, sleep=time.sleep)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(_settings())
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.demo import run_demo
+
+    return run_demo(database_url=args.database_url)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onewindow", description="一窗受理审批编排引擎 onewindow")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="校验 BPMN 文件 validate BPMN files")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(func=cmd_validate)
+
+    db = sub.add_parser("db", help="数据库 database")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="迁移到最新结构 migrate to the latest schema")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    d = sub.add_parser("deploy", help="部署 BPMN deploy BPMN files")
+    d.add_argument("files", nargs="+")
+    d.add_argument("--actor", default="cli")
+    d.set_defaults(func=cmd_deploy)
+
+    w = sub.add_parser("worker", help="定时器与时限后台进程 timers and clocks worker")
+    w.add_argument("--once", action="store_true", help="run one round and exit")
+    w.add_argument("--interval", type=float, default=None)
+    w.add_argument("--name", default=None)
+    w.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("serve", help="启动 Web 服务 run the web service")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="在全新内嵌数据库上演示全部路径 run every path on a fresh database")
+    demo.add_argument("--database-url", default=None)
+    demo.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("bench", help="基准测试 benchmark")
+    b.add_argument("--cases", type=int, default=300)
+    b.add_argument("--pg-url", default=None)
+    b.set_defaults(func=lambda a: __import__("bench.__main__", fromlist=["main"]).main(a))
+
+    from licence.cli import register as register_licence
+
+    register_licence(sub, _engine)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except OneWindowError as exc:
+        print(f"错误 error: {exc}", file=sys.stderr)
+        for problem in exc.detail.get("problems", []):
+            print(f"  - {problem}", file=sys.stderr)
+        return 2 if isinstance(exc, UnsafeDocument) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Engine creation and the unit of work (the one place that commits)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Build an SQLAlchemy engine; SQLite gets WAL, foreign keys and ``BEGIN IMMEDIATE`` writers."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=5
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # A plain BEGIN upgrades to a write lock late and fails under concurrent writers.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Connection]:
+    """One transaction per command: commit when the block ends cleanly, roll back on any error."""
+    with engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            yield conn
+        except BaseException:
+            trans.rollback()
+            raise
+        else:
+            trans.commit()

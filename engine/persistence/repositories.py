@@ -1,0 +1,321 @@
+"""Repositories over the engine tables. They read and write through a caller's connection and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+
+from engine.errors import Conflict, NotFound
+from engine.persistence.tables import audit_log, definitions, instances, messages, tasks, timers
+
+
+@dataclass(frozen=True)
+class DefinitionRow:
+    id: int
+    key: str
+    version: int
+    name: str | None
+    checksum: str
+    spec_json: str
+    deployed_by: str
+    deployed_at: datetime
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    id: str
+    definition_id: int
+    business_key: str | None
+    status: str
+    state: str
+    version: int
+
+
+def _join_groups(values: Iterable[str]) -> str:
+    values = [v for v in values if v]
+    return ("," + ",".join(values) + ",") if values else ""
+
+
+class DefinitionRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def latest(self, key: str) -> DefinitionRow | None:
+        row = self.conn.execute(
+            select(definitions).where(definitions.c.key == key).order_by(definitions.c.version.desc()).limit(1)
+        ).first()
+        return DefinitionRow(**{k: row._mapping[k] for k in DefinitionRow.__annotations__}) if row else None
+
+    def get(self, definition_id: int) -> DefinitionRow:
+        row = self.conn.execute(select(definitions).where(definitions.c.id == definition_id)).first()
+        if row is None:
+            raise NotFound("流程定义不存在", code="definition_not_found", definition_id=definition_id)
+        return DefinitionRow(**{k: row._mapping[k] for k in DefinitionRow.__annotations__})
+
+    def find(self, key: str, version: int | None = None) -> DefinitionRow:
+        if version is None:
+            found = self.latest(key)
+        else:
+            row = self.conn.execute(
+                select(definitions).where(definitions.c.key == key, definitions.c.version == version)
+            ).first()
+            found = DefinitionRow(**{k: row._mapping[k] for k in DefinitionRow.__annotations__}) if row else None
+        if found is None:
+            raise NotFound(f"流程 {key} 尚未部署", code="definition_not_found", key=key, version=version)
+        return found
+
+    def insert(self, **values: Any) -> int:
+        return int(self.conn.execute(insert(definitions).values(**values)).inserted_primary_key[0])
+
+    def list(self) -> list[dict[str, Any]]:
+        cols = [c for c in definitions.c if c.name not in ("bpmn", "spec_json")]
+        rows = self.conn.execute(select(*cols).order_by(definitions.c.key, definitions.c.version)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def bpmn(self, definition_id: int) -> str:
+        text = self.conn.execute(select(definitions.c.bpmn).where(definitions.c.id == definition_id)).scalar()
+        if text is None:
+            raise NotFound("流程定义不存在", code="definition_not_found", definition_id=definition_id)
+        return str(text)
+
+
+class InstanceRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert(self, row: InstanceRow, now: datetime) -> None:
+        self.conn.execute(
+            insert(instances).values(
+                id=row.id,
+                definition_id=row.definition_id,
+                business_key=row.business_key,
+                status=row.status,
+                state=row.state,
+                version=row.version,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    def get(self, instance_id: str) -> InstanceRow:
+        row = self.conn.execute(
+            select(
+                instances.c.id,
+                instances.c.definition_id,
+                instances.c.business_key,
+                instances.c.status,
+                instances.c.state,
+                instances.c.version,
+            ).where(instances.c.id == instance_id)
+        ).first()
+        if row is None:
+            raise NotFound("流程实例不存在", code="instance_not_found", instance_id=instance_id)
+        return InstanceRow(*row)
+
+    def by_business_key(self, business_key: str) -> InstanceRow:
+        row = self.conn.execute(
+            select(instances.c.id).where(instances.c.business_key == business_key).limit(1)
+        ).first()
+        if row is None:
+            raise NotFound("业务编号无对应流程实例", code="instance_not_found", business_key=business_key)
+        return self.get(row[0])
+
+    def save(self, instance_id: str, state: str, status: str, expected_version: int, now: datetime) -> int:
+        """Write the new state if nobody else did since ``expected_version``; return the new version."""
+        result = self.conn.execute(
+            update(instances)
+            .where(instances.c.id == instance_id, instances.c.version == expected_version)
+            .values(state=state, status=status, version=expected_version + 1, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise Conflict(
+                "流程实例已被他人修改，请刷新后重试",
+                code="version_conflict",
+                instance_id=instance_id,
+                expected_version=expected_version,
+            )
+        return expected_version + 1
+
+
+class TaskRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def for_complete(self, task_id: str) -> tuple[str, str]:
+        """(instance id, projection state) of a task."""
+        row = self.conn.execute(select(tasks.c.instance_id, tasks.c.state).where(tasks.c.id == task_id)).first()
+        if row is None:
+            raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
+        return row[0], row[1]
+
+    def insert_ready(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(tasks), list(rows))
+
+    def close(self, task_ids: Sequence[str], state: str, now: datetime, actor: str | None) -> None:
+        if task_ids:
+            self.conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(list(task_ids)), tasks.c.state == "ready")
+                .values(state=state, completed_at=now, completed_by=actor)
+            )
+
+    def close_all(self, instance_id: str, state: str, now: datetime, actor: str | None) -> None:
+        self.conn.execute(
+            update(tasks)
+            .where(tasks.c.instance_id == instance_id, tasks.c.state == "ready")
+            .values(state=state, completed_at=now, completed_by=actor)
+        )
+
+    def get(self, task_id: str) -> dict[str, Any]:
+        row = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+        if row is None:
+            raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
+        return dict(row._mapping)
+
+    def inbox(self, groups: Sequence[str], user: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        conds = [tasks.c.candidate_groups.like(f"%,{g},%") for g in groups]
+        if user:
+            conds.append(tasks.c.assignee == user)
+            conds.append(tasks.c.candidate_users.like(f"%,{user},%"))
+        query = select(tasks).where(tasks.c.state == "ready")
+        if conds:
+            query = query.where(or_(*conds))
+        rows = self.conn.execute(query.order_by(tasks.c.due_at, tasks.c.created_at).limit(limit)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def of_instance(self, instance_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(tasks).where(tasks.c.instance_id == instance_id).order_by(tasks.c.created_at, tasks.c.id)
+        ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def claim(self, task_id: str, user: str) -> None:
+        result = self.conn.execute(
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.state == "ready", tasks.c.assignee.is_(None))
+            .values(assignee=user)
+        )
+        if result.rowcount != 1:
+            raise Conflict("任务已被认领或已办结", code="task_not_claimable", task_id=task_id)
+
+
+class TimerRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(timers), list(rows))
+
+    def drop(self, instance_id: str, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            self.conn.execute(
+                delete(timers).where(
+                    timers.c.instance_id == instance_id,
+                    timers.c.task_id.in_(list(task_ids)),
+                    timers.c.fired_at.is_(None),
+                )
+            )
+
+    def claim_due(self, now: datetime, limit: int, skip_locked: bool) -> list[tuple[int, str]]:
+        """Lock up to ``limit`` due, unfired timers; other workers skip the locked rows."""
+        query = (
+            select(timers.c.id, timers.c.instance_id)
+            .where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
+            .order_by(timers.c.due_at)
+            .limit(limit)
+        )
+        if skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        return [(int(r[0]), str(r[1])) for r in self.conn.execute(query).all()]
+
+    def mark_fired(self, timer_ids: Sequence[int], now: datetime, worker: str) -> None:
+        if timer_ids:
+            self.conn.execute(
+                update(timers)
+                .where(timers.c.id.in_(list(timer_ids)), timers.c.fired_at.is_(None))
+                .values(fired_at=now, fired_by=worker)
+            )
+
+    def fired_for(self, instance_id: str, task_ids: Sequence[str], now: datetime, worker: str) -> None:
+        if task_ids:
+            self.conn.execute(
+                update(timers)
+                .where(
+                    timers.c.instance_id == instance_id,
+                    timers.c.task_id.in_(list(task_ids)),
+                    timers.c.fired_at.is_(None),
+                )
+                .values(fired_at=now, fired_by=worker)
+            )
+
+    def pending(self, instance_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(timers).where(timers.c.instance_id == instance_id, timers.c.fired_at.is_(None))
+        ).all()
+        return [dict(r._mapping) for r in rows]
+
+
+class MessageRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def buffer(self, instance_id: str, name: str, payload: dict[str, Any], now: datetime) -> int:
+        result = self.conn.execute(
+            insert(messages).values(instance_id=instance_id, name=name, payload=payload, received_at=now)
+        )
+        return int(result.inserted_primary_key[0])
+
+    def waiting(self, instance_id: str, names: Sequence[str]) -> list[tuple[int, str, dict[str, Any]]]:
+        if not names:
+            return []
+        rows = self.conn.execute(
+            select(messages.c.id, messages.c.name, messages.c.payload)
+            .where(
+                messages.c.instance_id == instance_id,
+                messages.c.name.in_(list(names)),
+                messages.c.delivered_at.is_(None),
+            )
+            .order_by(messages.c.id)
+        ).all()
+        return [(int(r[0]), str(r[1]), dict(r[2])) for r in rows]
+
+    def delivered(self, message_id: int, now: datetime) -> None:
+        self.conn.execute(update(messages).where(messages.c.id == message_id).values(delivered_at=now))
+
+    def count_pending(self, instance_id: str) -> int:
+        return int(
+            self.conn.execute(
+                select(func.count())
+                .select_from(messages)
+                .where(and_(messages.c.instance_id == instance_id, messages.c.delivered_at.is_(None)))
+            ).scalar_one()
+        )
+
+
+class AuditRepository:
+    """Append-only: this class has no update or delete, and PostgreSQL refuses them by trigger."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(audit_log), list(rows))
+
+    def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(audit_log).where(audit_log.c.instance_id == instance_id).order_by(audit_log.c.id)
+        ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def for_business_key(self, business_key: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(audit_log).where(audit_log.c.business_key == business_key).order_by(audit_log.c.id)
+        ).all()
+        return [dict(r._mapping) for r in rows]

@@ -1,0 +1,233 @@
+"""SQLAlchemy Core tables of the engine (the schema Alembic migrates).
+
+The serialized workflow in ``instances.state`` is the truth for execution; ``tasks``, ``timers`` and
+``messages`` are projections written in the same transaction. ``audit_log`` is append-only.
+State is stored as text (not JSON/JSONB): PostgreSQL spends less CPU on it and we never query into it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# BIGINT on PostgreSQL, INTEGER (rowid alias, autoincrement) on SQLite.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _ts(name: str, nullable: bool = True, index: bool = False) -> Column:
+    return Column(name, DateTime(timezone=True), nullable=nullable, index=index)
+
+
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(400)),
+    Column("filename", String(400)),
+    Column("bpmn", Text, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("spec_json", Text, nullable=False),
+    Column("deployed_by", String(200), nullable=False),
+    _ts("deployed_at", nullable=False),
+    UniqueConstraint("key", "version", name="uq_definitions_key_version"),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("definition_id", BigId, ForeignKey("definitions.id"), nullable=False, index=True),
+    Column("business_key", String(64), index=True),
+    Column("status", String(20), nullable=False),  # running | completed | cancelled
+    Column("state", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("instance_id", String(36), ForeignKey("instances.id"), nullable=False, index=True),
+    Column("business_key", String(64)),
+    Column("element_id", String(200), nullable=False),
+    Column("name", String(400)),
+    Column("candidate_groups", String(1000), nullable=False, default=""),  # ",market,window," for LIKE
+    Column("candidate_users", String(1000), nullable=False, default=""),
+    Column("assignee", String(200)),
+    Column("state", String(20), nullable=False),  # ready | completed | cancelled
+    Column("form_key", String(200)),
+    Column("mi_index", Integer),
+    _ts("created_at", nullable=False),
+    _ts("completed_at"),
+    Column("completed_by", String(200)),
+    _ts("due_at"),
+    Column("deadline_days", Integer),
+    Column("deadline_hours", Integer),
+    Column("warn_ratio", String(10)),
+    Column("clock", String(20)),
+    Column("suspends_case_clock", Boolean, nullable=False, default=False),
+    _ts("escalated_at"),
+    Index("ix_tasks_state_groups", "state", "candidate_groups"),
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("instance_id", String(36), ForeignKey("instances.id"), nullable=False, index=True),
+    Column("task_id", String(36), nullable=False),
+    Column("element_id", String(200), nullable=False),
+    _ts("due_at", nullable=False),
+    _ts("fired_at"),
+    Column("fired_by", String(200)),
+    Index("ix_timers_due", "fired_at", "due_at"),
+    UniqueConstraint("instance_id", "task_id", name="uq_timers_instance_task"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("instance_id", String(36), ForeignKey("instances.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    _ts("received_at", nullable=False),
+    _ts("delivered_at"),
+    Index("ix_messages_pending", "instance_id", "name", "delivered_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _ts("at", nullable=False, index=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("instance_id", String(36), index=True),
+    Column("business_key", String(64), index=True),
+    Column("task_id", String(36)),
+    Column("element_id", String(200)),
+    Column("detail", JSON),
+)
+
+worker_leases = Table(
+    "worker_leases",
+    metadata,
+    Column("job", String(60), primary_key=True),
+    _ts("last_run_at"),
+    Column("last_worker", String(200)),
+)
+
+# ------------------------------------------------------------------ cases (办件), clocks, calendar
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(20), primary_key=True),  # the case number, e.g. 250930-0047-3
+    Column("flow", String(40), nullable=False),  # single_window | joint_approval | tolerant_acceptance
+    Column("items", JSON, nullable=False),  # item codes
+    Column("department", String(40), nullable=False),  # the (lead) department
+    Column("applicant_kind", String(20), nullable=False),  # person | organisation
+    Column("applicant_id", String(18), nullable=False, index=True),
+    Column("applicant_name", String(200), nullable=False),
+    Column("contact_phone", String(40)),
+    Column("channel", String(20), nullable=False),  # online | counter
+    Column("visits", Integer, nullable=False, default=0),
+    Column("priority", String(20), nullable=False, default="normal"),  # normal | green
+    Column("status", String(30), nullable=False, index=True),
+    Column("status_reason", Text),
+    Column("instance_id", String(36), index=True),
+    Column("form_data", JSON),
+    Column("autofill", JSON),  # provenance of pre-filled fields
+    Column("licence_ids", JSON),
+    _ts("submitted_at", nullable=False, index=True),
+    _ts("accepted_at"),
+    _ts("decided_at"),
+    _ts("closed_at"),
+    Column("rating", Integer),
+    Column("rating_comment", Text),
+    _ts("rated_at"),
+)
+
+case_materials = Table(
+    "case_materials",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", String(20), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("item_code", String(20), nullable=False),
+    Column("code", String(60), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("key", Boolean, nullable=False),
+    # provided | satisfied_by_licence | missing_tolerated | missing | supplied | rejected
+    Column("state", String(30), nullable=False),
+    Column("licence_id", String(64)),
+    Column("note", Text),
+    _ts("updated_at", nullable=False),
+    UniqueConstraint("case_id", "item_code", "code", name="uq_case_materials_case_item_code"),
+)
+
+case_clocks = Table(
+    "case_clocks",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", String(20), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("task_id", String(36)),  # set for task clocks
+    Column("kind", String(20), nullable=False),  # legal | promised | task
+    Column("clock", JSON, nullable=False),  # engine.clocks.Clock.to_dict()
+    _ts("due_at"),  # current deadline (moves with pauses), for the worker's query
+    _ts("warn_at"),  # when the clock turns yellow, for the worker's query
+    _ts("stopped_at"),
+    _ts("yellow_at"),  # when the worker raised the yellow card
+    _ts("red_at"),  # when the worker raised the red card and escalated
+    Index("ix_case_clocks_open", "stopped_at", "warn_at"),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("case_id", String(20), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("clock_id", BigId, ForeignKey("case_clocks.id"), nullable=False),
+    Column("task_id", String(36)),
+    Column("level", String(10), nullable=False),  # yellow | red
+    _ts("raised_at", nullable=False),
+    Column("raised_by", String(200), nullable=False),
+    Column("note", Text),
+    UniqueConstraint("clock_id", "level", name="uq_escalations_clock_level"),
+)
+
+calendar_overrides = Table(
+    "calendar_overrides",
+    metadata,
+    Column("day", String(10), primary_key=True),  # ISO date
+    Column("working", Boolean, nullable=False),
+    Column("note", Text),
+    Column("set_by", String(200), nullable=False),
+    _ts("set_at", nullable=False),
+)

@@ -1,0 +1,483 @@
+"""The engine's service layer: deploy, start, complete, correlate, fire timers, cancel.
+
+Every command is one transaction: load the instance with its version, run SpiffWorkflow (through the
+workflow adapter), write the new state with an optimistic version check, the task/timer projections
+and the audit events, commit. Each public command has an ``*_in(conn, ...)`` form so that a higher
+service (cases) can compose it with its own writes inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from engine.errors import Conflict, InvalidInput
+from engine.persistence.database import is_postgres, unit_of_work
+from engine.persistence.repositories import (
+    AuditRepository,
+    DefinitionRepository,
+    InstanceRepository,
+    InstanceRow,
+    MessageRepository,
+    TaskRepository,
+    TimerRepository,
+)
+from engine.workflow import Definition, ReadyTask, Runtime, load_definitions
+from engine.workflow.api import TaskMeta
+
+log = logging.getLogger("onewindow.engine")
+
+Clock = Callable[[], datetime]
+MAX_RETRIES = 8
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    definition_id: int
+    key: str
+    version: int
+    checksum: str
+    created: bool  # False when the same BPMN was already the latest version
+
+
+@dataclass
+class StepContext:
+    """What one command did to one instance; handed to observers inside the transaction."""
+
+    conn: Connection
+    instance_id: str
+    business_key: str | None
+    definition_key: str
+    runtime: Runtime
+    now: datetime
+    actor: str
+    action: str
+    data_before: dict[str, Any]
+    opened: list[ReadyTask] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # every task that left the ready state
+    ready_after: list[ReadyTask] = field(default_factory=list)
+    fired_timers: list[str] = field(default_factory=list)
+
+    @property
+    def suspending_open(self) -> bool:
+        """Whether a task that suspends the case clock (waiting on the applicant) is open after the step."""
+        return any(t.meta.suspends_case_clock for t in self.ready_after)
+
+
+StepObserver = Callable[[StepContext], None]
+DueCalculator = Callable[[TaskMeta, datetime], datetime | None]
+
+
+def default_due(meta: TaskMeta, created: datetime) -> datetime | None:
+    """Task deadline from the model: working days on the Chinese calendar, or plain hours."""
+    if meta.deadline_hours:
+        return created + timedelta(hours=float(meta.deadline_hours))
+    if meta.deadline_days:
+        from engine.clocks import Clock as DeadlineClock
+        from engine.calendar import default_calendar
+
+        clock = DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days))
+        return clock.due_at(default_calendar())
+    return None
+
+
+def _resolve(template: str, data: dict[str, Any]) -> str:
+    """``${name}`` in an assignment attribute takes the value of ``name`` in the task data."""
+    if template.startswith("${") and template.endswith("}"):
+        value = data.get(template[2:-1].strip())
+        return "" if value is None else str(value)
+    return template
+
+
+class WorkflowService:
+    """Commands over persisted workflow instances."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = utcnow,
+        observers: Sequence[StepObserver] = (),
+        due: DueCalculator = default_due,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.observers: list[StepObserver] = list(observers)
+        self.due = due
+        self._definitions: dict[int, tuple[str, Definition]] = {}
+        self._lock = threading.Lock()
+        self._skip_locked = is_postgres(engine)
+
+    # ---------------------------------------------------------------- definitions
+    def deploy(self, bpmn: bytes, filename: str, actor: str) -> list[Deployed]:
+        with unit_of_work(self.engine) as conn:
+            return self.deploy_in(conn, bpmn, filename, actor)
+
+    def deploy_in(self, conn: Connection, bpmn: bytes, filename: str, actor: str) -> list[Deployed]:
+        """Validate (safe parse, per-element rules, sandbox check of every expression) and store a new version
+        of every executable process in the document. Nothing is stored if anything is wrong."""
+        parsed = load_definitions(bpmn, filename)  # raises UnsafeDocument / InvalidModel / UnsafeExpression
+        checksum = hashlib.sha256(bpmn).hexdigest()
+        repo = DefinitionRepository(conn)
+        now = self.clock()
+        out: list[Deployed] = []
+        for key, definition in parsed.items():
+            latest = repo.latest(key)
+            if latest is not None and latest.checksum == checksum:
+                out.append(Deployed(latest.id, key, latest.version, checksum, created=False))
+                continue
+            version = (latest.version + 1) if latest else 1
+            definition_id = repo.insert(
+                key=key,
+                version=version,
+                name=definition.name,
+                filename=filename,
+                bpmn=bpmn.decode("utf-8"),
+                checksum=checksum,
+                spec_json=definition.spec_json(),
+                deployed_by=actor,
+                deployed_at=now,
+            )
+            AuditRepository(conn).append(
+                [self._audit(now, actor, "deploy", detail={"key": key, "version": version, "filename": filename})]
+            )
+            out.append(Deployed(definition_id, key, version, checksum, created=True))
+        return out
+
+    def definition(self, conn: Connection, definition_id: int) -> tuple[str, Definition]:
+        """The parsed spec of a deployed version, rebuilt once per process and cached."""
+        cached = self._definitions.get(definition_id)
+        if cached is None:
+            row = DefinitionRepository(conn).get(definition_id)
+            cached = (row.key, Definition.from_spec_json(row.spec_json))
+            with self._lock:
+                self._definitions[definition_id] = cached
+        return cached
+
+    # ---------------------------------------------------------------- instance commands
+    def start(
+        self,
+        key: str,
+        data: dict[str, Any],
+        actor: str,
+        *,
+        business_key: str | None = None,
+        version: int | None = None,
+    ) -> str:
+        with unit_of_work(self.engine) as conn:
+            return self.start_in(conn, key, data, actor, business_key=business_key, version=version)
+
+    def start_in(
+        self,
+        conn: Connection,
+        key: str,
+        data: dict[str, Any],
+        actor: str,
+        *,
+        business_key: str | None = None,
+        version: int | None = None,
+    ) -> str:
+        row = DefinitionRepository(conn).find(key, version)
+        _, definition = self.definition(conn, row.id)
+        now = self.clock()
+        runtime = Runtime.start(definition, dict(data), now)
+        instance_id = str(uuid.uuid4())
+        InstanceRepository(conn).insert(
+            InstanceRow(instance_id, row.id, business_key, "running", "{}", 0), now
+        )
+        ctx = StepContext(conn, instance_id, business_key, key, runtime, now, actor, "start", {})
+        self._persist(ctx, before_ready={}, before_timers=set(), version=0, detail={"key": key, "version": row.version})
+        return instance_id
+
+    def complete_task(
+        self, task_id: str, data: dict[str, Any], actor: str, *, expected_state: str = "ready"
+    ) -> str:
+        """Complete a ready task. A lost race on the instance version is retried while the task is still
+        ready (sibling parallel tasks both succeed); a task someone else completed is a Conflict."""
+        for attempt in range(MAX_RETRIES):
+            try:
+                with unit_of_work(self.engine) as conn:
+                    return self.complete_task_in(conn, task_id, data, actor, expected_state=expected_state)
+            except Conflict as exc:
+                if exc.code != "version_conflict" or attempt == MAX_RETRIES - 1:
+                    raise
+                log.debug("retrying complete of %s after version conflict", task_id)
+        raise AssertionError("unreachable")
+
+    def complete_task_in(
+        self,
+        conn: Connection,
+        task_id: str,
+        data: dict[str, Any],
+        actor: str,
+        *,
+        expected_state: str = "ready",
+    ) -> str:
+        if not isinstance(data, dict):
+            raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task_id)
+        instance_id, state = TaskRepository(conn).for_complete(task_id)
+        if state != expected_state:
+            raise Conflict(
+                f"任务当前状态为 {state}，不是 {expected_state}",
+                code="task_not_ready",
+                task_id=task_id,
+                state=state,
+            )
+        ctx, before_ready, before_timers, version = self._load(conn, instance_id, actor, "complete")
+        if task_id not in before_ready:
+            raise Conflict("任务已不在待办状态", code="task_not_ready", task_id=task_id)
+        ctx.runtime.complete(task_id, dict(data), ctx.now)
+        self._persist(
+            ctx,
+            before_ready,
+            before_timers,
+            version,
+            task_id=task_id,
+            element_id=before_ready[task_id].element_id,
+            detail={"data": data},
+        )
+        return instance_id
+
+    def correlate_message(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        actor: str,
+        *,
+        instance_id: str | None = None,
+        business_key: str | None = None,
+    ) -> bool:
+        """Deliver a message to the instance; keep it in the buffer when no catch event waits yet.
+        Returns True when delivered now."""
+        for attempt in range(MAX_RETRIES):
+            try:
+                with unit_of_work(self.engine) as conn:
+                    return self.correlate_message_in(
+                        conn, name, payload, actor, instance_id=instance_id, business_key=business_key
+                    )
+            except Conflict as exc:
+                if exc.code != "version_conflict" or attempt == MAX_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def correlate_message_in(
+        self,
+        conn: Connection,
+        name: str,
+        payload: dict[str, Any],
+        actor: str,
+        *,
+        instance_id: str | None = None,
+        business_key: str | None = None,
+    ) -> bool:
+        repo = InstanceRepository(conn)
+        if instance_id is None:
+            if business_key is None:
+                raise InvalidInput("消息必须指定实例或业务编号", code="message_without_target")
+            instance_id = repo.by_business_key(business_key).id
+        ctx, before_ready, before_timers, version = self._load(conn, instance_id, actor, "message")
+        MessageRepository(conn).buffer(instance_id, name, dict(payload), ctx.now)
+        delivered_before = self._deliver_buffered(ctx)
+        self._persist(ctx, before_ready, before_timers, version, detail={"message": name, "delivered": bool(delivered_before)})
+        return bool(delivered_before)
+
+    def fire_due_timers(self, worker: str = "worker", limit: int = 100) -> int:
+        """Fire every due timer once (several workers may run this at once); returns how many fired."""
+        fired = 0
+        seen: set[int] = set()
+        while fired < limit:
+            try:
+                with unit_of_work(self.engine) as conn:
+                    now = self.clock()
+                    claimed = TimerRepository(conn).claim_due(now, 1, self._skip_locked)
+                    if not claimed or claimed[0][0] in seen:
+                        return fired
+                    timer_id, instance_id = claimed[0]
+                    seen.add(timer_id)
+                    if InstanceRepository(conn).get(instance_id).status == "running":
+                        fired += self._fire_in(conn, instance_id, worker)
+                    TimerRepository(conn).mark_fired([timer_id], now, worker)
+            except Conflict:
+                log.info("timer of a busy instance left for the next round")
+        return fired
+
+    def _fire_in(self, conn: Connection, instance_id: str, worker: str) -> int:
+        ctx, before_ready, before_timers, version = self._load(conn, instance_id, worker, "timer")
+        fired = ctx.runtime.fire_due_timers(ctx.now)
+        ctx.fired_timers = fired
+        self._persist(ctx, before_ready, before_timers, version, detail={"fired": fired})
+        return len(fired)
+
+    def cancel(self, instance_id: str, actor: str, reason: str) -> None:
+        with unit_of_work(self.engine) as conn:
+            self.cancel_in(conn, instance_id, actor, reason)
+
+    def cancel_in(self, conn: Connection, instance_id: str, actor: str, reason: str) -> None:
+        if not reason.strip():
+            raise InvalidInput("撤销必须说明理由", code="reason_required", field="reason")
+        ctx, before_ready, before_timers, version = self._load(conn, instance_id, actor, "cancel")
+        ctx.runtime.cancel()
+        self._persist(ctx, before_ready, before_timers, version, detail={"reason": reason}, status="cancelled")
+
+    # ---------------------------------------------------------------- internals
+    def _load(
+        self, conn: Connection, instance_id: str, actor: str, action: str
+    ) -> tuple[StepContext, dict[str, ReadyTask], set[str], int]:
+        row = InstanceRepository(conn).get(instance_id)
+        if row.status != "running":
+            raise Conflict(
+                f"流程实例已{ {'completed': '结束', 'cancelled': '撤销'}.get(row.status, row.status) }",
+                code="instance_not_running",
+                instance_id=instance_id,
+                status=row.status,
+            )
+        key, definition = self.definition(conn, row.definition_id)
+        now = self.clock()
+        runtime = Runtime.restore(definition, row.state, now)
+        before_ready = {t.task_id: t for t in runtime.ready_tasks()}
+        before_timers = {t.task_id for t in runtime.pending_timers()}
+        ctx = StepContext(conn, instance_id, row.business_key, key, runtime, now, actor, action, dict(runtime.data))
+        return ctx, before_ready, before_timers, row.version
+
+    def _deliver_buffered(self, ctx: StepContext) -> int:
+        """Hand buffered messages to catch events that now wait for them."""
+        repo = MessageRepository(ctx.conn)
+        delivered = 0
+        for _ in range(20):
+            names = sorted({m.message_name for m in ctx.runtime.pending_messages()})
+            progress = False
+            for message_id, name, payload in repo.waiting(ctx.instance_id, names):
+                if ctx.runtime.deliver_message(name, payload, ctx.now):
+                    repo.delivered(message_id, ctx.now)
+                    delivered += 1
+                    progress = True
+                    break
+            if not progress:
+                break
+        return delivered
+
+    def _persist(
+        self,
+        ctx: StepContext,
+        before_ready: dict[str, ReadyTask],
+        before_timers: set[str],
+        version: int,
+        *,
+        task_id: str | None = None,
+        element_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+        status: str | None = None,
+    ) -> None:
+        conn, rt, now = ctx.conn, ctx.runtime, ctx.now
+        if ctx.action != "message":
+            self._deliver_buffered(ctx)
+        final = status or ("completed" if rt.completed else "running")
+        # The version check comes first: a lost race fails here, before any projection row is touched.
+        InstanceRepository(conn).save(ctx.instance_id, rt.dump(), final, version, now)
+        after_ready = {t.task_id: t for t in rt.ready_tasks()}
+        opened = [t for tid, t in after_ready.items() if tid not in before_ready]
+        gone = [tid for tid in before_ready if tid not in after_ready]
+        tasks = TaskRepository(conn)
+        if gone:
+            done_by_actor = [tid for tid in gone if tid == task_id]
+            others = [tid for tid in gone if tid != task_id]
+            tasks.close(done_by_actor, "completed", now, ctx.actor)
+            completed = [tid for tid in others if rt.task_state(tid) == "COMPLETED"]
+            tasks.close(completed, "completed", now, None)
+            tasks.close([tid for tid in others if tid not in completed], "cancelled", now, None)
+        tasks.insert_ready([self._task_row(ctx, t) for t in opened])
+        ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
+        after_timers = {t.task_id: t for t in rt.pending_timers()}
+        timer_repo = TimerRepository(conn)
+        left = [tid for tid in before_timers if tid not in after_timers]
+        fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]
+        timer_repo.fired_for(ctx.instance_id, fired, now, ctx.actor)
+        timer_repo.drop(ctx.instance_id, [tid for tid in left if tid not in fired])
+        timer_repo.add(
+            [
+                {"instance_id": ctx.instance_id, "task_id": tid, "element_id": t.element_id, "due_at": t.due_at}
+                for tid, t in after_timers.items()
+                if tid not in before_timers
+            ]
+        )
+        if final != "running":
+            tasks.close_all(ctx.instance_id, "cancelled", now, None)
+        audit = [
+            self._audit(
+                now,
+                ctx.actor,
+                ctx.action,
+                ctx.instance_id,
+                ctx.business_key,
+                task_id=task_id,
+                element_id=element_id,
+                detail=detail,
+            )
+        ]
+        if final != "running":
+            audit.append(self._audit(now, ctx.actor, final, ctx.instance_id, ctx.business_key))
+        AuditRepository(conn).append(audit)
+        for observer in self.observers:
+            observer(ctx)
+
+    def _task_row(self, ctx: StepContext, task: ReadyTask) -> dict[str, Any]:
+        meta = task.meta
+        scope = {**ctx.runtime.data, **task.data}
+        groups = [_resolve(g, scope) for g in meta.candidate_groups] or ([meta.lane] if meta.lane else [])
+        return {
+            "id": task.task_id,
+            "instance_id": ctx.instance_id,
+            "business_key": ctx.business_key,
+            "element_id": task.element_id,
+            "name": task.name,
+            "candidate_groups": ",".join([""] + [g for g in groups if g] + [""]) if groups else "",
+            "candidate_users": ",".join([""] + [_resolve(u, scope) for u in meta.candidate_users] + [""])
+            if meta.candidate_users
+            else "",
+            "assignee": _resolve(meta.assignee, scope) or None if meta.assignee else None,
+            "state": "ready",
+            "form_key": meta.form_key,
+            "mi_index": task.multi_instance_index,
+            "created_at": ctx.now,
+            "due_at": self.due(meta, ctx.now),
+            "deadline_days": int(meta.deadline_days) if meta.deadline_days else None,
+            "deadline_hours": int(meta.deadline_hours) if meta.deadline_hours else None,
+            "warn_ratio": str(meta.warn_ratio) if meta.warn_ratio is not None else None,
+            "clock": meta.clock,
+            "suspends_case_clock": meta.suspends_case_clock,
+        }
+
+    @staticmethod
+    def _audit(
+        now: datetime,
+        actor: str,
+        action: str,
+        instance_id: str | None = None,
+        business_key: str | None = None,
+        *,
+        task_id: str | None = None,
+        element_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "at": now,
+            "actor": actor,
+            "action": action,
+            "instance_id": instance_id,
+            "business_key": business_key,
+            "task_id": task_id,
+            "element_id": element_id,
+            "detail": detail,
+        }

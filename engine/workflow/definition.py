@@ -1,0 +1,134 @@
+"""Deployable process definitions: load (validate + sandbox-check) a document, serialize its specs once.
+
+``load_definitions`` refuses a document whose executable processes have any problem, naming the
+element; a model containing an expression the sandbox forbids raises ``UnsafeExpression`` with the
+element id. A ``Definition`` holds the SpiffWorkflow spec objects and the ``TaskMeta`` of its user
+tasks; ``spec_json`` is what the service layer stores once per deployed version and
+``from_spec_json`` rebuilds the objects without touching XML (cache the result per version).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+
+from engine.errors import InvalidModel, UnsafeExpression
+
+from .api import TaskMeta
+from .parser import meta_from_dict, meta_to_dict
+from .serializer import specs_from_dict, specs_to_dict
+from .validator import compile_document
+
+SPEC_FORMAT = 1
+
+
+def _all_task_specs(spec: Any, subprocess_specs: dict[str, Any]) -> list[Any]:
+    specs = list(spec.task_specs.values())
+    for sub in subprocess_specs.values():
+        specs.extend(sub.task_specs.values())
+    return specs
+
+
+def _collect_meta(spec: Any, subprocess_specs: dict[str, Any]) -> dict[str, TaskMeta]:
+    metas: dict[str, TaskMeta] = {}
+    for task_spec in _all_task_specs(spec, subprocess_specs):
+        extensions = getattr(task_spec, "extensions", None) or {}
+        if "ow_task_meta" in extensions:
+            meta = meta_from_dict(extensions["ow_task_meta"])
+            metas[meta.element_id] = meta
+    return metas
+
+
+def _message_names(spec: Any, subprocess_specs: dict[str, Any]) -> tuple[str, ...]:
+    names: set[str] = set()
+
+    def visit(definition: Any) -> None:
+        if isinstance(definition, MessageEventDefinition) and definition.name:
+            names.add(definition.name)
+        elif isinstance(definition, MultipleEventDefinition):
+            for inner in definition.event_definitions:
+                visit(inner)
+
+    for task_spec in _all_task_specs(spec, subprocess_specs):
+        visit(getattr(task_spec, "event_definition", None))
+    return tuple(sorted(names))
+
+
+class Definition:
+    """One executable process (with the specs of its subprocesses and called processes)."""
+
+    def __init__(
+        self,
+        spec: Any,
+        subprocess_specs: dict[str, Any],
+        task_meta: dict[str, TaskMeta] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.subprocess_specs = dict(subprocess_specs)
+        self.process_id: str = spec.name
+        self.name: str | None = spec.description if spec.description != spec.name else None
+        self.task_meta: dict[str, TaskMeta] = (
+            dict(task_meta) if task_meta is not None else _collect_meta(spec, subprocess_specs)
+        )
+        self.message_names: tuple[str, ...] = _message_names(spec, subprocess_specs)
+
+    def __repr__(self) -> str:
+        return f"Definition({self.process_id!r})"
+
+    def spec_json(self) -> str:
+        body = specs_to_dict(self.spec, self.subprocess_specs)
+        body.update(
+            {
+                "format": SPEC_FORMAT,
+                "process_id": self.process_id,
+                "name": self.name,
+                "task_meta": {key: meta_to_dict(meta) for key, meta in self.task_meta.items()},
+            }
+        )
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_spec_json(cls, text: str) -> Definition:
+        body = json.loads(text)
+        if body.get("format") != SPEC_FORMAT:
+            raise ValueError(f"unsupported spec format {body.get('format')!r}")
+        spec, subprocess_specs = specs_from_dict(body)
+        metas = {key: meta_from_dict(value) for key, value in body.get("task_meta", {}).items()}
+        definition = cls(spec, subprocess_specs, metas)
+        definition.name = body.get("name")
+        return definition
+
+
+def load_definitions(data: bytes, filename: str = "<upload>") -> dict[str, Definition]:
+    """Parse, validate and sandbox-check a document; return its executable processes by id."""
+    compiled = compile_document(data, filename)
+    report = compiled.report
+    if compiled.unsafe:
+        first = compiled.unsafe[0]
+        raise UnsafeExpression(
+            f"模型包含不安全的表达式：{first['message']}",
+            element_id=first["element_id"],
+            line=first["line"],
+            filename=filename,
+            problems=list(compiled.unsafe),
+        )
+    executable = [p for p in report.processes if p.problems == () or p.problems[0]["code"] != "not_executable"]
+    problems = list(report.document_problems)
+    for process in executable:
+        problems.extend(process.problems)
+    if problems:
+        raise InvalidModel(
+            f"模型不可执行：发现 {len(problems)} 个问题", filename=filename, problems=problems
+        )
+    if not executable or compiled.parser is None:
+        raise InvalidModel("文档中没有可执行的流程", code="no_executable_process", filename=filename, problems=[])
+    parser = compiled.parser
+    definitions: dict[str, Definition] = {}
+    for process in executable:
+        spec = parser.get_spec(process.process_id)
+        subprocess_specs = parser.get_subprocess_specs(process.process_id)
+        definitions[process.process_id] = Definition(spec, subprocess_specs)
+    return definitions

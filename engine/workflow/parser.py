@@ -1,0 +1,195 @@
+"""Our SpiffWorkflow parser: base BPMN plus onewindow's and Camunda's extension attributes.
+
+* ``OwBpmnParser`` only accepts trees from ``engine.workflow.xml.parse_xml``; ``add_bpmn_str``,
+  ``add_bpmn_io`` and ``add_bpmn_file(s)`` route through that hardened parser.
+* Every node parser class is wrapped with ``_OwNodeMixin``: user/manual tasks get their ``TaskMeta``
+  (``ow:`` attributes over ``camunda:`` attributes over the lane name) in ``spec.extensions``; timer
+  definitions become our clock-injected ones; multi-instance tasks accept ``camunda:collection`` /
+  ``camunda:elementVariable`` and use our non-overwriting multi-instance specs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
+from SpiffWorkflow.bpmn.parser.util import full_tag
+
+from engine.errors import Problem
+
+from .api import CAMUNDA_NS, OW_NS, TaskMeta
+from .sandbox import normalize
+from .specs import OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
+from .timers import swap_timer
+from .xml import BPMN_MODEL_NS, parse_xml
+
+USER_TAGS = (full_tag("userTask"), full_tag("manualTask"))
+CLOCKS = ("legal", "promised", "task", "none")
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _attr(node: etree._Element, ns: str, name: str) -> str | None:
+    value = node.get(f"{{{ns}}}{name}")
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta, list[Problem]]:
+    """Read assignment, form and deadline of a user/manual task node (ours first, then Camunda's)."""
+    element_id = node.get("id") or ""
+    line = node.sourceline
+    problems: list[Problem] = []
+
+    def pick(name: str) -> str | None:
+        return _attr(node, OW_NS, name) or _attr(node, CAMUNDA_NS, name)
+
+    def number(name: str, low: float, high: float) -> float | None:
+        raw = _attr(node, OW_NS, name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not (low <= value <= high):
+            problems.append(
+                Problem(element_id, "bad_extension_value", f"扩展属性 ow:{name} 的取值无效：{raw!r}", line)
+            )
+            return None
+        return value
+
+    deadline_days = number("deadlineDays", 0, 3650)
+    deadline_hours = number("deadlineHours", 0, 24 * 3650)
+    warn_ratio = number("warnRatio", 0, 1)
+    due_expression = _attr(node, OW_NS, "dueDate") or _attr(node, CAMUNDA_NS, "dueDate")
+    if warn_ratio is None and (deadline_days or deadline_hours or due_expression):
+        warn_ratio = 0.8
+    clock = (_attr(node, OW_NS, "clock") or "task").lower()
+    if clock not in CLOCKS:
+        problems.append(Problem(element_id, "bad_extension_value", f"扩展属性 ow:clock 的取值无效：{clock!r}", line))
+        clock = "task"
+    suspends_raw = (_attr(node, OW_NS, "suspendsCaseClock") or "false").lower()
+    if suspends_raw not in ("true", "false"):
+        problems.append(
+            Problem(element_id, "bad_extension_value", f"扩展属性 ow:suspendsCaseClock 的取值无效：{suspends_raw!r}", line)
+        )
+    groups = _split(pick("candidateGroups"))
+    users = _split(pick("candidateUsers"))
+    assignee = pick("assignee")
+    if not groups and not users and not assignee and lane:
+        groups = (lane,)
+    meta = TaskMeta(
+        element_id=element_id,
+        name=node.get("name") or element_id,
+        candidate_groups=groups,
+        candidate_users=users,
+        assignee=assignee,
+        form_key=pick("formKey"),
+        deadline_days=deadline_days,
+        deadline_hours=deadline_hours,
+        due_expression=due_expression,
+        warn_ratio=warn_ratio,
+        clock=clock,  # type: ignore[arg-type]
+        suspends_case_clock=suspends_raw == "true",
+        lane=lane,
+    )
+    return meta, problems
+
+
+def meta_to_dict(meta: TaskMeta) -> dict[str, Any]:
+    data = asdict(meta)
+    data["candidate_groups"] = list(meta.candidate_groups)
+    data["candidate_users"] = list(meta.candidate_users)
+    return data
+
+
+def meta_from_dict(data: dict[str, Any]) -> TaskMeta:
+    values = dict(data)
+    values["candidate_groups"] = tuple(values.get("candidate_groups") or ())
+    values["candidate_users"] = tuple(values.get("candidate_users") or ())
+    return TaskMeta(**values)
+
+
+def camunda_collection(node: etree._Element) -> tuple[str | None, str | None]:
+    """``camunda:collection`` (a data name, ``${}`` stripped) and ``camunda:elementVariable``."""
+    collection = _attr(node, CAMUNDA_NS, "collection")
+    return (normalize(collection) if collection else None), _attr(node, CAMUNDA_NS, "elementVariable")
+
+
+class _OwNodeMixin:
+    """Mixed into every SpiffWorkflow node parser class (see ``OwBpmnParser``)."""
+
+    PARALLEL_MI_CLASS = OwParallelMultiInstanceTask
+    SEQUENTIAL_MI_CLASS = OwSequentialMultiInstanceTask
+
+    node: etree._Element
+    lane: str | None
+    task: Any
+    process_parser: Any
+
+    def parse_extensions(self, node: etree._Element | None = None) -> dict[str, Any]:
+        target = self.node if node is None else node
+        if target.tag in USER_TAGS:
+            meta, _ = extract_task_meta(target, self.lane)
+            return {"ow_task_meta": meta_to_dict(meta)}
+        return {}
+
+    def parse_timer_event(self, event: etree._Element) -> Any:
+        return swap_timer(super().parse_timer_event(event))  # type: ignore[misc]
+
+    def _add_multiinstance_task(self, loop_characteristics: etree._Element) -> None:
+        bpmn = f"{{{BPMN_MODEL_NS}}}"
+        has_input = loop_characteristics.find(f"{bpmn}loopDataInputRef") is not None
+        has_cardinality = loop_characteristics.find(f"{bpmn}loopCardinality") is not None
+        collection, element_variable = camunda_collection(loop_characteristics)
+        if collection and not has_input and not has_cardinality:
+            ref = etree.SubElement(loop_characteristics, f"{bpmn}loopDataInputRef")
+            ref.text = collection
+            if element_variable and loop_characteristics.find(f"{bpmn}inputDataItem") is None:
+                etree.SubElement(
+                    loop_characteristics, f"{bpmn}inputDataItem", id=element_variable, name=element_variable
+                )
+        super()._add_multiinstance_task(loop_characteristics)  # type: ignore[misc]
+        results = _attr(loop_characteristics, OW_NS, "resultsVariable")
+        self.task.extensions = {"ow_results": results} if results else {}
+
+
+def _wrap(parser_class: type) -> type:
+    return type(f"Ow{parser_class.__name__}", (_OwNodeMixin, parser_class), {})
+
+
+class OwBpmnParser(BpmnParser):
+    """BpmnParser that builds onewindow's specs; text and files go through the hardened parser.
+
+    ``add_bpmn_xml`` is kept for trees that came from ``parse_xml`` (the only caller is this package).
+    """
+
+    OVERRIDE_PARSER_CLASSES = {
+        tag: (_wrap(parser_class), spec_class) for tag, (parser_class, spec_class) in BpmnParser.PARSER_CLASSES.items()
+    }
+
+    def add_bpmn_str(self, bpmn_str: str | bytes, filename: str | None = None) -> None:
+        self.add_bpmn_xml(parse_xml(bpmn_str, filename or "<string>"), filename)
+
+    def add_bpmn_io(self, file_like_object: Any, filename: str | None = None) -> None:
+        self.add_bpmn_xml(parse_xml(file_like_object.read(), filename or "<io>"), filename)
+
+    def add_bpmn_files(self, filenames: Any) -> None:
+        for filename in filenames:
+            self.add_bpmn_xml(parse_xml(Path(filename).read_bytes(), str(filename)), str(filename))
+
+
+def is_identifier(text: str | None) -> bool:
+    return bool(text) and _IDENT.match(text or "") is not None

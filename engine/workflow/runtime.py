@@ -1,0 +1,243 @@
+"""One live workflow instance: start, restore, complete tasks, fire timers, deliver messages, dump.
+
+Every engine call runs with the caller's ``now`` installed as the engine clock and with the sandboxed
+script engine attached (also right after restore: SpiffWorkflow's serializer drops it). Errors:
+``NotFound`` / ``Conflict`` for task ids, ``UnsafeExpression`` for a sandbox refusal, ``InvalidInput``
+(``expression_failed`` / ``engine_error``) for any other failure while the engine ran. After an error
+the instance object is in an undefined state: discard it and restore from the stored state.
+
+Message correlation is by message name within one instance: ``deliver_message`` hands the payload to
+every catch event / receive task of the instance currently waiting for that name (if the model
+declares correlation properties they are computed from the payload and must match too). It returns
+False when nothing waits; the service layer buffers such messages.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
+
+from .api import PendingMessage, PendingTimer, ReadyTask, TaskMeta
+from .clock import use_clock
+from .definition import Definition
+from .sandbox import SandboxScriptEngine
+from .serializer import dump_instance, restore_instance
+from .specs import branch_index
+from .timers import due_at
+
+T = TypeVar("T")
+
+SCRIPT_ENGINE = SandboxScriptEngine()
+
+
+def _element_id(task: Any) -> str:
+    spec = task.task_spec
+    return getattr(spec, "bpmn_id", None) or spec.name
+
+
+def _definitions(definition: Any) -> list[Any]:
+    if isinstance(definition, MultipleEventDefinition):
+        return [d for inner in definition.event_definitions for d in _definitions(inner)]
+    return [definition] if definition is not None else []
+
+
+class Runtime:
+    """A SpiffWorkflow ``BpmnWorkflow`` behind onewindow's narrow interface."""
+
+    def __init__(self, definition: Definition, workflow: BpmnWorkflow) -> None:
+        self.definition = definition
+        self.workflow = workflow
+        self.workflow.script_engine = SCRIPT_ENGINE
+
+    # ------------------------------------------------------------ lifecycle
+    @classmethod
+    def start(cls, definition: Definition, data: dict[str, Any], now: datetime) -> Runtime:
+        workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
+        runtime = cls(definition, workflow)
+        initial = copy.deepcopy(dict(data or {}))
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(copy.deepcopy(initial))
+        runtime._engine(now, workflow.do_engine_steps)
+        return runtime
+
+    @classmethod
+    def restore(cls, definition: Definition, state: str, now: datetime) -> Runtime:
+        workflow = restore_instance(state, definition.spec, definition.subprocess_specs)
+        return cls(definition, workflow)
+
+    def dump(self) -> str:
+        return dump_instance(self.workflow)
+
+    def cancel(self) -> None:
+        self.workflow.cancel()
+
+    @property
+    def completed(self) -> bool:
+        return bool(self.workflow.completed)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self.workflow.completed:
+            source = self.workflow.data
+        elif self.workflow.last_task is not None:
+            source = self.workflow.last_task.data
+        else:
+            source = self.workflow.task_tree.data
+        return copy.deepcopy({k: v for k, v in source.items() if k != "data_objects"})
+
+    # ------------------------------------------------------------ engine calls
+    def _engine(self, now: datetime, call: Callable[[], T]) -> T:
+        with use_clock(now):
+            try:
+                return call()
+            except OneWindowError:
+                raise
+            except SpiffWorkflowException as err:
+                cause = getattr(err, "exception", None) or err.__cause__
+                if isinstance(cause, OneWindowError):
+                    raise cause from None
+                task = getattr(err, "task", None)
+                raise InvalidInput(
+                    f"流程执行失败：{err}",
+                    code="expression_failed" if cause is not None else "engine_error",
+                    element_id=_element_id(task) if task is not None else None,
+                    task_id=str(task.id) if task is not None else None,
+                ) from err
+
+    def _task(self, task_id: str) -> Any:
+        try:
+            uuid = UUID(str(task_id))
+        except ValueError:
+            raise NotFound(f"任务不存在：{task_id}", code="task_not_found", task_id=task_id) from None
+        try:
+            return self.workflow.get_task_from_id(uuid)
+        except Exception:
+            raise NotFound(f"任务不存在：{task_id}", code="task_not_found", task_id=task_id) from None
+
+    def task_state(self, task_id: str) -> str | None:
+        try:
+            task = self._task(task_id)
+        except NotFound:
+            return None
+        return TaskState.get_name(task.state)
+
+    # ------------------------------------------------------------ user tasks
+    def _meta(self, task: Any) -> TaskMeta:
+        element_id = _element_id(task)
+        meta = self.definition.task_meta.get(element_id)
+        if meta is None:
+            meta = TaskMeta(element_id=element_id, name=task.task_spec.bpmn_name or element_id)
+        return meta
+
+    def ready_tasks(self) -> list[ReadyTask]:
+        result = []
+        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
+            parent = task.parent
+            index = None
+            if parent is not None and isinstance(parent.task_spec, MultiInstanceTask):
+                raw = branch_index(task)
+                index = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+            meta = self._meta(task)
+            result.append(
+                ReadyTask(
+                    task_id=str(task.id),
+                    element_id=meta.element_id,
+                    name=meta.name,
+                    meta=meta,
+                    data=copy.deepcopy(task.data),
+                    multi_instance_index=index,
+                )
+            )
+        return result
+
+    def complete(self, task_id: str, data: dict[str, Any], now: datetime) -> None:
+        task = self._task(task_id)
+        if task.state != TaskState.READY or not task.task_spec.manual:
+            raise Conflict(
+                f"任务当前不可办理（状态 {TaskState.get_name(task.state)}）",
+                code="task_not_ready",
+                task_id=str(task_id),
+                state=TaskState.get_name(task.state),
+            )
+        task.data.update(copy.deepcopy(dict(data or {})))
+
+        def run() -> None:
+            task.run()
+            self.workflow.do_engine_steps()
+
+        self._engine(now, run)
+
+    # ------------------------------------------------------------ timers
+    def _waiting(self) -> list[Any]:
+        return [
+            t for t in self.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING
+        ]
+
+    def pending_timers(self) -> list[PendingTimer]:
+        result = []
+        for task in self._waiting():
+            for definition in _definitions(task.task_spec.event_definition):
+                if isinstance(definition, TimerEventDefinition):
+                    when = due_at(definition, task.internal_data)
+                    if when is not None:
+                        result.append(PendingTimer(str(task.id), _element_id(task), when))
+        return sorted(result, key=lambda t: (t.due_at, t.element_id))
+
+    def fire_due_timers(self, now: datetime) -> list[str]:
+        due = [t for t in self.pending_timers() if t.due_at <= now]
+        if not due:
+            return []
+
+        def run() -> None:
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps()
+
+        self._engine(now, run)
+        return [t.element_id for t in due]
+
+    # ------------------------------------------------------------ messages
+    def pending_messages(self) -> list[PendingMessage]:
+        result = []
+        for task in self._waiting():
+            for definition in _definitions(task.task_spec.event_definition):
+                if isinstance(definition, MessageEventDefinition):
+                    result.append(PendingMessage(str(task.id), _element_id(task), definition.name))
+        return result
+
+    def deliver_message(self, name: str, payload: dict[str, Any], now: datetime) -> bool:
+        waiting = [
+            definition
+            for task in self._waiting()
+            for definition in _definitions(task.task_spec.event_definition)
+            if isinstance(definition, MessageEventDefinition) and definition.name == name
+        ]
+        if not waiting:
+            return False
+        body = copy.deepcopy(dict(payload or {}))
+
+        def run() -> bool:
+            correlations: dict[str, Any] = {}
+            props = waiting[0].correlation_properties
+            if props:
+                correlations = waiting[0].calculate_correlations(SCRIPT_ENGINE, props, body)
+            event = BpmnEvent(MessageEventDefinition(name), payload=body, correlations=correlations)
+            caught = self.workflow.event_manager.catch(event, internal=False)
+            if caught:
+                self.workflow.do_engine_steps()
+            return bool(caught)
+
+        return self._engine(now, run)

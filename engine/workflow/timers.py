@@ -1,0 +1,194 @@
+"""Timer event definitions that read the injected clock instead of the wall clock.
+
+SpiffWorkflow's timer definitions call ``datetime.now(timezone.utc)``; ours use
+``engine.workflow.clock.current_now()`` (set by ``Runtime`` around every engine call), so a timer becomes
+due relative to the ``now`` at the moment it is reached, and fires when a later ``now`` passes it.
+
+A timer expression is either an ISO 8601 literal as modelers write it (``P3D``, ``PT2H``,
+``2025-01-01T09:00:00+08:00``, ``R3/PT1H``) or a sandboxed expression returning such a string
+(``working_deadline(received_at, 5)``, ``days(limit)``). Naive date-times are Asia/Shanghai.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+    TimerEventDefinition,
+)
+
+from engine.errors import InvalidInput
+
+from .clock import SHANGHAI, current_now
+from .sandbox import check_source
+
+_T = TimerEventDefinition
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO date, date-time or week date as an aware UTC datetime (naive = Asia/Shanghai)."""
+    value = text.strip()
+    if "W" in value.upper() and not value.upper().startswith("P"):
+        return _T.parse_iso_week(value).astimezone(timezone.utc)
+    if len(value) == 10:
+        parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+    else:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=SHANGHAI)
+    return parsed.astimezone(timezone.utc)
+
+
+def duration_from(text: str, start: datetime) -> timedelta:
+    return _T.get_timedelta_from_start(_T.parse_iso_duration(text.strip()), start)
+
+
+def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
+    """``R[n]/start/duration``, ``R[n]/duration/end`` or ``R[n]/duration`` (starts one duration after now)."""
+    parts = text.strip().upper().replace("--", "/").lstrip("R").split("/")
+    if len(parts) < 2:
+        raise ValueError("invalid cycle")
+    cycles = int(parts[0]) if parts[0] else -1
+    if len(parts) == 2:
+        delta = duration_from(parts[1], now)
+        return cycles, now + delta, delta
+    first, second = parts[1], parts[2]
+    if first.startswith("P"):
+        end = parse_instant(second)
+        delta = _T.get_timedelta_from_end(_T.parse_iso_duration(first), end)
+        return cycles, end - delta, delta
+    start = parse_instant(first)
+    return cycles, start, duration_from(second, start)
+
+
+def literal_kind(text: str) -> str | None:
+    """'date' / 'duration' / 'cycle' when ``text`` is a valid ISO literal of that kind, else None."""
+    value = (text or "").strip()
+    if not value:
+        return None
+    probe = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    try:
+        if value.upper().startswith("R"):
+            parse_cycle(value, probe)
+            return "cycle"
+        if value.upper().startswith("P"):
+            duration_from(value, probe)
+            return "duration"
+        parse_instant(value)
+        return "date"
+    except Exception:
+        return None
+
+
+def check_timer_expression(text: str | None, element_id: str | None = None) -> None:
+    """Deploy-time check: a valid ISO literal, or an expression that passes the sandbox."""
+    if literal_kind(text or "") is None:
+        check_source(text, "eval", element_id=element_id)
+
+
+def _resolve(my_task: Any, expression: str) -> str:
+    text = (expression or "").strip()
+    if literal_kind(text) is not None:
+        return text
+    value = my_task.workflow.script_engine.evaluate(my_task, text)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"定时器表达式的结果必须是 ISO 8601 字符串：{value!r}",
+            code="bad_timer_value",
+            element_id=my_task.task_spec.bpmn_id,
+        )
+    return value
+
+
+def _bad(my_task: Any, value: str) -> InvalidInput:
+    return InvalidInput(
+        f"定时器取值无法识别：{value!r}", code="bad_timer_value", element_id=my_task.task_spec.bpmn_id
+    )
+
+
+class OwTimeDateEventDefinition(TimeDateEventDefinition):
+    def has_fired(self, my_task: Any) -> bool:
+        due = my_task._get_internal_data("event_value")
+        if due is None:
+            value = _resolve(my_task, self.expression)
+            try:
+                due = parse_instant(value).isoformat()
+            except Exception:
+                raise _bad(my_task, value) from None
+            my_task._set_internal_data(event_value=due)
+        if datetime.fromisoformat(due) <= current_now():
+            my_task._set_internal_data(event_fired=True)
+        return my_task._get_internal_data("event_fired", False)
+
+
+class OwDurationTimerEventDefinition(DurationTimerEventDefinition):
+    def has_fired(self, my_task: Any) -> bool:
+        due = my_task._get_internal_data("event_value")
+        if due is None:
+            value = _resolve(my_task, self.expression)
+            now = current_now()
+            try:
+                due = (now + duration_from(value, now)).isoformat()
+            except Exception:
+                raise _bad(my_task, value) from None
+            my_task._set_internal_data(event_value=due)
+        if datetime.fromisoformat(due) <= current_now():
+            my_task._set_internal_data(event_fired=True)
+        return my_task._get_internal_data("event_fired", False)
+
+
+class OwCycleTimerEventDefinition(CycleTimerEventDefinition):
+    def cycle_complete(self, my_task: Any) -> bool:
+        now = current_now()
+        event_value = my_task._get_internal_data("event_value")
+        if event_value is None:
+            value = _resolve(my_task, self.expression)
+            try:
+                cycles, start, delta = parse_cycle(value, now)
+            except Exception:
+                raise _bad(my_task, value) from None
+            event_value = {"cycles": cycles, "next": start.isoformat(), "duration": delta.total_seconds()}
+        ready = False
+        if event_value["cycles"] != 0:
+            next_event = datetime.fromisoformat(event_value["next"])
+            if next_event <= now:
+                event_value["next"] = (next_event + timedelta(seconds=event_value["duration"])).isoformat()
+                event_value["cycles"] -= 1
+                ready = True
+        else:
+            my_task.internal_data.pop("event_value", None)
+            my_task.internal_data["event_fired"] = True
+            return False
+        my_task._set_internal_data(event_value=event_value)
+        return ready
+
+
+TIMER_CLASSES: dict[type, type] = {
+    TimeDateEventDefinition: OwTimeDateEventDefinition,
+    DurationTimerEventDefinition: OwDurationTimerEventDefinition,
+    CycleTimerEventDefinition: OwCycleTimerEventDefinition,
+}
+
+
+def swap_timer(definition: Any) -> Any:
+    """Return our clock-injected equivalent of a SpiffWorkflow timer definition (others unchanged)."""
+    ours = TIMER_CLASSES.get(type(definition))
+    if ours is None:
+        return definition
+    return ours(definition.name, definition.expression, description=definition.description)
+
+
+def due_at(definition: Any, internal_data: dict[str, Any]) -> datetime | None:
+    """When a waiting timer task will fire, from its internal data (None if not computed yet)."""
+    value = internal_data.get("event_value")
+    if isinstance(value, dict):
+        value = value.get("next") if value.get("cycles") != 0 else None
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value).astimezone(timezone.utc)

@@ -1,0 +1,355 @@
+"""The per-element validator: is each process of a BPMN document executable, and if not, why.
+
+Two passes over the hardened tree: our own static rules (every element, every expression through the
+sandbox check, assignments, timers, messages, call activities, unsupported elements), then
+SpiffWorkflow's parser for the processes that passed, whose ``ValidationException`` (and any other
+parse failure) becomes a ``Problem`` with element id and line. Unknown vendor extension elements and
+attributes are ignored. ``compile_document`` returns the parser for ``load_definitions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+
+from engine.errors import Problem, UnsafeExpression
+
+from .api import DocumentReport, ProcessReport
+from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
+from .sandbox import check_source
+from .timers import check_timer_expression
+from .xml import BPMN_MODEL_NS, parse_xml
+
+B = f"{{{BPMN_MODEL_NS}}}"
+NS = {"bpmn": BPMN_MODEL_NS}
+
+SUPPORTED_NODES = {
+    "startEvent", "endEvent", "userTask", "task", "subProcess", "manualTask", "exclusiveGateway",
+    "parallelGateway", "inclusiveGateway", "callActivity", "transaction", "adHocSubProcess", "scriptTask",
+    "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent", "receiveTask", "sendTask",
+    "eventBasedGateway",
+}  # fmt: skip
+STRUCTURE = {
+    "sequenceFlow", "laneSet", "lane", "childLaneSet", "flowNodeRef", "documentation", "extensionElements",
+    "incoming", "outgoing", "dataObject", "dataObjectReference", "ioSpecification", "dataInput",
+    "dataOutput", "inputSet", "outputSet", "dataInputRefs", "dataOutputRefs", "optionalInputRefs",
+    "optionalOutputRefs", "whileExecutingInputRefs", "whileExecutingOutputRefs", "outputSetRefs",
+    "inputSetRefs", "dataInputAssociation", "dataOutputAssociation", "sourceRef", "targetRef",
+    "association", "textAnnotation", "text", "group", "multiInstanceLoopCharacteristics",
+    "loopCardinality", "loopDataInputRef", "loopDataOutputRef", "inputDataItem", "outputDataItem",
+    "completionCondition", "standardLoopCharacteristics", "loopCondition", "conditionExpression",
+    "script", "timerEventDefinition", "timeDate", "timeDuration", "timeCycle", "messageEventDefinition",
+    "signalEventDefinition", "errorEventDefinition", "escalationEventDefinition",
+    "terminateEventDefinition", "cancelEventDefinition", "conditionalEventDefinition", "condition",
+    "property", "auditing", "monitoring", "category", "categoryValue", "dataState", "messageRef",
+    "performer", "potentialOwner", "humanPerformer", "resourceAssignmentExpression", "resourceRef",
+    "rendering", "correlationKey", "correlationPropertyRef", "formalExpression", "from", "to",
+}  # fmt: skip
+UNSUPPORTED_REASON = {
+    "complexGateway": "不支持复杂网关",
+    "businessRuleTask": "不支持业务规则任务",
+    "serviceTask": "不支持服务任务（没有实现）",
+    "linkEventDefinition": "不支持链接事件",
+    "compensateEventDefinition": "不支持补偿事件",
+    "dataStoreReference": "数据存储没有实现",
+    "assignment": "不支持数据关联中的赋值表达式",
+    "transformation": "不支持数据关联中的转换表达式",
+    "callChoreography": "不支持编排",
+    "choreographyTask": "不支持编排",
+    "subChoreography": "不支持编排",
+    "implicitThrowEvent": "不支持隐式抛出事件",
+}
+CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
+UNSAFE_CODES = {
+    "forbidden_import", "forbidden_statement", "forbidden_definition", "forbidden_name",
+    "forbidden_attribute", "forbidden_call", "expression_too_long", "expression_too_complex",
+}  # fmt: skip
+
+
+def local(element: Any) -> str:
+    tag = element.tag
+    if not isinstance(tag, str) or not tag.startswith(B):
+        return ""
+    return tag[len(B) :]
+
+
+@dataclass
+class _Scan:
+    tree: etree._ElementTree
+    ids: dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, str | None] = field(default_factory=dict)
+    lanes: dict[str, str | None] = field(default_factory=dict)
+    processes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        root = self.tree.getroot()
+        for element in root.iter():
+            if isinstance(element.tag, str) and element.get("id"):
+                self.ids.setdefault(element.get("id"), element)
+        for message in root.iterfind(f".//{B}message"):
+            self.messages[message.get("id") or ""] = message.get("name")
+        for ref in root.iterfind(f".//{B}flowNodeRef"):
+            if ref.text:
+                self.lanes[ref.text.strip()] = ref.getparent().get("name")
+        for process in root.iterfind(f"{B}process"):
+            self.processes[process.get("id") or ""] = process
+
+    def line(self, element_id: str | None) -> int | None:
+        element = self.ids.get(element_id or "")
+        return element.sourceline if element is not None else None
+
+
+def _expr_problem(err: UnsafeExpression, element: Any, what: str, bad_code: str) -> Problem:
+    code = "unsafe_expression" if err.code in UNSAFE_CODES else bad_code
+    line = element.sourceline
+    if err.detail.get("line") and line:
+        line = line + int(err.detail["line"]) - 1
+    return Problem(_owner_id(element), code, f"{what}：{err.message}", line)
+
+
+def _owner_id(element: Any) -> str | None:
+    current = element
+    while current is not None:
+        if isinstance(current.tag, str) and current.get("id") and current.tag.startswith(B):
+            return current.get("id")
+        current = current.getparent()
+    return None
+
+
+def _text(element: Any) -> str:
+    return (element.text or "").strip() if element is not None else ""
+
+
+def _check_expr(problems: list[Problem], element: Any, what: str, mode: str = "eval") -> None:
+    try:
+        check_source(_text(element) if mode == "eval" else (element.text or ""), mode)  # type: ignore[arg-type]
+    except UnsafeExpression as err:
+        problems.append(_expr_problem(err, element, what, "bad_expression"))
+
+
+def _walk(container: Any) -> Iterator[Any]:
+    """Every BPMN element below ``container`` (vendor extension content is not entered)."""
+    for child in container:
+        if not isinstance(child.tag, str) or not child.tag.startswith(B):
+            continue
+        yield child
+        if local(child) == "extensionElements":
+            continue
+        yield from _walk(child)
+
+
+def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 - one rule per branch
+    problems: list[Problem] = []
+    flows_by_source: dict[str, list[Any]] = {}
+    for flow in process.iter(f"{B}sequenceFlow"):
+        flows_by_source.setdefault(flow.get("sourceRef") or "", []).append(flow)
+
+    for element in _walk(process):
+        name = local(element)
+        element_id = element.get("id")
+        line = element.sourceline
+        owner = _owner_id(element)
+        if name in UNSUPPORTED_REASON:
+            problems.append(Problem(owner, "unsupported_element", UNSUPPORTED_REASON[name], line))
+            continue
+        if name not in SUPPORTED_NODES and name not in STRUCTURE and name not in CONTAINERS:
+            problems.append(Problem(owner, "unsupported_element", f"不支持的元素：bpmn:{name}", line))
+            continue
+        if element.get("isForCompensation") == "true":
+            problems.append(Problem(element_id, "unsupported_element", "不支持补偿活动", line))
+        if name in ("exclusiveGateway", "inclusiveGateway"):
+            outgoing = flows_by_source.get(element_id or "", [])
+            default = element.get("default")
+            if len(outgoing) > 1:
+                for flow in outgoing:
+                    if flow.get("id") != default and flow.find(f"{B}conditionExpression") is None:
+                        problems.append(
+                            Problem(
+                                flow.get("id"),
+                                "missing_condition",
+                                f"网关 {element_id} 的非默认出口顺序流缺少条件",
+                                flow.sourceline,
+                            )
+                        )
+        elif name == "conditionExpression":
+            if not _text(element):
+                problems.append(Problem(owner, "missing_condition", "条件表达式为空", line))
+            else:
+                _check_expr(problems, element, "条件表达式")
+        elif element.tag in USER_TAGS:
+            meta, meta_problems = extract_task_meta(element, scan.lanes.get(element_id or ""))
+            problems.extend(meta_problems)
+            if not (meta.candidate_groups or meta.candidate_users or meta.assignee):
+                problems.append(
+                    Problem(element_id, "unassigned_user_task", "人工任务没有指定候选组、候选人、办理人或泳道", line)
+                )
+            if meta.due_expression:
+                try:
+                    check_timer_expression(meta.due_expression)
+                except UnsafeExpression as err:
+                    problems.append(_expr_problem(err, element, "到期时间 dueDate", "bad_timer"))
+        elif name == "scriptTask":
+            script = element.find(f"{B}script")
+            fmt = (element.get("scriptFormat") or "python").lower()
+            if fmt not in ("python", "text/x-python", "py", "python3"):
+                problems.append(Problem(element_id, "unsupported_element", f"不支持的脚本语言：{fmt}", line))
+            elif script is None or not (script.text or "").strip():
+                problems.append(Problem(element_id, "missing_script", "脚本任务没有脚本", line))
+            else:
+                _check_expr(problems, script, "脚本", "exec")
+        elif name == "timerEventDefinition":
+            specs = [c for c in element if local(c) in ("timeDate", "timeDuration", "timeCycle")]
+            if not specs or not _text(specs[0]):
+                problems.append(Problem(owner, "bad_timer", "定时器没有时间表达式（timeDate/timeDuration/timeCycle）", line))
+            else:
+                try:
+                    check_timer_expression(_text(specs[0]))
+                except UnsafeExpression as err:
+                    problems.append(_expr_problem(err, specs[0], "定时器表达式", "bad_timer"))
+        elif name == "messageEventDefinition" or (name == "receiveTask"):
+            parent_name = local(element.getparent()) if name == "messageEventDefinition" else name
+            ref = element.get("messageRef")
+            catching = parent_name in ("intermediateCatchEvent", "boundaryEvent", "startEvent", "receiveTask")
+            if name == "receiveTask" and ref is None and element.find(f"{B}messageEventDefinition") is not None:
+                continue
+            if ref is None and catching:
+                problems.append(Problem(owner, "missing_message", "接收消息的事件没有引用消息（messageRef）", line))
+            elif ref is not None and ref not in scan.messages:
+                problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
+        elif name == "conditionalEventDefinition":
+            condition = element.find(f"{B}condition")
+            if condition is None or not _text(condition):
+                problems.append(Problem(owner, "missing_condition", "条件事件没有条件", line))
+            else:
+                _check_expr(problems, condition, "条件事件的条件")
+        elif name == "callActivity":
+            called = element.get("calledElement")
+            if not called or called not in scan.processes:
+                problems.append(
+                    Problem(element_id, "unknown_called_process", f"调用活动引用了本文档中不存在的流程：{called}", line)
+                )
+            elif scan.processes[called].get("isExecutable", "true") == "false":
+                problems.append(
+                    Problem(element_id, "unknown_called_process", f"调用活动引用的流程不可执行：{called}", line)
+                )
+        elif name in ("loopCardinality", "completionCondition", "loopCondition"):
+            if _text(element):
+                _check_expr(problems, element, {"loopCardinality": "多实例基数", "completionCondition": "完成条件",
+                                                "loopCondition": "循环条件"}[name])  # fmt: skip
+        elif name == "multiInstanceLoopCharacteristics":
+            collection, _ = camunda_collection(element)
+            has_ref = element.find(f"{B}loopDataInputRef") is not None
+            has_card = element.find(f"{B}loopCardinality") is not None
+            if collection and not has_ref and not has_card and not is_identifier(collection):
+                problems.append(
+                    Problem(owner, "bad_expression", f"多实例集合必须是数据名：{collection}", line)
+                )
+            elif not collection and not has_ref and not has_card:
+                problems.append(Problem(owner, "bad_multi_instance", "多实例没有基数也没有输入集合", line))
+        elif name in ("loopDataInputRef", "loopDataOutputRef"):
+            if not is_identifier(_text(element)):
+                problems.append(Problem(owner, "bad_expression", f"多实例集合必须是数据名：{_text(element)!r}", line))
+    # formal expressions inside data associations / correlations are sandbox-checked too
+    for formal in process.iter(f"{B}from", f"{B}to", f"{B}transformation"):
+        if _text(formal) and local(formal.getparent()) in ("assignment", "dataInputAssociation", "dataOutputAssociation"):
+            _check_expr(problems, formal, "数据表达式")
+    return problems
+
+
+def _correlation_problems(scan: _Scan) -> list[Problem]:
+    problems: list[Problem] = []
+    root = scan.tree.getroot()
+    for path in ("formalExpression", "messagePath"):
+        for expr in root.iterfind(f".//{B}correlationPropertyRetrievalExpression/{B}{path}"):
+            if _text(expr):
+                _check_expr(problems, expr, "消息关联表达式")
+    return problems
+
+
+def _spiff_error(scan: _Scan, err: Exception, fallback_id: str | None) -> Problem:
+    if isinstance(err, ValidationException):
+        element_id = getattr(err, "id", None) or fallback_id
+        message = str(err.args[0]) if err.args else str(err)
+    else:
+        element_id = fallback_id
+        message = f"{type(err).__name__}: {err}"
+    return Problem(element_id, "invalid_element", f"流程引擎无法解析该元素：{message}", scan.line(element_id))
+
+
+@dataclass
+class CompiledDocument:
+    """What ``compile_document`` found: the report and a parser holding every executable process."""
+
+    report: DocumentReport
+    parser: OwBpmnParser | None
+    unsafe: list[Problem]
+
+
+def compile_document(data: bytes, filename: str = "<upload>") -> CompiledDocument:
+    tree = parse_xml(data, filename)
+    scan = _Scan(tree)
+    document_problems: list[Problem] = _correlation_problems(scan)
+    per_process: dict[str, list[Problem]] = {}
+    for process_id, process in scan.processes.items():
+        problems = _static_problems(scan, process)
+        if process.get("isExecutable", "true") == "false":
+            problems.insert(
+                0, Problem(process_id, "not_executable", "流程标记为不可执行（isExecutable=\"false\"）", process.sourceline)
+            )
+        elif process.find(f"{B}startEvent") is None:
+            problems.insert(0, Problem(process_id, "missing_start_event", "流程没有开始事件", process.sourceline))
+        per_process[process_id] = problems
+
+    # data stores have no implementation: their references are reported per process above; the
+    # declarations are dropped so SpiffWorkflow can still check the other elements
+    for store in list(tree.getroot().iterfind(f".//{B}dataStore")):
+        store.getparent().remove(store)
+    parser: OwBpmnParser | None = OwBpmnParser()
+    try:
+        parser.add_bpmn_xml(tree, filename)  # type: ignore[union-attr]
+    except Exception as err:  # document-level failure (messages, data stores, duplicate ids...)
+        document_problems.append(_spiff_error(scan, err, None))
+        parser = None
+
+    if parser is not None:
+        for process_id, problems in per_process.items():
+            if problems:
+                continue
+            try:
+                parser.get_spec(process_id)
+                parser.get_subprocess_specs(process_id)
+            except Exception as err:
+                problems.append(_spiff_error(scan, err, process_id))
+        # a caller inherits the problems of the processes it calls
+        for process_id, problems in per_process.items():
+            if problems:
+                continue
+            for call in scan.processes[process_id].iter(f"{B}callActivity"):
+                called = call.get("calledElement")
+                if per_process.get(called or ""):
+                    problems.append(
+                        Problem(call.get("id"), "unknown_called_process", f"调用的流程 {called} 不可执行", call.sourceline)
+                    )
+
+    reports = tuple(
+        ProcessReport(
+            process_id=process_id,
+            name=scan.processes[process_id].get("name"),
+            executable=not problems and not document_problems,
+            problems=tuple(problems),
+        )
+        for process_id, problems in per_process.items()
+    )
+    unsafe = [p for p in document_problems if p["code"] == "unsafe_expression"]
+    unsafe += [p for problems in per_process.values() for p in problems if p["code"] == "unsafe_expression"]
+    report = DocumentReport(filename=filename, processes=reports, document_problems=tuple(document_problems))
+    return CompiledDocument(report=report, parser=parser, unsafe=unsafe)
+
+
+def validate_document(data: bytes, filename: str = "<upload>") -> DocumentReport:
+    """Per process: executable, or the problems by element id (raises ``UnsafeDocument`` only)."""
+    return compile_document(data, filename).report

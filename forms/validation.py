@@ -1,0 +1,246 @@
+"""Checking submitted form data against its definition.
+
+Two layers, both reported as :class:`FieldError` ``{field, code, message}``:
+
+1. the definition's JSON Schema (draft 2020-12, formats checked), including conditional
+   requirements written as ``if``/``then`` (a reason is required when the decision is ``refuse``);
+2. the domain validators named in the field specs (check digits, dates, amounts, phone numbers) and
+   the date bounds ``not_before`` / ``not_after`` (another field or ``today``).
+
+Blank values (None, empty or whitespace-only strings, empty lists) count as "not given", so an
+empty required input is reported as ``required`` rather than slipping through. Codes are stable
+English words for API clients; messages are Chinese and name the field by its label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from engine.errors import InvalidInput
+from forms.definition import FormDefinition
+from forms.field_rules import check_value, parse_date
+
+__all__ = ["FieldError", "clean", "validate", "validate_or_raise"]
+
+_CODES = {
+    "required": "required",
+    "dependentRequired": "required",
+    "type": "type",
+    "enum": "enum",
+    "const": "const",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "minimum": "minimum",
+    "exclusiveMinimum": "minimum",
+    "maximum": "maximum",
+    "exclusiveMaximum": "maximum",
+    "multipleOf": "multiple_of",
+    "format": "format",
+    "pattern": "pattern",
+    "minItems": "min_items",
+    "maxItems": "max_items",
+    "uniqueItems": "unique_items",
+    "additionalProperties": "unknown_field",
+    "unevaluatedProperties": "unknown_field",
+}
+
+_TYPE_NAMES = {
+    "string": "文本",
+    "number": "数字",
+    "integer": "整数",
+    "boolean": "是/否",
+    "array": "列表",
+    "object": "对象",
+    "null": "空值",
+}
+
+_FORMAT_NAMES = {
+    "date": "日期 YYYY-MM-DD（如 2025-03-01）",
+    "date-time": "日期时间（如 2025-03-01T09:30:00+08:00）",
+    "email": "电子邮箱地址",
+    "uri": "网址",
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One broken rule: ``field`` is the schema property (None for the form as a whole)."""
+
+    field: str | None
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or value == []
+
+
+def clean(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` without blank values (None, empty strings, empty lists)."""
+    return {name: value for name, value in data.items() if not _is_blank(value)}
+
+
+def validate(
+    definition: FormDefinition, data: Mapping[str, Any], *, today: date | None = None
+) -> list[FieldError]:
+    """Every broken rule of ``data``, in layout order; empty when the data is acceptable.
+
+    ``today`` enables the bounds written as ``"today"`` (without it they are not checked).
+    """
+    values = clean(data)
+    validator = Draft202012Validator(definition.schema, format_checker=FormatChecker())
+    found: list[FieldError] = []
+    for error in sorted(validator.iter_errors(values), key=_error_order):
+        found.extend(_schema_errors(definition, error))
+    failed = {e.field for e in found}
+    found.extend(_domain_errors(definition, values, failed, today))
+    return _in_layout_order(definition, _unique(found))
+
+
+def validate_or_raise(
+    definition: FormDefinition, data: Mapping[str, Any], *, today: date | None = None
+) -> dict[str, Any]:
+    """The cleaned data when valid; otherwise ``InvalidInput(code="invalid_form")`` listing every error."""
+    errors = validate(definition, data, today=today)
+    if errors:
+        more = f"等 {len(errors)} 处问题" if len(errors) > 1 else ""
+        raise InvalidInput(
+            f"「{definition.title}」填写有误：{errors[0].message}{more}",
+            code="invalid_form",
+            form_key=definition.key,
+            field=errors[0].field,
+            errors=[e.to_dict() for e in errors],
+        )
+    return clean(data)
+
+
+def _error_order(error: ValidationError) -> tuple[str, str]:
+    return ("/".join(str(p) for p in error.absolute_path), str(error.validator))
+
+
+def _where(definition: FormDefinition, path: Iterable[Any]) -> tuple[str | None, str]:
+    """The top-level field and a Chinese description (label plus item numbers) of a data path."""
+    parts = list(path)
+    if not parts:
+        return None, "表单"
+    field = str(parts[0])
+    text = f"「{definition.label(field)}」"
+    for part in parts[1:]:
+        text += f"第 {part + 1} 项" if isinstance(part, int) else f"的 {part}"
+    return field, text
+
+
+def _schema_errors(definition: FormDefinition, error: ValidationError) -> list[FieldError]:
+    keyword = str(error.validator)
+    code = _CODES.get(keyword, "invalid")
+    path = list(error.absolute_path)
+    if keyword in ("required", "dependentRequired"):
+        instance = error.instance if isinstance(error.instance, Mapping) else {}
+        if keyword == "required":
+            missing = [name for name in error.validator_value if name not in instance]
+        else:
+            missing = [n for names in error.validator_value.values() for n in names if n not in instance]
+        result = []
+        for name in missing:
+            field, where = _where(definition, [*path, name])
+            result.append(FieldError(field, code, f"{where}为必填项"))
+        return result
+    if keyword in ("additionalProperties", "unevaluatedProperties"):
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
+        extra = [n for n in (error.instance or {}) if n not in allowed]
+        return [FieldError(n, code, f"表单不接受字段 {n}") for n in extra] or [
+            FieldError(None, code, "表单含有不接受的字段")
+        ]
+    field, where = _where(definition, path)
+    value = error.validator_value
+    spec = definition.field(field) if field else None
+    if keyword == "type":
+        types = value if isinstance(value, list) else [value]
+        message = f"{where}应为{'或'.join(_TYPE_NAMES.get(t, t) for t in types)}"
+    elif keyword == "enum":
+        names = [spec.options.get(v, str(v)) if spec and len(path) == 1 else str(v) for v in value]
+        message = f"{where}的取值无效，可选：{'、'.join(names)}"
+    elif keyword == "const":
+        message = f"{where}必须勾选" if value is True else f"{where}的取值必须为 {value}"
+    elif keyword == "minLength":
+        message = f"{where}至少需要 {value} 个字符" if value > 1 else f"{where}不能为空"
+    elif keyword == "maxLength":
+        message = f"{where}最多 {value} 个字符"
+    elif keyword in ("minimum", "exclusiveMinimum"):
+        message = f"{where}不能小于 {value}" if keyword == "minimum" else f"{where}必须大于 {value}"
+    elif keyword in ("maximum", "exclusiveMaximum"):
+        message = f"{where}不能大于 {value}" if keyword == "maximum" else f"{where}必须小于 {value}"
+    elif keyword == "multipleOf":
+        message = f"{where}必须是 {value} 的整数倍"
+    elif keyword == "format":
+        message = f"{where}格式错误，应为{_FORMAT_NAMES.get(value, value)}"
+    elif keyword == "pattern":
+        message = f"{where}格式不符合要求"
+    elif keyword == "minItems":
+        message = f"{where}至少需要 {value} 项"
+    elif keyword == "maxItems":
+        message = f"{where}最多 {value} 项"
+    elif keyword == "uniqueItems":
+        message = f"{where}中有重复项"
+    else:
+        message = f"{where}不符合规则（{keyword}）"
+    return [FieldError(field, code, message)]
+
+
+def _domain_errors(
+    definition: FormDefinition, values: Mapping[str, Any], failed: set[str | None], today: date | None
+) -> list[FieldError]:
+    result: list[FieldError] = []
+    for name, spec in definition.fields.items():
+        if name in failed or name not in values:
+            continue
+        value = values[name]
+        finding = next(
+            (f for f in (check_value(v, spec.label, value) for v in spec.validators) if f is not None), None
+        )
+        if finding is not None:
+            result.append(FieldError(name, *finding))
+            continue
+        day = parse_date(value) if (spec.not_before or spec.not_after) else None
+        if day is None:
+            continue
+        for bound, code in ((spec.not_before, "date_too_early"), (spec.not_after, "date_too_late")):
+            if bound is None:
+                continue
+            if bound == "today":
+                limit, limit_name = today, "今天"
+            else:
+                limit, limit_name = parse_date(values.get(bound)), f"「{definition.label(bound)}」"
+            if limit is None:
+                continue
+            if (code == "date_too_early" and day < limit) or (code == "date_too_late" and day > limit):
+                relation = "早于" if code == "date_too_early" else "晚于"
+                message = f"「{spec.label}」不得{relation}{limit_name}（{limit.isoformat()}）"
+                result.append(FieldError(name, code, message))
+                break
+    return result
+
+
+def _unique(errors: list[FieldError]) -> list[FieldError]:
+    seen: set[tuple[str | None, str, str]] = set()
+    result = []
+    for error in errors:
+        key = (error.field, error.code, error.message)
+        if key not in seen:
+            seen.add(key)
+            result.append(error)
+    return result
+
+
+def _in_layout_order(definition: FormDefinition, errors: list[FieldError]) -> list[FieldError]:
+    order = {name: i for i, name in enumerate(definition.field_names())}
+    return sorted(errors, key=lambda e: -1 if e.field is None else order.get(e.field, len(order)))

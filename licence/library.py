@@ -1,0 +1,504 @@
+"""The licence library repository: issue, read, verify and change the status of e-licences.
+
+``LicenceLibrary`` works on a SQLAlchemy ``Connection`` the caller got from ``engine.begin()`` (or a unit of
+work) and NEVER commits: the caller owns the transaction. A lost race (two issuers taking the same serial,
+a status changed under our feet) surfaces as ``engine.errors.Conflict``; the caller rolls back and retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine.errors import Conflict, InvalidInput, NotFound, Problem
+from licence.checkdigits import holder_id_kind, validate_holder_id
+from licence.model import (
+    ROOT_CODE,
+    STATUS_LABELS,
+    LicenceIdentifier,
+    LicenceRecord,
+    LicenceStatus,
+    StatusEvent,
+    VerifyResult,
+    format_licence_number,
+    integrity_hash,
+)
+from licence.tables import licence_status_events, licences
+from licence.types import LicenceType, find_type, get_type, holder_id_kind_for
+
+__all__ = ["LicenceLibrary", "licence_row", "next_serials", "utc"]
+
+_CHUNK = 500  # ids per IN (...) list, well below SQLite's bound-parameter limit
+
+# action -> (statuses it may start from, status it leads to, Chinese verb)
+_TRANSITIONS: dict[str, tuple[frozenset[str], LicenceStatus, str]] = {
+    "suspend": (frozenset({"valid"}), "suspended", "暂扣"),
+    "reinstate": (frozenset({"suspended"}), "valid", "恢复"),
+    "revoke": (frozenset({"valid", "suspended"}), "revoked", "吊销"),
+    "cancel": (frozenset({"valid", "suspended", "expired"}), "cancelled", "注销"),
+}
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """``value`` as an aware UTC datetime (naive values, as SQLite returns them, are taken to be UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def licence_row(
+    *,
+    licence_id: str,
+    licence_type: LicenceType,
+    identifier: LicenceIdentifier,
+    licence_number: str,
+    holder_id: str,
+    holder_name: str,
+    issuer_credit_code: str,
+    issuer_name: str,
+    issue_date: dt.date,
+    valid_from: dt.date,
+    valid_until: dt.date | None,
+    status: LicenceStatus,
+    face: dict[str, Any],
+    created_at: dt.datetime,
+    renews_id: str | None = None,
+    replaces_id: str | None = None,
+    source_case: str | None = None,
+) -> dict[str, Any]:
+    """The ``licences`` row of an already validated licence, integrity hash included."""
+    kind = holder_id_kind_for(licence_type)
+    digest = integrity_hash(
+        identifier=str(identifier),
+        licence_number=licence_number,
+        type_code=licence_type.code,
+        holder_id=holder_id,
+        holder_name=holder_name,
+        holder_id_kind=kind,
+        issuer_credit_code=issuer_credit_code,
+        issuer_name=issuer_name,
+        issue_date=issue_date,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        face=face,
+    )
+    return {
+        "id": licence_id,
+        "identifier": str(identifier),
+        "root_code": identifier.root,
+        "type_code": licence_type.code,
+        "type_id": identifier.type_id,
+        "serial": identifier.serial,
+        "version": identifier.version,
+        "check_char": identifier.check,
+        "licence_number": licence_number,
+        "holder_id": holder_id,
+        "holder_id_kind": kind,
+        "holder_name": holder_name,
+        "issuer_credit_code": issuer_credit_code,
+        "issuer_name": issuer_name,
+        "issue_date": issue_date,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "status": status,
+        "face": face,
+        "integrity_hash": digest,
+        "renews_id": renews_id,
+        "replaces_id": replaces_id,
+        "source_case": source_case,
+        "created_at": created_at,
+    }
+
+
+def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The next free serial for each (type_code, issuer_credit_code) pair."""
+    wanted = set(pairs)
+    result = {pair: 1 for pair in wanted}
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for type_code, issuer in wanted:
+        by_type[type_code].append(issuer)
+    for type_code, issuers in by_type.items():
+        for start in range(0, len(issuers), _CHUNK):
+            chunk = issuers[start : start + _CHUNK]
+            stmt = (
+                select(licences.c.issuer_credit_code, func.max(licences.c.serial))
+                .where(licences.c.type_code == type_code, licences.c.issuer_credit_code.in_(chunk))
+                .group_by(licences.c.issuer_credit_code)
+            )
+            for issuer, top in conn.execute(stmt):
+                result[(type_code, issuer)] = int(top) + 1
+    return result
+
+
+def _required_text(value: str | None, field: str, label: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(f"{label}不能为空", code="required", field=field)
+    return text
+
+
+class LicenceLibrary:
+    """Repository of e-licences over one connection; it never commits."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        clock: Callable[[], dt.datetime] = _now,
+        id_factory: Callable[[], str] = _new_id,
+        root_code: str = ROOT_CODE,
+    ) -> None:
+        self.conn = conn
+        self._clock = clock
+        self._new_id = id_factory
+        self.root_code = root_code
+
+    # --- issue --------------------------------------------------------------------------------------
+
+    def issue(
+        self,
+        type_code: str,
+        holder_id: str,
+        holder_name: str,
+        face: dict[str, Any],
+        issuer_credit_code: str,
+        issuer_name: str,
+        issue_date: dt.date,
+        valid_until: dt.date | None = None,
+        source_case: str | None = None,
+        renews: str | None = None,
+        actor: str = "system",
+        *,
+        valid_from: dt.date | None = None,
+        replaces: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> LicenceRecord:
+        """Validate and store a new licence (status ``valid``) and return it.
+
+        ``valid_until=None`` takes the type's default validity from ``valid_from`` (itself defaulting to
+        ``issue_date``); types without a default are indefinite. ``renews`` links a renewal (new serial) to
+        the licence it renews; ``replaces`` issues a new version of a licence (same serial, version + 1)
+        and cancels the old one in the same transaction.
+        """
+        licence_type = get_type(type_code)
+        holder_id = validate_holder_id(holder_id, "holder_id")
+        expected_kind = holder_id_kind_for(licence_type)
+        if holder_id_kind(holder_id) != expected_kind:
+            wanted = "公民身份号码" if expected_kind == "resident_id" else "统一社会信用代码"
+            raise InvalidInput(
+                f"{licence_type.name}的持证主体应以{wanted}标识",
+                code="holder_kind_mismatch",
+                field="holder_id",
+            )
+        holder_name = _required_text(holder_name, "holder_name", "持证主体名称")
+        issuer_credit_code = validate_holder_id(issuer_credit_code, "issuer_credit_code")
+        if holder_id_kind(issuer_credit_code) != "credit_code":
+            raise InvalidInput(
+                "颁发机构应以统一社会信用代码标识", code="bad_format", field="issuer_credit_code"
+            )
+        issuer_name = _required_text(issuer_name, "issuer_name", "颁发机构名称")
+        clean_face = licence_type.validate_face(face)
+        self._check_face_matches_holder(licence_type, clean_face, holder_id, holder_name)
+        valid_from = valid_from or issue_date
+        if valid_until is None:
+            valid_until = licence_type.default_valid_until(valid_from)
+        if valid_until is not None and valid_until < valid_from:
+            raise InvalidInput("有效期截止日期早于起始日期", code="bad_validity", field="valid_until")
+        at = utc(at or self._clock())
+
+        renewed = self.get(renews) if renews else None
+        if renewed is not None and (renewed.type_code != type_code or renewed.holder_id != holder_id):
+            raise InvalidInput(
+                "延续的证照须为同一持证主体的同类证照",
+                code="renewal_mismatch",
+                field="renews",
+                licence_id=renews,
+            )
+        replaced = self.get(replaces) if replaces else None
+        if replaced is not None:
+            self._check_replaceable(replaced, type_code, holder_id, issuer_credit_code)
+            serial, version = replaced.identifier.serial, replaced.identifier.version + 1
+        else:
+            serial = next_serials(self.conn, [(type_code, issuer_credit_code)])[
+                (type_code, issuer_credit_code)
+            ]
+            version = 1
+        identifier = LicenceIdentifier.build(
+            licence_type.type_id, issuer_credit_code, serial, version, root=self.root_code
+        )
+        row = licence_row(
+            licence_id=self._new_id(),
+            licence_type=licence_type,
+            identifier=identifier,
+            licence_number=format_licence_number(licence_type.type_id, issuer_credit_code, serial, version),
+            holder_id=holder_id,
+            holder_name=holder_name,
+            issuer_credit_code=issuer_credit_code,
+            issuer_name=issuer_name,
+            issue_date=issue_date,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            status="valid",
+            face=clean_face,
+            created_at=at,
+            renews_id=renewed.id if renewed else None,
+            replaces_id=replaced.id if replaced else None,
+            source_case=source_case,
+        )
+        try:
+            self.conn.execute(insert(licences), [row])
+        except IntegrityError as exc:
+            raise Conflict(
+                "证照标识或编号已被并发颁发占用，请重试", code="conflict", identifier=row["identifier"]
+            ) from exc
+        reason = "换发新版本" if replaced else "延续" if renewed else "颁发"
+        self._add_event(row["id"], None, "valid", at, reason, actor)
+        if replaced is not None:
+            self._transition(replaced, "cancelled", f"由新版本证照 {row['licence_number']} 替换", actor, at)
+        return self.get(row["id"])
+
+    @staticmethod
+    def _check_face_matches_holder(
+        licence_type: LicenceType, face: dict[str, Any], holder_id: str, holder_name: str
+    ) -> None:
+        id_field, name_field = licence_type.holder_id_field, licence_type.holder_name_field
+        if id_field and face.get(id_field) not in (None, holder_id):
+            raise InvalidInput(
+                "照面上的证件号码与持证主体不一致", code="face_holder_mismatch", field=f"face.{id_field}"
+            )
+        if name_field and face.get(name_field) not in (None, holder_name):
+            raise InvalidInput(
+                "照面上的名称与持证主体名称不一致", code="face_holder_mismatch", field=f"face.{name_field}"
+            )
+
+    @staticmethod
+    def _check_replaceable(old: LicenceRecord, type_code: str, holder_id: str, issuer: str) -> None:
+        if old.type_code != type_code or old.holder_id != holder_id or old.issuer_credit_code != issuer:
+            raise InvalidInput(
+                "换发的证照须为同一颁发机构对同一持证主体颁发的同类证照",
+                code="replacement_mismatch",
+                field="replaces",
+                licence_id=old.id,
+            )
+        if old.status in ("revoked", "cancelled"):
+            raise Conflict(
+                f"证照已{STATUS_LABELS[old.status]}，不能换发",
+                code="illegal_transition",
+                licence_id=old.id,
+                status=old.status,
+            )
+
+    # --- read ---------------------------------------------------------------------------------------
+
+    def get(self, licence_id: str) -> LicenceRecord:
+        """The licence with this id (with its status history), or ``NotFound``."""
+        row = self.conn.execute(select(licences).where(licences.c.id == licence_id)).first()
+        if row is None:
+            raise NotFound(f"证照不存在：{licence_id}", code="licence_not_found", licence_id=licence_id)
+        return self._records([row])[0]
+
+    def find_by_identifier(self, identifier: str) -> LicenceRecord | None:
+        row = self.conn.execute(select(licences).where(licences.c.identifier == identifier.strip())).first()
+        return None if row is None else self._records([row])[0]
+
+    def find_by_number(self, licence_number: str) -> LicenceRecord | None:
+        stmt = select(licences).where(licences.c.licence_number == licence_number.strip())
+        row = self.conn.execute(stmt).first()
+        return None if row is None else self._records([row])[0]
+
+    def by_holder(
+        self,
+        holder_id: str,
+        include_inactive: bool = True,
+        *,
+        today: dt.date | None = None,
+        type_code: str | None = None,
+    ) -> list[LicenceRecord]:
+        """The licences of one holder, newest first.
+
+        With ``include_inactive=False`` only stored-``valid`` licences are returned, and when ``today`` is
+        given those past their last valid day are left out too.
+        """
+        stmt = select(licences).where(licences.c.holder_id == holder_id.strip().upper())
+        if type_code is not None:
+            stmt = stmt.where(licences.c.type_code == type_code)
+        if not include_inactive:
+            stmt = stmt.where(licences.c.status == "valid")
+            if today is not None:
+                stmt = stmt.where(or_(licences.c.valid_until.is_(None), licences.c.valid_until >= today))
+        stmt = stmt.order_by(licences.c.issue_date.desc(), licences.c.identifier.desc())
+        return self._records(self.conn.execute(stmt).all())
+
+    def _records(self, rows: Sequence[Row[Any]]) -> list[LicenceRecord]:
+        ids = [row.id for row in rows]
+        history: dict[str, list[StatusEvent]] = defaultdict(list)
+        for start in range(0, len(ids), _CHUNK):
+            stmt = (
+                select(licence_status_events)
+                .where(licence_status_events.c.licence_id.in_(ids[start : start + _CHUNK]))
+                .order_by(licence_status_events.c.id)
+            )
+            for ev in self.conn.execute(stmt):
+                history[ev.licence_id].append(
+                    StatusEvent(ev.status, utc(ev.at), ev.reason, ev.actor, ev.from_status)
+                )
+        return [_record(row, tuple(history[row.id])) for row in rows]
+
+    # --- verify -------------------------------------------------------------------------------------
+
+    def verify(self, licence_id: str) -> VerifyResult:
+        """Identifier check character, integrity hash, known type and holder id check digits."""
+        record = self.get(licence_id)
+        problems: list[Problem] = list(record.verify().problems)
+        if find_type(record.type_code) is None:
+            problems.append(
+                Problem("type_code", "unknown_licence_type", f"未知的证照类型：{record.type_code}")
+            )
+        if holder_id_kind(record.holder_id) != record.holder_id_kind:
+            problems.append(Problem("holder_id", "bad_check_digit", "持证主体证件号码未通过校验"))
+        return VerifyResult.of(problems)
+
+    # --- status -------------------------------------------------------------------------------------
+
+    def suspend(
+        self, licence_id: str, reason: str, actor: str, at: dt.datetime | None = None
+    ) -> LicenceRecord:
+        return self._act("suspend", licence_id, reason, actor, at)
+
+    def reinstate(
+        self, licence_id: str, reason: str, actor: str, at: dt.datetime | None = None
+    ) -> LicenceRecord:
+        return self._act("reinstate", licence_id, reason, actor, at)
+
+    def revoke(
+        self, licence_id: str, reason: str, actor: str, at: dt.datetime | None = None
+    ) -> LicenceRecord:
+        return self._act("revoke", licence_id, reason, actor, at)
+
+    def cancel(
+        self, licence_id: str, reason: str, actor: str, at: dt.datetime | None = None
+    ) -> LicenceRecord:
+        return self._act("cancel", licence_id, reason, actor, at)
+
+    def _act(
+        self, action: str, licence_id: str, reason: str, actor: str, at: dt.datetime | None
+    ) -> LicenceRecord:
+        reason = _required_text(reason, "reason", "原因")
+        actor = _required_text(actor, "actor", "操作人")
+        allowed, target, verb = _TRANSITIONS[action]
+        record = self.get(licence_id)
+        if record.status not in allowed:
+            raise Conflict(
+                f"证照当前状态为“{STATUS_LABELS[record.status]}”，不能{verb}",
+                code="illegal_transition",
+                licence_id=licence_id,
+                status=record.status,
+                action=action,
+            )
+        self._transition(record, target, reason, actor, utc(at or self._clock()))
+        return self.get(licence_id)
+
+    def _transition(
+        self, record: LicenceRecord, target: LicenceStatus, reason: str, actor: str, at: dt.datetime
+    ) -> None:
+        result = self.conn.execute(
+            update(licences)
+            .where(licences.c.id == record.id, licences.c.status == record.status)
+            .values(status=target)
+        )
+        if result.rowcount != 1:
+            raise Conflict("证照状态已被他人修改，请刷新后重试", code="conflict", licence_id=record.id)
+        self._add_event(record.id, record.status, target, at, reason, actor)
+
+    def _add_event(
+        self, licence_id: str, from_status: str | None, status: str, at: dt.datetime, reason: str, actor: str
+    ) -> None:
+        self.conn.execute(
+            insert(licence_status_events),
+            [
+                {
+                    "licence_id": licence_id,
+                    "from_status": from_status,
+                    "status": status,
+                    "at": at,
+                    "reason": reason,
+                    "actor": actor,
+                }
+            ],
+        )
+
+    def expire_due(self, today: dt.date, *, at: dt.datetime | None = None, actor: str = "system") -> int:
+        """Mark every ``valid`` licence whose last valid day is before ``today`` as ``expired``.
+
+        Idempotent; safe to run from several workers at once (only rows this call changed get an event).
+        """
+        at = utc(at or self._clock())
+        stmt = (
+            update(licences)
+            .where(and_(licences.c.status == "valid", licences.c.valid_until < today))
+            .values(status="expired")
+            .returning(licences.c.id)
+        )
+        changed = [row.id for row in self.conn.execute(stmt)]
+        if changed:
+            reason = f"有效期届满（{today.isoformat()}）"
+            self.conn.execute(
+                insert(licence_status_events),
+                [
+                    {
+                        "licence_id": licence_id,
+                        "from_status": "valid",
+                        "status": "expired",
+                        "at": at,
+                        "reason": reason,
+                        "actor": actor,
+                    }
+                    for licence_id in changed
+                ],
+            )
+        return len(changed)
+
+
+def _record(row: Row[Any], history: tuple[StatusEvent, ...]) -> LicenceRecord:
+    try:  # the stored identifier string is authoritative; its parts are columns only for querying
+        identifier = LicenceIdentifier.parse(row.identifier)
+    except ValueError:
+        identifier = LicenceIdentifier(
+            row.root_code, row.type_id, row.issuer_credit_code, row.serial, row.version, check=""
+        )
+    return LicenceRecord(
+        id=row.id,
+        identifier=identifier,
+        licence_number=row.licence_number,
+        type_code=row.type_code,
+        holder_id=row.holder_id,
+        holder_name=row.holder_name,
+        holder_id_kind=row.holder_id_kind,
+        issuer_credit_code=row.issuer_credit_code,
+        issuer_name=row.issuer_name,
+        issue_date=row.issue_date,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        status=row.status,
+        face=dict(row.face or {}),
+        integrity_hash=row.integrity_hash,
+        history=history,
+        renews_id=row.renews_id,
+        replaces_id=row.replaces_id,
+        source_case=row.source_case,
+        created_at=utc(row.created_at) if row.created_at else None,
+    )

@@ -1,0 +1,153 @@
+"""The engine's commands on a real database (SQLite and PostgreSQL): persistence, timers, messages, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.errors import Conflict, InvalidInput, UnsafeExpression
+from engine.persistence.tables import audit_log, definitions, instances, messages, tasks, timers
+from engine.service import WorkflowService
+
+BPMN = Path(__file__).parent / "bpmn"
+
+
+def ready(db, group: str | None = None) -> list[dict]:
+    with db.connect() as conn:
+        query = select(tasks).where(tasks.c.state == "ready")
+        if group:
+            query = query.where(tasks.c.candidate_groups.like(f"%,{group},%"))
+        return [dict(r._mapping) for r in conn.execute(query.order_by(tasks.c.element_id))]
+
+
+def count(db, table) -> int:
+    with db.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+@pytest.fixture
+def service(db, clock) -> WorkflowService:
+    svc = WorkflowService(db, clock=clock)
+    for name in ("three_tasks.bpmn", "parallel.bpmn", "timer_message.bpmn"):
+        svc.deploy((BPMN / name).read_bytes(), name, "designer")
+    return svc
+
+
+def test_deploy_is_versioned_and_idempotent(db, clock) -> None:
+    svc = WorkflowService(db, clock=clock)
+    xml = (BPMN / "three_tasks.bpmn").read_bytes()
+    first = svc.deploy(xml, "three_tasks.bpmn", "designer")
+    again = svc.deploy(xml, "three_tasks.bpmn", "designer")
+    changed = svc.deploy(xml.replace("三步审批".encode(), "三步审批（修订）".encode()), "three_tasks.bpmn", "d2")
+    assert [(d.key, d.version, d.created) for d in first] == [("three_tasks", 1, True)]
+    assert [(d.version, d.created) for d in again] == [(1, False)]
+    assert [(d.version, d.created) for d in changed] == [(2, True)]
+    with db.connect() as conn:
+        rows = conn.execute(select(definitions.c.version, definitions.c.deployed_by)).all()
+    assert sorted(rows) == [(1, "designer"), (2, "d2")]
+
+
+def test_unsafe_model_is_refused_and_nothing_is_stored(db, clock, tmp_path) -> None:
+    target = tmp_path / "pwned"
+    xml = (BPMN / "parallel.bpmn").read_text()
+    payload = f"__import__('os').system('touch {target}')"
+    evil = xml.replace(
+        '<bpmn:sequenceFlow id="f10" sourceRef="consolidate" targetRef="end" />',
+        '<bpmn:sequenceFlow id="f10" sourceRef="consolidate" targetRef="end">'
+        f'<bpmn:conditionExpression>{payload}</bpmn:conditionExpression></bpmn:sequenceFlow>',
+    )
+    svc = WorkflowService(db, clock=clock)
+    with pytest.raises(UnsafeExpression):
+        svc.deploy(evil.encode(), "evil.bpmn", "mallory")
+    assert not target.exists()
+    assert count(db, definitions) == 0
+    assert count(db, audit_log) == 0
+
+
+def test_single_window_case_round_trips_through_the_database(db, service, clock) -> None:
+    instance_id = service.start("three_tasks", {"applicant": "张三"}, "applicant", business_key="B-1")
+    [intake] = ready(db, "window")
+    assert intake["element_id"] == "intake" and intake["form_key"] == "task.intake"
+    assert intake["business_key"] == "B-1" and intake["due_at"] is not None
+    service.complete_task(intake["id"], {"decision": "accept"}, "officer-w")
+    [review] = ready(db, "market")
+    assert review["element_id"] == "review"
+    # the clock moved past the holiday; the review deadline was computed on working days
+    service.complete_task(review["id"], {"result": "pass"}, "officer-m")
+    [deliver] = ready(db, "window")
+    service.complete_task(deliver["id"], {}, "officer-w")
+    with db.connect() as conn:
+        inst = conn.execute(select(instances).where(instances.c.id == instance_id)).one()._mapping
+        done = conn.execute(select(tasks.c.element_id, tasks.c.state, tasks.c.completed_by)).all()
+        actions = [r[0] for r in conn.execute(select(audit_log.c.action).order_by(audit_log.c.id))]
+    assert inst["status"] == "completed" and inst["version"] == 4
+    state = json.loads(inst["state"])
+    assert "spec" not in state and "subprocess_specs" not in state  # spec is stored once per version
+    assert state["data"].get("applicant") == "张三" or "张三" in inst["state"]
+    assert sorted(done) == [
+        ("deliver", "completed", "officer-w"),
+        ("intake", "completed", "officer-w"),
+        ("review", "completed", "officer-m"),
+    ]
+    assert actions[-5:] == ["start", "complete", "complete", "complete", "completed"]
+
+
+def test_completing_a_finished_task_is_a_typed_conflict(db, service) -> None:
+    service.start("three_tasks", {}, "a")
+    [intake] = ready(db)
+    service.complete_task(intake["id"], {}, "a")
+    with pytest.raises(Conflict) as err:
+        service.complete_task(intake["id"], {}, "b")
+    assert err.value.code == "task_not_ready"
+    with pytest.raises(InvalidInput):
+        service.complete_task(ready(db)[0]["id"], ["not", "a", "dict"], "b")  # type: ignore[arg-type]
+
+
+def test_timer_fires_once_when_the_injected_clock_passes_it(db, service, clock) -> None:
+    service.start("timer_wait", {}, "a")
+    assert ready(db) == []
+    assert count(db, timers) == 1
+    assert service.fire_due_timers("w1") == 0
+    clock.advance(minutes=59)
+    assert service.fire_due_timers("w1") == 0
+    clock.advance(minutes=2)
+    assert service.fire_due_timers("w1") == 1
+    assert service.fire_due_timers("w2") == 0
+    assert [t["element_id"] for t in ready(db)] == ["after_timer"]
+    with db.connect() as conn:
+        assert conn.execute(select(timers.c.fired_by)).scalars().all() == ["w1"]
+
+
+def test_message_sent_early_is_buffered_then_delivered(db, service) -> None:
+    instance_id = service.start("message_wait", {}, "a")
+    assert service.correlate_message("fee_paid", {"amount": 100}, "bank", instance_id=instance_id) is False
+    assert count(db, messages) == 1
+    [prepare] = ready(db)
+    service.complete_task(prepare["id"], {}, "officer")
+    assert [t["element_id"] for t in ready(db)] == ["issue"]
+    with db.connect() as conn:
+        assert conn.execute(select(messages.c.delivered_at)).scalar_one() is not None
+
+
+def test_message_to_a_waiting_catch_is_delivered_at_once(db, service) -> None:
+    instance_id = service.start("message_wait", {}, "a", business_key="B-9")
+    service.complete_task(ready(db)[0]["id"], {}, "officer")
+    assert ready(db) == []
+    assert service.correlate_message("fee_paid", {"amount": 1}, "bank", business_key="B-9") is True
+    assert [t["element_id"] for t in ready(db)] == ["issue"]
+    assert instance_id
+
+
+def test_cancel_needs_a_reason_and_closes_tasks(db, service) -> None:
+    instance_id = service.start("parallel_three", {}, "a")
+    assert len(ready(db)) == 3
+    with pytest.raises(InvalidInput):
+        service.cancel(instance_id, "sup", "  ")
+    service.cancel(instance_id, "sup", "申请人撤回")
+    assert ready(db) == []
+    with pytest.raises(Conflict) as err:
+        service.correlate_message("x", {}, "a", instance_id=instance_id)
+    assert err.value.code == "instance_not_running"

@@ -1,0 +1,90 @@
+"""The hardened XML parser refuses XXE, external DTDs, entity bombs, huge and deep documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import UnsafeDocument
+from engine.workflow import load_definitions, validate_document
+from engine.workflow.parser import OwBpmnParser
+from engine.workflow.xml import MAX_BYTES, MAX_DEPTH, parse_xml
+from tests.unit.bpmn.models import HEAD, document, linear, user_task
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"><bpmn:process id="p">
+<bpmn:documentation>&x;</bpmn:documentation></bpmn:process></bpmn:definitions>"""
+
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE bpmn:definitions SYSTEM "http://example.com/evil.dtd">
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"/>"""
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL">&lol3;</bpmn:definitions>"""
+
+
+@pytest.mark.parametrize("payload", [XXE, EXTERNAL_DTD, BILLION_LAUGHS], ids=["xxe", "external_dtd", "bomb"])
+def test_doctype_payloads_are_refused_with_line(payload: bytes) -> None:
+    with pytest.raises(UnsafeDocument) as info:
+        parse_xml(payload, "evil.bpmn")
+    assert info.value.code == "doctype_forbidden"
+    assert info.value.detail["line"] == 2
+    assert "DOCTYPE" in info.value.message or "ENTITY" in info.value.message
+    # and nothing downstream accepts it either
+    with pytest.raises(UnsafeDocument):
+        validate_document(payload)
+    with pytest.raises(UnsafeDocument):
+        load_definitions(payload)
+
+
+def test_utf16_doctype_is_refused() -> None:
+    with pytest.raises(UnsafeDocument) as info:
+        parse_xml(XXE.decode().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"))
+    assert info.value.code == "doctype_forbidden"
+
+
+def test_not_xml_names_line() -> None:
+    with pytest.raises(UnsafeDocument) as info:
+        parse_xml(b"<a>\n<b></a>")
+    assert info.value.code == "not_xml"
+    assert info.value.detail["line"] == 2
+
+
+def test_not_bpmn_and_empty() -> None:
+    with pytest.raises(UnsafeDocument) as info:
+        parse_xml(b"<html/>")
+    assert info.value.code == "not_bpmn"
+    with pytest.raises(UnsafeDocument):
+        parse_xml(b"   ")
+
+
+def test_size_limit() -> None:
+    big = document(linear(user_task("t"), "t", "t")).replace(b"<bpmn:process", b"<!--" + b"x" * MAX_BYTES + b"-->")
+    with pytest.raises(UnsafeDocument) as info:
+        parse_xml(big)
+    assert info.value.code == "document_too_large"
+
+
+def test_depth_limit() -> None:
+    deep = HEAD + "<bpmn:process id='p'>" + "<bpmn:extensionElements>" * (MAX_DEPTH + 2)
+    deep += "</bpmn:extensionElements>" * (MAX_DEPTH + 2) + "</bpmn:process></bpmn:definitions>"
+    with pytest.raises(UnsafeDocument) as info:
+        parse_xml(deep.encode())
+    assert info.value.code == "document_too_deep"
+
+
+def test_parser_string_entry_points_use_hardened_parser(tmp_path) -> None:
+    parser = OwBpmnParser()
+    with pytest.raises(UnsafeDocument):
+        parser.add_bpmn_str(XXE)
+    path = tmp_path / "evil.bpmn"
+    path.write_bytes(XXE)
+    with pytest.raises(UnsafeDocument):
+        parser.add_bpmn_file(str(path))
+    with path.open("rb") as handle, pytest.raises(UnsafeDocument):
+        parser.add_bpmn_io(handle)
