@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
-from engine.persistence.database import make_engine
+from engine.calendar_overrides import CalendarProvider
+from engine.case_clocks import tick_clocks
+from engine.case_service import CaseService
+from engine.persistence.database import make_engine, unit_of_work
 from engine.persistence.schema import upgrade
 from engine.service import Clock, WorkflowService, utcnow
 from engine.settings import Settings
 from engine.worker import Job
+from forms.registry import FormRegistry
+from licence.library import LicenceLibrary
+from licence.tables import licences
+from processes.catalogue import Catalogue, load_catalogue
 
 log = logging.getLogger("onewindow")
 
@@ -23,20 +31,44 @@ PROCESSES_DIR = Path(__file__).resolve().parent.parent / "processes"
 class Services:
     settings: Settings
     engine: Engine
+    clock: Clock
+    calendar: CalendarProvider
     workflow: WorkflowService
+    catalogue: Catalogue
+    forms: FormRegistry
+    cases: CaseService
     worker_jobs: dict[str, Job] = field(default_factory=dict)
 
 
-def bootstrap(settings: Settings, *, clock: Clock = utcnow, migrate: bool = True) -> Services:
-    """Create the engine, bring the schema up to date and wire the services. No work at import time."""
-    engine = make_engine(settings.database_url, echo=settings.echo_sql)
+def bootstrap(
+    settings: Settings, *, clock: Clock = utcnow, migrate: bool = True, engine: Engine | None = None
+) -> Services:
+    """Create the engine (unless given), bring the schema up to date and wire the services."""
+    engine = engine or make_engine(settings.database_url, echo=settings.echo_sql)
     if migrate:
         upgrade(engine)
-    workflow = WorkflowService(engine, clock=clock)
-    services = Services(settings=settings, engine=engine, workflow=workflow)
+    calendar = CalendarProvider(engine)
+    calendar()  # load the administrator overrides once, outside any command's transaction
+    workflow = WorkflowService(engine, clock=clock, calendar=calendar)
+    catalogue = load_catalogue()
+    forms = FormRegistry.load()
+    cases = CaseService(engine, workflow, catalogue, forms, calendar=calendar)
+    services = Services(settings, engine, clock, calendar, workflow, catalogue, forms, cases)
+    services.worker_jobs = {
+        "clocks": lambda who: tick_clocks(engine, clock, calendar, who),
+        "licences": lambda who: _expire_licences(services, who),
+    }
     if settings.demo:
         load_demo_data(services)
     return services
+
+
+def _expire_licences(services: Services, worker: str) -> int:
+    from engine.calendar import local_date
+
+    with unit_of_work(services.engine) as conn:
+        today: date = local_date(services.clock())
+        return LicenceLibrary(conn, clock=services.clock).expire_due(today, actor=worker)
 
 
 def deploy_bundled_processes(services: Services, actor: str = "system") -> list[str]:
@@ -49,4 +81,10 @@ def deploy_bundled_processes(services: Services, actor: str = "system") -> list[
 
 
 def load_demo_data(services: Services) -> None:
+    """Deploy the bundled models and, on an empty library, the demo licences of fictional holders."""
+    from licence.demo import load_demo
+
     log.info("deployed: %s", ", ".join(deploy_bundled_processes(services)))
+    with unit_of_work(services.engine) as conn:
+        if not conn.execute(select(func.count()).select_from(licences)).scalar_one():
+            log.info("demo licences loaded: %s", load_demo(conn))

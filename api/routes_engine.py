@@ -106,11 +106,11 @@ def validate(bpmn: Annotated[bytes, Body(media_type="application/xml")], filenam
 
 
 @router.post("/instances", status_code=201)
-def start(request: Request, actor: Actor, body: StartIn) -> dict[str, str]:
-    instance_id = _services(request).workflow.start(
+def start(request: Request, actor: Actor, body: StartIn) -> dict[str, Any]:
+    result = _services(request).workflow.start(
         body.key, body.data, actor, business_key=body.business_key, version=body.version
     )
-    return {"instance_id": instance_id}
+    return {"instance_id": result.instance_id, "opened_tasks": list(result.opened_tasks), "status": result.status}
 
 
 @router.get("/instances/{instance_id}")
@@ -136,11 +136,9 @@ def inbox(request: Request, group: Annotated[list[str], Query()] = [], user: str
 
 
 @router.post("/tasks/{task_id}/complete")
-def complete(request: Request, actor: Actor, task_id: str, body: CompleteIn) -> dict[str, str]:
-    instance_id = _services(request).workflow.complete_task(
-        task_id, body.data, actor, expected_state=body.expected_state
-    )
-    return {"instance_id": instance_id}
+def complete(request: Request, actor: Actor, task_id: str, body: CompleteIn) -> dict[str, Any]:
+    result = _services(request).workflow.complete_task(task_id, body.data, actor, expected_state=body.expected_state)
+    return {"instance_id": result.instance_id, "opened_tasks": list(result.opened_tasks), "status": result.status}
 
 
 @router.post("/messages")

@@ -29,7 +29,7 @@ from engine.errors import Conflict, Forbidden, InvalidInput, InvalidModel, NotFo
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository, TaskRepository
 from engine.persistence.tables import case_materials, cases
-from engine.service import StepContext, WorkflowService
+from engine.service import StepContext, StepResult, WorkflowService
 from forms.autofill import AutofillResult, autofill, merge
 from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
@@ -162,7 +162,7 @@ class CaseService:
             missing_materials=[m["code"] for m in materials if m["state"] in ("missing", "missing_tolerated")],
             key_materials_complete=not any(m["key"] and m["state"] == "missing" for m in materials),
         )
-        instance_id = self.workflow.start_in(conn, flow.process_id, start_data, actor, business_key=case_id)
+        instance_id = self.workflow.start_in(conn, flow.process_id, start_data, actor, business_key=case_id).instance_id
         conn.execute(update(cases).where(cases.c.id == case_id).values(instance_id=instance_id))
         return case_id
 
@@ -216,7 +216,9 @@ class CaseService:
         return format_case_number(day, int(taken) + 1)
 
     # ------------------------------------------------------------------ tasks of a case
-    def complete_task(self, task_id: str, data: dict[str, Any], actor: str, *, groups: set[str] | None = None) -> str:
+    def complete_task(
+        self, task_id: str, data: dict[str, Any], actor: str, *, groups: set[str] | None = None
+    ) -> StepResult:
         """Validate the task's form (if it has one) and complete it. ``groups`` limits who may act."""
         with self.engine.connect() as conn:
             task = TaskRepository(conn).get(task_id)
@@ -232,6 +234,10 @@ class CaseService:
         ``materials_supplied`` (buffered if it is not waiting yet)."""
         with unit_of_work(self.engine) as conn:
             row = self._case(conn, case_id)
+            if row["status"] in CLOSED:
+                raise Conflict(
+                    f"办件已{LABELS[row['status']]}，不能再补交材料", code="case_closed", case=case_id
+                )
             pending = {
                 r.code
                 for r in conn.execute(
@@ -307,15 +313,20 @@ class CaseService:
     # ------------------------------------------------------------------ lifecycle (inside each command)
     def on_step(self, ctx: StepContext) -> None:
         case_id = ctx.business_key
-        if case_id is None or not ctx.conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first():
+        found = ctx.conn.execute(select(cases.c.status, cases.c.status_seq).where(cases.c.id == case_id)).first()
+        if case_id is None or found is None:
             return  # an instance that is not a case (plain engine use)
         cal = self.calendar()
         clocks = ClockRepository(ctx.conn, cal)
         data = ctx.runtime.data
-        old = ctx.data_before.get("case_status") if ctx.action != "start" else "submitted"
-        new = data.get("case_status") or old
-        if new != old:
-            self._transition(ctx, case_id, old, new, data, clocks)
+        current, seq = found
+        for new in self._new_statuses(data, seq, current):
+            if new != current:
+                self._transition(ctx, case_id, current, new, data, clocks)
+                current = new
+        history = data.get("status_history")
+        if isinstance(history, list) and len(history) > seq:
+            ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(status_seq=len(history)))
         # task clocks and clock suspension follow the model's task attributes
         for task in ctx.opened:
             if task.meta.deadline_days or task.meta.deadline_hours:
@@ -346,6 +357,16 @@ class CaseService:
         if ctx.action == "complete" and data.get("visit") == "counter":
             ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(visits=cases.c.visits + 1))
 
+    @staticmethod
+    def _new_statuses(data: dict[str, Any], seq: int, current: str) -> list[str]:
+        """Statuses the model reached in this step: the entries of ``status_history`` not applied yet
+        (one step may pass several); when a branch's data lacks the history, the plain ``case_status``."""
+        history = data.get("status_history")
+        if isinstance(history, list) and len(history) > seq:
+            return [str(h.get("status")) for h in history[seq:] if isinstance(h, dict) and h.get("status")]
+        status = data.get("case_status")
+        return [status] if isinstance(status, str) and status != current else []
+
     def _transition(
         self, ctx: StepContext, case_id: str, old: str | None, new: str, data: dict[str, Any], clocks: ClockRepository
     ) -> None:
@@ -372,6 +393,12 @@ class CaseService:
             values["closed_at"] = ctx.now
         if new == "approved":
             values["licence_ids"] = list(row["licence_ids"] or []) + self._issue_licences(ctx, row)
+        if new == "terminated" and row["licence_ids"]:
+            # a licence released early under a commitment that was then broken does not stand
+            library = LicenceLibrary(ctx.conn, clock=lambda: ctx.now)
+            for licence_id in row["licence_ids"]:
+                if library.get(licence_id).status == "valid":
+                    library.revoke(licence_id, f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}", ctx.actor, at=ctx.now)
         ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
         AuditRepository(ctx.conn).append(
             [self._event(ctx.now, ctx.actor, case_id, "case_status", {"from": old, "to": new, "reason": reason})]

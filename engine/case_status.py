@@ -51,7 +51,7 @@ TRANSITIONS: dict[str, set[str]] = {
     "refused": {"finished", "delivered"},
     "terminated": {"finished", "delivered"},
     "finished": {"delivered"},
-    "delivered": set(),
+    "delivered": {"terminated"},  # tolerant acceptance: licence released, then the supplement deadline missed
 }
 
 DECIDED = {"approved", "denied", "refused", "terminated", "returned"}

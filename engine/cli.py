@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from licence.cli import register as register_licence
 
-    register_licence(sub, _engine)
+    register_licence(sub)
     return parser
 
 
@@ -160,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "handler"):  # subcommands registered by other packages (licence import)
+            return int(args.handler(args, _engine) or 0)
         return int(args.func(args) or 0)
     except OneWindowError as exc:
         print(f"错误 error: {exc}", file=sys.stderr)

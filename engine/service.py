@@ -19,7 +19,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from engine.errors import Conflict, InvalidInput
+from engine.calendar import WorkingCalendar, default_calendar
+from engine.clocks import Clock as DeadlineClock
+from engine.errors import Conflict, InvalidInput, InvalidModel
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import (
     AuditRepository,
@@ -77,28 +79,40 @@ class StepContext:
 
 
 StepObserver = Callable[[StepContext], None]
-DueCalculator = Callable[[TaskMeta, datetime], datetime | None]
 
 
-def default_due(meta: TaskMeta, created: datetime) -> datetime | None:
+@dataclass(frozen=True)
+class StepResult:
+    """What a command left behind: the instance, the tasks it opened, the instance status."""
+
+    instance_id: str
+    opened_tasks: tuple[str, ...]
+    status: str
+def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) -> datetime | None:
     """Task deadline from the model: working days on the Chinese calendar, or plain hours."""
     if meta.deadline_hours:
         return created + timedelta(hours=float(meta.deadline_hours))
     if meta.deadline_days:
-        from engine.clocks import Clock as DeadlineClock
-        from engine.calendar import default_calendar
-
-        clock = DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days))
-        return clock.due_at(default_calendar())
+        return DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days)).due_at(calendar)
     return None
 
 
 def _resolve(template: str, data: dict[str, Any]) -> str:
-    """``${name}`` in an assignment attribute takes the value of ``name`` in the task data."""
-    if template.startswith("${") and template.endswith("}"):
-        value = data.get(template[2:-1].strip())
-        return "" if value is None else str(value)
-    return template
+    """``${path}`` in an assignment attribute takes the value at the dotted ``path`` of the task data
+    (e.g. ``${department}``, ``${item.department}`` in a multi-instance branch); literals pass through."""
+    text = template.strip()
+    if not (text.startswith("${") and text.endswith("}")):
+        return text
+    value: Any = data
+    for part in text[2:-1].strip().split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidModel(
+            f"无法确定任务的办理组：任务数据中没有 {text} 所指的值",
+            code="unresolved_assignment",
+            placeholder=text,
+        )
+    return value.strip()
 
 
 class WorkflowService:
@@ -110,12 +124,12 @@ class WorkflowService:
         *,
         clock: Clock = utcnow,
         observers: Sequence[StepObserver] = (),
-        due: DueCalculator = default_due,
+        calendar: Callable[[], WorkingCalendar] = default_calendar,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.observers: list[StepObserver] = list(observers)
-        self.due = due
+        self.calendar = calendar
         self._definitions: dict[int, tuple[str, Definition]] = {}
         self._lock = threading.Lock()
         self._skip_locked = is_postgres(engine)
@@ -175,7 +189,7 @@ class WorkflowService:
         *,
         business_key: str | None = None,
         version: int | None = None,
-    ) -> str:
+    ) -> StepResult:
         with unit_of_work(self.engine) as conn:
             return self.start_in(conn, key, data, actor, business_key=business_key, version=version)
 
@@ -188,7 +202,7 @@ class WorkflowService:
         *,
         business_key: str | None = None,
         version: int | None = None,
-    ) -> str:
+    ) -> StepResult:
         row = DefinitionRepository(conn).find(key, version)
         _, definition = self.definition(conn, row.id)
         now = self.clock()
@@ -198,12 +212,11 @@ class WorkflowService:
             InstanceRow(instance_id, row.id, business_key, "running", "{}", 0), now
         )
         ctx = StepContext(conn, instance_id, business_key, key, runtime, now, actor, "start", {})
-        self._persist(ctx, before_ready={}, before_timers=set(), version=0, detail={"key": key, "version": row.version})
-        return instance_id
+        return self._persist(ctx, {}, set(), 0, detail={"key": key, "version": row.version})
 
     def complete_task(
         self, task_id: str, data: dict[str, Any], actor: str, *, expected_state: str = "ready"
-    ) -> str:
+    ) -> StepResult:
         """Complete a ready task. A lost race on the instance version is retried while the task is still
         ready (sibling parallel tasks both succeed); a task someone else completed is a Conflict."""
         for attempt in range(MAX_RETRIES):
@@ -224,10 +237,10 @@ class WorkflowService:
         actor: str,
         *,
         expected_state: str = "ready",
-    ) -> str:
+    ) -> StepResult:
         if not isinstance(data, dict):
             raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task_id)
-        instance_id, state = TaskRepository(conn).for_complete(task_id)
+        row, state = InstanceRepository(conn).for_task(task_id)
         if state != expected_state:
             raise Conflict(
                 f"任务当前状态为 {state}，不是 {expected_state}",
@@ -235,11 +248,11 @@ class WorkflowService:
                 task_id=task_id,
                 state=state,
             )
-        ctx, before_ready, before_timers, version = self._load(conn, instance_id, actor, "complete")
+        ctx, before_ready, before_timers, version = self._load(conn, row, actor, "complete")
         if task_id not in before_ready:
             raise Conflict("任务已不在待办状态", code="task_not_ready", task_id=task_id)
         ctx.runtime.complete(task_id, dict(data), ctx.now)
-        self._persist(
+        return self._persist(
             ctx,
             before_ready,
             before_timers,
@@ -248,7 +261,6 @@ class WorkflowService:
             element_id=before_ready[task_id].element_id,
             detail={"data": data},
         )
-        return instance_id
 
     def correlate_message(
         self,
@@ -286,9 +298,11 @@ class WorkflowService:
         if instance_id is None:
             if business_key is None:
                 raise InvalidInput("消息必须指定实例或业务编号", code="message_without_target")
-            instance_id = repo.by_business_key(business_key).id
-        ctx, before_ready, before_timers, version = self._load(conn, instance_id, actor, "message")
-        MessageRepository(conn).buffer(instance_id, name, dict(payload), ctx.now)
+            row = repo.by_business_key(business_key)
+        else:
+            row = repo.get(instance_id)
+        ctx, before_ready, before_timers, version = self._load(conn, row, actor, "message")
+        MessageRepository(conn).buffer(row.id, name, dict(payload), ctx.now)
         delivered_before = self._deliver_buffered(ctx)
         self._persist(ctx, before_ready, before_timers, version, detail={"message": name, "delivered": bool(delivered_before)})
         return bool(delivered_before)
@@ -306,15 +320,16 @@ class WorkflowService:
                         return fired
                     timer_id, instance_id = claimed[0]
                     seen.add(timer_id)
-                    if InstanceRepository(conn).get(instance_id).status == "running":
-                        fired += self._fire_in(conn, instance_id, worker)
+                    row = InstanceRepository(conn).get(instance_id)
+                    if row.status == "running":
+                        fired += self._fire_in(conn, row, worker)
                     TimerRepository(conn).mark_fired([timer_id], now, worker)
             except Conflict:
                 log.info("timer of a busy instance left for the next round")
         return fired
 
-    def _fire_in(self, conn: Connection, instance_id: str, worker: str) -> int:
-        ctx, before_ready, before_timers, version = self._load(conn, instance_id, worker, "timer")
+    def _fire_in(self, conn: Connection, row: InstanceRow, worker: str) -> int:
+        ctx, before_ready, before_timers, version = self._load(conn, row, worker, "timer")
         fired = ctx.runtime.fire_due_timers(ctx.now)
         ctx.fired_timers = fired
         self._persist(ctx, before_ready, before_timers, version, detail={"fired": fired})
@@ -327,15 +342,16 @@ class WorkflowService:
     def cancel_in(self, conn: Connection, instance_id: str, actor: str, reason: str) -> None:
         if not reason.strip():
             raise InvalidInput("撤销必须说明理由", code="reason_required", field="reason")
-        ctx, before_ready, before_timers, version = self._load(conn, instance_id, actor, "cancel")
+        row = InstanceRepository(conn).get(instance_id)
+        ctx, before_ready, before_timers, version = self._load(conn, row, actor, "cancel")
         ctx.runtime.cancel()
         self._persist(ctx, before_ready, before_timers, version, detail={"reason": reason}, status="cancelled")
 
     # ---------------------------------------------------------------- internals
     def _load(
-        self, conn: Connection, instance_id: str, actor: str, action: str
+        self, conn: Connection, row: InstanceRow, actor: str, action: str
     ) -> tuple[StepContext, dict[str, ReadyTask], set[str], int]:
-        row = InstanceRepository(conn).get(instance_id)
+        instance_id = row.id
         if row.status != "running":
             raise Conflict(
                 f"流程实例已{ {'completed': '结束', 'cancelled': '撤销'}.get(row.status, row.status) }",
@@ -379,7 +395,7 @@ class WorkflowService:
         element_id: str | None = None,
         detail: dict[str, Any] | None = None,
         status: str | None = None,
-    ) -> None:
+    ) -> StepResult:
         conn, rt, now = ctx.conn, ctx.runtime, ctx.now
         if ctx.action != "message":
             self._deliver_buffered(ctx)
@@ -431,6 +447,7 @@ class WorkflowService:
         AuditRepository(conn).append(audit)
         for observer in self.observers:
             observer(ctx)
+        return StepResult(ctx.instance_id, tuple(t.task_id for t in opened), final)
 
     def _task_row(self, ctx: StepContext, task: ReadyTask) -> dict[str, Any]:
         meta = task.meta
@@ -451,7 +468,7 @@ class WorkflowService:
             "form_key": meta.form_key,
             "mi_index": task.multi_instance_index,
             "created_at": ctx.now,
-            "due_at": self.due(meta, ctx.now),
+            "due_at": default_due(meta, ctx.now, self.calendar()),
             "deadline_days": int(meta.deadline_days) if meta.deadline_days else None,
             "deadline_hours": int(meta.deadline_hours) if meta.deadline_hours else None,
             "warn_ratio": str(meta.warn_ratio) if meta.warn_ratio is not None else None,

@@ -29,20 +29,32 @@ __all__ = [
     "autofill",
     "merge",
     "skip_message",
+    "NOT_YET_VALID",
 ]
 
 
 @runtime_checkable
 class LicenceLike(Protocol):
-    """What autofill needs of an e-licence record (the licence library's model satisfies it)."""
+    """What autofill needs of an e-licence record.
 
-    id: str
-    type_code: str
-    type_name: str
-    licence_number: str
-    holder_id: str
-    valid_until: date | None
-    face: dict
+    Read-only members, so frozen dataclasses satisfy it. Records may also offer ``issue_date`` and
+    ``valid_from`` (dates); when present they order candidates and keep not-yet-effective licences out.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type_code(self) -> str: ...
+    @property
+    def type_name(self) -> str: ...
+    @property
+    def licence_number(self) -> str: ...
+    @property
+    def holder_id(self) -> str: ...
+    @property
+    def valid_until(self) -> date | None: ...
+    @property
+    def face(self) -> dict: ...
 
     def effective_status(self, today: date) -> str:
         """One of ``valid``, ``suspended``, ``revoked``, ``cancelled``, ``expired`` on ``today``."""
@@ -123,6 +135,9 @@ class AutofillResult:
         }
 
 
+NOT_YET_VALID = "not_yet_valid"
+"""Pseudo status of a licence whose ``valid_from`` lies after today (reported, never used)."""
+
 _STATUS_ZH = {
     "suspended": "已被暂扣（中止使用）",
     "revoked": "已被撤销",
@@ -136,11 +151,26 @@ def skip_message(licence: LicenceLike, status: str) -> str:
     if status == "expired":
         when = f"已于 {licence.valid_until.isoformat()} 过期" if licence.valid_until else "已过期"
         return f"{name} {when}，未用于填充"
+    if status == NOT_YET_VALID:
+        valid_from = getattr(licence, "valid_from", None)
+        when = f"自 {valid_from.isoformat()} 起生效" if isinstance(valid_from, date) else "尚未生效"
+        return f"{name} {when}，未用于填充"
     return f"{name} {_STATUS_ZH.get(status, f'状态为 {status}')}，未用于填充"
 
 
+def _status(licence: LicenceLike, today: date) -> str:
+    status = licence.effective_status(today)
+    valid_from = getattr(licence, "valid_from", None)
+    if status == "valid" and isinstance(valid_from, date) and today < valid_from:
+        return NOT_YET_VALID
+    return status
+
+
 def _preference(licence: LicenceLike) -> tuple[date, str, str, str]:
-    issued = licence.face.get("issued_on") if isinstance(licence.face, Mapping) else None
+    """Sort key, best last: longest validity (open-ended first), latest issue, then number and id."""
+    issued = getattr(licence, "issue_date", None)
+    if issued is None and isinstance(licence.face, Mapping):
+        issued = licence.face.get("issue_date") or licence.face.get("issued_on")
     return (
         licence.valid_until or date.max,
         issued.isoformat() if isinstance(issued, date) else str(issued or ""),
@@ -183,7 +213,7 @@ def autofill(
 ) -> AutofillResult:
     """Values for the fields of ``definition`` from the first binding that yields one, with provenance."""
     result = AutofillResult()
-    statuses = {id(lic): lic.effective_status(today) for lic in licences}
+    statuses = {id(lic): _status(lic, today) for lic in licences}
     by_type: dict[str, list[LicenceLike]] = {}
     for lic in licences:
         by_type.setdefault(lic.type_code, []).append(lic)

@@ -13,6 +13,8 @@ The ``is_valid_*`` functions are strict: they accept only the canonical form (up
 from __future__ import annotations
 
 import datetime as _dt
+from functools import lru_cache
+from operator import mul
 from typing import Literal
 
 from engine.errors import InvalidInput
@@ -50,12 +52,15 @@ _EARLIEST_BIRTH_YEAR = 1850
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _CREDIT_VALUE = {ch: i for i, ch in enumerate(CREDIT_CODE_ALPHABET)}
+_CREDIT_CHARS = frozenset(CREDIT_CODE_ALPHABET)
 
 _ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _ORG_VALUE = {ch: i for i, ch in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+_ORG_CHARS = frozenset(_ORG_VALUE)
 
 MOD37_36_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MOD37_36_VALUE = {ch: i for i, ch in enumerate(MOD37_36_ALPHABET)}
+_MOD37_36_CHARS = frozenset(MOD37_36_ALPHABET)
 
 
 # --- GB 11643 resident identity number -------------------------------------------------------------
@@ -65,7 +70,7 @@ def resident_id_check_char(first17: str) -> str:
     """The check character (``0-9`` or ``X``) for the first 17 digits of a resident ID."""
     if len(first17) != 17 or not (first17.isascii() and first17.isdigit()):
         raise ValueError("居民身份号码本体码须为 17 位数字")
-    total = sum(int(ch) * w for ch, w in zip(first17, RESIDENT_ID_WEIGHTS, strict=True))
+    total = sum(map(mul, map(int, first17), RESIDENT_ID_WEIGHTS))
     return _RESIDENT_ID_CHECK[total % 11]
 
 
@@ -87,6 +92,7 @@ def _resident_id_shape_problem(s: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # pure; ids repeat within a row (holder id, face id number) and across rows
 def is_valid_resident_id(s: str) -> bool:
     """True for an 18-digit resident ID with a plausible region, a real birth date and a correct check."""
     if _resident_id_shape_problem(s) is not None:
@@ -99,38 +105,39 @@ def is_valid_resident_id(s: str) -> bool:
 
 def organisation_code_check_char(first8: str) -> str:
     """The GB 11714 check character (``0-9`` or ``X``) of an 8-character organisation code body."""
-    if len(first8) != 8 or any(ch not in _ORG_VALUE for ch in first8):
+    if len(first8) != 8 or not _ORG_CHARS.issuperset(first8):
         raise ValueError("组织机构代码本体码须为 8 位数字或大写字母")
-    total = sum(_ORG_VALUE[ch] * w for ch, w in zip(first8, _ORG_CODE_WEIGHTS, strict=True))
+    total = sum(map(mul, map(_ORG_VALUE.__getitem__, first8), _ORG_CODE_WEIGHTS))
     c = 11 - total % 11
     return "X" if c == 10 else "0" if c == 11 else str(c)
 
 
 def is_valid_organisation_code(s: str) -> bool:
     """True for a 9-character organisation code (8 body characters + GB 11714 check character)."""
-    if len(s) != 9 or any(ch not in _ORG_VALUE for ch in s[:8]):
+    if len(s) != 9 or not _ORG_CHARS.issuperset(s[:8]):
         return False
     return organisation_code_check_char(s[:8]) == s[8]
 
 
 def credit_code_check_char(first17: str) -> str:
     """The GB 32100 check character for the first 17 characters of a unified social credit code."""
-    if len(first17) != 17 or any(ch not in _CREDIT_VALUE for ch in first17):
+    if len(first17) != 17 or not _CREDIT_CHARS.issuperset(first17):
         raise ValueError("统一社会信用代码前 17 位须取自 GB 32100 字符集")
-    total = sum(_CREDIT_VALUE[ch] * w for ch, w in zip(first17, CREDIT_CODE_WEIGHTS, strict=True))
+    total = sum(map(mul, map(_CREDIT_VALUE.__getitem__, first17), CREDIT_CODE_WEIGHTS))
     return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
 
 
 def _credit_code_shape_problem(s: str) -> str | None:
     if len(s) != 18:
         return "统一社会信用代码应为 18 位"
-    if any(ch not in _CREDIT_VALUE for ch in s):
+    if not _CREDIT_CHARS.issuperset(s):
         return "统一社会信用代码只能由数字和除 I、O、Z、S、V 以外的大写字母组成"
     if not s[2:8].isdigit():
         return "统一社会信用代码第 3-8 位应为登记管理机关行政区划码（6 位数字）"
     return None
 
 
+@lru_cache(maxsize=4096)
 def is_valid_credit_code(s: str) -> bool:
     """True when both the GB 32100 check (position 18) and the GB 11714 check (position 17) hold."""
     if _credit_code_shape_problem(s) is not None:
@@ -162,7 +169,7 @@ def mod37_36_check_char(s: str) -> str:
 
 def is_valid_mod37_36(s: str) -> bool:
     """True when the last character of ``s`` is the MOD 37,36 check character of the rest."""
-    if len(s) < 2 or any(ch not in _MOD37_36_VALUE for ch in s):
+    if len(s) < 2 or not _MOD37_36_CHARS.issuperset(s):
         return False
     return mod37_36_check_char(s[:-1]) == s[-1]
 
@@ -172,7 +179,7 @@ def is_valid_mod37_36(s: str) -> bool:
 
 def holder_id_kind(s: str) -> HolderIdKind | None:
     """``resident_id`` or ``credit_code`` when ``s`` is a valid one of them, otherwise None."""
-    if is_valid_resident_id(s):
+    if s[:17].isdigit() and is_valid_resident_id(s):
         return "resident_id"
     if is_valid_credit_code(s):
         return "credit_code"

@@ -381,7 +381,7 @@ def make_demo_rows(n: int, seed: int = _SEED) -> list[dict[str, Any]]:
             face = _org_face(type_code, org, {k: v for k, v in extra.items() if k in names})
         rows.append(
             {
-                "licence_number": f"ZL{licence_type.type_id}{i:010d}",
+                "licence_number": f"ZL{licence_type.type_id}{seed % 100000:05d}{i:09d}",
                 "type_code": type_code,
                 "holder_id": holder_id,
                 "holder_name": holder_name,

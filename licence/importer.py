@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 from tqdm import tqdm
 
-from engine.errors import InvalidInput
+from engine.errors import Conflict, InvalidInput
 from licence.checkdigits import holder_id_kind, validate_holder_id
-from licence.library import _new_id, _now, licence_row, next_serials, utc
-from licence.model import STATUSES, LicenceIdentifier, LicenceStatus, format_licence_number
+from licence.library import licence_row, new_id, next_serials, utc, utc_now
+from licence.model import ROOT_CODE, STATUSES, LicenceIdentifier, LicenceStatus, format_licence_number
 from licence.tables import licence_status_events, licences
 from licence.types import LicenceType, find_type, holder_id_kind_for
 from licence.values import parse_date
@@ -64,6 +65,7 @@ _MAX_LENGTH = {
     "identifier": 128,
 }
 _LOOKUP_CHUNK = 500
+_RECORD_FIELD_SET = frozenset(RECORD_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -203,11 +205,13 @@ def _split_face(number: int, raw: Mapping[str, Any], errors: list[RowError]) -> 
         else:
             errors.append(RowError(number, "face", "bad_format", "face 应为对象"))
     for key, value in raw.items():
-        if key.startswith("face."):
+        if key in _RECORD_FIELD_SET:
+            continue
+        if key[:5] == "face.":
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
             face[key[5:]] = value
-        elif key != "face" and key not in RECORD_FIELDS:
+        elif key != "face":
             errors.append(RowError(number, key, "unknown_field", f"未知字段：{key}"))
     return face
 
@@ -444,12 +448,12 @@ def import_rows(
     batch_size: int = 5000,
     actor: str = "import",
     at: dt.datetime | None = None,
-    id_factory: Callable[[], str] = _new_id,
-    root_code: str = "1.2.156",
+    id_factory: Callable[[], str] = new_id,
+    root_code: str = ROOT_CODE,
     total: int | None = None,
 ) -> ImportReport:
     """Validate ``(row_number, raw)`` pairs and insert the good ones in batches (unless ``dry_run``)."""
-    at = utc(at or _now())
+    at = utc(at or utc_now())
     errors: list[RowError] = []
     candidates: list[_Candidate] = []
     count = 0
@@ -512,7 +516,12 @@ def _insert(
                         "actor": actor,
                     }
                 )
-            conn.execute(insert(licences), rows)
+            try:
+                conn.execute(insert(licences), rows)
+            except IntegrityError as exc:
+                raise Conflict(
+                    "导入期间证照库中出现了相同的证照标识或编号（并发写入），请重试", code="conflict"
+                ) from exc
             conn.execute(insert(licence_status_events), events)
             bar.update(len(batch))
 
@@ -534,7 +543,7 @@ def import_file(
     batch_size: int = 5000,
     actor: str = "import",
     at: dt.datetime | None = None,
-    id_factory: Callable[[], str] = _new_id,
+    id_factory: Callable[[], str] = new_id,
 ) -> ImportReport:
     """Import a CSV/JSON file into the library in the caller's transaction; see ``import_rows``."""
     total = _count_rows(Path(path), format) if progress else None

@@ -32,7 +32,7 @@ from licence.model import (
 from licence.tables import licence_status_events, licences
 from licence.types import LicenceType, find_type, get_type, holder_id_kind_for
 
-__all__ = ["LicenceLibrary", "licence_row", "next_serials", "utc"]
+__all__ = ["LicenceLibrary", "licence_row", "next_serials", "new_id", "utc", "utc_now"]
 
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's bound-parameter limit
 
@@ -52,11 +52,11 @@ def utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return str(uuid.uuid4())
 
 
@@ -158,8 +158,8 @@ class LicenceLibrary:
         self,
         conn: Connection,
         *,
-        clock: Callable[[], dt.datetime] = _now,
-        id_factory: Callable[[], str] = _new_id,
+        clock: Callable[[], dt.datetime] = utc_now,
+        id_factory: Callable[[], str] = new_id,
         root_code: str = ROOT_CODE,
     ) -> None:
         self.conn = conn
@@ -310,6 +310,13 @@ class LicenceLibrary:
         if row is None:
             raise NotFound(f"证照不存在：{licence_id}", code="licence_not_found", licence_id=licence_id)
         return self._records([row])[0]
+
+    def latest_usable(self, holder_id: str, type_code: str, today: dt.date) -> LicenceRecord | None:
+        """The newest licence of this type the holder may rely on today (for auto-filling forms), if any."""
+        for record in self.by_holder(holder_id, include_inactive=False, today=today, type_code=type_code):
+            if record.is_usable(today):
+                return record
+        return None
 
     def find_by_identifier(self, identifier: str) -> LicenceRecord | None:
         row = self.conn.execute(select(licences).where(licences.c.identifier == identifier.strip())).first()

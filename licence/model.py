@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "format_licence_number",
 ]
 
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 ROOT_CODE = "1.2.156"  # the ISO country arc for China; deployments may extend it with their own arcs
 
 LicenceStatus = Literal["valid", "suspended", "revoked", "cancelled", "expired"]
@@ -59,7 +61,7 @@ class LicenceIdentifier:
     @staticmethod
     def _payload(root: str, type_id: str, issuer: str, serial: int, version: int) -> str:
         body = f"{root}{type_id}{issuer}{serial:08d}{version:02d}"
-        return "".join(ch for ch in body.upper() if ch.isascii() and ch.isalnum())
+        return _NOT_ALNUM.sub("", body.upper())
 
     @classmethod
     def build(
@@ -206,6 +208,13 @@ class LicenceRecord:
             valid_until=self.valid_until,
             face=self.face,
         )
+
+    @property
+    def type_name(self) -> str:
+        """The licence type's Chinese name (e.g. 营业执照), shown beside every field it fills."""
+        from licence.types import get_type
+
+        return get_type(self.type_code).name
 
     def effective_status(self, today: dt.date) -> LicenceStatus:
         """The stored status, except that a ``valid`` licence past its last valid day reads ``expired``."""

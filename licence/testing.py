@@ -29,7 +29,9 @@ def database_kinds() -> list[str]:
 
 
 @contextmanager
-def scratch_engine(kind: str, tmp_dir: Path | None = None, url: str | None = None) -> Iterator[sqlalchemy.Engine]:
+def scratch_engine(
+    kind: str, tmp_dir: Path | None = None, url: str | None = None
+) -> Iterator[sqlalchemy.Engine]:
     """An engine on an empty database holding the licence tables; everything is removed on exit."""
     if kind == "sqlite":
         if tmp_dir is None:

@@ -32,11 +32,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            # A plain BEGIN upgrades to a write lock late and fails under concurrent writers.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A command takes the write lock up front: a plain BEGIN upgrades late and fails under
+            # concurrent writers. Reads use a deferred BEGIN and never wait for writers (WAL).
+            write = conn.get_execution_options().get("onewindow_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -47,6 +49,7 @@ def is_postgres(engine: Engine) -> bool:
 def unit_of_work(engine: Engine) -> Iterator[Connection]:
     """One transaction per command: commit when the block ends cleanly, roll back on any error."""
     with engine.connect() as conn:
+        conn.execution_options(onewindow_write=True)
         trans = conn.begin()
         try:
             yield conn

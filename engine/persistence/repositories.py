@@ -26,6 +26,14 @@ class DefinitionRow:
 
 
 @dataclass(frozen=True)
+class DefinitionRef:
+    id: int
+    key: str
+    version: int
+    checksum: str
+
+
+@dataclass(frozen=True)
 class InstanceRow:
     id: str
     definition_id: int
@@ -44,11 +52,15 @@ class DefinitionRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def latest(self, key: str) -> DefinitionRow | None:
+    def latest(self, key: str) -> DefinitionRef | None:
+        """The newest version of ``key`` (id, version, checksum only: the texts are not read)."""
         row = self.conn.execute(
-            select(definitions).where(definitions.c.key == key).order_by(definitions.c.version.desc()).limit(1)
+            select(definitions.c.id, definitions.c.version, definitions.c.checksum)
+            .where(definitions.c.key == key)
+            .order_by(definitions.c.version.desc())
+            .limit(1)
         ).first()
-        return DefinitionRow(**{k: row._mapping[k] for k in DefinitionRow.__annotations__}) if row else None
+        return DefinitionRef(int(row[0]), key, int(row[1]), str(row[2])) if row else None
 
     def get(self, definition_id: int) -> DefinitionRow:
         row = self.conn.execute(select(definitions).where(definitions.c.id == definition_id)).first()
@@ -56,14 +68,16 @@ class DefinitionRepository:
             raise NotFound("流程定义不存在", code="definition_not_found", definition_id=definition_id)
         return DefinitionRow(**{k: row._mapping[k] for k in DefinitionRow.__annotations__})
 
-    def find(self, key: str, version: int | None = None) -> DefinitionRow:
+    def find(self, key: str, version: int | None = None) -> DefinitionRef:
         if version is None:
             found = self.latest(key)
         else:
             row = self.conn.execute(
-                select(definitions).where(definitions.c.key == key, definitions.c.version == version)
+                select(definitions.c.id, definitions.c.checksum).where(
+                    definitions.c.key == key, definitions.c.version == version
+                )
             ).first()
-            found = DefinitionRow(**{k: row._mapping[k] for k in DefinitionRow.__annotations__}) if row else None
+            found = DefinitionRef(int(row[0]), key, version, str(row[1])) if row else None
         if found is None:
             raise NotFound(f"流程 {key} 尚未部署", code="definition_not_found", key=key, version=version)
         return found
@@ -116,6 +130,25 @@ class InstanceRepository:
             raise NotFound("流程实例不存在", code="instance_not_found", instance_id=instance_id)
         return InstanceRow(*row)
 
+    def for_task(self, task_id: str) -> tuple[InstanceRow, str]:
+        """The instance of a task and the task's projection state, in one round trip."""
+        row = self.conn.execute(
+            select(
+                instances.c.id,
+                instances.c.definition_id,
+                instances.c.business_key,
+                instances.c.status,
+                instances.c.state,
+                instances.c.version,
+                tasks.c.state,
+            )
+            .join(tasks, tasks.c.instance_id == instances.c.id)
+            .where(tasks.c.id == task_id)
+        ).first()
+        if row is None:
+            raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
+        return InstanceRow(*row[:6]), row[6]
+
     def by_business_key(self, business_key: str) -> InstanceRow:
         row = self.conn.execute(
             select(instances.c.id).where(instances.c.business_key == business_key).limit(1)
@@ -144,13 +177,6 @@ class InstanceRepository:
 class TaskRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-
-    def for_complete(self, task_id: str) -> tuple[str, str]:
-        """(instance id, projection state) of a task."""
-        row = self.conn.execute(select(tasks.c.instance_id, tasks.c.state).where(tasks.c.id == task_id)).first()
-        if row is None:
-            raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
-        return row[0], row[1]
 
     def insert_ready(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:

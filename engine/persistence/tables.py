@@ -162,6 +162,7 @@ cases = Table(
     Column("priority", String(20), nullable=False, default="normal"),  # normal | green
     Column("status", String(30), nullable=False, index=True),
     Column("status_reason", Text),
+    Column("status_seq", Integer, nullable=False, default=0),  # entries of the model's status_history applied
     Column("instance_id", String(36), index=True),
     Column("form_data", JSON),
     Column("autofill", JSON),  # provenance of pre-filled fields

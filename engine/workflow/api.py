@@ -58,7 +58,9 @@ class DocumentReport:
 
     @property
     def executable(self) -> bool:
-        return bool(self.processes) and all(p.executable for p in self.processes) and not self.document_problems
+        return (
+            bool(self.processes) and all(p.executable for p in self.processes) and not self.document_problems
+        )
 
 
 @dataclass(frozen=True)

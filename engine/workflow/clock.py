@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China has no daylight saving time: a fixed +08:00 offset is exact (and needs no tz database)."""
@@ -22,7 +22,7 @@ def as_utc(now: datetime) -> datetime:
     """Check that ``now`` is aware and return it in UTC."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be an aware datetime (UTC)")
-    return now.astimezone(timezone.utc)
+    return now.astimezone(UTC)
 
 
 @contextmanager

@@ -115,16 +115,18 @@ def load_definitions(data: bytes, filename: str = "<upload>") -> dict[str, Defin
             filename=filename,
             problems=list(compiled.unsafe),
         )
-    executable = [p for p in report.processes if p.problems == () or p.problems[0]["code"] != "not_executable"]
+    executable = [
+        p for p in report.processes if p.problems == () or p.problems[0]["code"] != "not_executable"
+    ]
     problems = list(report.document_problems)
     for process in executable:
         problems.extend(process.problems)
     if problems:
-        raise InvalidModel(
-            f"模型不可执行：发现 {len(problems)} 个问题", filename=filename, problems=problems
-        )
+        raise InvalidModel(f"模型不可执行：发现 {len(problems)} 个问题", filename=filename, problems=problems)
     if not executable or compiled.parser is None:
-        raise InvalidModel("文档中没有可执行的流程", code="no_executable_process", filename=filename, problems=[])
+        raise InvalidModel(
+            "文档中没有可执行的流程", code="no_executable_process", filename=filename, problems=[]
+        )
     parser = compiled.parser
     definitions: dict[str, Definition] = {}
     for process in executable:

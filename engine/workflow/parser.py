@@ -78,12 +78,19 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
         warn_ratio = 0.8
     clock = (_attr(node, OW_NS, "clock") or "task").lower()
     if clock not in CLOCKS:
-        problems.append(Problem(element_id, "bad_extension_value", f"扩展属性 ow:clock 的取值无效：{clock!r}", line))
+        problems.append(
+            Problem(element_id, "bad_extension_value", f"扩展属性 ow:clock 的取值无效：{clock!r}", line)
+        )
         clock = "task"
     suspends_raw = (_attr(node, OW_NS, "suspendsCaseClock") or "false").lower()
     if suspends_raw not in ("true", "false"):
         problems.append(
-            Problem(element_id, "bad_extension_value", f"扩展属性 ow:suspendsCaseClock 的取值无效：{suspends_raw!r}", line)
+            Problem(
+                element_id,
+                "bad_extension_value",
+                f"扩展属性 ow:suspendsCaseClock 的取值无效：{suspends_raw!r}",
+                line,
+            )
         )
     groups = _split(pick("candidateGroups"))
     users = _split(pick("candidateUsers"))
@@ -177,7 +184,8 @@ class OwBpmnParser(BpmnParser):
     """
 
     OVERRIDE_PARSER_CLASSES = {
-        tag: (_wrap(parser_class), spec_class) for tag, (parser_class, spec_class) in BpmnParser.PARSER_CLASSES.items()
+        tag: (_wrap(parser_class), spec_class)
+        for tag, (parser_class, spec_class) in BpmnParser.PARSER_CLASSES.items()
     }
 
     def add_bpmn_str(self, bpmn_str: str | bytes, filename: str | None = None) -> None:

@@ -183,9 +183,7 @@ class Runtime:
 
     # ------------------------------------------------------------ timers
     def _waiting(self) -> list[Any]:
-        return [
-            t for t in self.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING
-        ]
+        return [t for t in self.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
 
     def pending_timers(self) -> list[PendingTimer]:
         result = []

@@ -113,7 +113,9 @@ def normalize(source: str | None) -> str:
     return text
 
 
-def _refuse(code: str, node: ast.AST | None, detail: str = "", element_id: str | None = None) -> UnsafeExpression:
+def _refuse(
+    code: str, node: ast.AST | None, detail: str = "", element_id: str | None = None
+) -> UnsafeExpression:
     message = _MESSAGES.get(code, "表达式不安全")
     if detail:
         message = f"{message}：{detail}"
@@ -331,7 +333,9 @@ def _builtins() -> dict[str, Any]:
 
     table: dict[str, Any] = {name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES}
     table.update(HELPERS)
-    table.update({"range": _ow_range, "_ow_binop": _ow_binop, "_ow_method": _ow_method, "_ow_range": _ow_range})
+    table.update(
+        {"range": _ow_range, "_ow_binop": _ow_binop, "_ow_method": _ow_method, "_ow_range": _ow_range}
+    )
     table.update({"True": True, "False": False, "None": None})
     return table
 
@@ -347,9 +351,7 @@ def run_code(code: CodeType, namespace: dict[str, Any], max_steps: int = MAX_STE
         if event in ("opcode", "line"):
             budget[0] -= 1
             if budget[0] < 0:
-                raise UnsafeExpression(
-                    f"表达式执行超过 {max_steps} 步，已中止", code="step_budget_exceeded"
-                )
+                raise UnsafeExpression(f"表达式执行超过 {max_steps} 步，已中止", code="step_budget_exceeded")
         return local
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
@@ -375,7 +377,9 @@ def _jsonable(value: Any, path: str) -> Any:
         return [_jsonable(v, path) for v in items]
     if isinstance(value, dict):
         return {str(k): _jsonable(v, path) for k, v in value.items()}
-    raise UnsafeExpression(f"脚本结果不是 JSON 数据：{path}（{type(value).__name__}）", code="non_json_result")
+    raise UnsafeExpression(
+        f"脚本结果不是 JSON 数据：{path}（{type(value).__name__}）", code="non_json_result"
+    )
 
 
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):

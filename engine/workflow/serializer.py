@@ -108,11 +108,11 @@ def restore_instance(state: str, spec: Any, subprocess_specs: dict[str, Any]) ->
 
 def full_dump(workflow: BpmnWorkflow) -> str:
     """SpiffWorkflow's own full serialization (spec included): only for benchmarks/comparison."""
-    plain = BpmnWorkflowSerializer(_full_registry())
+    plain = BpmnWorkflowSerializer(full_registry())
     return plain.serialize_json(workflow)
 
 
-def _full_registry() -> Any:
+def full_registry() -> Any:
     config = dict(DEFAULT_CONFIG)
     config[OwTimeDateEventDefinition] = TimerConditionalEventDefinitionConverter
     config[OwDurationTimerEventDefinition] = TimerConditionalEventDefinitionConverter

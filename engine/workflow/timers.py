@@ -11,7 +11,7 @@ A timer expression is either an ISO 8601 literal as modelers write it (``P3D``, 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
@@ -33,14 +33,14 @@ def parse_instant(text: str) -> datetime:
     """An ISO date, date-time or week date as an aware UTC datetime (naive = Asia/Shanghai)."""
     value = text.strip()
     if "W" in value.upper() and not value.upper().startswith("P"):
-        return _T.parse_iso_week(value).astimezone(timezone.utc)
+        return _T.parse_iso_week(value).astimezone(UTC)
     if len(value) == 10:
         parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
     else:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=SHANGHAI)
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def duration_from(text: str, start: datetime) -> timedelta:
@@ -70,7 +70,7 @@ def literal_kind(text: str) -> str | None:
     value = (text or "").strip()
     if not value:
         return None
-    probe = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    probe = datetime(2024, 1, 1, tzinfo=UTC)
     try:
         if value.upper().startswith("R"):
             parse_cycle(value, probe)
@@ -191,4 +191,4 @@ def due_at(definition: Any, internal_data: dict[str, Any]) -> datetime | None:
         value = value.get("next") if value.get("cycles") != 0 else None
     if not isinstance(value, str):
         return None
-    return datetime.fromisoformat(value).astimezone(timezone.utc)
+    return datetime.fromisoformat(value).astimezone(UTC)

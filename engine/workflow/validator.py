@@ -63,6 +63,11 @@ UNSUPPORTED_REASON = {
     "subChoreography": "不支持编排",
     "implicitThrowEvent": "不支持隐式抛出事件",
 }
+LOOP_LABELS = {
+    "loopCardinality": "多实例基数",
+    "completionCondition": "完成条件",
+    "loopCondition": "循环条件",
+}
 CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
 UNSAFE_CODES = {
     "forbidden_import", "forbidden_statement", "forbidden_definition", "forbidden_name",
@@ -185,7 +190,12 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             problems.extend(meta_problems)
             if not (meta.candidate_groups or meta.candidate_users or meta.assignee):
                 problems.append(
-                    Problem(element_id, "unassigned_user_task", "人工任务没有指定候选组、候选人、办理人或泳道", line)
+                    Problem(
+                        element_id,
+                        "unassigned_user_task",
+                        "人工任务没有指定候选组、候选人、办理人或泳道",
+                        line,
+                    )
                 )
             if meta.due_expression:
                 try:
@@ -204,7 +214,11 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
         elif name == "timerEventDefinition":
             specs = [c for c in element if local(c) in ("timeDate", "timeDuration", "timeCycle")]
             if not specs or not _text(specs[0]):
-                problems.append(Problem(owner, "bad_timer", "定时器没有时间表达式（timeDate/timeDuration/timeCycle）", line))
+                problems.append(
+                    Problem(
+                        owner, "bad_timer", "定时器没有时间表达式（timeDate/timeDuration/timeCycle）", line
+                    )
+                )
             else:
                 try:
                     check_timer_expression(_text(specs[0]))
@@ -214,10 +228,16 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             parent_name = local(element.getparent()) if name == "messageEventDefinition" else name
             ref = element.get("messageRef")
             catching = parent_name in ("intermediateCatchEvent", "boundaryEvent", "startEvent", "receiveTask")
-            if name == "receiveTask" and ref is None and element.find(f"{B}messageEventDefinition") is not None:
+            if (
+                name == "receiveTask"
+                and ref is None
+                and element.find(f"{B}messageEventDefinition") is not None
+            ):
                 continue
             if ref is None and catching:
-                problems.append(Problem(owner, "missing_message", "接收消息的事件没有引用消息（messageRef）", line))
+                problems.append(
+                    Problem(owner, "missing_message", "接收消息的事件没有引用消息（messageRef）", line)
+                )
             elif ref is not None and ref not in scan.messages:
                 problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
         elif name == "conditionalEventDefinition":
@@ -230,16 +250,22 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             called = element.get("calledElement")
             if not called or called not in scan.processes:
                 problems.append(
-                    Problem(element_id, "unknown_called_process", f"调用活动引用了本文档中不存在的流程：{called}", line)
+                    Problem(
+                        element_id,
+                        "unknown_called_process",
+                        f"调用活动引用了本文档中不存在的流程：{called}",
+                        line,
+                    )
                 )
             elif scan.processes[called].get("isExecutable", "true") == "false":
                 problems.append(
-                    Problem(element_id, "unknown_called_process", f"调用活动引用的流程不可执行：{called}", line)
+                    Problem(
+                        element_id, "unknown_called_process", f"调用活动引用的流程不可执行：{called}", line
+                    )
                 )
         elif name in ("loopCardinality", "completionCondition", "loopCondition"):
             if _text(element):
-                _check_expr(problems, element, {"loopCardinality": "多实例基数", "completionCondition": "完成条件",
-                                                "loopCondition": "循环条件"}[name])  # fmt: skip
+                _check_expr(problems, element, LOOP_LABELS[name])
         elif name == "multiInstanceLoopCharacteristics":
             collection, _ = camunda_collection(element)
             has_ref = element.find(f"{B}loopDataInputRef") is not None
@@ -252,10 +278,16 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                 problems.append(Problem(owner, "bad_multi_instance", "多实例没有基数也没有输入集合", line))
         elif name in ("loopDataInputRef", "loopDataOutputRef"):
             if not is_identifier(_text(element)):
-                problems.append(Problem(owner, "bad_expression", f"多实例集合必须是数据名：{_text(element)!r}", line))
+                problems.append(
+                    Problem(owner, "bad_expression", f"多实例集合必须是数据名：{_text(element)!r}", line)
+                )
     # formal expressions inside data associations / correlations are sandbox-checked too
     for formal in process.iter(f"{B}from", f"{B}to", f"{B}transformation"):
-        if _text(formal) and local(formal.getparent()) in ("assignment", "dataInputAssociation", "dataOutputAssociation"):
+        if _text(formal) and local(formal.getparent()) in (
+            "assignment",
+            "dataInputAssociation",
+            "dataOutputAssociation",
+        ):
             _check_expr(problems, formal, "数据表达式")
     return problems
 
@@ -298,10 +330,18 @@ def compile_document(data: bytes, filename: str = "<upload>") -> CompiledDocumen
         problems = _static_problems(scan, process)
         if process.get("isExecutable", "true") == "false":
             problems.insert(
-                0, Problem(process_id, "not_executable", "流程标记为不可执行（isExecutable=\"false\"）", process.sourceline)
+                0,
+                Problem(
+                    process_id,
+                    "not_executable",
+                    '流程标记为不可执行（isExecutable="false"）',
+                    process.sourceline,
+                ),
             )
         elif process.find(f"{B}startEvent") is None:
-            problems.insert(0, Problem(process_id, "missing_start_event", "流程没有开始事件", process.sourceline))
+            problems.insert(
+                0, Problem(process_id, "missing_start_event", "流程没有开始事件", process.sourceline)
+            )
         per_process[process_id] = problems
 
     # data stores have no implementation: their references are reported per process above; the
@@ -332,7 +372,12 @@ def compile_document(data: bytes, filename: str = "<upload>") -> CompiledDocumen
                 called = call.get("calledElement")
                 if per_process.get(called or ""):
                     problems.append(
-                        Problem(call.get("id"), "unknown_called_process", f"调用的流程 {called} 不可执行", call.sourceline)
+                        Problem(
+                            call.get("id"),
+                            "unknown_called_process",
+                            f"调用的流程 {called} 不可执行",
+                            call.sourceline,
+                        )
                     )
 
     reports = tuple(

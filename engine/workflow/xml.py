@@ -63,7 +63,9 @@ def parse_xml(data: bytes | str, filename: str = "<upload>") -> etree._ElementTr
     data = bytes(data)
     if len(data) > MAX_BYTES:
         raise UnsafeDocument(
-            f"文档过大（{len(data)} 字节，上限 {MAX_BYTES} 字节）", code="document_too_large", filename=filename
+            f"文档过大（{len(data)} 字节，上限 {MAX_BYTES} 字节）",
+            code="document_too_large",
+            filename=filename,
         )
     if not data.strip():
         raise UnsafeDocument("文档为空", code="not_xml", filename=filename)
@@ -86,7 +88,9 @@ def parse_xml(data: bytes | str, filename: str = "<upload>") -> etree._ElementTr
         raise UnsafeDocument(f"不是格式正确的 XML：{err}", code="not_xml", filename=filename) from None
     docinfo = tree.docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise UnsafeDocument("文档包含 DOCTYPE 声明，出于安全原因拒绝", code="doctype_forbidden", filename=filename)
+        raise UnsafeDocument(
+            "文档包含 DOCTYPE 声明，出于安全原因拒绝", code="doctype_forbidden", filename=filename
+        )
     root = tree.getroot()
     _check_depth_and_entities(root, filename)
     if not isinstance(root.tag, str) or root.tag != f"{{{BPMN_MODEL_NS}}}definitions":

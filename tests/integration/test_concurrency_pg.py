@@ -34,7 +34,7 @@ def _ready(engine, instance_id: str) -> list[dict]:
 
 
 def test_many_threads_completing_one_task_exactly_one_wins(pg, service) -> None:
-    instance_id = service.start("three_tasks", {}, "a")
+    instance_id = service.start("three_tasks", {}, "a").instance_id
     [intake] = _ready(pg, instance_id)
     barrier = threading.Barrier(12)
 
@@ -61,7 +61,7 @@ def test_many_threads_completing_one_task_exactly_one_wins(pg, service) -> None:
 
 def test_sibling_parallel_tasks_completed_at_once_all_succeed(pg, service) -> None:
     for _ in range(5):
-        instance_id = service.start("parallel_three", {}, "a")
+        instance_id = service.start("parallel_three", {}, "a").instance_id
         siblings = _ready(pg, instance_id)
         assert len(siblings) == 3
         barrier = threading.Barrier(3)
@@ -81,7 +81,7 @@ def test_sibling_parallel_tasks_completed_at_once_all_succeed(pg, service) -> No
 
 
 def test_three_workers_fire_each_timer_exactly_once(pg, service, clock) -> None:
-    ids = [service.start("timer_wait", {}, "a") for _ in range(30)]
+    ids = [service.start("timer_wait", {}, "a").instance_id for _ in range(30)]
     clock.advance(hours=2)
     barrier = threading.Barrier(3)
 

@@ -68,7 +68,7 @@ def test_unsafe_model_is_refused_and_nothing_is_stored(db, clock, tmp_path) -> N
 
 
 def test_single_window_case_round_trips_through_the_database(db, service, clock) -> None:
-    instance_id = service.start("three_tasks", {"applicant": "张三"}, "applicant", business_key="B-1")
+    instance_id = service.start("three_tasks", {"applicant": "张三"}, "applicant", business_key="B-1").instance_id
     [intake] = ready(db, "window")
     assert intake["element_id"] == "intake" and intake["form_key"] == "task.intake"
     assert intake["business_key"] == "B-1" and intake["due_at"] is not None
@@ -122,7 +122,7 @@ def test_timer_fires_once_when_the_injected_clock_passes_it(db, service, clock) 
 
 
 def test_message_sent_early_is_buffered_then_delivered(db, service) -> None:
-    instance_id = service.start("message_wait", {}, "a")
+    instance_id = service.start("message_wait", {}, "a").instance_id
     assert service.correlate_message("fee_paid", {"amount": 100}, "bank", instance_id=instance_id) is False
     assert count(db, messages) == 1
     [prepare] = ready(db)
@@ -133,7 +133,7 @@ def test_message_sent_early_is_buffered_then_delivered(db, service) -> None:
 
 
 def test_message_to_a_waiting_catch_is_delivered_at_once(db, service) -> None:
-    instance_id = service.start("message_wait", {}, "a", business_key="B-9")
+    instance_id = service.start("message_wait", {}, "a", business_key="B-9").instance_id
     service.complete_task(ready(db)[0]["id"], {}, "officer")
     assert ready(db) == []
     assert service.correlate_message("fee_paid", {"amount": 1}, "bank", business_key="B-9") is True
@@ -142,7 +142,7 @@ def test_message_to_a_waiting_catch_is_delivered_at_once(db, service) -> None:
 
 
 def test_cancel_needs_a_reason_and_closes_tasks(db, service) -> None:
-    instance_id = service.start("parallel_three", {}, "a")
+    instance_id = service.start("parallel_three", {}, "a").instance_id
     assert len(ready(db)) == 3
     with pytest.raises(InvalidInput):
         service.cancel(instance_id, "sup", "  ")

@@ -1,7 +1,8 @@
-"""A small driver for the models: every step is followed by a dump and a restore (BpmnWorkflowTestCase habit)."""
+"""A small driver for the models: every step is followed by a dump and a restore (SpiffWorkflow habit)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
@@ -33,13 +34,19 @@ class Case:
         self.now = now
         self.rt = Runtime.start(self.defn, data, now)
         self.steps = 0
+        self.observed: list[
+            str
+        ] = []  # case_status changes seen after each step, as the service layer sees them
         self._roundtrip()
 
     def _roundtrip(self) -> None:
         state = self.rt.dump()
         self.rt = Runtime.restore(self.defn, state, self.now)
-        assert self.rt.dump() == state, "dump -> restore -> dump changed the state"
+        assert json.loads(self.rt.dump()) == json.loads(state), "dump -> restore -> dump changed the state"
         self.steps += 1
+        status = self.rt.data.get("case_status")
+        if status is not None and (not self.observed or self.observed[-1] != status):
+            self.observed.append(status)
 
     def at(self, now: datetime) -> Case:
         assert now >= self.now, "the clock only moves forward"

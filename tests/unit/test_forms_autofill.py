@@ -272,3 +272,55 @@ def test_merged_data_from_licences_validates() -> None:
         _food_result(),
     )
     assert validate(REGISTRY.get("apply.food_business"), merged) == []
+
+
+@dataclass
+class IssuedLicence(FakeLicence):
+    issue_date: date | None = None
+    valid_from: date | None = None
+
+
+def test_same_validity_prefers_latest_issue_and_skips_not_yet_effective() -> None:
+    common = {"type_code": "business_licence", "type_name": "营业执照", "holder_id": CREDIT_CODE}
+    older = IssuedLicence(
+        id="a",
+        licence_number="BL-A",
+        valid_until=None,
+        face={"name": "旧名"},
+        issue_date=date(2019, 1, 1),
+        **common,
+    )
+    newer = IssuedLicence(
+        id="b",
+        licence_number="BL-B",
+        valid_until=None,
+        face={"name": "新名"},
+        issue_date=date(2023, 5, 1),
+        **common,
+    )
+    future = IssuedLicence(
+        id="c",
+        licence_number="BL-C",
+        valid_until=None,
+        face={"name": "未来"},
+        issue_date=date(2025, 3, 1),
+        valid_from=date(2025, 4, 1),
+        **common,
+    )
+    result = autofill(
+        REGISTRY.get("apply.planning_permit"),
+        licences=[older, future, newer],
+        applicant=None,
+        earlier_tasks=None,
+        today=TODAY,
+    )
+    assert result.values["builder"] == "新名"
+    only_future = autofill(
+        REGISTRY.get("apply.planning_permit"),
+        licences=[future],
+        applicant=None,
+        earlier_tasks=None,
+        today=TODAY,
+    )
+    assert only_future.values == {}
+    assert only_future.skipped["builder"][0].message_zh == "营业执照 No.BL-C 自 2025-04-01 起生效，未用于填充"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ EXPECTED_KEYS = {
     "task.special_procedure",
     "task.commitment",
     "task.delivery",
+    "task.escalation",
 }
 
 
@@ -138,3 +140,14 @@ def test_shipped_licence_bindings_use_catalogue_fields() -> None:
             for binding in chain:
                 if isinstance(binding, LicenceBinding):
                     assert binding.licence_field in LICENCE_FIELDS[binding.licence_type]
+
+
+def test_every_form_key_used_by_the_process_models_and_catalogue_exists() -> None:
+    root = Path(__file__).resolve().parents[2] / "processes"
+    used = set()
+    for bpmn in root.glob("*.bpmn"):
+        used |= set(re.findall(r'formKey="([^"]+)"', bpmn.read_text(encoding="utf-8")))
+    catalogue = root / "catalogue.json"
+    if catalogue.exists():
+        used |= set(re.findall(r'"application_form":\s*"([^"]+)"', catalogue.read_text(encoding="utf-8")))
+    assert used - set(FormRegistry.load().keys()) == set()

@@ -11,7 +11,13 @@ import pytest
 from engine.errors import UnsafeExpression
 from engine.workflow import Definition, Runtime, load_definitions
 from engine.workflow.sandbox import SandboxEnvironment, check_source
-from tests.unit.bpmn.models import gateway_after_task_model, gateway_model, mi_model, script_model, timer_model
+from tests.unit.bpmn.models import (
+    gateway_after_task_model,
+    gateway_model,
+    mi_model,
+    script_model,
+    timer_model,
+)
 
 NOW = datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
 

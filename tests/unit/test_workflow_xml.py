@@ -64,7 +64,9 @@ def test_not_bpmn_and_empty() -> None:
 
 
 def test_size_limit() -> None:
-    big = document(linear(user_task("t"), "t", "t")).replace(b"<bpmn:process", b"<!--" + b"x" * MAX_BYTES + b"-->")
+    big = document(linear(user_task("t"), "t", "t")).replace(
+        b"<bpmn:process", b"<!--" + b"x" * MAX_BYTES + b"-->"
+    )
     with pytest.raises(UnsafeDocument) as info:
         parse_xml(big)
     assert info.value.code == "document_too_large"

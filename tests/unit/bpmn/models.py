@@ -17,8 +17,6 @@ def document(body: str, process_id: str = "p", extra: str = "", executable: str 
     ).encode()
 
 
-
-
 def linear(inner: str, first: str, last: str) -> str:
     """A start event, ``inner`` elements, an end event; flows start->first and last->end."""
     return (
@@ -45,7 +43,9 @@ def user_task(task_id: str, attrs: str = 'ow:candidateGroups="window"', inner: s
 
 
 def script_task(task_id: str, script: str) -> str:
-    return f'<bpmn:scriptTask id="{task_id}"><bpmn:script><![CDATA[{script}]]></bpmn:script></bpmn:scriptTask>'
+    return (
+        f'<bpmn:scriptTask id="{task_id}"><bpmn:script><![CDATA[{script}]]></bpmn:script></bpmn:scriptTask>'
+    )
 
 
 def gateway_model(condition: str) -> bytes:

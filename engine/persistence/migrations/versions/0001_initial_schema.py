@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 07:49:35.471246
+Create Date: 2026-11-27 07:53:43.991092
 """
 from alembic import op
 import sqlalchemy as sa
@@ -55,6 +55,7 @@ def upgrade() -> None:
     sa.Column('priority', sa.String(length=20), nullable=False),
     sa.Column('status', sa.String(length=30), nullable=False),
     sa.Column('status_reason', sa.Text(), nullable=True),
+    sa.Column('status_seq', sa.Integer(), nullable=False),
     sa.Column('instance_id', sa.String(length=36), nullable=True),
     sa.Column('form_data', sa.JSON(), nullable=True),
     sa.Column('autofill', sa.JSON(), nullable=True),

@@ -1,0 +1,136 @@
+"""Benchmark: the same models three ways in one process.
+
+    python -m bench [--cases N] [--pg-url URL]      (or: onewindow bench)
+
+1. raw SpiffWorkflow in memory;
+2. raw SpiffWorkflow with a full JSON save+load after every step (the baseline);
+3. onewindow's service layer, every step one transaction, on SQLite and on PostgreSQL
+   (start the case, then read the instance's ready tasks and complete them until the case ends).
+
+The last line is ``ratio <persisted_pg/raw_json>`` for the single-window model (target >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, select, text
+
+from engine.persistence.database import make_engine
+from engine.persistence.schema import upgrade
+from engine.persistence.tables import instances, tasks
+from engine.service import WorkflowService
+from engine.workflow.baseline import raw_cases, raw_state_size
+
+MODELS = Path(__file__).resolve().parent / "models"
+BENCH_MODELS = [("single_window_3.bpmn", "bench_single_window"), ("joint_parallel_3.bpmn", "bench_joint_parallel")]
+DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def rate(cases: int, fn: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    fn()
+    return cases / (time.perf_counter() - started)
+
+
+def persisted_cases(engine: Engine, bpmn: bytes, process_id: str, cases: int, clients: int = 1) -> float:
+    """Cases per second through the service layer; ``clients`` threads run cases side by side."""
+    now = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    service = WorkflowService(engine, clock=lambda: now)
+    service.deploy(bpmn, "bench.bpmn", "bench")
+
+    def one_case(_: int) -> None:
+        result = service.start(process_id, {"applicant": "张三"}, "bench")
+        ready = list(result.opened_tasks)
+        while ready:  # every command returns the tasks it opened, as the API does
+            result = service.complete_task(ready.pop(0), {"ok": True}, "officer")
+            ready.extend(result.opened_tasks)
+        assert result.status == "completed"
+
+    def run() -> None:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one_case, range(cases)))
+
+    return rate(cases, run)
+
+
+def our_state_size(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(text("max(length(state))")).select_from(instances)).scalar() or 0)
+
+
+def pg_engine(url: str) -> tuple[Engine, Callable[[], None]]:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    engine = make_engine(f"{url}{sep}options=-csearch_path%3D{schema}")
+    upgrade(engine)
+
+    def drop() -> None:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return engine, drop
+
+
+def main(args: argparse.Namespace | None = None) -> int:
+    if args is None:
+        parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+        parser.add_argument("--cases", type=int, default=300)
+        parser.add_argument("--pg-url", default=None)
+        parser.add_argument("--clients", type=int, default=4)
+        args = parser.parse_args()
+    pg_url = args.pg_url or os.environ.get("ONEWINDOW_TEST_PG_URL") or DEFAULT_PG
+    n, clients = args.cases, getattr(args, "clients", 4)
+    header = (
+        f"{'model':<22}{'raw mem/s':>10}{'raw json/s':>11}{'sqlite/s':>10}"
+        f"{'pg/s':>8}{f'pg {clients}cl/s':>10}{'state B ours/raw':>18}"
+    )
+    print(f"cases per model: {n}; one process, one core; every persisted step is one transaction")
+    print(header)
+    print("-" * len(header))
+    ratio = ratio_one = 0.0
+    for filename, process_id in BENCH_MODELS:
+        bpmn = (MODELS / filename).read_bytes()
+        mem = rate(n, lambda b=bpmn, p=process_id: raw_cases(b, p, n, json_round_trip=False))
+        js = rate(n, lambda b=bpmn, p=process_id: raw_cases(b, p, n, json_round_trip=True))
+        with tempfile.TemporaryDirectory() as tmp:
+            lite = make_engine(f"sqlite:///{tmp}/bench.db")
+            upgrade(lite)
+            ours_lite = persisted_cases(lite, bpmn, process_id, n)
+            lite.dispose()
+        pg, drop = pg_engine(pg_url)
+        try:
+            ours_pg = persisted_cases(pg, bpmn, process_id, n)
+            ours_pg_many = persisted_cases(pg, bpmn, process_id, n, clients)
+            size = our_state_size(pg)
+        finally:
+            drop()
+        raw_size = raw_state_size(bpmn, process_id)
+        print(
+            f"{process_id:<22}{mem:>10.0f}{js:>11.0f}{ours_lite:>10.0f}{ours_pg:>8.0f}{ours_pg_many:>10.0f}"
+            f"{f'{size}/{raw_size}':>18}"
+        )
+        if not ratio:
+            ratio, ratio_one = ours_pg_many / js, ours_pg / js
+    print("baseline (shared/PERFORMANCE.md, this machine kind): single window ~1,800/s in memory, ~330/s JSON")
+    print(f"single client: persisted_pg/raw_json = {ratio_one:.2f}; the ratio below is with {clients} clients")
+    print(f"ratio {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Administrator overrides of the working-day calendar, kept in the database.
+
+The services read the calendar through a provider that rebuilds a ``WorkingCalendar`` with the stored
+overrides when they change (the process caches it; another process picks a change up on its next reload).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from engine.calendar import WorkingCalendar
+from engine.errors import InvalidInput
+from engine.persistence.tables import audit_log, calendar_overrides
+
+
+def load_overrides(conn: Connection) -> dict[date, bool]:
+    rows = conn.execute(select(calendar_overrides.c.day, calendar_overrides.c.working)).all()
+    return {date.fromisoformat(day): bool(working) for day, working in rows}
+
+
+def set_override(conn: Connection, day: date, working: bool | None, note: str, actor: str, now: datetime) -> None:
+    """Mark ``day`` as working (True) or rest (False); ``None`` removes the override."""
+    if working is not None and not note.strip():
+        raise InvalidInput("调整工作日须说明依据（如国务院通知）", code="reason_required", field="note")
+    conn.execute(delete(calendar_overrides).where(calendar_overrides.c.day == day.isoformat()))
+    if working is not None:
+        conn.execute(
+            insert(calendar_overrides).values(day=day.isoformat(), working=working, note=note, set_by=actor, set_at=now)
+        )
+    conn.execute(
+        insert(audit_log).values(
+            at=now, actor=actor, action="calendar_override", detail={"day": day.isoformat(), "working": working, "note": note}
+        )
+    )
+
+
+class CalendarProvider:
+    """Callable returning the current calendar (package data + stored overrides)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._calendar: WorkingCalendar | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> WorkingCalendar:
+        cal = self._calendar
+        if cal is None:
+            with self._lock, self.engine.connect() as conn:
+                cal = self._calendar = WorkingCalendar(load_overrides(conn))
+        return cal
+
+    def reload(self) -> None:
+        self._calendar = None

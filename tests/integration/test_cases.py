@@ -1,0 +1,331 @@
+"""Cases through the whole stack (catalogue, forms, licence library, BPMN, clocks) on a real database.
+
+Time is injected: the clock is moved across real holidays (National Day 2025, Spring Festival 2026).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from api.bootstrap import Services, bootstrap, deploy_bundled_processes
+from engine.errors import Conflict, InvalidInput
+from engine.persistence.database import unit_of_work
+from engine.persistence.tables import audit_log, case_clocks, escalations, tasks
+from engine.settings import Settings
+from licence.demo import demo_organisations, load_demo
+from licence.library import LicenceLibrary
+from tests.conftest import FakeClock
+
+
+def shanghai(y: int, m: int, d: int, h: int = 9, mi: int = 0) -> datetime:
+    return datetime(y, m, d, h, mi, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+
+
+@pytest.fixture
+def svc(db, clock: FakeClock) -> Services:
+    clock.set(shanghai(2025, 9, 29, 9))
+    services = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=db)
+    deploy_bundled_processes(services)
+    with unit_of_work(db) as conn:
+        load_demo(conn)
+    return services
+
+
+def org_with(svc: Services, has: set[str], lacks: set[str] = frozenset()):  # type: ignore[assignment]
+    with svc.engine.connect() as conn:
+        lib = LicenceLibrary(conn)
+        for org in demo_organisations():
+            types = {lic.type_code for lic in lib.by_holder(org.credit_code)}
+            if has <= types and not (lacks & types):
+                return org
+    raise AssertionError("no demo organisation fits")
+
+
+def ready(svc: Services, case_id: str) -> dict[str, dict]:
+    with svc.engine.connect() as conn:
+        rows = conn.execute(select(tasks).where(tasks.c.business_key == case_id, tasks.c.state == "ready")).all()
+    return {r.element_id: dict(r._mapping) for r in rows}
+
+
+def do(svc: Services, case_id: str, element: str, actor: str = "officer", **data) -> None:
+    task = ready(svc, case_id)[element]
+    svc.cases.complete_task(task["id"], data, actor)
+
+
+def statuses(svc: Services, case_id: str) -> list[str]:
+    with svc.engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.detail).where(audit_log.c.business_key == case_id, audit_log.c.action == "case_status")
+        ).scalars()
+        return [d["to"] for d in rows]
+
+
+FOOD_FORM = {"premises": "一楼全层", "main_business": "餐饮服务经营者", "business_items": "热食类食品制售", "contact_phone": "13800138000"}
+
+
+def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefill(svc: Services, clock) -> None:
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], channel="online", form=dict(FOOD_FORM),
+                    provided={"MR-001": ["application", "layout_plan", "safety_rules", "manager_health"]}),
+        "applicant",
+    )
+    track = svc.cases.track(case_id)
+    case = track["case"]
+    # the form was pre-filled from the business licence, with provenance
+    assert case["form_data"]["operator_name"] == org.name
+    assert case["autofill"]["credit_code"]["licence_type"] == "business_licence"
+    mats = {m["code"]: m for m in track["materials"]}
+    assert mats["business_licence"]["state"] == "satisfied_by_licence" and mats["business_licence"]["licence_id"]
+    assert mats["layout_plan"]["state"] == "provided"
+
+    do(svc, case_id, "intake", decision="accept", opinion="材料齐全")
+    assert set(ready(svc, case_id)) == {"review"}
+    assert ready(svc, case_id)["review"]["candidate_groups"] == ",market,"
+    do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
+    do(svc, case_id, "decision", decision="approve", opinion="准予许可")
+    track = svc.cases.track(case_id)
+    assert track["case"]["status"] == "approved"
+    [licence_id] = track["case"]["licence_ids"]
+    do(svc, case_id, "delivery", delivery_method="online", delivered_on="2025-09-29")
+    assert statuses(svc, case_id) == ["accepted", "under_review", "approved", "delivered"]
+
+    with svc.engine.connect() as conn:
+        issued = LicenceLibrary(conn).get(licence_id)
+        assert issued.type_code == "food_business_licence" and issued.source_case == case_id
+        assert LicenceLibrary(conn).verify(licence_id).ok
+        # the next application of the same holder pre-fills from the licence just issued
+        again = svc.cases.prefill(conn, "apply.food_business", org.credit_code, org.name)
+    assert again.values["business_items"] == "热食类食品制售"
+    assert again.provenance["business_items"].licence_id == licence_id
+
+
+def test_expired_licence_is_not_used_and_the_reason_is_shown(svc: Services) -> None:
+    with svc.engine.connect() as conn:
+        lib = LicenceLibrary(conn)
+        expired = [
+            lic
+            for org in demo_organisations()
+            for lic in lib.by_holder(org.credit_code)
+            if lic.type_code == "food_business_licence" and lic.effective_status(datetime(2025, 9, 29).date()) == "expired"
+        ]
+        assert expired, "the demo data has an expired food business licence"
+        lic = expired[0]
+        has_valid = [
+            x for x in lib.by_holder(lic.holder_id)
+            if x.type_code == "food_business_licence" and x.effective_status(datetime(2025, 9, 29).date()) == "valid"
+        ]
+        assert not has_valid
+        filled = svc.cases.prefill(conn, "apply.food_business", lic.holder_id, lic.holder_name)
+    assert "business_items" not in filled.values
+    reasons = [r.message_zh for r in filled.skipped.get("business_items", [])]
+    assert reasons and "过期" in reasons[0]
+
+
+def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Services, clock) -> None:
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], channel="counter", form=dict(FOOD_FORM)), "window-1"
+    )
+    do(svc, case_id, "intake", decision="supplement", missing_materials=["layout_plan", "safety_rules"], reason="缺材料")
+    assert svc.cases.track(case_id)["case"]["status"] == "supplement_requested"
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(case_clocks).where(case_clocks.c.task_id.is_(None))).all() == []
+    do(svc, case_id, "supplement", actor="applicant", supplied_materials=["layout_plan", "safety_rules"])
+    do(svc, case_id, "intake", decision="refuse", reason="不属于本机关职权范围")
+    track = svc.cases.track(case_id)
+    assert track["case"]["status"] == "refused"
+    assert track["case"]["status_reason"] == "不属于本机关职权范围"
+    assert statuses(svc, case_id) == ["supplement_requested", "submitted", "refused"]
+
+
+def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_cards_once(
+    svc: Services, clock
+) -> None:
+    from engine.case_clocks import tick_clocks
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    clock.set(shanghai(2025, 9, 30, 9))
+    case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM)), "a")
+    do(svc, case_id, "intake", decision="accept", opinion="齐全")
+    promised = [c for c in svc.cases.track(case_id)["clocks"] if c["kind"] == "promised"][0]
+    # 10 working days from 30 Sep 2025 skip the National Day holiday (1-8 Oct) and count Sat 11 Oct:
+    # 9, 10, 11, 13, 14, 15, 16, 17, 20, 21 Oct -> due at the end of 21 Oct (Beijing)
+    assert promised["due_at"] == "2025-10-21T16:00:00+00:00"
+
+    clock.set(shanghai(2025, 10, 9, 10))
+    do(svc, case_id, "review", result="pass", opinion="需检验", needs_special_procedure=True, special_kind="testing")
+    clocks = {c["kind"]: c for c in svc.cases.track(case_id)["clocks"]}
+    assert clocks["promised"]["paused"] is True
+    clock.set(shanghai(2025, 10, 14, 10))
+    do(svc, case_id, "special_procedure", kind="testing", result="合格", started_on="2025-10-09", finished_on="2025-10-14")
+    clocks = {c["kind"]: c for c in svc.cases.track(case_id)["clocks"]}
+    assert clocks["promised"]["paused"] is False
+    # paused when 9, 10, 11 and 13 Oct ended: four working days later than before -> end of 27 Oct
+    assert clocks["promised"]["due_at"] == "2025-10-27T16:00:00+00:00"
+
+    clock.set(shanghai(2025, 10, 23, 10))  # 7 working days used of 10: still normal
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w1") == 0
+    clock.set(shanghai(2025, 10, 24, 10))  # 8 of 10 used (80%): yellow card, raised once
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w1") >= 1
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w2") == 0
+    clock.set(shanghai(2025, 10, 28, 9))  # past the promised limit: red, escalated once
+    raised = tick_clocks(svc.engine, clock, svc.calendar, "w1") + tick_clocks(svc.engine, clock, svc.calendar, "w2")
+    assert raised >= 1
+    with svc.engine.connect() as conn:
+        levels = conn.execute(
+            select(escalations.c.level, case_clocks.c.kind)
+            .join(case_clocks, case_clocks.c.id == escalations.c.clock_id)
+            .where(escalations.c.case_id == case_id)
+        ).all()
+    assert ("red", "promised") in levels and ("yellow", "promised") in levels
+    assert len(levels) == len(set(levels))
+    assert {c["kind"]: c["status"] for c in svc.cases.track(case_id)["clocks"] if c["task_id"] is None} == {
+        "legal": "normal",
+        "promised": "red",
+    }
+
+
+def test_tolerant_acceptance_needs_key_materials_and_terminates_when_deadline_missed(svc: Services, clock) -> None:
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    with pytest.raises(InvalidInput) as err:
+        svc.cases.submit(
+            Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), tolerant=True), "a"
+        )
+    assert err.value.code == "key_materials_missing"  # the application form itself is a key material
+    with pytest.raises(InvalidInput) as err:
+        svc.cases.submit(Application(org.credit_code, org.name, ["MR-003"], form={}, tolerant=True), "a")
+    assert err.value.code in ("tolerance_not_allowed", "invalid_form")
+
+    clock.set(shanghai(2026, 2, 11, 10))
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), tolerant=True,
+                    provided={"MR-001": ["application", "legal_rep_id"]}),
+        "a",
+    )
+    mats = {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}
+    assert mats["layout_plan"] == "missing_tolerated"
+    do(svc, case_id, "commitment", actor="applicant", missing_materials=["layout_plan", "safety_rules", "manager_health"],
+       promised_date="2026-02-26", signed=True)
+    assert svc.cases.track(case_id)["case"]["status"] in ("accepted", "under_review")
+    # the deadline runs over Spring Festival 2026: nothing happens on the holiday
+    clock.set(shanghai(2026, 2, 20, 10))
+    assert svc.workflow.fire_due_timers("w1") == 0
+    clock.set(shanghai(2026, 3, 3, 10))
+    assert svc.workflow.fire_due_timers("w1") == 1
+    track = svc.cases.track(case_id)
+    assert track["case"]["status"] == "terminated"
+    assert track["case"]["status_reason"]
+    with pytest.raises(Conflict):
+        svc.cases.supply_materials(case_id, ["layout_plan"], "applicant")
+
+
+def test_rating_only_after_close_once_and_bad_ratings_need_a_reason(svc: Services) -> None:
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM)), "a")
+    with pytest.raises(Conflict):
+        svc.cases.rate(case_id, 5, "", "applicant")
+    do(svc, case_id, "intake", decision="refuse", reason="不符合受理条件")
+    with pytest.raises(InvalidInput):
+        svc.cases.rate(case_id, 1, " ", "applicant")
+    svc.cases.rate(case_id, 2, "等候时间长", "applicant")
+    with pytest.raises(Conflict):
+        svc.cases.rate(case_id, 5, "", "applicant")
+    assert svc.cases.track(case_id)["case"]["rating"] == 2
+    with pytest.raises(InvalidInput):
+        svc.cases.track(case_id[:-1] + str((int(case_id[-1]) + 1) % 10))
+
+
+def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broken(svc: Services, clock) -> None:
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"}, {"hr_service_licence"})
+    item = svc.catalogue.get("HR-001")
+    assert item.tolerant_allowed and not item.hold_licence_until_supplied
+    clock.set(shanghai(2026, 2, 11, 10))
+    form = {"address": "福州市鼓楼区五四路1号", "contact_phone": "13800138000", "request": "申请人力资源服务许可"}
+    key = [m.code for m in item.key_materials if not m.licence_type]
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["HR-001"], form=form, tolerant=True, provided={"HR-001": key}), "a"
+    )
+    do(svc, case_id, "commitment", actor="applicant",
+       missing_materials=[m.code for m in item.minor_materials], promised_date="2026-02-26", signed=True)
+    do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
+    do(svc, case_id, "decision", decision="approve", opinion="准予许可")
+    [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
+    do(svc, case_id, "delivery_early", delivery_method="window", delivered_on="2026-02-12")
+    assert svc.cases.track(case_id)["case"]["status"] == "delivered"
+    clock.set(shanghai(2026, 3, 3, 10))
+    assert svc.workflow.fire_due_timers("w1") == 1
+    assert svc.cases.track(case_id)["case"]["status"] == "terminated"
+    with svc.engine.connect() as conn:
+        assert LicenceLibrary(conn).get(licence_id).status == "revoked"
+
+
+def test_tolerant_supplied_in_time_releases_the_held_licence(svc: Services, clock) -> None:
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    clock.set(shanghai(2026, 2, 11, 10))
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), tolerant=True,
+                    provided={"MR-001": ["application", "legal_rep_id"]}),
+        "a",
+    )
+    do(svc, case_id, "commitment", actor="applicant", missing_materials=["layout_plan", "safety_rules", "manager_health"],
+       promised_date="2026-02-26", signed=True)
+    # a partial supply is recorded but does not yet satisfy the commitment
+    assert svc.cases.supply_materials(case_id, ["layout_plan"], "applicant") is False
+    do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
+    do(svc, case_id, "decision", decision="approve", opinion="准予许可")
+    assert "delivery" not in ready(svc, case_id)  # the licence is held until the materials arrive
+    clock.set(shanghai(2026, 2, 24, 10))
+    assert svc.cases.supply_materials(case_id, ["safety_rules", "manager_health"], "applicant") is True
+    do(svc, case_id, "delivery", delivery_method="mail", delivered_on="2026-02-24")
+    track = svc.cases.track(case_id)
+    assert track["case"]["status"] == "delivered"
+    assert {m["code"]: m["state"] for m in track["materials"]}["manager_health"] == "supplied"
+    assert svc.workflow.fire_due_timers("w1") == 0
+
+
+@pytest.mark.parametrize("order", [("HE-001", "MR-001", "PL-001"), ("PL-001", "HE-001", "MR-001")])
+def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, order) -> None:
+    from engine.case_service import Application
+
+    org = org_with(svc, {"business_licence"})
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001", "HE-001", "PL-001"], lead_department="market",
+                    form={"address": "福州市鼓楼区", "contact_phone": "13800138000", "request": "新店开业"}),
+        "a",
+    )
+    do(svc, case_id, "lead_intake", decision="accept", opinion="受理")
+    with svc.engine.connect() as conn:
+        branches = conn.execute(
+            select(tasks.c.id, tasks.c.candidate_groups)
+            .where(tasks.c.business_key == case_id, tasks.c.state == "ready", tasks.c.element_id == "joint_review")
+        ).all()
+    by_group = {g.strip(","): tid for tid, g in branches}
+    assert set(by_group) == {"market", "health", "planning"}
+    dept = {"MR-001": "market", "HE-001": "health", "PL-001": "planning"}
+    for code in order:
+        verdict = "deny" if code == "HE-001" else "approve"
+        svc.cases.complete_task(by_group[dept[code]], {"decision": verdict, "opinion": f"{code} 意见"}, dept[code],
+                                groups={dept[code]})
+    do(svc, case_id, "consolidation", outcome="deny", opinion="卫健部门不予许可")
+    track = svc.cases.track(case_id)
+    assert track["case"]["status"] == "denied" and track["case"]["licence_ids"] == []
+    clocks = {c["kind"]: c for c in track["clocks"] if c["task_id"] is None}
+    assert clocks["legal"]["limit"] == max(svc.catalogue.get(c).joint_limit_days for c in order)

@@ -1,0 +1,359 @@
+"""The licence library on a real database: SQLite always, PostgreSQL too when ONEWINDOW_TEST_PG_URL is set."""
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select, update
+
+import licence.library as library_module
+from engine.errors import Conflict, InvalidInput, NotFound
+from licence.demo import demo_issuers, demo_organisations, demo_persons, load_demo
+from licence.library import LicenceLibrary
+from licence.model import LicenceIdentifier
+from licence.tables import licence_status_events, licences
+from licence.testing import database_kinds, scratch_engine
+
+T0 = dt.datetime(2025, 3, 3, 1, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(k, marks=[pytest.mark.postgres] if k == "postgresql" else []) for k in database_kinds()
+    ]
+)
+def engine(request, tmp_path):
+    with scratch_engine(request.param, tmp_path) as eng:
+        yield eng
+
+
+@pytest.fixture
+def conn(engine):
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        yield connection
+        transaction.rollback()
+
+
+@pytest.fixture
+def lib(conn):
+    return LicenceLibrary(conn, clock=lambda: T0)
+
+
+@pytest.fixture
+def org():
+    return demo_organisations()[0]
+
+
+@pytest.fixture
+def issuer():
+    return demo_issuers()["market"]
+
+
+def business_face(org, **changes):
+    face = {
+        "name": org.name,
+        "credit_code": org.credit_code,
+        "legal_representative": org.legal_representative,
+        "company_type": org.company_type,
+        "registered_capital": "100",
+        "address": org.address,
+        "established_on": "2019/05/06",
+        "business_scope": org.business_scope,
+    }
+    face.update(changes)
+    return {k: v for k, v in face.items() if v is not None}
+
+
+def issue_business(lib, org, issuer, **kwargs):
+    code, name = issuer
+    face = kwargs.pop("face", None) or business_face(org)
+    return lib.issue(
+        "business_licence",
+        org.credit_code,
+        org.name,
+        face,
+        code,
+        name,
+        dt.date(2025, 3, 3),
+        actor="张科员",
+        **kwargs,
+    )
+
+
+def food_face(org):
+    return {
+        "operator_name": org.name,
+        "credit_code": org.credit_code,
+        "legal_representative": org.legal_representative,
+        "address": org.address,
+        "premises": org.address,
+        "main_business": "餐饮服务经营者",
+        "business_items": "热食类食品制售",
+    }
+
+
+def test_issue_stores_a_verifiable_licence(lib, org, issuer):
+    record = issue_business(lib, org, issuer, source_case="GL2025030300001")
+    assert record.status == "valid"
+    assert record.holder_id == org.credit_code and record.holder_id_kind == "credit_code"
+    assert record.identifier.is_valid()
+    assert str(record.identifier).startswith(f"1.2.156.02.{issuer[0]}.00000001.01.")
+    assert LicenceIdentifier.parse(str(record.identifier)) == record.identifier
+    assert record.face["registered_capital"] == 100  # normalised to a number
+    assert record.face["established_on"] == "2019-05-06"  # normalised to ISO
+    # a business licence is indefinite
+    assert record.valid_from == dt.date(2025, 3, 3) and record.valid_until is None
+    assert record.source_case == "GL2025030300001"
+    assert [(e.status, e.actor, e.at) for e in record.history] == [("valid", "张科员", T0)]
+    assert record.verify().ok
+    assert lib.verify(record.id).ok
+    assert lib.get(record.id) == record
+
+
+def test_issue_takes_default_validity_of_the_type(lib, org, issuer):
+    code, name = issuer
+    record = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2024, 2, 29)
+    )
+    assert record.valid_until == dt.date(2029, 2, 28)  # five years, last day inclusive
+
+
+def test_serials_run_per_type_and_issuer(lib, org, issuer):
+    other_issuer = demo_issuers()["health"]
+    first = issue_business(lib, org, issuer)
+    second = issue_business(lib, demo_organisations()[2], issuer)
+    elsewhere = issue_business(lib, org, other_issuer)
+    assert [first.identifier.serial, second.identifier.serial, elsewhere.identifier.serial] == [1, 2, 1]
+    assert len({first.licence_number, second.licence_number, elsewhere.licence_number}) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"holder_id": "91350100M000100Y44"}, "bad_check_digit", "holder_id"),
+        ({"holder_id": "11010519491231002X"}, "holder_kind_mismatch", "holder_id"),
+        ({"type_code": "fishing_licence"}, "unknown_licence_type", "type_code"),
+        ({"issuer_credit_code": "11010519491231002X"}, "bad_format", "issuer_credit_code"),
+        ({"holder_name": "  "}, "required", "holder_name"),
+        ({"face_change": {"business_scope": None}}, "required", "face.business_scope"),
+        ({"face_change": {"colour": "蓝"}}, "unknown_field", "face.colour"),
+        ({"face_change": {"established_on": "2019-02-30"}}, "bad_value", "face.established_on"),
+        ({"face_change": {"registered_capital": "一百万"}}, "bad_value", "face.registered_capital"),
+        ({"face_change": {"credit_code": "91350100M000100Y43"}}, "face_holder_mismatch", "face.credit_code"),
+        ({"face_change": {"name": "别家公司"}}, "face_holder_mismatch", "face.name"),
+        ({"valid_until": dt.date(2025, 3, 2)}, "bad_validity", "valid_until"),
+    ],
+)
+def test_issue_refuses_bad_input(lib, conn, org, issuer, change, code, field):
+    change = dict(change)  # the parameter is shared between database kinds
+    args = {
+        "type_code": "business_licence",
+        "holder_id": org.credit_code,
+        "holder_name": org.name,
+        "face": business_face(org, **change.pop("face_change", {})),
+        "issuer_credit_code": issuer[0],
+        "issuer_name": issuer[1],
+        "issue_date": dt.date(2025, 3, 3),
+    }
+    args.update(change)
+    if "holder_name" in change:
+        args["face"]["name"] = org.name
+    with pytest.raises(InvalidInput) as info:
+        lib.issue(**args)
+    assert (info.value.code, info.value.detail.get("field")) == (code, field)
+    assert conn.execute(select(func.count()).select_from(licences)).scalar() == 0
+
+
+def test_status_transitions_and_history(lib, org, issuer):
+    record = issue_business(lib, org, issuer)
+    t1, t2, t3 = (T0 + dt.timedelta(days=d) for d in (1, 2, 3))
+    assert lib.suspend(record.id, "责令停业整顿", "执法一队", t1).status == "suspended"
+    with pytest.raises(Conflict) as info:
+        lib.suspend(record.id, "再次暂扣", "执法一队", t1)
+    assert info.value.code == "illegal_transition"
+    assert lib.reinstate(record.id, "整改完成", "执法一队", t2).status == "valid"
+    revoked = lib.revoke(record.id, "严重违法", "局长", t3)
+    assert revoked.status == "revoked"
+    assert [(e.from_status, e.status, e.reason, e.actor, e.at) for e in revoked.history] == [
+        (None, "valid", "颁发", "张科员", T0),
+        ("valid", "suspended", "责令停业整顿", "执法一队", t1),
+        ("suspended", "valid", "整改完成", "执法一队", t2),
+        ("valid", "revoked", "严重违法", "局长", t3),
+    ]
+    for action in (lib.reinstate, lib.suspend, lib.revoke, lib.cancel):
+        with pytest.raises(Conflict):
+            action(record.id, "试图改变终局状态", "某人", t3)
+    assert lib.get(record.id).status == "revoked"
+
+
+def test_cancel_is_final_and_needs_a_reason(lib, org, issuer):
+    record = issue_business(lib, org, issuer)
+    with pytest.raises(InvalidInput) as info:
+        lib.cancel(record.id, "  ", "窗口")
+    assert info.value.detail["field"] == "reason"
+    assert lib.cancel(record.id, "申请人申请注销", "窗口").status == "cancelled"
+    with pytest.raises(Conflict):
+        lib.reinstate(record.id, "恢复", "窗口")
+
+
+def test_unknown_licence_is_not_found(lib):
+    with pytest.raises(NotFound):
+        lib.get("no-such-id")
+    with pytest.raises(NotFound):
+        lib.revoke("no-such-id", "原因", "某人")
+
+
+def test_expire_due_marks_only_valid_licences_past_their_last_day_and_is_idempotent(lib, conn, org, issuer):
+    code, name = issuer
+    orgs = demo_organisations()
+
+    def food(o, issued):
+        return lib.issue("food_business_licence", o.credit_code, o.name, food_face(o), code, name, issued)
+
+    due = food(orgs[0], dt.date(2018, 3, 1))  # valid until 2023-02-28
+    last_day = food(orgs[1], dt.date(2018, 3, 2))  # valid until 2023-03-01
+    suspended = lib.suspend(food(orgs[2], dt.date(2018, 1, 1)).id, "整顿", "执法队")
+    today = dt.date(2023, 3, 1)
+    assert due.effective_status(today) == "expired" and due.status == "valid"
+    assert last_day.effective_status(today) == "valid"
+
+    later = T0 + dt.timedelta(hours=5)
+    assert lib.expire_due(today, at=later) == 1
+    assert lib.expire_due(today, at=later) == 0
+    expired = lib.get(due.id)
+    assert expired.status == "expired"
+    assert (expired.history[-1].status, expired.history[-1].at) == ("expired", later)
+    assert lib.get(last_day.id).status == "valid"
+    assert lib.get(suspended.id).status == "suspended"
+    events = conn.execute(
+        select(func.count())
+        .select_from(licence_status_events)
+        .where(licence_status_events.c.status == "expired")
+    ).scalar()
+    assert events == 1
+    assert lib.cancel(due.id, "有效期届满未延续，依法注销", "窗口").status == "cancelled"
+
+
+def test_by_holder_lists_newest_first_and_filters_inactive(lib, org, issuer):
+    code, name = issuer
+    old = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2015, 1, 1)
+    )
+    business = issue_business(lib, org, issuer)
+    newer = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2024, 1, 1)
+    )
+    revoked = lib.revoke(newer.id, "吊销", "局长")
+    everything = lib.by_holder(org.credit_code.lower())
+    assert [r.id for r in everything] == [business.id, revoked.id, old.id]
+    active = lib.by_holder(org.credit_code, include_inactive=False, today=dt.date(2025, 6, 1))
+    assert [r.id for r in active] == [business.id]  # the 2015 one is past its validity, the 2024 one revoked
+    assert lib.by_holder("11010519491231002X") == []
+
+
+def test_renewal_and_replacement_are_linked(lib, org, issuer):
+    code, name = issuer
+    old = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2020, 1, 1)
+    )
+    renewal = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2024, 12, 1),
+        renews=old.id,
+    )  # fmt: skip
+    assert renewal.renews_id == old.id and renewal.identifier.serial == old.identifier.serial + 1
+    face = food_face(org) | {"business_items": "热食类食品制售；冷食类食品制售"}
+    replacement = lib.issue(
+        "food_business_licence", org.credit_code, org.name, face, code, name, dt.date(2025, 2, 1),
+        replaces=renewal.id,
+    )  # fmt: skip
+    assert replacement.replaces_id == renewal.id
+    assert (replacement.identifier.serial, replacement.identifier.version) == (renewal.identifier.serial, 2)
+    assert replacement.identifier.is_valid() and replacement.licence_number.endswith("-2")
+    replaced = lib.get(renewal.id)
+    assert replaced.status == "cancelled" and replacement.licence_number in replaced.history[-1].reason
+    with pytest.raises(Conflict):
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, face, code, name, dt.date(2025, 2, 2),
+            replaces=renewal.id,
+        )  # fmt: skip
+    other = demo_organisations()[1]
+    with pytest.raises(InvalidInput) as info:
+        lib.issue(
+            "food_business_licence", other.credit_code, other.name, food_face(other), code, name,
+            dt.date(2025, 2, 2), renews=replacement.id,
+        )  # fmt: skip
+    assert info.value.code == "renewal_mismatch"
+
+
+def test_verify_detects_tampering(lib, conn, org, issuer):
+    record = issue_business(lib, org, issuer)
+    conn.execute(
+        update(licences)
+        .where(licences.c.id == record.id)
+        .values(face=business_face(org, registered_capital=9999))
+    )
+    result = lib.verify(record.id)
+    assert not result.ok and [p["code"] for p in result.problems] == ["integrity_mismatch"]
+
+    other = issue_business(lib, demo_organisations()[2], issuer)
+    ident = str(other.identifier)
+    wrong = ident[:-1] + ("0" if ident[-1] != "0" else "1")
+    conn.execute(update(licences).where(licences.c.id == other.id).values(identifier=wrong))
+    codes = [p["code"] for p in lib.verify(other.id).problems]
+    assert "bad_check_digit" in codes
+
+
+def test_the_library_never_commits(engine, org, issuer):
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        issue_business(LicenceLibrary(connection), org, issuer)
+        transaction.rollback()
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(licences)).scalar() == 0
+
+
+def test_committed_licence_reads_back_identically_on_a_new_connection(engine, org, issuer):
+    with engine.begin() as connection:
+        record = issue_business(LicenceLibrary(connection, clock=lambda: T0), org, issuer)
+    with engine.connect() as connection:
+        again = LicenceLibrary(connection).get(record.id)
+    assert again == record and again.verify().ok and again.created_at == T0
+
+
+def test_a_lost_serial_race_is_a_conflict(lib, org, issuer, monkeypatch):
+    issue_business(lib, org, issuer)
+    monkeypatch.setattr(library_module, "next_serials", lambda conn, pairs: dict.fromkeys(pairs, 1))
+    with pytest.raises(Conflict):
+        issue_business(lib, demo_organisations()[2], issuer)
+
+
+def test_demo_dataset_is_valid_and_deterministic(conn, tmp_path):
+    assert len(demo_persons()) >= 10 and len(demo_organisations()) >= 10
+    count = load_demo(conn)
+    lib = LicenceLibrary(conn)
+    rows = conn.execute(select(licences.c.id, licences.c.identifier, licences.c.status)).all()
+    assert count == len(rows) >= 30
+    assert {"valid", "expired", "revoked", "suspended"} <= {r.status for r in rows}
+    assert len({lib.get(r.id).type_code for r in rows}) == 10
+    assert all(lib.verify(r.id).ok for r in rows)
+    with scratch_engine("sqlite", tmp_path) as other, other.begin() as other_conn:
+        load_demo(other_conn)
+        again = other_conn.execute(select(licences.c.id, licences.c.identifier, licences.c.status)).all()
+    assert sorted(map(tuple, again)) == sorted(map(tuple, rows))
+
+
+def test_latest_usable_picks_the_newest_licence_the_holder_may_rely_on(lib, org, issuer):
+    code, name = issuer
+
+    def food(issued):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued
+        )
+
+    old = food(dt.date(2021, 1, 1))  # until 2025-12-31
+    newer = food(dt.date(2024, 1, 1))
+    assert lib.latest_usable(org.credit_code, "food_business_licence", dt.date(2025, 6, 1)).id == newer.id
+    lib.suspend(newer.id, "整顿", "执法队")
+    assert lib.latest_usable(org.credit_code, "food_business_licence", dt.date(2025, 6, 1)).id == old.id
+    assert lib.latest_usable(org.credit_code, "food_business_licence", dt.date(2026, 1, 1)) is None
+    assert lib.latest_usable(org.credit_code, "hygiene_licence", dt.date(2025, 6, 1)) is None

@@ -1,0 +1,242 @@
+"""single_window.bpmn driven path by path, with a dump/restore after every step and an injected clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from processes.catalogue import load_catalogue
+from tests.processes.driver import Case, shanghai
+
+CATALOGUE = load_catalogue()
+
+
+def start(code: str = "MR-001", when: tuple[int, ...] = (2025, 9, 29, 9), **extra: object) -> Case:
+    item = CATALOGUE.get(code)
+    return Case("single_window", item.start_data(**extra), shanghai(*when))
+
+
+def accept(case: Case) -> Case:
+    return case.complete("intake", decision="accept", opinion="材料齐全")
+
+
+def test_refuse_records_reason_and_ends() -> None:
+    case = start()
+    intake = case.task("intake")
+    assert case.groups(intake) == ("window",)
+    assert intake.meta.form_key == "task.intake"
+    case.complete("intake", decision="refuse", reason="不属于本机关职权范围", opinion="")
+    assert case.completed
+    assert case.statuses == ["submitted", "refused"]
+    assert case.data["case_status"] == "refused"
+    assert case.data["refusal_reason"] == "不属于本机关职权范围"
+    assert "accepted_at" not in case.data
+
+
+def test_supplement_lists_every_missing_material_once_then_accept() -> None:
+    case = start()
+    case.complete(
+        "intake", decision="supplement", missing_materials=["layout_plan", "safety_rules"], reason="材料不全"
+    )
+    supplement = case.task("supplement")
+    assert case.groups(supplement) == ("applicant",)
+    assert supplement.meta.suspends_case_clock is True
+    assert case.data["supplement_notice"]["materials"] == ["layout_plan", "safety_rules"]
+    assert case.data["supplement_notice"]["round"] == 1
+    case.at(shanghai(2025, 9, 30, 9)).complete(
+        "supplement", supplied_materials=["layout_plan", "safety_rules"]
+    )
+    assert case.ready_ids() == ["intake"]
+    accept(case.at(shanghai(2025, 9, 30, 10)))
+    assert case.ready_ids() == ["review"]
+    assert case.statuses == ["submitted", "supplement_requested", "submitted", "accepted", "under_review"]
+    assert case.data["accepted_at"] == shanghai(2025, 9, 30, 10).isoformat()
+    assert case.data["supplement_rounds"] == 1
+
+
+def test_accept_review_special_procedure_approve_deliver() -> None:
+    case = accept(start())
+    review = case.task("review")
+    assert case.groups(review) == ("market",)
+    assert review.meta.form_key == "task.review"
+    case.complete(
+        "review", result="pass", opinion="需现场核查", needs_special_procedure=True, special_kind="inspection"
+    )
+    special = case.task("special_procedure")
+    assert special.meta.suspends_case_clock is True
+    assert case.groups(special) == ("market",)
+    case.complete(
+        "special_procedure",
+        kind="inspection",
+        result="现场核查合格",
+        started_on="2025-10-09",
+        finished_on="2025-10-10",
+    )
+    assert case.ready_ids() == ["review"]
+    case.complete("review", result="pass", opinion="符合条件", needs_special_procedure=False)
+    decision = case.task("decision")
+    assert decision.meta.form_key == "task.decision"
+    case.complete("decision", decision="approve", opinion="准予许可")
+    delivery = case.task("delivery")
+    assert case.groups(delivery) == ("window",)
+    assert case.data["licence_to_issue"] == "food_business_licence"
+    case.complete("delivery", delivery_method="window", delivered_on="2025-10-13")
+    assert case.completed
+    assert case.statuses == [
+        "submitted",
+        "accepted",
+        "under_review",
+        "special_procedure",
+        "under_review",
+        "approved",
+        "delivered",
+    ]
+    data = case.data
+    assert data["case_result"] == "approved"
+    assert data["decision_opinion"] == "准予许可"
+    assert data["special_procedure_log"] == [
+        {
+            "kind": "inspection",
+            "result": "现场核查合格",
+            "started_on": "2025-10-09",
+            "finished_on": "2025-10-10",
+            "working_days": 2,
+        }
+    ]
+
+
+def test_special_procedure_pushes_the_review_deadline_by_its_working_days() -> None:
+    case = accept(start(when=(2025, 9, 30, 10)))
+    (timer,) = case.rt.pending_timers()
+    assert timer.due_at == shanghai(2025, 10, 21, 23, 59, 59)  # 10 working days after 30 Sep 2025
+    case.complete(
+        "review", result="pass", opinion="", needs_special_procedure=True, special_kind="expert_review"
+    )
+    assert case.rt.pending_timers() == []  # the review (and its timer) is left while the procedure runs
+    case.complete(
+        "special_procedure",
+        kind="expert_review",
+        result="通过",
+        started_on="2025-10-13",
+        finished_on="2025-10-15",
+    )
+    (timer,) = case.rt.pending_timers()
+    assert timer.due_at == shanghai(2025, 10, 24, 23, 59, 59)  # three working days later
+
+
+def test_deny_delivers_the_denial_notice() -> None:
+    case = accept(start("HE-001"))
+    case.complete("review", result="fail", opinion="检测报告不合格", needs_special_procedure=False)
+    case.complete("decision", decision="deny", opinion="卫生检测不合格，不予许可")
+    notice = case.task("deliver_denial")
+    assert case.groups(notice) == ("window",)
+    assert notice.meta.form_key == "task.delivery"
+    case.complete("deliver_denial", delivery_method="mail", delivered_on="2025-10-10")
+    assert case.completed
+    assert case.statuses == ["submitted", "accepted", "under_review", "denied", "delivered"]
+    assert case.data["case_result"] == "denied"
+    assert case.data["decision_opinion"] == "卫生检测不合格，不予许可"
+    assert "licence_to_issue" not in case.data
+
+
+def test_rework_goes_back_to_review_twice() -> None:
+    case = accept(start("HC-001"))
+    assert case.groups(case.task("review")) == ("housing",)
+    for round_ in (1, 2):
+        case.complete("review", result="pass", opinion=f"第{round_}次审查", needs_special_procedure=False)
+        case.complete("decision", decision="rework", opinion="请补充审查意见")
+        assert case.ready_ids() == ["review"]
+        assert case.data["rework_count"] == round_
+    case.complete("review", result="pass", opinion="第3次审查", needs_special_procedure=False)
+    case.complete("decision", decision="approve", opinion="同意")
+    case.complete("delivery", delivery_method="window", delivered_on="2025-10-01")
+    assert case.statuses == ["submitted", "accepted", "under_review", "approved", "delivered"]
+    assert case.data["rework_count"] == 2
+    assert case.data["licence_to_issue"] == "construction_permit"
+
+
+def test_immediate_item_goes_to_decision_the_same_day() -> None:
+    case = start("MR-003", when=(2025, 11, 3, 9))
+    accept(case.at(shanghai(2025, 11, 3, 9, 20)))
+    assert case.ready_ids() == ["decision"]  # no review step, no review timer
+    assert case.rt.pending_timers() == []
+    assert case.groups(case.task("decision")) == ("market",)
+    case.at(shanghai(2025, 11, 3, 9, 40)).complete("decision", decision="approve", opinion="当场办结")
+    case.at(shanghai(2025, 11, 3, 9, 45)).complete(
+        "delivery", delivery_method="window", delivered_on="2025-11-03"
+    )
+    assert case.completed
+    assert case.statuses == ["submitted", "accepted", "approved", "delivered"]
+    assert {e["at"][:10] for e in case.data["status_history"]} == {"2025-11-03"}
+    assert case.data["delivered_at"][:10] == "2025-11-03"
+
+
+def test_unknown_intake_decision_is_an_error_not_a_silent_branch() -> None:
+    case = start()
+    with pytest.raises(Exception):  # noqa: B017 - any engine error; the point is that no branch is taken
+        case.rt.complete(case.task("intake").task_id, {"decision": "maybe"}, case.now)
+
+
+class TestReviewEscalationAcrossNationalDay2025:
+    """Accepted 30 Sep 2025 with 3 review days: 1-8 Oct are holidays, Sat 11 Oct is a make-up working day."""
+
+    def case(self) -> Case:
+        case = accept(start(when=(2025, 9, 30, 10), review_days=3))
+        (timer,) = case.rt.pending_timers()
+        assert timer.element_id == "review_timer"
+        assert timer.due_at == shanghai(2025, 10, 11, 23, 59, 59)
+        return case
+
+    @pytest.mark.parametrize(
+        "moment",
+        [(2025, 10, 3, 12), (2025, 10, 8, 23, 59), (2025, 10, 10, 18), (2025, 10, 11, 23, 59, 58)],
+    )
+    def test_not_before_the_working_day_deadline(self, moment: tuple[int, ...]) -> None:
+        case = self.case()
+        assert case.at(shanghai(*moment)).fire_timers() == []
+        assert case.ready_ids() == ["review"]
+        assert "escalated" not in case.data
+
+    def test_fires_after_the_deadline_and_review_goes_on(self) -> None:
+        case = self.case()
+        assert case.at(shanghai(2025, 10, 12, 0, 0, 1)).fire_timers() == ["review_timer"]
+        assert case.ready_ids() == ["escalation", "review"]
+        escalation = case.task("escalation")
+        assert case.groups(escalation) == ("supervisor",)
+        assert case.data["escalated"] is True
+        assert case.data["escalation_count"] == 1
+        assert case.at(shanghai(2025, 10, 13, 9)).fire_timers() == []  # fires once
+        case.complete("escalation", opinion="请尽快办结", due_on="2025-10-15")
+        case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+        case.complete("decision", decision="approve", opinion="同意")
+        case.complete("delivery", delivery_method="window", delivered_on="2025-10-14")
+        assert case.completed
+        assert case.statuses == ["submitted", "accepted", "under_review", "approved", "delivered"]
+
+    def test_open_escalation_is_closed_when_the_case_ends(self) -> None:
+        case = self.case()
+        case.at(shanghai(2025, 10, 13, 9)).fire_timers()
+        case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+        case.complete("decision", decision="deny", opinion="不符合条件")
+        assert case.ready_ids() == ["deliver_denial", "escalation"]
+        case.complete("deliver_denial", delivery_method="window", delivered_on="2025-10-13")
+        assert case.completed  # terminate end event: no dangling supervisor task
+        assert case.ready_ids() == []
+
+    def test_review_done_in_time_never_escalates(self) -> None:
+        case = self.case()
+        case.at(shanghai(2025, 10, 11, 15)).complete(
+            "review", result="pass", opinion="", needs_special_procedure=False
+        )
+        assert case.rt.pending_timers() == []
+        assert case.at(shanghai(2025, 10, 20)).fire_timers() == []
+        assert "escalated" not in case.data
+
+
+def test_status_history_timestamps_follow_the_injected_clock() -> None:
+    t0 = shanghai(2026, 3, 2, 9)
+    case = Case("single_window", CATALOGUE.get("PL-001").start_data(), t0)
+    accept(case.at(t0 + timedelta(hours=2)))
+    history = case.data["status_history"]
+    assert [h["at"] for h in history] == [t0.isoformat()] + [(t0 + timedelta(hours=2)).isoformat()] * 2
