@@ -14,7 +14,12 @@ from pydantic import BaseModel, Field
 
 from api.bootstrap import Services
 from engine.persistence.database import unit_of_work
-from engine.persistence.repositories import AuditRepository, DefinitionRepository, InstanceRepository, TaskRepository
+from engine.persistence.repositories import (
+    AuditRepository,
+    DefinitionRepository,
+    InstanceRepository,
+    TaskRepository,
+)
 
 router = APIRouter(prefix="/api", tags=["engine"])
 
@@ -90,7 +95,9 @@ def list_definitions(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/validate")
-def validate(bpmn: Annotated[bytes, Body(media_type="application/xml")], filename: str = "upload.bpmn") -> dict:
+def validate(
+    bpmn: Annotated[bytes, Body(media_type="application/xml")], filename: str = "upload.bpmn"
+) -> dict:
     from engine.workflow import validate_document
 
     report = validate_document(bpmn, filename)
@@ -99,7 +106,12 @@ def validate(bpmn: Annotated[bytes, Body(media_type="application/xml")], filenam
         "executable": report.executable,
         "document_problems": list(report.document_problems),
         "processes": [
-            {"process_id": p.process_id, "name": p.name, "executable": p.executable, "problems": list(p.problems)}
+            {
+                "process_id": p.process_id,
+                "name": p.name,
+                "executable": p.executable,
+                "problems": list(p.problems),
+            }
             for p in report.processes
         ],
     }
@@ -110,7 +122,11 @@ def start(request: Request, actor: Actor, body: StartIn) -> dict[str, Any]:
     result = _services(request).workflow.start(
         body.key, body.data, actor, business_key=body.business_key, version=body.version
     )
-    return {"instance_id": result.instance_id, "opened_tasks": list(result.opened_tasks), "status": result.status}
+    return {
+        "instance_id": result.instance_id,
+        "opened_tasks": list(result.opened_tasks),
+        "status": result.status,
+    }
 
 
 @router.get("/instances/{instance_id}")
@@ -130,15 +146,23 @@ def get_instance(request: Request, instance_id: str) -> dict[str, Any]:
 
 
 @router.get("/tasks", response_model=list[TaskOut])
-def inbox(request: Request, group: Annotated[list[str], Query()] = [], user: str | None = None) -> list[TaskOut]:  # noqa: B006
+def inbox(
+    request: Request, group: Annotated[list[str] | None, Query()] = None, user: str | None = None
+) -> list[TaskOut]:
     with unit_of_work(_services(request).engine) as conn:
-        return [_task_out(t) for t in TaskRepository(conn).inbox(group, user)]
+        return [_task_out(t) for t in TaskRepository(conn).inbox(group or [], user)]
 
 
 @router.post("/tasks/{task_id}/complete")
 def complete(request: Request, actor: Actor, task_id: str, body: CompleteIn) -> dict[str, Any]:
-    result = _services(request).workflow.complete_task(task_id, body.data, actor, expected_state=body.expected_state)
-    return {"instance_id": result.instance_id, "opened_tasks": list(result.opened_tasks), "status": result.status}
+    result = _services(request).workflow.complete_task(
+        task_id, body.data, actor, expected_state=body.expected_state
+    )
+    return {
+        "instance_id": result.instance_id,
+        "opened_tasks": list(result.opened_tasks),
+        "status": result.status,
+    }
 
 
 @router.post("/messages")

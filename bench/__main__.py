@@ -18,8 +18,8 @@ import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,12 +27,15 @@ from sqlalchemy import Engine, select, text
 
 from engine.persistence.database import make_engine
 from engine.persistence.schema import upgrade
-from engine.persistence.tables import instances, tasks
+from engine.persistence.tables import instances
 from engine.service import WorkflowService
 from engine.workflow.baseline import raw_cases, raw_state_size
 
 MODELS = Path(__file__).resolve().parent / "models"
-BENCH_MODELS = [("single_window_3.bpmn", "bench_single_window"), ("joint_parallel_3.bpmn", "bench_joint_parallel")]
+BENCH_MODELS = [
+    ("single_window_3.bpmn", "bench_single_window"),
+    ("joint_parallel_3.bpmn", "bench_joint_parallel"),
+]
 DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 
@@ -126,8 +129,12 @@ def main(args: argparse.Namespace | None = None) -> int:
         )
         if not ratio:
             ratio, ratio_one = ours_pg_many / js, ours_pg / js
-    print("baseline (shared/PERFORMANCE.md, this machine kind): single window ~1,800/s in memory, ~330/s JSON")
-    print(f"single client: persisted_pg/raw_json = {ratio_one:.2f}; the ratio below is with {clients} clients")
+    print(
+        "baseline (shared/PERFORMANCE.md, this machine kind): single window ~1,800/s in memory, ~330/s JSON"
+    )
+    print(
+        f"single client: persisted_pg/raw_json = {ratio_one:.2f}; the ratio below is with {clients} clients"
+    )
     print(f"ratio {ratio:.2f}")
     return 0
 

@@ -21,18 +21,25 @@ def load_overrides(conn: Connection) -> dict[date, bool]:
     return {date.fromisoformat(day): bool(working) for day, working in rows}
 
 
-def set_override(conn: Connection, day: date, working: bool | None, note: str, actor: str, now: datetime) -> None:
+def set_override(
+    conn: Connection, day: date, working: bool | None, note: str, actor: str, now: datetime
+) -> None:
     """Mark ``day`` as working (True) or rest (False); ``None`` removes the override."""
     if working is not None and not note.strip():
         raise InvalidInput("调整工作日须说明依据（如国务院通知）", code="reason_required", field="note")
     conn.execute(delete(calendar_overrides).where(calendar_overrides.c.day == day.isoformat()))
     if working is not None:
         conn.execute(
-            insert(calendar_overrides).values(day=day.isoformat(), working=working, note=note, set_by=actor, set_at=now)
+            insert(calendar_overrides).values(
+                day=day.isoformat(), working=working, note=note, set_by=actor, set_at=now
+            )
         )
     conn.execute(
         insert(audit_log).values(
-            at=now, actor=actor, action="calendar_override", detail={"day": day.isoformat(), "working": working, "note": note}
+            at=now,
+            actor=actor,
+            action="calendar_override",
+            detail={"day": day.isoformat(), "working": working, "note": note},
         )
     )
 

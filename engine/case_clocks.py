@@ -61,7 +61,9 @@ class ClockRepository:
         values = {"case_id": case_id, "task_id": task_id, "kind": clock.kind, **_instants(clock, self.cal)}
         return int(self.conn.execute(insert(case_clocks).values(**values)).inserted_primary_key[0])
 
-    def running(self, case_id: str, *, task_id: str | None = None, case_level: bool = False) -> list[tuple[int, Clock]]:
+    def running(
+        self, case_id: str, *, task_id: str | None = None, case_level: bool = False
+    ) -> list[tuple[int, Clock]]:
         query = select(case_clocks.c.id, case_clocks.c.clock).where(
             case_clocks.c.case_id == case_id, case_clocks.c.stopped_at.is_(None)
         )
@@ -72,14 +74,20 @@ class ClockRepository:
         return [(int(r[0]), Clock.from_dict(r[1])) for r in self.conn.execute(query).all()]
 
     def save(self, clock_id: int, clock: Clock) -> None:
-        self.conn.execute(update(case_clocks).where(case_clocks.c.id == clock_id).values(**_instants(clock, self.cal)))
+        self.conn.execute(
+            update(case_clocks).where(case_clocks.c.id == clock_id).values(**_instants(clock, self.cal))
+        )
 
     def all_for(self, case_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute(select(case_clocks).where(case_clocks.c.case_id == case_id).order_by(case_clocks.c.id))
+        rows = self.conn.execute(
+            select(case_clocks).where(case_clocks.c.case_id == case_id).order_by(case_clocks.c.id)
+        )
         return [dict(r._mapping) for r in rows]
 
 
-def tick_clocks(engine: Engine, clock: Callable[[], datetime], calendar: CalendarProvider, worker: str, limit: int = 200) -> int:
+def tick_clocks(
+    engine: Engine, clock: Callable[[], datetime], calendar: CalendarProvider, worker: str, limit: int = 200
+) -> int:
     """Raise due yellow and red cards once each; returns how many were raised."""
     raised = 0
     skip_locked = is_postgres(engine)

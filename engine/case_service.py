@@ -33,7 +33,12 @@ from engine.service import StepContext, StepResult, WorkflowService
 from forms.autofill import AutofillResult, autofill, merge
 from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
-from licence.checkdigits import credit_code_check_char, holder_id_kind, organisation_code_check_char, validate_holder_id
+from licence.checkdigits import (
+    credit_code_check_char,
+    holder_id_kind,
+    organisation_code_check_char,
+    validate_holder_id,
+)
 from licence.library import LicenceLibrary
 from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, ServiceItem
 
@@ -56,6 +61,23 @@ class Application:
     tolerant: bool = False
     lead_department: str | None = None
     priority: Literal["normal", "green"] = "normal"
+
+
+CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def new_entity_credit_code(case_id: str, company_type: str) -> str:
+    """The unified social credit code a registration assigns to the entity it creates (个体工商户 92,
+    enterprise 91), derived from the case number so that each registration gets its own."""
+    number = int("".join(ch for ch in case_id[:-1] if ch.isdigit()))
+    body = ""
+    for _ in range(8):
+        number, rem = divmod(number, len(CREDIT_ALPHABET))
+        body = CREDIT_ALPHABET[rem] + body
+    first17 = (
+        ("92" if "个体" in company_type else "91") + DISTRICT + body + organisation_code_check_char(body)
+    )
+    return first17 + credit_code_check_char(first17)
 
 
 def department_credit_code(index: int) -> str:
@@ -88,7 +110,9 @@ class CaseService:
         return self.workflow.clock()
 
     # ------------------------------------------------------------------ intake
-    def prefill(self, conn: Connection, form_key: str, applicant_id: str, applicant_name: str = "") -> AutofillResult:
+    def prefill(
+        self, conn: Connection, form_key: str, applicant_id: str, applicant_name: str = ""
+    ) -> AutofillResult:
         definition = self.forms.get(form_key)
         licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id)
         applicant = {"name": applicant_name, "id": applicant_id}
@@ -112,7 +136,9 @@ class CaseService:
             raise InvalidInput("至少选择一个事项", code="required", field="items")
         items = [self.catalogue.get(code) for code in app.items]
         flow, start_data = self._flow(app, items)
-        primary = next((i for i in items if i.department == (app.lead_department or items[0].department)), items[0])
+        primary = next(
+            (i for i in items if i.department == (app.lead_department or items[0].department)), items[0]
+        )
         form_key = primary.application_form if len(items) == 1 else "apply.general"
         filled = self.prefill(conn, form_key, applicant_id, app.applicant_name)
         data = merge(app.form, filled, definition=self.forms.get(form_key))
@@ -149,7 +175,9 @@ class CaseService:
                 submitted_at=now,
             )
         )
-        conn.execute(insert(case_materials), [{**m, "case_id": case_id, "updated_at": now} for m in materials])
+        conn.execute(
+            insert(case_materials), [{**m, "case_id": case_id, "updated_at": now} for m in materials]
+        )
         AuditRepository(conn).append(
             [self._event(now, actor, case_id, "case_submitted", {"items": app.items, "channel": app.channel})]
         )
@@ -159,10 +187,14 @@ class CaseService:
             channel=app.channel,
             green_channel=app.priority == "green",
             materials=[{k: m[k] for k in ("item_code", "code", "name", "key", "state")} for m in materials],
-            missing_materials=[m["code"] for m in materials if m["state"] in ("missing", "missing_tolerated")],
+            missing_materials=[
+                m["code"] for m in materials if m["state"] in ("missing", "missing_tolerated")
+            ],
             key_materials_complete=not any(m["key"] and m["state"] == "missing" for m in materials),
         )
-        instance_id = self.workflow.start_in(conn, flow.process_id, start_data, actor, business_key=case_id).instance_id
+        instance_id = self.workflow.start_in(
+            conn, flow.process_id, start_data, actor, business_key=case_id
+        ).instance_id
         conn.execute(update(cases).where(cases.c.id == case_id).values(instance_id=instance_id))
         return case_id
 
@@ -174,7 +206,10 @@ class CaseService:
         if app.tolerant:
             if not item.tolerant_allowed:
                 raise InvalidInput(
-                    f"事项「{item.name}」不适用容缺受理", code="tolerance_not_allowed", field="tolerant", item=item.code
+                    f"事项「{item.name}」不适用容缺受理",
+                    code="tolerance_not_allowed",
+                    field="tolerant",
+                    item=item.code,
                 )
             return TOLERANT_PROCESS, item.start_data()
         return item.process, item.start_data()
@@ -184,7 +219,9 @@ class CaseService:
     ) -> list[dict[str, Any]]:
         today = local_date(self.now)
         valid: dict[str, str] = {}
-        for lic in LicenceLibrary(conn, clock=self.workflow.clock).by_holder(holder, include_inactive=False, today=today):
+        for lic in LicenceLibrary(conn, clock=self.workflow.clock).by_holder(
+            holder, include_inactive=False, today=today
+        ):
             valid.setdefault(lic.type_code, lic.id)
         out = []
         for item in items:
@@ -192,7 +229,9 @@ class CaseService:
             unknown = provided - {m.code for m in item.materials}
             if unknown:
                 raise InvalidInput(
-                    "提交了事项不需要的材料：" + "、".join(sorted(unknown)), code="unknown_material", field="provided"
+                    "提交了事项不需要的材料：" + "、".join(sorted(unknown)),
+                    code="unknown_material",
+                    field="provided",
                 )
             for m in item.materials:
                 licence_id = valid.get(m.licence_type) if m.licence_type else None
@@ -205,14 +244,23 @@ class CaseService:
                 else:
                     state = "missing"
                 out.append(
-                    {"item_code": item.code, "code": m.code, "name": m.name, "key": m.key, "state": state, "licence_id": licence_id}
+                    {
+                        "item_code": item.code,
+                        "code": m.code,
+                        "name": m.name,
+                        "key": m.key,
+                        "state": state,
+                        "licence_id": licence_id,
+                    }
                 )
         return out
 
     def _next_number(self, conn: Connection, now: datetime) -> str:
         day = local_date(now)
         prefix = day_prefix(day)
-        taken = conn.execute(select(func.count()).select_from(cases).where(cases.c.id.like(prefix + "%"))).scalar_one()
+        taken = conn.execute(
+            select(func.count()).select_from(cases).where(cases.c.id.like(prefix + "%"))
+        ).scalar_one()
         return format_case_number(day, int(taken) + 1)
 
     # ------------------------------------------------------------------ tasks of a case
@@ -260,13 +308,17 @@ class CaseService:
                 .values(state="supplied", updated_at=self.now)
             )
             complete = not (pending - set(codes))
-            return self.workflow.correlate_message_in(
-                conn,
-                "materials_supplied",
-                {"supplied_materials": codes, "all_supplied": complete},
-                actor,
-                instance_id=row["instance_id"],
-            ) if complete else False
+            return (
+                self.workflow.correlate_message_in(
+                    conn,
+                    "materials_supplied",
+                    {"supplied_materials": codes, "all_supplied": complete},
+                    actor,
+                    instance_id=row["instance_id"],
+                )
+                if complete
+                else False
+            )
 
     def rate(self, case_id: str, level: int, comment: str, actor: str) -> None:
         if level not in RATINGS:
@@ -281,7 +333,9 @@ class CaseService:
                 raise Conflict("该办件已评价", code="already_rated", case=case_id)
             now = self.now
             conn.execute(
-                update(cases).where(cases.c.id == case_id).values(rating=level, rating_comment=comment, rated_at=now)
+                update(cases)
+                .where(cases.c.id == case_id)
+                .values(rating=level, rating_comment=comment, rated_at=now)
             )
             AuditRepository(conn).append(
                 [self._event(now, actor, case_id, "rated", {"level": level, "label": RATINGS[level]})]
@@ -292,7 +346,10 @@ class CaseService:
             raise InvalidInput("办件编号格式或校验位不正确", code="bad_case_number", field="case_id")
         with self.engine.connect() as conn:
             row = self._case(conn, case_id)
-            mats = [dict(r._mapping) for r in conn.execute(select(case_materials).where(case_materials.c.case_id == case_id))]
+            mats = [
+                dict(r._mapping)
+                for r in conn.execute(select(case_materials).where(case_materials.c.case_id == case_id))
+            ]
             clocks = ClockRepository(conn, self.calendar()).all_for(case_id)
             tasks = TaskRepository(conn).of_instance(row["instance_id"]) if row["instance_id"] else []
             events = AuditRepository(conn).for_business_key(case_id)
@@ -301,8 +358,19 @@ class CaseService:
         for c in clocks:
             clk = Clock.from_dict(c["clock"])
             clock_views.append({**clk.summary(now, cal), "id": c["id"], "task_id": c["task_id"]})
-        return {"case": row, "status_label": LABELS.get(row["status"], row["status"]), "materials": mats,
-                "clocks": clock_views, "tasks": tasks, "events": events}
+        decided = [
+            e["detail"]["to"] for e in events if e["action"] == "case_status" and e["detail"]["to"] in DECIDED
+        ]
+        return {
+            "case": row,
+            "status_label": LABELS.get(row["status"], row["status"]),
+            "result": decided[-1] if decided else None,
+            "result_label": LABELS[decided[-1]] if decided else "未决定",
+            "materials": mats,
+            "clocks": clock_views,
+            "tasks": tasks,
+            "events": events,
+        }
 
     def _case(self, conn: Connection, case_id: str) -> dict[str, Any]:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
@@ -313,7 +381,9 @@ class CaseService:
     # ------------------------------------------------------------------ lifecycle (inside each command)
     def on_step(self, ctx: StepContext) -> None:
         case_id = ctx.business_key
-        found = ctx.conn.execute(select(cases.c.status, cases.c.status_seq).where(cases.c.id == case_id)).first()
+        found = ctx.conn.execute(
+            select(cases.c.status, cases.c.status_seq).where(cases.c.id == case_id)
+        ).first()
         if case_id is None or found is None:
             return  # an instance that is not a case (plain engine use)
         cal = self.calendar()
@@ -368,17 +438,29 @@ class CaseService:
         return [status] if isinstance(status, str) and status != current else []
 
     def _transition(
-        self, ctx: StepContext, case_id: str, old: str | None, new: str, data: dict[str, Any], clocks: ClockRepository
+        self,
+        ctx: StepContext,
+        case_id: str,
+        old: str | None,
+        new: str,
+        data: dict[str, Any],
+        clocks: ClockRepository,
     ) -> None:
         if not can_move(old, new):
             raise InvalidModel(
-                f"流程把办件状态从「{LABELS.get(old or '', old)}」改为「{LABELS.get(new, new)}」，不符合办件生命周期",
+                f"流程把办件状态从「{LABELS.get(old or '', old)}」改为「{LABELS.get(new, new)}」，"
+                "不符合办件生命周期",
                 code="illegal_case_transition",
                 case=case_id,
                 from_status=old,
                 to_status=new,
             )
-        reason = data.get("status_reason") or data.get("termination_reason") or data.get("reason") or data.get("opinion")
+        reason = (
+            data.get("status_reason")
+            or data.get("termination_reason")
+            or data.get("reason")
+            or data.get("opinion")
+        )
         values: dict[str, Any] = {"status": new, "status_reason": reason}
         row = self._case(ctx.conn, case_id)
         if new == "accepted" and row["accepted_at"] is None:
@@ -398,13 +480,24 @@ class CaseService:
             library = LicenceLibrary(ctx.conn, clock=lambda: ctx.now)
             for licence_id in row["licence_ids"]:
                 if library.get(licence_id).status == "valid":
-                    library.revoke(licence_id, f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}", ctx.actor, at=ctx.now)
+                    library.revoke(
+                        licence_id,
+                        f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}",
+                        ctx.actor,
+                        at=ctx.now,
+                    )
         ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
         AuditRepository(ctx.conn).append(
-            [self._event(ctx.now, ctx.actor, case_id, "case_status", {"from": old, "to": new, "reason": reason})]
+            [
+                self._event(
+                    ctx.now, ctx.actor, case_id, "case_status", {"from": old, "to": new, "reason": reason}
+                )
+            ]
         )
 
-    def _open_case_clocks(self, ctx: StepContext, case_id: str, row: dict[str, Any], clocks: ClockRepository) -> None:
+    def _open_case_clocks(
+        self, ctx: StepContext, case_id: str, row: dict[str, Any], clocks: ClockRepository
+    ) -> None:
         items = [self.catalogue.get(c) for c in row["items"]]
         if len(items) > 1:
             legal = promised = max(i.joint_limit_days for i in items)
@@ -435,15 +528,24 @@ class CaseService:
             face = {}
             for f in ltype.fields:
                 value = form.get(f.name) or aliases.get(f.name)
-                if value in (None, "", []):
-                    value = "见申请材料" if f.required and f.type == "string" else None
-                if value is not None:
+                if value in (None, "", []) and f.required:
+                    # not asked on the form: dates are the day of issue, texts are in the filed materials
+                    value = local_date(ctx.now).isoformat() if f.type == "date" else "见申请材料"
+                if value not in (None, "", []):
                     face[f.name] = value
             dept = self.catalogue.departments[item.department]
+            holder_id, holder_name = row["applicant_id"], row["applicant_name"]
+            if ltype.holder_kind == "organisation" and row["applicant_kind"] == "person":
+                # a registration creates a new entity: it gets its own code and is named in the form
+                holder_name = str(form.get("company_name") or form.get("operator_name") or holder_name)
+                holder_id = new_entity_credit_code(row["id"], str(form.get("company_type") or ""))
+                face.update(
+                    {k: v for k, v in {"name": holder_name, "credit_code": holder_id}.items() if k in face}
+                )
             record = library.issue(
                 item.issues_licence_type,
-                row["applicant_id"],
-                row["applicant_name"],
+                holder_id,
+                holder_name,
                 face,
                 department_credit_code(departments.index(item.department)),
                 f"海珠区{dept.name}",
@@ -455,6 +557,16 @@ class CaseService:
         return issued
 
     @staticmethod
-    def _event(now: datetime, actor: str, case_id: str, action: str, detail: dict[str, Any]) -> dict[str, Any]:
-        return {"at": now, "actor": actor, "action": action, "instance_id": None, "business_key": case_id,
-                "task_id": None, "element_id": None, "detail": detail}
+    def _event(
+        now: datetime, actor: str, case_id: str, action: str, detail: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "at": now,
+            "actor": actor,
+            "action": action,
+            "instance_id": None,
+            "business_key": case_id,
+            "task_id": None,
+            "element_id": None,
+            "detail": detail,
+        }

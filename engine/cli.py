@@ -110,6 +110,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(database_url=args.database_url)
 
 
+def cmd_calendar(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from engine.calendar import WorkingCalendar
+    from engine.calendar_overrides import load_overrides, set_override
+    from engine.persistence.database import unit_of_work
+    from engine.service import utcnow
+
+    engine = _engine()
+    day = date.fromisoformat(args.day)
+    with unit_of_work(engine) as conn:
+        if args.action != "show":
+            working = {"work": True, "rest": False, "clear": None}[args.action]
+            set_override(conn, day, working, args.note or "", args.actor, utcnow())
+        cal = WorkingCalendar(load_overrides(conn))
+    label = "工作日 working day" if cal.is_working_day(day) else "休息日 rest day"
+    print(f"{day.isoformat()}: {label}")
+    for warning in cal.warnings:
+        print(f"警告 warning: {warning}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onewindow", description="一窗受理审批编排引擎 onewindow")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="在全新内嵌数据库上演示全部路径 run every path on a fresh database")
     demo.add_argument("--database-url", default=None)
     demo.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("calendar", help="工作日历调整 working-day calendar overrides")
+    c.add_argument("action", choices=["show", "work", "rest", "clear"])
+    c.add_argument("day", help="YYYY-MM-DD")
+    c.add_argument("--note", default="", help="依据，如国务院办公厅通知 (required for work/rest)")
+    c.add_argument("--actor", default="admin")
+    c.set_defaults(func=cmd_calendar)
 
     b = sub.add_parser("bench", help="基准测试 benchmark")
     b.add_argument("--cases", type=int, default=300)

@@ -88,12 +88,16 @@ class StepResult:
     instance_id: str
     opened_tasks: tuple[str, ...]
     status: str
+
+
 def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) -> datetime | None:
     """Task deadline from the model: working days on the Chinese calendar, or plain hours."""
     if meta.deadline_hours:
         return created + timedelta(hours=float(meta.deadline_hours))
     if meta.deadline_days:
-        return DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days)).due_at(calendar)
+        return DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days)).due_at(
+            calendar
+        )
     return None
 
 
@@ -165,7 +169,11 @@ class WorkflowService:
                 deployed_at=now,
             )
             AuditRepository(conn).append(
-                [self._audit(now, actor, "deploy", detail={"key": key, "version": version, "filename": filename})]
+                [
+                    self._audit(
+                        now, actor, "deploy", detail={"key": key, "version": version, "filename": filename}
+                    )
+                ]
             )
             out.append(Deployed(definition_id, key, version, checksum, created=True))
         return out
@@ -304,7 +312,13 @@ class WorkflowService:
         ctx, before_ready, before_timers, version = self._load(conn, row, actor, "message")
         MessageRepository(conn).buffer(row.id, name, dict(payload), ctx.now)
         delivered_before = self._deliver_buffered(ctx)
-        self._persist(ctx, before_ready, before_timers, version, detail={"message": name, "delivered": bool(delivered_before)})
+        self._persist(
+            ctx,
+            before_ready,
+            before_timers,
+            version,
+            detail={"message": name, "delivered": bool(delivered_before)},
+        )
         return bool(delivered_before)
 
     def fire_due_timers(self, worker: str = "worker", limit: int = 100) -> int:
@@ -345,7 +359,9 @@ class WorkflowService:
         row = InstanceRepository(conn).get(instance_id)
         ctx, before_ready, before_timers, version = self._load(conn, row, actor, "cancel")
         ctx.runtime.cancel()
-        self._persist(ctx, before_ready, before_timers, version, detail={"reason": reason}, status="cancelled")
+        self._persist(
+            ctx, before_ready, before_timers, version, detail={"reason": reason}, status="cancelled"
+        )
 
     # ---------------------------------------------------------------- internals
     def _load(
@@ -364,7 +380,9 @@ class WorkflowService:
         runtime = Runtime.restore(definition, row.state, now)
         before_ready = {t.task_id: t for t in runtime.ready_tasks()}
         before_timers = {t.task_id for t in runtime.pending_timers()}
-        ctx = StepContext(conn, instance_id, row.business_key, key, runtime, now, actor, action, dict(runtime.data))
+        ctx = StepContext(
+            conn, instance_id, row.business_key, key, runtime, now, actor, action, dict(runtime.data)
+        )
         return ctx, before_ready, before_timers, row.version
 
     def _deliver_buffered(self, ctx: StepContext) -> int:
@@ -423,7 +441,12 @@ class WorkflowService:
         timer_repo.drop(ctx.instance_id, [tid for tid in left if tid not in fired])
         timer_repo.add(
             [
-                {"instance_id": ctx.instance_id, "task_id": tid, "element_id": t.element_id, "due_at": t.due_at}
+                {
+                    "instance_id": ctx.instance_id,
+                    "task_id": tid,
+                    "element_id": t.element_id,
+                    "due_at": t.due_at,
+                }
                 for tid, t in after_timers.items()
                 if tid not in before_timers
             ]

@@ -47,7 +47,9 @@ def org_with(svc: Services, has: set[str], lacks: set[str] = frozenset()):  # ty
 
 def ready(svc: Services, case_id: str) -> dict[str, dict]:
     with svc.engine.connect() as conn:
-        rows = conn.execute(select(tasks).where(tasks.c.business_key == case_id, tasks.c.state == "ready")).all()
+        rows = conn.execute(
+            select(tasks).where(tasks.c.business_key == case_id, tasks.c.state == "ready")
+        ).all()
     return {r.element_id: dict(r._mapping) for r in rows}
 
 
@@ -59,21 +61,36 @@ def do(svc: Services, case_id: str, element: str, actor: str = "officer", **data
 def statuses(svc: Services, case_id: str) -> list[str]:
     with svc.engine.connect() as conn:
         rows = conn.execute(
-            select(audit_log.c.detail).where(audit_log.c.business_key == case_id, audit_log.c.action == "case_status")
+            select(audit_log.c.detail).where(
+                audit_log.c.business_key == case_id, audit_log.c.action == "case_status"
+            )
         ).scalars()
         return [d["to"] for d in rows]
 
 
-FOOD_FORM = {"premises": "一楼全层", "main_business": "餐饮服务经营者", "business_items": "热食类食品制售", "contact_phone": "13800138000"}
+FOOD_FORM = {
+    "premises": "一楼全层",
+    "main_business": "餐饮服务经营者",
+    "business_items": "热食类食品制售",
+    "contact_phone": "13800138000",
+}
 
 
-def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefill(svc: Services, clock) -> None:
+def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefill(
+    svc: Services, clock
+) -> None:
     from engine.case_service import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     case_id = svc.cases.submit(
-        Application(org.credit_code, org.name, ["MR-001"], channel="online", form=dict(FOOD_FORM),
-                    provided={"MR-001": ["application", "layout_plan", "safety_rules", "manager_health"]}),
+        Application(
+            org.credit_code,
+            org.name,
+            ["MR-001"],
+            channel="online",
+            form=dict(FOOD_FORM),
+            provided={"MR-001": ["application", "layout_plan", "safety_rules", "manager_health"]},
+        ),
         "applicant",
     )
     track = svc.cases.track(case_id)
@@ -82,7 +99,9 @@ def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefil
     assert case["form_data"]["operator_name"] == org.name
     assert case["autofill"]["credit_code"]["licence_type"] == "business_licence"
     mats = {m["code"]: m for m in track["materials"]}
-    assert mats["business_licence"]["state"] == "satisfied_by_licence" and mats["business_licence"]["licence_id"]
+    assert (
+        mats["business_licence"]["state"] == "satisfied_by_licence" and mats["business_licence"]["licence_id"]
+    )
     assert mats["layout_plan"]["state"] == "provided"
 
     do(svc, case_id, "intake", decision="accept", opinion="材料齐全")
@@ -113,13 +132,16 @@ def test_expired_licence_is_not_used_and_the_reason_is_shown(svc: Services) -> N
             lic
             for org in demo_organisations()
             for lic in lib.by_holder(org.credit_code)
-            if lic.type_code == "food_business_licence" and lic.effective_status(datetime(2025, 9, 29).date()) == "expired"
+            if lic.type_code == "food_business_licence"
+            and lic.effective_status(datetime(2025, 9, 29).date()) == "expired"
         ]
         assert expired, "the demo data has an expired food business licence"
         lic = expired[0]
         has_valid = [
-            x for x in lib.by_holder(lic.holder_id)
-            if x.type_code == "food_business_licence" and x.effective_status(datetime(2025, 9, 29).date()) == "valid"
+            x
+            for x in lib.by_holder(lic.holder_id)
+            if x.type_code == "food_business_licence"
+            and x.effective_status(datetime(2025, 9, 29).date()) == "valid"
         ]
         assert not has_valid
         filled = svc.cases.prefill(conn, "apply.food_business", lic.holder_id, lic.holder_name)
@@ -133,9 +155,17 @@ def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Service
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     case_id = svc.cases.submit(
-        Application(org.credit_code, org.name, ["MR-001"], channel="counter", form=dict(FOOD_FORM)), "window-1"
+        Application(org.credit_code, org.name, ["MR-001"], channel="counter", form=dict(FOOD_FORM)),
+        "window-1",
     )
-    do(svc, case_id, "intake", decision="supplement", missing_materials=["layout_plan", "safety_rules"], reason="缺材料")
+    do(
+        svc,
+        case_id,
+        "intake",
+        decision="supplement",
+        missing_materials=["layout_plan", "safety_rules"],
+        reason="缺材料",
+    )
     assert svc.cases.track(case_id)["case"]["status"] == "supplement_requested"
     with svc.engine.connect() as conn:
         assert conn.execute(select(case_clocks).where(case_clocks.c.task_id.is_(None))).all() == []
@@ -163,11 +193,27 @@ def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_
     assert promised["due_at"] == "2025-10-21T16:00:00+00:00"
 
     clock.set(shanghai(2025, 10, 9, 10))
-    do(svc, case_id, "review", result="pass", opinion="需检验", needs_special_procedure=True, special_kind="testing")
+    do(
+        svc,
+        case_id,
+        "review",
+        result="pass",
+        opinion="需检验",
+        needs_special_procedure=True,
+        special_kind="testing",
+    )
     clocks = {c["kind"]: c for c in svc.cases.track(case_id)["clocks"]}
     assert clocks["promised"]["paused"] is True
     clock.set(shanghai(2025, 10, 14, 10))
-    do(svc, case_id, "special_procedure", kind="testing", result="合格", started_on="2025-10-09", finished_on="2025-10-14")
+    do(
+        svc,
+        case_id,
+        "special_procedure",
+        kind="testing",
+        result="合格",
+        started_on="2025-10-09",
+        finished_on="2025-10-14",
+    )
     clocks = {c["kind"]: c for c in svc.cases.track(case_id)["clocks"]}
     assert clocks["promised"]["paused"] is False
     # paused when 9, 10, 11 and 13 Oct ended: four working days later than before -> end of 27 Oct
@@ -179,7 +225,9 @@ def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_
     assert tick_clocks(svc.engine, clock, svc.calendar, "w1") >= 1
     assert tick_clocks(svc.engine, clock, svc.calendar, "w2") == 0
     clock.set(shanghai(2025, 10, 28, 9))  # past the promised limit: red, escalated once
-    raised = tick_clocks(svc.engine, clock, svc.calendar, "w1") + tick_clocks(svc.engine, clock, svc.calendar, "w2")
+    raised = tick_clocks(svc.engine, clock, svc.calendar, "w1") + tick_clocks(
+        svc.engine, clock, svc.calendar, "w2"
+    )
     assert raised >= 1
     with svc.engine.connect() as conn:
         levels = conn.execute(
@@ -195,7 +243,9 @@ def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_
     }
 
 
-def test_tolerant_acceptance_needs_key_materials_and_terminates_when_deadline_missed(svc: Services, clock) -> None:
+def test_tolerant_acceptance_needs_key_materials_and_terminates_when_deadline_missed(
+    svc: Services, clock
+) -> None:
     from engine.case_service import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
@@ -210,14 +260,27 @@ def test_tolerant_acceptance_needs_key_materials_and_terminates_when_deadline_mi
 
     clock.set(shanghai(2026, 2, 11, 10))
     case_id = svc.cases.submit(
-        Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), tolerant=True,
-                    provided={"MR-001": ["application", "legal_rep_id"]}),
+        Application(
+            org.credit_code,
+            org.name,
+            ["MR-001"],
+            form=dict(FOOD_FORM),
+            tolerant=True,
+            provided={"MR-001": ["application", "legal_rep_id"]},
+        ),
         "a",
     )
     mats = {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}
     assert mats["layout_plan"] == "missing_tolerated"
-    do(svc, case_id, "commitment", actor="applicant", missing_materials=["layout_plan", "safety_rules", "manager_health"],
-       promised_date="2026-02-26", signed=True)
+    do(
+        svc,
+        case_id,
+        "commitment",
+        actor="applicant",
+        missing_materials=["layout_plan", "safety_rules", "manager_health"],
+        promised_date="2026-02-26",
+        signed=True,
+    )
     assert svc.cases.track(case_id)["case"]["status"] in ("accepted", "under_review")
     # the deadline runs over Spring Festival 2026: nothing happens on the holiday
     clock.set(shanghai(2026, 2, 20, 10))
@@ -249,20 +312,36 @@ def test_rating_only_after_close_once_and_bad_ratings_need_a_reason(svc: Service
         svc.cases.track(case_id[:-1] + str((int(case_id[-1]) + 1) % 10))
 
 
-def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broken(svc: Services, clock) -> None:
+def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broken(
+    svc: Services, clock
+) -> None:
     from engine.case_service import Application
 
     org = org_with(svc, {"business_licence"}, {"hr_service_licence"})
     item = svc.catalogue.get("HR-001")
     assert item.tolerant_allowed and not item.hold_licence_until_supplied
     clock.set(shanghai(2026, 2, 11, 10))
-    form = {"address": "福州市鼓楼区五四路1号", "contact_phone": "13800138000", "request": "申请人力资源服务许可"}
+    form = {
+        "address": "福州市鼓楼区五四路1号",
+        "contact_phone": "13800138000",
+        "request": "申请人力资源服务许可",
+    }
     key = [m.code for m in item.key_materials if not m.licence_type]
     case_id = svc.cases.submit(
-        Application(org.credit_code, org.name, ["HR-001"], form=form, tolerant=True, provided={"HR-001": key}), "a"
+        Application(
+            org.credit_code, org.name, ["HR-001"], form=form, tolerant=True, provided={"HR-001": key}
+        ),
+        "a",
     )
-    do(svc, case_id, "commitment", actor="applicant",
-       missing_materials=[m.code for m in item.minor_materials], promised_date="2026-02-26", signed=True)
+    do(
+        svc,
+        case_id,
+        "commitment",
+        actor="applicant",
+        missing_materials=[m.code for m in item.minor_materials],
+        promised_date="2026-02-26",
+        signed=True,
+    )
     do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
     do(svc, case_id, "decision", decision="approve", opinion="准予许可")
     [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
@@ -281,12 +360,25 @@ def test_tolerant_supplied_in_time_releases_the_held_licence(svc: Services, cloc
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     clock.set(shanghai(2026, 2, 11, 10))
     case_id = svc.cases.submit(
-        Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), tolerant=True,
-                    provided={"MR-001": ["application", "legal_rep_id"]}),
+        Application(
+            org.credit_code,
+            org.name,
+            ["MR-001"],
+            form=dict(FOOD_FORM),
+            tolerant=True,
+            provided={"MR-001": ["application", "legal_rep_id"]},
+        ),
         "a",
     )
-    do(svc, case_id, "commitment", actor="applicant", missing_materials=["layout_plan", "safety_rules", "manager_health"],
-       promised_date="2026-02-26", signed=True)
+    do(
+        svc,
+        case_id,
+        "commitment",
+        actor="applicant",
+        missing_materials=["layout_plan", "safety_rules", "manager_health"],
+        promised_date="2026-02-26",
+        signed=True,
+    )
     # a partial supply is recorded but does not yet satisfy the commitment
     assert svc.cases.supply_materials(case_id, ["layout_plan"], "applicant") is False
     do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
@@ -307,23 +399,35 @@ def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, orde
 
     org = org_with(svc, {"business_licence"})
     case_id = svc.cases.submit(
-        Application(org.credit_code, org.name, ["MR-001", "HE-001", "PL-001"], lead_department="market",
-                    form={"address": "福州市鼓楼区", "contact_phone": "13800138000", "request": "新店开业"}),
+        Application(
+            org.credit_code,
+            org.name,
+            ["MR-001", "HE-001", "PL-001"],
+            lead_department="market",
+            form={"address": "福州市鼓楼区", "contact_phone": "13800138000", "request": "新店开业"},
+        ),
         "a",
     )
     do(svc, case_id, "lead_intake", decision="accept", opinion="受理")
     with svc.engine.connect() as conn:
         branches = conn.execute(
-            select(tasks.c.id, tasks.c.candidate_groups)
-            .where(tasks.c.business_key == case_id, tasks.c.state == "ready", tasks.c.element_id == "joint_review")
+            select(tasks.c.id, tasks.c.candidate_groups).where(
+                tasks.c.business_key == case_id,
+                tasks.c.state == "ready",
+                tasks.c.element_id == "joint_review",
+            )
         ).all()
     by_group = {g.strip(","): tid for tid, g in branches}
     assert set(by_group) == {"market", "health", "planning"}
     dept = {"MR-001": "market", "HE-001": "health", "PL-001": "planning"}
     for code in order:
         verdict = "deny" if code == "HE-001" else "approve"
-        svc.cases.complete_task(by_group[dept[code]], {"decision": verdict, "opinion": f"{code} 意见"}, dept[code],
-                                groups={dept[code]})
+        svc.cases.complete_task(
+            by_group[dept[code]],
+            {"decision": verdict, "opinion": f"{code} 意见"},
+            dept[code],
+            groups={dept[code]},
+        )
     do(svc, case_id, "consolidation", outcome="deny", opinion="卫健部门不予许可")
     track = svc.cases.track(case_id)
     assert track["case"]["status"] == "denied" and track["case"]["licence_ids"] == []

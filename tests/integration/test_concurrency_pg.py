@@ -66,7 +66,7 @@ def test_sibling_parallel_tasks_completed_at_once_all_succeed(pg, service) -> No
         assert len(siblings) == 3
         barrier = threading.Barrier(3)
 
-        def attempt(task: dict) -> str:
+        def attempt(task: dict, barrier: threading.Barrier = barrier) -> str:
             barrier.wait()
             service.complete_task(task["id"], {task["element_id"]: "approve"}, task["element_id"])
             return "ok"
@@ -76,7 +76,9 @@ def test_sibling_parallel_tasks_completed_at_once_all_succeed(pg, service) -> No
         [consolidate] = _ready(pg, instance_id)
         assert consolidate["element_id"] == "consolidate"
         with pg.connect() as conn:
-            version = conn.execute(select(instances.c.version).where(instances.c.id == instance_id)).scalar_one()
+            version = conn.execute(
+                select(instances.c.version).where(instances.c.id == instance_id)
+            ).scalar_one()
         assert version == 4  # start + three completes, none lost
 
 
@@ -97,3 +99,47 @@ def test_three_workers_fire_each_timer_exactly_once(pg, service, clock) -> None:
         assert unfired.scalar_one() == 0
     for instance_id in ids:
         assert [t["element_id"] for t in _ready(pg, instance_id)] == ["after_timer"]
+
+
+def test_three_workers_raise_each_clock_card_exactly_once(pg, clock) -> None:
+    from api.bootstrap import bootstrap, deploy_bundled_processes
+    from engine.case_clocks import tick_clocks
+    from engine.case_service import Application
+    from engine.persistence.database import unit_of_work
+    from engine.persistence.tables import escalations
+    from engine.settings import Settings
+    from licence.demo import demo_organisations, load_demo
+
+    svc = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=pg)
+    deploy_bundled_processes(svc)
+    with unit_of_work(pg) as conn:
+        load_demo(conn)
+    org = [o for o in demo_organisations() if o.credit_code.startswith("91")][5]
+    form = {
+        "premises": "一楼",
+        "main_business": "餐饮服务经营者",
+        "business_items": "热食类",
+        "contact_phone": "13800138000",
+    }
+    for _ in range(6):
+        case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(form)), "a")
+        with pg.connect() as conn:
+            intake = conn.execute(
+                select(tasks.c.id).where(tasks.c.business_key == case_id, tasks.c.element_id == "intake")
+            ).scalar_one()
+        svc.cases.complete_task(intake, {"decision": "accept", "opinion": "齐全"}, "window")
+    clock.advance(days=60)  # every legal and promised clock and the review task clocks are red
+    barrier = threading.Barrier(3)
+
+    def work(name: str) -> int:
+        barrier.wait()
+        return tick_clocks(pg, clock, svc.calendar, name)
+
+    with ThreadPoolExecutor(3) as pool:
+        counts = list(pool.map(work, ["w1", "w2", "w3"]))
+    with pg.connect() as conn:
+        rows = conn.execute(select(escalations.c.clock_id, escalations.c.level)).all()
+    assert len(rows) == len(set(rows)) == sum(counts)
+    assert {level for _, level in rows} == {"yellow", "red"}
+    assert len({clock_id for clock_id, _ in rows}) >= 12  # legal + promised of six cases
+    assert tick_clocks(pg, clock, svc.calendar, "w4") == 0

@@ -41,7 +41,9 @@ def test_deploy_is_versioned_and_idempotent(db, clock) -> None:
     xml = (BPMN / "three_tasks.bpmn").read_bytes()
     first = svc.deploy(xml, "three_tasks.bpmn", "designer")
     again = svc.deploy(xml, "three_tasks.bpmn", "designer")
-    changed = svc.deploy(xml.replace("三步审批".encode(), "三步审批（修订）".encode()), "three_tasks.bpmn", "d2")
+    changed = svc.deploy(
+        xml.replace("三步审批".encode(), "三步审批（修订）".encode()), "three_tasks.bpmn", "d2"
+    )
     assert [(d.key, d.version, d.created) for d in first] == [("three_tasks", 1, True)]
     assert [(d.version, d.created) for d in again] == [(1, False)]
     assert [(d.version, d.created) for d in changed] == [(2, True)]
@@ -57,7 +59,7 @@ def test_unsafe_model_is_refused_and_nothing_is_stored(db, clock, tmp_path) -> N
     evil = xml.replace(
         '<bpmn:sequenceFlow id="f10" sourceRef="consolidate" targetRef="end" />',
         '<bpmn:sequenceFlow id="f10" sourceRef="consolidate" targetRef="end">'
-        f'<bpmn:conditionExpression>{payload}</bpmn:conditionExpression></bpmn:sequenceFlow>',
+        f"<bpmn:conditionExpression>{payload}</bpmn:conditionExpression></bpmn:sequenceFlow>",
     )
     svc = WorkflowService(db, clock=clock)
     with pytest.raises(UnsafeExpression):
@@ -68,7 +70,9 @@ def test_unsafe_model_is_refused_and_nothing_is_stored(db, clock, tmp_path) -> N
 
 
 def test_single_window_case_round_trips_through_the_database(db, service, clock) -> None:
-    instance_id = service.start("three_tasks", {"applicant": "张三"}, "applicant", business_key="B-1").instance_id
+    instance_id = service.start(
+        "three_tasks", {"applicant": "张三"}, "applicant", business_key="B-1"
+    ).instance_id
     [intake] = ready(db, "window")
     assert intake["element_id"] == "intake" and intake["form_key"] == "task.intake"
     assert intake["business_key"] == "B-1" and intake["due_at"] is not None

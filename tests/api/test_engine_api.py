@@ -1,0 +1,62 @@
+"""The ASGI app over HTTP: health, OpenAPI, deploy/validate, start/complete, typed errors as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.bootstrap import bootstrap
+from engine.settings import Settings
+
+BPMN = Path(__file__).resolve().parents[1] / "integration" / "bpmn"
+ACTOR = {"X-Actor": "designer-1"}
+
+
+@pytest.fixture
+def client(db, clock) -> TestClient:
+    services = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=db)
+    return TestClient(create_app(services=services))
+
+
+def test_health_and_openapi(client: TestClient, db) -> None:
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "database": db.dialect.name}
+    spec = client.get("/openapi.json").json()
+    assert {"/healthz", "/api/definitions", "/api/tasks/{task_id}/complete"} <= set(spec["paths"])
+
+
+def test_deploy_start_inbox_complete_over_http(client: TestClient) -> None:
+    xml = (BPMN / "three_tasks.bpmn").read_bytes()
+    deployed = client.post("/api/definitions?filename=three.bpmn", content=xml, headers=ACTOR)
+    assert deployed.status_code == 201 and deployed.json()[0]["version"] == 1
+    started = client.post("/api/instances", json={"key": "three_tasks", "business_key": "K-1"}, headers=ACTOR)
+    assert started.status_code == 201
+    inbox = client.get("/api/tasks", params={"group": "window"}).json()
+    assert [t["element_id"] for t in inbox] == ["intake"] and inbox[0]["candidate_groups"] == ["window"]
+    assert client.get("/api/tasks", params={"group": "market"}).json() == []
+    done = client.post(f"/api/tasks/{inbox[0]['id']}/complete", json={"data": {"ok": 1}}, headers=ACTOR)
+    assert done.status_code == 200 and len(done.json()["opened_tasks"]) == 1
+    again = client.post(f"/api/tasks/{inbox[0]['id']}/complete", json={"data": {}}, headers=ACTOR)
+    assert again.status_code == 409
+    assert again.json()["code"] == "task_not_ready" and again.json()["message"]
+    instance = client.get(f"/api/instances/{started.json()['instance_id']}").json()
+    assert instance["version"] == 2 and [e["action"] for e in instance["audit"]] == ["start", "complete"]
+
+
+def test_bad_models_get_specific_errors_and_store_nothing(client: TestClient) -> None:
+    xxe = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>'
+    refused = client.post("/api/definitions", content=xxe, headers=ACTOR)
+    assert refused.status_code == 400 and refused.json()["code"] == "doctype_forbidden"
+    unassigned = (BPMN / "three_tasks.bpmn").read_text().replace(' ow:candidateGroups="market"', "")
+    invalid = client.post("/api/definitions", content=unassigned.encode(), headers=ACTOR)
+    assert invalid.status_code == 422
+    problems = invalid.json()["detail"]["problems"]
+    assert any(p["element_id"] == "review" and p["code"] == "unassigned_user_task" for p in problems)
+    report = client.post("/api/validate", content=unassigned.encode()).json()
+    assert report["executable"] is False
+    assert client.get("/api/definitions").json() == []
+    missing = client.post("/api/instances", json={"key": "nope"}, headers=ACTOR)
+    assert missing.status_code == 404 and missing.json()["code"] == "definition_not_found"

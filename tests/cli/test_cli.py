@@ -1,0 +1,95 @@
+"""The ``onewindow`` command line run as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MIWG = ROOT.parent / "shared" / "conformance" / "miwg"
+
+
+def onewindow(*args: str, db: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ONEWINDOW_DATABASE_URL": f"sqlite:///{db}"}
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_validate_exit_codes(tmp_path) -> None:
+    good = sorted(str(p) for p in (ROOT / "processes").glob("*.bpmn"))
+    ok = onewindow("validate", *good, db=tmp_path / "x.db")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("可执行 executable") == 3
+
+    unassigned = tmp_path / "unassigned.bpmn"
+    unassigned.write_text(
+        (ROOT / "tests/integration/bpmn/three_tasks.bpmn")
+        .read_text()
+        .replace(' ow:candidateGroups="market"', "")
+    )
+    bad = onewindow("validate", str(unassigned), db=tmp_path / "x.db")
+    assert bad.returncode == 1
+    assert "review" in bad.stdout and "unassigned_user_task" in bad.stdout
+
+    xxe = tmp_path / "xxe.bpmn"
+    xxe.write_text('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>')
+    unsafe = onewindow("validate", str(xxe), str(unassigned), db=tmp_path / "x.db")
+    assert unsafe.returncode == 2
+    assert "root:" not in unsafe.stdout
+
+
+@pytest.mark.skipif(not MIWG.is_dir(), reason="shared/conformance/miwg is not present")
+def test_validate_the_miwg_corpus_without_a_traceback(tmp_path) -> None:
+    files = sorted(str(p) for p in MIWG.glob("*.bpmn"))
+    result = onewindow("validate", *files, db=tmp_path / "x.db")
+    assert result.returncode in (0, 1)
+    assert "Traceback" not in result.stderr
+    assert result.stdout.count("\n  ") >= len(files)  # a verdict line per process of every file
+
+
+def test_db_upgrade_deploy_and_worker(tmp_path) -> None:
+    db = tmp_path / "cli.db"
+    assert onewindow("db", "upgrade", db=db).returncode == 0
+    deployed = onewindow("deploy", str(ROOT / "processes/single_window.bpmn"), db=db)
+    assert deployed.returncode == 0 and "single_window v1" in deployed.stdout
+    again = onewindow("deploy", str(ROOT / "processes/single_window.bpmn"), db=db)
+    assert "single_window v1" in again.stdout and "unchanged" in again.stdout
+    worker = onewindow("worker", "--once", db=db)
+    assert worker.returncode == 0 and "'timers': 0" in worker.stdout
+
+
+def test_licence_import_reports_rows(tmp_path) -> None:
+    db = tmp_path / "lic.db"
+    onewindow("db", "upgrade", db=db)
+    from licence.demo import make_demo_rows
+    from licence.importer import write_csv
+
+    rows = make_demo_rows(20)
+    rows[3]["holder_id"] = rows[3]["holder_id"][:-1] + ("0" if rows[3]["holder_id"][-1] != "0" else "1")
+    path = tmp_path / "paper.csv"
+    write_csv(rows, path)
+    result = onewindow("licence", "import", str(path), "--no-progress", db=db)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "已导入 19 行" in result.stdout and "第 4 行" in result.stdout and "holder_id" in result.stdout
+
+
+def test_calendar_override_needs_a_reason_and_changes_the_answer(tmp_path) -> None:
+    db = tmp_path / "cal.db"
+    onewindow("db", "upgrade", db=db)
+    assert "工作日" in onewindow("calendar", "show", "2025-10-11", db=db).stdout  # 调休 Saturday
+    refused = onewindow("calendar", "rest", "2025-10-11", db=db)
+    assert refused.returncode == 1 and "reason_required" in refused.stderr
+    changed = onewindow("calendar", "rest", "2025-10-11", "--note", "区政府通知", db=db)
+    assert changed.returncode == 0 and "休息日" in changed.stdout
+    assert "休息日" in onewindow("calendar", "show", "2025-10-11", db=db).stdout
+    assert "警告" in onewindow("calendar", "show", "2031-05-06", db=db).stdout
