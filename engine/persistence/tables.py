@@ -7,6 +7,8 @@ State is stored as text (not JSON/JSONB): PostgreSQL spends less CPU on it and w
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -20,8 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -36,8 +40,27 @@ metadata = MetaData(naming_convention=NAMING)
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out on every backend (SQLite keeps no zone: we put UTC back on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _ts(name: str, nullable: bool = True, index: bool = False) -> Column:
-    return Column(name, DateTime(timezone=True), nullable=nullable, index=index)
+    return Column(name, UTCDateTime(), nullable=nullable, index=index)
 
 
 definitions = Table(
