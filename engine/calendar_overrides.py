@@ -7,6 +7,7 @@ overrides when they change (the process caches it; another process picks a chang
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, delete, insert, select
@@ -45,18 +46,22 @@ def set_override(
 
 
 class CalendarProvider:
-    """Callable returning the current calendar (package data + stored overrides)."""
+    """Callable returning the current calendar (package data + stored overrides), re-read from the
+    database at most every ``ttl_seconds`` so that an override made in another process is seen."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, ttl_seconds: float = 60.0) -> None:
         self.engine = engine
+        self.ttl = ttl_seconds
         self._calendar: WorkingCalendar | None = None
+        self._loaded = 0.0
         self._lock = threading.Lock()
 
     def __call__(self) -> WorkingCalendar:
         cal = self._calendar
-        if cal is None:
+        if cal is None or time.monotonic() - self._loaded > self.ttl:
             with self._lock, self.engine.connect() as conn:
                 cal = self._calendar = WorkingCalendar(load_overrides(conn))
+                self._loaded = time.monotonic()
         return cal
 
     def reload(self) -> None:

@@ -381,11 +381,13 @@ class CaseService:
     # ------------------------------------------------------------------ lifecycle (inside each command)
     def on_step(self, ctx: StepContext) -> None:
         case_id = ctx.business_key
+        if case_id is None:
+            return  # an instance that is not a case (plain engine use)
         found = ctx.conn.execute(
             select(cases.c.status, cases.c.status_seq).where(cases.c.id == case_id)
         ).first()
-        if case_id is None or found is None:
-            return  # an instance that is not a case (plain engine use)
+        if found is None:
+            return
         cal = self.calendar()
         clocks = ClockRepository(ctx.conn, cal)
         data = ctx.runtime.data
@@ -424,8 +426,40 @@ class CaseService:
             elif not suspending_open and paused:
                 clk.resume(ctx.now)
                 clocks.save(clock_id, clk)
-        if ctx.action == "complete" and data.get("visit") == "counter":
+        if ctx.completed is not None:
+            self._materials_from_task(ctx, case_id)
+        if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
             ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(visits=cases.c.visits + 1))
+
+    @staticmethod
+    def _materials_from_task(ctx: StepContext, case_id: str) -> None:
+        """The intake's one-time notice marks the listed materials defective (rejected) or missing; an
+        applicant's supplement marks what was handed in as supplied."""
+        form_key = ctx.completed.meta.form_key if ctx.completed else None
+        entered = ctx.entered
+        changes: list[tuple[list[str], str, list[str]]] = []
+        if form_key == "task.intake" and entered.get("decision") == "supplement":
+            listed = [str(c) for c in entered.get("missing_materials") or []]
+            changes = [(listed, "rejected", ["provided"]), (listed, "missing", ["satisfied_by_licence"])]
+        elif form_key == "task.supplement":
+            changes = [
+                (
+                    [str(c) for c in entered.get("supplied_materials") or []],
+                    "supplied",
+                    ["missing", "rejected"],
+                )
+            ]
+        for codes, state, from_states in changes:
+            if codes:
+                ctx.conn.execute(
+                    update(case_materials)
+                    .where(
+                        case_materials.c.case_id == case_id,
+                        case_materials.c.code.in_(codes),
+                        case_materials.c.state.in_(from_states),
+                    )
+                    .values(state=state, updated_at=ctx.now)
+                )
 
     @staticmethod
     def _new_statuses(data: dict[str, Any], seq: int, current: str) -> list[str]:

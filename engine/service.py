@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -32,13 +31,15 @@ from engine.persistence.repositories import (
     TaskRepository,
     TimerRepository,
 )
-from engine.workflow import Definition, ReadyTask, Runtime, load_definitions
+from engine.workflow import Definition, ReadyTask, Runtime, document_text, load_definitions
 from engine.workflow.api import TaskMeta
 
 log = logging.getLogger("onewindow.engine")
 
 Clock = Callable[[], datetime]
 MAX_RETRIES = 8
+RETRYABLE = frozenset({"version_conflict", "serial_conflict"})
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -66,11 +67,11 @@ class StepContext:
     now: datetime
     actor: str
     action: str
-    data_before: dict[str, Any]
+    completed: ReadyTask | None = None  # the task a person completed in this step, and what they entered
+    entered: dict[str, Any] = field(default_factory=dict)
     opened: list[ReadyTask] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)  # every task that left the ready state
     ready_after: list[ReadyTask] = field(default_factory=list)
-    fired_timers: list[str] = field(default_factory=list)
 
     @property
     def suspending_open(self) -> bool:
@@ -135,7 +136,6 @@ class WorkflowService:
         self.observers: list[StepObserver] = list(observers)
         self.calendar = calendar
         self._definitions: dict[int, tuple[str, Definition]] = {}
-        self._lock = threading.Lock()
         self._skip_locked = is_postgres(engine)
 
     # ---------------------------------------------------------------- definitions
@@ -162,7 +162,7 @@ class WorkflowService:
                 version=version,
                 name=definition.name,
                 filename=filename,
-                bpmn=bpmn.decode("utf-8"),
+                bpmn=document_text(bpmn),
                 checksum=checksum,
                 spec_json=definition.spec_json(),
                 deployed_by=actor,
@@ -184,8 +184,7 @@ class WorkflowService:
         if cached is None:
             row = DefinitionRepository(conn).get(definition_id)
             cached = (row.key, Definition.from_spec_json(row.spec_json))
-            with self._lock:
-                self._definitions[definition_id] = cached
+            self._definitions[definition_id] = cached
         return cached
 
     # ---------------------------------------------------------------- instance commands
@@ -214,28 +213,35 @@ class WorkflowService:
         row = DefinitionRepository(conn).find(key, version)
         _, definition = self.definition(conn, row.id)
         now = self.clock()
-        runtime = Runtime.start(definition, dict(data), now)
+        runtime = Runtime.start(definition, dict(data), now, self.calendar())
         instance_id = str(uuid.uuid4())
         InstanceRepository(conn).insert(
             InstanceRow(instance_id, row.id, business_key, "running", "{}", 0), now
         )
-        ctx = StepContext(conn, instance_id, business_key, key, runtime, now, actor, "start", {})
-        return self._persist(ctx, {}, set(), 0, detail={"key": key, "version": row.version})
+        ctx = StepContext(conn, instance_id, business_key, key, runtime, now, actor, "start")
+        return self._persist(ctx, {}, {}, 0, detail={"key": key, "version": row.version})
+
+    def run(self, command: Callable[[Connection], T]) -> T:
+        """Run ``command`` as one transaction. A lost race (the instance version moved, a deadlock, a licence
+        serial taken) rolls back and runs the whole command again on fresh data; other errors propagate."""
+        for attempt in range(MAX_RETRIES):
+            try:
+                with unit_of_work(self.engine) as conn:
+                    return command(conn)
+            except Conflict as exc:
+                if exc.code not in RETRYABLE or attempt == MAX_RETRIES - 1:
+                    raise
+                log.debug("retrying after %s (attempt %d)", exc.code, attempt + 1)
+        raise AssertionError("unreachable")
 
     def complete_task(
         self, task_id: str, data: dict[str, Any], actor: str, *, expected_state: str = "ready"
     ) -> StepResult:
         """Complete a ready task. A lost race on the instance version is retried while the task is still
         ready (sibling parallel tasks both succeed); a task someone else completed is a Conflict."""
-        for attempt in range(MAX_RETRIES):
-            try:
-                with unit_of_work(self.engine) as conn:
-                    return self.complete_task_in(conn, task_id, data, actor, expected_state=expected_state)
-            except Conflict as exc:
-                if exc.code != "version_conflict" or attempt == MAX_RETRIES - 1:
-                    raise
-                log.debug("retrying complete of %s after version conflict", task_id)
-        raise AssertionError("unreachable")
+        return self.run(
+            lambda conn: self.complete_task_in(conn, task_id, data, actor, expected_state=expected_state)
+        )
 
     def complete_task_in(
         self,
@@ -260,6 +266,7 @@ class WorkflowService:
         if task_id not in before_ready:
             raise Conflict("任务已不在待办状态", code="task_not_ready", task_id=task_id)
         ctx.runtime.complete(task_id, dict(data), ctx.now)
+        ctx.completed, ctx.entered = before_ready[task_id], dict(data)
         return self._persist(
             ctx,
             before_ready,
@@ -281,16 +288,11 @@ class WorkflowService:
     ) -> bool:
         """Deliver a message to the instance; keep it in the buffer when no catch event waits yet.
         Returns True when delivered now."""
-        for attempt in range(MAX_RETRIES):
-            try:
-                with unit_of_work(self.engine) as conn:
-                    return self.correlate_message_in(
-                        conn, name, payload, actor, instance_id=instance_id, business_key=business_key
-                    )
-            except Conflict as exc:
-                if exc.code != "version_conflict" or attempt == MAX_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return self.run(
+            lambda conn: self.correlate_message_in(
+                conn, name, payload, actor, instance_id=instance_id, business_key=business_key
+            )
+        )
 
     def correlate_message_in(
         self,
@@ -322,32 +324,31 @@ class WorkflowService:
         return bool(delivered_before)
 
     def fire_due_timers(self, worker: str = "worker", limit: int = 100) -> int:
-        """Fire every due timer once (several workers may run this at once); returns how many fired."""
+        """Fire the due timers, one instance per transaction; several workers may run this at once.
+
+        The worker locks the INSTANCE row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises
+        writers), the same row every command updates first, so a worker and an officer never wait on each
+        other in opposite orders. Returns how many timers fired."""
         fired = 0
-        seen: set[int] = set()
+        seen: list[str] = []
         while fired < limit:
             try:
                 with unit_of_work(self.engine) as conn:
-                    now = self.clock()
-                    claimed = TimerRepository(conn).claim_due(now, 1, self._skip_locked)
-                    if not claimed or claimed[0][0] in seen:
+                    instance_id = TimerRepository(conn).claim_instance(self.clock(), seen, self._skip_locked)
+                    if instance_id is None:
                         return fired
-                    timer_id, instance_id = claimed[0]
-                    seen.add(timer_id)
+                    seen.append(instance_id)
                     row = InstanceRepository(conn).get(instance_id)
-                    if row.status == "running":
-                        fired += self._fire_in(conn, row, worker)
-                    TimerRepository(conn).mark_fired([timer_id], now, worker)
+                    if row.status != "running":  # timers left by an instance that ended
+                        TimerRepository(conn).drop_all(instance_id)
+                        continue
+                    ctx, before_ready, before_timers, version = self._load(conn, row, worker, "timer")
+                    names = ctx.runtime.fire_due_timers(ctx.now)
+                    self._persist(ctx, before_ready, before_timers, version, detail={"fired": names})
+                    fired += len(names)
             except Conflict:
-                log.info("timer of a busy instance left for the next round")
+                log.info("timers of a busy instance are left for the next round")
         return fired
-
-    def _fire_in(self, conn: Connection, row: InstanceRow, worker: str) -> int:
-        ctx, before_ready, before_timers, version = self._load(conn, row, worker, "timer")
-        fired = ctx.runtime.fire_due_timers(ctx.now)
-        ctx.fired_timers = fired
-        self._persist(ctx, before_ready, before_timers, version, detail={"fired": fired})
-        return len(fired)
 
     def cancel(self, instance_id: str, actor: str, reason: str) -> None:
         with unit_of_work(self.engine) as conn:
@@ -366,7 +367,7 @@ class WorkflowService:
     # ---------------------------------------------------------------- internals
     def _load(
         self, conn: Connection, row: InstanceRow, actor: str, action: str
-    ) -> tuple[StepContext, dict[str, ReadyTask], set[str], int]:
+    ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
         instance_id = row.id
         if row.status != "running":
             raise Conflict(
@@ -377,12 +378,10 @@ class WorkflowService:
             )
         key, definition = self.definition(conn, row.definition_id)
         now = self.clock()
-        runtime = Runtime.restore(definition, row.state, now)
+        runtime = Runtime.restore(definition, row.state, now, self.calendar())
         before_ready = {t.task_id: t for t in runtime.ready_tasks()}
-        before_timers = {t.task_id for t in runtime.pending_timers()}
-        ctx = StepContext(
-            conn, instance_id, row.business_key, key, runtime, now, actor, action, dict(runtime.data)
-        )
+        before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
+        ctx = StepContext(conn, instance_id, row.business_key, key, runtime, now, actor, action)
         return ctx, before_ready, before_timers, row.version
 
     def _deliver_buffered(self, ctx: StepContext) -> int:
@@ -406,7 +405,7 @@ class WorkflowService:
         self,
         ctx: StepContext,
         before_ready: dict[str, ReadyTask],
-        before_timers: set[str],
+        before_timers: dict[str, datetime],
         version: int,
         *,
         task_id: str | None = None,
@@ -451,6 +450,9 @@ class WorkflowService:
                 if tid not in before_timers
             ]
         )
+        for tid, t in after_timers.items():  # a cycle timer that fired waits again for its next time
+            if tid in before_timers and before_timers[tid] != t.due_at:
+                timer_repo.reschedule(ctx.instance_id, tid, t.due_at)
         if final != "running":
             tasks.close_all(ctx.instance_id, "cancelled", now, None)
         audit = [
@@ -490,6 +492,7 @@ class WorkflowService:
             "state": "ready",
             "form_key": meta.form_key,
             "mi_index": task.multi_instance_index,
+            "priority": 1 if scope.get("green_channel") else 0,
             "created_at": ctx.now,
             "due_at": default_due(meta, ctx.now, self.calendar()),
             "deadline_days": int(meta.deadline_days) if meta.deadline_days else None,

@@ -263,7 +263,7 @@ class LicenceLibrary:
             self.conn.execute(insert(licences), [row])
         except IntegrityError as exc:
             raise Conflict(
-                "证照标识或编号已被并发颁发占用，请重试", code="conflict", identifier=row["identifier"]
+                "证照标识或编号已被并发颁发占用，请重试", code="serial_conflict", identifier=row["identifier"]
             ) from exc
         reason = "换发新版本" if replaced else "延续" if renewed else "颁发"
         self._add_event(row["id"], None, "valid", at, reason, actor)

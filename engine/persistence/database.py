@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+
+from engine.errors import Conflict
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -45,14 +48,25 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+LOST_RACE_CODES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Connection]:
-    """One transaction per command: commit when the block ends cleanly, roll back on any error."""
+    """One transaction per command: commit when the block ends cleanly, roll back on any error.
+
+    A deadlock or serialization failure the database reports is a lost race like a stale version: it
+    becomes ``Conflict(code="version_conflict")``, which the services retry."""
     with engine.connect() as conn:
         conn.execution_options(onewindow_write=True)
         trans = conn.begin()
         try:
             yield conn
+        except DBAPIError as exc:
+            trans.rollback()
+            if getattr(exc.orig, "pgcode", None) in LOST_RACE_CODES:
+                raise Conflict("并发冲突，请重试", code="version_conflict") from exc
+            raise
         except BaseException:
             trans.rollback()
             raise

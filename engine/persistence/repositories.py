@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
 from engine.errors import Conflict, NotFound
 from engine.persistence.tables import audit_log, definitions, instances, messages, tasks, timers
@@ -43,9 +43,45 @@ class InstanceRow:
     version: int
 
 
-def _join_groups(values: Iterable[str]) -> str:
-    values = [v for v in values if v]
-    return ("," + ",".join(values) + ",") if values else ""
+# The statements every command runs are built once: constructing a Core statement costs more CPU than
+# executing it (about 140 us against 40 us here), and a command runs five of them.
+_INSTANCE_COLUMNS = (
+    instances.c.id,
+    instances.c.definition_id,
+    instances.c.business_key,
+    instances.c.status,
+    instances.c.state,
+    instances.c.version,
+)
+_GET_INSTANCE = select(*_INSTANCE_COLUMNS).where(instances.c.id == bindparam("instance_id"))
+_INSTANCE_OF_TASK = (
+    select(*_INSTANCE_COLUMNS, tasks.c.state)
+    .join(tasks, tasks.c.instance_id == instances.c.id)
+    .where(tasks.c.id == bindparam("task_id"))
+)
+_SAVE_INSTANCE = (
+    update(instances)
+    .where(instances.c.id == bindparam("instance_id"), instances.c.version == bindparam("expected"))
+    .values(
+        state=bindparam("state"),
+        status=bindparam("status"),
+        version=bindparam("new_version"),
+        updated_at=bindparam("now"),
+    )
+)
+_CLOSE_TASKS = (
+    update(tasks)
+    .where(tasks.c.id.in_(bindparam("ids", expanding=True)), tasks.c.state == "ready")
+    .values(state=bindparam("new_state"), completed_at=bindparam("now"), completed_by=bindparam("actor"))
+)
+_INSERT_TASKS = insert(tasks)
+_INSERT_AUDIT = insert(audit_log)
+_LATEST_DEFINITION = (
+    select(definitions.c.id, definitions.c.version, definitions.c.checksum)
+    .where(definitions.c.key == bindparam("key"))
+    .order_by(definitions.c.version.desc())
+    .limit(1)
+)
 
 
 class DefinitionRepository:
@@ -54,12 +90,7 @@ class DefinitionRepository:
 
     def latest(self, key: str) -> DefinitionRef | None:
         """The newest version of ``key`` (id, version, checksum only: the texts are not read)."""
-        row = self.conn.execute(
-            select(definitions.c.id, definitions.c.version, definitions.c.checksum)
-            .where(definitions.c.key == key)
-            .order_by(definitions.c.version.desc())
-            .limit(1)
-        ).first()
+        row = self.conn.execute(_LATEST_DEFINITION, {"key": key}).first()
         return DefinitionRef(int(row[0]), key, int(row[1]), str(row[2])) if row else None
 
     def get(self, definition_id: int) -> DefinitionRow:
@@ -116,35 +147,14 @@ class InstanceRepository:
         )
 
     def get(self, instance_id: str) -> InstanceRow:
-        row = self.conn.execute(
-            select(
-                instances.c.id,
-                instances.c.definition_id,
-                instances.c.business_key,
-                instances.c.status,
-                instances.c.state,
-                instances.c.version,
-            ).where(instances.c.id == instance_id)
-        ).first()
+        row = self.conn.execute(_GET_INSTANCE, {"instance_id": instance_id}).first()
         if row is None:
             raise NotFound("流程实例不存在", code="instance_not_found", instance_id=instance_id)
         return InstanceRow(*row)
 
     def for_task(self, task_id: str) -> tuple[InstanceRow, str]:
         """The instance of a task and the task's projection state, in one round trip."""
-        row = self.conn.execute(
-            select(
-                instances.c.id,
-                instances.c.definition_id,
-                instances.c.business_key,
-                instances.c.status,
-                instances.c.state,
-                instances.c.version,
-                tasks.c.state,
-            )
-            .join(tasks, tasks.c.instance_id == instances.c.id)
-            .where(tasks.c.id == task_id)
-        ).first()
+        row = self.conn.execute(_INSTANCE_OF_TASK, {"task_id": task_id}).first()
         if row is None:
             raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
         return InstanceRow(*row[:6]), row[6]
@@ -160,9 +170,15 @@ class InstanceRepository:
     def save(self, instance_id: str, state: str, status: str, expected_version: int, now: datetime) -> int:
         """Write the new state if nobody else did since ``expected_version``; return the new version."""
         result = self.conn.execute(
-            update(instances)
-            .where(instances.c.id == instance_id, instances.c.version == expected_version)
-            .values(state=state, status=status, version=expected_version + 1, updated_at=now)
+            _SAVE_INSTANCE,
+            {
+                "instance_id": instance_id,
+                "expected": expected_version,
+                "state": state,
+                "status": status,
+                "new_version": expected_version + 1,
+                "now": now,
+            },
         )
         if result.rowcount != 1:
             raise Conflict(
@@ -180,14 +196,12 @@ class TaskRepository:
 
     def insert_ready(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            self.conn.execute(insert(tasks), list(rows))
+            self.conn.execute(_INSERT_TASKS, list(rows))
 
     def close(self, task_ids: Sequence[str], state: str, now: datetime, actor: str | None) -> None:
         if task_ids:
             self.conn.execute(
-                update(tasks)
-                .where(tasks.c.id.in_(list(task_ids)), tasks.c.state == "ready")
-                .values(state=state, completed_at=now, completed_by=actor)
+                _CLOSE_TASKS, {"ids": list(task_ids), "new_state": state, "now": now, "actor": actor}
             )
 
     def close_all(self, instance_id: str, state: str, now: datetime, actor: str | None) -> None:
@@ -211,7 +225,8 @@ class TaskRepository:
         query = select(tasks).where(tasks.c.state == "ready")
         if conds:
             query = query.where(or_(*conds))
-        rows = self.conn.execute(query.order_by(tasks.c.due_at, tasks.c.created_at).limit(limit)).all()
+        order = (tasks.c.priority.desc(), tasks.c.due_at, tasks.c.created_at)
+        rows = self.conn.execute(query.order_by(*order).limit(limit)).all()
         return [dict(r._mapping) for r in rows]
 
     def of_instance(self, instance_id: str) -> list[dict[str, Any]]:
@@ -248,25 +263,16 @@ class TimerRepository:
                 )
             )
 
-    def claim_due(self, now: datetime, limit: int, skip_locked: bool) -> list[tuple[int, str]]:
-        """Lock up to ``limit`` due, unfired timers; other workers skip the locked rows."""
-        query = (
-            select(timers.c.id, timers.c.instance_id)
-            .where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
-            .order_by(timers.c.due_at)
-            .limit(limit)
-        )
+    def claim_instance(self, now: datetime, skip: Sequence[str], skip_locked: bool) -> str | None:
+        """Lock and return one running instance that has a due, unfired timer (other workers skip it)."""
+        due = select(timers.c.instance_id).where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
+        query = select(instances.c.id).where(instances.c.id.in_(due))
+        if skip:
+            query = query.where(instances.c.id.not_in(list(skip)))
+        query = query.order_by(instances.c.updated_at).limit(1)
         if skip_locked:
             query = query.with_for_update(skip_locked=True)
-        return [(int(r[0]), str(r[1])) for r in self.conn.execute(query).all()]
-
-    def mark_fired(self, timer_ids: Sequence[int], now: datetime, worker: str) -> None:
-        if timer_ids:
-            self.conn.execute(
-                update(timers)
-                .where(timers.c.id.in_(list(timer_ids)), timers.c.fired_at.is_(None))
-                .values(fired_at=now, fired_by=worker)
-            )
+        return self.conn.execute(query).scalar()
 
     def fired_for(self, instance_id: str, task_ids: Sequence[str], now: datetime, worker: str) -> None:
         if task_ids:
@@ -280,11 +286,17 @@ class TimerRepository:
                 .values(fired_at=now, fired_by=worker)
             )
 
-    def pending(self, instance_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            select(timers).where(timers.c.instance_id == instance_id, timers.c.fired_at.is_(None))
-        ).all()
-        return [dict(r._mapping) for r in rows]
+    def reschedule(self, instance_id: str, task_id: str, due_at: datetime) -> None:
+        self.conn.execute(
+            update(timers)
+            .where(timers.c.instance_id == instance_id, timers.c.task_id == task_id)
+            .values(due_at=due_at, fired_at=None, fired_by=None)
+        )
+
+    def drop_all(self, instance_id: str) -> None:
+        self.conn.execute(
+            delete(timers).where(timers.c.instance_id == instance_id, timers.c.fired_at.is_(None))
+        )
 
 
 class MessageRepository:
@@ -314,15 +326,6 @@ class MessageRepository:
     def delivered(self, message_id: int, now: datetime) -> None:
         self.conn.execute(update(messages).where(messages.c.id == message_id).values(delivered_at=now))
 
-    def count_pending(self, instance_id: str) -> int:
-        return int(
-            self.conn.execute(
-                select(func.count())
-                .select_from(messages)
-                .where(and_(messages.c.instance_id == instance_id, messages.c.delivered_at.is_(None)))
-            ).scalar_one()
-        )
-
 
 class AuditRepository:
     """Append-only: this class has no update or delete, and PostgreSQL refuses them by trigger."""
@@ -332,7 +335,7 @@ class AuditRepository:
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            self.conn.execute(insert(audit_log), list(rows))
+            self.conn.execute(_INSERT_AUDIT, list(rows))
 
     def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(

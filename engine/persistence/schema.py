@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -29,5 +29,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema to ``revision`` (idempotent)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # several processes starting at once migrate one at a time
+            conn.execute(text("SELECT pg_advisory_xact_lock(7406155)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

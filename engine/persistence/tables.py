@@ -106,6 +106,7 @@ tasks = Table(
     Column("state", String(20), nullable=False),  # ready | completed | cancelled
     Column("form_key", String(200)),
     Column("mi_index", Integer),
+    Column("priority", Integer, nullable=False, default=0),  # 1 = green channel (绿色通道), served first
     _ts("created_at", nullable=False),
     _ts("completed_at"),
     Column("completed_by", String(200)),

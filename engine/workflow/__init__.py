@@ -23,7 +23,7 @@ from .definition import Definition, load_definitions
 from .runtime import Runtime
 from .sandbox import check_source as check_expression
 from .validator import validate_document
-from .xml import parse_xml
+from .xml import document_text, parse_xml
 
 __all__ = [
     "CAMUNDA_NS",
@@ -37,6 +37,7 @@ __all__ = [
     "Runtime",
     "TaskMeta",
     "check_expression",
+    "document_text",
     "load_definitions",
     "parse_xml",
     "validate_document",

@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China has no daylight saving time: a fixed +08:00 offset is exact (and needs no tz database)."""
 
 _NOW: ContextVar[datetime | None] = ContextVar("onewindow_workflow_now", default=None)
+_CALENDAR: ContextVar[Any] = ContextVar("onewindow_workflow_calendar", default=None)
 
 
 def as_utc(now: datetime) -> datetime:
@@ -33,6 +35,22 @@ def use_clock(now: datetime) -> Iterator[datetime]:
         yield as_utc(now)
     finally:
         _NOW.reset(token)
+
+
+@contextmanager
+def use_calendar(calendar: Any) -> Iterator[None]:
+    """Make ``calendar`` (an ``engine.calendar.WorkingCalendar`` with the administrator's overrides)
+    the one working-day helpers use inside the ``with`` block; ``None`` keeps the package default."""
+    token = _CALENDAR.set(calendar)
+    try:
+        yield
+    finally:
+        _CALENDAR.reset(token)
+
+
+def current_calendar() -> Any:
+    """The calendar installed by ``use_calendar`` or None."""
+    return _CALENDAR.get()
 
 
 def current_now() -> datetime:

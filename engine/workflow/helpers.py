@@ -13,11 +13,15 @@ from typing import Any
 
 from engine.errors import InvalidInput
 
-from .clock import SHANGHAI, current_now
+from .clock import SHANGHAI, current_calendar, current_now
 
 
 def _calendar() -> Any:
-    from engine.calendar import default_calendar  # lazy: written by another module owner
+    """The calendar of the running command (with overrides), else the package default."""
+    installed = current_calendar()
+    if installed is not None:
+        return installed
+    from engine.calendar import default_calendar
 
     return default_calendar()
 

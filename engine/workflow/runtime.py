@@ -32,7 +32,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
 
 from .api import PendingMessage, PendingTimer, ReadyTask, TaskMeta
-from .clock import use_clock
+from .clock import use_calendar, use_clock
 from .definition import Definition
 from .sandbox import SandboxScriptEngine
 from .serializer import dump_instance, restore_instance
@@ -58,16 +58,19 @@ def _definitions(definition: Any) -> list[Any]:
 class Runtime:
     """A SpiffWorkflow ``BpmnWorkflow`` behind onewindow's narrow interface."""
 
-    def __init__(self, definition: Definition, workflow: BpmnWorkflow) -> None:
+    def __init__(self, definition: Definition, workflow: BpmnWorkflow, calendar: Any = None) -> None:
         self.definition = definition
         self.workflow = workflow
+        self.calendar = calendar  # working-day calendar for the expression helpers (None: package default)
         self.workflow.script_engine = SCRIPT_ENGINE
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
-    def start(cls, definition: Definition, data: dict[str, Any], now: datetime) -> Runtime:
+    def start(
+        cls, definition: Definition, data: dict[str, Any], now: datetime, calendar: Any = None
+    ) -> Runtime:
         workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
-        runtime = cls(definition, workflow)
+        runtime = cls(definition, workflow, calendar)
         initial = copy.deepcopy(dict(data or {}))
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(initial))
@@ -75,9 +78,9 @@ class Runtime:
         return runtime
 
     @classmethod
-    def restore(cls, definition: Definition, state: str, now: datetime) -> Runtime:
+    def restore(cls, definition: Definition, state: str, now: datetime, calendar: Any = None) -> Runtime:
         workflow = restore_instance(state, definition.spec, definition.subprocess_specs)
-        return cls(definition, workflow)
+        return cls(definition, workflow, calendar)
 
     def dump(self) -> str:
         return dump_instance(self.workflow)
@@ -101,7 +104,7 @@ class Runtime:
 
     # ------------------------------------------------------------ engine calls
     def _engine(self, now: datetime, call: Callable[[], T]) -> T:
-        with use_clock(now):
+        with use_clock(now), use_calendar(self.calendar):
             try:
                 return call()
             except OneWindowError:

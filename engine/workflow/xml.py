@@ -119,3 +119,12 @@ def _check_depth_and_entities(root: etree._Element, filename: str) -> None:
                 line=element.sourceline,
             )
         stack.extend((child, depth + 1) for child in element)
+
+
+def document_text(data: bytes) -> str:
+    """The document as text for storage: UTF-8 as is; any other declared encoding (GBK from a Chinese
+    tool, UTF-16) decoded by the hardened parser and written back without its declaration."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return etree.tostring(parse_xml(data), encoding="unicode")

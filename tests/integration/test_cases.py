@@ -155,7 +155,14 @@ def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Service
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     case_id = svc.cases.submit(
-        Application(org.credit_code, org.name, ["MR-001"], channel="counter", form=dict(FOOD_FORM)),
+        Application(
+            org.credit_code,
+            org.name,
+            ["MR-001"],
+            channel="counter",
+            form=dict(FOOD_FORM),
+            provided={"MR-001": ["application", "layout_plan"]},
+        ),
         "window-1",
     )
     do(
@@ -167,9 +174,14 @@ def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Service
         reason="缺材料",
     )
     assert svc.cases.track(case_id)["case"]["status"] == "supplement_requested"
+    states = {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}
+    assert states["layout_plan"] == "rejected"  # handed in but defective, named in the one-time notice
+    assert states["safety_rules"] == "missing" and states["application"] == "provided"
     with svc.engine.connect() as conn:
         assert conn.execute(select(case_clocks).where(case_clocks.c.task_id.is_(None))).all() == []
     do(svc, case_id, "supplement", actor="applicant", supplied_materials=["layout_plan", "safety_rules"])
+    states = {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}
+    assert states["layout_plan"] == states["safety_rules"] == "supplied"
     do(svc, case_id, "intake", decision="refuse", reason="不属于本机关职权范围")
     track = svc.cases.track(case_id)
     assert track["case"]["status"] == "refused"

@@ -143,3 +143,18 @@ def test_three_workers_raise_each_clock_card_exactly_once(pg, clock) -> None:
     assert {level for _, level in rows} == {"yellow", "red"}
     assert len({clock_id for clock_id, _ in rows}) >= 12  # legal + promised of six cases
     assert tick_clocks(pg, clock, svc.calendar, "w4") == 0
+
+
+def test_audit_log_is_append_only_on_postgres(pg, service) -> None:
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DBAPIError
+
+    service.start("three_tasks", {}, "a")
+    with pg.connect() as conn:
+        before = conn.execute(select(audit_log.c.id, audit_log.c.actor).order_by(audit_log.c.id)).all()
+    for statement in (update(audit_log).values(actor="mallory"), delete(audit_log)):
+        with pytest.raises(DBAPIError, match="append-only"), pg.begin() as conn:
+            conn.execute(statement)
+    with pg.connect() as conn:
+        after = conn.execute(select(audit_log.c.id, audit_log.c.actor).order_by(audit_log.c.id)).all()
+    assert after == before and ("a" in {actor for _, actor in after})
