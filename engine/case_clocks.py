@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
-from engine.calendar import WorkingCalendar, end_of_local_day, local_date
+from engine.calendar import WorkingCalendar
 from engine.clocks import Clock
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.tables import audit_log, case_clocks, escalations
@@ -24,21 +24,22 @@ CalendarProvider = Callable[[], WorkingCalendar]
 
 
 def warn_at(clock: Clock, cal: WorkingCalendar) -> datetime | None:
-    """The first instant the clock is yellow (or red), or None when it cannot turn (paused/stopped/open)."""
+    """The first instant the clock is yellow (or red), to the minute; None when it cannot change colour
+    (paused, stopped or without a limit). Status only moves forward while the clock runs, so a bisection
+    between the start and the deadline finds it."""
     due = clock.due_at(cal)
     if due is None or clock.stopped_at is not None:
         return None
-    if clock.limit_hours is not None:
-        return due - timedelta(hours=clock.limit_hours * (1 - clock.warn_ratio))
-    day = local_date(clock.started_at)
-    last = local_date(due)
-    while day <= last:
-        instant = end_of_local_day(day) - timedelta(seconds=1)
-        if clock.status(instant, cal) in ("yellow", "red"):
-            # walk back within the day is not needed: yellow starts that day; take its start
-            return max(clock.started_at, end_of_local_day(day) - timedelta(days=1))
-        day = day + timedelta(days=1)
-    return due
+    low, high = clock.started_at, due
+    if clock.status(low, cal) != "normal":
+        return low
+    while high - low > timedelta(minutes=1):
+        middle = low + (high - low) / 2
+        if clock.status(middle, cal) == "normal":
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def _instants(clock: Clock, cal: WorkingCalendar) -> dict[str, Any]:

@@ -34,7 +34,3 @@ def format_case_number(day: date, sequence: int) -> str:
 def is_valid_case_number(text: str) -> bool:
     m = _PATTERN.match(text.strip())
     return bool(m) and luhn_digit(m.group(1) + m.group(2)) == m.group(3)
-
-
-def day_prefix(day: date) -> str:
-    return f"{day:%y%m%d}-"

@@ -17,18 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.calendar import WorkingCalendar, local_date
 from engine.case_clocks import ClockRepository
-from engine.case_numbers import day_prefix, format_case_number, is_valid_case_number
+from engine.case_numbers import format_case_number, is_valid_case_number
 from engine.case_status import CLOSED, DECIDED, LABELS, can_move
 from engine.clocks import Clock
 from engine.errors import Conflict, Forbidden, InvalidInput, InvalidModel, NotFound
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository, TaskRepository
-from engine.persistence.tables import case_materials, cases
+from engine.persistence.tables import case_counters, case_materials, cases
 from engine.service import StepContext, StepResult, WorkflowService
 from forms.autofill import AutofillResult, autofill, merge
 from forms.registry import FormRegistry
@@ -46,7 +47,6 @@ log = logging.getLogger("onewindow.cases")
 
 Channel = Literal["online", "counter"]
 RATINGS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
-DISTRICT = "440105"  # the district's administrative division code (issuer credit codes)
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Application:
 CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
-def new_entity_credit_code(case_id: str, company_type: str) -> str:
+def new_entity_credit_code(case_id: str, company_type: str, district: str) -> str:
     """The unified social credit code a registration assigns to the entity it creates (个体工商户 92,
     enterprise 91), derived from the case number so that each registration gets its own."""
     number = int("".join(ch for ch in case_id[:-1] if ch.isdigit()))
@@ -74,18 +74,32 @@ def new_entity_credit_code(case_id: str, company_type: str) -> str:
     for _ in range(8):
         number, rem = divmod(number, len(CREDIT_ALPHABET))
         body = CREDIT_ALPHABET[rem] + body
-    first17 = (
-        ("92" if "个体" in company_type else "91") + DISTRICT + body + organisation_code_check_char(body)
-    )
+    kind = "92" if "个体" in company_type else "91"
+    first17 = kind + district + body + organisation_code_check_char(body)
     return first17 + credit_code_check_char(first17)
 
 
-def department_credit_code(index: int) -> str:
+def department_credit_code(index: int, district: str) -> str:
     """A deterministic, check-digit-valid unified social credit code for the district's departments."""
     body = f"{1000000 + index:08d}"
     org = body + organisation_code_check_char(body)
-    first17 = "11" + DISTRICT + org
+    first17 = "11" + district + org
     return first17 + credit_code_check_char(first17)
+
+
+def _authorise(task: dict[str, Any], actor: str, groups: set[str]) -> None:
+    """May ``actor`` (member of ``groups``) complete ``task``? A claimed task belongs to its assignee;
+    otherwise a candidate user or a member of a candidate group may act."""
+    if task["assignee"]:
+        if task["assignee"] != actor:
+            raise Forbidden("任务已由他人认领", code="claimed_by_other", task_id=task["id"])
+        return
+    task_groups = {g for g in (task["candidate_groups"] or "").split(",") if g}
+    users = {u for u in (task["candidate_users"] or "").split(",") if u}
+    if (task_groups or users) and not (task_groups & groups) and actor not in users:
+        raise Forbidden(
+            "无权办理该任务：不在任务的办理组或办理人中", code="not_a_candidate", task_id=task["id"]
+        )
 
 
 class CaseService:
@@ -97,12 +111,14 @@ class CaseService:
         forms: FormRegistry,
         *,
         calendar: Callable[[], WorkingCalendar],
+        district: tuple[str, str] = ("350102", "福州市鼓楼区"),
     ) -> None:
         self.engine = engine
         self.workflow = workflow
         self.catalogue = catalogue
         self.forms = forms
         self.calendar = calendar
+        self.district_code, self.district_name = district
         workflow.observers.append(self.on_step)
 
     @property
@@ -119,13 +135,7 @@ class CaseService:
         return autofill(definition, licences=licences, applicant=applicant, today=local_date(self.now))
 
     def submit(self, app: Application, actor: str) -> str:
-        for _ in range(5):
-            try:
-                with unit_of_work(self.engine) as conn:
-                    return self.submit_in(conn, app, actor)
-            except IntegrityError as exc:  # two submissions took the same daily sequence number
-                log.info("case number collision, retrying: %s", exc.orig)
-        raise Conflict("办件编号分配冲突，请重试", code="case_number_conflict")
+        return self.workflow.run(lambda conn: self.submit_in(conn, app, actor))
 
     def submit_in(self, conn: Connection, app: Application, actor: str) -> str:
         applicant_id = validate_holder_id(app.applicant_id, "applicant_id")
@@ -255,46 +265,65 @@ class CaseService:
                 )
         return out
 
-    def _next_number(self, conn: Connection, now: datetime) -> str:
+    @staticmethod
+    def _next_number(conn: Connection, now: datetime) -> str:
+        """The next case number of the (Beijing) day from a counter row; its row lock orders submissions."""
         day = local_date(now)
-        prefix = day_prefix(day)
-        taken = conn.execute(
-            select(func.count()).select_from(cases).where(cases.c.id.like(prefix + "%"))
+        key = f"{day:%y%m%d}"
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(dialect_insert(case_counters).values(day=key, last=0).on_conflict_do_nothing())
+        sequence = conn.execute(
+            update(case_counters)
+            .where(case_counters.c.day == key)
+            .values(last=case_counters.c.last + 1)
+            .returning(case_counters.c.last)
         ).scalar_one()
-        return format_case_number(day, int(taken) + 1)
+        return format_case_number(day, int(sequence))
 
     # ------------------------------------------------------------------ tasks of a case
     def complete_task(
         self, task_id: str, data: dict[str, Any], actor: str, *, groups: set[str] | None = None
     ) -> StepResult:
-        """Validate the task's form (if it has one) and complete it. ``groups`` limits who may act."""
-        with self.engine.connect() as conn:
+        """Check who acts, validate the task's form and complete it, in one (retried) transaction.
+
+        ``groups`` are the actor's groups (departments, ``window``, ``applicant``...); ``None`` means the
+        caller has already decided (internal use, or the REST API until sign-in exists)."""
+
+        def command(conn: Connection) -> StepResult:
             task = TaskRepository(conn).get(task_id)
-        task_groups = {g for g in (task["candidate_groups"] or "").split(",") if g}
-        if groups is not None and task_groups and not (task_groups & groups) and task["assignee"] != actor:
-            raise Forbidden("无权办理该任务", code="not_a_candidate", task_id=task_id)
-        if task["form_key"] and task["form_key"] in self.forms.keys():
-            data = validate_or_raise(self.forms.get(task["form_key"]), data)
-        return self.workflow.complete_task(task_id, data, actor)
+            if groups is not None:
+                _authorise(task, actor, groups)
+            entered = data
+            if task["form_key"] and task["form_key"] in self.forms:
+                entered = validate_or_raise(
+                    self.forms.get(task["form_key"]), data, today=local_date(self.now)
+                )
+            return self.workflow.complete_task_in(conn, task_id, entered, actor)
+
+        return self.workflow.run(command)
 
     def supply_materials(self, case_id: str, codes: list[str], actor: str) -> bool:
-        """The applicant supplies tolerated/missing materials; the flow is told by the message
-        ``materials_supplied`` (buffered if it is not waiting yet)."""
-        with unit_of_work(self.engine) as conn:
-            row = self._case(conn, case_id)
-            if row["status"] in CLOSED:
+        """The applicant supplies tolerated/missing materials. When nothing is pending any more the flow is
+        told by the message ``materials_supplied`` (kept in the buffer if it is not waiting yet); returns
+        whether the flow took it now. The case row is locked, so two supplies at once cannot both miss
+        that the set is complete."""
+
+        def command(conn: Connection) -> bool:
+            row = conn.execute(select(cases).where(cases.c.id == case_id).with_for_update()).first()
+            if row is None:
+                raise NotFound("办件不存在", code="case_not_found", case=case_id)
+            if row.status in CLOSED:
                 raise Conflict(
-                    f"办件已{LABELS[row['status']]}，不能再补交材料", code="case_closed", case=case_id
+                    f"办件已{LABELS[row.status]}，不能再补交材料", code="case_closed", case=case_id
                 )
-            pending = {
-                r.code
-                for r in conn.execute(
+            pending = set(
+                conn.execute(
                     select(case_materials.c.code).where(
                         case_materials.c.case_id == case_id,
                         case_materials.c.state.in_(["missing_tolerated", "missing", "rejected"]),
                     )
-                )
-            }
+                ).scalars()
+            )
             unknown = set(codes) - pending
             if not codes or unknown:
                 raise InvalidInput(
@@ -307,18 +336,14 @@ class CaseService:
                 .where(case_materials.c.case_id == case_id, case_materials.c.code.in_(codes))
                 .values(state="supplied", updated_at=self.now)
             )
-            complete = not (pending - set(codes))
-            return (
-                self.workflow.correlate_message_in(
-                    conn,
-                    "materials_supplied",
-                    {"supplied_materials": codes, "all_supplied": complete},
-                    actor,
-                    instance_id=row["instance_id"],
-                )
-                if complete
-                else False
+            if pending - set(codes):
+                return False
+            payload = {"supplied_materials": sorted(pending), "all_supplied": True}
+            return self.workflow.correlate_message_in(
+                conn, "materials_supplied", payload, actor, instance_id=row.instance_id
             )
+
+        return self.workflow.run(command)
 
     def rate(self, case_id: str, level: int, comment: str, actor: str) -> None:
         if level not in RATINGS:
@@ -400,8 +425,8 @@ class CaseService:
         if isinstance(history, list) and len(history) > seq:
             ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(status_seq=len(history)))
         # task clocks and clock suspension follow the model's task attributes
-        for task in ctx.opened:
-            if task.meta.deadline_days or task.meta.deadline_hours:
+        for task in ctx.opened:  # a task with its own limit gets its own clock (ow:clock="none": no clock)
+            if (task.meta.deadline_days or task.meta.deadline_hours) and task.meta.clock != "none":
                 clocks.open(
                     case_id,
                     Clock(
@@ -572,7 +597,9 @@ class CaseService:
             if ltype.holder_kind == "organisation" and row["applicant_kind"] == "person":
                 # a registration creates a new entity: it gets its own code and is named in the form
                 holder_name = str(form.get("company_name") or form.get("operator_name") or holder_name)
-                holder_id = new_entity_credit_code(row["id"], str(form.get("company_type") or ""))
+                holder_id = new_entity_credit_code(
+                    row["id"], str(form.get("company_type") or ""), self.district_code
+                )
                 face.update(
                     {k: v for k, v in {"name": holder_name, "credit_code": holder_id}.items() if k in face}
                 )
@@ -581,8 +608,8 @@ class CaseService:
                 holder_id,
                 holder_name,
                 face,
-                department_credit_code(departments.index(item.department)),
-                f"海珠区{dept.name}",
+                department_credit_code(departments.index(item.department), self.district_code),
+                f"{self.district_name}{dept.name}",
                 local_date(ctx.now),
                 source_case=row["id"],
                 actor=ctx.actor,

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from engine.calendar import local_date
 from engine.case_clocks import tick_clocks
 from engine.case_service import Application
 from engine.persistence.database import unit_of_work
@@ -56,6 +57,7 @@ def supply(*codes: str) -> Step:
 
 
 WORKER = Step("worker")
+TODAY = "<today>"  # filled in with the demo clock's date when the step runs
 FOOD = {
     "premises": "一楼全层",
     "main_business": "餐饮服务经营者",
@@ -66,7 +68,7 @@ GENERAL = {"address": "福州市鼓楼区五四路1号", "contact_phone": "13800
 ACCEPT = do("intake", decision="accept", opinion="材料齐全，予以受理")
 REVIEW_PASS = do("review", result="pass", opinion="符合法定条件", needs_special_procedure=False)
 APPROVE = do("decision", decision="approve", opinion="准予许可")
-DELIVER = do("delivery", delivery_method="window", delivered_on="2025-10-20")
+DELIVER = do("delivery", delivery_method="window", delivered_on=TODAY)
 COMMIT = do(
     "commitment",
     "applicant",
@@ -134,7 +136,7 @@ def scenarios(
                 ACCEPT,
                 REVIEW_PASS,
                 do("decision", decision="deny", opinion="经营场所不符合要求"),
-                do("deliver_denial", delivery_method="online", delivered_on="2025-10-15"),
+                do("deliver_denial", delivery_method="online", delivered_on=TODAY),
             ],
         ),
         (
@@ -222,7 +224,7 @@ def scenarios(
                 do("lead_intake", decision="accept", opinion="受理"),
                 Step("joint", ("approve", "approve", "approve")),
                 do("consolidation", outcome="approve", opinion="各部门同意"),
-                do("deliver_result", delivery_method="window", delivered_on="2025-11-20"),
+                do("deliver_result", delivery_method="window", delivered_on=TODAY),
             ],
         ),
         (
@@ -233,7 +235,7 @@ def scenarios(
                 do("lead_intake", decision="accept", opinion="受理"),
                 Step("joint", ("approve", "deny", "approve")),
                 do("consolidation", outcome="deny", opinion="卫健部门不予许可"),
-                do("deliver_result", delivery_method="window", delivered_on="2025-11-20"),
+                do("deliver_result", delivery_method="window", delivered_on=TODAY),
             ],
         ),
         (
@@ -246,7 +248,7 @@ def scenarios(
                 APPROVE,
                 at(2026, 2, 24),
                 supply("layout_plan", "safety_rules", "manager_health"),
-                do("delivery", delivery_method="mail", delivered_on="2026-02-24"),
+                do("delivery", delivery_method="mail", delivered_on=TODAY),
             ],
         ),
         (
@@ -338,4 +340,6 @@ def _apply(services: Any, clock: DemoClock, case_id: str, step: Step) -> None:
             ).scalar()
         if task_id is None:
             raise RuntimeError(f"demo: case {case_id} has no ready task {element}")
-        services.cases.complete_task(task_id, dict(step.data or {}), actor)
+        today = local_date(clock.now).isoformat()
+        data = {k: today if v == TODAY else v for k, v in (step.data or {}).items()}
+        services.cases.complete_task(task_id, data, actor)

@@ -23,10 +23,19 @@ class Settings(BaseSettings):
     """SQLAlchemy URL. Default: an SQLite file under ``var/``."""
     echo_sql: bool = False
     worker_interval_seconds: float = 5.0
-    worker_batch: int = 50
-    max_bpmn_bytes: int = 5 * 1024 * 1024
-    session_secret: str = "onewindow-dev-secret-change-me"
     demo: bool = False
+    """Load the bundled models and the demo licences at start-up."""
+    district_code: str = "350102"
+    """Administrative division code of the centre's district (in the credit codes of its departments)."""
+    district_name: str = "福州市鼓楼区"
+    """The district's name, before each department's name on the licences it issues."""
+
+    @field_validator("district_code")
+    @classmethod
+    def _six_digits(cls, value: str) -> str:
+        if len(value) != 6 or not value.isdigit():
+            raise ValueError("district_code must be a 6-digit administrative division code")
+        return value
 
     @field_validator("database_url")
     @classmethod

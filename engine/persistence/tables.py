@@ -160,13 +160,6 @@ audit_log = Table(
     Column("detail", JSON),
 )
 
-worker_leases = Table(
-    "worker_leases",
-    metadata,
-    Column("job", String(60), primary_key=True),
-    _ts("last_run_at"),
-    Column("last_worker", String(200)),
-)
 
 # ------------------------------------------------------------------ cases (办件), clocks, calendar
 
@@ -198,6 +191,13 @@ cases = Table(
     Column("rating", Integer),
     Column("rating_comment", Text),
     _ts("rated_at"),
+)
+
+case_counters = Table(
+    "case_counters",
+    metadata,
+    Column("day", String(6), primary_key=True),  # YYMMDD (Beijing)
+    Column("last", Integer, nullable=False),
 )
 
 case_materials = Table(

@@ -357,7 +357,7 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
     do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
     do(svc, case_id, "decision", decision="approve", opinion="准予许可")
     [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
-    do(svc, case_id, "delivery_early", delivery_method="window", delivered_on="2026-02-12")
+    do(svc, case_id, "delivery_early", delivery_method="window", delivered_on="2026-02-11")
     assert svc.cases.track(case_id)["case"]["status"] == "delivered"
     clock.set(shanghai(2026, 3, 3, 10))
     assert svc.workflow.fire_due_timers("w1") == 1

@@ -158,3 +158,20 @@ def test_audit_log_is_append_only_on_postgres(pg, service) -> None:
     with pg.connect() as conn:
         after = conn.execute(select(audit_log.c.id, audit_log.c.actor).order_by(audit_log.c.id)).all()
     assert after == before and ("a" in {actor for _, actor in after})
+
+
+def test_three_workers_on_instances_with_several_due_timers(pg, service, clock) -> None:
+    service.deploy((BPMN / "timers_many.bpmn").read_bytes(), "timers_many.bpmn", "designer")
+    ids = [service.start("three_timers", {}, "a").instance_id for _ in range(20)]
+    clock.advance(hours=2)
+    barrier = threading.Barrier(3)
+
+    def work(name: str) -> int:
+        barrier.wait()
+        return service.fire_due_timers(name, limit=1000)
+
+    with ThreadPoolExecutor(3) as pool:
+        counts = list(pool.map(work, ["w1", "w2", "w3"]))  # a deadlock or error would raise here
+    assert sum(counts) == 60
+    for instance_id in ids:
+        assert [t["element_id"] for t in _ready(pg, instance_id)] == ["after"]

@@ -155,3 +155,23 @@ def test_cancel_needs_a_reason_and_closes_tasks(db, service) -> None:
     with pytest.raises(Conflict) as err:
         service.correlate_message("x", {}, "a", instance_id=instance_id)
     assert err.value.code == "instance_not_running"
+
+
+def test_cycle_timer_fires_each_repetition_once(db, service, clock) -> None:
+    service.deploy((BPMN / "timers_many.bpmn").read_bytes(), "timers_many.bpmn", "designer")
+    service.start("reminders", {}, "a")
+    fired = []
+    for _ in range(5):
+        clock.advance(minutes=61)
+        fired.append(service.fire_due_timers("w1"))
+    assert fired == [1, 1, 1, 0, 0]
+    assert sorted(t["element_id"] for t in ready(db)) == ["nudge", "nudge", "nudge", "review"]
+
+
+def test_gbk_encoded_model_deploys_and_is_stored_as_text(db, clock) -> None:
+    xml = (BPMN / "three_tasks.bpmn").read_text(encoding="utf-8")
+    gbk = xml.replace('encoding="UTF-8"', 'encoding="GBK"').encode("gbk")
+    [deployed] = WorkflowService(db, clock=clock).deploy(gbk, "gbk.bpmn", "designer")
+    with db.connect() as conn:
+        stored = conn.execute(select(definitions.c.bpmn)).scalar_one()
+    assert deployed.version == 1 and "三步审批" in stored

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 08:06:02.060893
+Create Date: 2026-11-27 08:10:07.642739
 """
 
 import sqlalchemy as sa
@@ -44,6 +44,12 @@ def upgrade() -> None:
         sa.Column("set_by", sa.String(length=200), nullable=False),
         sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_calendar_overrides")),
+    )
+    op.create_table(
+        "case_counters",
+        sa.Column("day", sa.String(length=6), nullable=False),
+        sa.Column("last", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_case_counters")),
     )
     op.create_table(
         "cases",
@@ -96,13 +102,6 @@ def upgrade() -> None:
         sa.Column("deployed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_definitions")),
         sa.UniqueConstraint("key", "version", name="uq_definitions_key_version"),
-    )
-    op.create_table(
-        "worker_leases",
-        sa.Column("job", sa.String(length=60), nullable=False),
-        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_worker", sa.String(length=200), nullable=True),
-        sa.PrimaryKeyConstraint("job", name=op.f("pk_worker_leases")),
     )
     op.create_table(
         "case_clocks",
@@ -382,7 +381,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_case_clocks_case_id"))
 
     op.drop_table("case_clocks")
-    op.drop_table("worker_leases")
     op.drop_table("definitions")
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_cases_submitted_at"))
@@ -391,6 +389,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_cases_applicant_id"))
 
     op.drop_table("cases")
+    op.drop_table("case_counters")
     op.drop_table("calendar_overrides")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_instance_id"))
