@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.bootstrap import Services, bootstrap
 from api.errors import install_error_handlers
+from engine.bootstrap import Services, bootstrap
 from engine.settings import Settings
 
 
@@ -15,7 +15,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = FastAPI(
         title="onewindow 一窗受理审批编排引擎",
         version="0.1.0",
-        description="BPMN-driven approval orchestration for one-window government service.",
+        description=(
+            "一窗受理审批编排引擎：BPMN 流程由 SpiffWorkflow 执行，办件、时限与电子证照持久化在数据库中。"
+            "错误以 JSON 返回 {code, message, detail}：code 为稳定的英文代码，message 为中文说明。\n\n"
+            "BPMN-driven approval orchestration for one-window government service. Errors are "
+            "{code, message, detail} with a stable English code and a Chinese message."
+        ),
     )
     app.state.services = services
     install_error_handlers(app)

@@ -12,8 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from api.bootstrap import Services
-from engine.persistence.database import unit_of_work
+from engine.bootstrap import Services
 from engine.persistence.repositories import (
     AuditRepository,
     DefinitionRepository,
@@ -47,7 +46,6 @@ class StartIn(BaseModel):
 
 class CompleteIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
-    expected_state: str = "ready"
 
 
 class MessageIn(BaseModel):
@@ -90,7 +88,7 @@ def deploy(
 
 @router.get("/definitions")
 def list_definitions(request: Request) -> list[dict[str, Any]]:
-    with unit_of_work(_services(request).engine) as conn:
+    with _services(request).engine.connect() as conn:
         return DefinitionRepository(conn).list()
 
 
@@ -131,7 +129,7 @@ def start(request: Request, actor: Actor, body: StartIn) -> dict[str, Any]:
 
 @router.get("/instances/{instance_id}")
 def get_instance(request: Request, instance_id: str) -> dict[str, Any]:
-    with unit_of_work(_services(request).engine) as conn:
+    with _services(request).engine.connect() as conn:
         row = InstanceRepository(conn).get(instance_id)
         tasks = [_task_out(t) for t in TaskRepository(conn).of_instance(instance_id)]
         audit = AuditRepository(conn).for_instance(instance_id)
@@ -149,20 +147,25 @@ def get_instance(request: Request, instance_id: str) -> dict[str, Any]:
 def inbox(
     request: Request, group: Annotated[list[str] | None, Query()] = None, user: str | None = None
 ) -> list[TaskOut]:
-    with unit_of_work(_services(request).engine) as conn:
+    with _services(request).engine.connect() as conn:
         return [_task_out(t) for t in TaskRepository(conn).inbox(group or [], user)]
 
 
 @router.post("/tasks/{task_id}/complete")
 def complete(request: Request, actor: Actor, task_id: str, body: CompleteIn) -> dict[str, Any]:
-    result = _services(request).workflow.complete_task(
-        task_id, body.data, actor, expected_state=body.expected_state
-    )
+    # through the case service: the task's form is validated (authorisation by group comes with sign-in)
+    result = _services(request).cases.complete_task(task_id, body.data, actor)
     return {
         "instance_id": result.instance_id,
         "opened_tasks": list(result.opened_tasks),
         "status": result.status,
     }
+
+
+@router.post("/tasks/{task_id}/claim")
+def claim(request: Request, actor: Actor, task_id: str) -> dict[str, str]:
+    _services(request).workflow.claim_task(task_id, actor)
+    return {"task_id": task_id, "assignee": actor}
 
 
 @router.post("/messages")

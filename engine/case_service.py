@@ -46,6 +46,7 @@ from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, Serv
 log = logging.getLogger("onewindow.cases")
 
 Channel = Literal["online", "counter"]
+TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
 RATINGS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
 
@@ -291,6 +292,12 @@ class CaseService:
 
         def command(conn: Connection) -> StepResult:
             task = TaskRepository(conn).get(task_id)
+            if task["state"] != "ready":
+                raise Conflict(
+                    f"任务已{TASK_STATE_LABELS.get(task['state'], task['state'])}",
+                    code="task_not_ready",
+                    task_id=task_id,
+                )
             if groups is not None:
                 _authorise(task, actor, groups)
             entered = data

@@ -261,7 +261,7 @@ def scenarios(
 
 
 def run_demo(database_url: str | None = None, out: Callable[[str], None] = print) -> int:
-    from api.bootstrap import bootstrap, deploy_bundled_processes
+    from engine.bootstrap import bootstrap, deploy_bundled_processes
     from engine.settings import Settings
     from licence.demo import demo_organisations, demo_persons, load_demo
     from licence.library import LicenceLibrary

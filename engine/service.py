@@ -277,6 +277,25 @@ class WorkflowService:
             detail={"data": data},
         )
 
+    def claim_task(self, task_id: str, user: str) -> None:
+        """An officer takes a ready, unclaimed task into their own inbox (others then may not complete it)."""
+        with unit_of_work(self.engine) as conn:
+            task = TaskRepository(conn).get(task_id)
+            TaskRepository(conn).claim(task_id, user)
+            AuditRepository(conn).append(
+                [
+                    self._audit(
+                        self.clock(),
+                        user,
+                        "claim",
+                        task["instance_id"],
+                        task["business_key"],
+                        task_id=task_id,
+                        element_id=task["element_id"],
+                    )
+                ]
+            )
+
     def correlate_message(
         self,
         name: str,

@@ -25,7 +25,7 @@ class Worker:
 
     @classmethod
     def from_settings(cls, settings: object, name: str) -> Worker:
-        from api.bootstrap import bootstrap
+        from engine.bootstrap import bootstrap
 
         services = bootstrap(settings)  # type: ignore[arg-type]
         return cls.for_services(services, name)

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.bootstrap import bootstrap
+from engine.bootstrap import bootstrap
 from engine.settings import Settings
 
 BPMN = Path(__file__).resolve().parents[1] / "integration" / "bpmn"
@@ -37,7 +37,9 @@ def test_deploy_start_inbox_complete_over_http(client: TestClient) -> None:
     inbox = client.get("/api/tasks", params={"group": "window"}).json()
     assert [t["element_id"] for t in inbox] == ["intake"] and inbox[0]["candidate_groups"] == ["window"]
     assert client.get("/api/tasks", params={"group": "market"}).json() == []
-    done = client.post(f"/api/tasks/{inbox[0]['id']}/complete", json={"data": {"ok": 1}}, headers=ACTOR)
+    done = client.post(
+        f"/api/tasks/{inbox[0]['id']}/complete", json={"data": {"decision": "accept"}}, headers=ACTOR
+    )
     assert done.status_code == 200 and len(done.json()["opened_tasks"]) == 1
     again = client.post(f"/api/tasks/{inbox[0]['id']}/complete", json={"data": {}}, headers=ACTOR)
     assert again.status_code == 409
@@ -60,3 +62,33 @@ def test_bad_models_get_specific_errors_and_store_nothing(client: TestClient) ->
     assert client.get("/api/definitions").json() == []
     missing = client.post("/api/instances", json={"key": "nope"}, headers=ACTOR)
     assert missing.status_code == 404 and missing.json()["code"] == "definition_not_found"
+
+
+def test_claim_then_only_the_claimant_may_complete_and_forms_are_validated(client: TestClient) -> None:
+    from engine.persistence.tables import tasks as tasks_table
+
+    client.post("/api/definitions", content=(BPMN / "three_tasks.bpmn").read_bytes(), headers=ACTOR)
+    client.post("/api/instances", json={"key": "three_tasks"}, headers=ACTOR)
+    [intake] = client.get("/api/tasks", params={"group": "window"}).json()
+    assert intake["form_key"] == "task.intake"
+    bad = client.post(
+        f"/api/tasks/{intake['id']}/complete", json={"data": {"decision": "maybe"}}, headers=ACTOR
+    )
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_form"
+    assert bad.json()["detail"]["errors"][0]["field"] == "decision"
+    assert client.post(f"/api/tasks/{intake['id']}/claim", headers={"X-Actor": "wang"}).status_code == 200
+    again = client.post(f"/api/tasks/{intake['id']}/claim", headers={"X-Actor": "li"})
+    assert again.status_code == 409 and again.json()["code"] == "task_not_claimable"
+    services = client.app.state.services
+    from engine.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        services.cases.complete_task(intake["id"], {"decision": "accept"}, "li", groups={"window"})
+    services.cases.complete_task(intake["id"], {"decision": "accept"}, "wang", groups={"window"})
+    with services.engine.connect() as conn:
+        from sqlalchemy import select
+
+        done = conn.execute(
+            select(tasks_table.c.completed_by).where(tasks_table.c.id == intake["id"])
+        ).scalar()
+    assert done == "wang"

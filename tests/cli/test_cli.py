@@ -16,7 +16,7 @@ MIWG = ROOT.parent / "shared" / "conformance" / "miwg"
 def onewindow(*args: str, db: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ONEWINDOW_DATABASE_URL": f"sqlite:///{db}"}
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "api.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

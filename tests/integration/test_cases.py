@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from api.bootstrap import Services, bootstrap, deploy_bundled_processes
+from engine.bootstrap import Services, bootstrap, deploy_bundled_processes
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.database import unit_of_work
 from engine.persistence.tables import audit_log, case_clocks, escalations, tasks

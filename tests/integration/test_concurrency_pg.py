@@ -102,7 +102,7 @@ def test_three_workers_fire_each_timer_exactly_once(pg, service, clock) -> None:
 
 
 def test_three_workers_raise_each_clock_card_exactly_once(pg, clock) -> None:
-    from api.bootstrap import bootstrap, deploy_bundled_processes
+    from engine.bootstrap import bootstrap, deploy_bundled_processes
     from engine.case_clocks import tick_clocks
     from engine.case_service import Application
     from engine.persistence.database import unit_of_work
