@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("spiff").setLevel(logging.WARNING)  # one line per task state change otherwise
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

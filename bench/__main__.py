@@ -7,7 +7,8 @@
 3. onewindow's service layer, every step one transaction, on SQLite and on PostgreSQL
    (start the case, then read the instance's ready tasks and complete them until the case ends).
 
-The last line is ``ratio <persisted_pg/raw_json>`` for the single-window model (target >= 0.5).
+The last line is ``ratio <persisted_pg/raw_json>`` for the single-window model with one client, the same
+conditions as the baseline (target >= 0.5); the line before it gives the ratio with several clients.
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ def main(args: argparse.Namespace | None = None) -> int:
         f"{'model':<22}{'raw mem/s':>10}{'raw json/s':>11}{'sqlite/s':>10}"
         f"{'pg/s':>8}{f'pg {clients}cl/s':>10}{'state B ours/raw':>18}"
     )
-    print(f"cases per model: {n}; one process, one core; every persisted step is one transaction")
+    print(
+        f"cases per model: {n}; one process; every persisted step is one transaction; "
+        f"'pg {clients}cl' runs {clients} client threads (the GIL keeps Python on one core)"
+    )
     print(header)
     print("-" * len(header))
     ratio = ratio_one = 0.0

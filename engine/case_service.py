@@ -398,6 +398,7 @@ class CaseService:
             "status_label": LABELS.get(row["status"], row["status"]),
             "result": decided[-1] if decided else None,
             "result_label": LABELS[decided[-1]] if decided else "未决定",
+            "calendar_warnings": list(cal.warnings),  # a date in a year the holiday calendar does not know
             "materials": mats,
             "clocks": clock_views,
             "tasks": tasks,

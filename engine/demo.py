@@ -297,11 +297,14 @@ def run_demo(database_url: str | None = None, out: Callable[[str], None] = print
         used = f"{promised['used']:.1f}/{promised['limit']:.0f}" if promised else "-/未起算"
         status = promised["status"] if promised else "-"
         if status == "stopped":
-            status = "按期办结" if promised["finished_on_time"] else "超期办结"
+            on_time = "按期" if promised["finished_on_time"] else "超期"
+            status = on_time + ("终止" if track["case"]["status"] == "terminated" else "办结")
         out(
             f"{case_id:<14}{'+'.join(application.items):<22}{track['status_label']:<7}{track['result_label']:<7}"
             f"{used:<12}{status:<7}{label}"
         )
+    for warning in services.calendar().warnings:
+        out(f"警告 warning: {warning}")
     services.engine.dispose()
     if tmp is not None:
         tmp.cleanup()

@@ -449,7 +449,9 @@ class WorkflowService:
             completed = [tid for tid in others if rt.task_state(tid) == "COMPLETED"]
             tasks.close(completed, "completed", now, None)
             tasks.close([tid for tid in others if tid not in completed], "cancelled", now, None)
-        tasks.insert_ready([self._task_row(ctx, t) for t in opened])
+        if opened:
+            workflow_data = rt.data  # a deep copy: take it once per step, not once per task
+            tasks.insert_ready([self._task_row(ctx, t, workflow_data) for t in opened])
         ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
         after_timers = {t.task_id: t for t in rt.pending_timers()}
         timer_repo = TimerRepository(conn)
@@ -493,9 +495,9 @@ class WorkflowService:
             observer(ctx)
         return StepResult(ctx.instance_id, tuple(t.task_id for t in opened), final)
 
-    def _task_row(self, ctx: StepContext, task: ReadyTask) -> dict[str, Any]:
+    def _task_row(self, ctx: StepContext, task: ReadyTask, workflow_data: dict[str, Any]) -> dict[str, Any]:
         meta = task.meta
-        scope = {**ctx.runtime.data, **task.data}
+        scope = {**workflow_data, **task.data}
         groups = [_resolve(g, scope) for g in meta.candidate_groups] or ([meta.lane] if meta.lane else [])
         return {
             "id": task.task_id,
@@ -513,7 +515,8 @@ class WorkflowService:
             "mi_index": task.multi_instance_index,
             "priority": 1 if scope.get("green_channel") else 0,
             "created_at": ctx.now,
-            "due_at": default_due(meta, ctx.now, self.calendar()),
+            "due_at": ctx.runtime.task_due(task.task_id, ctx.now)
+            or default_due(meta, ctx.now, self.calendar()),
             "deadline_days": int(meta.deadline_days) if meta.deadline_days else None,
             "deadline_hours": int(meta.deadline_hours) if meta.deadline_hours else None,
             "warn_ratio": str(meta.warn_ratio) if meta.warn_ratio is not None else None,

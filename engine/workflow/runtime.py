@@ -37,7 +37,7 @@ from .definition import Definition
 from .sandbox import SandboxScriptEngine
 from .serializer import dump_instance, restore_instance
 from .specs import branch_index
-from .timers import due_at
+from .timers import due_at, task_due
 
 T = TypeVar("T")
 
@@ -166,6 +166,14 @@ class Runtime:
                 )
             )
         return result
+
+    def task_due(self, task_id: str, now: datetime) -> datetime | None:
+        """The due date the model gives a ready task through ``camunda:dueDate``, or None."""
+        task = self._task(task_id)
+        expression = self._meta(task).due_expression
+        if not expression:
+            return None
+        return self._engine(now, lambda: task_due(task, expression, now))
 
     def complete(self, task_id: str, data: dict[str, Any], now: datetime) -> None:
         task = self._task(task_id)

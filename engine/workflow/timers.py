@@ -192,3 +192,15 @@ def due_at(definition: Any, internal_data: dict[str, Any]) -> datetime | None:
     if not isinstance(value, str):
         return None
     return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def task_due(my_task: Any, expression: str, now: datetime) -> datetime:
+    """A user task's due date from ``camunda:dueDate`` / ``ow:dueDate``: an ISO date or date-time, an ISO
+    duration from ``now``, or a sandboxed expression giving one of those (e.g. ``working_deadline(...)``)."""
+    value = _resolve(my_task, expression)
+    kind = literal_kind(value)
+    if kind == "date":
+        return parse_instant(value)
+    if kind == "duration":
+        return now + duration_from(value, now)
+    raise _bad(my_task, value)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +15,7 @@ from engine.persistence.tables import audit_log, definitions, instances, message
 from engine.service import WorkflowService
 
 BPMN = Path(__file__).parent / "bpmn"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def ready(db, group: str | None = None) -> list[dict]:
@@ -175,3 +178,24 @@ def test_gbk_encoded_model_deploys_and_is_stored_as_text(db, clock) -> None:
     with db.connect() as conn:
         stored = conn.execute(select(definitions.c.bpmn)).scalar_one()
     assert deployed.version == 1 and "三步审批" in stored
+
+
+def test_camunda_due_date_sets_the_task_deadline(db, clock) -> None:
+    xml = (BPMN / "three_tasks.bpmn").read_text()
+    xml = xml.replace(
+        'xmlns:ow="http://onewindow.org/schema/bpmn"',
+        'xmlns:ow="http://onewindow.org/schema/bpmn" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"',
+    )
+    xml = xml.replace(' ow:formKey="task.intake" ow:deadlineDays="1"', ' camunda:dueDate="PT2H"')
+    xml = xml.replace(
+        ' ow:deadlineDays="5" ow:warnRatio="0.6"', ' camunda:dueDate="working_deadline(start_day, 3)"'
+    )
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy(xml.encode(), "due.bpmn", "designer")
+    svc.start("three_tasks", {"start_day": "2025-09-30"}, "a")  # clock: 2025-09-30 09:00 Beijing
+    [intake] = ready(db)
+    assert intake["due_at"] == clock.now + timedelta(hours=2)
+    svc.complete_task(intake["id"], {}, "a")
+    [review] = ready(db)
+    # three working days after 30 Sep 2025: 9, 10 and 11 Oct (the adjusted Saturday)
+    assert review["due_at"].astimezone(SHANGHAI).date() == date(2025, 10, 11)
