@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,64 @@ def test_three_workers_on_instances_with_several_due_timers(pg, service, clock) 
     assert sum(counts) == 60
     for instance_id in ids:
         assert [t["element_id"] for t in _ready(pg, instance_id)] == ["after"]
+
+
+def test_two_supplies_at_once_complete_the_commitment(pg, clock) -> None:
+    from zoneinfo import ZoneInfo
+
+    from engine.bootstrap import bootstrap, deploy_bundled_processes
+    from engine.case_service import Application
+    from engine.persistence.database import unit_of_work
+    from engine.persistence.tables import case_materials, messages
+    from engine.settings import Settings
+    from licence.demo import demo_organisations, load_demo
+
+    svc = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=pg)
+    deploy_bundled_processes(svc)
+    with unit_of_work(pg) as conn:
+        load_demo(conn)
+    clock.set(datetime(2026, 2, 11, 10, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC))
+    org = [o for o in demo_organisations() if o.credit_code.startswith("91")][6]
+    form = {
+        "premises": "一楼",
+        "main_business": "餐饮服务经营者",
+        "business_items": "热食类",
+        "contact_phone": "13800138000",
+    }
+    case_id = svc.cases.submit(
+        Application(
+            org.credit_code,
+            org.name,
+            ["MR-001"],
+            form=form,
+            tolerant=True,
+            provided={"MR-001": ["application", "legal_rep_id"]},
+        ),
+        "a",
+    )
+    with pg.connect() as conn:
+        commitment = conn.execute(
+            select(tasks.c.id).where(tasks.c.business_key == case_id, tasks.c.element_id == "commitment")
+        ).scalar_one()
+    missing = ["layout_plan", "safety_rules", "manager_health"]
+    svc.cases.complete_task(
+        commitment, {"missing_materials": missing, "promised_date": "2026-02-26", "signed": True}, "applicant"
+    )
+    barrier = threading.Barrier(2)
+
+    def supply(codes: list[str]) -> bool:
+        barrier.wait()
+        return svc.cases.supply_materials(case_id, codes, "applicant")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(supply, [missing[:1], missing[1:]]))
+    assert sorted(results) == [False, True]  # exactly one of them completed the set and told the flow
+    with pg.connect() as conn:
+        states = set(
+            conn.execute(select(case_materials.c.state).where(case_materials.c.case_id == case_id)).scalars()
+        )
+        sent = conn.execute(select(messages.c.name, messages.c.delivered_at)).all()
+    assert "missing_tolerated" not in states
+    assert [name for name, delivered in sent if delivered] == ["materials_supplied"]
+    clock.advance(days=30)
+    assert svc.workflow.fire_due_timers("w1") == 0  # the supplement deadline no longer waits
