@@ -215,11 +215,10 @@ class WorkflowService:
         now = self.clock()
         runtime = Runtime.start(definition, dict(data), now, self.calendar())
         instance_id = str(uuid.uuid4())
-        InstanceRepository(conn).insert(
-            InstanceRow(instance_id, row.id, business_key, "running", "{}", 0), now
-        )
         ctx = StepContext(conn, instance_id, business_key, key, runtime, now, actor, "start")
-        return self._persist(ctx, {}, {}, 0, detail={"key": key, "version": row.version})
+        return self._persist(
+            ctx, {}, {}, 0, detail={"key": key, "version": row.version}, definition_id=row.id
+        )
 
     def run(self, command: Callable[[Connection], T]) -> T:
         """Run ``command`` as one transaction. A lost race (the instance version moved, a deadlock, a licence
@@ -431,13 +430,18 @@ class WorkflowService:
         element_id: str | None = None,
         detail: dict[str, Any] | None = None,
         status: str | None = None,
+        definition_id: int | None = None,
     ) -> StepResult:
         conn, rt, now = ctx.conn, ctx.runtime, ctx.now
         if ctx.action != "message":
             self._deliver_buffered(ctx)
         final = status or ("completed" if rt.completed else "running")
         # The version check comes first: a lost race fails here, before any projection row is touched.
-        InstanceRepository(conn).save(ctx.instance_id, rt.dump(), final, version, now)
+        if definition_id is not None:  # a new instance is inserted with its first state
+            new = InstanceRow(ctx.instance_id, definition_id, ctx.business_key, final, rt.dump(), 1)
+            InstanceRepository(conn).insert(new, now)
+        else:
+            InstanceRepository(conn).save(ctx.instance_id, rt.dump(), final, version, now)
         after_ready = {t.task_id: t for t in rt.ready_tasks()}
         opened = [t for tid, t in after_ready.items() if tid not in before_ready]
         gone = [tid for tid in before_ready if tid not in after_ready]
