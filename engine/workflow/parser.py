@@ -19,13 +19,13 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 
-from engine.errors import Problem
+from engine.errors import Problem, UnsafeDocument
 
 from .api import CAMUNDA_NS, OW_NS, TaskMeta
 from .sandbox import normalize
 from .specs import OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
 from .timers import swap_timer
-from .xml import BPMN_MODEL_NS, parse_xml
+from .xml import BPMN_MODEL_NS, is_hardened, parse_xml
 
 USER_TAGS = (full_tag("userTask"), full_tag("manualTask"))
 CLOCKS = ("legal", "promised", "task", "none")
@@ -180,13 +180,19 @@ def _wrap(parser_class: type) -> type:
 class OwBpmnParser(BpmnParser):
     """BpmnParser that builds onewindow's specs; text and files go through the hardened parser.
 
-    ``add_bpmn_xml`` is kept for trees that came from ``parse_xml`` (the only caller is this package).
+    ``add_bpmn_xml`` accepts only trees that came from ``parse_xml``: a tree parsed elsewhere (whose
+    parser may have resolved entities or fetched a DTD) is refused.
     """
 
     OVERRIDE_PARSER_CLASSES = {
         tag: (_wrap(parser_class), spec_class)
         for tag, (parser_class, spec_class) in BpmnParser.PARSER_CLASSES.items()
     }
+
+    def add_bpmn_xml(self, bpmn: Any, filename: str | None = None) -> None:
+        if not is_hardened(bpmn):
+            raise UnsafeDocument("只接受经安全解析器解析的 BPMN 文档", code="foreign_tree", filename=filename)
+        super().add_bpmn_xml(bpmn, filename)
 
     def add_bpmn_str(self, bpmn_str: str | bytes, filename: str | None = None) -> None:
         self.add_bpmn_xml(parse_xml(bpmn_str, filename or "<string>"), filename)

@@ -10,6 +10,7 @@ the line.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from lxml import etree
 
@@ -22,8 +23,19 @@ BPMN_MODEL_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
+class HardenedParser(etree.XMLParser):
+    """The one parser configuration for every document; a tree remembers it (``tree.parser``), which is
+    how ``OwBpmnParser.add_bpmn_xml`` tells our trees from trees parsed elsewhere."""
+
+
+def is_hardened(tree: Any) -> bool:
+    """True for a tree (or element) that ``parse_xml`` made."""
+    root_tree = tree.getroottree() if hasattr(tree, "getroottree") else tree
+    return isinstance(getattr(root_tree, "parser", None), HardenedParser)
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    return HardenedParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,

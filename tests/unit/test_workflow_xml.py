@@ -90,3 +90,16 @@ def test_parser_string_entry_points_use_hardened_parser(tmp_path) -> None:
         parser.add_bpmn_file(str(path))
     with path.open("rb") as handle, pytest.raises(UnsafeDocument):
         parser.add_bpmn_io(handle)
+
+
+def test_the_parser_refuses_a_tree_parsed_elsewhere() -> None:
+    from lxml import etree
+
+    from engine.errors import UnsafeDocument
+    from engine.workflow.parser import OwBpmnParser
+
+    xml = b'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d"/>'
+    with pytest.raises(UnsafeDocument) as err:
+        OwBpmnParser().add_bpmn_xml(etree.fromstring(xml), "foreign.bpmn")
+    assert err.value.code == "foreign_tree"
+    OwBpmnParser().add_bpmn_str(xml, "ours.bpmn")  # the same text through the hardened parser is fine
