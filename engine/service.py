@@ -478,8 +478,6 @@ class WorkflowService:
         for tid, t in after_timers.items():  # a cycle timer that fired waits again for its next time
             if tid in before_timers and before_timers[tid] != t.due_at:
                 timer_repo.reschedule(ctx.instance_id, tid, t.due_at)
-        if final != "running":
-            tasks.close_all(ctx.instance_id, "cancelled", now, None)
         audit = [
             self._audit(
                 now,

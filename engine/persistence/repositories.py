@@ -195,21 +195,14 @@ class TaskRepository:
         self.conn = conn
 
     def insert_ready(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(_INSERT_TASKS, list(rows))
+        if rows:  # one row goes the plain execute path, cheaper than executemany
+            self.conn.execute(_INSERT_TASKS, rows[0] if len(rows) == 1 else list(rows))
 
     def close(self, task_ids: Sequence[str], state: str, now: datetime, actor: str | None) -> None:
         if task_ids:
             self.conn.execute(
                 _CLOSE_TASKS, {"ids": list(task_ids), "new_state": state, "now": now, "actor": actor}
             )
-
-    def close_all(self, instance_id: str, state: str, now: datetime, actor: str | None) -> None:
-        self.conn.execute(
-            update(tasks)
-            .where(tasks.c.instance_id == instance_id, tasks.c.state == "ready")
-            .values(state=state, completed_at=now, completed_by=actor)
-        )
 
     def get(self, task_id: str) -> dict[str, Any]:
         row = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
@@ -335,7 +328,7 @@ class AuditRepository:
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
-            self.conn.execute(_INSERT_AUDIT, list(rows))
+            self.conn.execute(_INSERT_AUDIT, rows[0] if len(rows) == 1 else list(rows))
 
     def for_instance(self, instance_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -117,7 +118,14 @@ tasks = Table(
     Column("clock", String(20)),
     Column("suspends_case_clock", Boolean, nullable=False, default=False),
     _ts("escalated_at"),
-    Index("ix_tasks_state_groups", "state", "candidate_groups"),
+    # inboxes read only ready tasks: a partial index keeps finished tasks out of it
+    Index(
+        "ix_tasks_ready",
+        "priority",
+        "due_at",
+        postgresql_where=text("state = 'ready'"),
+        sqlite_where=text("state = 'ready'"),
+    ),
 )
 
 timers = Table(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 08:10:07.642739
+Create Date: 2026-11-27 08:16:48.047453
 """
 
 import sqlalchemy as sa
@@ -236,7 +236,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_tasks_instance_id"), ["instance_id"], unique=False)
-        batch_op.create_index("ix_tasks_state_groups", ["state", "candidate_groups"], unique=False)
+        batch_op.create_index(
+            "ix_tasks_ready",
+            ["priority", "due_at"],
+            unique=False,
+            postgresql_where=sa.text("state = 'ready'"),
+            sqlite_where=sa.text("state = 'ready'"),
+        )
 
     op.create_table(
         "timers",
@@ -354,7 +360,11 @@ def downgrade() -> None:
 
     op.drop_table("timers")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.drop_index("ix_tasks_state_groups")
+        batch_op.drop_index(
+            "ix_tasks_ready",
+            postgresql_where=sa.text("state = 'ready'"),
+            sqlite_where=sa.text("state = 'ready'"),
+        )
         batch_op.drop_index(batch_op.f("ix_tasks_instance_id"))
 
     op.drop_table("tasks")
