@@ -445,3 +445,33 @@ def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, orde
     assert track["case"]["status"] == "denied" and track["case"]["licence_ids"] == []
     clocks = {c["kind"]: c for c in track["clocks"] if c["task_id"] is None}
     assert clocks["legal"]["limit"] == max(svc.catalogue.get(c).joint_limit_days for c in order)
+
+
+def test_a_task_clock_turns_red_while_the_case_finished_on_time_and_the_worker_runs_every_job(
+    svc: Services, clock
+) -> None:
+    from engine.case_service import Application
+    from engine.worker import Worker
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    clock.set(shanghai(2025, 11, 3, 9))
+    case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM)), "a")
+    do(svc, case_id, "intake", decision="accept", opinion="齐全")
+    do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
+    do(svc, case_id, "decision", decision="approve", opinion="准予许可")
+    [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
+    clock.set(shanghai(2025, 11, 18, 9))  # the delivery task had 10 working days: 4-17 Nov
+    worker = Worker.for_services(svc, "w1")
+    assert set(worker.run_once()) == {"timers", "clocks", "licences"}
+    clocks = {(c["kind"], c["task_id"] is None): c for c in svc.cases.track(case_id)["clocks"]}
+    assert clocks[("promised", True)]["status"] == "stopped"
+    assert clocks[("promised", True)]["finished_on_time"] is True
+    assert clocks[("task", False)]["status"] == "red"  # the delivery step is overdue, the case is not
+    # the licence the case issued expires by date when the worker runs after its last valid day
+    with svc.engine.connect() as conn:
+        valid_until = LicenceLibrary(conn).get(licence_id).valid_until
+    assert valid_until is not None
+    clock.set(datetime(valid_until.year, valid_until.month, valid_until.day, 20, tzinfo=UTC))
+    assert worker.run_once()["licences"] >= 1
+    with svc.engine.connect() as conn:
+        assert LicenceLibrary(conn).get(licence_id).status == "expired"
