@@ -32,6 +32,8 @@ from engine.persistence.repositories import AuditRepository, TaskRepository
 from engine.persistence.tables import case_counters, case_materials, cases
 from engine.service import StepContext, StepResult, WorkflowService
 from forms.autofill import AutofillResult, autofill, merge
+from forms.combine import combine_forms
+from forms.definition import FormDefinition
 from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
 from licence.checkdigits import (
@@ -41,11 +43,14 @@ from licence.checkdigits import (
     validate_holder_id,
 )
 from licence.library import LicenceLibrary
+from licence.types import get_type
 from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, ServiceItem
 
 log = logging.getLogger("onewindow.cases")
 
 Channel = Literal["online", "counter"]
+SCOPE_FIELDS = {"business_scope", "service_scope", "subjects", "trade", "business_items", "main_business"}
+"""Licence fields stating what was approved; on the general form the applicant states it in ``request``."""
 TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
 RATINGS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
@@ -127,10 +132,17 @@ class CaseService:
         return self.workflow.clock()
 
     # ------------------------------------------------------------------ intake
+    def application_form(self, codes: list[str]) -> FormDefinition:
+        """The form an applicant fills for the chosen items: the item's own, or for a joint application
+        ONE form merging the items' forms (一表申请)."""
+        keys = list(dict.fromkeys(self.catalogue.get(c).application_form for c in codes))
+        return combine_forms([self.forms.get(k) for k in keys], "并联审批申请表（一表申请）")
+
     def prefill(
-        self, conn: Connection, form_key: str, applicant_id: str, applicant_name: str = ""
+        self, conn: Connection, form: str | FormDefinition, applicant_id: str, applicant_name: str = ""
     ) -> AutofillResult:
-        definition = self.forms.get(form_key)
+        """The values of the applicant's valid licences for ``form`` (a key or a definition), with provenance."""
+        definition = self.forms.get(form) if isinstance(form, str) else form
         licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id)
         applicant = {"name": applicant_name, "id": applicant_id}
         return autofill(definition, licences=licences, applicant=applicant, today=local_date(self.now))
@@ -147,13 +159,9 @@ class CaseService:
             raise InvalidInput("至少选择一个事项", code="required", field="items")
         items = [self.catalogue.get(code) for code in app.items]
         flow, start_data = self._flow(app, items)
-        primary = next(
-            (i for i in items if i.department == (app.lead_department or items[0].department)), items[0]
-        )
-        form_key = primary.application_form if len(items) == 1 else "apply.general"
-        filled = self.prefill(conn, form_key, applicant_id, app.applicant_name)
-        data = merge(app.form, filled, definition=self.forms.get(form_key))
-        data = validate_or_raise(self.forms.get(form_key), data)
+        form = self.application_form([i.code for i in items])
+        filled = self.prefill(conn, form, applicant_id, app.applicant_name)
+        data = validate_or_raise(form, merge(app.form, filled, definition=form), today=local_date(self.now))
         materials = self._materials(conn, app, items, applicant_id)
         if app.tolerant:
             missing_key = [m for m in materials if m["key"] and m["state"] == "missing"]
@@ -574,43 +582,27 @@ class CaseService:
         clocks.open(case_id, Clock(kind="promised", started_at=ctx.now, limit_days=promised))
 
     def _issue_licences(self, ctx: StepContext, row: dict[str, Any]) -> list[str]:
-        from licence.types import get_type
-
+        """Issue the licence(s) the approved items produce into the library; the case records them."""
         issued = []
         library = LicenceLibrary(ctx.conn, clock=lambda: ctx.now)
         departments = list(self.catalogue.departments)
+        form = row["form_data"] or {}
         for code in row["items"]:
             item = self.catalogue.get(code)
             if not item.issues_licence_type:
                 continue
-            ltype = get_type(item.issues_licence_type)
-            form = row["form_data"] or {}
-            aliases = {
-                "name": row["applicant_name"],
-                "operator_name": row["applicant_name"],
-                "builder": row["applicant_name"],
-                "credit_code": row["applicant_id"],
-                "id_number": row["applicant_id"],
-            }
-            face = {}
-            for f in ltype.fields:
-                value = form.get(f.name) or aliases.get(f.name)
-                if value in (None, "", []) and f.required:
-                    # not asked on the form: dates are the day of issue, texts are in the filed materials
-                    value = local_date(ctx.now).isoformat() if f.type == "date" else "见申请材料"
-                if value not in (None, "", []):
-                    face[f.name] = value
-            dept = self.catalogue.departments[item.department]
             holder_id, holder_name = row["applicant_id"], row["applicant_name"]
-            if ltype.holder_kind == "organisation" and row["applicant_kind"] == "person":
+            if (
+                get_type(item.issues_licence_type).holder_kind == "organisation"
+                and row["applicant_kind"] == "person"
+            ):
                 # a registration creates a new entity: it gets its own code and is named in the form
                 holder_name = str(form.get("company_name") or form.get("operator_name") or holder_name)
                 holder_id = new_entity_credit_code(
                     row["id"], str(form.get("company_type") or ""), self.district_code
                 )
-                face.update(
-                    {k: v for k, v in {"name": holder_name, "credit_code": holder_id}.items() if k in face}
-                )
+            face = self._licence_face(library, item.issues_licence_type, row, holder_id, holder_name, ctx.now)
+            dept = self.catalogue.departments[item.department]
             record = library.issue(
                 item.issues_licence_type,
                 holder_id,
@@ -624,6 +616,60 @@ class CaseService:
             )
             issued.append(record.id)
         return issued
+
+    @staticmethod
+    def _licence_face(
+        library: LicenceLibrary,
+        type_code: str,
+        row: dict[str, Any],
+        holder_id: str,
+        holder_name: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The face of a new licence, field by field from what the case already holds: the application
+        form, the holder's own valid business licence (name, representative, address...), the holder's
+        identity, and what was applied for (the request text, for the approved scope). A required field
+        found nowhere stops the approval with the list of what is missing: nothing is made up."""
+        ltype = get_type(type_code)
+        form = row["form_data"] or {}
+        today = local_date(now)
+        own = next(
+            iter(
+                library.by_holder(
+                    holder_id, include_inactive=False, today=today, type_code="business_licence"
+                )
+            ),
+            None,
+        )
+        identity = {
+            "name": holder_name,
+            "operator_name": holder_name,
+            "builder": holder_name,
+            "credit_code": holder_id,
+            "id_number": holder_id,
+            "established_on": today.isoformat(),
+        }
+        scope = form.get("request")
+        face: dict[str, Any] = {}
+        missing: list[str] = []
+        for f in ltype.fields:
+            candidates = [form.get(f.name), own.face.get(f.name) if own else None, identity.get(f.name)]
+            if f.name in SCOPE_FIELDS:
+                candidates.append(scope)
+            value = next((v for v in candidates if v not in (None, "", [])), None)
+            if value is not None:
+                face[f.name] = value
+            elif f.required:
+                missing.append(f.label)
+        if missing:
+            raise InvalidInput(
+                f"颁发{ltype.name}缺少证面信息：{'、'.join(missing)}（申请表与证照库中均无）",
+                code="licence_face_incomplete",
+                field="form_data",
+                licence_type=type_code,
+                missing=missing,
+            )
+        return face
 
     @staticmethod
     def _event(

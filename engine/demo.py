@@ -64,7 +64,12 @@ FOOD = {
     "business_items": "热食类食品制售",
     "contact_phone": "13800138000",
 }
-GENERAL = {"address": "福州市鼓楼区五四路1号", "contact_phone": "13800138000", "request": "按办事指南申请"}
+JOINT = {
+    **FOOD,
+    "project_name": "门店装修改造工程",
+    "project_address": "福州市鼓楼区五四路1号",
+    "construction_scale": "建筑面积320平方米",
+}
 ACCEPT = do("intake", decision="accept", opinion="材料齐全，予以受理")
 REVIEW_PASS = do("review", result="pass", opinion="符合法定条件", needs_special_procedure=False)
 APPROVE = do("decision", decision="approve", opinion="准予许可")
@@ -88,7 +93,7 @@ def scenarios(
     tolerant = {"MR-001": ["application", "legal_rep_id"]}
 
     def app(org: Any, items: list[str], **kw: Any) -> Application:
-        form = kw.pop("form", FOOD if items == ["MR-001"] else GENERAL)
+        form = kw.pop("form", FOOD if items == ["MR-001"] else JOINT)
         return Application(org.credit_code, org.name, items, form=dict(form), **kw)
 
     return [

@@ -68,6 +68,15 @@ def statuses(svc: Services, case_id: str) -> list[str]:
         return [d["to"] for d in rows]
 
 
+JOINT_FORM = {
+    "premises": "一楼全层",
+    "main_business": "餐饮服务经营者",
+    "business_items": "热食类食品制售",
+    "contact_phone": "13800138000",
+    "project_name": "门店装修改造工程",
+    "project_address": "福州市鼓楼区五四路1号",
+    "construction_scale": "建筑面积320平方米",
+}
 FOOD_FORM = {
     "premises": "一楼全层",
     "main_business": "餐饮服务经营者",
@@ -416,7 +425,7 @@ def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, orde
             org.name,
             ["MR-001", "HE-001", "PL-001"],
             lead_department="market",
-            form={"address": "福州市鼓楼区", "contact_phone": "13800138000", "request": "新店开业"},
+            form=dict(JOINT_FORM),
         ),
         "a",
     )
