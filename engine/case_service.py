@@ -141,7 +141,7 @@ class CaseService:
     def prefill(
         self, conn: Connection, form: str | FormDefinition, applicant_id: str, applicant_name: str = ""
     ) -> AutofillResult:
-        """Values from the applicant's valid licences for ``form`` (a key or a definition), with provenance."""
+        """Values from the applicant's valid licences for ``form`` (key or definition), with provenance."""
         definition = self.forms.get(form) if isinstance(form, str) else form
         licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id)
         applicant = {"name": applicant_name, "id": applicant_id}
