@@ -58,11 +58,19 @@ class CalendarProvider:
 
     def __call__(self) -> WorkingCalendar:
         cal = self._calendar
-        if cal is None or time.monotonic() - self._loaded > self.ttl:
-            with self._lock, self.engine.connect() as conn:
-                cal = self._calendar = WorkingCalendar(load_overrides(conn))
+        if cal is not None and time.monotonic() - self._loaded <= self.ttl:
+            return cal
+        # one thread reloads; the others keep serving the calendar they have meanwhile
+        if not self._lock.acquire(blocking=cal is None):
+            return cal  # type: ignore[return-value]
+        try:
+            if self._calendar is None or time.monotonic() - self._loaded > self.ttl:
+                with self.engine.connect() as conn:
+                    self._calendar = WorkingCalendar(load_overrides(conn))
                 self._loaded = time.monotonic()
-        return cal
+            return self._calendar
+        finally:
+            self._lock.release()
 
     def reload(self) -> None:
         self._calendar = None

@@ -28,9 +28,10 @@ from engine.case_status import CLOSED, DECIDED, LABELS, can_move
 from engine.clocks import Clock
 from engine.errors import Conflict, Forbidden, InvalidInput, InvalidModel, NotFound
 from engine.persistence.database import unit_of_work
-from engine.persistence.repositories import AuditRepository, TaskRepository
+from engine.persistence.repositories import AuditRepository, InstanceRepository, TaskRepository
 from engine.persistence.tables import case_counters, case_materials, cases
 from engine.service import StepContext, StepResult, WorkflowService
+from engine.workflow import ReadyTask
 from forms.autofill import AutofillResult, autofill, merge
 from forms.combine import combine_forms
 from forms.definition import FormDefinition
@@ -93,12 +94,14 @@ def department_credit_code(index: int, district: str) -> str:
     return first17 + credit_code_check_char(first17)
 
 
-def _authorise(task: dict[str, Any], actor: str, groups: set[str]) -> None:
-    """May ``actor`` (member of ``groups``) complete ``task``? A claimed task belongs to its assignee;
-    otherwise a candidate user or a member of a candidate group may act."""
+def _authorise(task: dict[str, Any], actor: str, groups: set[str] | None) -> None:
+    """May ``actor`` complete ``task``? A claimed task belongs to its assignee, always. Otherwise, when the
+    actor's ``groups`` are known, a candidate user or a member of a candidate group may act."""
     if task["assignee"]:
         if task["assignee"] != actor:
             raise Forbidden("任务已由他人认领", code="claimed_by_other", task_id=task["id"])
+        return
+    if groups is None:
         return
     task_groups = {g for g in (task["candidate_groups"] or "").split(",") if g}
     users = {u for u in (task["candidate_users"] or "").split(",") if u}
@@ -306,8 +309,7 @@ class CaseService:
                     code="task_not_ready",
                     task_id=task_id,
                 )
-            if groups is not None:
-                _authorise(task, actor, groups)
+            _authorise(task, actor, groups)
             entered = data
             if task["form_key"] and task["form_key"] in self.forms:
                 entered = validate_or_raise(
@@ -324,9 +326,12 @@ class CaseService:
         that the set is complete."""
 
         def command(conn: Connection) -> bool:
-            row = conn.execute(select(cases).where(cases.c.id == case_id).with_for_update()).first()
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
             if row is None:
                 raise NotFound("办件不存在", code="case_not_found", case=case_id)
+            # lock in the order every command takes: the instance row first (a command updates it before
+            # anything else), so the materials read below cannot change under us
+            InstanceRepository(conn).lock(row.instance_id)
             if row.status in CLOSED:
                 raise Conflict(
                     f"办件已{LABELS[row.status]}，不能再补交材料", code="case_closed", case=case_id
@@ -429,7 +434,7 @@ class CaseService:
         ).first()
         if found is None:
             return
-        cal = self.calendar()
+        cal = ctx.runtime.calendar or self.calendar()  # the calendar this command runs with
         clocks = ClockRepository(ctx.conn, cal)
         data = ctx.runtime.data
         current, seq = found
@@ -442,18 +447,9 @@ class CaseService:
             ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(status_seq=len(history)))
         # task clocks and clock suspension follow the model's task attributes
         for task in ctx.opened:  # a task with its own limit gets its own clock (ow:clock="none": no clock)
-            if (task.meta.deadline_days or task.meta.deadline_hours) and task.meta.clock != "none":
-                clocks.open(
-                    case_id,
-                    Clock(
-                        kind="task",
-                        started_at=ctx.now,
-                        limit_days=int(task.meta.deadline_days) if task.meta.deadline_days else None,
-                        limit_hours=float(task.meta.deadline_hours) if task.meta.deadline_hours else None,
-                        warn_ratio=task.meta.warn_ratio or 0.8,
-                    ),
-                    task_id=task.task_id,
-                )
+            clock = self._task_clock(ctx, task)
+            if clock is not None:
+                clocks.open(case_id, clock, task_id=task.task_id)
         for task_id in ctx.closed:
             for clock_id, clk in clocks.running(case_id, task_id=task_id):
                 clk.stop(ctx.now)
@@ -473,6 +469,26 @@ class CaseService:
             ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(visits=cases.c.visits + 1))
 
     @staticmethod
+    def _task_clock(ctx: StepContext, task: ReadyTask) -> Clock | None:
+        """The deadline clock of a task from the model: working days, hours, or a due date (as hours)."""
+        meta = task.meta
+        if meta.clock == "none":
+            return None
+        days, hours = meta.deadline_days, meta.deadline_hours
+        if not days and not hours and meta.due_expression:
+            due = ctx.runtime.task_due(task.task_id, ctx.now)
+            hours = max((due - ctx.now).total_seconds() / 3600, 0.0) if due else None
+        if not days and not hours:
+            return None
+        return Clock(
+            kind="task",
+            started_at=ctx.now,
+            limit_days=int(days) if days else None,
+            limit_hours=float(hours) if hours and not days else None,
+            warn_ratio=meta.warn_ratio or 0.8,
+        )
+
+    @staticmethod
     def _materials_from_task(ctx: StepContext, case_id: str) -> None:
         """The intake's one-time notice marks the listed materials defective (rejected) or missing; an
         applicant's supplement marks what was handed in as supplied."""
@@ -481,7 +497,10 @@ class CaseService:
         changes: list[tuple[list[str], str, list[str]]] = []
         if form_key == "task.intake" and entered.get("decision") == "supplement":
             listed = [str(c) for c in entered.get("missing_materials") or []]
-            changes = [(listed, "rejected", ["provided"]), (listed, "missing", ["satisfied_by_licence"])]
+            changes = [
+                (listed, "rejected", ["provided", "supplied"]),
+                (listed, "missing", ["satisfied_by_licence"]),
+            ]
         elif form_key == "task.supplement":
             changes = [
                 (

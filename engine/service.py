@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from engine.calendar import WorkingCalendar, default_calendar
 from engine.clocks import Clock as DeadlineClock
-from engine.errors import Conflict, InvalidInput, InvalidModel
+from engine.errors import Conflict, InvalidInput, InvalidModel, OneWindowError
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import (
     AuditRepository,
@@ -350,6 +350,7 @@ class WorkflowService:
         fired = 0
         seen: list[str] = []
         while fired < limit:
+            instance_id: str | None = None
             try:
                 with unit_of_work(self.engine) as conn:
                     instance_id = TimerRepository(conn).claim_instance(self.clock(), seen, self._skip_locked)
@@ -362,11 +363,30 @@ class WorkflowService:
                         continue
                     ctx, before_ready, before_timers, version = self._load(conn, row, worker, "timer")
                     names = ctx.runtime.fire_due_timers(ctx.now)
+                    if not names:  # the stored due times were ahead of the engine's: align them, no step
+                        TimerRepository(conn).align(instance_id, before_timers)
+                        continue
                     self._persist(ctx, before_ready, before_timers, version, detail={"fired": names})
                     fired += len(names)
             except Conflict:
                 log.info("timers of a busy instance are left for the next round")
+            except Exception as exc:  # one broken instance must not stop every other timer
+                if instance_id is None:
+                    raise
+                log.exception("firing the timers of instance %s failed", instance_id)
+                self._timers_failed(instance_id, exc, worker)
         return fired
+
+    def _timers_failed(self, instance_id: str, exc: Exception, worker: str) -> None:
+        code = exc.code if isinstance(exc, OneWindowError) else type(exc).__name__
+        with unit_of_work(self.engine) as conn:
+            now = self.clock()
+            row = InstanceRepository(conn).get(instance_id)
+            TimerRepository(conn).failed(instance_id, now, f"[{code}] {exc}")
+            detail = {"code": code, "message": str(exc)[:500]}
+            AuditRepository(conn).append(
+                [self._audit(now, worker, "timer_failed", instance_id, row.business_key, detail=detail)]
+            )
 
     def cancel(self, instance_id: str, actor: str, reason: str) -> None:
         with unit_of_work(self.engine) as conn:
@@ -447,9 +467,9 @@ class WorkflowService:
         gone = [tid for tid in before_ready if tid not in after_ready]
         tasks = TaskRepository(conn)
         if gone:
-            done_by_actor = [tid for tid in gone if tid == task_id]
+            if task_id in gone:
+                tasks.close_own(task_id, now, ctx.actor)
             others = [tid for tid in gone if tid != task_id]
-            tasks.close(done_by_actor, "completed", now, ctx.actor)
             completed = [tid for tid in others if rt.task_state(tid) == "COMPLETED"]
             tasks.close(completed, "completed", now, None)
             tasks.close([tid for tid in others if tid not in completed], "cancelled", now, None)
@@ -518,7 +538,7 @@ class WorkflowService:
             "priority": 1 if scope.get("green_channel") else 0,
             "created_at": ctx.now,
             "due_at": ctx.runtime.task_due(task.task_id, ctx.now)
-            or default_due(meta, ctx.now, self.calendar()),
+            or default_due(meta, ctx.now, ctx.runtime.calendar or self.calendar()),
             "deadline_days": int(meta.deadline_days) if meta.deadline_days else None,
             "deadline_hours": int(meta.deadline_hours) if meta.deadline_hours else None,
             "warn_ratio": str(meta.warn_ratio) if meta.warn_ratio is not None else None,

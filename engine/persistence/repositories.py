@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
@@ -73,6 +73,15 @@ _CLOSE_TASKS = (
     update(tasks)
     .where(tasks.c.id.in_(bindparam("ids", expanding=True)), tasks.c.state == "ready")
     .values(state=bindparam("new_state"), completed_at=bindparam("now"), completed_by=bindparam("actor"))
+)
+_CLOSE_OWN_TASK = (
+    update(tasks)
+    .where(
+        tasks.c.id == bindparam("task_id"),
+        tasks.c.state == "ready",
+        or_(tasks.c.assignee.is_(None), tasks.c.assignee == bindparam("actor")),
+    )
+    .values(state="completed", completed_at=bindparam("now"), completed_by=bindparam("actor"))
 )
 _INSERT_TASKS = insert(tasks)
 _INSERT_AUDIT = insert(audit_log)
@@ -152,6 +161,10 @@ class InstanceRepository:
             raise NotFound("流程实例不存在", code="instance_not_found", instance_id=instance_id)
         return InstanceRow(*row)
 
+    def lock(self, instance_id: str) -> None:
+        """Take the instance's row lock now (PostgreSQL; SQLite writers are serialised anyway)."""
+        self.conn.execute(select(instances.c.id).where(instances.c.id == instance_id).with_for_update())
+
     def for_task(self, task_id: str) -> tuple[InstanceRow, str]:
         """The instance of a task and the task's projection state, in one round trip."""
         row = self.conn.execute(_INSTANCE_OF_TASK, {"task_id": task_id}).first()
@@ -203,6 +216,12 @@ class TaskRepository:
             self.conn.execute(
                 _CLOSE_TASKS, {"ids": list(task_ids), "new_state": state, "now": now, "actor": actor}
             )
+
+    def close_own(self, task_id: str, now: datetime, actor: str) -> None:
+        """Mark the task the actor completed; a task someone else has claimed meanwhile is refused."""
+        result = self.conn.execute(_CLOSE_OWN_TASK, {"task_id": task_id, "now": now, "actor": actor})
+        if result.rowcount != 1:
+            raise Conflict("任务已由他人认领或已办结", code="claimed_by_other", task_id=task_id)
 
     def get(self, task_id: str) -> dict[str, Any]:
         row = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
@@ -258,7 +277,11 @@ class TimerRepository:
 
     def claim_instance(self, now: datetime, skip: Sequence[str], skip_locked: bool) -> str | None:
         """Lock and return one running instance that has a due, unfired timer (other workers skip it)."""
-        due = select(timers.c.instance_id).where(timers.c.fired_at.is_(None), timers.c.due_at <= now)
+        due = select(timers.c.instance_id).where(
+            timers.c.fired_at.is_(None),
+            timers.c.due_at <= now,
+            or_(timers.c.retry_at.is_(None), timers.c.retry_at <= now),
+        )
         query = select(instances.c.id).where(instances.c.id.in_(due))
         if skip:
             query = query.where(instances.c.id.not_in(list(skip)))
@@ -283,8 +306,37 @@ class TimerRepository:
         self.conn.execute(
             update(timers)
             .where(timers.c.instance_id == instance_id, timers.c.task_id == task_id)
-            .values(due_at=due_at, fired_at=None, fired_by=None)
+            .values(due_at=due_at, fired_at=None, fired_by=None, attempts=0, retry_at=None, last_error=None)
         )
+
+    def align(self, instance_id: str, pending: dict[str, datetime]) -> None:
+        """Make the unfired timer rows of an instance what the engine says is pending (task id -> due)."""
+        rows = self.conn.execute(
+            select(timers.c.task_id, timers.c.due_at).where(
+                timers.c.instance_id == instance_id, timers.c.fired_at.is_(None)
+            )
+        ).all()
+        self.drop(instance_id, [task_id for task_id, _ in rows if task_id not in pending])
+        for task_id, due in rows:
+            if task_id in pending and pending[task_id] != due:
+                self.reschedule(instance_id, task_id, pending[task_id])
+
+    def failed(self, instance_id: str, now: datetime, error: str) -> int:
+        """Put the due timers of an instance whose firing failed aside, retrying later and later
+        (5 minutes, doubling, at most a day); returns how many."""
+        rows = self.conn.execute(
+            select(timers.c.id, timers.c.attempts).where(
+                timers.c.instance_id == instance_id, timers.c.fired_at.is_(None), timers.c.due_at <= now
+            )
+        ).all()
+        for timer_id, attempts in rows:
+            wait = min(timedelta(minutes=5) * 2 ** min(int(attempts), 10), timedelta(days=1))
+            self.conn.execute(
+                update(timers)
+                .where(timers.c.id == timer_id)
+                .values(attempts=int(attempts) + 1, retry_at=now + wait, last_error=error[:1000])
+            )
+        return len(rows)
 
     def drop_all(self, instance_id: str) -> None:
         self.conn.execute(

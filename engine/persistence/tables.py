@@ -138,6 +138,9 @@ timers = Table(
     _ts("due_at", nullable=False),
     _ts("fired_at"),
     Column("fired_by", String(200)),
+    Column("attempts", Integer, nullable=False, default=0),  # failed firings so far
+    _ts("retry_at"),  # after a failure: not claimed again before this
+    Column("last_error", Text),
     Index("ix_timers_due", "fired_at", "due_at"),
     UniqueConstraint("instance_id", "task_id", name="uq_timers_instance_task"),
 )

@@ -79,6 +79,12 @@ def test_claim_then_only_the_claimant_may_complete_and_forms_are_validated(clien
     assert client.post(f"/api/tasks/{intake['id']}/claim", headers={"X-Actor": "wang"}).status_code == 200
     again = client.post(f"/api/tasks/{intake['id']}/claim", headers={"X-Actor": "li"})
     assert again.status_code == 409 and again.json()["code"] == "task_not_claimable"
+    stolen = client.post(
+        f"/api/tasks/{intake['id']}/complete",
+        json={"data": {"decision": "accept"}},
+        headers={"X-Actor": "li"},
+    )
+    assert stolen.status_code == 403 and stolen.json()["code"] == "claimed_by_other"
     services = client.app.state.services
     from engine.errors import Forbidden
 

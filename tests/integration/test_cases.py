@@ -191,11 +191,28 @@ def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Service
     do(svc, case_id, "supplement", actor="applicant", supplied_materials=["layout_plan", "safety_rules"])
     states = {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}
     assert states["layout_plan"] == states["safety_rules"] == "supplied"
+    # a second notice may reject what was supplied: it is pending again
+    do(
+        svc,
+        case_id,
+        "intake",
+        decision="supplement",
+        missing_materials=["layout_plan"],
+        reason="平面图不清晰",
+    )
+    assert {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}["layout_plan"] == "rejected"
+    do(svc, case_id, "supplement", actor="applicant", supplied_materials=["layout_plan"])
     do(svc, case_id, "intake", decision="refuse", reason="不属于本机关职权范围")
     track = svc.cases.track(case_id)
     assert track["case"]["status"] == "refused"
     assert track["case"]["status_reason"] == "不属于本机关职权范围"
-    assert statuses(svc, case_id) == ["supplement_requested", "submitted", "refused"]
+    assert statuses(svc, case_id) == [
+        "supplement_requested",
+        "submitted",
+        "supplement_requested",
+        "submitted",
+        "refused",
+    ]
 
 
 def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_cards_once(

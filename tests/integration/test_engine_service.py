@@ -199,3 +199,28 @@ def test_camunda_due_date_sets_the_task_deadline(db, clock) -> None:
     [review] = ready(db)
     # three working days after 30 Sep 2025: 9, 10 and 11 Oct (the adjusted Saturday)
     assert review["due_at"].astimezone(SHANGHAI).date() == date(2025, 10, 11)
+
+
+def test_an_instance_whose_timer_fails_is_set_aside_and_the_others_still_fire(db, service, clock) -> None:
+    service.deploy((BPMN / "timer_fails.bpmn").read_bytes(), "timer_fails.bpmn", "designer")
+    broken = service.start("timer_then_broken_script", {"count": 1, "total": 0}, "a").instance_id
+    healthy = service.start("timer_wait", {}, "a").instance_id
+    clock.advance(hours=2)
+    assert service.fire_due_timers("w1") == 1  # the healthy one; the broken one did not stop the round
+    assert [t["element_id"] for t in ready(db)] == ["after_timer"]
+    with db.connect() as conn:
+        failed = conn.execute(select(timers).where(timers.c.instance_id == broken)).one()._mapping
+        audit = conn.execute(
+            select(audit_log.c.action, audit_log.c.detail).where(audit_log.c.instance_id == broken)
+        )
+        actions = {action: detail for action, detail in audit}
+    assert failed["fired_at"] is None and failed["attempts"] == 1 and failed["retry_at"] > clock.now
+    assert (
+        "expression_failed" in failed["last_error"] and actions["timer_failed"]["code"] == "expression_failed"
+    )
+    assert service.fire_due_timers("w1") == 0  # not retried before its back-off ends
+    clock.advance(minutes=6)
+    assert service.fire_due_timers("w1") == 0
+    with db.connect() as conn:
+        assert conn.execute(select(timers.c.attempts).where(timers.c.instance_id == broken)).scalar() == 2
+    assert healthy

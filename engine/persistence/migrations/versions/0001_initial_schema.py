@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 08:16:48.047453
+Create Date: 2026-11-27 08:27:00.091886
 """
 
 import sqlalchemy as sa
@@ -255,6 +255,9 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("fired_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("fired_by", sa.String(length=200), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("retry_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["instance_id"], ["instances.id"], name=op.f("fk_timers_instance_id_instances")
         ),
