@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from engine.calendar import WorkingCalendar, default_calendar
 from engine.clocks import Clock as DeadlineClock
 from engine.errors import Conflict, InvalidInput, InvalidModel, OneWindowError
-from engine.persistence.database import is_postgres, unit_of_work
+from engine.persistence.database import after_commit, is_postgres, unit_of_work
 from engine.persistence.repositories import (
     AuditRepository,
     DefinitionRepository,
@@ -38,6 +40,7 @@ log = logging.getLogger("onewindow.engine")
 
 Clock = Callable[[], datetime]
 MAX_RETRIES = 8
+LIVE_INSTANCES = 500  # live workflows kept per process (see _take_live)
 RETRYABLE = frozenset({"version_conflict", "serial_conflict"})
 T = TypeVar("T")
 
@@ -136,6 +139,8 @@ class WorkflowService:
         self.observers: list[StepObserver] = list(observers)
         self.calendar = calendar
         self._definitions: dict[int, tuple[str, Definition]] = {}
+        self._live: OrderedDict[str, tuple[int, Runtime]] = OrderedDict()
+        self._live_lock = threading.Lock()
         self._skip_locked = is_postgres(engine)
 
     # ---------------------------------------------------------------- definitions
@@ -416,11 +421,30 @@ class WorkflowService:
             )
         key, definition = self.definition(conn, row.definition_id)
         now = self.clock()
-        runtime = Runtime.restore(definition, row.state, now, self.calendar())
+        runtime = self._take_live(instance_id, row.version)
+        if runtime is None:
+            runtime = Runtime.restore(definition, row.state, now, self.calendar())
+        else:
+            runtime.calendar = self.calendar()
         before_ready = {t.task_id: t for t in runtime.ready_tasks()}
         before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
         ctx = StepContext(conn, instance_id, row.business_key, key, runtime, now, actor, action)
         return ctx, before_ready, before_timers, row.version
+
+    # A process keeps the live workflow of the instances it last moved, tagged with the version it
+    # committed. A command whose row still has that version takes the object instead of rebuilding it
+    # from the stored JSON (the JSON stays the truth: any other version, or a rolled-back command, and
+    # the object is gone). Taking removes it, so two threads never share one.
+    def _take_live(self, instance_id: str, version: int) -> Runtime | None:
+        with self._live_lock:
+            entry = self._live.pop(instance_id, None)
+        return entry[1] if entry is not None and entry[0] == version else None
+
+    def _keep_live(self, instance_id: str, version: int, runtime: Runtime) -> None:
+        with self._live_lock:
+            self._live[instance_id] = (version, runtime)
+            while len(self._live) > LIVE_INSTANCES:
+                self._live.popitem(last=False)
 
     def _deliver_buffered(self, ctx: StepContext) -> int:
         """Hand buffered messages to catch events that now wait for them."""
@@ -462,6 +486,8 @@ class WorkflowService:
             InstanceRepository(conn).insert(new, now)
         else:
             InstanceRepository(conn).save(ctx.instance_id, rt.dump(), final, version, now)
+        if final == "running":
+            after_commit(conn, lambda: self._keep_live(ctx.instance_id, version + 1, rt))
         after_ready = {t.task_id: t for t in rt.ready_tasks()}
         opened = [t for tid, t in after_ready.items() if tid not in before_ready]
         gone = [tid for tid in before_ready if tid not in after_ready]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,12 @@ def is_postgres(engine: Engine) -> bool:
 
 
 LOST_RACE_CODES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+AFTER_COMMIT = "onewindow.after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the unit of work on ``conn`` has committed (never after a rollback)."""
+    conn.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 @contextmanager
@@ -72,3 +78,7 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
             raise
         else:
             trans.commit()
+            for callback in conn.info.pop(AFTER_COMMIT, []):
+                callback()
+        finally:
+            conn.info.pop(AFTER_COMMIT, None)
