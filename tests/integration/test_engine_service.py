@@ -224,3 +224,36 @@ def test_an_instance_whose_timer_fails_is_set_aside_and_the_others_still_fire(db
     with db.connect() as conn:
         assert conn.execute(select(timers.c.attempts).where(timers.c.instance_id == broken)).scalar() == 2
     assert healthy
+
+
+def test_live_workflows_kept_by_one_process_never_hide_another_process_s_step(db, clock) -> None:
+    a, b = WorkflowService(db, clock=clock), WorkflowService(db, clock=clock)  # two API processes
+    a.deploy((BPMN / "three_tasks.bpmn").read_bytes(), "three_tasks.bpmn", "designer")
+    started = a.start("three_tasks", {}, "x")
+    a.complete_task(started.opened_tasks[0], {"step": 1}, "x")  # a keeps the live workflow at version 2
+    [review] = ready(db)
+    b.complete_task(review["id"], {"step": 2}, "y")  # b moves the instance to version 3
+    [deliver] = ready(db)
+    assert deliver["element_id"] == "deliver"
+    done = a.complete_task(deliver["id"], {"step": 3}, "x")  # a must rebuild from the stored state
+    assert done.status == "completed"
+
+
+def test_a_failed_command_leaves_no_half_moved_live_workflow(db, clock) -> None:
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy((BPMN / "three_tasks.bpmn").read_bytes(), "three_tasks.bpmn", "designer")
+    started = svc.start("three_tasks", {}, "x")
+    calls = []
+
+    def refuse_once(ctx) -> None:
+        if ctx.action == "complete" and not calls:
+            calls.append(ctx.instance_id)
+            raise InvalidInput("observer refuses", code="refused_by_observer")
+
+    svc.observers.append(refuse_once)
+    intake = started.opened_tasks[0]
+    with pytest.raises(InvalidInput):
+        svc.complete_task(intake, {}, "x")
+    assert [t["element_id"] for t in ready(db)] == ["intake"]  # rolled back
+    result = svc.complete_task(intake, {}, "x")  # the same task again: the live object was not kept
+    assert result.status == "running" and [t["element_id"] for t in ready(db)] == ["review"]
