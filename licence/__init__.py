@@ -6,7 +6,7 @@
 - ``licence.tables``: SQLAlchemy Core tables on their own ``metadata``.
 - ``licence.library``: ``LicenceLibrary`` (issue, read, verify, suspend/reinstate/revoke/cancel, expire).
 - ``licence.importer`` / ``licence.cli``: bulk import of paper-era licences from CSV or JSON.
-- ``licence.demo``: a deterministic fictional dataset; ``licence.testing``: scratch databases for tests.
+- ``licence.demo``: a deterministic fictional dataset.
 
 Nothing here imports ``api`` or the engine's persistence; only ``engine.errors``.
 """

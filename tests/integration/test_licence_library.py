@@ -3,27 +3,22 @@
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, update
 
 import licence.library as library_module
 from engine.errors import Conflict, InvalidInput, NotFound
 from licence.demo import demo_issuers, demo_organisations, demo_persons, load_demo
 from licence.library import LicenceLibrary
 from licence.model import LicenceIdentifier
-from licence.tables import licence_status_events, licences
-from licence.testing import database_kinds, scratch_engine
+from licence.tables import licence_status_events, licences, metadata
 
 T0 = dt.datetime(2025, 3, 3, 1, 30, tzinfo=dt.UTC)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(k, marks=[pytest.mark.postgres] if k == "postgresql" else []) for k in database_kinds()
-    ]
-)
-def engine(request, tmp_path):
-    with scratch_engine(request.param, tmp_path) as eng:
-        yield eng
+@pytest.fixture
+def engine(db):
+    """Each database of the suite (SQLite and PostgreSQL), with the migrated schema, emptied afterwards."""
+    return db
 
 
 @pytest.fixture
@@ -336,9 +331,12 @@ def test_demo_dataset_is_valid_and_deterministic(conn, tmp_path):
     assert {"valid", "expired", "revoked", "suspended"} <= {r.status for r in rows}
     assert len({lib.get(r.id).type_code for r in rows}) == 10
     assert all(lib.verify(r.id).ok for r in rows)
-    with scratch_engine("sqlite", tmp_path) as other, other.begin() as other_conn:
+    other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    metadata.create_all(other)
+    with other.begin() as other_conn:
         load_demo(other_conn)
         again = other_conn.execute(select(licences.c.id, licences.c.identifier, licences.c.status)).all()
+    other.dispose()
     assert sorted(map(tuple, again)) == sorted(map(tuple, rows))
 
 
