@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from engine.assignment import resolve_candidate_groups, resolve_group
 from engine.calendar import WorkingCalendar, default_calendar
 from engine.clocks import Clock as DeadlineClock
-from engine.errors import Conflict, InvalidInput, InvalidModel, OneWindowError
+from engine.errors import Conflict, InvalidInput, OneWindowError
 from engine.persistence.database import after_commit, is_postgres, unit_of_work
 from engine.persistence.repositories import (
     AuditRepository,
@@ -105,22 +106,8 @@ def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) ->
     return None
 
 
-def _resolve(template: str, data: dict[str, Any]) -> str:
-    """``${path}`` in an assignment attribute takes the value at the dotted ``path`` of the task data
-    (e.g. ``${department}``, ``${item.department}`` in a multi-instance branch); literals pass through."""
-    text = template.strip()
-    if not (text.startswith("${") and text.endswith("}")):
-        return text
-    value: Any = data
-    for part in text[2:-1].strip().split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidModel(
-            f"无法确定任务的办理组：任务数据中没有 {text} 所指的值",
-            code="unresolved_assignment",
-            placeholder=text,
-        )
-    return value.strip()
+def _listed(values: Sequence[str]) -> str:
+    return ("," + ",".join(values) + ",") if values else ""
 
 
 class WorkflowService:
@@ -546,18 +533,16 @@ class WorkflowService:
     def _task_row(self, ctx: StepContext, task: ReadyTask, workflow_data: dict[str, Any]) -> dict[str, Any]:
         meta = task.meta
         scope = {**workflow_data, **task.data}
-        groups = [_resolve(g, scope) for g in meta.candidate_groups] or ([meta.lane] if meta.lane else [])
+        groups = resolve_candidate_groups(meta.candidate_groups, scope) or ((meta.lane,) if meta.lane else ())
         return {
             "id": task.task_id,
             "instance_id": ctx.instance_id,
             "business_key": ctx.business_key,
             "element_id": task.element_id,
             "name": task.name,
-            "candidate_groups": ",".join([""] + [g for g in groups if g] + [""]) if groups else "",
-            "candidate_users": ",".join([""] + [_resolve(u, scope) for u in meta.candidate_users] + [""])
-            if meta.candidate_users
-            else "",
-            "assignee": _resolve(meta.assignee, scope) or None if meta.assignee else None,
+            "candidate_groups": _listed(groups),  # ",market,window," so that LIKE '%,market,%' finds it
+            "candidate_users": _listed(resolve_candidate_groups(meta.candidate_users, scope)),
+            "assignee": resolve_group(meta.assignee, scope) if meta.assignee else None,
             "state": "ready",
             "form_key": meta.form_key,
             "mi_index": task.multi_instance_index,

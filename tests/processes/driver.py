@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
+from engine.assignment import resolve_candidate_groups
 from engine.workflow import Definition, ReadyTask, Runtime, load_definitions
-from processes.assignment import resolve_candidate_groups
 from processes.catalogue import PROCESS_DIR
 
 SHANGHAI = timezone(timedelta(hours=8))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.assignment import resolve_candidate_groups, resolve_group
 from engine.errors import InvalidInput, NotFound
-from processes.assignment import resolve_candidate_groups, resolve_group
 from processes.catalogue import CATALOGUE_PATH, load_catalogue, parse_catalogue
 
 CATALOGUE = load_catalogue()

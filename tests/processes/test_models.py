@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.assignment import is_placeholder, resolve_candidate_groups
 from engine.workflow import OW_NS, load_definitions, parse_xml, validate_document
-from processes.assignment import is_placeholder, resolve_candidate_groups
 from processes.catalogue import JOINT_PROCESS, PROCESS_DIR, TOLERANT_PROCESS, load_catalogue
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"

@@ -1,4 +1,4 @@
-"""Candidate-group placeholders in the models (the assignment rule of processes/).
+"""Candidate-group placeholders in the models (the assignment rule of processes/ and of the engine).
 
 BPMN attributes are static, but who works a task often depends on the case: the department of the
 service item, the lead department of a joint approval, the department of one multi-instance branch.
