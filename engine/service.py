@@ -106,6 +106,16 @@ def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) ->
     return None
 
 
+@dataclass(frozen=True)
+class _Live:
+    """A live workflow as a committed step left it: its version, its ready tasks and pending timers."""
+
+    version: int
+    runtime: Runtime
+    ready: dict[str, ReadyTask]
+    timers: dict[str, datetime]
+
+
 def _listed(values: Sequence[str]) -> str:
     return ("," + ",".join(values) + ",") if values else ""
 
@@ -126,7 +136,7 @@ class WorkflowService:
         self.observers: list[StepObserver] = list(observers)
         self.calendar = calendar
         self._definitions: dict[int, tuple[str, Definition]] = {}
-        self._live: OrderedDict[str, tuple[int, Runtime]] = OrderedDict()
+        self._live: OrderedDict[str, _Live] = OrderedDict()
         self._live_lock = threading.Lock()
         self._skip_locked = is_postgres(engine)
 
@@ -408,13 +418,14 @@ class WorkflowService:
             )
         key, definition = self.definition(conn, row.definition_id)
         now = self.clock()
-        runtime = self._take_live(instance_id, row.version)
-        if runtime is None:
+        live = self._take_live(instance_id, row.version)
+        if live is None:
             runtime = Runtime.restore(definition, row.state, now, self.calendar())
+            before_ready = {t.task_id: t for t in runtime.ready_tasks()}
+            before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
         else:
+            runtime, before_ready, before_timers = live.runtime, live.ready, live.timers
             runtime.calendar = self.calendar()
-        before_ready = {t.task_id: t for t in runtime.ready_tasks()}
-        before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
         ctx = StepContext(conn, instance_id, row.business_key, key, runtime, now, actor, action)
         return ctx, before_ready, before_timers, row.version
 
@@ -422,14 +433,14 @@ class WorkflowService:
     # committed. A command whose row still has that version takes the object instead of rebuilding it
     # from the stored JSON (the JSON stays the truth: any other version, or a rolled-back command, and
     # the object is gone). Taking removes it, so two threads never share one.
-    def _take_live(self, instance_id: str, version: int) -> Runtime | None:
+    def _take_live(self, instance_id: str, version: int) -> _Live | None:
         with self._live_lock:
-            entry = self._live.pop(instance_id, None)
-        return entry[1] if entry is not None and entry[0] == version else None
+            live = self._live.pop(instance_id, None)
+        return live if live is not None and live.version == version else None
 
-    def _keep_live(self, instance_id: str, version: int, runtime: Runtime) -> None:
+    def _keep_live(self, instance_id: str, live: _Live) -> None:
         with self._live_lock:
-            self._live[instance_id] = (version, runtime)
+            self._live[instance_id] = live
             while len(self._live) > LIVE_INSTANCES:
                 self._live.popitem(last=False)
 
@@ -473,8 +484,6 @@ class WorkflowService:
             InstanceRepository(conn).insert(new, now)
         else:
             InstanceRepository(conn).save(ctx.instance_id, rt.dump(), final, version, now)
-        if final == "running":
-            after_commit(conn, lambda: self._keep_live(ctx.instance_id, version + 1, rt))
         after_ready = {t.task_id: t for t in rt.ready_tasks()}
         opened = [t for tid, t in after_ready.items() if tid not in before_ready]
         gone = [tid for tid in before_ready if tid not in after_ready]
@@ -491,6 +500,9 @@ class WorkflowService:
             tasks.insert_ready([self._task_row(ctx, t, workflow_data) for t in opened])
         ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
         after_timers = {t.task_id: t for t in rt.pending_timers()}
+        if final == "running":
+            live = _Live(version + 1, rt, after_ready, {tid: t.due_at for tid, t in after_timers.items()})
+            after_commit(conn, lambda: self._keep_live(ctx.instance_id, live))
         timer_repo = TimerRepository(conn)
         left = [tid for tid in before_timers if tid not in after_timers]
         fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]
