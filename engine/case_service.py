@@ -11,7 +11,6 @@ and issues the licence on approval.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.calendar import WorkingCalendar, local_date
 from engine.case_clocks import ClockRepository
+from engine.case_licences import CaseLicences
 from engine.case_numbers import format_case_number, is_valid_case_number
 from engine.case_status import CLOSED, DECIDED, LABELS, can_move
 from engine.clocks import Clock
@@ -37,21 +37,11 @@ from forms.combine import combine_forms
 from forms.definition import FormDefinition
 from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
-from licence.checkdigits import (
-    credit_code_check_char,
-    holder_id_kind,
-    organisation_code_check_char,
-    validate_holder_id,
-)
+from licence.checkdigits import holder_id_kind, validate_holder_id
 from licence.library import LicenceLibrary
-from licence.types import get_type
 from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, ServiceItem
 
-log = logging.getLogger("onewindow.cases")
-
 Channel = Literal["online", "counter"]
-SCOPE_FIELDS = {"business_scope", "service_scope", "subjects", "trade", "business_items", "main_business"}
-"""Licence fields stating what was approved; on the general form the applicant states it in ``request``."""
 TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
 RATINGS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
@@ -68,30 +58,6 @@ class Application:
     tolerant: bool = False
     lead_department: str | None = None
     priority: Literal["normal", "green"] = "normal"
-
-
-CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-
-
-def new_entity_credit_code(case_id: str, company_type: str, district: str) -> str:
-    """The unified social credit code a registration assigns to the entity it creates (个体工商户 92,
-    enterprise 91), derived from the case number so that each registration gets its own."""
-    number = int("".join(ch for ch in case_id[:-1] if ch.isdigit()))
-    body = ""
-    for _ in range(8):
-        number, rem = divmod(number, len(CREDIT_ALPHABET))
-        body = CREDIT_ALPHABET[rem] + body
-    kind = "92" if "个体" in company_type else "91"
-    first17 = kind + district + body + organisation_code_check_char(body)
-    return first17 + credit_code_check_char(first17)
-
-
-def department_credit_code(index: int, district: str) -> str:
-    """A deterministic, check-digit-valid unified social credit code for the district's departments."""
-    body = f"{1000000 + index:08d}"
-    org = body + organisation_code_check_char(body)
-    first17 = "11" + district + org
-    return first17 + credit_code_check_char(first17)
 
 
 def _authorise(task: dict[str, Any], actor: str, groups: set[str] | None) -> None:
@@ -127,7 +93,7 @@ class CaseService:
         self.catalogue = catalogue
         self.forms = forms
         self.calendar = calendar
-        self.district_code, self.district_name = district
+        self.licences = CaseLicences(catalogue, district)
         workflow.observers.append(self.on_step)
 
     @property
@@ -568,18 +534,12 @@ class CaseService:
         if new in CLOSED:
             values["closed_at"] = ctx.now
         if new == "approved":
-            values["licence_ids"] = list(row["licence_ids"] or []) + self._issue_licences(ctx, row)
+            issued = self.licences.issue_for(ctx.conn, row, ctx.now, ctx.actor)
+            values["licence_ids"] = list(row["licence_ids"] or []) + issued
         if new == "terminated" and row["licence_ids"]:
             # a licence released early under a commitment that was then broken does not stand
-            library = LicenceLibrary(ctx.conn, clock=lambda: ctx.now)
-            for licence_id in row["licence_ids"]:
-                if library.get(licence_id).status == "valid":
-                    library.revoke(
-                        licence_id,
-                        f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}",
-                        ctx.actor,
-                        at=ctx.now,
-                    )
+            why = f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}"
+            self.licences.revoke_for(ctx.conn, row["licence_ids"], why, ctx.now, ctx.actor)
         ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
         AuditRepository(ctx.conn).append(
             [
@@ -599,96 +559,6 @@ class CaseService:
             legal, promised = items[0].legal_limit_days, items[0].promised_limit_days
         clocks.open(case_id, Clock(kind="legal", started_at=ctx.now, limit_days=legal))
         clocks.open(case_id, Clock(kind="promised", started_at=ctx.now, limit_days=promised))
-
-    def _issue_licences(self, ctx: StepContext, row: dict[str, Any]) -> list[str]:
-        """Issue the licence(s) the approved items produce into the library; the case records them."""
-        issued = []
-        library = LicenceLibrary(ctx.conn, clock=lambda: ctx.now)
-        departments = list(self.catalogue.departments)
-        form = row["form_data"] or {}
-        for code in row["items"]:
-            item = self.catalogue.get(code)
-            if not item.issues_licence_type:
-                continue
-            holder_id, holder_name = row["applicant_id"], row["applicant_name"]
-            if (
-                get_type(item.issues_licence_type).holder_kind == "organisation"
-                and row["applicant_kind"] == "person"
-            ):
-                # a registration creates a new entity: it gets its own code and is named in the form
-                holder_name = str(form.get("company_name") or form.get("operator_name") or holder_name)
-                holder_id = new_entity_credit_code(
-                    row["id"], str(form.get("company_type") or ""), self.district_code
-                )
-            face = self._licence_face(library, item.issues_licence_type, row, holder_id, holder_name, ctx.now)
-            dept = self.catalogue.departments[item.department]
-            record = library.issue(
-                item.issues_licence_type,
-                holder_id,
-                holder_name,
-                face,
-                department_credit_code(departments.index(item.department), self.district_code),
-                f"{self.district_name}{dept.name}",
-                local_date(ctx.now),
-                source_case=row["id"],
-                actor=ctx.actor,
-            )
-            issued.append(record.id)
-        return issued
-
-    @staticmethod
-    def _licence_face(
-        library: LicenceLibrary,
-        type_code: str,
-        row: dict[str, Any],
-        holder_id: str,
-        holder_name: str,
-        now: datetime,
-    ) -> dict[str, Any]:
-        """The face of a new licence, field by field from what the case already holds: the application
-        form, the holder's own valid business licence (name, representative, address...), the holder's
-        identity, and what was applied for (the request text, for the approved scope). A required field
-        found nowhere stops the approval with the list of what is missing: nothing is made up."""
-        ltype = get_type(type_code)
-        form = row["form_data"] or {}
-        today = local_date(now)
-        own = next(
-            iter(
-                library.by_holder(
-                    holder_id, include_inactive=False, today=today, type_code="business_licence"
-                )
-            ),
-            None,
-        )
-        identity = {
-            "name": holder_name,
-            "operator_name": holder_name,
-            "builder": holder_name,
-            "credit_code": holder_id,
-            "id_number": holder_id,
-            "established_on": today.isoformat(),
-        }
-        scope = form.get("request")
-        face: dict[str, Any] = {}
-        missing: list[str] = []
-        for f in ltype.fields:
-            candidates = [form.get(f.name), own.face.get(f.name) if own else None, identity.get(f.name)]
-            if f.name in SCOPE_FIELDS:
-                candidates.append(scope)
-            value = next((v for v in candidates if v not in (None, "", [])), None)
-            if value is not None:
-                face[f.name] = value
-            elif f.required:
-                missing.append(f.label)
-        if missing:
-            raise InvalidInput(
-                f"颁发{ltype.name}缺少证面信息：{'、'.join(missing)}（申请表与证照库中均无）",
-                code="licence_face_incomplete",
-                field="form_data",
-                licence_type=type_code,
-                missing=missing,
-            )
-        return face
 
     @staticmethod
     def _event(
