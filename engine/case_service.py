@@ -441,9 +441,9 @@ class CaseService:
         if meta.clock == "none":
             return None
         days, hours = meta.deadline_days, meta.deadline_hours
-        if not days and not hours and meta.due_expression:
-            due = ctx.runtime.task_due(task.task_id, ctx.now)
-            hours = max((due - ctx.now).total_seconds() / 3600, 0.0) if due else None
+        due = ctx.due.get(task.task_id)
+        if not days and not hours and due is not None:
+            hours = max((due - ctx.now).total_seconds() / 3600, 0.0)
         if not days and not hours:
             return None
         return Clock(

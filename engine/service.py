@@ -14,11 +14,12 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.assignment import resolve_candidate_groups, resolve_group
 from engine.calendar import WorkingCalendar, default_calendar
@@ -76,6 +77,7 @@ class StepContext:
     opened: list[ReadyTask] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)  # every task that left the ready state
     ready_after: list[ReadyTask] = field(default_factory=list)
+    due: dict[str, datetime] = field(default_factory=dict)  # opened task -> due date from camunda:dueDate
 
     @property
     def suspending_open(self) -> bool:
@@ -226,6 +228,7 @@ class WorkflowService:
         """Run ``command`` as one transaction. A lost race (the instance version moved, a deadlock, a licence
         serial taken) rolls back and runs the whole command again on fresh data; other errors propagate."""
         for attempt in range(MAX_RETRIES):
+            self.calendar()  # a due reload of the calendar happens here, not inside the transaction
             try:
                 with unit_of_work(self.engine) as conn:
                     return command(conn)
@@ -372,6 +375,8 @@ class WorkflowService:
                     fired += len(names)
             except Conflict:
                 log.info("timers of a busy instance are left for the next round")
+            except SQLAlchemyError:
+                raise  # the database, not the instance: the whole round fails and the next one retries
             except Exception as exc:  # one broken instance must not stop every other timer
                 if instance_id is None:
                     raise
@@ -410,6 +415,7 @@ class WorkflowService:
     ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
         instance_id = row.id
         if row.status != "running":
+            self._take_live(instance_id, -1)
             raise Conflict(
                 f"流程实例已{ {'completed': '结束', 'cancelled': '撤销'}.get(row.status, row.status) }",
                 code="instance_not_running",
@@ -440,6 +446,9 @@ class WorkflowService:
 
     def _keep_live(self, instance_id: str, live: _Live) -> None:
         with self._live_lock:
+            kept = self._live.get(instance_id)
+            if kept is not None and kept.version > live.version:
+                return
             self._live[instance_id] = live
             while len(self._live) > LIVE_INSTANCES:
                 self._live.popitem(last=False)
@@ -478,14 +487,18 @@ class WorkflowService:
         if ctx.action != "message":
             self._deliver_buffered(ctx)
         final = status or ("completed" if rt.completed else "running")
+        after_ready = {t.task_id: t for t in rt.ready_tasks()}
+        opened = [t for tid, t in after_ready.items() if tid not in before_ready]
+        # due-date expressions run before the state is written, so the stored state is all they did
+        ctx.due = {
+            t.task_id: d for t in opened if t.meta.due_expression and (d := rt.task_due(t.task_id, now))
+        }
         # The version check comes first: a lost race fails here, before any projection row is touched.
         if definition_id is not None:  # a new instance is inserted with its first state
             new = InstanceRow(ctx.instance_id, definition_id, ctx.business_key, final, rt.dump(), 1)
             InstanceRepository(conn).insert(new, now)
         else:
             InstanceRepository(conn).save(ctx.instance_id, rt.dump(), final, version, now)
-        after_ready = {t.task_id: t for t in rt.ready_tasks()}
-        opened = [t for tid, t in after_ready.items() if tid not in before_ready]
         gone = [tid for tid in before_ready if tid not in after_ready]
         tasks = TaskRepository(conn)
         if gone:
@@ -501,7 +514,8 @@ class WorkflowService:
         ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
         after_timers = {t.task_id: t for t in rt.pending_timers()}
         if final == "running":
-            live = _Live(version + 1, rt, after_ready, {tid: t.due_at for tid, t in after_timers.items()})
+            ready = {tid: replace(t, data={}) for tid, t in after_ready.items()}  # not shared with observers
+            live = _Live(version + 1, rt, ready, {tid: t.due_at for tid, t in after_timers.items()})
             after_commit(conn, lambda: self._keep_live(ctx.instance_id, live))
         timer_repo = TimerRepository(conn)
         left = [tid for tid in before_timers if tid not in after_timers]
@@ -560,7 +574,7 @@ class WorkflowService:
             "mi_index": task.multi_instance_index,
             "priority": 1 if scope.get("green_channel") else 0,
             "created_at": ctx.now,
-            "due_at": ctx.runtime.task_due(task.task_id, ctx.now)
+            "due_at": ctx.due.get(task.task_id)
             or default_due(meta, ctx.now, ctx.runtime.calendar or self.calendar()),
             "deadline_days": int(meta.deadline_days) if meta.deadline_days else None,
             "deadline_hours": int(meta.deadline_hours) if meta.deadline_hours else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,35 +51,50 @@ def is_postgres(engine: Engine) -> bool:
 
 LOST_RACE_CODES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 AFTER_COMMIT = "onewindow.after_commit"
+log = logging.getLogger("onewindow.persistence")
 
 
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the unit of work on ``conn`` has committed (never after a rollback)."""
-    conn.info.setdefault(AFTER_COMMIT, []).append(callback)
+    """Run ``callback`` once the unit of work on ``conn`` has committed (never after a rollback).
+    Outside a unit of work (a caller managing its own transaction) nothing is registered."""
+    callbacks = conn.info.get(AFTER_COMMIT)
+    if callbacks is not None:
+        callbacks.append(callback)
+
+
+@contextmanager
+def _lost_races_as_conflicts() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) in LOST_RACE_CODES:
+            raise Conflict("并发冲突，请重试", code="version_conflict") from exc
+        raise
 
 
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Connection]:
     """One transaction per command: commit when the block ends cleanly, roll back on any error.
 
-    A deadlock or serialization failure the database reports is a lost race like a stale version: it
-    becomes ``Conflict(code="version_conflict")``, which the services retry."""
+    A deadlock or serialization failure the database reports (also at commit) is a lost race like a
+    stale version: it becomes ``Conflict(code="version_conflict")``, which the services retry."""
     with engine.connect() as conn:
         conn.execution_options(onewindow_write=True)
-        trans = conn.begin()
+        conn.info[AFTER_COMMIT] = []
         try:
-            yield conn
-        except DBAPIError as exc:
-            trans.rollback()
-            if getattr(exc.orig, "pgcode", None) in LOST_RACE_CODES:
-                raise Conflict("并发冲突，请重试", code="version_conflict") from exc
-            raise
-        except BaseException:
-            trans.rollback()
-            raise
-        else:
-            trans.commit()
-            for callback in conn.info.pop(AFTER_COMMIT, []):
-                callback()
+            with _lost_races_as_conflicts():
+                trans = conn.begin()
+                try:
+                    yield conn
+                except BaseException:
+                    trans.rollback()
+                    raise
+                trans.commit()
+            callbacks = conn.info[AFTER_COMMIT]
         finally:
             conn.info.pop(AFTER_COMMIT, None)
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the command has committed: a failing follow-up must not undo that
+            log.exception("after-commit callback failed")

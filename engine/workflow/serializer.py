@@ -9,6 +9,7 @@ leaves ``spec`` and ``subprocess_specs`` out of an instance's dict; they are pas
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
@@ -87,14 +88,18 @@ def specs_from_dict(dct: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     return spec, subprocess_specs
 
 
+_ENCODER_MODE = threading.Lock()  # the registry's encoder mode is a flag shared by every thread
+
+
 def dump_instance(workflow: BpmnWorkflow) -> str:
-    REGISTRY._encoder_mode = True
-    try:
-        dct = REGISTRY.convert(workflow)
-        dct[VERSION_KEY] = SERIALIZER.VERSION
-        return json.dumps(dct, cls=SERIALIZER._encoder_cls, ensure_ascii=False, separators=(",", ":"))
-    finally:
-        REGISTRY._encoder_mode = False
+    with _ENCODER_MODE:
+        REGISTRY._encoder_mode = True
+        try:
+            dct = REGISTRY.convert(workflow)
+        finally:
+            REGISTRY._encoder_mode = False
+    dct[VERSION_KEY] = SERIALIZER.VERSION
+    return json.dumps(dct, cls=SERIALIZER._encoder_cls, ensure_ascii=False, separators=(",", ":"))
 
 
 def restore_instance(state: str, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:

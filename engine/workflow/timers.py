@@ -11,6 +11,7 @@ A timer expression is either an ISO 8601 literal as modelers write it (``P3D``, 
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, OneWindowError
 
 from .clock import SHANGHAI, current_now
 from .sandbox import check_source
@@ -197,7 +198,19 @@ def due_at(definition: Any, internal_data: dict[str, Any]) -> datetime | None:
 def task_due(my_task: Any, expression: str, now: datetime) -> datetime:
     """A user task's due date from ``camunda:dueDate`` / ``ow:dueDate``: an ISO date or date-time, an ISO
     duration from ``now``, or a sandboxed expression giving one of those (e.g. ``working_deadline(...)``)."""
-    value = _resolve(my_task, expression)
+    value = (expression or "").strip()
+    if literal_kind(value) is None:  # an expression: evaluated on a copy, it cannot change the task's data
+        try:
+            result = my_task.workflow.script_engine.environment.evaluate(value, copy.deepcopy(my_task.data))
+        except OneWindowError:
+            raise
+        except Exception as err:
+            raise InvalidInput(
+                f"截止日期表达式求值失败：{err}", code="bad_due_date", element_id=my_task.task_spec.bpmn_id
+            ) from err
+        value = result.isoformat() if isinstance(result, datetime) else result
+        if not isinstance(value, str):
+            raise _bad(my_task, repr(value))
     kind = literal_kind(value)
     if kind == "date":
         return parse_instant(value)
