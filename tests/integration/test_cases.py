@@ -501,3 +501,22 @@ def test_a_task_clock_turns_red_while_the_case_finished_on_time_and_the_worker_r
     assert worker.run_once()["licences"] >= 1
     with svc.engine.connect() as conn:
         assert LicenceLibrary(conn).get(licence_id).status == "expired"
+
+
+def test_task_clocks_come_from_days_hours_or_a_due_date_and_none_means_none(clock) -> None:
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from engine.case_service import CaseService
+    from engine.workflow import ReadyTask, TaskMeta
+
+    def clock_of(meta: TaskMeta, due=None):
+        ctx = SimpleNamespace(now=clock.now, due={"t": due} if due else {})
+        return CaseService._task_clock(ctx, ReadyTask("t", meta.element_id, meta.name, meta))
+
+    assert clock_of(TaskMeta("a", "a", deadline_days=5)).limit_days == 5
+    assert clock_of(TaskMeta("b", "b", deadline_hours=4)).limit_hours == 4
+    by_due = clock_of(TaskMeta("c", "c", due_expression="P2D"), due=clock.now + timedelta(days=2))
+    assert by_due.limit_hours == 48 and by_due.kind == "task"
+    assert clock_of(TaskMeta("d", "d", deadline_days=5, clock="none")) is None
+    assert clock_of(TaskMeta("e", "e")) is None
