@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from engine.service import WorkflowService
+if TYPE_CHECKING:  # engine.bootstrap imports this module
+    from engine.bootstrap import Services
+    from engine.settings import Settings
 
 log = logging.getLogger("onewindow.worker")
 
@@ -24,19 +27,17 @@ class Worker:
     stopped: bool = False
 
     @classmethod
-    def from_settings(cls, settings: object, name: str) -> Worker:
+    def from_settings(cls, settings: Settings, name: str) -> Worker:
         from engine.bootstrap import bootstrap
 
-        services = bootstrap(settings)  # type: ignore[arg-type]
-        return cls.for_services(services, name)
+        return cls.for_services(bootstrap(settings), name)
 
     @classmethod
-    def for_services(cls, services: object, name: str) -> Worker:
-        jobs: dict[str, Job] = {}
-        workflow: WorkflowService = services.workflow  # type: ignore[attr-defined]
-        jobs["timers"] = lambda who: workflow.fire_due_timers(who)
-        for job_name, job in getattr(services, "worker_jobs", {}).items():
-            jobs[job_name] = job
+    def for_services(cls, services: Services, name: str) -> Worker:
+        """Timers first, then the services' periodic jobs (clock cards, licence expiry)."""
+        workflow = services.workflow
+        jobs: dict[str, Job] = {"timers": lambda who: workflow.fire_due_timers(who)}
+        jobs.update(services.worker_jobs)
         return cls(name=name, jobs=jobs)
 
     def run_once(self) -> dict[str, int]:
