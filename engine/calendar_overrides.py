@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 
 from engine.calendar import WorkingCalendar
 from engine.errors import InvalidInput
-from engine.persistence.tables import audit_log, calendar_overrides
+from engine.persistence.repositories import AuditRepository
+from engine.persistence.tables import calendar_overrides
 
 
 def load_overrides(conn: Connection) -> dict[date, bool]:
@@ -35,14 +36,8 @@ def set_override(
                 day=day.isoformat(), working=working, note=note, set_by=actor, set_at=now
             )
         )
-    conn.execute(
-        insert(audit_log).values(
-            at=now,
-            actor=actor,
-            action="calendar_override",
-            detail={"day": day.isoformat(), "working": working, "note": note},
-        )
-    )
+    detail = {"day": day.isoformat(), "working": working, "note": note}
+    AuditRepository(conn).record(now, actor, "calendar_override", detail=detail)
 
 
 class CalendarProvider:
@@ -71,6 +66,3 @@ class CalendarProvider:
             return self._calendar
         finally:
             self._lock.release()
-
-    def reload(self) -> None:
-        self._calendar = None

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from engine.calendar import WorkingCalendar
 from engine.clocks import Clock
 from engine.persistence.database import is_postgres, unit_of_work
-from engine.persistence.tables import audit_log, case_clocks, escalations
+from engine.persistence.repositories import AuditRepository
+from engine.persistence.tables import case_clocks, escalations
 
 CalendarProvider = Callable[[], WorkingCalendar]
 
@@ -129,15 +130,13 @@ def tick_clocks(
                         note=_note(m["kind"], level),
                     )
                 )
-                conn.execute(
-                    insert(audit_log).values(
-                        at=now,
-                        actor=worker,
-                        action="escalation" if level == "red" else "warning",
-                        business_key=m["case_id"],
-                        task_id=m["task_id"],
-                        detail={"clock": m["kind"], "level": level, "clock_id": m["id"]},
-                    )
+                AuditRepository(conn).record(
+                    now,
+                    worker,
+                    "escalation" if level == "red" else "warning",
+                    business_key=m["case_id"],
+                    task_id=m["task_id"],
+                    detail={"clock": m["kind"], "level": level, "clock_id": m["id"]},
                 )
                 raised += 1
             if levels:

@@ -28,7 +28,7 @@ from engine.case_status import CLOSED, DECIDED, LABELS, can_move
 from engine.clocks import Clock
 from engine.errors import Conflict, Forbidden, InvalidInput, InvalidModel, NotFound
 from engine.persistence.database import unit_of_work
-from engine.persistence.repositories import AuditRepository, InstanceRepository, TaskRepository
+from engine.persistence.repositories import AuditRepository, InstanceRepository, TaskRepository, audit_row
 from engine.persistence.tables import case_counters, case_materials, cases
 from engine.service import StepContext, StepResult, WorkflowService
 from engine.workflow import ReadyTask
@@ -167,7 +167,15 @@ class CaseService:
             insert(case_materials), [{**m, "case_id": case_id, "updated_at": now} for m in materials]
         )
         AuditRepository(conn).append(
-            [self._event(now, actor, case_id, "case_submitted", {"items": app.items, "channel": app.channel})]
+            [
+                audit_row(
+                    now,
+                    actor,
+                    "case_submitted",
+                    business_key=case_id,
+                    detail={"items": app.items, "channel": app.channel},
+                )
+            ]
         )
         start_data.update(
             case_number=case_id,
@@ -349,7 +357,15 @@ class CaseService:
                 .values(rating=level, rating_comment=comment, rated_at=now)
             )
             AuditRepository(conn).append(
-                [self._event(now, actor, case_id, "rated", {"level": level, "label": RATINGS[level]})]
+                [
+                    audit_row(
+                        now,
+                        actor,
+                        "rated",
+                        business_key=case_id,
+                        detail={"level": level, "label": RATINGS[level]},
+                    )
+                ]
             )
 
     def track(self, case_id: str) -> dict[str, Any]:
@@ -541,12 +557,12 @@ class CaseService:
             why = f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}"
             self.licences.revoke_for(ctx.conn, row["licence_ids"], why, ctx.now, ctx.actor)
         ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
-        AuditRepository(ctx.conn).append(
-            [
-                self._event(
-                    ctx.now, ctx.actor, case_id, "case_status", {"from": old, "to": new, "reason": reason}
-                )
-            ]
+        AuditRepository(ctx.conn).record(
+            ctx.now,
+            ctx.actor,
+            "case_status",
+            business_key=case_id,
+            detail={"from": old, "to": new, "reason": reason},
         )
 
     def _open_case_clocks(
@@ -559,18 +575,3 @@ class CaseService:
             legal, promised = items[0].legal_limit_days, items[0].promised_limit_days
         clocks.open(case_id, Clock(kind="legal", started_at=ctx.now, limit_days=legal))
         clocks.open(case_id, Clock(kind="promised", started_at=ctx.now, limit_days=promised))
-
-    @staticmethod
-    def _event(
-        now: datetime, actor: str, case_id: str, action: str, detail: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "at": now,
-            "actor": actor,
-            "action": action,
-            "instance_id": None,
-            "business_key": case_id,
-            "task_id": None,
-            "element_id": None,
-            "detail": detail,
-        }

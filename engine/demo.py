@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from engine.calendar import local_date
 from engine.case_clocks import tick_clocks
 from engine.case_service import Application
 from engine.persistence.database import unit_of_work
-from engine.persistence.tables import tasks
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -325,29 +322,29 @@ def _apply(services: Any, clock: DemoClock, case_id: str, step: Step) -> None:
     elif step.kind == "supply":
         services.cases.supply_materials(case_id, list(step.args), "applicant")
     elif step.kind == "joint":
-        with services.engine.connect() as conn:
-            rows = conn.execute(
-                select(tasks.c.id, tasks.c.candidate_groups)
-                .where(
-                    tasks.c.business_key == case_id,
-                    tasks.c.state == "ready",
-                    tasks.c.element_id == "joint_review",
-                )
-                .order_by(tasks.c.mi_index, tasks.c.id)
-            ).all()
-        for (task_id, groups), verdict in zip(rows, step.args, strict=True):
-            dept = groups.strip(",")
-            services.cases.complete_task(task_id, {"decision": verdict, "opinion": f"{dept} 审查意见"}, dept)
+        branches = sorted(
+            _ready(services, case_id, "joint_review"), key=lambda t: (t["mi_index"] or 0, t["id"])
+        )
+        for task, verdict in zip(branches, step.args, strict=True):
+            dept = task["candidate_groups"].strip(",")
+            services.cases.complete_task(
+                task["id"], {"decision": verdict, "opinion": f"{dept} 审查意见"}, dept
+            )
     else:
         element, actor = step.args
-        with services.engine.connect() as conn:
-            task_id = conn.execute(
-                select(tasks.c.id).where(
-                    tasks.c.business_key == case_id, tasks.c.state == "ready", tasks.c.element_id == element
-                )
-            ).scalar()
-        if task_id is None:
+        ready = _ready(services, case_id, element)
+        if not ready:
             raise RuntimeError(f"demo: case {case_id} has no ready task {element}")
+        task_id = ready[0]["id"]
         today = local_date(clock.now).isoformat()
         data = {k: today if v == TODAY else v for k, v in (step.data or {}).items()}
         services.cases.complete_task(task_id, data, actor)
+
+
+def _ready(services: Any, case_id: str, element: str) -> list[dict[str, Any]]:
+    """The case's ready tasks at ``element``, as the case tracking shows them."""
+    return [
+        t
+        for t in services.cases.track(case_id)["tasks"]
+        if t["state"] == "ready" and t["element_id"] == element
+    ]

@@ -34,6 +34,7 @@ from engine.persistence.repositories import (
     MessageRepository,
     TaskRepository,
     TimerRepository,
+    audit_row,
 )
 from engine.workflow import Definition, ReadyTask, Runtime, document_text, load_definitions
 from engine.workflow.api import TaskMeta
@@ -67,7 +68,6 @@ class StepContext:
     conn: Connection
     instance_id: str
     business_key: str | None
-    definition_key: str
     runtime: Runtime
     now: datetime
     actor: str
@@ -137,7 +137,7 @@ class WorkflowService:
         self.clock = clock
         self.observers: list[StepObserver] = list(observers)
         self.calendar = calendar
-        self._definitions: dict[int, tuple[str, Definition]] = {}
+        self._definitions: dict[int, Definition] = {}
         self._live: OrderedDict[str, _Live] = OrderedDict()
         self._live_lock = threading.Lock()
         self._skip_locked = is_postgres(engine)
@@ -172,23 +172,17 @@ class WorkflowService:
                 deployed_by=actor,
                 deployed_at=now,
             )
-            AuditRepository(conn).append(
-                [
-                    self._audit(
-                        now, actor, "deploy", detail={"key": key, "version": version, "filename": filename}
-                    )
-                ]
-            )
+            detail = {"key": key, "version": version, "filename": filename}
+            AuditRepository(conn).record(now, actor, "deploy", detail=detail)
             out.append(Deployed(definition_id, key, version, checksum, created=True))
         return out
 
-    def definition(self, conn: Connection, definition_id: int) -> tuple[str, Definition]:
+    def definition(self, conn: Connection, definition_id: int) -> Definition:
         """The parsed spec of a deployed version, rebuilt once per process and cached."""
         cached = self._definitions.get(definition_id)
         if cached is None:
             row = DefinitionRepository(conn).get(definition_id)
-            cached = (row.key, Definition.from_spec_json(row.spec_json))
-            self._definitions[definition_id] = cached
+            cached = self._definitions[definition_id] = Definition.from_spec_json(row.spec_json)
         return cached
 
     # ---------------------------------------------------------------- instance commands
@@ -215,11 +209,11 @@ class WorkflowService:
         version: int | None = None,
     ) -> StepResult:
         row = DefinitionRepository(conn).find(key, version)
-        _, definition = self.definition(conn, row.id)
+        definition = self.definition(conn, row.id)
         now = self.clock()
         runtime = Runtime.start(definition, dict(data), now, self.calendar())
         instance_id = str(uuid.uuid4())
-        ctx = StepContext(conn, instance_id, business_key, key, runtime, now, actor, "start")
+        ctx = StepContext(conn, instance_id, business_key, runtime, now, actor, "start")
         return self._persist(
             ctx, {}, {}, 0, detail={"key": key, "version": row.version}, definition_id=row.id
         )
@@ -286,18 +280,14 @@ class WorkflowService:
         with unit_of_work(self.engine) as conn:
             task = TaskRepository(conn).get(task_id)
             TaskRepository(conn).claim(task_id, user)
-            AuditRepository(conn).append(
-                [
-                    self._audit(
-                        self.clock(),
-                        user,
-                        "claim",
-                        task["instance_id"],
-                        task["business_key"],
-                        task_id=task_id,
-                        element_id=task["element_id"],
-                    )
-                ]
+            AuditRepository(conn).record(
+                self.clock(),
+                user,
+                "claim",
+                instance_id=task["instance_id"],
+                business_key=task["business_key"],
+                task_id=task_id,
+                element_id=task["element_id"],
             )
 
     def correlate_message(
@@ -391,8 +381,13 @@ class WorkflowService:
             row = InstanceRepository(conn).get(instance_id)
             TimerRepository(conn).failed(instance_id, now, f"[{code}] {exc}")
             detail = {"code": code, "message": str(exc)[:500]}
-            AuditRepository(conn).append(
-                [self._audit(now, worker, "timer_failed", instance_id, row.business_key, detail=detail)]
+            AuditRepository(conn).record(
+                now,
+                worker,
+                "timer_failed",
+                instance_id=instance_id,
+                business_key=row.business_key,
+                detail=detail,
             )
 
     def cancel(self, instance_id: str, actor: str, reason: str) -> None:
@@ -422,7 +417,7 @@ class WorkflowService:
                 instance_id=instance_id,
                 status=row.status,
             )
-        key, definition = self.definition(conn, row.definition_id)
+        definition = self.definition(conn, row.definition_id)
         now = self.clock()
         live = self._take_live(instance_id, row.version)
         if live is None:
@@ -432,7 +427,7 @@ class WorkflowService:
         else:
             runtime, before_ready, before_timers = live.runtime, live.ready, live.timers
             runtime.calendar = self.calendar()
-        ctx = StepContext(conn, instance_id, row.business_key, key, runtime, now, actor, action)
+        ctx = StepContext(conn, instance_id, row.business_key, runtime, now, actor, action)
         return ctx, before_ready, before_timers, row.version
 
     # A process keeps the live workflow of the instances it last moved, tagged with the version it
@@ -537,20 +532,14 @@ class WorkflowService:
         for tid, t in after_timers.items():  # a cycle timer that fired waits again for its next time
             if tid in before_timers and before_timers[tid] != t.due_at:
                 timer_repo.reschedule(ctx.instance_id, tid, t.due_at)
+        where = {"instance_id": ctx.instance_id, "business_key": ctx.business_key}
         audit = [
-            self._audit(
-                now,
-                ctx.actor,
-                ctx.action,
-                ctx.instance_id,
-                ctx.business_key,
-                task_id=task_id,
-                element_id=element_id,
-                detail=detail,
+            audit_row(
+                now, ctx.actor, ctx.action, task_id=task_id, element_id=element_id, detail=detail, **where
             )
         ]
         if final != "running":
-            audit.append(self._audit(now, ctx.actor, final, ctx.instance_id, ctx.business_key))
+            audit.append(audit_row(now, ctx.actor, final, **where))
         AuditRepository(conn).append(audit)
         for observer in self.observers:
             observer(ctx)
@@ -581,27 +570,4 @@ class WorkflowService:
             "warn_ratio": str(meta.warn_ratio) if meta.warn_ratio is not None else None,
             "clock": meta.clock,
             "suspends_case_clock": meta.suspends_case_clock,
-        }
-
-    @staticmethod
-    def _audit(
-        now: datetime,
-        actor: str,
-        action: str,
-        instance_id: str | None = None,
-        business_key: str | None = None,
-        *,
-        task_id: str | None = None,
-        element_id: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "at": now,
-            "actor": actor,
-            "action": action,
-            "instance_id": instance_id,
-            "business_key": business_key,
-            "task_id": task_id,
-            "element_id": element_id,
-            "detail": detail,
         }

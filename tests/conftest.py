@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from engine.persistence.database import make_engine
+from engine.bootstrap import Services, bootstrap, deploy_bundled_processes
+from engine.persistence.database import make_engine, unit_of_work
 from engine.persistence.schema import all_metadata, upgrade
+from engine.settings import Settings
+from licence.demo import load_demo
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PG_URL = os.environ.get("ONEWINDOW_TEST_PG_URL")
@@ -40,6 +43,24 @@ class FakeClock:
     def set(self, when: datetime) -> datetime:
         self.now = when
         return self.now
+
+
+FOOD_FORM = {
+    "premises": "一楼全层",
+    "main_business": "餐饮服务经营者",
+    "business_items": "热食类食品制售",
+    "contact_phone": "13800138000",
+}
+"""What an applicant types on the food business licence form (the rest is pre-filled from licences)."""
+
+
+def services_on(engine: Engine, clock: FakeClock) -> Services:
+    """The whole system on a test database: bundled models deployed, demo licences loaded."""
+    services = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=engine)
+    deploy_bundled_processes(services)
+    with unit_of_work(engine) as conn:
+        load_demo(conn)
+    return services
 
 
 @pytest.fixture

@@ -130,12 +130,6 @@ class DefinitionRepository:
         rows = self.conn.execute(select(*cols).order_by(definitions.c.key, definitions.c.version)).all()
         return [dict(r._mapping) for r in rows]
 
-    def bpmn(self, definition_id: int) -> str:
-        text = self.conn.execute(select(definitions.c.bpmn).where(definitions.c.id == definition_id)).scalar()
-        if text is None:
-            raise NotFound("流程定义不存在", code="definition_not_found", definition_id=definition_id)
-        return str(text)
-
 
 class InstanceRepository:
     def __init__(self, conn: Connection) -> None:
@@ -372,11 +366,39 @@ class MessageRepository:
         self.conn.execute(update(messages).where(messages.c.id == message_id).values(delivered_at=now))
 
 
+def audit_row(
+    at: datetime,
+    actor: str,
+    action: str,
+    *,
+    instance_id: str | None = None,
+    business_key: str | None = None,
+    task_id: str | None = None,
+    element_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One audit event: who did what, when, to which instance/case/task/element, with what detail."""
+    return {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "instance_id": instance_id,
+        "business_key": business_key,
+        "task_id": task_id,
+        "element_id": element_id,
+        "detail": detail,
+    }
+
+
 class AuditRepository:
     """Append-only: this class has no update or delete, and PostgreSQL refuses them by trigger."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def record(self, at: datetime, actor: str, action: str, **about: Any) -> None:
+        """Append one event (``about``: the keyword fields of :func:`audit_row`)."""
+        self.append([audit_row(at, actor, action, **about)])
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:

@@ -11,14 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.bootstrap import Services, bootstrap, deploy_bundled_processes
+from engine.bootstrap import Services
 from engine.errors import Conflict, InvalidInput
-from engine.persistence.database import unit_of_work
 from engine.persistence.tables import audit_log, case_clocks, escalations, tasks
-from engine.settings import Settings
-from licence.demo import demo_organisations, load_demo
+from licence.demo import demo_organisations
 from licence.library import LicenceLibrary
-from tests.conftest import FakeClock
+from tests.conftest import FOOD_FORM, FakeClock, services_on
 
 
 def shanghai(y: int, m: int, d: int, h: int = 9, mi: int = 0) -> datetime:
@@ -28,11 +26,7 @@ def shanghai(y: int, m: int, d: int, h: int = 9, mi: int = 0) -> datetime:
 @pytest.fixture
 def svc(db, clock: FakeClock) -> Services:
     clock.set(shanghai(2025, 9, 29, 9))
-    services = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=db)
-    deploy_bundled_processes(services)
-    with unit_of_work(db) as conn:
-        load_demo(conn)
-    return services
+    return services_on(db, clock)
 
 
 def org_with(svc: Services, has: set[str], lacks: set[str] = frozenset()):  # type: ignore[assignment]
@@ -69,20 +63,40 @@ def statuses(svc: Services, case_id: str) -> list[str]:
 
 
 JOINT_FORM = {
-    "premises": "一楼全层",
-    "main_business": "餐饮服务经营者",
-    "business_items": "热食类食品制售",
-    "contact_phone": "13800138000",
+    **FOOD_FORM,
     "project_name": "门店装修改造工程",
     "project_address": "福州市鼓楼区五四路1号",
     "construction_scale": "建筑面积320平方米",
 }
-FOOD_FORM = {
-    "premises": "一楼全层",
-    "main_business": "餐饮服务经营者",
-    "business_items": "热食类食品制售",
-    "contact_phone": "13800138000",
-}
+
+
+def tolerant_food_case(svc: Services, clock: FakeClock, org, *, sign: bool = True) -> str:
+    """A food business licence applied for under tolerance on 11 Feb 2026 (before Spring Festival), with
+    only the key materials handed in; the applicant signs the commitment unless ``sign`` is false."""
+    from engine.case_service import Application
+
+    clock.set(shanghai(2026, 2, 11, 10))
+    provided = {"MR-001": ["application", "legal_rep_id"]}
+    app = Application(
+        org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), tolerant=True, provided=provided
+    )
+    case_id = svc.cases.submit(app, "a")
+    if sign:
+        sign_commitment(svc, case_id)
+    return case_id
+
+
+def sign_commitment(svc: Services, case_id: str) -> None:
+    missing = ["layout_plan", "safety_rules", "manager_health"]
+    do(
+        svc,
+        case_id,
+        "commitment",
+        actor="applicant",
+        missing_materials=missing,
+        promised_date="2026-02-26",
+        signed=True,
+    )
 
 
 def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefill(
@@ -296,29 +310,10 @@ def test_tolerant_acceptance_needs_key_materials_and_terminates_when_deadline_mi
         svc.cases.submit(Application(org.credit_code, org.name, ["MR-003"], form={}, tolerant=True), "a")
     assert err.value.code in ("tolerance_not_allowed", "invalid_form")
 
-    clock.set(shanghai(2026, 2, 11, 10))
-    case_id = svc.cases.submit(
-        Application(
-            org.credit_code,
-            org.name,
-            ["MR-001"],
-            form=dict(FOOD_FORM),
-            tolerant=True,
-            provided={"MR-001": ["application", "legal_rep_id"]},
-        ),
-        "a",
-    )
+    case_id = tolerant_food_case(svc, clock, org, sign=False)
     mats = {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}
     assert mats["layout_plan"] == "missing_tolerated"
-    do(
-        svc,
-        case_id,
-        "commitment",
-        actor="applicant",
-        missing_materials=["layout_plan", "safety_rules", "manager_health"],
-        promised_date="2026-02-26",
-        signed=True,
-    )
+    sign_commitment(svc, case_id)
     assert svc.cases.track(case_id)["case"]["status"] in ("accepted", "under_review")
     # the deadline runs over Spring Festival 2026: nothing happens on the holiday
     clock.set(shanghai(2026, 2, 20, 10))
@@ -393,30 +388,9 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
 
 
 def test_tolerant_supplied_in_time_releases_the_held_licence(svc: Services, clock) -> None:
-    from engine.case_service import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
-    clock.set(shanghai(2026, 2, 11, 10))
-    case_id = svc.cases.submit(
-        Application(
-            org.credit_code,
-            org.name,
-            ["MR-001"],
-            form=dict(FOOD_FORM),
-            tolerant=True,
-            provided={"MR-001": ["application", "legal_rep_id"]},
-        ),
-        "a",
-    )
-    do(
-        svc,
-        case_id,
-        "commitment",
-        actor="applicant",
-        missing_materials=["layout_plan", "safety_rules", "manager_health"],
-        promised_date="2026-02-26",
-        signed=True,
-    )
+    case_id = tolerant_food_case(svc, clock, org)
     # a partial supply is recorded but does not yet satisfy the commitment
     assert svc.cases.supply_materials(case_id, ["layout_plan"], "applicant") is False
     do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from engine.errors import Conflict
 from engine.persistence.tables import audit_log, instances, tasks, timers
 from engine.service import WorkflowService
+from tests.conftest import FOOD_FORM, services_on
 
 BPMN = Path(__file__).parent / "bpmn"
 pytestmark = pytest.mark.postgres
@@ -103,25 +104,14 @@ def test_three_workers_fire_each_timer_exactly_once(pg, service, clock) -> None:
 
 
 def test_three_workers_raise_each_clock_card_exactly_once(pg, clock) -> None:
-    from engine.bootstrap import bootstrap, deploy_bundled_processes
     from engine.case_clocks import tick_clocks
     from engine.case_service import Application
-    from engine.persistence.database import unit_of_work
     from engine.persistence.tables import escalations
-    from engine.settings import Settings
-    from licence.demo import demo_organisations, load_demo
+    from licence.demo import demo_organisations
 
-    svc = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=pg)
-    deploy_bundled_processes(svc)
-    with unit_of_work(pg) as conn:
-        load_demo(conn)
+    svc = services_on(pg, clock)
     org = [o for o in demo_organisations() if o.credit_code.startswith("91")][5]
-    form = {
-        "premises": "一楼",
-        "main_business": "餐饮服务经营者",
-        "business_items": "热食类",
-        "contact_phone": "13800138000",
-    }
+    form = dict(FOOD_FORM)
     for _ in range(6):
         case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(form)), "a")
         with pg.connect() as conn:
@@ -181,25 +171,14 @@ def test_three_workers_on_instances_with_several_due_timers(pg, service, clock) 
 def test_two_supplies_at_once_complete_the_commitment(pg, clock) -> None:
     from zoneinfo import ZoneInfo
 
-    from engine.bootstrap import bootstrap, deploy_bundled_processes
     from engine.case_service import Application
-    from engine.persistence.database import unit_of_work
     from engine.persistence.tables import case_materials, messages
-    from engine.settings import Settings
-    from licence.demo import demo_organisations, load_demo
+    from licence.demo import demo_organisations
 
-    svc = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=pg)
-    deploy_bundled_processes(svc)
-    with unit_of_work(pg) as conn:
-        load_demo(conn)
+    svc = services_on(pg, clock)
     clock.set(datetime(2026, 2, 11, 10, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC))
     org = [o for o in demo_organisations() if o.credit_code.startswith("91")][6]
-    form = {
-        "premises": "一楼",
-        "main_business": "餐饮服务经营者",
-        "business_items": "热食类",
-        "contact_phone": "13800138000",
-    }
+    form = dict(FOOD_FORM)
     case_id = svc.cases.submit(
         Application(
             org.credit_code,
