@@ -36,6 +36,7 @@ from engine.persistence.repositories import (
     TimerRepository,
     audit_row,
 )
+from engine.persistence.steps import StepWrite, write_step
 from engine.workflow import Definition, ReadyTask, Runtime, document_text, load_definitions
 from engine.workflow.api import TaskMeta
 
@@ -112,6 +113,8 @@ def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) ->
 class _Live:
     """A live workflow as a committed step left it: its version, its ready tasks and pending timers."""
 
+    instance_id: str
+    business_key: str | None
     version: int
     runtime: Runtime
     ready: dict[str, ReadyTask]
@@ -139,6 +142,7 @@ class WorkflowService:
         self.calendar = calendar
         self._definitions: dict[int, Definition] = {}
         self._live: OrderedDict[str, _Live] = OrderedDict()
+        self._live_of_task: dict[str, str] = {}  # ready task id -> instance id, for the kept live workflows
         self._live_lock = threading.Lock()
         self._skip_locked = is_postgres(engine)
 
@@ -252,15 +256,19 @@ class WorkflowService:
     ) -> StepResult:
         if not isinstance(data, dict):
             raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task_id)
-        row, state = InstanceRepository(conn).for_task(task_id)
-        if state != expected_state:
-            raise Conflict(
-                f"任务当前状态为 {state}，不是 {expected_state}",
-                code="task_not_ready",
-                task_id=task_id,
-                state=state,
-            )
-        ctx, before_ready, before_timers, version = self._load(conn, row, actor, "complete")
+        live = self._take_live_of_task(task_id) if expected_state == "ready" else None
+        if live is not None:  # no read: the write's version check proves nobody moved the instance since
+            ctx, before_ready, before_timers, version = self._resume(conn, live, actor, "complete")
+        else:
+            row, state = InstanceRepository(conn).for_task(task_id)
+            if state != expected_state:
+                raise Conflict(
+                    f"任务当前状态为 {state}，不是 {expected_state}",
+                    code="task_not_ready",
+                    task_id=task_id,
+                    state=state,
+                )
+            ctx, before_ready, before_timers, version = self._load(conn, row, actor, "complete")
         if task_id not in before_ready:
             raise Conflict("任务已不在待办状态", code="task_not_ready", task_id=task_id)
         ctx.runtime.complete(task_id, dict(data), ctx.now)
@@ -417,18 +425,24 @@ class WorkflowService:
                 instance_id=instance_id,
                 status=row.status,
             )
-        definition = self.definition(conn, row.definition_id)
-        now = self.clock()
         live = self._take_live(instance_id, row.version)
-        if live is None:
-            runtime = Runtime.restore(definition, row.state, now, self.calendar())
-            before_ready = {t.task_id: t for t in runtime.ready_tasks()}
-            before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
-        else:
-            runtime, before_ready, before_timers = live.runtime, live.ready, live.timers
-            runtime.calendar = self.calendar()
+        if live is not None:
+            return self._resume(conn, live, actor, action)
+        now = self.clock()
+        runtime = Runtime.restore(self.definition(conn, row.definition_id), row.state, now, self.calendar())
+        before_ready = {t.task_id: t for t in runtime.ready_tasks()}
+        before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
         ctx = StepContext(conn, instance_id, row.business_key, runtime, now, actor, action)
         return ctx, before_ready, before_timers, row.version
+
+    def _resume(
+        self, conn: Connection, live: _Live, actor: str, action: str
+    ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
+        live.runtime.calendar = self.calendar()
+        ctx = StepContext(
+            conn, live.instance_id, live.business_key, live.runtime, self.clock(), actor, action
+        )
+        return ctx, live.ready, live.timers, live.version
 
     # A process keeps the live workflow of the instances it last moved, tagged with the version it
     # committed. A command whose row still has that version takes the object instead of rebuilding it
@@ -436,17 +450,30 @@ class WorkflowService:
     # the object is gone). Taking removes it, so two threads never share one.
     def _take_live(self, instance_id: str, version: int) -> _Live | None:
         with self._live_lock:
-            live = self._live.pop(instance_id, None)
+            live = self._pop_live(instance_id)
         return live if live is not None and live.version == version else None
 
-    def _keep_live(self, instance_id: str, live: _Live) -> None:
+    def _take_live_of_task(self, task_id: str) -> _Live | None:
+        """The live workflow in which ``task_id`` was ready when this process last committed it."""
         with self._live_lock:
-            kept = self._live.get(instance_id)
+            instance_id = self._live_of_task.get(task_id)
+            return self._pop_live(instance_id) if instance_id is not None else None
+
+    def _pop_live(self, instance_id: str) -> _Live | None:
+        live = self._live.pop(instance_id, None)
+        for task_id in live.ready if live is not None else ():
+            self._live_of_task.pop(task_id, None)
+        return live
+
+    def _keep_live(self, live: _Live) -> None:
+        with self._live_lock:
+            kept = self._pop_live(live.instance_id)
             if kept is not None and kept.version > live.version:
-                return
-            self._live[instance_id] = live
+                live = kept
+            self._live[live.instance_id] = live
+            self._live_of_task.update(dict.fromkeys(live.ready, live.instance_id))
             while len(self._live) > LIVE_INSTANCES:
-                self._live.popitem(last=False)
+                self._pop_live(next(iter(self._live)))
 
     def _deliver_buffered(self, ctx: StepContext) -> int:
         """Hand buffered messages to catch events that now wait for them."""
@@ -488,30 +515,46 @@ class WorkflowService:
         ctx.due = {
             t.task_id: d for t in opened if t.meta.due_expression and (d := rt.task_due(t.task_id, now))
         }
-        # The version check comes first: a lost race fails here, before any projection row is touched.
-        if definition_id is not None:  # a new instance is inserted with its first state
-            new = InstanceRow(ctx.instance_id, definition_id, ctx.business_key, final, rt.dump(), 1)
-            InstanceRepository(conn).insert(new, now)
-        else:
-            InstanceRepository(conn).save(ctx.instance_id, rt.dump(), final, version, now)
         gone = [tid for tid in before_ready if tid not in after_ready]
-        tasks = TaskRepository(conn)
-        if gone:
-            if task_id in gone:
-                tasks.close_own(task_id, now, ctx.actor)
-            others = [tid for tid in gone if tid != task_id]
+        workflow_data = rt.data if opened else {}  # a deep copy: take it once per step, not once per task
+        where = {"instance_id": ctx.instance_id, "business_key": ctx.business_key}
+        audit = [
+            audit_row(
+                now, ctx.actor, ctx.action, task_id=task_id, element_id=element_id, detail=detail, **where
+            )
+        ]
+        if final != "running":
+            audit.append(audit_row(now, ctx.actor, final, **where))
+        # the instance (under its version check), the task the actor completed, the opened tasks, the audit
+        write_step(
+            conn,
+            StepWrite(
+                ctx.instance_id,
+                ctx.business_key,
+                final,
+                rt.dump(),
+                version + 1,
+                now,
+                ctx.actor,
+                definition_id=definition_id,
+                completed_task=task_id if task_id in gone else None,
+                new_tasks=[self._task_row(ctx, t, workflow_data) for t in opened],
+                audit=audit,
+            ),
+        )
+        others = [tid for tid in gone if tid != task_id]
+        if others:
+            tasks = TaskRepository(conn)
             completed = [tid for tid in others if rt.task_state(tid) == "COMPLETED"]
             tasks.close(completed, "completed", now, None)
             tasks.close([tid for tid in others if tid not in completed], "cancelled", now, None)
-        if opened:
-            workflow_data = rt.data  # a deep copy: take it once per step, not once per task
-            tasks.insert_ready([self._task_row(ctx, t, workflow_data) for t in opened])
         ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
         after_timers = {t.task_id: t for t in rt.pending_timers()}
         if final == "running":
             ready = {tid: replace(t, data={}) for tid, t in after_ready.items()}  # not shared with observers
-            live = _Live(version + 1, rt, ready, {tid: t.due_at for tid, t in after_timers.items()})
-            after_commit(conn, lambda: self._keep_live(ctx.instance_id, live))
+            timers = {tid: t.due_at for tid, t in after_timers.items()}
+            live = _Live(ctx.instance_id, ctx.business_key, version + 1, rt, ready, timers)
+            after_commit(conn, lambda: self._keep_live(live))
         timer_repo = TimerRepository(conn)
         left = [tid for tid in before_timers if tid not in after_timers]
         fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]
@@ -532,15 +575,6 @@ class WorkflowService:
         for tid, t in after_timers.items():  # a cycle timer that fired waits again for its next time
             if tid in before_timers and before_timers[tid] != t.due_at:
                 timer_repo.reschedule(ctx.instance_id, tid, t.due_at)
-        where = {"instance_id": ctx.instance_id, "business_key": ctx.business_key}
-        audit = [
-            audit_row(
-                now, ctx.actor, ctx.action, task_id=task_id, element_id=element_id, detail=detail, **where
-            )
-        ]
-        if final != "running":
-            audit.append(audit_row(now, ctx.actor, final, **where))
-        AuditRepository(conn).append(audit)
         for observer in self.observers:
             observer(ctx)
         return StepResult(ctx.instance_id, tuple(t.task_id for t in opened), final)

@@ -143,7 +143,6 @@ timers = Table(
     Column("last_error", Text),
     Index("ix_timers_due", "fired_at", "due_at"),
     UniqueConstraint("instance_id", "task_id", name="uq_timers_instance_task"),
-    implicit_returning=False,
 )
 
 messages = Table(
@@ -170,7 +169,6 @@ audit_log = Table(
     Column("task_id", String(36)),
     Column("element_id", String(200)),
     Column("detail", JSON),
-    implicit_returning=False,  # nobody reads the new id back: a plain INSERT is cheaper
 )
 
 

@@ -257,3 +257,38 @@ def test_a_failed_command_leaves_no_half_moved_live_workflow(db, clock) -> None:
     assert [t["element_id"] for t in ready(db)] == ["intake"]  # rolled back
     result = svc.complete_task(intake, {}, "x")  # the same task again: the live object was not kept
     assert result.status == "running" and [t["element_id"] for t in ready(db)] == ["review"]
+
+
+def test_a_stale_live_workflow_never_completes_a_task_twice(db, clock) -> None:
+    a, b = WorkflowService(db, clock=clock), WorkflowService(db, clock=clock)  # two API processes
+    a.deploy((BPMN / "three_tasks.bpmn").read_bytes(), "three_tasks.bpmn", "designer")
+    intake = a.start("three_tasks", {}, "x").opened_tasks[0]  # a keeps the live workflow, intake ready
+    b.complete_task(intake, {"by": "b"}, "y")
+    with pytest.raises(Conflict) as refused:
+        a.complete_task(intake, {"by": "a"}, "x")  # a's copy still has intake ready: the database decides
+    assert refused.value.code == "task_not_ready"
+    with db.connect() as conn:
+        completes = conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "complete")).scalars()
+        assert list(completes) == ["y"]
+        closed = conn.execute(select(tasks.c.completed_by).where(tasks.c.id == intake)).scalar_one()
+        assert closed == "y"
+    assert [t["element_id"] for t in ready(db)] == ["review"]
+
+
+def test_a_stale_live_workflow_is_rebuilt_and_the_other_step_is_kept(db, clock) -> None:
+    a, b = WorkflowService(db, clock=clock), WorkflowService(db, clock=clock)
+    a.deploy((BPMN / "parallel.bpmn").read_bytes(), "parallel.bpmn", "designer")
+    started = a.start("parallel_three", {}, "x")  # a keeps the live workflow: three siblings ready
+    by_element = {t["element_id"]: t["id"] for t in ready(db)}
+    assert set(by_element) == {"review_market", "review_health", "review_housing"}
+    b.complete_task(by_element["review_market"], {"market": "approve"}, "m")
+    a.complete_task(by_element["review_health"], {"health": "approve"}, "h")  # stale copy: retried
+    a.complete_task(by_element["review_housing"], {"housing": "approve"}, "u")
+    assert [t["element_id"] for t in ready(db)] == ["consolidate"]
+    with db.connect() as conn:
+        row = conn.execute(select(instances.c.version, instances.c.state)).one()
+        done = conn.execute(
+            select(tasks.c.element_id, tasks.c.completed_by).where(tasks.c.state == "completed")
+        ).all()
+    assert row.version == 4 and started.status == "running"
+    assert sorted(done) == [("review_health", "h"), ("review_housing", "u"), ("review_market", "m")]

@@ -1,0 +1,164 @@
+"""The rows of one engine step (engine/persistence/steps.py): one statement on PostgreSQL, several on
+SQLite, the same rows and the same refusals on both."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from engine.errors import Conflict
+from engine.persistence.database import unit_of_work
+from engine.persistence.repositories import DefinitionRepository, audit_row
+from engine.persistence.steps import StepWrite, write_step
+from engine.persistence.tables import audit_log, instances, tasks
+
+NOW = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)
+LATER = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+
+
+def _definition(db) -> int:
+    with unit_of_work(db) as conn:
+        return DefinitionRepository(conn).insert(
+            key="k",
+            version=1,
+            name="测试",
+            filename="k.bpmn",
+            bpmn="<x/>",
+            checksum="c" * 64,
+            spec_json="{}",
+            deployed_by="d",
+            deployed_at=NOW,
+        )
+
+
+def _task(task_id: str, **changes: object) -> dict:
+    row = {
+        "id": task_id,
+        "instance_id": "i-1",
+        "business_key": "260302-0001-3",
+        "element_id": "review",
+        "name": "审查（含“引号”）",
+        "candidate_groups": ",market,",
+        "candidate_users": "",
+        "assignee": None,
+        "state": "ready",
+        "form_key": "food_review",
+        "mi_index": None,
+        "priority": 1,
+        "created_at": NOW,
+        "due_at": LATER,
+        "deadline_days": 5,
+        "deadline_hours": None,
+        "warn_ratio": "0.6",
+        "clock": "promised",
+        "suspends_case_clock": True,
+    }
+    return {**row, **changes}
+
+
+def _start(db, definition_id: int) -> None:
+    with unit_of_work(db) as conn:
+        write_step(
+            conn,
+            StepWrite(
+                "i-1",
+                "260302-0001-3",
+                "running",
+                '{"s": 1}',
+                1,
+                NOW,
+                "申请人",
+                definition_id=definition_id,
+                new_tasks=[
+                    _task("t-1"),
+                    _task("t-2", assignee="officer-b", priority=0, suspends_case_clock=False),
+                ],
+                audit=[
+                    audit_row(NOW, "申请人", "start", instance_id="i-1", detail={"材料": ["身份证", 1, None]})
+                ],
+            ),
+        )
+
+
+def _step(conn, version: int, task_id: str | None, actor: str = "officer-a") -> None:
+    write_step(
+        conn,
+        StepWrite(
+            "i-1",
+            "260302-0001-3",
+            "running",
+            f'{{"s": {version}}}',
+            version,
+            LATER,
+            actor,
+            completed_task=task_id,
+            new_tasks=[_task("t-3", created_at=LATER)],
+            audit=[audit_row(LATER, actor, "complete", instance_id="i-1", task_id=task_id)],
+        ),
+    )
+
+
+def _snapshot(db) -> tuple:
+    with db.connect() as conn:
+        return (
+            conn.execute(select(instances.c.version, instances.c.state)).one(),
+            conn.execute(select(tasks.c.id, tasks.c.state).order_by(tasks.c.id)).all(),
+            conn.execute(select(audit_log.c.action)).scalars().all(),
+        )
+
+
+def test_a_new_instance_is_written_with_its_tasks_and_audit_exactly(db) -> None:
+    _start(db, _definition(db))
+    with db.connect() as conn:
+        instance = conn.execute(select(instances)).one()
+        rows = {r.id: dict(r._mapping) for r in conn.execute(select(tasks))}
+        audit = conn.execute(select(audit_log)).one()
+    assert (instance.version, instance.status, instance.created_at, instance.updated_at) == (
+        1,
+        "running",
+        NOW,
+        NOW,
+    )
+    assert rows["t-1"] == {**_task("t-1"), "completed_at": None, "completed_by": None, "escalated_at": None}
+    assert rows["t-2"]["assignee"] == "officer-b" and rows["t-2"]["suspends_case_clock"] is False
+    assert (audit.actor, audit.action, audit.at, audit.detail) == (
+        "申请人",
+        "start",
+        NOW,
+        {"材料": ["身份证", 1, None]},
+    )
+
+
+def test_a_step_saves_over_its_version_and_closes_the_actor_s_task(db) -> None:
+    _start(db, _definition(db))
+    with unit_of_work(db) as conn:
+        _step(conn, 2, "t-1")
+    with db.connect() as conn:
+        closed = conn.execute(
+            select(tasks.c.state, tasks.c.completed_at, tasks.c.completed_by).where(tasks.c.id == "t-1")
+        ).one()
+    assert tuple(closed) == ("completed", LATER, "officer-a")
+    assert _snapshot(db) == (
+        (2, '{"s": 2}'),
+        [("t-1", "completed"), ("t-2", "ready"), ("t-3", "ready")],
+        ["start", "complete"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "task_id", "actor", "code"),
+    [
+        (3, "t-1", "officer-a", "version_conflict"),  # someone else saved version 2 first
+        (2, "t-2", "officer-a", "claimed_by_other"),  # t-2 is claimed by officer-b
+        (2, "t-9", "officer-a", "claimed_by_other"),  # no such ready task
+    ],
+)
+def test_a_refused_step_leaves_nothing_written(db, version: int, task_id: str, actor: str, code: str) -> None:
+    _start(db, _definition(db))
+    before = _snapshot(db)
+    with pytest.raises(Conflict) as refused, unit_of_work(db) as conn:
+        _step(conn, version, task_id, actor)
+    assert refused.value.code == code
+    assert _snapshot(db) == before
