@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from engine.errors import Conflict
 from engine.persistence.database import unit_of_work
@@ -94,7 +94,7 @@ def _step(conn, version: int, task_id: str | None, actor: str = "officer-a") -> 
             LATER,
             actor,
             completed_task=task_id,
-            new_tasks=[_task("t-3", created_at=LATER)],
+            new_tasks=[_task(f"t-{version + 1}", created_at=LATER)],
             audit=[audit_row(LATER, actor, "complete", instance_id="i-1", task_id=task_id)],
         ),
     )
@@ -162,3 +162,26 @@ def test_a_refused_step_leaves_nothing_written(db, version: int, task_id: str, a
         _step(conn, version, task_id, actor)
     assert refused.value.code == code
     assert _snapshot(db) == before
+
+
+def _prepared(pg) -> set[str]:
+    with pg.connect() as conn:
+        return set(conn.execute(text("SELECT name FROM pg_prepared_statements")).scalars())
+
+
+def test_each_postgresql_session_prepares_the_step_statements_once(pg) -> None:
+    pg.dispose()  # a fresh session: nothing prepared yet
+    assert _prepared(pg) == set()
+    _start(pg, _definition(pg))
+    with unit_of_work(pg) as conn:
+        _step(conn, 2, "t-1")
+    assert _prepared(pg) == {"onewindow_step_insert", "onewindow_step_save"}
+    with pytest.raises(Conflict), unit_of_work(pg) as conn:
+        _step(conn, 2, "t-2", "officer-b")  # refused and rolled back: the session keeps its statements
+    with unit_of_work(pg) as conn:
+        _step(conn, 3, "t-2", "officer-b")
+    pg.dispose()  # the pool's next session prepares again when it first needs to
+    with unit_of_work(pg) as conn:
+        _step(conn, 4, None)
+    assert _prepared(pg) == {"onewindow_step_save"}
+    assert _snapshot(pg)[0] == (4, '{"s": 4}')
