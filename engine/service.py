@@ -1,9 +1,10 @@
 """The engine's service layer: deploy, start, complete, correlate, fire timers, cancel.
 
-Every command is one transaction: load the instance with its version, run SpiffWorkflow (through the
-workflow adapter), write the new state with an optimistic version check, the task/timer projections
-and the audit events, commit. Each public command has an ``*_in(conn, ...)`` form so that a higher
-service (cases) can compose it with its own writes inside the same transaction.
+Every command is one transaction: load the instance with its version (or take the live workflow this
+process committed last), run SpiffWorkflow (through the workflow adapter), write the new state with an
+optimistic version check, the task/timer projections and the audit events, commit. Each public command
+has an ``*_in(conn, ...)`` form so that a higher service (cases) can compose it with its own writes inside
+the same transaction.
 """
 
 from __future__ import annotations

@@ -82,6 +82,10 @@ class StepWrite:
     new_tasks: Sequence[dict[str, Any]] = field(default_factory=list)
     audit: Sequence[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:  # the prepared path hands times to the driver as they are
+            raise ValueError("naive datetime given to a UTC column")
+
     @property
     def expected_version(self) -> int:
         return self.version - 1
@@ -144,6 +148,14 @@ def _write_each(conn: Connection, step: StepWrite) -> tuple[int, int]:
 # ------------------------------------------------------------------ PostgreSQL: one statement
 
 
+def _defaults(table: Table) -> dict[str, Any]:
+    """The column defaults SQLAlchemy would fill in (NULL would reach the table through JSON otherwise)."""
+    return {c.name: c.default.arg for c in table.c if c.default is not None and c.default.is_scalar}
+
+
+_TASK_DEFAULTS, _AUDIT_DEFAULTS = _defaults(tasks), _defaults(audit_log)
+
+
 def _insert_json_rows(table: Table, param: str, after: Exists) -> Executable:
     """INSERT INTO table SELECT ... FROM json_populate_recordset(NULL::table, :param) WHERE after."""
     columns = [c.name for c in table.c if not (c.primary_key and c.autoincrement is True)]
@@ -199,8 +211,8 @@ _ONE_STATEMENT = {
 }
 
 
-def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(list(rows), ensure_ascii=False, default=_json_value)
+def _json_rows(rows: Sequence[dict[str, Any]], defaults: dict[str, Any]) -> str:
+    return json.dumps([{**defaults, **row} for row in rows], ensure_ascii=False, default=_json_value)
 
 
 def _json_value(value: Any) -> Any:
@@ -216,6 +228,9 @@ def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int
     params = _instance_values(step)
     if not new:
         params.update(_task_values(step))
-    params.update(task_rows=_json_rows(step.new_tasks), audit_rows=_json_rows(step.audit))
+    params.update(
+        task_rows=_json_rows(step.new_tasks, _TASK_DEFAULTS),
+        audit_rows=_json_rows(step.audit, _AUDIT_DEFAULTS),
+    )
     saved, closed = _ONE_STATEMENT[new].run(conn, params)
     return int(saved), int(closed)

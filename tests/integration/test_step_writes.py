@@ -185,3 +185,27 @@ def test_each_postgresql_session_prepares_the_step_statements_once(pg) -> None:
         _step(conn, 4, None)
     assert _prepared(pg) == {"onewindow_step_save"}
     assert _snapshot(pg)[0] == (4, '{"s": 4}')
+
+
+def test_columns_left_out_of_a_row_get_their_defaults_on_every_database(db) -> None:
+    row = _task("t-1")
+    for name in ("candidate_users", "priority", "suspends_case_clock"):
+        del row[name]
+    definition_id = _definition(db)
+    with unit_of_work(db) as conn:
+        write_step(
+            conn,
+            StepWrite(
+                "i-1", None, "running", "{}", 1, NOW, "x", definition_id=definition_id, new_tasks=[row]
+            ),
+        )
+    with db.connect() as conn:
+        stored = conn.execute(
+            select(tasks.c.candidate_users, tasks.c.priority, tasks.c.suspends_case_clock)
+        ).one()
+    assert tuple(stored) == ("", 0, False)
+
+
+def test_a_naive_time_is_refused_before_anything_is_written() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        StepWrite("i-1", None, "running", "{}", 1, NOW.replace(tzinfo=None), "x", definition_id=1)
