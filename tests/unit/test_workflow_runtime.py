@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import Conflict, NotFound
 from engine.workflow import Definition, Runtime, load_definitions
-from engine.workflow.serializer import full_dump, full_registry
+from engine.workflow.serializer import full_dump
 from tests.unit.bpmn.models import (
     document,
     flow,
@@ -203,28 +200,15 @@ def test_cancel() -> None:
     assert runtime.ready_tasks() == []
 
 
-def test_dump_excludes_spec_and_restore_is_cheaper_than_full_roundtrip() -> None:
+def test_dump_excludes_spec_and_restores_without_it() -> None:
+    """The state holds no spec (the speed this buys is measured by ``python -m bench``, not here)."""
     inner = user_task("a") + flow("a", "b") + user_task("b") + flow("b", "c") + user_task("c")
     defn = definition(document(linear(inner, "a", "c")))
     runtime = Runtime.start(defn, {"n": 1}, NOW)
     state = runtime.dump()
     parsed = json.loads(state)
     assert "spec" not in parsed and "subprocess_specs" not in parsed
-    full = full_dump(runtime.workflow)
-    assert len(state) < len(full)
-
-    rounds = 30
-    started = time.perf_counter()
-    for _ in range(rounds):
-        rt = Runtime.restore(defn, state, NOW)
-        rt.ready_tasks()
-        rt.dump()
-    ours = time.perf_counter() - started
-    plain = BpmnWorkflowSerializer(full_registry())
-    started = time.perf_counter()
-    for _ in range(rounds):
-        workflow = plain.deserialize_json(full)
-        workflow.get_tasks(state=TaskState.READY)
-        plain.serialize_json(workflow)
-    theirs = time.perf_counter() - started
-    assert ours < theirs
+    assert len(state) < len(full_dump(runtime.workflow))
+    restored = Runtime.restore(defn, state, NOW)
+    assert [t.element_id for t in restored.ready_tasks()] == ["a"]
+    assert restored.dump() == state
