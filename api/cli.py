@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cases", type=int, default=300)
     b.add_argument("--pg-url", default=None)
     b.add_argument("--clients", type=int, default=4)
+    b.add_argument("--rounds", type=int, default=3)
     b.set_defaults(func=lambda a: __import__("bench.__main__", fromlist=["main"]).main(a))
 
     from licence.cli import register as register_licence
