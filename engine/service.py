@@ -46,7 +46,7 @@ log = logging.getLogger("onewindow.engine")
 Clock = Callable[[], datetime]
 MAX_RETRIES = 8
 LIVE_INSTANCES = 500  # live workflows kept per process (see _take_live)
-RETRYABLE = frozenset({"version_conflict", "serial_conflict"})
+RETRYABLE = frozenset({"version_conflict", "serial_conflict", "prepared_statement_lost"})
 T = TypeVar("T")
 
 
@@ -80,6 +80,7 @@ class StepContext:
     closed: list[str] = field(default_factory=list)  # every task that left the ready state
     ready_after: list[ReadyTask] = field(default_factory=list)
     due: dict[str, datetime] = field(default_factory=dict)  # opened task -> due date from camunda:dueDate
+    state_written: bool = False  # the new state passed its version check (observers run after that)
 
     @property
     def suspending_open(self) -> bool:
@@ -200,8 +201,9 @@ class WorkflowService:
         business_key: str | None = None,
         version: int | None = None,
     ) -> StepResult:
-        with unit_of_work(self.engine) as conn:
-            return self.start_in(conn, key, data, actor, business_key=business_key, version=version)
+        return self.run(
+            lambda conn: self.start_in(conn, key, data, actor, business_key=business_key, version=version)
+        )
 
     def start_in(
         self,
@@ -258,9 +260,7 @@ class WorkflowService:
         if not isinstance(data, dict):
             raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task_id)
         live = self._take_live_of_task(task_id) if expected_state == "ready" else None
-        if live is not None:  # no read: the write's version check proves nobody moved the instance since
-            ctx, before_ready, before_timers, version = self._resume(conn, live, actor, "complete")
-        else:
+        if live is None:
             row, state = InstanceRepository(conn).for_task(task_id)
             if state != expected_state:
                 raise Conflict(
@@ -269,7 +269,27 @@ class WorkflowService:
                     task_id=task_id,
                     state=state,
                 )
-            ctx, before_ready, before_timers, version = self._load(conn, row, actor, "complete")
+            return self._complete(self._load(conn, row, actor, "complete"), task_id, data)
+        # No read: the step runs on the copy this process committed last, and the write's version check
+        # proves nobody moved the instance since. Until that write, an error may come from a stale copy
+        # (another process moved the instance): the stored state decides, as ``run`` retries with a read.
+        loaded = self._resume(conn, live, actor, "complete")
+        try:
+            return self._complete(loaded, task_id, data)
+        except OneWindowError as exc:
+            if loaded[0].state_written or (isinstance(exc, Conflict) and exc.code in RETRYABLE):
+                raise
+            raise Conflict(
+                "流程实例已被他人修改，请刷新后重试", code="version_conflict", task_id=task_id
+            ) from exc
+
+    def _complete(
+        self,
+        loaded: tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int],
+        task_id: str,
+        data: dict[str, Any],
+    ) -> StepResult:
+        ctx, before_ready, before_timers, version = loaded
         if task_id not in before_ready:
             raise Conflict("任务已不在待办状态", code="task_not_ready", task_id=task_id)
         ctx.runtime.complete(task_id, dict(data), ctx.now)
@@ -400,8 +420,7 @@ class WorkflowService:
             )
 
     def cancel(self, instance_id: str, actor: str, reason: str) -> None:
-        with unit_of_work(self.engine) as conn:
-            self.cancel_in(conn, instance_id, actor, reason)
+        self.run(lambda conn: self.cancel_in(conn, instance_id, actor, reason))
 
     def cancel_in(self, conn: Connection, instance_id: str, actor: str, reason: str) -> None:
         if not reason.strip():
@@ -543,6 +562,7 @@ class WorkflowService:
                 audit=audit,
             ),
         )
+        ctx.state_written = True
         others = [tid for tid in gone if tid != task_id]
         if others:
             tasks = TaskRepository(conn)

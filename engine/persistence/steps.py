@@ -35,6 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import psycopg2
+from sqlalchemy.exc import DBAPIError
 
 from engine.errors import Conflict
 from engine.persistence.repositories import AuditRepository
@@ -202,7 +203,17 @@ class _Prepared:
             conn.exec_driver_sql(self.prepare)  # survives a rollback of this transaction, as sessions do
             prepared.add(self.name)
         values = {**self.constants, **params}
-        return tuple(conn.exec_driver_sql(self.execute, tuple(values[k] for k in self.order)).one())
+        try:
+            return tuple(conn.exec_driver_sql(self.execute, tuple(values[k] for k in self.order)).one())
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) != "26000":  # invalid_sql_statement_name
+                raise
+            # The session dropped its statements (DEALLOCATE / DISCARD ALL by a pooler or an administrator):
+            # this transaction is lost, the command's next attempt prepares again.
+            prepared.clear()
+            raise Conflict(
+                "数据库会话已重置，请重试", code="prepared_statement_lost", statement=self.name
+            ) from exc
 
 
 _ONE_STATEMENT = {

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from engine.errors import Conflict, InvalidInput, UnsafeExpression
 from engine.persistence.tables import audit_log, definitions, instances, messages, tasks, timers
 from engine.service import WorkflowService
+from tests.unit.bpmn.models import gateway_after_task_model
 
 BPMN = Path(__file__).parent / "bpmn"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -292,3 +293,19 @@ def test_a_stale_live_workflow_is_rebuilt_and_the_other_step_is_kept(db, clock) 
         ).all()
     assert row.version == 4 and started.status == "running"
     assert sorted(done) == [("review_health", "h"), ("review_housing", "u"), ("review_market", "m")]
+
+
+def test_an_error_on_a_stale_live_workflow_is_decided_by_the_stored_state(db, clock) -> None:
+    a, b = WorkflowService(db, clock=clock), WorkflowService(db, clock=clock)
+    a.deploy(gateway_after_task_model("ok == True"), "gw.bpmn", "designer")
+    intake = a.start("p", {}, "x").opened_tasks[0]  # a keeps the live workflow, intake ready
+    b.complete_task(intake, {"ok": True}, "y")
+    # on a's stale copy the gateway fails (no ``ok``); the stored state says the task is done
+    with pytest.raises(Conflict) as refused:
+        a.complete_task(intake, {}, "x")
+    assert refused.value.code == "task_not_ready"
+    # a genuine error on a fresh live workflow is still that error
+    fresh = a.start("p", {}, "x").opened_tasks[0]
+    with pytest.raises(InvalidInput) as failed:
+        a.complete_task(fresh, {}, "x")
+    assert failed.value.code == "expression_failed"

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select, text
 
 from engine.errors import Conflict
-from engine.persistence.database import unit_of_work
+from engine.persistence.database import make_engine, unit_of_work
 from engine.persistence.repositories import DefinitionRepository, audit_row
 from engine.persistence.steps import StepWrite, write_step
 from engine.persistence.tables import audit_log, instances, tasks
+from engine.service import WorkflowService
 
 NOW = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)
 LATER = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
@@ -209,3 +210,28 @@ def test_columns_left_out_of_a_row_get_their_defaults_on_every_database(db) -> N
 def test_a_naive_time_is_refused_before_anything_is_written() -> None:
     with pytest.raises(ValueError, match="naive"):
         StepWrite("i-1", None, "running", "{}", 1, NOW.replace(tzinfo=None), "x", definition_id=1)
+
+
+def test_a_session_that_lost_its_prepared_statements_prepares_again(pg) -> None:
+    _start(pg, _definition(pg))
+    with pytest.raises(Conflict) as lost, unit_of_work(pg) as conn:
+        _step(conn, 2, "t-1")  # prepared in this session now
+        conn.exec_driver_sql("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does
+        _step(conn, 3, "t-2", "officer-b")
+    assert lost.value.code == "prepared_statement_lost"
+    # the command is retried like any lost race, on a session that prepares the statement again
+    engine = make_engine(pg.url.render_as_string(hide_password=False))  # one session, so it is the same
+    try:
+        attempts: list[int] = []
+
+        def command(conn) -> None:
+            attempts.append(1)
+            _step(conn, 2, "t-1")
+            if len(attempts) == 1:
+                conn.exec_driver_sql("DEALLOCATE ALL")
+                _step(conn, 3, "t-2", "officer-b")
+
+        WorkflowService(engine).run(command)  # the first attempt loses its statement, the second prepares
+        assert len(attempts) == 2 and _snapshot(pg)[0] == (2, '{"s": 2}')
+    finally:
+        engine.dispose()
