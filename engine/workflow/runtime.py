@@ -72,7 +72,7 @@ class Runtime:
         workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
         runtime = cls(definition, workflow, calendar)
         initial = copy.deepcopy(dict(data or {}))
-        for task in runtime._ready(manual=False):
+        for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(initial))
         runtime._engine(now, workflow.do_engine_steps)
         return runtime
@@ -146,20 +146,9 @@ class Runtime:
             meta = TaskMeta(element_id=element_id, name=task.task_spec.bpmn_name or element_id)
         return meta
 
-    def _ready(self, *, manual: bool) -> list[Any]:
-        # The task dicts of the workflow and its subprocesses hold every task: scanning them is much cheaper
-        # than the library's tree walk (get_tasks), and keeps the order in which the tasks were created.
-        workflows = [self.workflow, *self.workflow.subprocesses.values()]
-        return [
-            task
-            for workflow in workflows
-            for task in workflow.tasks.values()
-            if task.state == TaskState.READY and (task.task_spec.manual or not manual)
-        ]
-
     def ready_tasks(self) -> list[ReadyTask]:
         result = []
-        for task in self._ready(manual=True):
+        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
             parent = task.parent
             index = None
             if parent is not None and isinstance(parent.task_spec, MultiInstanceTask):
