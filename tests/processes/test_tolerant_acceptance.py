@@ -11,6 +11,7 @@ CATALOGUE = load_catalogue()
 # Spring Festival 2026: Sun 15 - Mon 23 Feb are holidays, Sat 14 Feb and Sat 28 Feb are working days.
 ACCEPTED = (2026, 2, 11, 10)  # Wednesday
 DEADLINE = shanghai(2026, 2, 25, 23, 59, 59)  # 5 working days: 12, 13, 14 (Sat), 24, 25 Feb
+DELIVERED = ["submitted", "accepted", "under_review", "approved", "delivered"]  # a case's status history
 
 
 def accepted(code: str = "MR-001", **extra: object) -> Case:
@@ -57,13 +58,7 @@ def test_supplied_before_decision_licence_released_after_approval() -> None:
     case.complete("delivery", delivery_method="window", delivered_on="2026-02-24")
     assert case.completed
     data = case.data
-    assert [h["status"] for h in data["status_history"]] == [
-        "submitted",
-        "accepted",
-        "under_review",
-        "approved",
-        "delivered",
-    ]
+    assert [h["status"] for h in data["status_history"]] == DELIVERED
     assert data["materials_supplied"] is True
     assert data["licence_released"] is True
     assert data["supplied_materials"] == ["layout_plan"]
@@ -81,13 +76,7 @@ def test_hold_true_licence_waits_for_the_supplement() -> None:
     assert case.data["case_status"] == "approved"  # the supplement branch did not bring back a stale status
     case.complete("delivery", delivery_method="mail", delivered_on="2026-02-26")
     assert case.completed
-    assert [h["status"] for h in case.data["status_history"]] == [
-        "submitted",
-        "accepted",
-        "under_review",
-        "approved",
-        "delivered",
-    ]
+    assert [h["status"] for h in case.data["status_history"]] == DELIVERED
     assert case.observed == ["submitted", "under_review", "approved", "delivered"]
 
 
@@ -103,13 +92,7 @@ def test_hold_false_licence_released_at_once_then_supplement_completes_the_case(
     assert data["case_status"] == "delivered"
     assert data["licence_released"] is True  # not overwritten by the supplement branch's copy
     assert data["materials_supplied"] is True
-    assert [h["status"] for h in data["status_history"]] == [
-        "submitted",
-        "accepted",
-        "under_review",
-        "approved",
-        "delivered",
-    ]
+    assert [h["status"] for h in data["status_history"]] == DELIVERED
 
 
 @pytest.mark.parametrize(
