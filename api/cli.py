@@ -83,10 +83,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from engine.worker import Worker
+    from engine.bootstrap import bootstrap, make_worker
 
     settings = _settings()
-    worker = Worker.from_settings(settings, name=args.name or f"{socket.gethostname()}:{os.getpid()}")
+    worker = make_worker(bootstrap(settings), name=args.name or f"{socket.gethostname()}:{os.getpid()}")
     if args.once:
         print(worker.run_once())
         return 0
@@ -113,10 +113,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_calendar(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from engine.calendar import WorkingCalendar
-    from engine.calendar_overrides import load_overrides, set_override
     from engine.persistence.database import unit_of_work
-    from engine.service import utcnow
+    from engine.step import utcnow
+    from engine.time.calendar import WorkingCalendar
+    from engine.time.overrides import load_overrides, set_override
 
     engine = _engine()
     day = date.fromisoformat(args.day)

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from engine.calendar_overrides import CalendarProvider
-from engine.case_clocks import tick_clocks
-from engine.case_service import CaseService
+from engine.cases.clocks import tick_clocks
+from engine.cases.service import CaseService
 from engine.persistence.database import make_engine, unit_of_work
 from engine.persistence.schema import upgrade
-from engine.service import Clock, WorkflowService, utcnow
+from engine.service import WorkflowService
 from engine.settings import Settings
-from engine.worker import Job
+from engine.step import Clock, utcnow
+from engine.time.overrides import CalendarProvider
+from engine.worker import Job, Worker
 from forms.registry import FormRegistry
 from licence.library import LicenceLibrary
 from licence.tables import licences
@@ -63,8 +64,16 @@ def bootstrap(
     return services
 
 
+def make_worker(services: Services, name: str) -> Worker:
+    """A worker over the services: timers first, then the periodic jobs (clock cards, licence expiry)."""
+    workflow = services.workflow
+    jobs: dict[str, Job] = {"timers": lambda who: workflow.fire_due_timers(who)}
+    jobs.update(services.worker_jobs)
+    return Worker(name=name, jobs=jobs)
+
+
 def _expire_licences(services: Services, worker: str) -> int:
-    from engine.calendar import local_date
+    from engine.time.calendar import local_date
 
     with unit_of_work(services.engine) as conn:
         today: date = local_date(services.clock())

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.calendar import local_date
-from engine.case_clocks import tick_clocks
-from engine.case_service import Application
+from engine.cases.clocks import tick_clocks
+from engine.cases.intake import Application
 from engine.persistence.database import unit_of_work
+from engine.time.calendar import local_date
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

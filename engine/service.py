@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.assignment import resolve_candidate_groups, resolve_group
-from engine.calendar import WorkingCalendar, default_calendar
-from engine.clocks import Clock as DeadlineClock
 from engine.errors import Conflict, InvalidInput, OneWindowError
+from engine.live import Live, LiveWorkflows
 from engine.persistence.database import after_commit, is_postgres, unit_of_work
 from engine.persistence.repositories import (
     AuditRepository,
@@ -38,89 +35,15 @@ from engine.persistence.repositories import (
     audit_row,
 )
 from engine.persistence.steps import StepWrite, write_step
+from engine.step import Clock, Deployed, StepContext, StepObserver, StepResult, default_due, utcnow
+from engine.time.calendar import WorkingCalendar, default_calendar
 from engine.workflow import Definition, ReadyTask, Runtime, document_text, load_definitions
-from engine.workflow.api import TaskMeta
 
 log = logging.getLogger("onewindow.engine")
 
-Clock = Callable[[], datetime]
 MAX_RETRIES = 8
-LIVE_INSTANCES = 500  # live workflows kept per process (see _take_live)
 RETRYABLE = frozenset({"version_conflict", "serial_conflict", "prepared_statement_lost"})
 T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Deployed:
-    definition_id: int
-    key: str
-    version: int
-    checksum: str
-    created: bool  # False when the same BPMN was already the latest version
-
-
-@dataclass
-class StepContext:
-    """What one command did to one instance; handed to observers inside the transaction."""
-
-    conn: Connection
-    instance_id: str
-    business_key: str | None
-    runtime: Runtime
-    now: datetime
-    actor: str
-    action: str
-    completed: ReadyTask | None = None  # the task a person completed in this step, and what they entered
-    entered: dict[str, Any] = field(default_factory=dict)
-    opened: list[ReadyTask] = field(default_factory=list)
-    closed: list[str] = field(default_factory=list)  # every task that left the ready state
-    ready_after: list[ReadyTask] = field(default_factory=list)
-    due: dict[str, datetime] = field(default_factory=dict)  # opened task -> due date from camunda:dueDate
-    state_written: bool = False  # the new state passed its version check (observers run after that)
-
-    @property
-    def suspending_open(self) -> bool:
-        """Whether a task that suspends the case clock (waiting on the applicant) is open after the step."""
-        return any(t.meta.suspends_case_clock for t in self.ready_after)
-
-
-StepObserver = Callable[[StepContext], None]
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What a command left behind: the instance, the tasks it opened, the instance status."""
-
-    instance_id: str
-    opened_tasks: tuple[str, ...]
-    status: str
-
-
-def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) -> datetime | None:
-    """Task deadline from the model: working days on the Chinese calendar, or plain hours."""
-    if meta.deadline_hours:
-        return created + timedelta(hours=float(meta.deadline_hours))
-    if meta.deadline_days:
-        return DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days)).due_at(
-            calendar
-        )
-    return None
-
-
-@dataclass(frozen=True)
-class _Live:
-    """A live workflow as a committed step left it: its version, its ready tasks and pending timers."""
-
-    instance_id: str
-    business_key: str | None
-    version: int
-    runtime: Runtime
-    ready: dict[str, ReadyTask]
-    timers: dict[str, datetime]
 
 
 def _listed(values: Sequence[str]) -> str:
@@ -143,9 +66,7 @@ class WorkflowService:
         self.observers: list[StepObserver] = list(observers)
         self.calendar = calendar
         self._definitions: dict[int, Definition] = {}
-        self._live: OrderedDict[str, _Live] = OrderedDict()
-        self._live_of_task: dict[str, str] = {}  # ready task id -> instance id, for the kept live workflows
-        self._live_lock = threading.Lock()
+        self.live = LiveWorkflows()
         self._skip_locked = is_postgres(engine)
 
     # ---------------------------------------------------------------- definitions
@@ -259,7 +180,7 @@ class WorkflowService:
     ) -> StepResult:
         if not isinstance(data, dict):
             raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task_id)
-        live = self._take_live_of_task(task_id) if expected_state == "ready" else None
+        live = self.live.take_of_task(task_id) if expected_state == "ready" else None
         if live is None:
             row, state = InstanceRepository(conn).for_task(task_id)
             if state != expected_state:
@@ -438,14 +359,14 @@ class WorkflowService:
     ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
         instance_id = row.id
         if row.status != "running":
-            self._take_live(instance_id, -1)
+            self.live.take(instance_id, -1)
             raise Conflict(
                 f"流程实例已{ {'completed': '结束', 'cancelled': '撤销'}.get(row.status, row.status) }",
                 code="instance_not_running",
                 instance_id=instance_id,
                 status=row.status,
             )
-        live = self._take_live(instance_id, row.version)
+        live = self.live.take(instance_id, row.version)
         if live is not None:
             return self._resume(conn, live, actor, action)
         now = self.clock()
@@ -456,44 +377,13 @@ class WorkflowService:
         return ctx, before_ready, before_timers, row.version
 
     def _resume(
-        self, conn: Connection, live: _Live, actor: str, action: str
+        self, conn: Connection, live: Live, actor: str, action: str
     ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
         live.runtime.calendar = self.calendar()
         ctx = StepContext(
             conn, live.instance_id, live.business_key, live.runtime, self.clock(), actor, action
         )
         return ctx, live.ready, live.timers, live.version
-
-    # A process keeps the live workflow of the instances it last moved, tagged with the version it
-    # committed. A command whose row still has that version takes the object instead of rebuilding it
-    # from the stored JSON (the JSON stays the truth: any other version, or a rolled-back command, and
-    # the object is gone). Taking removes it, so two threads never share one.
-    def _take_live(self, instance_id: str, version: int) -> _Live | None:
-        with self._live_lock:
-            live = self._pop_live(instance_id)
-        return live if live is not None and live.version == version else None
-
-    def _take_live_of_task(self, task_id: str) -> _Live | None:
-        """The live workflow in which ``task_id`` was ready when this process last committed it."""
-        with self._live_lock:
-            instance_id = self._live_of_task.get(task_id)
-            return self._pop_live(instance_id) if instance_id is not None else None
-
-    def _pop_live(self, instance_id: str) -> _Live | None:
-        live = self._live.pop(instance_id, None)
-        for task_id in live.ready if live is not None else ():
-            self._live_of_task.pop(task_id, None)
-        return live
-
-    def _keep_live(self, live: _Live) -> None:
-        with self._live_lock:
-            kept = self._pop_live(live.instance_id)
-            if kept is not None and kept.version > live.version:
-                live = kept
-            self._live[live.instance_id] = live
-            self._live_of_task.update(dict.fromkeys(live.ready, live.instance_id))
-            while len(self._live) > LIVE_INSTANCES:
-                self._pop_live(next(iter(self._live)))
 
     def _deliver_buffered(self, ctx: StepContext) -> int:
         """Hand buffered messages to catch events that now wait for them."""
@@ -574,8 +464,8 @@ class WorkflowService:
         if final == "running":
             ready = {tid: replace(t, data={}) for tid, t in after_ready.items()}  # not shared with observers
             timers = {tid: t.due_at for tid, t in after_timers.items()}
-            live = _Live(ctx.instance_id, ctx.business_key, version + 1, rt, ready, timers)
-            after_commit(conn, lambda: self._keep_live(live))
+            live = Live(ctx.instance_id, ctx.business_key, version + 1, rt, ready, timers)
+            after_commit(conn, lambda: self.live.keep(live))
         timer_repo = TimerRepository(conn)
         left = [tid for tid in before_timers if tid not in after_timers]
         fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]

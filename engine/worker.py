@@ -1,4 +1,6 @@
-"""The background worker: fires due timers and runs the periodic jobs (clocks, licence expiry).
+"""The background worker: runs its jobs (due timers, clock cards, licence expiry) round after round.
+
+The wiring (:func:`engine.bootstrap.make_worker`) hands it the jobs; it knows nothing of the services.
 
 Several workers may run against one PostgreSQL: each job claims its rows with
 ``SELECT ... FOR UPDATE SKIP LOCKED``, so every timer fires and every escalation is raised exactly once.
@@ -9,11 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # engine.bootstrap imports this module
-    from engine.bootstrap import Services
-    from engine.settings import Settings
 
 log = logging.getLogger("onewindow.worker")
 
@@ -25,20 +22,6 @@ class Worker:
     name: str
     jobs: dict[str, Job] = field(default_factory=dict)
     stopped: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings, name: str) -> Worker:
-        from engine.bootstrap import bootstrap
-
-        return cls.for_services(bootstrap(settings), name)
-
-    @classmethod
-    def for_services(cls, services: Services, name: str) -> Worker:
-        """Timers first, then the services' periodic jobs (clock cards, licence expiry)."""
-        workflow = services.workflow
-        jobs: dict[str, Job] = {"timers": lambda who: workflow.fire_due_timers(who)}
-        jobs.update(services.worker_jobs)
-        return cls(name=name, jobs=jobs)
 
     def run_once(self) -> dict[str, int]:
         done: dict[str, int] = {}

@@ -235,7 +235,7 @@ case_clocks = Table(
     Column("case_id", String(20), ForeignKey("cases.id"), nullable=False, index=True),
     Column("task_id", String(36)),  # set for task clocks
     Column("kind", String(20), nullable=False),  # legal | promised | task
-    Column("clock", JSON, nullable=False),  # engine.clocks.Clock.to_dict()
+    Column("clock", JSON, nullable=False),  # engine.time.clocks.Clock.to_dict()
     _ts("due_at"),  # current deadline (moves with pauses), for the worker's query
     _ts("warn_at"),  # when the clock turns yellow, for the worker's query
     _ts("stopped_at"),

@@ -39,7 +39,7 @@ def use_clock(now: datetime) -> Iterator[datetime]:
 
 @contextmanager
 def use_calendar(calendar: Any) -> Iterator[None]:
-    """Make ``calendar`` (an ``engine.calendar.WorkingCalendar`` with the administrator's overrides)
+    """Make ``calendar`` (an ``engine.time.calendar.WorkingCalendar`` with the administrator's overrides)
     the one working-day helpers use inside the ``with`` block; ``None`` keeps the package default."""
     token = _CALENDAR.set(calendar)
     try:

@@ -1,7 +1,7 @@
 """Functions that sandboxed BPMN expressions may call (besides the whitelisted builtins).
 
 They read the injected clock (``engine.workflow.clock``) and the working-day calendar
-(``engine.calendar.default_calendar()``, imported lazily). Dates in and out are ISO strings so that
+(``engine.time.calendar.default_calendar()``, imported lazily). Dates in and out are ISO strings so that
 whatever an expression stores in task data stays JSON.
 """
 
@@ -21,7 +21,7 @@ def _calendar() -> Any:
     installed = current_calendar()
     if installed is not None:
         return installed
-    from engine.calendar import default_calendar
+    from engine.time.calendar import default_calendar
 
     return default_calendar()
 

@@ -73,7 +73,7 @@ JOINT_FORM = {
 def tolerant_food_case(svc: Services, clock: FakeClock, org, *, sign: bool = True) -> str:
     """A food business licence applied for under tolerance on 11 Feb 2026 (before Spring Festival), with
     only the key materials handed in; the applicant signs the commitment unless ``sign`` is false."""
-    from engine.case_service import Application
+    from engine.cases.intake import Application
 
     clock.set(shanghai(2026, 2, 11, 10))
     provided = {"MR-001": ["application", "legal_rep_id"]}
@@ -102,7 +102,7 @@ def sign_commitment(svc: Services, case_id: str) -> None:
 def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefill(
     svc: Services, clock
 ) -> None:
-    from engine.case_service import Application
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     case_id = svc.cases.submit(
@@ -174,7 +174,7 @@ def test_expired_licence_is_not_used_and_the_reason_is_shown(svc: Services) -> N
 
 
 def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Services, clock) -> None:
-    from engine.case_service import Application
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     case_id = svc.cases.submit(
@@ -232,8 +232,8 @@ def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Service
 def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_cards_once(
     svc: Services, clock
 ) -> None:
-    from engine.case_clocks import tick_clocks
-    from engine.case_service import Application
+    from engine.cases.clocks import tick_clocks
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     clock.set(shanghai(2025, 9, 30, 9))
@@ -298,7 +298,7 @@ def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_
 def test_tolerant_acceptance_needs_key_materials_and_terminates_when_deadline_missed(
     svc: Services, clock
 ) -> None:
-    from engine.case_service import Application
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     with pytest.raises(InvalidInput) as err:
@@ -328,7 +328,7 @@ def test_tolerant_acceptance_needs_key_materials_and_terminates_when_deadline_mi
 
 
 def test_rating_only_after_close_once_and_bad_ratings_need_a_reason(svc: Services) -> None:
-    from engine.case_service import Application
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM)), "a")
@@ -348,7 +348,7 @@ def test_rating_only_after_close_once_and_bad_ratings_need_a_reason(svc: Service
 def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broken(
     svc: Services, clock
 ) -> None:
-    from engine.case_service import Application
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"hr_service_licence"})
     item = svc.catalogue.get("HR-001")
@@ -407,7 +407,7 @@ def test_tolerant_supplied_in_time_releases_the_held_licence(svc: Services, cloc
 
 @pytest.mark.parametrize("order", [("HE-001", "MR-001", "PL-001"), ("PL-001", "HE-001", "MR-001")])
 def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, order) -> None:
-    from engine.case_service import Application
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"})
     case_id = svc.cases.submit(
@@ -450,8 +450,8 @@ def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, orde
 def test_a_task_clock_turns_red_while_the_case_finished_on_time_and_the_worker_runs_every_job(
     svc: Services, clock
 ) -> None:
-    from engine.case_service import Application
-    from engine.worker import Worker
+    from engine.bootstrap import make_worker
+    from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     clock.set(shanghai(2025, 11, 3, 9))
@@ -461,7 +461,7 @@ def test_a_task_clock_turns_red_while_the_case_finished_on_time_and_the_worker_r
     do(svc, case_id, "decision", decision="approve", opinion="准予许可")
     [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
     clock.set(shanghai(2025, 11, 18, 9))  # the delivery task had 10 working days: 4-17 Nov
-    worker = Worker.for_services(svc, "w1")
+    worker = make_worker(svc, "w1")
     assert set(worker.run_once()) == {"timers", "clocks", "licences"}
     clocks = {(c["kind"], c["task_id"] is None): c for c in svc.cases.track(case_id)["clocks"]}
     assert clocks[("promised", True)]["status"] == "stopped"
@@ -481,12 +481,12 @@ def test_task_clocks_come_from_days_hours_or_a_due_date_and_none_means_none(cloc
     from datetime import timedelta
     from types import SimpleNamespace
 
-    from engine.case_service import CaseService
+    from engine.cases.lifecycle import CaseLifecycle
     from engine.workflow import ReadyTask, TaskMeta
 
     def clock_of(meta: TaskMeta, due=None):
         ctx = SimpleNamespace(now=clock.now, due={"t": due} if due else {})
-        return CaseService._task_clock(ctx, ReadyTask("t", meta.element_id, meta.name, meta))
+        return CaseLifecycle._task_clock(ctx, ReadyTask("t", meta.element_id, meta.name, meta))
 
     assert clock_of(TaskMeta("a", "a", deadline_days=5)).limit_days == 5
     assert clock_of(TaskMeta("b", "b", deadline_hours=4)).limit_hours == 4

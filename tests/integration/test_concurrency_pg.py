@@ -108,8 +108,8 @@ def test_three_workers_fire_each_timer_exactly_once(pg, service, clock) -> None:
 
 
 def test_three_workers_raise_each_clock_card_exactly_once(pg, clock) -> None:
-    from engine.case_clocks import tick_clocks
-    from engine.case_service import Application
+    from engine.cases.clocks import tick_clocks
+    from engine.cases.intake import Application
     from engine.persistence.tables import escalations
     from licence.demo import demo_organisations
 
@@ -167,7 +167,7 @@ def test_three_workers_on_instances_with_several_due_timers(pg, service, clock) 
 def test_two_supplies_at_once_complete_the_commitment(pg, clock) -> None:
     from zoneinfo import ZoneInfo
 
-    from engine.case_service import Application
+    from engine.cases.intake import Application
     from engine.persistence.tables import case_materials, messages
     from licence.demo import demo_organisations
 

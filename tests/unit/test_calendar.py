@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import chinese_calendar
 import pytest
 
-import engine.calendar as calendar_module
-from engine.calendar import (
+import engine.time.calendar as calendar_module
+from engine.errors import CalendarUnknownYear, InvalidInput
+from engine.time.calendar import (
     SHANGHAI,
     WorkingCalendar,
     default_calendar,
@@ -17,7 +18,6 @@ from engine.calendar import (
     known_years,
     local_date,
 )
-from engine.errors import CalendarUnknownYear, InvalidInput
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_unknown_year_lenient_warns_and_falls_back(
     year = known_years().stop
     cal = WorkingCalendar({date(year, 1, 7): False})
     assert cal.warnings == []
-    with caplog.at_level(logging.WARNING, logger="engine.calendar"):
+    with caplog.at_level(logging.WARNING, logger="engine.time.calendar"):
         first = date(year, 1, 1)
         for i in range(14):
             d = first + timedelta(days=i)

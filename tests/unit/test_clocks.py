@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.calendar import SHANGHAI, WorkingCalendar, known_years
-from engine.clocks import Clock, Pause
 from engine.errors import CalendarUnknownYear, Conflict, InvalidInput
+from engine.time.calendar import SHANGHAI, WorkingCalendar, known_years
+from engine.time.clocks import Clock, Pause
 
 
 def sh(*args: int) -> datetime:

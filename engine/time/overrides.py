@@ -12,10 +12,10 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 
-from engine.calendar import WorkingCalendar
 from engine.errors import InvalidInput
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import calendar_overrides
+from engine.time.calendar import WorkingCalendar
 
 
 def load_overrides(conn: Connection) -> dict[date, bool]:

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from engine.calendar import local_date
 from engine.errors import InvalidInput
+from engine.time.calendar import local_date
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
 from licence.library import LicenceLibrary
 from licence.types import get_type

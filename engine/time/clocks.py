@@ -2,7 +2,7 @@
 
 A :class:`Clock` is plain data: its kind, the instant it started, its limit, its warning threshold, its
 paused intervals and, once finished, the instant it stopped. Everything else (deadline, time used,
-status) is derived on demand from a :class:`~engine.calendar.WorkingCalendar` and an injected ``now``;
+status) is derived on demand from a :class:`~engine.time.calendar.WorkingCalendar` and an injected ``now``;
 nothing derived is stored. A task clock and its case clock are independent objects: a step can be red
 while the case is not.
 
@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, get_args
 
-from engine.calendar import WorkingCalendar, end_of_local_day, local_date, local_midnight
 from engine.errors import Conflict, InvalidInput
+from engine.time.calendar import WorkingCalendar, end_of_local_day, local_date, local_midnight
 
 __all__ = ["ClockKind", "ClockStatus", "Pause", "Clock", "CLOCK_KINDS", "CLOCK_STATUSES"]
 

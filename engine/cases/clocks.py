@@ -1,6 +1,6 @@
 """Case and task deadline clocks kept in the database, and the worker job that raises yellow/red cards.
 
-A clock row holds the ``engine.clocks.Clock`` as JSON plus two instants the worker can query cheaply:
+A clock row holds the ``engine.time.clocks.Clock`` as JSON plus two instants the worker can query cheaply:
 ``warn_at`` (turns yellow) and ``due_at`` (turns red). Both are recomputed whenever the clock is paused,
 resumed or stopped; a paused clock has neither (it cannot turn colour while the applicant is awaited).
 Yellow and red cards are raised once each per clock: rows are claimed with ``FOR UPDATE SKIP LOCKED``
@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
-from engine.calendar import WorkingCalendar
-from engine.clocks import Clock
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import case_clocks, escalations
+from engine.time.calendar import WorkingCalendar
+from engine.time.clocks import Clock
 
 CalendarProvider = Callable[[], WorkingCalendar]
 

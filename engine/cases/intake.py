@@ -1,0 +1,112 @@
+"""Intake of an application: what was applied for, which flow serves it, the state of every material."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine.cases.numbers import format_case_number
+from engine.errors import InvalidInput
+from engine.persistence.tables import case_counters
+from engine.time.calendar import local_date
+from licence.library import LicenceLibrary
+from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, ServiceItem
+
+Channel = Literal["online", "counter"]
+
+
+@dataclass
+class Application:
+    applicant_id: str
+    applicant_name: str
+    items: list[str]
+    channel: Channel = "online"
+    contact_phone: str | None = None
+    form: dict[str, Any] = field(default_factory=dict)
+    provided: dict[str, list[str]] = field(default_factory=dict)  # item code -> material codes handed in
+    tolerant: bool = False
+    lead_department: str | None = None
+    priority: Literal["normal", "green"] = "normal"
+
+
+def choose_flow(
+    catalogue: Catalogue, app: Application, items: list[ServiceItem]
+) -> tuple[Any, dict[str, Any]]:
+    """The process and its start data: joint approval for several items, tolerant or the item's own."""
+    if len(items) > 1:
+        lead = app.lead_department or items[0].department
+        return JOINT_PROCESS, catalogue.joint_start_data([i.code for i in items], lead)
+    item = items[0]
+    if app.tolerant:
+        if not item.tolerant_allowed:
+            raise InvalidInput(
+                f"事项「{item.name}」不适用容缺受理",
+                code="tolerance_not_allowed",
+                field="tolerant",
+                item=item.code,
+            )
+        return TOLERANT_PROCESS, item.start_data()
+    return item.process, item.start_data()
+
+
+def material_states(
+    conn: Connection, app: Application, items: list[ServiceItem], holder: str, clock: Callable[[], datetime]
+) -> list[dict[str, Any]]:
+    """Every required material of the items with its state: a valid licence of the holder stands in for a
+    paper, a handed-in one is provided, a tolerated minor one may wait, the rest is missing."""
+    today = local_date(clock())
+    valid: dict[str, str] = {}
+    for lic in LicenceLibrary(conn, clock=clock).by_holder(holder, include_inactive=False, today=today):
+        valid.setdefault(lic.type_code, lic.id)
+    out = []
+    for item in items:
+        provided = set(app.provided.get(item.code, []))
+        unknown = provided - {m.code for m in item.materials}
+        if unknown:
+            raise InvalidInput(
+                "提交了事项不需要的材料：" + "、".join(sorted(unknown)),
+                code="unknown_material",
+                field="provided",
+            )
+        for m in item.materials:
+            licence_id = valid.get(m.licence_type) if m.licence_type else None
+            if licence_id:
+                state = "satisfied_by_licence"
+            elif m.code in provided:
+                state = "provided"
+            elif app.tolerant and not m.key:
+                state = "missing_tolerated"
+            else:
+                state = "missing"
+            out.append(
+                {
+                    "item_code": item.code,
+                    "code": m.code,
+                    "name": m.name,
+                    "key": m.key,
+                    "state": state,
+                    "licence_id": licence_id,
+                }
+            )
+    return out
+
+
+def next_case_number(conn: Connection, now: datetime) -> str:
+    """The next case number of the (Beijing) day from a counter row; its row lock orders submissions."""
+    day = local_date(now)
+    key = f"{day:%y%m%d}"
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(case_counters).values(day=key, last=0).on_conflict_do_nothing())
+    sequence = conn.execute(
+        update(case_counters)
+        .where(case_counters.c.day == key)
+        .values(last=case_counters.c.last + 1)
+        .returning(case_counters.c.last)
+    ).scalar_one()
+    return format_case_number(day, int(sequence))

@@ -1,0 +1,78 @@
+"""What one command does to one instance: its context for observers, its result, task due dates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from engine.time.calendar import WorkingCalendar
+from engine.time.clocks import Clock as DeadlineClock
+from engine.workflow import ReadyTask, Runtime
+from engine.workflow.api import TaskMeta
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    definition_id: int
+    key: str
+    version: int
+    checksum: str
+    created: bool  # False when the same BPMN was already the latest version
+
+
+@dataclass
+class StepContext:
+    """What one command did to one instance; handed to observers inside the transaction."""
+
+    conn: Connection
+    instance_id: str
+    business_key: str | None
+    runtime: Runtime
+    now: datetime
+    actor: str
+    action: str
+    completed: ReadyTask | None = None  # the task a person completed in this step, and what they entered
+    entered: dict[str, Any] = field(default_factory=dict)
+    opened: list[ReadyTask] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # every task that left the ready state
+    ready_after: list[ReadyTask] = field(default_factory=list)
+    due: dict[str, datetime] = field(default_factory=dict)  # opened task -> due date from camunda:dueDate
+    state_written: bool = False  # the new state passed its version check (observers run after that)
+
+    @property
+    def suspending_open(self) -> bool:
+        """Whether a task that suspends the case clock (waiting on the applicant) is open after the step."""
+        return any(t.meta.suspends_case_clock for t in self.ready_after)
+
+
+StepObserver = Callable[[StepContext], None]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a command left behind: the instance, the tasks it opened, the instance status."""
+
+    instance_id: str
+    opened_tasks: tuple[str, ...]
+    status: str
+
+
+def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) -> datetime | None:
+    """Task deadline from the model: working days on the Chinese calendar, or plain hours."""
+    if meta.deadline_hours:
+        return created + timedelta(hours=float(meta.deadline_hours))
+    if meta.deadline_days:
+        return DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days)).due_at(
+            calendar
+        )
+    return None

@@ -1,0 +1,1 @@
+"""Time: the working-day calendar, its administrator overrides, deadline clocks."""
