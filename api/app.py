@@ -4,26 +4,42 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
+from api.errors import ERROR_RESPONSES, CorrelationMiddleware, install_error_handlers
+from api.limits import BodyLimitMiddleware, body_limits
 from engine.bootstrap import Services, bootstrap
 from engine.settings import Settings
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """Build the app; the database and services are made here, not at import time."""
-    services = services or bootstrap(settings or Settings())
+    """Build the app; the database and services are made here, not at import time.
+
+    Without ``services`` this is the application factory every process of ``onewindow serve --workers N``
+    runs (``uvicorn --factory api.app:create_app``): settings from the environment (``ONEWINDOW_*``), and
+    a start without demo mode and without ``ONEWINDOW_SECRET_KEY`` is refused (``SystemExit``, with the
+    reason) before the database is touched."""
+    if services is None:
+        settings = settings or Settings()
+        settings.require_secret()
+        services = bootstrap(settings)
     app = FastAPI(
         title="onewindow 一窗受理审批编排引擎",
         version="0.1.0",
         description=(
             "一窗受理审批编排引擎：BPMN 流程由 SpiffWorkflow 执行，办件、时限与电子证照持久化在数据库中。"
-            "错误以 JSON 返回 {code, message, detail}：code 为稳定的英文代码，message 为中文说明。\n\n"
+            "错误以 JSON 返回 {code, message, detail}（ErrorBody）：code 为稳定的英文代码，"
+            "message 为中文说明；每个响应带关联编号 X-Request-ID（客户端可自带）；"
+            "请求体按接口类别限长（413）。\n\n"
             "BPMN-driven approval orchestration for one-window government service. Errors are "
-            "{code, message, detail} with a stable English code and a Chinese message."
+            "{code, message, detail} (ErrorBody) with a stable English code and a Chinese message; every "
+            "response carries its correlation id in X-Request-ID; request bodies are limited per route class."
         ),
+        responses=ERROR_RESPONSES,  # every route documents the ErrorBody it may answer with
     )
     app.state.services = services
     install_error_handlers(app)
+    # added inner first: the correlation id wraps everything, the body limits everything but it
+    app.add_middleware(BodyLimitMiddleware, limits=body_limits(services.settings))
+    app.add_middleware(CorrelationMiddleware)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -33,7 +49,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "database": services.engine.dialect.name}
 
-    from api.routes_engine import router as engine_router
+    from api.routes import v1
 
-    app.include_router(engine_router)
+    app.include_router(v1)
     return app

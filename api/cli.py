@@ -11,13 +11,23 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.errors import OneWindowError, UnsafeDocument
+from engine.errors import Internal, OneWindowError, UnsafeDocument
 
 
 def _settings():  # noqa: ANN202 - returns engine.settings.Settings (imported lazily: no work at import time)
+    """The settings from the environment; invalid ones end the command (exit 2), each named, never echoed."""
+    from pydantic import ValidationError
+
     from engine.settings import Settings
 
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print("错误 error: 配置无效 invalid configuration (ONEWINDOW_*)", file=sys.stderr)
+        for error in exc.errors():
+            name = "ONEWINDOW_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"  - {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _engine():  # noqa: ANN202
@@ -25,6 +35,16 @@ def _engine():  # noqa: ANN202
 
     settings = _settings()
     return make_engine(settings.database_url, echo=settings.echo_sql)
+
+
+def _migrated_engine():  # noqa: ANN202 - returns sqlalchemy.Engine (imported lazily)
+    """The engine of a command that needs the tables: a database never migrated is refused with
+    ``SchemaMissing`` naming ``onewindow db upgrade`` (instead of "no such table" / ``UndefinedTable``)."""
+    from engine.persistence.schema import require_schema
+
+    engine = _engine()
+    require_schema(engine)
+    return engine
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -74,7 +94,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from engine.service import WorkflowService
 
-    service = WorkflowService(_engine())
+    service = WorkflowService(_migrated_engine())
     for name in args.files:
         for d in service.deploy(Path(name).read_bytes(), Path(name).name, args.actor):
             state = "新版本 new version" if d.created else "未变化 unchanged"
@@ -95,13 +115,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    """Exit 2 before any work when the start is refused (no secret key outside demo mode); 3 when the
+    server or one of its worker processes could not start (uvicorn's start-up failure)."""
+    settings = _settings()
+    try:
+        settings.require_secret()
+    except SystemExit as exc:
+        print(f"错误 error: {exc.code}", file=sys.stderr)
+        return 2
+    from api.server import serve
 
-    from api.app import create_app
-
-    app = create_app(_settings())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    return 0
+    return serve(settings, host=args.host, port=args.port, workers=args.workers)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -113,23 +137,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_calendar(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from engine.persistence.database import unit_of_work
-    from engine.step import utcnow
+    from engine.cases.calendar_change import change_calendar
+    from engine.service import WorkflowService
     from engine.time.calendar import WorkingCalendar
-    from engine.time.overrides import load_overrides, set_override
+    from engine.time.overrides import load_overrides
 
-    engine = _engine()
+    engine = _migrated_engine()
     day = date.fromisoformat(args.day)
-    with unit_of_work(engine) as conn:
-        if args.action != "show":
-            working = {"work": True, "rest": False, "clear": None}[args.action]
-            set_override(conn, day, working, args.note or "", args.actor, utcnow())
-        cal = WorkingCalendar(load_overrides(conn))
+    moved = ""
+    if args.action == "show":
+        with engine.connect() as conn:
+            cal = WorkingCalendar(load_overrides(conn))
+    else:
+        working = {"work": True, "rest": False, "clear": None}[args.action]
+        # the override and every open deadline counted again with it, in one transaction
+        change = change_calendar(WorkflowService(engine), day, working, args.note or "", args.actor)
+        cal = change.calendar
+        moved = (
+            f"已重算 recomputed: {change.clocks} 个时限 clocks, {change.tasks} 个任务期限 task due dates, "
+            f"{change.timers} 个定时器 timers"
+        )
+        if change.failed:
+            moved += f"\n警告 warning: {len(change.failed)} 个流程实例未能重算 not recomputed: " + ", ".join(
+                change.failed
+            )
     label = "工作日 working day" if cal.is_working_day(day) else "休息日 rest day"
     print(f"{day.isoformat()}: {label}")
+    if moved:
+        print(moved)
     for warning in cal.warnings:
         print(f"警告 warning: {warning}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"应为正整数 expected a positive integer: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="启动 Web 服务 run the web service")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="进程数 number of server processes sharing the port (default 1)",
+    )
     s.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="在全新内嵌数据库上演示全部路径 run every path on a fresh database")
@@ -186,17 +240,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_HANDLER = "onewindow.cli"
+QUIET_LOGGERS = ("alembic", "sqlalchemy", "spiff", "SpiffWorkflow")
+"""Libraries whose INFO lines are not the product's output (Alembic prints one per migration step,
+SpiffWorkflow one per task state change); their warnings still show."""
+
+
+def configure_logging() -> None:
+    """The CLI's log lines (stderr): ``onewindow.*`` from INFO in a concise format, everything else from
+    WARNING. The command's own result is printed on stdout. Calling it again replaces its handler."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == LOG_HANDLER]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.set_name(LOG_HANDLER)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("onewindow").setLevel(logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("spiff").setLevel(logging.WARNING)  # one line per task state change otherwise
+    configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if hasattr(args, "handler"):  # subcommands registered by other packages (licence import)
-            return int(args.handler(args, _engine) or 0)
+            return int(args.handler(args, _migrated_engine) or 0)
         return int(args.func(args) or 0)
     except OneWindowError as exc:
         print(f"错误 error: {exc}", file=sys.stderr)
+        if isinstance(exc, Internal):  # a bug: its traceback (the chained cause) is what helps
+            logging.getLogger("onewindow.cli").error("internal error", exc_info=exc)
         for problem in exc.detail.get("problems", []):
             print(f"  - {problem}", file=sys.stderr)
         return 2 if isinstance(exc, UnsafeDocument) else 1

@@ -28,14 +28,18 @@ def main() -> int:
         write_csv(make_demo_rows(args.rows), path)
         engine = make_engine(f"sqlite:///{tmp}/import.db")
         upgrade(engine)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         with engine.begin() as conn:
             report = import_file(conn, path)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         engine.dispose()
-    print(f"rows {report.total_rows}, accepted {report.accepted}, rejected {report.rejected_rows}")
+    print(
+        f"rows {report.total_rows}, accepted {report.accepted}, rejected {report.rejected_rows}, "
+        f"notes {report.note_count} (stored expired)"
+    )
     rate = report.total_rows / elapsed
     print(f"seconds {elapsed:.1f}, rows/s {rate:.0f} (target: 100,000 rows well under 60 s)")
+    print(f"CPU seconds {cpu:.1f} (the wall time above also counts waiting for a busy machine)")
     return 0
 
 

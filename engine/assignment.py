@@ -12,6 +12,10 @@ A placeholder is a dotted path (identifiers only, no expression) resolved agains
 (``ReadyTask.data``), which holds the start data and, inside a multi-instance branch, the branch's
 ``item``. The service layer calls :func:`resolve_candidate_groups` when it projects a ready task into
 the inbox. Literal groups (``window``, ``applicant``, ``supervisor`` or a department code) pass through.
+
+Who may work a projected task is decided here too, once, for every command that acts on a task (claim
+and complete): :func:`authorise_task`. A task outside the caller's scope answers exactly like a task that
+does not exist, so an id cannot be probed.
 """
 
 from __future__ import annotations
@@ -20,24 +24,40 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, NotFound
 
-__all__ = ["PLACEHOLDER", "is_placeholder", "resolve_candidate_groups", "resolve_group"]
+__all__ = [
+    "PLACEHOLDER",
+    "authorise_task",
+    "is_placeholder",
+    "listed",
+    "may_work",
+    "resolve_candidate_groups",
+    "resolve_group",
+    "task_not_found",
+]
 
 PLACEHOLDER = re.compile(r"^\$\{\s*([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)\s*\}$")
+GROUP_NAME = re.compile(r"[A-Za-z0-9_.@\-\u4e00-\u9fff]{1,64}")
+"""What a placeholder may resolve to: ONE group (or user) name of letters, digits, ``_ . @ -`` and CJK
+ideographs, at most 64 characters. No comma or space (the projection lists groups as ``",a,b,"``), no
+``%``/``*`` (query wildcards); ``_`` is allowed because inbox filters escape it."""
 
 
 def is_placeholder(group: str) -> bool:
     return PLACEHOLDER.match(group.strip()) is not None
 
 
-def resolve_group(group: str, data: Mapping[str, Any]) -> str:
-    """One candidate group: a literal as is, a ``${path}`` placeholder looked up in ``data``."""
+def resolve_group(group: str, data: Mapping[str, Any], *, element_id: str | None = None) -> str:
+    """One candidate group: a literal as is, a ``${path}`` placeholder looked up in ``data``; the value
+    must be one name of the safe alphabet (:data:`GROUP_NAME`), else ``InvalidInput`` naming the element."""
     text = group.strip()
     match = PLACEHOLDER.match(text)
     if match is None:
         if "${" in text:
-            raise InvalidInput("候选组占位符格式错误", code="bad_group_placeholder", group=group)
+            raise InvalidInput(
+                "候选组占位符格式错误", code="bad_group_placeholder", group=group, element_id=element_id
+            )
         return text
     value: Any = data
     for part in match.group(1).split("."):
@@ -47,18 +67,61 @@ def resolve_group(group: str, data: Mapping[str, Any]) -> str:
                 code="unresolved_group",
                 group=group,
                 missing=part,
+                element_id=element_id,
             )
         value = value[part]
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("候选组占位符的值必须是非空字符串", code="unresolved_group", group=group)
-    return value.strip()
+        raise InvalidInput(
+            "候选组占位符的值必须是非空字符串", code="unresolved_group", group=group, element_id=element_id
+        )
+    name = value.strip()
+    if GROUP_NAME.fullmatch(name) is None:
+        raise InvalidInput(
+            "候选组占位符的值必须是一个组名（字母、数字、汉字及 _ . @ -，至多 64 个字符），"
+            "不能含逗号、空格或通配符",
+            code="bad_group_value",
+            group=group,
+            element_id=element_id,
+            value=name[:80],
+        )
+    return name
 
 
-def resolve_candidate_groups(groups: Iterable[str], data: Mapping[str, Any]) -> tuple[str, ...]:
+def resolve_candidate_groups(
+    groups: Iterable[str], data: Mapping[str, Any], *, element_id: str | None = None
+) -> tuple[str, ...]:
     """All candidate groups of a task with placeholders resolved (order kept, duplicates dropped)."""
     out: list[str] = []
     for group in groups:
-        value = resolve_group(group, data)
+        value = resolve_group(group, data, element_id=element_id)
         if value not in out:
             out.append(value)
     return tuple(out)
+
+
+def listed(value: str | None) -> set[str]:
+    """The members of a projected list column (``",market,window,"`` -> ``{"market", "window"}``)."""
+    return {v for v in (value or "").split(",") if v}
+
+
+def may_work(task: Mapping[str, Any], actor: str, groups: Iterable[str] | None) -> bool:
+    """Whether ``actor`` (with ``groups``; ``None``: the caller has already decided) has the right to work
+    the projected ``task``: its assignee, a candidate user, or a member of a candidate group. A task with
+    no candidates at all is open to everyone (the validator refuses such models)."""
+    if groups is None or (task.get("assignee") and task["assignee"] == actor):
+        return True
+    task_groups, users = listed(task.get("candidate_groups")), listed(task.get("candidate_users"))
+    if not task_groups and not users:
+        return True
+    return bool(task_groups & set(groups)) or actor in users
+
+
+def task_not_found(task_id: str) -> NotFound:
+    """The one answer for an unknown task id, and for a task outside the caller's scope."""
+    return NotFound("任务不存在", code="task_not_found", task_id=task_id)
+
+
+def authorise_task(task: Mapping[str, Any], actor: str, groups: Iterable[str] | None) -> None:
+    """The right to claim or complete ``task``; outside it the task does not exist for ``actor``."""
+    if not may_work(task, actor, groups):
+        raise task_not_found(str(task["id"]))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine.cases.access import Viewer
 from engine.cases.clocks import tick_clocks
 from engine.cases.intake import Application
 from engine.persistence.database import unit_of_work
@@ -75,7 +76,7 @@ COMMIT = do(
     "commitment",
     "applicant",
     missing_materials=["layout_plan", "safety_rules", "manager_health"],
-    promised_date="2026-02-26",
+    promised_date="2026-02-25",
     signed=True,
 )
 
@@ -88,6 +89,15 @@ def scenarios(
     a, b, c = food[0]["org"], food[1]["org"], food[2]["org"]
     full = {"MR-001": ["application", "legal_rep_id", "layout_plan", "safety_rules", "manager_health"]}
     tolerant = {"MR-001": ["application", "legal_rep_id"]}
+    partial = {"MR-001": ["application", "legal_rep_id", "manager_health"]}  # the notice names the rest
+    joint = {
+        code: ["application", *materials]
+        for code, materials in {
+            "MR-001": ["legal_rep_id", "layout_plan", "safety_rules", "manager_health"],
+            "HE-001": ["hygiene_test", "floor_plan", "hygiene_rules", "staff_health"],
+            "PL-001": ["land_approval", "design_scheme", "planning_conditions"],
+        }.items()
+    }
 
     def app(org: Any, items: list[str], **kw: Any) -> Application:
         form = kw.pop("form", FOOD if items == ["MR-001"] else JOINT)
@@ -102,7 +112,7 @@ def scenarios(
         ),
         (
             "一次性告知补正→受理→准予",
-            app(b, ["MR-001"], channel="counter"),
+            app(b, ["MR-001"], channel="counter", provided=partial),
             (2025, 9, 30),
             [
                 do(
@@ -207,7 +217,7 @@ def scenarios(
                 ["MR-003"],
                 form={
                     "company_name": "鼓楼区小吃店",
-                    "company_type": "个人独资企业",
+                    "company_type": "个体工商户",  # MR-003 registers an individual business (92…)
                     "registered_capital": 5,
                     "address": "福州市鼓楼区",
                     "business_scope": "小吃",
@@ -220,7 +230,7 @@ def scenarios(
         ),
         (
             "点餐式并联审批：三部门同意",
-            app(a, ["MR-001", "HE-001", "PL-001"], lead_department="market"),
+            app(a, ["MR-001", "HE-001", "PL-001"], lead_department="market", provided=joint),
             (2025, 11, 3),
             [
                 do("lead_intake", decision="accept", opinion="受理"),
@@ -231,7 +241,7 @@ def scenarios(
         ),
         (
             "点餐式并联审批：卫健不予许可",
-            app(b, ["MR-001", "HE-001", "PL-001"], lead_department="market"),
+            app(b, ["MR-001", "HE-001", "PL-001"], lead_department="market", provided=joint),
             (2025, 11, 3),
             [
                 do("lead_intake", decision="accept", opinion="受理"),
@@ -342,9 +352,14 @@ def _apply(services: Any, clock: DemoClock, case_id: str, step: Step) -> None:
 
 
 def _ready(services: Any, case_id: str, element: str) -> list[dict[str, Any]]:
-    """The case's ready tasks at ``element``, as the case tracking shows them."""
+    """The case's ready tasks at ``element``, as an officer of the case sees them."""
     return [
         t
-        for t in services.cases.track(case_id)["tasks"]
+        for t in services.cases.track(case_id, _officers(services))["tasks"]
         if t["state"] == "ready" and t["element_id"] == element
     ]
+
+
+def _officers(services: Any) -> Viewer:
+    """The demo's officer: a member of the window and of every department of the catalogue."""
+    return Viewer.officer("demo-officer", {"window", *services.catalogue.departments})

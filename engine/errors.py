@@ -9,11 +9,19 @@ codes in one handler; nothing else catches them to turn them into strings.
     ├── UnsafeDocument        the XML was refused before parsing (DTD, entities, size, not XML)
     ├── InvalidModel          the BPMN parsed but is not executable / fails a rule (per element)
     ├── UnsafeExpression      an expression fails the sandbox check (deploy) or the sandbox (run)
+    │   └── ExpressionBudgetExceeded  it ran out of its step / work / memory / CPU-time budget
     ├── NotFound              an id names nothing
     ├── Conflict              a lost race: stale version, task no longer in the expected state
     ├── InvalidInput          a command's input breaks a rule (field + rule)
     ├── Forbidden             the actor may not do this
-    └── CalendarUnknownYear   a working-day question about a year the calendar does not know
+    ├── CalendarUnknownYear   a working-day question about a year the calendar does not know
+    ├── Unavailable           the database cannot serve now (connection lost, busy, timed out): retry later
+    ├── SchemaMissing         the database was never migrated (or is behind): run ``onewindow db upgrade``
+    └── Internal              a bug: nothing the caller did or can fix; the cause is chained for the logs
+
+No exception leaves a command untyped: ``engine.error_mapping`` turns whatever a library or the standard
+library raises while a command runs (SpiffWorkflow, SQLAlchemy, the JSON encoder) into one of these, and
+anything it does not recognise (an ``AssertionError``, a ``TypeError`` in our own code) into ``Internal``.
 """
 
 from __future__ import annotations
@@ -25,11 +33,15 @@ __all__ = [
     "UnsafeDocument",
     "InvalidModel",
     "UnsafeExpression",
+    "ExpressionBudgetExceeded",
     "NotFound",
     "Conflict",
     "InvalidInput",
     "Forbidden",
     "CalendarUnknownYear",
+    "Unavailable",
+    "SchemaMissing",
+    "Internal",
     "Problem",
 ]
 
@@ -92,6 +104,16 @@ class UnsafeExpression(OneWindowError):
     http_status = 422
 
 
+class ExpressionBudgetExceeded(UnsafeExpression):
+    """An evaluation exceeded its budget: executed steps (``step_budget_exceeded``), one result too large
+    (``result_too_large``, ``range_too_large``), or its work units, memory or CPU time
+    (``expression_budget_exceeded``; ``detail['budget']`` says which, ``detail['limit']`` the bound).
+    The command fails and nothing of it is kept."""
+
+    code = "expression_budget_exceeded"
+    http_status = 422
+
+
 class NotFound(OneWindowError):
     code = "not_found"
     http_status = 404
@@ -119,3 +141,27 @@ class CalendarUnknownYear(OneWindowError):
 
     code = "calendar_unknown_year"
     http_status = 422
+
+
+class Unavailable(OneWindowError):
+    """The database could not serve the command (connection lost, locked, timed out); nothing was written
+    and the same command may succeed later. ``detail['reason']`` names the cause (SQLSTATE where known)."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class SchemaMissing(OneWindowError):
+    """The database has no schema yet (``code="schema_missing"``) or an older one (``"schema_outdated"``):
+    the message names the command that fixes it, ``detail['command']`` holds it."""
+
+    code = "schema_missing"
+    http_status = 503
+
+
+class Internal(OneWindowError):
+    """A bug, not a rule the caller broke: the original exception is the ``__cause__`` (logged with its
+    traceback); callers are told only that it happened (the API adds a correlation id to find the log)."""
+
+    code = "internal"
+    http_status = 500

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -20,9 +20,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.assignment import resolve_candidate_groups, resolve_group
-from engine.errors import Conflict, InvalidInput, OneWindowError
+from engine.assignment import authorise_task, resolve_candidate_groups, resolve_group
+from engine.error_mapping import as_onewindow_error, typed_errors
+from engine.errors import Conflict, Internal, InvalidInput, OneWindowError, Unavailable
+from engine.limits import DataLimits, check_data
 from engine.live import Live, LiveWorkflows
+from engine.persistence.columns import check_row
 from engine.persistence.database import after_commit, is_postgres, unit_of_work
 from engine.persistence.repositories import (
     AuditRepository,
@@ -35,6 +38,7 @@ from engine.persistence.repositories import (
     audit_row,
 )
 from engine.persistence.steps import StepWrite, write_step
+from engine.persistence.tables import instances, messages, tasks
 from engine.step import Clock, Deployed, StepContext, StepObserver, StepResult, default_due, utcnow
 from engine.time.calendar import WorkingCalendar, default_calendar
 from engine.workflow import Definition, ReadyTask, Runtime, document_text, load_definitions
@@ -60,11 +64,13 @@ class WorkflowService:
         clock: Clock = utcnow,
         observers: Sequence[StepObserver] = (),
         calendar: Callable[[], WorkingCalendar] = default_calendar,
+        limits: DataLimits | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.observers: list[StepObserver] = list(observers)
         self.calendar = calendar
+        self.limits = limits or DataLimits()  # every command's data is checked against them first
         self._definitions: dict[int, Definition] = {}
         self.live = LiveWorkflows()
         self._skip_locked = is_postgres(engine)
@@ -136,10 +142,16 @@ class WorkflowService:
         business_key: str | None = None,
         version: int | None = None,
     ) -> StepResult:
+        if not isinstance(data, dict):
+            raise InvalidInput("启动数据必须是对象", code="bad_start_data", key=key)
+        check_data(data, self.limits, field="data", key=key)
+        check_row(instances, {"business_key": business_key})
         row = DefinitionRepository(conn).find(key, version)
         definition = self.definition(conn, row.id)
         now = self.clock()
-        runtime = Runtime.start(definition, dict(data), now, self.calendar())
+        runtime = Runtime.start(
+            definition, dict(data), now, self.calendar(), branch_limit=self.limits.mi_max_branches
+        )
         instance_id = str(uuid.uuid4())
         ctx = StepContext(conn, instance_id, business_key, runtime, now, actor, "start")
         return self._persist(
@@ -148,11 +160,13 @@ class WorkflowService:
 
     def run(self, command: Callable[[Connection], T]) -> T:
         """Run ``command`` as one transaction. A lost race (the instance version moved, a deadlock, a licence
-        serial taken) rolls back and runs the whole command again on fresh data; other errors propagate."""
+        serial taken) rolls back and runs the whole command again on fresh data; other errors propagate,
+        always as a ``OneWindowError`` (:mod:`engine.error_mapping`: a library's or the standard library's
+        exception is translated after the rollback, a bug becomes ``Internal``)."""
         for attempt in range(MAX_RETRIES):
             self.calendar()  # a due reload of the calendar happens here, not inside the transaction
             try:
-                with unit_of_work(self.engine) as conn:
+                with typed_errors(), unit_of_work(self.engine) as conn:
                     return command(conn)
             except Conflict as exc:
                 if exc.code not in RETRYABLE or attempt == MAX_RETRIES - 1:
@@ -180,6 +194,8 @@ class WorkflowService:
     ) -> StepResult:
         if not isinstance(data, dict):
             raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task_id)
+        check_row(tasks, {"id": task_id}, fields={"id": "task_id"})
+        check_data(data, self.limits, field="data", task_id=task_id)
         live = self.live.take_of_task(task_id) if expected_state == "ready" else None
         if live is None:
             row, state = InstanceRepository(conn).for_task(task_id)
@@ -197,7 +213,7 @@ class WorkflowService:
         loaded = self._resume(conn, live, actor, "complete")
         try:
             return self._complete(loaded, task_id, data)
-        except OneWindowError as exc:
+        except Exception as exc:  # any error, typed or not: on a stale copy the stored state decides
             if loaded[0].state_written or (isinstance(exc, Conflict) and exc.code in RETRYABLE):
                 raise
             raise Conflict(
@@ -225,10 +241,15 @@ class WorkflowService:
             detail={"data": data},
         )
 
-    def claim_task(self, task_id: str, user: str) -> None:
-        """An officer takes a ready, unclaimed task into their own inbox (others then may not complete it)."""
+    def claim_task(self, task_id: str, user: str, *, groups: Iterable[str] | None = None) -> None:
+        """An officer takes a ready, unclaimed task into their own inbox (others then may not complete it).
+
+        Claiming needs the right completing needs (:func:`engine.assignment.authorise_task`): ``groups``
+        are the user's groups; a task outside them answers like an unknown task. ``None`` means the
+        caller has already decided (internal use, or the REST API until sign-in exists)."""
         with unit_of_work(self.engine) as conn:
             task = TaskRepository(conn).get(task_id)
+            authorise_task(task, user, groups)
             TaskRepository(conn).claim(task_id, user)
             AuditRepository(conn).record(
                 self.clock(),
@@ -267,6 +288,11 @@ class WorkflowService:
         instance_id: str | None = None,
         business_key: str | None = None,
     ) -> bool:
+        if not isinstance(payload, dict):
+            raise InvalidInput("消息内容必须是对象", code="bad_message_payload", message_name=name)
+        check_row(messages, {"name": name}, fields={"name": "message"})
+        check_row(instances, {"id": instance_id, "business_key": business_key}, fields={"id": "instance_id"})
+        check_data(payload, self.limits, field="payload", message_name=name)
         repo = InstanceRepository(conn)
         if instance_id is None:
             if business_key is None:
@@ -313,19 +339,26 @@ class WorkflowService:
                         continue
                     self._persist(ctx, before_ready, before_timers, version, detail={"fired": names})
                     fired += len(names)
-            except Conflict:
-                log.info("timers of a busy instance are left for the next round")
-            except SQLAlchemyError:
-                raise  # the database, not the instance: the whole round fails and the next one retries
+            except Conflict as exc:
+                if exc.code in RETRYABLE or instance_id is None:
+                    log.info("timers of a busy instance are left for the next round")
+                else:  # not a lost race (a duplicate row...): this instance fails the same way next time
+                    log.warning("firing the timers of instance %s failed: %s", instance_id, exc)
+                    self._timers_failed(instance_id, exc, worker)
             except Exception as exc:  # one broken instance must not stop every other timer
-                if instance_id is None:
-                    raise
+                typed = as_onewindow_error(exc)
+                database = isinstance(exc, SQLAlchemyError) and isinstance(typed, Internal | Unavailable)
+                if instance_id is None or database or isinstance(typed, Unavailable):
+                    # the database, not the instance: the whole round fails and the next one retries
+                    if typed is exc:
+                        raise
+                    raise typed from exc
                 log.exception("firing the timers of instance %s failed", instance_id)
-                self._timers_failed(instance_id, exc, worker)
+                self._timers_failed(instance_id, typed, worker)
         return fired
 
-    def _timers_failed(self, instance_id: str, exc: Exception, worker: str) -> None:
-        code = exc.code if isinstance(exc, OneWindowError) else type(exc).__name__
+    def _timers_failed(self, instance_id: str, exc: OneWindowError, worker: str) -> None:
+        code = exc.code
         with unit_of_work(self.engine) as conn:
             now = self.clock()
             row = InstanceRepository(conn).get(instance_id)
@@ -370,7 +403,13 @@ class WorkflowService:
         if live is not None:
             return self._resume(conn, live, actor, action)
         now = self.clock()
-        runtime = Runtime.restore(self.definition(conn, row.definition_id), row.state, now, self.calendar())
+        runtime = Runtime.restore(
+            self.definition(conn, row.definition_id),
+            row.state,
+            now,
+            self.calendar(),
+            branch_limit=self.limits.mi_max_branches,
+        )
         before_ready = {t.task_id: t for t in runtime.ready_tasks()}
         before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
         ctx = StepContext(conn, instance_id, row.business_key, runtime, now, actor, action)
@@ -380,6 +419,7 @@ class WorkflowService:
         self, conn: Connection, live: Live, actor: str, action: str
     ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
         live.runtime.calendar = self.calendar()
+        live.runtime.branch_limit = self.limits.mi_max_branches
         ctx = StepContext(
             conn, live.instance_id, live.business_key, live.runtime, self.clock(), actor, action
         )
@@ -493,7 +533,11 @@ class WorkflowService:
     def _task_row(self, ctx: StepContext, task: ReadyTask, workflow_data: dict[str, Any]) -> dict[str, Any]:
         meta = task.meta
         scope = {**workflow_data, **task.data}
-        groups = resolve_candidate_groups(meta.candidate_groups, scope) or ((meta.lane,) if meta.lane else ())
+        element = task.element_id
+        groups = resolve_candidate_groups(meta.candidate_groups, scope, element_id=element) or (
+            (meta.lane,) if meta.lane else ()
+        )
+        users = resolve_candidate_groups(meta.candidate_users, scope, element_id=element)
         return {
             "id": task.task_id,
             "instance_id": ctx.instance_id,
@@ -501,8 +545,8 @@ class WorkflowService:
             "element_id": task.element_id,
             "name": task.name,
             "candidate_groups": _listed(groups),  # ",market,window," so that LIKE '%,market,%' finds it
-            "candidate_users": _listed(resolve_candidate_groups(meta.candidate_users, scope)),
-            "assignee": resolve_group(meta.assignee, scope) if meta.assignee else None,
+            "candidate_users": _listed(users),
+            "assignee": resolve_group(meta.assignee, scope, element_id=element) if meta.assignee else None,
             "state": "ready",
             "form_key": meta.form_key,
             "mi_index": task.multi_instance_index,

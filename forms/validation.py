@@ -7,6 +7,10 @@ Two layers, both reported as :class:`FieldError` ``{field, code, message}``:
 2. the domain validators named in the field specs (check digits, dates, amounts, phone numbers) and
    the date bounds ``not_before`` / ``not_after`` (another field or ``today``).
 
+A form keeps only the fields it declares (its schema's ``properties``): any other name is reported as
+``undeclared_field``, and :func:`validate_or_raise` refuses the whole submission with
+``InvalidInput(code="undeclared_fields")`` naming them, whatever their value.
+
 Blank values (None, empty or whitespace-only strings, empty lists) count as "not given", so an
 empty required input is reported as ``required`` rather than slipping through. Codes are stable
 English words for API clients; messages are Chinese and name the field by its label.
@@ -26,7 +30,7 @@ from engine.errors import InvalidInput
 from forms.definition import FormDefinition
 from forms.field_rules import check_value, parse_date
 
-__all__ = ["FieldError", "clean", "validate", "validate_or_raise"]
+__all__ = ["FieldError", "clean", "undeclared", "validate", "validate_or_raise"]
 
 _CODES = {
     "required": "required",
@@ -89,16 +93,25 @@ def clean(data: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in data.items() if not _is_blank(value)}
 
 
+def undeclared(definition: FormDefinition, data: Mapping[str, Any]) -> list[str]:
+    """The names in ``data`` that ``definition`` does not declare, sorted (blank values included)."""
+    declared = definition.properties
+    return sorted(str(name) for name in data if name not in declared)
+
+
 def validate(
     definition: FormDefinition, data: Mapping[str, Any], *, today: date | None = None
 ) -> list[FieldError]:
-    """Every broken rule of ``data``, in layout order; empty when the data is acceptable.
+    """Every broken rule of ``data``, in layout order (undeclared fields last); empty when acceptable.
 
     ``today`` enables the bounds written as ``"today"`` (without it they are not checked).
     """
-    values = clean(data)
+    values = {k: v for k, v in clean(data).items() if k in definition.properties}
     validator = Draft202012Validator(definition.schema, format_checker=FormatChecker())
-    found: list[FieldError] = []
+    found: list[FieldError] = [
+        FieldError(name, "undeclared_field", f"「{definition.title}」没有字段 {name}，不接受该字段")
+        for name in undeclared(definition, data)
+    ]
     for error in sorted(validator.iter_errors(values), key=_error_order):
         found.extend(_schema_errors(definition, error))
     failed = {e.field for e in found}
@@ -109,8 +122,20 @@ def validate(
 def validate_or_raise(
     definition: FormDefinition, data: Mapping[str, Any], *, today: date | None = None
 ) -> dict[str, Any]:
-    """The cleaned data when valid; otherwise ``InvalidInput(code="invalid_form")`` listing every error."""
+    """The cleaned data when valid; otherwise ``InvalidInput`` listing every error: code
+    ``undeclared_fields`` (``fields``: the names) when the data holds a field the form does not declare,
+    else ``invalid_form``."""
     errors = validate(definition, data, today=today)
+    extra = undeclared(definition, data)
+    if extra:
+        raise InvalidInput(
+            f"「{definition.title}」不接受未声明的字段：{'、'.join(extra)}",
+            code="undeclared_fields",
+            form_key=definition.key,
+            field=extra[0],
+            fields=extra,
+            errors=[e.to_dict() for e in errors],
+        )
     if errors:
         more = f"等 {len(errors)} 处问题" if len(errors) > 1 else ""
         raise InvalidInput(

@@ -6,6 +6,8 @@
 - ``licence.tables``: SQLAlchemy Core tables on their own ``metadata``.
 - ``licence.library``: ``LicenceLibrary`` (issue, read, verify, suspend/reinstate/revoke/cancel, expire).
 - ``licence.importer`` / ``licence.cli``: bulk import of paper-era licences from CSV or JSON.
+  ``licence.import_reader`` reads the file as a stream with size limits, ``licence.import_rows``
+  validates one row.
 - ``licence.demo``: a deterministic fictional dataset.
 
 Nothing here imports ``api`` or the engine's persistence; only ``engine.errors``.

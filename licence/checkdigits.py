@@ -34,6 +34,7 @@ __all__ = [
     "mod37_36_check_char",
     "is_valid_mod37_36",
     "holder_id_kind",
+    "holder_id_problem",
     "validate_holder_id",
 ]
 
@@ -186,11 +187,49 @@ def holder_id_kind(s: str) -> HolderIdKind | None:
     return None
 
 
-def validate_holder_id(s: str, field: str = "holder_id") -> str:
+def holder_id_problem(value: str, kind: HolderIdKind) -> tuple[str, str] | None:
+    """Why ``value`` (normalised) is not a valid identifier of ``kind``: ``(code, message)``, or None.
+
+    ``code`` is ``bad_format`` when the shape is wrong and ``bad_check_digit`` when the shape is right but a
+    check character does not match; the message names the standard of that kind (never another kind's).
+    """
+    if kind == "resident_id":
+        problem = _resident_id_shape_problem(value)
+        if problem is not None:
+            return "bad_format", f"{problem}（GB 11643）"
+        if resident_id_check_char(value[:17]) != value[17]:
+            return "bad_check_digit", "公民身份号码校验码（第 18 位）错误（GB 11643 MOD 11-2）"
+        return None
+    problem = _credit_code_shape_problem(value)
+    if problem is not None:
+        return "bad_format", f"{problem}（GB 32100）"
+    if credit_code_check_char(value[:17]) != value[17]:
+        return "bad_check_digit", "统一社会信用代码校验码（第 18 位）错误（GB 32100）"
+    if not is_valid_organisation_code(value[8:17]):
+        return "bad_check_digit", "统一社会信用代码中的组织机构代码校验码（第 17 位）错误（GB 11714）"
+    return None
+
+
+def _likely_kind(value: str) -> HolderIdKind:
+    """The kind an invalid 18-character id most plausibly meant (to name the right rule it breaks)."""
+    resident_shaped = value[:17].isdigit() and value[17] in "0123456789X"
+    if resident_shaped and _resident_id_shape_problem(value) is None:
+        return "resident_id"  # region and birth date are plausible: only the check character is wrong
+    if _credit_code_shape_problem(value) is None and (
+        not resident_shaped or is_valid_organisation_code(value[8:17])
+    ):
+        return "credit_code"  # e.g. an all-digit credit code whose organisation code holds, last char wrong
+    return "resident_id" if resident_shaped else "credit_code"
+
+
+def validate_holder_id(s: str, field: str = "holder_id", expected: HolderIdKind | None = None) -> str:
     """Normalise ``s`` (strip, upper case) and return it when it is a valid resident ID or credit code.
 
     Raises ``InvalidInput`` with ``code="bad_format"`` when the shape is wrong and
-    ``code="bad_check_digit"`` when the shape is right but a check character does not match.
+    ``code="bad_check_digit"`` when the shape is right but a check character does not match. An invalid
+    value is judged as the ``expected`` kind when the caller knows it (an issuer is always a credit code),
+    otherwise as the kind it most plausibly is. A valid id of the other kind is returned: telling the
+    caller that the kind does not fit is the caller's rule (``holder_kind_mismatch``).
     """
     value = (s or "").strip().upper()
     if len(value) != 18:
@@ -202,20 +241,6 @@ def validate_holder_id(s: str, field: str = "holder_id") -> str:
         )
     if is_valid_resident_id(value) or is_valid_credit_code(value):
         return value
-    if value[:17].isdigit() and value[17] in "0123456789X":  # shaped like a resident ID: judge it as one
-        problem = _resident_id_shape_problem(value)
-        if problem is None:
-            raise InvalidInput(
-                "公民身份号码校验码错误（GB 11643 MOD 11-2）", code="bad_check_digit", field=field, value=s
-            )
-        raise InvalidInput(
-            f"{problem}（GB 11643），也不是有效的统一社会信用代码", code="bad_format", field=field, value=s
-        )
-    problem = _credit_code_shape_problem(value)
-    if problem is not None:
-        raise InvalidInput(problem + "（GB 32100）", code="bad_format", field=field, value=s)
-    if credit_code_check_char(value[:17]) != value[17]:
-        message = "统一社会信用代码校验码错误（GB 32100）"
-    else:
-        message = "统一社会信用代码中的组织机构代码校验码错误（GB 11714）"
-    raise InvalidInput(message, code="bad_check_digit", field=field, value=s)
+    found = holder_id_problem(value, expected or _likely_kind(value))
+    code, message = found or ("bad_format", "证件号码无效")
+    raise InvalidInput(message, code=code, field=field, value=s)

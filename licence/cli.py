@@ -16,7 +16,7 @@ from typing import TextIO
 import sqlalchemy
 
 from engine.errors import InvalidInput
-from licence.importer import ImportReport, import_file
+from licence.importer import ImportReport, RowError, import_file
 
 __all__ = ["register", "run_import", "print_report", "MAX_LISTED_ERRORS"]
 
@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace, connection_factory: Callable[[], sqlalchemy.Engine]) -> int:
-    """Run ``licence import``; exit status 0 = all accepted, 1 = some rows rejected, 2 = file refused."""
+    """Run ``licence import``; exit status 0 = all accepted, 1 = some rows rejected, 2 = file refused.
+
+    ``connection_factory`` may raise (a database never migrated: ``SchemaMissing``): the main CLI prints
+    it."""
     out: TextIO = sys.stdout
     path: Path = args.file
     if not path.is_file():
@@ -79,23 +82,29 @@ def print_report(report: ImportReport, out: TextIO) -> None:
     verb_en = "would be imported (dry run, nothing written)" if report.dry_run else "imported"
     print(
         f"共 {report.total_rows} 行，{verb} {report.accepted} 行，拒绝 {report.rejected_rows} 行"
-        f"（{len(report.rejected)} 个错误）。",
+        f"（{report.error_count} 个错误），提示 {report.note_count} 条。",
         file=out,
     )
     print(
         f"{report.total_rows} rows read, {report.accepted} {verb_en}, {report.rejected_rows} rejected "
-        f"({len(report.rejected)} errors).",
+        f"({report.error_count} errors), {report.note_count} notes.",
         file=out,
     )
-    if not report.rejected:
-        return
-    print("错误明细（行号为数据行序号，不含表头）/ errors (data row number, header not counted):", file=out)
-    for error in report.rejected[:MAX_LISTED_ERRORS]:
+    if report.notes:
+        print("提示（已导入，请留意）/ notes (imported, worth a look):", file=out)
+        _list(report.notes, report.note_count, "条提示", "notes", out)
+    if report.rejected:
+        print("错误明细（行号为数据行序号，不含表头）/ errors (data row number, no header):", file=out)
+        _list(report.rejected, report.error_count, "个错误", "errors", out)
+
+
+def _list(entries: list[RowError], count: int, unit: str, unit_en: str, out: TextIO) -> None:
+    for entry in entries[:MAX_LISTED_ERRORS]:
         print(
-            f"  第 {error.row_number} 行 row {error.row_number}  {error.field or '-'}  "
-            f"[{error.code}] {error.message}",
+            f"  第 {entry.row_number} 行 row {entry.row_number}  {entry.field or '-'}  "
+            f"[{entry.code}] {entry.message}",
             file=out,
         )
-    rest = len(report.rejected) - MAX_LISTED_ERRORS
+    rest = count - min(len(entries), MAX_LISTED_ERRORS)
     if rest > 0:
-        print(f"  …… 其余 {rest} 个错误未显示 / {rest} more errors not shown", file=out)
+        print(f"  …… 其余 {rest} {unit}未显示 / {rest} more {unit_en} not shown", file=out)

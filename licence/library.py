@@ -195,8 +195,8 @@ class LicenceLibrary:
         and cancels the old one in the same transaction.
         """
         licence_type = get_type(type_code)
-        holder_id = validate_holder_id(holder_id, "holder_id")
         expected_kind = holder_id_kind_for(licence_type)
+        holder_id = validate_holder_id(holder_id, "holder_id", expected_kind)
         if holder_id_kind(holder_id) != expected_kind:
             wanted = "公民身份号码" if expected_kind == "resident_id" else "统一社会信用代码"
             raise InvalidInput(
@@ -205,7 +205,7 @@ class LicenceLibrary:
                 field="holder_id",
             )
         holder_name = _required_text(holder_name, "holder_name", "持证主体名称")
-        issuer_credit_code = validate_holder_id(issuer_credit_code, "issuer_credit_code")
+        issuer_credit_code = validate_holder_id(issuer_credit_code, "issuer_credit_code", "credit_code")
         if holder_id_kind(issuer_credit_code) != "credit_code":
             raise InvalidInput(
                 "颁发机构应以统一社会信用代码标识", code="bad_format", field="issuer_credit_code"

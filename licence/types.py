@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import InvalidInput
-from licence.checkdigits import is_valid_credit_code, is_valid_resident_id
-from licence.values import FieldProblem, parse_date, parse_number
+from licence.checkdigits import holder_id_problem, is_valid_credit_code, is_valid_resident_id
+from licence.values import FieldProblem, parse_date, parse_number, shown
 
 __all__ = [
     "FieldSpec",
@@ -96,7 +96,9 @@ class LicenceType:
         for key in face:
             if self.field(key) is None:
                 problems.append(
-                    FieldProblem(f"{prefix}{key}", "unknown_field", f"{self.name}没有名为“{key}”的照面项")
+                    FieldProblem(
+                        f"{prefix}{shown(key)}", "unknown_field", f"{self.name}没有名为“{shown(key)}”的照面项"
+                    )
                 )
         for spec in self.fields:
             where = f"{prefix}{spec.name}"
@@ -109,6 +111,8 @@ class LicenceType:
                 continue
             try:
                 clean[spec.name] = _normalise(spec, raw)
+            except _IdProblem as exc:
+                problems.append(FieldProblem(where, exc.code, f"“{spec.label}”：{exc}"))
             except ValueError as exc:
                 problems.append(FieldProblem(where, "bad_value", f"“{spec.label}”：{exc}"))
         return clean, problems
@@ -128,6 +132,14 @@ class LicenceType:
         return clean
 
 
+class _IdProblem(ValueError):
+    """A face id field breaks its standard: ``code`` is ``bad_format`` or ``bad_check_digit``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def _normalise(spec: FieldSpec, raw: Any) -> Any:
     if spec.type == "date":
         return parse_date(raw).isoformat()
@@ -139,11 +151,13 @@ def _normalise(spec: FieldSpec, raw: Any) -> Any:
         raw = str(raw)
     if len(raw) > _MAX_TEXT:
         raise ValueError(f"文本长度超过 {_MAX_TEXT} 字")
-    if spec.format == "resident_id" and not is_valid_resident_id(raw.upper()):
-        raise ValueError("不是有效的公民身份号码（GB 11643）")
-    if spec.format == "credit_code" and not is_valid_credit_code(raw.upper()):
-        raise ValueError("不是有效的统一社会信用代码（GB 32100）")
-    return raw.upper() if spec.format else raw
+    if spec.format == "resident_id" or spec.format == "credit_code":
+        value = raw.upper()
+        valid = is_valid_resident_id if spec.format == "resident_id" else is_valid_credit_code
+        if not valid(value):
+            raise _IdProblem(*(holder_id_problem(value, spec.format) or ("bad_format", "证件号码无效")))
+        return value
+    return raw
 
 
 @cache

@@ -2,9 +2,12 @@
 
 A clock row holds the ``engine.time.clocks.Clock`` as JSON plus two instants the worker can query cheaply:
 ``warn_at`` (turns yellow) and ``due_at`` (turns red). Both are recomputed whenever the clock is paused,
-resumed or stopped; a paused clock has neither (it cannot turn colour while the applicant is awaited).
+resumed or stopped, and for every open clock when an administrator changes the working-day calendar
+(:meth:`ClockRepository.follow_calendar`); a paused clock has neither (it cannot turn colour while the
+applicant is awaited). A stopped clock keeps its last ``due_at`` (the deadline it finished against:
+``stopped_at < due_at`` is on time, see ``engine.cases.figures``) and has no ``warn_at``.
 Yellow and red cards are raised once each per clock: rows are claimed with ``FOR UPDATE SKIP LOCKED``
-on PostgreSQL and the escalations table has one row per (clock, level).
+on PostgreSQL and the escalations table has one row per (clock, card level).
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def warn_at(clock: Clock, cal: WorkingCalendar) -> datetime | None:
 def _instants(clock: Clock, cal: WorkingCalendar) -> dict[str, Any]:
     return {
         "clock": clock.to_dict(),
-        "due_at": clock.due_at(cal) if clock.stopped_at is None else None,
+        # a stopped clock keeps the deadline it finished against: the on-time figures compare the two
+        "due_at": clock.due_at(cal),
         "warn_at": warn_at(clock, cal),
         "stopped_at": clock.stopped_at,
     }
@@ -79,6 +83,32 @@ class ClockRepository:
         self.conn.execute(
             update(case_clocks).where(case_clocks.c.id == clock_id).values(**_instants(clock, self.cal))
         )
+
+    def follow_calendar(self, task_dues: dict[str, datetime] | None = None) -> int:
+        """Count every open clock again with this repository's calendar (an administrator changed it) and
+        store its due and warning instants; returns how many rows moved. ``task_dues`` are the new due
+        dates of tasks whose deadline came from a due-date expression: their clocks count hours up to
+        the due date (see ``CaseLifecycle._task_clock``), so the limit moves with it."""
+        moved = 0
+        rows = self.conn.execute(
+            select(
+                case_clocks.c.id,
+                case_clocks.c.task_id,
+                case_clocks.c.clock,
+                case_clocks.c.due_at,
+                case_clocks.c.warn_at,
+            ).where(case_clocks.c.stopped_at.is_(None))
+        ).all()
+        for clock_id, task_id, data, due_at, warn_at_ in rows:
+            clock = Clock.from_dict(data)
+            due = (task_dues or {}).get(task_id) if task_id else None
+            if due is not None and clock.limit_hours is not None:
+                clock.limit_hours = max((due - clock.started_at).total_seconds() / 3600, 1 / 3600)
+            values = _instants(clock, self.cal)
+            if values["clock"] != data or values["due_at"] != due_at or values["warn_at"] != warn_at_:
+                self.conn.execute(update(case_clocks).where(case_clocks.c.id == clock_id).values(**values))
+                moved += 1
+        return moved
 
     def all_for(self, case_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(

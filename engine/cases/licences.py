@@ -7,7 +7,7 @@ field found nowhere stops the approval with the list of what is missing, so noth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,22 +18,44 @@ from engine.time.calendar import local_date
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
 from licence.library import LicenceLibrary
 from licence.types import get_type
-from processes.catalogue import Catalogue
+from processes.catalogue import Catalogue, ServiceItem
 
 SCOPE_FIELDS = {"business_scope", "service_scope", "subjects", "trade", "business_items", "main_business"}
 """Licence fields stating what was approved; on the general form the applicant states it in ``request``."""
 
 
+ENTITY_KINDS: Mapping[str, str] = {
+    "有限责任公司": "91",
+    "股份有限公司": "91",
+    "个人独资企业": "91",
+    "合伙企业": "91",
+    "个体工商户": "92",
+}
+"""The kinds of entity a registration creates (``company_type`` of ``apply.business_registration``, whose
+enum offers exactly these) -> the first two characters of the credit code it gets (GB 32100: 9 = market
+regulation; 1 = enterprise, 2 = individual business)."""
+
+REGISTRATION_CATEGORIES: Mapping[str, str] = {"91": "企业", "92": "个体工商户"}
+"""What each prefix registers, as named by catalogue items (企业设立登记, 个体工商户登记)."""
+
+
 def new_entity_credit_code(case_id: str, company_type: str, district: str) -> str:
-    """The unified social credit code a registration assigns to the entity it creates (个体工商户 92,
-    enterprise 91), derived from the case number so that each registration gets its own."""
+    """The unified social credit code a registration assigns to the entity it creates (``ENTITY_KINDS``:
+    个体工商户 92, enterprises 91; a licence for a new entity whose form has no kind: 91), derived from the
+    case number so that each registration gets its own."""
+    prefix = ENTITY_KINDS.get(company_type) if company_type else "91"
+    if prefix is None:
+        raise InvalidInput(
+            f"无法登记的主体类型：{company_type[:20]}（可登记：{'、'.join(ENTITY_KINDS)}）",
+            code="unknown_entity_kind",
+            field="company_type",
+        )
     number = int("".join(ch for ch in case_id[:-1] if ch.isdigit()))
     body = ""
     for _ in range(8):
         number, rem = divmod(number, len(CREDIT_CODE_ALPHABET))
         body = CREDIT_CODE_ALPHABET[rem] + body
-    kind = "92" if "个体" in company_type else "91"
-    first17 = kind + district + body + organisation_code_check_char(body)
+    first17 = prefix + district + body + organisation_code_check_char(body)
     return first17 + credit_code_check_char(first17)
 
 
@@ -57,6 +79,33 @@ class CaseLicences:
         issued = []
         library = LicenceLibrary(conn, clock=lambda: now)
         departments = list(self.catalogue.departments)
+        for item, holder_id, holder_name, face in self._drafts(library, row, now):
+            assert item.issues_licence_type is not None
+            dept = self.catalogue.departments[item.department]
+            record = library.issue(
+                item.issues_licence_type,
+                holder_id,
+                holder_name,
+                face,
+                department_credit_code(departments.index(item.department), self.district_code),
+                f"{self.district_name}{dept.name}",
+                local_date(now),
+                source_case=row["id"],
+                actor=actor,
+            )
+            issued.append(record.id)
+        return issued
+
+    def check_for(self, conn: Connection, row: dict[str, Any], now: datetime) -> None:
+        """Refuse (as ``issue_for`` would) when a licence the items produce could not be filled in from what
+        the case holds; issues nothing (an approval whose licence is held until later)."""
+        self._drafts(LicenceLibrary(conn, clock=lambda: now), row, now)
+
+    def _drafts(
+        self, library: LicenceLibrary, row: dict[str, Any], now: datetime
+    ) -> list[tuple[ServiceItem, str, str, dict[str, Any]]]:
+        """(item, holder id, holder name, face) of every licence the case's items produce."""
+        drafts = []
         form = row["form_data"] or {}
         for code in row["items"]:
             item = self.catalogue.get(code)
@@ -73,20 +122,8 @@ class CaseLicences:
                     row["id"], str(form.get("company_type") or ""), self.district_code
                 )
             face = self._face(library, item.issues_licence_type, row, holder_id, holder_name, now)
-            dept = self.catalogue.departments[item.department]
-            record = library.issue(
-                item.issues_licence_type,
-                holder_id,
-                holder_name,
-                face,
-                department_credit_code(departments.index(item.department), self.district_code),
-                f"{self.district_name}{dept.name}",
-                local_date(now),
-                source_case=row["id"],
-                actor=actor,
-            )
-            issued.append(record.id)
-        return issued
+            drafts.append((item, holder_id, holder_name, face))
+        return drafts
 
     @staticmethod
     def _face(

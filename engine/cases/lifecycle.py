@@ -2,17 +2,21 @@
 
 Whenever a command changes the workflow variable ``case_status``, :meth:`CaseLifecycle.on_step` (a step
 observer of the workflow service) records the transition, starts/pauses/stops the clocks, keeps the
-materials in step with the intake and supplement tasks, and issues the licence on approval.
+materials in step with the intake and supplement tasks, and issues the licence on approval. A tolerant
+acceptance of an item whose licence is held until supplied (``hold_licence_until_supplied``) issues none
+at approval while a material is pending; the step that delivers the supply issues it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 
 from engine.cases.clocks import ClockRepository
+from engine.cases.intake_rules import refuse_incomplete_acceptance
 from engine.cases.licences import CaseLicences
 from engine.cases.status import CLOSED, DECIDED, LABELS, can_move
 from engine.errors import InvalidModel
@@ -22,7 +26,10 @@ from engine.step import StepContext
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
 from engine.workflow import ReadyTask
-from processes.catalogue import Catalogue
+from processes.catalogue import TOLERANT_PROCESS, Catalogue
+
+PENDING_MATERIALS = ("missing_tolerated", "missing", "rejected")
+"""Material states that are still owed by the applicant."""
 
 
 class CaseLifecycle:
@@ -55,6 +62,8 @@ class CaseLifecycle:
         history = data.get("status_history")
         if isinstance(history, list) and len(history) > seq:
             ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(status_seq=len(history)))
+        if current == "approved":
+            self._release_held_licence(ctx, case_id)
         # task clocks and clock suspension follow the model's task attributes
         for task in ctx.opened:  # a task with its own limit gets its own clock (ow:clock="none": no clock)
             clock = self._task_clock(ctx, task)
@@ -77,6 +86,43 @@ class CaseLifecycle:
             self._materials_from_task(ctx, case_id)
         if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
             ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(visits=cases.c.visits + 1))
+
+    def _holds_until_supplied(self, row: dict[str, Any]) -> bool:
+        """A tolerant acceptance of an item whose licence the catalogue holds until the tolerated materials
+        are supplied (``hold_licence_until_supplied``)."""
+        if row["flow"] != TOLERANT_PROCESS.process_id:
+            return False
+        items = [self.catalogue.get(code) for code in row["items"]]
+        return any(i.hold_licence_until_supplied and i.issues_licence_type for i in items)
+
+    def _licence_held(self, ctx: StepContext, row: dict[str, Any]) -> bool:
+        """Whether the licence of the approved case waits: held until supplied, and a material pending."""
+        if not self._holds_until_supplied(row):
+            return False
+        pending = ctx.conn.execute(
+            select(case_materials.c.id)
+            .where(case_materials.c.case_id == row["id"], case_materials.c.state.in_(PENDING_MATERIALS))
+            .limit(1)
+        ).first()
+        return pending is not None
+
+    def _release_held_licence(self, ctx: StepContext, case_id: str) -> None:
+        """Issue the licence held at approval once nothing is pending any more (the step that delivered
+        ``materials_supplied``), valid from that day."""
+        row = dict(ctx.conn.execute(select(cases).where(cases.c.id == case_id)).one()._mapping)
+        if row["licence_ids"] or not self._holds_until_supplied(row) or self._licence_held(ctx, row):
+            return
+        issued = self.licences.issue_for(ctx.conn, row, ctx.now, ctx.actor)
+        if not issued:
+            return
+        ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(licence_ids=issued))
+        AuditRepository(ctx.conn).record(
+            ctx.now,
+            ctx.actor,
+            "licence_released",
+            business_key=case_id,
+            detail={"licence_ids": issued, "reason": "容缺材料已补齐，出证"},
+        )
 
     @staticmethod
     def _task_clock(ctx: StepContext, task: ReadyTask) -> Clock | None:
@@ -168,6 +214,7 @@ class CaseLifecycle:
         values: dict[str, Any] = {"status": new, "status_reason": reason}
         row = dict(ctx.conn.execute(select(cases).where(cases.c.id == case_id)).one()._mapping)
         if new == "accepted" and row["accepted_at"] is None:
+            refuse_incomplete_acceptance(ctx.conn, case_id, data)  # every flow, every model
             values["accepted_at"] = ctx.now
             self._open_case_clocks(ctx, case_id, row, clocks)
         if new in DECIDED and row["decided_at"] is None:
@@ -178,8 +225,20 @@ class CaseLifecycle:
         if new in CLOSED:
             values["closed_at"] = ctx.now
         if new == "approved":
-            issued = self.licences.issue_for(ctx.conn, row, ctx.now, ctx.actor)
-            values["licence_ids"] = list(row["licence_ids"] or []) + issued
+            if self._licence_held(ctx, row):
+                # 容缺受理, 补齐后出证: no licence exists before the supply (not even a suspended one), but
+                # its face must be complete now, so that the supply cannot fail on it later
+                self.licences.check_for(ctx.conn, row, ctx.now)
+                AuditRepository(ctx.conn).record(
+                    ctx.now,
+                    ctx.actor,
+                    "licence_held",
+                    business_key=case_id,
+                    detail={"reason": "容缺受理：容缺材料补齐后出证"},
+                )
+            else:
+                issued = self.licences.issue_for(ctx.conn, row, ctx.now, ctx.actor)
+                values["licence_ids"] = list(row["licence_ids"] or []) + issued
         if new == "terminated" and row["licence_ids"]:
             # a licence released early under a commitment that was then broken does not stand
             why = f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}"
@@ -196,10 +255,17 @@ class CaseLifecycle:
     def _open_case_clocks(
         self, ctx: StepContext, case_id: str, row: dict[str, Any], clocks: ClockRepository
     ) -> None:
-        items = [self.catalogue.get(c) for c in row["items"]]
+        self.open_case_clocks(clocks, case_id, list(row["items"]), ctx.now)
+
+    def open_case_clocks(
+        self, clocks: ClockRepository, case_id: str, item_codes: list[str], started_at: datetime
+    ) -> None:
+        """The legal and promised clocks of a case accepted at ``started_at`` (normally now; the day of
+        receipt when the application counts as accepted, see :mod:`engine.cases.intake_rules`)."""
+        items = [self.catalogue.get(c) for c in item_codes]
         if len(items) > 1:
             legal = promised = max(i.joint_limit_days for i in items)
         else:
             legal, promised = items[0].legal_limit_days, items[0].promised_limit_days
-        clocks.open(case_id, Clock(kind="legal", started_at=ctx.now, limit_days=legal))
-        clocks.open(case_id, Clock(kind="promised", started_at=ctx.now, limit_days=promised))
+        clocks.open(case_id, Clock(kind="legal", started_at=started_at, limit_days=legal))
+        clocks.open(case_id, Clock(kind="promised", started_at=started_at, limit_days=promised))

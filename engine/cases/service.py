@@ -1,5 +1,7 @@
 """Cases (办件): submit, complete case tasks, supply materials, rate, track; the BPMN-driven lifecycle.
 
+Rating is :mod:`engine.cases.rating`, tracking :mod:`engine.cases.tracking`; this service delegates.
+
 A case is one application of one applicant for one or more service items. Submitting it validates the
 applicant and the application form (pre-filled from the licence library), works out the state of every
 required material (a valid licence of the holder stands in for a paper), picks the flow and starts the
@@ -11,20 +13,27 @@ the clocks, and issues the licence on approval.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from engine.cases.clocks import ClockRepository
+from engine.assignment import authorise_task, task_not_found
+from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_holder
+from engine.cases.calendar_change import CalendarChange, change_calendar
+from engine.cases.check_codes import new_check_code
 from engine.cases.intake import Application, choose_flow, material_states, next_case_number
+from engine.cases.intake_rules import IntakeRules
 from engine.cases.licences import CaseLicences
 from engine.cases.lifecycle import CaseLifecycle
-from engine.cases.numbers import is_valid_case_number
-from engine.cases.status import CLOSED, DECIDED, LABELS
-from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from engine.persistence.database import unit_of_work
+from engine.cases.rating import CaseRatings
+from engine.cases.status import CLOSED, LABELS
+from engine.cases.steering import refuse_steering
+from engine.cases.tracking import CaseTracking
+from engine.errors import Conflict, Forbidden, InvalidInput
+from engine.limits import check_data
+from engine.persistence.columns import check_row
 from engine.persistence.repositories import AuditRepository, InstanceRepository, TaskRepository, audit_row
 from engine.persistence.tables import case_materials, cases
 from engine.service import WorkflowService
@@ -38,27 +47,10 @@ from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
 from licence.checkdigits import holder_id_kind, validate_holder_id
 from licence.library import LicenceLibrary
-from processes.catalogue import Catalogue
+from processes.catalogue import TOLERANT_PROCESS, Catalogue
 
 TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
-RATINGS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
-
-
-def _authorise(task: dict[str, Any], actor: str, groups: set[str] | None) -> None:
-    """May ``actor`` complete ``task``? A claimed task belongs to its assignee, always. Otherwise, when the
-    actor's ``groups`` are known, a candidate user or a member of a candidate group may act."""
-    if task["assignee"]:
-        if task["assignee"] != actor:
-            raise Forbidden("任务已由他人认领", code="claimed_by_other", task_id=task["id"])
-        return
-    if groups is None:
-        return
-    task_groups = {g for g in (task["candidate_groups"] or "").split(",") if g}
-    users = {u for u in (task["candidate_users"] or "").split(",") if u}
-    if (task_groups or users) and not (task_groups & groups) and actor not in users:
-        raise Forbidden(
-            "无权办理该任务：不在任务的办理组或办理人中", code="not_a_candidate", task_id=task["id"]
-        )
+COMMITMENT_FORM = "task.commitment"
 
 
 class CaseService:
@@ -79,6 +71,9 @@ class CaseService:
         self.calendar = calendar
         self.licences = CaseLicences(catalogue, district)
         self.lifecycle = CaseLifecycle(catalogue, self.licences, calendar)
+        self.ratings = CaseRatings(engine, workflow.clock)
+        self.tracking = CaseTracking(engine, workflow.clock, calendar)
+        self.intake_rules = IntakeRules(self.lifecycle.open_case_clocks)  # 《行政许可法》第三十二条
         workflow.observers.append(self.lifecycle.on_step)
 
     @property
@@ -105,6 +100,13 @@ class CaseService:
         return self.workflow.run(lambda conn: self.submit_in(conn, app, actor))
 
     def submit_in(self, conn: Connection, app: Application, actor: str) -> str:
+        check_data({"form": app.form, "provided": app.provided}, self.workflow.limits, field="application")
+        name = app.applicant_name.strip() if isinstance(app.applicant_name, str) else app.applicant_name
+        check_row(
+            cases,
+            {"applicant_name": name, "contact_phone": app.contact_phone, "department": app.lead_department},
+            fields={"department": "lead_department"},
+        )
         applicant_id = validate_holder_id(app.applicant_id, "applicant_id")
         kind = "person" if holder_id_kind(applicant_id) == "resident_id" else "organisation"
         if not app.applicant_name.strip():
@@ -112,6 +114,14 @@ class CaseService:
         if not app.items:
             raise InvalidInput("至少选择一个事项", code="required", field="items")
         items = [self.catalogue.get(code) for code in app.items]
+        if len(items) == 1 and app.lead_department not in (None, items[0].department):
+            # one item is handled by its own department (catalogue); only a joint approval has a lead
+            raise InvalidInput(
+                "只有并联审批（多个事项）可以指定牵头部门",
+                code="lead_not_joint",
+                field="lead_department",
+                item=items[0].code,
+            )
         flow, start_data = choose_flow(self.catalogue, app, items)
         form = self.application_form([i.code for i in items])
         filled = self.prefill(conn, form, applicant_id, app.applicant_name)
@@ -133,7 +143,7 @@ class CaseService:
                 id=case_id,
                 flow=flow.process_id,
                 items=[i.code for i in items],
-                department=app.lead_department or items[0].department,
+                department=start_data.get("lead_department") or start_data["department"],
                 applicant_kind=kind,
                 applicant_id=applicant_id,
                 applicant_name=app.applicant_name.strip(),
@@ -146,6 +156,7 @@ class CaseService:
                 autofill={k: v.to_dict() for k, v in filled.provenance.items()},
                 licence_ids=[],
                 submitted_at=now,
+                check_code=new_check_code(),  # for tracking without signing in (engine/cases/check_codes.py)
             )
         )
         conn.execute(
@@ -181,30 +192,140 @@ class CaseService:
 
     # ------------------------------------------------------------------ tasks of a case
     def complete_task(
-        self, task_id: str, data: dict[str, Any], actor: str, *, groups: set[str] | None = None
+        self,
+        task_id: str,
+        data: dict[str, Any],
+        actor: str,
+        *,
+        groups: set[str] | frozenset[str] | None = None,
+        holder_id: str | None = None,
     ) -> StepResult:
         """Check who acts, validate the task's form and complete it, in one (retried) transaction.
 
         ``groups`` are the actor's groups (departments, ``window``, ``applicant``...); ``None`` means the
-        caller has already decided (internal use, or the REST API until sign-in exists)."""
+        caller has already decided (internal use, or the REST API until sign-in exists). An applicant
+        (``applicant`` among ``groups``) works only the tasks of their own cases: ``holder_id`` must be
+        the case's applicant id, else the task does not exist for them."""
+        check_data(data, self.workflow.limits, field="data", task_id=task_id)
 
         def command(conn: Connection) -> StepResult:
             task = TaskRepository(conn).get(task_id)
+            authorise_task(task, actor, groups)  # outside the actor's scope the task does not exist
+            if groups is not None and APPLICANT_GROUP in groups:
+                self._authorise_applicant(conn, task, holder_id)
             if task["state"] != "ready":
                 raise Conflict(
                     f"任务已{TASK_STATE_LABELS.get(task['state'], task['state'])}",
                     code="task_not_ready",
                     task_id=task_id,
                 )
-            _authorise(task, actor, groups)
-            entered = data
-            if task["form_key"] and task["form_key"] in self.forms:
-                entered = validate_or_raise(
-                    self.forms.get(task["form_key"]), data, today=local_date(self.now)
-                )
+            if task["assignee"] and task["assignee"] != actor:
+                raise Forbidden("任务已由他人认领", code="claimed_by_other", task_id=task_id)
+            entered = self._task_input(conn, task, data)
+            self.intake_rules.before_complete(conn, task, entered, actor, self.now, self.calendar())
             return self.workflow.complete_task_in(conn, task_id, entered, actor)
 
         return self.workflow.run(command)
+
+    @staticmethod
+    def _authorise_applicant(conn: Connection, task: dict[str, Any], holder_id: str | None) -> None:
+        """The applicant's group is every applicant's: the case decides whose task it is. A task of
+        another applicant's case (or of no case) answers like a task that does not exist."""
+        row = conn.execute(select(cases.c.applicant_id).where(cases.c.id == task["business_key"])).first()
+        if row is None or not same_holder(holder_id, row.applicant_id):
+            raise task_not_found(str(task["id"]))
+
+    def _task_input(self, conn: Connection, task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """What a person may hand to the workflow at ``task``: the task form's declared fields only
+        (validated), no variable that steers the case beyond the form's own decision
+        (:mod:`engine.cases.steering`), and for a commitment letter the tolerated materials and a date
+        within the supplement deadline. A task without a form in the registry (none, or a key the
+        registry does not know) takes no field at all: nothing declares what it would accept."""
+        form_key = task["form_key"]
+        if not isinstance(data, dict):
+            raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task["id"])
+        if form_key and form_key in self.forms:
+            entered = validate_or_raise(self.forms.get(form_key), data, today=local_date(self.now))
+        elif data:
+            names = sorted(str(n) for n in data)
+            raise InvalidInput(
+                "该任务没有登记表单，不接受任何字段：" + "、".join(names),
+                code="undeclared_fields",
+                field=names[0],
+                fields=names,
+                form_key=form_key,
+                task_id=task["id"],
+            )
+        else:
+            entered = {}
+        refuse_steering(entered, form_key, task_id=task["id"])
+        if form_key == COMMITMENT_FORM:
+            self._check_commitment(conn, task, entered)
+        return entered
+
+    def _check_commitment(self, conn: Connection, task: dict[str, Any], entered: dict[str, Any]) -> None:
+        """A commitment letter (容缺承诺书) lists exactly the materials the case holds as tolerated and
+        promises them no later than the supplement deadline: ``supplement_deadline_days`` working days
+        (catalogue) from now, when the model accepts the case and starts the same deadline's timer."""
+        query = select(cases.c.id, cases.c["items"]).where(cases.c.id == task["business_key"])
+        row = conn.execute(query).first()
+        if row is None:
+            return  # not a case
+        case_id, item_codes = row
+        tolerated = set(
+            conn.execute(
+                select(case_materials.c.code).where(
+                    case_materials.c.case_id == case_id, case_materials.c.state == "missing_tolerated"
+                )
+            ).scalars()
+        )
+        listed = {str(c) for c in entered.get("missing_materials") or []}
+        if listed != tolerated:
+            raise InvalidInput(
+                "承诺书所列容缺材料应为本件容缺的材料：" + "、".join(sorted(tolerated) or ["（无）"]),
+                code="commitment_materials_mismatch",
+                field="missing_materials",
+                expected=sorted(tolerated),
+                task_id=task["id"],
+                case=case_id,
+            )
+        days = self.catalogue.get(item_codes[0]).supplement_deadline_days
+        deadline = self.calendar().add_working_days(local_date(self.now), days)
+        promised = date.fromisoformat(str(entered["promised_date"]))
+        if promised > deadline:
+            raise InvalidInput(
+                f"「承诺补齐日期」不得晚于补正期限（{days} 个工作日，截至 {deadline.isoformat()}）",
+                code="promised_date_after_deadline",
+                field="promised_date",
+                deadline=deadline.isoformat(),
+                task_id=task["id"],
+                case=case_id,
+            )
+
+    def supplement_deadline(self, case: Mapping[str, Any]) -> datetime | None:
+        """The instant a tolerant acceptance's supplement deadline (补正期限) runs out: the end (24:00
+        Asia/Shanghai) of the ``supplement_deadline_days``-th working day after acceptance, on the current
+        calendar; the model's deadline timer (``working_deadline``) is the same instant. ``None`` for other
+        flows and before acceptance."""
+        if case["flow"] != TOLERANT_PROCESS.process_id or case["accepted_at"] is None:
+            return None
+        days = self.catalogue.get(case["items"][0]).supplement_deadline_days
+        return Clock(kind="task", started_at=case["accepted_at"], limit_days=days).due_at(self.calendar())
+
+    def _refuse_after_supplement_deadline(self, case: Mapping[str, Any]) -> None:
+        """A supply at or after the deadline is refused by the injected clock, whether or not the worker has
+        fired the deadline timer (and terminated the case) yet."""
+        deadline = self.supplement_deadline(case)
+        if deadline is None or self.now < deadline:
+            return
+        last_day = local_date(deadline - timedelta(microseconds=1))
+        raise Conflict(
+            f"补正期限已于 {last_day.isoformat()} 24时届满，不能再补交材料；逾期未补齐的，终止办理",
+            code="supplement_deadline_passed",
+            case=case["id"],
+            deadline=deadline.isoformat(),
+            deadline_day=last_day.isoformat(),
+        )
 
     def supply_materials(self, case_id: str, codes: list[str], actor: str) -> bool:
         """The applicant supplies tolerated/missing materials. When nothing is pending any more the flow is
@@ -215,7 +336,7 @@ class CaseService:
         def command(conn: Connection) -> bool:
             row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
             if row is None:
-                raise NotFound("办件不存在", code="case_not_found", case=case_id)
+                raise case_not_found(case_id)
             # lock in the order every command takes: the instance row first (a command updates it before
             # anything else), so the materials read below cannot change under us
             InstanceRepository(conn).lock(row.instance_id)
@@ -223,6 +344,7 @@ class CaseService:
                 raise Conflict(
                     f"办件已{LABELS[row.status]}，不能再补交材料", code="case_closed", case=case_id
                 )
+            self._refuse_after_supplement_deadline(row._mapping)
             pending = set(
                 conn.execute(
                     select(case_materials.c.code).where(
@@ -246,75 +368,27 @@ class CaseService:
             if pending - set(codes):
                 return False
             payload = {"supplied_materials": sorted(pending), "all_supplied": True}
+            refuse_steering(payload, None, case=case_id)  # the engine's own words, never a steering one
             return self.workflow.correlate_message_in(
                 conn, "materials_supplied", payload, actor, instance_id=row.instance_id
             )
 
         return self.workflow.run(command)
 
-    def rate(self, case_id: str, level: int, comment: str, actor: str) -> None:
-        if level not in RATINGS:
-            raise InvalidInput("评价等级须为 1-5", code="bad_rating", field="level")
-        if level <= 2 and not comment.strip():
-            raise InvalidInput("差评须说明原因以便整改回访", code="reason_required", field="comment")
-        with unit_of_work(self.engine) as conn:
-            row = self._case(conn, case_id)
-            if row["status"] not in CLOSED:
-                raise Conflict("办件办结后才能评价", code="case_not_closed", case=case_id)
-            if row["rating"] is not None:
-                raise Conflict("该办件已评价", code="already_rated", case=case_id)
-            now = self.now
-            conn.execute(
-                update(cases)
-                .where(cases.c.id == case_id)
-                .values(rating=level, rating_comment=comment, rated_at=now)
-            )
-            AuditRepository(conn).append(
-                [
-                    audit_row(
-                        now,
-                        actor,
-                        "rated",
-                        business_key=case_id,
-                        detail={"level": level, "label": RATINGS[level]},
-                    )
-                ]
-            )
+    # ------------------------------------------------------------------ calendar
+    def change_calendar(self, day: date, working: bool | None, note: str, actor: str) -> CalendarChange:
+        """An administrator marks ``day`` working (True) or rest (False), or clears it (None); every open
+        clock, ready task and working-day timer follows in the same transaction
+        (:mod:`engine.cases.calendar_change`)."""
+        return change_calendar(self.workflow, day, working, note, actor)
 
-    def track(self, case_id: str) -> dict[str, Any]:
-        if not is_valid_case_number(case_id):
-            raise InvalidInput("办件编号格式或校验位不正确", code="bad_case_number", field="case_id")
-        with self.engine.connect() as conn:
-            row = self._case(conn, case_id)
-            mats = [
-                dict(r._mapping)
-                for r in conn.execute(select(case_materials).where(case_materials.c.case_id == case_id))
-            ]
-            clocks = ClockRepository(conn, self.calendar()).all_for(case_id)
-            tasks = TaskRepository(conn).of_instance(row["instance_id"]) if row["instance_id"] else []
-            events = AuditRepository(conn).for_business_key(case_id)
-        now, cal = self.now, self.calendar()
-        clock_views = []
-        for c in clocks:
-            clk = Clock.from_dict(c["clock"])
-            clock_views.append({**clk.summary(now, cal), "id": c["id"], "task_id": c["task_id"]})
-        decided = [
-            e["detail"]["to"] for e in events if e["action"] == "case_status" and e["detail"]["to"] in DECIDED
-        ]
-        return {
-            "case": row,
-            "status_label": LABELS.get(row["status"], row["status"]),
-            "result": decided[-1] if decided else None,
-            "result_label": LABELS[decided[-1]] if decided else "未决定",
-            "calendar_warnings": list(cal.warnings),  # a date in a year the holiday calendar does not know
-            "materials": mats,
-            "clocks": clock_views,
-            "tasks": tasks,
-            "events": events,
-        }
+    # ------------------------------------------------------------------ rating and tracking
+    def rate(self, case_id: str, level: int, comment: str, *, rater: str) -> None:
+        """The applicant (``rater``: their holder id) rates the closed case once
+        (:mod:`engine.cases.rating`)."""
+        self.ratings.rate(case_id, level, comment, rater=rater)
 
-    def _case(self, conn: Connection, case_id: str) -> dict[str, Any]:
-        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
-        if row is None:
-            raise NotFound("办件不存在", code="case_not_found", case=case_id)
-        return dict(row._mapping)
+    def track(self, case_id: str, viewer: Viewer | None = None) -> dict[str, Any]:
+        """The applicant's view of the case, or the full one for an officer of the case
+        (:mod:`engine.cases.tracking`)."""
+        return self.tracking.track(case_id, viewer)

@@ -21,6 +21,7 @@ CaseStatus = Literal[
     "terminated",
     "finished",
     "delivered",
+    "withdrawn",
 ]
 
 LABELS: dict[str, str] = {
@@ -36,15 +37,21 @@ LABELS: dict[str, str] = {
     "terminated": "已终止",
     "finished": "已办结",
     "delivered": "已送达",
+    "withdrawn": "已撤回",
 }
 
 _REVIEW = {"under_review", "special_procedure", "approved", "denied", "returned", "terminated"}
+WITHDRAWABLE = frozenset(
+    {"submitted", "supplement_requested", "accepted", "under_review", "special_procedure"}
+)
+"""Statuses from which a granted withdrawal request (撤回申请) ends the case: before any decision
+(:mod:`engine.cases.withdrawal`); no model sets ``withdrawn``."""
 TRANSITIONS: dict[str, set[str]] = {
-    "submitted": {"supplement_requested", "refused", "accepted", "terminated"},
-    "supplement_requested": {"submitted", "accepted", "refused", "terminated"},
-    "accepted": _REVIEW | {"supplement_requested"},
-    "under_review": _REVIEW - {"under_review"} | {"supplement_requested"},
-    "special_procedure": {"under_review", "approved", "denied", "terminated"},
+    "submitted": {"supplement_requested", "refused", "accepted", "terminated", "withdrawn"},
+    "supplement_requested": {"submitted", "accepted", "refused", "terminated", "withdrawn"},
+    "accepted": _REVIEW | {"supplement_requested", "withdrawn"},
+    "under_review": _REVIEW - {"under_review"} | {"supplement_requested", "withdrawn"},
+    "special_procedure": {"under_review", "approved", "denied", "terminated", "withdrawn"},
     "approved": {"finished", "delivered", "terminated", "returned"},
     "denied": {"finished", "delivered"},
     "returned": {"terminated", "finished", "submitted"},
@@ -57,7 +64,7 @@ TRANSITIONS: dict[str, set[str]] = {
 DECIDED = {"approved", "denied", "refused", "terminated", "returned"}
 """Statuses at which the case's legal and promised clocks stop (a decision or an end was reached)."""
 
-CLOSED = {"refused", "finished", "delivered", "terminated"}
+CLOSED = {"refused", "finished", "delivered", "terminated", "withdrawn"}
 
 
 def can_move(old: str | None, new: str) -> bool:

@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
 
-from engine.errors import Conflict
+from engine.error_mapping import LOST_RACE_CODES, typed_errors
+from engine.persistence.columns import install_column_guard
+
+__all__ = ["LOST_RACE_CODES", "after_commit", "is_postgres", "make_engine", "unit_of_work"]
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Build an SQLAlchemy engine; SQLite gets WAL, foreign keys and ``BEGIN IMMEDIATE`` writers."""
+    """Build an SQLAlchemy engine; SQLite gets WAL, foreign keys and ``BEGIN IMMEDIATE`` writers. Every
+    INSERT/UPDATE is checked against its columns first (``columns.install_column_guard``), on each backend."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -41,15 +44,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             write = conn.get_execution_options().get("onewindow_write", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
-        return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+        return install_column_guard(engine)
+    return install_column_guard(
+        create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    )
 
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-LOST_RACE_CODES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 AFTER_COMMIT = "onewindow.after_commit"
 log = logging.getLogger("onewindow.persistence")
 
@@ -63,33 +67,24 @@ def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
 
 
 @contextmanager
-def _lost_races_as_conflicts() -> Iterator[None]:
-    try:
-        yield
-    except DBAPIError as exc:
-        if getattr(exc.orig, "pgcode", None) in LOST_RACE_CODES:
-            raise Conflict("并发冲突，请重试", code="version_conflict") from exc
-        raise
-
-
-@contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Connection]:
     """One transaction per command: commit when the block ends cleanly, roll back on any error.
 
     A deadlock or serialization failure the database reports (also at commit) is a lost race like a
-    stale version: it becomes ``Conflict(code="version_conflict")``, which the services retry."""
-    with engine.connect() as conn:
+    stale version: it becomes ``Conflict(code="version_conflict")``, which the services retry. Any other
+    exception leaves typed too, after the rollback (:mod:`engine.error_mapping`: a violated constraint, a
+    value the database cannot store, an unavailable database, a JSON encoder error; a bug is ``Internal``)."""
+    with typed_errors(), engine.connect() as conn:
         conn.execution_options(onewindow_write=True)
         conn.info[AFTER_COMMIT] = []
         try:
-            with _lost_races_as_conflicts():
-                trans = conn.begin()
-                try:
-                    yield conn
-                except BaseException:
-                    trans.rollback()
-                    raise
-                trans.commit()
+            trans = conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                trans.rollback()
+                raise
+            trans.commit()
             callbacks = conn.info[AFTER_COMMIT]
         finally:
             conn.info.pop(AFTER_COMMIT, None)

@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.limits import bad_character
+from engine.persistence.columns import storable_text
 from engine.persistence.tables import audit_log, definitions, instances, messages, tasks, timers
 
 
@@ -143,6 +145,24 @@ class InstanceRepository:
         return self.get(row[0])
 
 
+MAX_FILTER_GROUPS = 50
+"""Most groups one inbox query may filter by (each is one LIKE on the projection)."""
+
+
+def like_member(name: str, field: str = "groups") -> str:
+    """A LIKE pattern matching ``name`` as one member of a ``",a,b,"`` list column, literally: ``%`` and
+    ``_`` (and the escape character) in ``name`` match only themselves (use with ``escape="\\"``)."""
+    if not isinstance(name, str) or not name or "," in name or len(name) > 200 or bad_character(name):
+        raise InvalidInput(
+            "筛选条件必须是单个组名或用户名（不含逗号，至多 200 个字符）",
+            code="bad_filter_value",
+            field=field,
+            value=str(name)[:80],
+        )
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%,{escaped},%"
+
+
 class TaskRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -160,10 +180,19 @@ class TaskRepository:
         return dict(row._mapping)
 
     def inbox(self, groups: Sequence[str], user: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        conds = [tasks.c.candidate_groups.like(f"%,{g},%") for g in groups]
+        if len(groups) > MAX_FILTER_GROUPS:
+            raise InvalidInput(
+                f"一次最多按 {MAX_FILTER_GROUPS} 个组筛选待办",
+                code="too_many_groups",
+                field="groups",
+                count=len(groups),
+                max=MAX_FILTER_GROUPS,
+                limit="MAX_FILTER_GROUPS",
+            )
+        conds = [tasks.c.candidate_groups.like(like_member(g), escape="\\") for g in groups]
         if user:
             conds.append(tasks.c.assignee == user)
-            conds.append(tasks.c.candidate_users.like(f"%,{user},%"))
+            conds.append(tasks.c.candidate_users.like(like_member(user, "user"), escape="\\"))
         query = select(tasks).where(tasks.c.state == "ready")
         if conds:
             query = query.where(or_(*conds))
@@ -264,7 +293,9 @@ class TimerRepository:
             self.conn.execute(
                 update(timers)
                 .where(timers.c.id == timer_id)
-                .values(attempts=int(attempts) + 1, retry_at=now + wait, last_error=error[:1000])
+                .values(
+                    attempts=int(attempts) + 1, retry_at=now + wait, last_error=storable_text(error[:1000])
+                )
             )
         return len(rows)
 

@@ -72,9 +72,9 @@ definitions = Table(
     Column("version", Integer, nullable=False),
     Column("name", String(400)),
     Column("filename", String(400)),
-    Column("bpmn", Text, nullable=False),
+    Column("bpmn", Text, nullable=False, info={"produced": True}),  # see persistence/columns.py
     Column("checksum", String(64), nullable=False),
-    Column("spec_json", Text, nullable=False),
+    Column("spec_json", Text, nullable=False, info={"produced": True}),
     Column("deployed_by", String(200), nullable=False),
     _ts("deployed_at", nullable=False),
     UniqueConstraint("key", "version", name="uq_definitions_key_version"),
@@ -87,7 +87,7 @@ instances = Table(
     Column("definition_id", BigId, ForeignKey("definitions.id"), nullable=False, index=True),
     Column("business_key", String(64), index=True),
     Column("status", String(20), nullable=False),  # running | completed | cancelled
-    Column("state", Text, nullable=False),
+    Column("state", Text, nullable=False, info={"produced": True}),
     Column("version", Integer, nullable=False),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
@@ -202,6 +202,8 @@ cases = Table(
     Column("rating", Integer),
     Column("rating_comment", Text),
     _ts("rated_at"),
+    Column("check_code", String(12)),  # the public tracking code (查询码), engine/cases/check_codes.py
+    Index("ix_cases_department_submitted_at", "department", "submitted_at"),  # figures of a period
 )
 
 case_counters = Table(
@@ -236,12 +238,21 @@ case_clocks = Table(
     Column("task_id", String(36)),  # set for task clocks
     Column("kind", String(20), nullable=False),  # legal | promised | task
     Column("clock", JSON, nullable=False),  # engine.time.clocks.Clock.to_dict()
-    _ts("due_at"),  # current deadline (moves with pauses), for the worker's query
+    _ts("due_at"),  # current deadline (moves with pauses), for the worker's query; kept at the stop
     _ts("warn_at"),  # when the clock turns yellow, for the worker's query
     _ts("stopped_at"),
     _ts("yellow_at"),  # when the worker raised the yellow card
     _ts("red_at"),  # when the worker raised the red card and escalated
     Index("ix_case_clocks_open", "stopped_at", "warn_at"),
+    # one legal and one promised clock per case (opened once, at acceptance): figures join on it
+    Index(
+        "uq_case_clocks_case_kind",
+        "case_id",
+        "kind",
+        unique=True,
+        postgresql_where=text("task_id IS NULL"),
+        sqlite_where=text("task_id IS NULL"),
+    ),
 )
 
 escalations = Table(
@@ -251,11 +262,19 @@ escalations = Table(
     Column("case_id", String(20), ForeignKey("cases.id"), nullable=False, index=True),
     Column("clock_id", BigId, ForeignKey("case_clocks.id"), nullable=False),
     Column("task_id", String(36)),
-    Column("level", String(10), nullable=False),  # yellow | red
+    Column("level", String(10), nullable=False),  # yellow | red (worker's cards) | supervisor (督办)
     _ts("raised_at", nullable=False),
     Column("raised_by", String(200), nullable=False),
     Column("note", Text),
-    UniqueConstraint("clock_id", "level", name="uq_escalations_clock_level"),
+    # one yellow and one red card per clock; a supervisor may push again (engine/cases/supervision.py)
+    Index(
+        "uq_escalations_clock_card",
+        "clock_id",
+        "level",
+        unique=True,
+        postgresql_where=text("level IN ('yellow', 'red')"),
+        sqlite_where=text("level IN ('yellow', 'red')"),
+    ),
 )
 
 calendar_overrides = Table(

@@ -15,6 +15,13 @@ Working-day questions are about Asia/Shanghai local dates: turn stored UTC insta
 
 Speed: each calendar keeps, per year, the sorted tuple of its working days, so ``is_working_day`` is a
 set lookup and ``add_working_days`` / ``working_days_between`` are a few bisections per year crossed.
+
+Bounds: a calendar answers only for ``supported_years()`` (the known years plus ``YEAR_MARGIN`` on either
+side); a date outside is :class:`~engine.errors.InvalidInput` (``date_out_of_range``), so no question can
+make a calendar build, cache or warn about thousands of years. Per calendar the caches therefore hold at
+most ``len(supported_years())`` years, the module-level weekday cache is an LRU of ``_WEEKDAY_CACHE``
+years, and the unknown-year warning is recorded once per year and calendar and logged once per year and
+process.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 from bisect import bisect_right
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -38,6 +45,9 @@ __all__ = [
     "local_date",
     "local_midnight",
     "end_of_local_day",
+    "unknown_year_warning",
+    "supported_years",
+    "YEAR_MARGIN",
 ]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -45,6 +55,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 _log = logging.getLogger(__name__)
 _logged_years: set[int] = set()  # years already logged by this process (the log says it once)
 _ONE_DAY = timedelta(days=1)
+YEAR_MARGIN = 10  # years before / after the known ones a calendar still answers for (Monday to Friday)
+_WEEKDAY_CACHE = 64
 
 
 def local_date(dt: datetime) -> date:
@@ -73,6 +85,34 @@ def known_years() -> range:
     return range(min(days).year, max(days).year + 1)
 
 
+def supported_years() -> range:
+    """The years a calendar answers for: the known years and ``YEAR_MARGIN`` years on either side."""
+    known = known_years()
+    return range(known.start - YEAR_MARGIN, known.stop + YEAR_MARGIN)
+
+
+def _check_year(year: int) -> None:
+    supported = supported_years()
+    if year not in supported:
+        raise InvalidInput(
+            f"日期超出工作日日历支持的范围（{supported.start}–{supported.stop - 1} 年）：{year} 年",
+            code="date_out_of_range",
+            year=year,
+            supported=f"{supported.start}-{supported.stop - 1}",
+        )
+
+
+def unknown_year_warning(year: int) -> str:
+    """The bilingual warning for a date in ``year`` when the holiday calendar does not know that year."""
+    known = known_years()
+    return (
+        f"节假日日历没有 {year} 年的数据，{year} 年暂按周一至周五计算工作日，"
+        "请更新节假日数据或由管理员维护调整。"
+        f" / No holiday data for year {year} (known: {known.start}-{known.stop - 1}); working days in "
+        f"{year} are assumed to be Monday to Friday until the calendar is updated or overridden."
+    )
+
+
 @cache
 def _package_working_days(year: int) -> frozenset[date] | None:
     """The package's working days of ``year``; ``None`` when the package does not know the year."""
@@ -83,7 +123,7 @@ def _package_working_days(year: int) -> frozenset[date] | None:
     return frozenset(d for d in days if chinese_calendar.is_workday(d))
 
 
-@cache
+@lru_cache(maxsize=_WEEKDAY_CACHE)
 def _weekdays(year: int) -> frozenset[date]:
     first = date(year, 1, 1)
     days = (first + timedelta(days=i) for i in range((date(year + 1, 1, 1) - first).days))
@@ -131,13 +171,9 @@ class WorkingCalendar:
                 year=year,
                 known=f"{known.start}-{known.stop - 1}",
             )
-        text = (
-            f"节假日日历没有 {year} 年的数据，{year} 年暂按周一至周五计算工作日，"
-            "请更新节假日数据或由管理员维护调整。"
-            f" / No holiday data for year {year} (known: {known.start}-{known.stop - 1}); working days in "
-            f"{year} are assumed to be Monday to Friday until the calendar is updated or overridden."
-        )
-        self.warnings.append(text)
+        text = unknown_year_warning(year)
+        if text not in self.warnings:
+            self.warnings.append(text)
         if year not in _logged_years:
             _logged_years.add(year)
             _log.warning(text)
@@ -146,6 +182,7 @@ class WorkingCalendar:
     def _year_days(self, year: int) -> tuple[date, ...]:
         days = self._days.get(year)
         if days is None:
+            _check_year(year)
             base = _package_working_days(year)
             if base is None:
                 base = self._unknown_year(year)

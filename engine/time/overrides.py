@@ -26,7 +26,11 @@ def load_overrides(conn: Connection) -> dict[date, bool]:
 def set_override(
     conn: Connection, day: date, working: bool | None, note: str, actor: str, now: datetime
 ) -> None:
-    """Mark ``day`` as working (True) or rest (False); ``None`` removes the override."""
+    """Mark ``day`` as working (True) or rest (False); ``None`` removes the override.
+
+    Only the override row and its audit event: stored deadlines do not follow by themselves. Commands use
+    :func:`engine.cases.calendar_change.change_calendar`, which also counts every open clock, ready task
+    and working-day timer again in the same transaction."""
     if working is not None and not note.strip():
         raise InvalidInput("调整工作日须说明依据（如国务院通知）", code="reason_required", field="note")
     conn.execute(delete(calendar_overrides).where(calendar_overrides.c.day == day.isoformat()))
@@ -50,6 +54,12 @@ class CalendarProvider:
         self._calendar: WorkingCalendar | None = None
         self._loaded = 0.0
         self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Forget the cached calendar: the next call reads the overrides again (after this process changed
+        them; see ``engine.cases.calendar_change``)."""
+        with self._lock:
+            self._calendar = None
 
     def __call__(self) -> WorkingCalendar:
         cal = self._calendar

@@ -3,17 +3,27 @@
 They read the injected clock (``engine.workflow.clock``) and the working-day calendar
 (``engine.time.calendar.default_calendar()``, imported lazily). Dates in and out are ISO strings so that
 whatever an expression stores in task data stays JSON.
+
+Every argument is bounded before any work: a date is at most ``MAX_DATE_TEXT`` characters and lies within
+the calendar's known years plus ``HELPER_YEAR_MARGIN`` on either side, a working-day count is at most
+``MAX_WORKING_DAYS``, a span between two dates at most ``MAX_SPAN_DAYS``. Anything else is
+``InvalidInput`` whose ``detail`` names the helper and the argument.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from engine.errors import InvalidInput
 
 from .clock import SHANGHAI, current_calendar, current_now
+
+MAX_DATE_TEXT = 40  # characters of an ISO date / date-time argument
+MAX_WORKING_DAYS = 1_000  # working days one call may count (about four years)
+MAX_SPAN_DAYS = 3_660  # calendar days between the two dates of working_days_between (ten years)
+HELPER_YEAR_MARGIN = 5  # years before / after the calendar's known years a date may lie in
 
 
 def _calendar() -> Any:
@@ -26,27 +36,65 @@ def _calendar() -> Any:
     return default_calendar()
 
 
-def _to_date(value: Any) -> date:
-    """An ISO date / datetime string (or date object) as a Shanghai calendar date."""
+def _parse_date(value: Any, helper: str, argument: str) -> date:
     if isinstance(value, datetime):
         return value.astimezone(SHANGHAI).date() if value.tzinfo else value.date()
     if isinstance(value, date):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= MAX_DATE_TEXT:
         text = value.strip()
         try:
             if len(text) == 10:
                 return date.fromisoformat(text)
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise InvalidInput(f"无法识别的日期：{value!r}", code="bad_date") from None
-        return parsed.astimezone(SHANGHAI).date() if parsed.tzinfo else parsed.date()
-    raise InvalidInput(f"无法识别的日期：{value!r}", code="bad_date")
+            pass
+        else:
+            return parsed.astimezone(SHANGHAI).date() if parsed.tzinfo else parsed.date()
+    shown = repr(value) if isinstance(value, str) and len(value) <= 50 else type(value).__name__
+    raise InvalidInput(
+        f"{helper}() 的参数 {argument} 不是可识别的日期：{shown}",
+        code="bad_date",
+        helper=helper,
+        argument=argument,
+    )
 
 
-def _to_count(n: Any, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | float) or n != int(n) or abs(n) > 10_000:
-        raise InvalidInput(f"{what}必须是不超过 10000 的整数：{n!r}", code="bad_number")
+def _to_date(value: Any, helper: str = "helper", argument: str = "date") -> date:
+    """An ISO date / datetime string (or date object) as a Shanghai calendar date, within the years the
+    working-day calendar knows plus ``HELPER_YEAR_MARGIN``."""
+    from engine.time.calendar import known_years
+
+    parsed = _parse_date(value, helper, argument)
+    known = known_years()
+    low, high = known.start - HELPER_YEAR_MARGIN, known.stop - 1 + HELPER_YEAR_MARGIN
+    if not low <= parsed.year <= high:
+        raise InvalidInput(
+            f"{helper}() 的参数 {argument} 超出工作日日历支持的范围（{low}–{high} 年）：{parsed.isoformat()}",
+            code="date_out_of_range",
+            helper=helper,
+            argument=argument,
+            supported=f"{low}-{high}",
+        )
+    return parsed
+
+
+def _to_count(n: Any, what: str, helper: str = "helper", argument: str = "n") -> int:
+    if (
+        isinstance(n, bool)
+        or not isinstance(n, int | float)
+        or n != n
+        or abs(n) > MAX_WORKING_DAYS
+        or n != int(n)
+    ):
+        shown = repr(n) if isinstance(n, int | float) and abs(n) < 10**12 else type(n).__name__
+        raise InvalidInput(
+            f"{helper}() 的参数 {argument}（{what}）必须是绝对值不超过 {MAX_WORKING_DAYS} 的整数：{shown}",
+            code="bad_number",
+            helper=helper,
+            argument=argument,
+            limit=MAX_WORKING_DAYS,
+        )
     return int(n)
 
 
@@ -62,19 +110,34 @@ def today() -> str:
 
 def add_working_days(start: Any, n: Any) -> str:
     """``start`` plus ``n`` working days (Chinese calendar), as an ISO date."""
-    return _calendar().add_working_days(_to_date(start), _to_count(n, "工作日数")).isoformat()
+    first = _to_date(start, "add_working_days", "start")
+    count = _to_count(n, "工作日数", "add_working_days", "n")
+    return _calendar().add_working_days(first, count).isoformat()
 
 
 def working_days_between(a: Any, b: Any) -> int:
     """Working days between two dates (as defined by the calendar)."""
-    return int(_calendar().working_days_between(_to_date(a), _to_date(b)))
+    first, last = _to_date(a, "working_days_between", "a"), _to_date(b, "working_days_between", "b")
+    if abs((last - first).days) > MAX_SPAN_DAYS:
+        raise InvalidInput(
+            f"working_days_between() 的两个日期相距超过 {MAX_SPAN_DAYS} 天",
+            code="span_too_long",
+            helper="working_days_between",
+            argument="b",
+            limit=MAX_SPAN_DAYS,
+        )
+    return int(_calendar().working_days_between(first, last))
 
 
 def working_deadline(start: Any, days: Any) -> str:
-    """End (23:59:59 Asia/Shanghai) of the ``days``-th working day after ``start``: an ISO datetime
-    usable as a timer ``timeDate``."""
-    end = date.fromisoformat(add_working_days(start, days))
-    return datetime.combine(end, time(23, 59, 59), SHANGHAI).isoformat()
+    """The instant the ``days``-th working day after ``start`` ends: 24:00 Asia/Shanghai, written as
+    00:00 of the next day (an ISO datetime usable as a timer ``timeDate``). A deadline on day N is the
+    whole of day N: a timer set to it fires at 00:00 of day N + 1, as ``Clock.due_at`` turns red then.
+    For the day itself (to show it) use ``add_working_days``."""
+    first = _to_date(start, "working_deadline", "start")
+    count = _to_count(days, "工作日数", "working_deadline", "days")
+    end = _calendar().add_working_days(first, count)
+    return datetime.combine(end + timedelta(days=1), time(0), SHANGHAI).isoformat()
 
 
 def _number(n: Any) -> str:

@@ -3,7 +3,8 @@
 Every engine call runs with the caller's ``now`` installed as the engine clock and with the sandboxed
 script engine attached (also right after restore: SpiffWorkflow's serializer drops it). Errors:
 ``NotFound`` / ``Conflict`` for task ids, ``UnsafeExpression`` for a sandbox refusal, ``InvalidInput``
-(``expression_failed`` / ``engine_error``) for any other failure while the engine ran. After an error
+(``expression_failed`` / ``no_condition_satisfied`` / ``engine_error`` / ``too_deeply_nested``, with the
+element and line, see ``.errors``) for any other failure of the model while the engine ran. After an error
 the instance object is in an undefined state: discard it and restore from the stored state.
 
 Message correlation is by message name within one instance: ``deliver_message`` hands the payload to
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -26,18 +27,18 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
+from engine.errors import Conflict, NotFound, OneWindowError
 
 from .api import PendingMessage, PendingTimer, ReadyTask, TaskMeta
 from .clock import use_calendar, use_clock
 from .definition import Definition
+from .errors import step_failure, wrapped_error
 from .sandbox import SandboxScriptEngine
 from .serializer import dump_instance, restore_instance
-from .specs import branch_index
-from .timers import due_at, task_due
+from .specs import branch_index, use_branch_limit
+from .timers import due_at, recompute_date, task_due
 
 T = TypeVar("T")
 
@@ -49,6 +50,17 @@ def _element_id(task: Any) -> str:
     return getattr(spec, "bpmn_id", None) or spec.name
 
 
+def _instant(value: Any) -> datetime | None:
+    """``value`` as an aware UTC instant when it is an ISO date-time string with a zone, else None."""
+    if not isinstance(value, str) or len(value) < 19 or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+
+
 def _definitions(definition: Any) -> list[Any]:
     if isinstance(definition, MultipleEventDefinition):
         return [d for inner in definition.event_definitions for d in _definitions(inner)]
@@ -58,19 +70,33 @@ def _definitions(definition: Any) -> list[Any]:
 class Runtime:
     """A SpiffWorkflow ``BpmnWorkflow`` behind onewindow's narrow interface."""
 
-    def __init__(self, definition: Definition, workflow: BpmnWorkflow, calendar: Any = None) -> None:
+    def __init__(
+        self,
+        definition: Definition,
+        workflow: BpmnWorkflow,
+        calendar: Any = None,
+        *,
+        branch_limit: int | None = None,
+    ) -> None:
         self.definition = definition
         self.workflow = workflow
         self.calendar = calendar  # working-day calendar for the expression helpers (None: package default)
+        self.branch_limit = branch_limit  # most branches of one multi-instance task (None: unbounded)
         self.workflow.script_engine = SCRIPT_ENGINE
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
     def start(
-        cls, definition: Definition, data: dict[str, Any], now: datetime, calendar: Any = None
+        cls,
+        definition: Definition,
+        data: dict[str, Any],
+        now: datetime,
+        calendar: Any = None,
+        *,
+        branch_limit: int | None = None,
     ) -> Runtime:
         workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
-        runtime = cls(definition, workflow, calendar)
+        runtime = cls(definition, workflow, calendar, branch_limit=branch_limit)
         initial = copy.deepcopy(dict(data or {}))
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(initial))
@@ -78,9 +104,17 @@ class Runtime:
         return runtime
 
     @classmethod
-    def restore(cls, definition: Definition, state: str, now: datetime, calendar: Any = None) -> Runtime:
+    def restore(
+        cls,
+        definition: Definition,
+        state: str,
+        now: datetime,
+        calendar: Any = None,
+        *,
+        branch_limit: int | None = None,
+    ) -> Runtime:
         workflow = restore_instance(state, definition.spec, definition.subprocess_specs)
-        return cls(definition, workflow, calendar)
+        return cls(definition, workflow, calendar, branch_limit=branch_limit)
 
     def dump(self) -> str:
         return dump_instance(self.workflow)
@@ -104,22 +138,19 @@ class Runtime:
 
     # ------------------------------------------------------------ engine calls
     def _engine(self, now: datetime, call: Callable[[], T]) -> T:
-        with use_clock(now), use_calendar(self.calendar):
+        with use_clock(now), use_calendar(self.calendar), use_branch_limit(self.branch_limit):
             try:
                 return call()
             except OneWindowError:
                 raise
-            except SpiffWorkflowException as err:
-                cause = getattr(err, "exception", None) or err.__cause__
-                if isinstance(cause, OneWindowError):
-                    raise cause from None
-                task = getattr(err, "task", None)
-                raise InvalidInput(
-                    f"流程执行失败：{err}",
-                    code="expression_failed" if cause is not None else "engine_error",
-                    element_id=_element_id(task) if task is not None else None,
-                    task_id=str(task.id) if task is not None else None,
-                ) from err
+            except Exception as err:  # what the library (or our code inside it) raised: see .errors
+                inner = wrapped_error(err)
+                if inner is not None:
+                    raise inner from None
+                typed = step_failure(err)
+                if typed is None:
+                    raise  # a bug, not the model failing on its data: Internal in engine.error_mapping
+                raise typed from err
 
     def _task(self, task_id: str) -> Any:
         try:
@@ -217,6 +248,36 @@ class Runtime:
 
         self._engine(now, run)
         return [t.element_id for t in due]
+
+    def recompute_timers(self, now: datetime) -> dict[str, datetime]:
+        """After the working-day calendar changed: evaluate the date expressions of the waiting timers again
+        with this runtime's calendar (``timers.recompute_date`` says which are left alone) and return those
+        whose due moved (task id -> new due, UTC). A top-level value in the data of an unfinished task (or
+        of the last task, which ``data`` shows) that holds the old due instant, such as the
+        ``supplement_deadline`` a model computed with the same helper, follows too."""
+        moved: dict[str, datetime] = {}
+        changes: dict[datetime, str] = {}
+
+        def run() -> None:
+            for task in self._waiting():
+                for definition in _definitions(task.task_spec.event_definition):
+                    change = recompute_date(task, definition)
+                    new = due_at(definition, task.internal_data) if change is not None else None
+                    if change is not None and new is not None:
+                        moved[str(task.id)] = new
+                        changes[change[0]] = change[1]
+
+        self._engine(now, run)
+        if changes:
+            tasks = list(self.workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK))
+            if self.workflow.last_task is not None:
+                tasks.append(self.workflow.last_task)
+            for task in tasks:
+                for key, value in list(task.data.items()):
+                    when = _instant(value)
+                    if when is not None and when in changes:
+                        task.data[key] = changes[when]
+        return moved
 
     # ------------------------------------------------------------ messages
     def pending_messages(self) -> list[PendingMessage]:

@@ -7,13 +7,17 @@ SpiffWorkflow's default ``TaskDataEnvironment`` runs arbitrary Python. This modu
    ``code``, the offending node type and line) when it imports, touches any name or attribute that
    starts with ``_`` or is a frame/code/generator internal (``f_*``, ``gi_*``, ``co_*``...), defines
    functions/classes/lambdas, uses ``global``/``nonlocal``/``try``/``with``/``yield``/``await``/``match``,
-   calls anything but a whitelisted name or a method of a value, or is too long / too big.
-2. **Rewriting**: ``+ * ** << %`` and method calls go through guard functions that refuse results
-   larger than ``MAX_SEQUENCE`` items/characters or ``MAX_INT_BITS`` bits before computing them;
-   ``range()`` is bounded to ``MAX_RANGE`` items.
+   calls anything but a whitelisted name or a method of a value, assigns to a slice or unpacks with ``*``,
+   is too long / too big / nested too deep, or has a constant part that run time would refuse
+   (``'a' * 10**9``, ``range(10**12)``, a ``%`` format with a huge width).
+2. **Rewriting**: every operator, comparison, subscript, call, display, f-string field and starred
+   operand goes through ``engine.workflow.guards``, which checks the sizes of the operands before the C
+   call and charges the work and memory to the evaluation's budget (see that module for every bound).
 3. **Bounded time**: the code runs under a tracing function that counts executed opcodes of sandboxed
-   frames and aborts after ``MAX_STEPS`` (loops, comprehensions and generators included).
-4. **Minimal builtins**: only the whitelisted builtins plus ``engine.workflow.helpers``.
+   frames and aborts after ``MAX_STEPS`` (loops, comprehensions and generators included) and checks the
+   thread's CPU time; the guards bound what one C call does, so the tracer regains control quickly.
+4. **Minimal builtins**: only the whitelisted builtins (bounded wrappers) plus ``engine.workflow.helpers``;
+   methods are a whitelist per type.
 
 Camunda-style ``${expr}`` wrappers are stripped, the inside is evaluated as a Python expression.
 Values written back to task data must be JSON (tuples/sets become lists; callables are dropped).
@@ -22,10 +26,10 @@ Values written back to task data must be JSON (tuples/sets become lists; callabl
 from __future__ import annotations
 
 import ast
-import operator
+import copy
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any, Literal
@@ -34,18 +38,37 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
-from engine.errors import OneWindowError, UnsafeExpression
+from engine.errors import ExpressionBudgetExceeded, OneWindowError, UnsafeExpression
 
+from . import guards
+from .guards import MAX_INT_BITS, MAX_RANGE, MAX_SEQUENCE
 from .helpers import HELPERS
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_BITS",
+    "MAX_NODES",
+    "MAX_RANGE",
+    "MAX_SEQUENCE",
+    "MAX_SOURCE",
+    "MAX_STEPS",
+    "SAFE_BUILTINS",
+    "SANDBOX_FILENAME",
+    "SandboxEnvironment",
+    "SandboxScriptEngine",
+    "allowed_callables",
+    "check_source",
+    "compile_safe",
+    "normalize",
+    "run_code",
+]
 
 Mode = Literal["eval", "exec"]
 
 MAX_SOURCE = 10_000
 MAX_NODES = 3_000
+MAX_DEPTH = 100
 MAX_STEPS = 200_000
-MAX_RANGE = 100_000
-MAX_SEQUENCE = 1_000_000
-MAX_INT_BITS = 100_000
 SANDBOX_FILENAME = "<ow-sandbox>"
 
 _FRAME_ATTR = re.compile(r"^(f|gi|cr|ag|tb|co)_")
@@ -79,18 +102,42 @@ _FORBIDDEN_NODES: dict[type[ast.AST], str] = {
     ast.Raise: "forbidden_statement",
 }
 
-_GUARDED_OPS: dict[type[ast.operator], str] = {
+_BINOPS: dict[type[ast.operator], str] = {
     ast.Add: "add",
+    ast.Sub: "sub",
     ast.Mult: "mul",
+    ast.Div: "truediv",
+    ast.FloorDiv: "floordiv",
+    ast.Mod: "mod",
     ast.Pow: "pow",
     ast.LShift: "lshift",
-    ast.Mod: "mod",
+    ast.RShift: "rshift",
+    ast.BitOr: "bitor",
+    ast.BitXor: "bitxor",
+    ast.BitAnd: "bitand",
+    ast.MatMult: "matmult",
 }
+_UNARYOPS: dict[type[ast.unaryop], str] = {ast.USub: "neg", ast.UAdd: "pos", ast.Invert: "invert"}
+_CMPOPS: dict[type[ast.cmpop], str] = {
+    ast.Eq: "eq",
+    ast.NotEq: "ne",
+    ast.Lt: "lt",
+    ast.LtE: "le",
+    ast.Gt: "gt",
+    ast.GtE: "ge",
+    ast.Is: "is",
+    ast.IsNot: "isnot",
+    ast.In: "in",
+    ast.NotIn: "notin",
+}
+_SMALL_DISPLAY = 8  # displays with more items are charged after they are built
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 _MESSAGES = {
     "syntax_error": "表达式语法错误",
     "expression_too_long": "表达式过长",
     "expression_too_complex": "表达式过于复杂",
+    "expression_too_deep": "表达式嵌套过深",
     "forbidden_import": "表达式中不允许导入模块",
     "forbidden_statement": "表达式中不允许使用该语句",
     "forbidden_definition": "表达式中不允许定义函数、类或 lambda",
@@ -135,13 +182,24 @@ def _check_attr(name: str, node: ast.AST) -> None:
         raise _refuse("forbidden_attribute", node, name)
 
 
-def _check_tree(tree: ast.AST) -> None:
+def _check_depth(tree: ast.AST) -> None:
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _refuse("expression_too_deep", node, f"超过 {MAX_DEPTH} 层")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _check_tree(tree: ast.AST) -> None:  # noqa: C901 - one rule per branch
     callables = allowed_callables()
     count = 0
     for node in ast.walk(tree):
         count += 1
         if count > MAX_NODES:
             raise _refuse("expression_too_complex", node, f"超过 {MAX_NODES} 个语法节点")
+    _check_depth(tree)
+    for node in ast.walk(tree):
         code = _FORBIDDEN_NODES.get(type(node))
         if code is not None:
             raise _refuse(code, node, type(node).__name__)
@@ -167,58 +225,288 @@ def _check_tree(tree: ast.AST) -> None:
             ):
                 raise _refuse("forbidden_statement", node, "格式说明必须是常量")
             text = "".join(str(v.value) for v in spec.values if isinstance(v, ast.Constant))
-            if any(int(d) > 1000 for d in re.findall(r"\d+", text)):
+            if any(int(d) > guards.MAX_FORMAT_WIDTH for d in re.findall(r"\d+", text)):
                 raise _refuse("expression_too_complex", node, "格式宽度过大")
-        if isinstance(node, ast.AugAssign) and type(node.op) in _GUARDED_OPS:
-            if not isinstance(node.target, ast.Name | ast.Subscript):
-                raise _refuse("forbidden_statement", node, "增量赋值只能作用于变量或下标")
+        if isinstance(node, ast.AugAssign) and not isinstance(node.target, ast.Name | ast.Subscript):
+            raise _refuse("forbidden_statement", node, "增量赋值只能作用于变量或下标")
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Store | ast.Del)
+            and isinstance(node.slice, ast.Slice)
+        ):
+            raise _refuse("forbidden_statement", node, "不允许对切片赋值或删除切片")
+        if isinstance(node, ast.Starred) and isinstance(node.ctx, ast.Store):
+            raise _refuse("forbidden_statement", node, "不允许带星号的解包赋值")
+        if isinstance(node, ast.Delete) and any(isinstance(t, ast.Tuple | ast.List) for t in node.targets):
+            raise _refuse("forbidden_statement", node, "del 的目标只能是变量或下标")
+    _check_constants(tree)
+
+
+_NOT_CONSTANT: Any = object()
+
+
+def _check_constants(tree: ast.AST) -> None:
+    """Evaluate the constant parts (``10**9``, ``'a' * n``, ``range(10**12)``, a ``%`` format) with the
+    run-time guards: what run time would refuse whatever the data is refused here, at deploy."""
+    memo: dict[int, Any] = {}
+
+    def fold(node: ast.AST) -> Any:
+        if id(node) in memo:
+            return memo[id(node)]
+        value = _NOT_CONSTANT
+        try:
+            if isinstance(node, ast.Constant):
+                value = node.value
+            elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARYOPS:
+                operand = fold(node.operand)
+                if operand is not _NOT_CONSTANT:
+                    value = guards.unary(_UNARYOPS[type(node.op)], operand)
+            elif isinstance(node, ast.BinOp):
+                left, right = fold(node.left), fold(node.right)
+                if isinstance(node.op, ast.Mod) and isinstance(left, str | bytes):
+                    guards.check_format(left)
+                if left is not _NOT_CONSTANT and right is not _NOT_CONSTANT:
+                    value = guards.binop(_BINOPS[type(node.op)], left, right)
+            elif isinstance(node, ast.Tuple) and isinstance(node.ctx, ast.Load):
+                parts = [fold(e) for e in node.elts]
+                if all(p is not _NOT_CONSTANT for p in parts):
+                    value = tuple(parts)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+                args = [fold(a) for a in node.args]
+                if not node.keywords and all(a is not _NOT_CONSTANT for a in args):
+                    value = guards.BUILTINS["range"](*args)
+        except ExpressionBudgetExceeded as err:
+            err.detail.setdefault("line", getattr(node, "lineno", None))
+            err.detail.setdefault("node", type(node).__name__)
+            raise
+        except Exception:  # noqa: BLE001 - a TypeError etc. is run time's to report, with the data
+            value = _NOT_CONSTANT
+        memo[id(node)] = value
+        return value
+
+    with guards.activate(guards.Budget(max_work=guards.MAX_WORK, max_memory=guards.MAX_MEMORY)):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp | ast.UnaryOp | ast.Call):
+                fold(node)
+
+
+def _call(
+    name: str, args: list[ast.expr], like: ast.AST, keywords: list[ast.keyword] | None = None
+) -> ast.Call:
+    call = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=args, keywords=keywords or [])
+    return ast.copy_location(call, like)
+
+
+def _const(value: Any) -> ast.Constant:
+    return ast.Constant(value=value)
+
+
+_SCALAR_CONSTANTS = (str, int, float, bool, type(None))
+
+
+def _scalar_constant(node: ast.AST) -> bool:
+    """A literal str / number / bool / None (its size is bounded by the source)."""
+    return isinstance(node, ast.Constant) and type(node.value) in _SCALAR_CONSTANTS
+
+
+def _constant_sequence(node: ast.AST) -> bool:
+    """A tuple / list display of scalar literals (the compiler makes it one constant tuple)."""
+    return isinstance(node, ast.Tuple | ast.List) and all(_scalar_constant(e) for e in node.elts)
+
+
+def _bounded_comparison(op: str, left: ast.AST, right: ast.AST) -> bool:
+    """Comparisons whose C work is bounded by a literal of the source, so they need no guard:
+    ``x == "approve"``, ``n < 10`` (equality of different types is O(1), of two strings at most the
+    literal's length; ordering of a number or string with a literal likewise) and ``x in ("a", "b")``
+    (one such comparison per literal). ``"a" in x`` and ``x in {...}`` (hashing ``x``) stay guarded."""
+    if op in ("eq", "ne", "lt", "le", "gt", "ge"):
+        return _scalar_constant(left) or _scalar_constant(right)
+    if op in ("in", "notin"):
+        return _constant_sequence(right)
+    return False
+
+
+def _starred(node: ast.expr) -> ast.expr:
+    if isinstance(node, ast.Starred):
+        node.value = _call("_ow_star", [node.value, _const("seq")], node.value)
+    return node
 
 
 class _Rewriter(ast.NodeTransformer):
-    """Route size-sensitive operators and method calls through the guards."""
+    """Route every operation that can make C work on the size of its operands through ``guards``."""
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
-        op = _GUARDED_OPS.get(type(node.op))
-        if op is None:
+        return _call("_ow_binop", [_const(_BINOPS[type(node.op)]), node.left, node.right], node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        self.generic_visit(node)
+        op = _UNARYOPS.get(type(node.op))
+        if op is None or isinstance(node.operand, ast.Constant):  # ``-1``: folded by the compiler
             return node
-        call = ast.Call(
-            func=ast.Name(id="_ow_binop", ctx=ast.Load()),
-            args=[ast.Constant(op), node.left, node.right],
-            keywords=[],
-        )
-        return ast.copy_location(call, node)
+        return _call("_ow_unary", [_const(op), node.operand], node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
-        self.generic_visit(node)
-        op = _GUARDED_OPS.get(type(node.op))
-        if op is None:
-            return node
         target = node.target
         if isinstance(target, ast.Name):
             load: ast.expr = ast.Name(id=target.id, ctx=ast.Load())
         elif isinstance(target, ast.Subscript):
-            load = ast.Subscript(value=target.value, slice=target.slice, ctx=ast.Load())
+            load = ast.Subscript(
+                value=copy.deepcopy(target.value), slice=copy.deepcopy(target.slice), ctx=ast.Load()
+            )
         else:  # pragma: no cover - refused by _check_tree
             raise _refuse("forbidden_statement", node)
-        value = ast.Call(
-            func=ast.Name(id="_ow_binop", ctx=ast.Load()),
-            args=[ast.Constant(op), load, node.value],
-            keywords=[],
+        value = ast.copy_location(
+            ast.BinOp(left=ast.copy_location(load, target), op=node.op, right=node.value), node
         )
-        return ast.copy_location(ast.Assign(targets=[target], value=value), node)
+        return self.visit(ast.copy_location(ast.Assign(targets=[target], value=value), node))
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        ops = [_CMPOPS[type(op)] for op in node.ops]
+        if all(op in ("is", "isnot") for op in ops):
+            return node
+        if len(ops) == 1 and _bounded_comparison(ops[0], node.left, node.comparators[0]):
+            return node
+        if len(ops) == 1:
+            return _call("_ow_cmp", [_const(ops[0]), node.left, node.comparators[0]], node)
+        names = ast.Tuple(elts=[_const(op) for op in ops], ctx=ast.Load())
+        return _call("_ow_chain", [names, node.left, *node.comparators], node)
+
+    def visit_Slice(self, node: ast.Slice) -> ast.AST:
+        self.generic_visit(node)
+        parts: list[ast.expr] = [
+            p if p is not None else _const(None) for p in (node.lower, node.upper, node.step)
+        ]
+        return _call("_ow_slice", parts, node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        self.generic_visit(node)
+        if _scalar_constant(node.slice) and not isinstance(node.ctx, ast.Del):
+            return node  # ``item["code"]``, ``x[0]``: one lookup of a short constant key, O(1)
+        if isinstance(node.ctx, ast.Load):
+            return _call("_ow_getitem", [node.value, node.slice], node)
+        node.slice = _call("_ow_key", [node.slice], node.slice)
+        return node
+
+    def visit_Delete(self, node: ast.Delete) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        names: list[ast.expr] = []
+        for target in node.targets:
+            if isinstance(target, ast.Subscript):
+                if names:
+                    out.append(ast.copy_location(ast.Delete(targets=names), node))
+                    names = []
+                value, key = self.visit(target.value), self.visit(target.slice)
+                out.append(
+                    ast.copy_location(ast.Expr(value=_call("_ow_delitem", [value, key], target)), node)
+                )
+            else:
+                names.append(self.visit(target))
+        if names:
+            out.append(ast.copy_location(ast.Delete(targets=names), node))
+        return out
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        if isinstance(node.func, ast.Attribute):
-            call = ast.Call(
-                func=ast.Name(id="_ow_method", ctx=ast.Load()),
-                args=[node.func.value, ast.Constant(node.func.attr), *node.args],
-                keywords=node.keywords,
+        args = [_starred(a) for a in node.args]
+        keywords = [
+            kw
+            if kw.arg is not None
+            else ast.copy_location(
+                ast.keyword(arg=None, value=_call("_ow_star", [kw.value, _const("map")], kw.value)), kw
             )
-            return ast.copy_location(call, node)
-        if isinstance(node.func, ast.Name) and node.func.id == "range":
-            node.func = ast.copy_location(ast.Name(id="_ow_range", ctx=ast.Load()), node.func)
+            for kw in node.keywords
+        ]
+        if isinstance(node.func, ast.Attribute):
+            return _call("_ow_method", [node.func.value, _const(node.func.attr), *args], node, keywords)
+        if isinstance(node.func, ast.Name):  # the guarded builtin, whatever the task data calls a name
+            return _call(f"_ow_fn_{node.func.id}", args, node, keywords)
+        return node  # pragma: no cover - refused by _check_tree
+
+    def _display(self, node: ast.List | ast.Tuple) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.ctx, ast.Load):
+            return node
+        starred = any(isinstance(e, ast.Starred) for e in node.elts)
+        node.elts = [_starred(e) for e in node.elts]
+        if starred or len(node.elts) > _SMALL_DISPLAY:
+            return _call("_ow_new", [node], node)
+        return node
+
+    def visit_List(self, node: ast.List) -> ast.AST:
+        return self._display(node)
+
+    def visit_Tuple(self, node: ast.Tuple) -> ast.AST:
+        return self._display(node)
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        self.generic_visit(node)
+        if any(isinstance(e, ast.Starred) for e in node.elts):
+            elements = ast.List(elts=[_starred(e) for e in node.elts], ctx=ast.Load())
+            return _call("_ow_set_of", [ast.copy_location(elements, node)], node)
+        node.elts = [e if isinstance(e, ast.Constant) else _call("_ow_key", [e], e) for e in node.elts]
+        return _call("_ow_new", [node], node) if len(node.elts) > _SMALL_DISPLAY else node
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        self.generic_visit(node)
+        keys = [
+            k if k is None or isinstance(k, ast.Constant) else _call("_ow_key", [k], k) for k in node.keys
+        ]
+        if any(k is None for k in keys):  # ``**mapping``: the merge of the parts, in order
+            parts: list[ast.expr] = []
+            seg_keys: list[ast.expr | None] = []
+            seg_values: list[ast.expr] = []
+            for k, v in zip(keys, node.values, strict=True):
+                if k is None:
+                    if seg_keys:
+                        parts.append(ast.copy_location(ast.Dict(keys=seg_keys, values=seg_values), node))
+                        seg_keys, seg_values = [], []
+                    parts.append(v)
+                else:
+                    seg_keys.append(k)
+                    seg_values.append(v)
+            if seg_keys:
+                parts.append(ast.copy_location(ast.Dict(keys=seg_keys, values=seg_values), node))
+            return _call("_ow_dict_of", parts, node)
+        node.keys = keys  # type: ignore[assignment]
+        return _call("_ow_new", [node], node) if len(keys) > _SMALL_DISPLAY else node
+
+    def visit_SetComp(self, node: ast.SetComp) -> ast.AST:
+        self.generic_visit(node)
+        node.elt = _call("_ow_key", [node.elt], node.elt)
+        return node
+
+    def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
+        self.generic_visit(node)
+        node.key = _call("_ow_key", [node.key], node.key)
+        return node
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        values: list[ast.expr] = []
+        for part in node.values:
+            if isinstance(part, ast.FormattedValue):
+                spec = part.format_spec
+                spec_text = (
+                    "".join(str(v.value) for v in spec.values if isinstance(v, ast.Constant))
+                    if isinstance(spec, ast.JoinedStr)
+                    else ""
+                )
+                field = _call(
+                    "_ow_fmt", [self.visit(part.value), _const(part.conversion), _const(spec_text)], part
+                )
+                values.append(
+                    ast.copy_location(ast.FormattedValue(value=field, conversion=-1, format_spec=None), part)
+                )
+            else:
+                values.append(part)
+        node.values = values
+        return _call("_ow_new", [node], node)
+
+    def visit_Assert(self, node: ast.Assert) -> ast.AST:
+        self.generic_visit(node)
+        if node.msg is not None:
+            node.msg = _call("_ow_text", [node.msg], node.msg)
         return node
 
 
@@ -235,6 +523,8 @@ def check_source(source: str | None, mode: Mode = "eval", element_id: str | None
         raise UnsafeExpression(
             f"表达式语法错误：{err.msg}", code="syntax_error", line=err.lineno, element_id=element_id
         ) from None
+    except (RecursionError, MemoryError):
+        raise _refuse("expression_too_deep", None, "语法分析超出限度", element_id) from None
     try:
         _check_tree(tree)
     except UnsafeExpression as err:
@@ -252,106 +542,40 @@ def compile_safe(source: str, mode: Mode = "eval") -> CodeType:
     return compile(tree, SANDBOX_FILENAME, mode)
 
 
-# ---------------------------------------------------------------- run-time guards
-
-
-def _too_large(what: str) -> UnsafeExpression:
-    return UnsafeExpression(f"表达式结果过大：{what}", code="result_too_large")
-
-
-def _size(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | bytes | list | tuple) else None
-
-
-def _check_int(value: Any) -> None:
-    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise _too_large("整数位数")
-
-
-def _ow_binop(op: str, a: Any, b: Any) -> Any:
-    if op == "add":
-        sa, sb = _size(a), _size(b)
-        if sa is not None and sb is not None and sa + sb > MAX_SEQUENCE:
-            raise _too_large("序列长度")
-        return operator.add(a, b)
-    if op == "mul":
-        for seq, n in ((a, b), (b, a)):
-            size = _size(seq)
-            if size is not None and isinstance(n, int) and size * max(n, 0) > MAX_SEQUENCE:
-                raise _too_large("序列长度")
-        if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b.bit_length() > MAX_INT_BITS:
-            raise _too_large("整数位数")
-        return operator.mul(a, b)
-    if op == "pow":
-        if isinstance(a, int) and isinstance(b, int) and abs(a) > 1:
-            if b > MAX_INT_BITS or b * a.bit_length() > MAX_INT_BITS:
-                raise _too_large("幂运算")
-        return operator.pow(a, b)
-    if op == "lshift":
-        if isinstance(b, int) and isinstance(a, int) and b + a.bit_length() > MAX_INT_BITS:
-            raise _too_large("移位运算")
-        return operator.lshift(a, b)
-    if op == "mod":
-        if isinstance(a, str | bytes):
-            spec = a.decode("latin-1") if isinstance(a, bytes) else a
-            for conv in re.findall(r"%[-#0 +]*([*\d]*)(?:\.([*\d]*))?", spec):
-                for part in conv:
-                    if "*" in part or (part.isdigit() and int(part) > 1000):
-                        raise _too_large("格式宽度")
-        return operator.mod(a, b)
-    raise UnsafeExpression(f"不支持的运算：{op}", code="forbidden_statement")  # pragma: no cover
-
-
-def _ow_method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    if name.startswith("_") or _FRAME_ATTR.match(name) or name in DENIED_METHODS:
-        raise UnsafeExpression(f"表达式中不允许访问该属性：{name}", code="forbidden_attribute")
-    if isinstance(obj, str | bytes):
-        if name == "join" and args:
-            items = list(args[0])
-            total = len(obj) * max(len(items) - 1, 0) + sum(_size(i) or 0 for i in items)
-            if total > MAX_SEQUENCE:
-                raise _too_large("字符串长度")
-            return obj.join(items)
-        if name == "replace" and len(args) >= 2:
-            old, new = args[0], args[1]
-            if isinstance(old, str | bytes) and isinstance(new, str | bytes):
-                hits = obj.count(old) if old else len(obj) + 1
-                if len(obj) + hits * len(new) > MAX_SEQUENCE:
-                    raise _too_large("字符串长度")
-    return getattr(obj, name)(*args, **kwargs)
-
-
-def _ow_range(*args: Any) -> range:
-    result = range(*args)
-    if len(result) > MAX_RANGE:
-        raise UnsafeExpression(f"range() 超过 {MAX_RANGE} 个元素", code="range_too_large")
-    return result
+# ---------------------------------------------------------------- running
 
 
 def _builtins() -> dict[str, Any]:
-    import builtins
-
-    table: dict[str, Any] = {name: getattr(builtins, name) for name in _SAFE_BUILTIN_NAMES}
-    table.update(HELPERS)
-    table.update(
-        {"range": _ow_range, "_ow_binop": _ow_binop, "_ow_method": _ow_method, "_ow_range": _ow_range}
-    )
+    table: dict[str, Any] = {name: guards.BUILTINS[name] for name in allowed_callables()}
     table.update({"True": True, "False": False, "None": None})
     return table
 
 
-SAFE_BUILTINS: Mapping[str, Any] = _builtins()
+SAFE_BUILTINS: dict[str, Any] = _builtins()
+_RUNTIME_BUILTINS: dict[str, Any] = {**SAFE_BUILTINS, **guards.GUARDS}
+_GUARD_NAMES = frozenset(guards.GUARDS)
 
 
-def run_code(code: CodeType, namespace: dict[str, Any], max_steps: int = MAX_STEPS) -> Any:
-    """Run compiled sandbox code with the step budget; returns the value for eval code."""
-    budget = [max_steps]
+def run_code(
+    code: CodeType,
+    namespace: dict[str, Any],
+    max_steps: int = MAX_STEPS,
+    budget: guards.Budget | None = None,
+) -> Any:
+    """Run compiled sandbox code under the step budget and the work / memory / CPU ``budget`` (a fresh one
+    by default); returns the value for eval code (checked by ``guards.check_result``)."""
+    current = budget if budget is not None else guards.Budget()
+    steps = [max_steps]
 
     def local(frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         if event in ("opcode", "line"):
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise UnsafeExpression(f"表达式执行超过 {max_steps} 步，已中止", code="step_budget_exceeded")
+            steps[0] -= 1
+            if steps[0] < 0:
+                raise ExpressionBudgetExceeded(
+                    f"表达式执行超过 {max_steps} 步，已中止", code="step_budget_exceeded", limit=max_steps
+                )
+            if not steps[0] & 1023:
+                current.check_cpu()
         return local
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
@@ -360,26 +584,19 @@ def run_code(code: CodeType, namespace: dict[str, Any], max_steps: int = MAX_STE
         frame.f_trace_opcodes = True
         return local
 
-    namespace["__builtins__"] = dict(SAFE_BUILTINS)
+    namespace["__builtins__"] = _RUNTIME_BUILTINS  # unreachable by name (``_``): shared, never copied
+    if not _GUARD_NAMES.isdisjoint(namespace):  # a data key named like a guard never stands in for it
+        namespace.update(guards.GUARDS)
+    previous_budget = guards.swap(current)
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
-        return eval(code, namespace)  # noqa: S307 - checked, rewritten, budgeted code only
+        result = eval(code, namespace)  # noqa: S307 - checked, rewritten, budgeted code only
+        sys.settrace(previous)
+        return guards.check_result(result)
     finally:
         sys.settrace(previous)
-
-
-def _jsonable(value: Any, path: str) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [_jsonable(v, path) for v in items]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, path) for k, v in value.items()}
-    raise UnsafeExpression(
-        f"脚本结果不是 JSON 数据：{path}（{type(value).__name__}）", code="non_json_result"
-    )
+        guards.swap(previous_budget)
 
 
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
@@ -394,17 +611,24 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         code = compile_safe(script, "exec")
         external = dict(external_context or {})
         namespace = {**context, **external}
-        run_code(code, namespace)
-        namespace.pop("__builtins__", None)
+        current = guards.Budget()
+        run_code(code, namespace, budget=current)
+        written: dict[str, Any] = {}
+        with guards.activate(current):  # copying the results is bounded by the same budget
+            for key, value in namespace.items():
+                if type(value) in _JSON_SCALARS:
+                    if key[:1] != "_" and not (key in external and value is external[key]):
+                        written[key] = value
+                elif (
+                    key[:1] != "_"
+                    and not (key in external and value is external[key])
+                    and not callable(value)
+                ):
+                    written[key] = guards.to_json(value, key)
         for key in list(context):
             if key not in namespace:
                 del context[key]
-        for key, value in namespace.items():
-            if key in external and value is external[key]:
-                continue
-            if callable(value):
-                continue
-            context[key] = _jsonable(value, key)
+        context.update(written)
         return True
 
     def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:

@@ -4,6 +4,13 @@
 spec classes (clock-injected timers, collecting multi-instance tasks) and a workflow converter that
 leaves ``spec`` and ``subprocess_specs`` out of an instance's dict; they are passed back in from the
 ``Definition`` on restore, so an instance's state never repeats (or re-parses) its model.
+
+Task data is data. SpiffWorkflow marks the objects it serializes with a ``typename`` key and revives any
+dict with that key on restore, so a user dict such as ``{"typename": "UUID", "value": ...}`` would come
+back as a live object (or, with an unknown name, make the instance unrestorable). Our registry therefore
+wraps every plain dict of the dumped data (task data and its deltas, internal data, workflow data, event
+payloads and correlations) that has a ``typename`` key as ``{"typename": "ow_data", "value": {...}}`` and
+unwraps it on restore: round trips are exact, at any depth, inside lists too.
 """
 
 from __future__ import annotations
@@ -16,13 +23,83 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.task_spec import MultiInstanceTaskConverter
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
+from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.task import Task
 
 from .specs import OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
 from .timers import OwCycleTimerEventDefinition, OwDurationTimerEventDefinition, OwTimeDateEventDefinition
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
+MARK = "typename"  # the key SpiffWorkflow's registry reads as "revive this dict as an object"
+ESCAPED = "ow_data"  # the typename of a wrapped user dict
+
+
+def escape_data(value: Any) -> Any:
+    """``value`` with every dict that has a ``typename`` key (at any depth, in lists too) wrapped as
+    ``{"typename": "ow_data", "value": <the dict, its values escaped>}``. Only the path to a wrapped dict
+    is copied; data without such a dict is returned as is (the same object)."""
+    if isinstance(value, dict):
+        out: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if isinstance(item, dict | list | tuple):
+                escaped = escape_data(item)
+                if escaped is not item:
+                    if out is None:
+                        out = dict(value)
+                    out[key] = escaped
+        result = value if out is None else out
+        return {MARK: ESCAPED, "value": result} if MARK in value else result
+    if isinstance(value, list | tuple):
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list | tuple):
+                escaped = escape_data(item)
+                if escaped is not item:
+                    if items is None:
+                        items = list(value)
+                    items[index] = escaped
+        return value if items is None else items
+    return value
+
+
+class _EscapedData:
+    """Never instantiated: the class under which ``ow_data`` is registered (only its restore is used)."""
+
+
+class OwRegistry(DefaultRegistry):
+    """SpiffWorkflow's registry, escaping user dicts that carry a ``typename`` key (see the module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register(_EscapedData, lambda _obj: {}, self._unescape, typename=ESCAPED)
+
+    def _unescape(self, dct: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        # the wrapped dict's own ``typename`` is data: restore its values one by one, never the dict
+        return {key: self.restore(item) for key, item in dct["value"].items()}
+
+    def _convert_for_encoder(self, obj: Any) -> Any:
+        typename = self.typenames.get(obj.__class__)
+        if typename in self.convert_to_dict:
+            return self.convert_to_dict[typename](obj)
+        if isinstance(obj, dict):
+            return escape_data(self.clean(obj))
+        if isinstance(obj, list | tuple):
+            return escape_data(obj)
+        return obj
+
+
+class OwTaskConverter(TaskConverter):
+    """Tasks: the library hands a task's data (root) and its delta's updates to the encoder unconverted."""
+
+    def to_dict(self, task: Task) -> dict[str, Any]:
+        dct: dict[str, Any] = super().to_dict(task)
+        if dct["data"]:
+            dct["data"] = escape_data(dct["data"])
+        if dct["delta"]:
+            dct["delta"]["updates"] = escape_data(dct["delta"]["updates"])
+        return dct
 
 
 class SpeclessWorkflowConverter(BpmnWorkflowConverter):
@@ -63,12 +140,13 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
 def _configure() -> Any:
     config = dict(DEFAULT_CONFIG)
     config[BpmnWorkflow] = SpeclessWorkflowConverter
+    config[Task] = OwTaskConverter
     config[OwTimeDateEventDefinition] = TimerConditionalEventDefinitionConverter
     config[OwDurationTimerEventDefinition] = TimerConditionalEventDefinitionConverter
     config[OwCycleTimerEventDefinition] = TimerConditionalEventDefinitionConverter
     config[OwParallelMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwSequentialMultiInstanceTask] = MultiInstanceTaskConverter
-    return BpmnWorkflowSerializer.configure(config)
+    return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
 
 SERIALIZER = BpmnWorkflowSerializer(_configure())

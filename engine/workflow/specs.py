@@ -6,15 +6,42 @@ each other. Our multi-instance specs keep the standard behaviour when both ``loo
 ``outputDataItem`` are modelled; otherwise each branch's *changes* (keys it added or changed, minus
 the input item) are collected into ``<element id>_results`` (or ``ow:resultsVariable``): a list
 indexed like the input list / cardinality, or a dict keyed like the input dict.
+
+Two bounds keep a multi-instance task affordable:
+
+* **Branch limit.** The number of branches a collection or a cardinality opens is checked before the
+  first branch exists (``use_branch_limit``, installed by ``Runtime`` from ``ONEWINDOW_MI_MAX_BRANCHES``):
+  over it, ``InvalidInput(code="too_many_branches")`` naming the element and the limit.
+* **No collection per branch.** SpiffWorkflow gives every branch a copy of the multi-instance task's data
+  (a subprocess branch a deep copy), so a collection of N items cost N copies of N items. A branch sees
+  the case data and its own item; the collection it iterates, the output collection and the collected
+  results stay with the multi-instance task, which is where the merge writes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sized
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask, SequentialMultiInstanceTask
 from SpiffWorkflow.util.task import TaskState
+
+from engine.errors import InvalidInput
+
+_BRANCH_LIMIT: ContextVar[int | None] = ContextVar("onewindow_mi_branch_limit", default=None)
+
+
+@contextmanager
+def use_branch_limit(limit: int | None) -> Iterator[None]:
+    """Bound the branches of every multi-instance task inside the ``with`` block (None: unbounded)."""
+    token = _BRANCH_LIMIT.set(limit)
+    try:
+        yield
+    finally:
+        _BRANCH_LIMIT.reset(token)
 
 
 def branch_index(child: Any) -> Any:
@@ -27,9 +54,63 @@ class _CollectingMixin:
     """Replacement for ``MultiInstanceTask.merge_child`` when no output item is modelled."""
 
     bpmn_id: str
+    data_input: Any
     data_output: Any
     output_item: Any
     input_item: Any
+    cardinality: Any
+
+    # ---------------------------------------------------------------- branch limit
+    def _check_branches(self, my_task: Any, count: Any) -> None:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise InvalidInput(
+                "多实例的实例数必须是非负整数",
+                code="bad_cardinality",
+                element_id=self.bpmn_id,
+                task_id=str(my_task.id),
+                value=repr(count)[:80],
+            )
+        limit = _BRANCH_LIMIT.get()
+        if limit is not None and count > limit:
+            raise InvalidInput(
+                f"多实例任务要开启 {count} 个分支，超过上限 {limit}",
+                code="too_many_branches",
+                element_id=self.bpmn_id,
+                task_id=str(my_task.id),
+                count=count,
+                limit="mi_max_branches",
+                setting="ONEWINDOW_MI_MAX_BRANCHES",
+                max=limit,
+            )
+
+    def _check_collection(self, my_task: Any) -> None:
+        collection = self.data_input.get(my_task)
+        if isinstance(collection, Sized):
+            self._check_branches(my_task, len(collection))
+
+    # ---------------------------------------------------------------- no collection per branch
+    def _withheld(self, my_task: Any) -> set[str]:
+        """Top-level task-data names a branch does not inherit (they stay with ``my_task``)."""
+        names = {self.results_variable}
+        for ref in (self.data_input, self.data_output):
+            if isinstance(ref, TaskDataReference):
+                names.add(ref.bpmn_id)
+        return {name for name in names if name in my_task.data}
+
+    def create_child(self, my_task: Any, item: Any, key_or_index: Any = None) -> None:
+        withheld = self._withheld(my_task)
+        if not withheld:
+            super().create_child(my_task, item, key_or_index)  # type: ignore[misc]
+            return
+        full = my_task.data
+        my_task.data = {key: value for key, value in full.items() if key not in withheld}
+        try:
+            super().create_child(my_task, item, key_or_index)  # type: ignore[misc]
+        finally:
+            view, my_task.data = my_task.data, full
+            for key, value in view.items():  # whatever the branch's start wrote into my_task stays
+                if full.get(key, _MISSING) is not value:
+                    full[key] = value
 
     @property
     def results_variable(self) -> str:
@@ -67,7 +148,17 @@ class _CollectingMixin:
         parent.internal_data["merged"].append(str(child.id))
 
 
+_MISSING = object()
+
+
 class OwParallelMultiInstanceTask(_CollectingMixin, ParallelMultiInstanceTask):
+    def create_children(self, my_task: Any) -> None:
+        if self.data_input is not None:
+            self._check_collection(my_task)
+        else:
+            self._check_branches(my_task, my_task.workflow.script_engine.evaluate(my_task, self.cardinality))
+        super().create_children(my_task)
+
     def merge_child(self, workflow: Any, child: Any) -> None:
         if self._standard_output():
             super().merge_child(workflow, child)
@@ -83,6 +174,16 @@ class OwParallelMultiInstanceTask(_CollectingMixin, ParallelMultiInstanceTask):
 
 
 class OwSequentialMultiInstanceTask(_CollectingMixin, SequentialMultiInstanceTask):
+    def init_remaining_items(self, my_task: Any) -> list[Any]:
+        remaining: list[Any] = super().init_remaining_items(my_task)
+        self._check_branches(my_task, len(remaining))
+        return remaining
+
+    def get_next_index(self, my_task: Any) -> tuple[Any, Any]:
+        if my_task.internal_data.get("current") == 0:
+            self._check_branches(my_task, my_task.internal_data.get("cardinality"))
+        return super().get_next_index(my_task)  # type: ignore[no-any-return]
+
     def merge_child(self, workflow: Any, child: Any) -> None:
         if self._standard_output():
             super().merge_child(workflow, child)

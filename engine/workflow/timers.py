@@ -7,11 +7,18 @@ due relative to the ``now`` at the moment it is reached, and fires when a later 
 A timer expression is either an ISO 8601 literal as modelers write it (``P3D``, ``PT2H``,
 ``2025-01-01T09:00:00+08:00``, ``R3/PT1H``) or a sandboxed expression returning such a string
 (``working_deadline(received_at, 5)``, ``days(limit)``). Naive date-times are Asia/Shanghai.
+
+A cycle repeats at least ``MIN_CYCLE`` apart and at most ``MAX_CYCLE_REPETITIONS`` times (an unbounded
+``R/...`` is allowed at that interval): ``R/PT0S`` would fire on every refresh and grow the instance
+without bound. A literal cycle outside that is refused at deploy (``check_timer_expression``, one problem
+per element), a computed one when the timer is reached (``InvalidInput`` naming the element).
 """
 
 from __future__ import annotations
 
 import copy
+import re
+import reprlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -28,6 +35,8 @@ from .clock import SHANGHAI, current_now
 from .sandbox import check_source
 
 _T = TimerEventDefinition
+MIN_CYCLE = timedelta(minutes=1)
+MAX_CYCLE_REPETITIONS = 1_000
 
 
 def parse_instant(text: str) -> datetime:
@@ -66,6 +75,28 @@ def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
     return cycles, start, duration_from(second, start)
 
 
+def check_cycle(cycles: int, delta: timedelta, element_id: str | None = None) -> None:
+    """Refuse a cycle shorter than ``MIN_CYCLE`` or repeated more than ``MAX_CYCLE_REPETITIONS`` times."""
+    if cycles < -1:
+        raise InvalidInput(
+            f"循环定时器的重复次数无效：{cycles}", code="timer_cycle_too_many", element_id=element_id
+        )
+    if delta < MIN_CYCLE:
+        raise InvalidInput(
+            f"循环定时器的间隔不能短于 {int(MIN_CYCLE.total_seconds())} 秒：{delta.total_seconds():g} 秒",
+            code="timer_cycle_too_short",
+            element_id=element_id,
+            limit=int(MIN_CYCLE.total_seconds()),
+        )
+    if cycles > MAX_CYCLE_REPETITIONS:
+        raise InvalidInput(
+            f"循环定时器的重复次数不能超过 {MAX_CYCLE_REPETITIONS}：{cycles}",
+            code="timer_cycle_too_many",
+            element_id=element_id,
+            limit=MAX_CYCLE_REPETITIONS,
+        )
+
+
 def literal_kind(text: str) -> str | None:
     """'date' / 'duration' / 'cycle' when ``text`` is a valid ISO literal of that kind, else None."""
     value = (text or "").strip()
@@ -86,9 +117,21 @@ def literal_kind(text: str) -> str | None:
 
 
 def check_timer_expression(text: str | None, element_id: str | None = None) -> None:
-    """Deploy-time check: a valid ISO literal, or an expression that passes the sandbox."""
-    if literal_kind(text or "") is None:
+    """Deploy-time check: a valid ISO literal (a cycle within ``check_cycle``'s bounds), or an expression
+    that passes the sandbox."""
+    kind = literal_kind(text or "")
+    if kind is None:
         check_source(text, "eval", element_id=element_id)
+    elif kind == "cycle":
+        cycles, _, delta = parse_cycle(text or "", datetime(2024, 1, 1, tzinfo=UTC))
+        check_cycle(cycles, delta, element_id)
+
+
+def _shown(value: Any) -> str:
+    """A short text of an expression's result for a message (the result itself may be large)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"<{value.bit_length()} 位整数>"
+    return reprlib.repr(value)
 
 
 def _resolve(my_task: Any, expression: str) -> str:
@@ -100,7 +143,7 @@ def _resolve(my_task: Any, expression: str) -> str:
         return value.isoformat()
     if not isinstance(value, str):
         raise InvalidInput(
-            f"定时器表达式的结果必须是 ISO 8601 字符串：{value!r}",
+            f"定时器表达式的结果必须是 ISO 8601 字符串：{_shown(value)}",
             code="bad_timer_value",
             element_id=my_task.task_spec.bpmn_id,
         )
@@ -108,8 +151,9 @@ def _resolve(my_task: Any, expression: str) -> str:
 
 
 def _bad(my_task: Any, value: str) -> InvalidInput:
+    shown = value if len(value) <= 100 else value[:100] + "…"  # an expression's result may be long
     return InvalidInput(
-        f"定时器取值无法识别：{value!r}", code="bad_timer_value", element_id=my_task.task_spec.bpmn_id
+        f"定时器取值无法识别：{shown!r}", code="bad_timer_value", element_id=my_task.task_spec.bpmn_id
     )
 
 
@@ -154,6 +198,7 @@ class OwCycleTimerEventDefinition(CycleTimerEventDefinition):
                 cycles, start, delta = parse_cycle(value, now)
             except Exception:
                 raise _bad(my_task, value) from None
+            check_cycle(cycles, delta, my_task.task_spec.bpmn_id)
             event_value = {"cycles": cycles, "next": start.isoformat(), "duration": delta.total_seconds()}
         ready = False
         if event_value["cycles"] != 0:
@@ -185,6 +230,36 @@ def swap_timer(definition: Any) -> Any:
     return ours(definition.name, definition.expression, description=definition.description)
 
 
+_READS_THE_CLOCK = re.compile(r"\b(now|today)\s*\(")
+
+
+def recompute_date(my_task: Any, definition: Any) -> tuple[datetime, str] | None:
+    """Evaluate a waiting time-date timer's expression again (the working-day calendar changed).
+
+    Returns ``(old due, new value as the expression gave it)`` and stores the new due when it moved;
+    ``None`` when nothing moved or the timer cannot be recomputed: a literal date, a duration or a cycle
+    (they do not count working days), a timer already fired or not reached yet, and an expression that
+    reads the clock (``now()``, ``today()``: its value depended on the moment the timer was reached)."""
+    if not isinstance(definition, TimeDateEventDefinition):
+        return None
+    old = my_task._get_internal_data("event_value")
+    if not isinstance(old, str) or my_task._get_internal_data("event_fired", False):
+        return None
+    text = (definition.expression or "").strip()
+    if literal_kind(text) is not None or _READS_THE_CLOCK.search(text):
+        return None
+    value = _resolve(my_task, text)
+    try:
+        new = parse_instant(value).isoformat()
+    except Exception:
+        raise _bad(my_task, value) from None
+    before = datetime.fromisoformat(old).astimezone(UTC)
+    if datetime.fromisoformat(new) == before:
+        return None
+    my_task._set_internal_data(event_value=new)
+    return before, value
+
+
 def due_at(definition: Any, internal_data: dict[str, Any]) -> datetime | None:
     """When a waiting timer task will fire, from its internal data (None if not computed yet)."""
     value = internal_data.get("event_value")
@@ -202,7 +277,8 @@ def task_due(my_task: Any, expression: str, now: datetime) -> datetime:
     if literal_kind(value) is None:  # an expression: evaluated on a copy, it cannot change the task's data
         try:
             result = my_task.workflow.script_engine.environment.evaluate(value, copy.deepcopy(my_task.data))
-        except OneWindowError:
+        except OneWindowError as err:
+            err.detail.setdefault("element_id", my_task.task_spec.bpmn_id)
             raise
         except Exception as err:
             raise InvalidInput(

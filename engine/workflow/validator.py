@@ -16,7 +16,8 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 
-from engine.errors import Problem, UnsafeExpression
+from engine.assignment import PLACEHOLDER
+from engine.errors import InvalidInput, Problem, UnsafeExpression
 
 from .api import DocumentReport, ProcessReport
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
@@ -72,6 +73,7 @@ CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
 UNSAFE_CODES = {
     "forbidden_import", "forbidden_statement", "forbidden_definition", "forbidden_name",
     "forbidden_attribute", "forbidden_call", "expression_too_long", "expression_too_complex",
+    "expression_too_deep", "result_too_large", "range_too_large", "expression_budget_exceeded",
 }  # fmt: skip
 
 
@@ -127,6 +129,35 @@ def _owner_id(element: Any) -> str | None:
 
 def _text(element: Any) -> str:
     return (element.text or "").strip() if element is not None else ""
+
+
+def _check_timer(problems: list[Problem], element: Any, text: str, what: str) -> None:
+    """A timer / due-date expression: sandbox-checked, and a literal cycle within the timer bounds."""
+    try:
+        check_timer_expression(text)
+    except UnsafeExpression as err:
+        problems.append(_expr_problem(err, element, what, "bad_timer"))
+    except InvalidInput as err:  # a literal cycle too short / repeated too often
+        problems.append(Problem(_owner_id(element), err.code, f"{what}：{err.message}", element.sourceline))
+
+
+def _placeholder_problems(element: Any, meta: Any) -> list[Problem]:
+    """Candidate groups / users / assignee: a ``${`` that is not a whole ``${dotted.path}`` can never
+    resolve (run time refuses it with ``bad_group_placeholder``)."""
+    problems: list[Problem] = []
+    values = [*meta.candidate_groups, *meta.candidate_users, *([meta.assignee] if meta.assignee else [])]
+    for value in values:
+        text = value.strip()
+        if ("${" in text or "#{" in text) and PLACEHOLDER.match(text) is None:
+            problems.append(
+                Problem(
+                    element.get("id"),
+                    "bad_group_placeholder",
+                    f"候选组/办理人占位符格式错误（应为整个 ${{数据名}} 或 ${{数据名.字段}}）：{value!r}",
+                    element.sourceline,
+                )
+            )
+    return problems
 
 
 def _check_expr(problems: list[Problem], element: Any, what: str, mode: str = "eval") -> None:
@@ -197,11 +228,9 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                         line,
                     )
                 )
+            problems.extend(_placeholder_problems(element, meta))
             if meta.due_expression:
-                try:
-                    check_timer_expression(meta.due_expression)
-                except UnsafeExpression as err:
-                    problems.append(_expr_problem(err, element, "到期时间 dueDate", "bad_timer"))
+                _check_timer(problems, element, meta.due_expression, "到期时间 dueDate")
         elif name == "scriptTask":
             script = element.find(f"{B}script")
             fmt = (element.get("scriptFormat") or "python").lower()
@@ -220,10 +249,7 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                     )
                 )
             else:
-                try:
-                    check_timer_expression(_text(specs[0]))
-                except UnsafeExpression as err:
-                    problems.append(_expr_problem(err, specs[0], "定时器表达式", "bad_timer"))
+                _check_timer(problems, specs[0], _text(specs[0]), "定时器表达式")
         elif name == "messageEventDefinition" or (name == "receiveTask"):
             parent_name = local(element.getparent()) if name == "messageEventDefinition" else name
             ref = element.get("messageRef")

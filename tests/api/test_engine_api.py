@@ -1,100 +1,213 @@
-"""The ASGI app over HTTP: health, OpenAPI, deploy/validate, start/complete, typed errors as JSON."""
+"""The raw engine over HTTP (``/api/v1/engine``), for designers and administrators: health, OpenAPI,
+deploy/validate, start/complete/claim/message/cancel with the signed-in account as the actor, typed errors;
+and never on the workflow of a case (409 ``case_instance``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from api.app import create_app
-from engine.bootstrap import bootstrap
-from engine.settings import Settings
+from engine.bootstrap import Services
+from engine.persistence.tables import instances, tasks
+from tests.api.conftest import error_of, food_case
 
 BPMN = Path(__file__).resolve().parents[1] / "integration" / "bpmn"
-ACTOR = {"X-Actor": "designer-1"}
+E = "/api/v1/engine"
 
 
 @pytest.fixture
-def client(db, clock) -> TestClient:
-    services = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=db)
-    return TestClient(create_app(services=services))
+def designer(signed_in: Callable[..., TestClient]) -> TestClient:
+    return signed_in("designer.wang", "designer")
+
+
+def deploy_three(client: TestClient) -> None:
+    xml = (BPMN / "three_tasks.bpmn").read_bytes()
+    assert client.post(f"{E}/definitions?filename=three.bpmn", content=xml).status_code == 201
 
 
 def test_health_and_openapi(client: TestClient, db) -> None:
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok", "database": db.dialect.name}
     spec = client.get("/openapi.json").json()
-    assert {"/healthz", "/api/definitions", "/api/tasks/{task_id}/complete"} <= set(spec["paths"])
+    assert {"/healthz", f"{E}/definitions", f"{E}/tasks/{{task_id}}/complete"} <= set(spec["paths"])
+    assert not [p for p in spec["paths"] if p.startswith("/api/") and not p.startswith("/api/v1/")]
+    headers = [
+        param["name"].lower()
+        for item in spec["paths"].values()
+        for op in item.values()
+        for param in op.get("parameters", [])
+        if param["in"] == "header"
+    ]
+    assert "x-actor" not in headers  # the actor is the signed-in account, everywhere
 
 
-def test_deploy_start_inbox_complete_over_http(client: TestClient) -> None:
+def test_deploy_start_inbox_complete_over_http(designer: TestClient, svc: Services) -> None:
     xml = (BPMN / "three_tasks.bpmn").read_bytes()
-    deployed = client.post("/api/definitions?filename=three.bpmn", content=xml, headers=ACTOR)
-    assert deployed.status_code == 201 and deployed.json()[0]["version"] == 1
-    started = client.post("/api/instances", json={"key": "three_tasks", "business_key": "K-1"}, headers=ACTOR)
-    assert started.status_code == 201
-    inbox = client.get("/api/tasks", params={"group": "window"}).json()
+    deployed = designer.post(f"{E}/definitions?filename=three.bpmn", content=xml)
+    assert deployed.status_code == 201
+    assert deployed.json()[0] | {"definition_id": 0, "checksum": ""} == {
+        "definition_id": 0,
+        "key": "three_tasks",
+        "version": 1,
+        "checksum": "",
+        "created": True,
+        "filename": "three.bpmn",
+    }
+    listed = {d["key"]: d for d in designer.get(f"{E}/definitions").json()}
+    assert listed["three_tasks"]["deployed_by"] == "designer.wang"
+    started = designer.post(f"{E}/instances", json={"key": "three_tasks", "business_key": "K-1"})
+    assert started.status_code == 201 and started.json()["status"] == "running"
+    inbox = designer.get(f"{E}/tasks", params={"group": "window"}).json()
     assert [t["element_id"] for t in inbox] == ["intake"] and inbox[0]["candidate_groups"] == ["window"]
-    assert client.get("/api/tasks", params={"group": "market"}).json() == []
-    done = client.post(
-        f"/api/tasks/{inbox[0]['id']}/complete", json={"data": {"decision": "accept"}}, headers=ACTOR
-    )
+    assert inbox[0]["business_key"] == "K-1" and inbox[0]["form_key"] == "task.intake"
+    assert designer.get(f"{E}/tasks", params={"group": "market"}).json() == []
+    done = designer.post(f"{E}/tasks/{inbox[0]['id']}/complete", json={"data": {"decision": "accept"}})
     assert done.status_code == 200 and len(done.json()["opened_tasks"]) == 1
-    again = client.post(f"/api/tasks/{inbox[0]['id']}/complete", json={"data": {}}, headers=ACTOR)
-    assert again.status_code == 409
-    assert again.json()["code"] == "task_not_ready" and again.json()["message"]
-    instance = client.get(f"/api/instances/{started.json()['instance_id']}").json()
+    again = designer.post(f"{E}/tasks/{inbox[0]['id']}/complete", json={"data": {}})
+    error_of(again, 409, "task_not_ready")
+    instance = designer.get(f"{E}/instances/{started.json()['instance_id']}").json()
     assert instance["version"] == 2 and [e["action"] for e in instance["audit"]] == ["start", "complete"]
+    assert {e["actor"] for e in instance["audit"]} == {"designer.wang"}
+    assert {t["element_id"]: t["completed_by"] for t in instance["tasks"]} == {
+        "intake": "designer.wang",
+        "review": None,
+    }
 
 
-def test_bad_models_get_specific_errors_and_store_nothing(client: TestClient) -> None:
+def test_bad_models_get_specific_errors_and_store_nothing(designer: TestClient) -> None:
     xxe = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>'
-    refused = client.post("/api/definitions", content=xxe, headers=ACTOR)
-    assert refused.status_code == 400 and refused.json()["code"] == "doctype_forbidden"
+    error_of(designer.post(f"{E}/definitions", content=xxe), 400, "doctype_forbidden")
     unassigned = (BPMN / "three_tasks.bpmn").read_text().replace(' ow:candidateGroups="market"', "")
-    invalid = client.post("/api/definitions", content=unassigned.encode(), headers=ACTOR)
-    assert invalid.status_code == 422
-    problems = invalid.json()["detail"]["problems"]
+    invalid = error_of(designer.post(f"{E}/definitions", content=unassigned.encode()), 422, "invalid_model")
+    problems = invalid["detail"]["problems"]
     assert any(p["element_id"] == "review" and p["code"] == "unassigned_user_task" for p in problems)
-    report = client.post("/api/validate", content=unassigned.encode()).json()
-    assert report["executable"] is False
-    assert client.get("/api/definitions").json() == []
-    missing = client.post("/api/instances", json={"key": "nope"}, headers=ACTOR)
-    assert missing.status_code == 404 and missing.json()["code"] == "definition_not_found"
+    report = designer.post(f"{E}/validate?filename=u.bpmn", content=unassigned.encode()).json()
+    assert report["executable"] is False and report["filename"] == "u.bpmn"
+    [process] = report["processes"]
+    assert any(p["element_id"] == "review" and p["line"] for p in process["problems"])
+    assert "three_tasks" not in {d["key"] for d in designer.get(f"{E}/definitions").json()}
+    error_of(designer.post(f"{E}/instances", json={"key": "nope"}), 404, "definition_not_found")
+    error_of(designer.post(f"{E}/instances", json={"key": "x", "actor": "me"}), 422, "invalid_request")
 
 
-def test_claim_then_only_the_claimant_may_complete_and_forms_are_validated(client: TestClient) -> None:
-    from engine.persistence.tables import tasks as tasks_table
-
-    client.post("/api/definitions", content=(BPMN / "three_tasks.bpmn").read_bytes(), headers=ACTOR)
-    client.post("/api/instances", json={"key": "three_tasks"}, headers=ACTOR)
-    [intake] = client.get("/api/tasks", params={"group": "window"}).json()
-    assert intake["form_key"] == "task.intake"
-    bad = client.post(
-        f"/api/tasks/{intake['id']}/complete", json={"data": {"decision": "maybe"}}, headers=ACTOR
+def test_claim_then_only_the_claimant_may_complete_and_forms_are_validated(
+    signed_in: Callable[..., TestClient],
+) -> None:
+    wang = signed_in("wang.d", "designer")
+    li = signed_in("li.admin", "administrator")
+    deploy_three(wang)
+    wang.post(f"{E}/instances", json={"key": "three_tasks"})
+    [intake] = wang.get(f"{E}/tasks", params={"group": "window"}).json()
+    bad = error_of(
+        wang.post(f"{E}/tasks/{intake['id']}/complete", json={"data": {"decision": "maybe"}}),
+        422,
+        "invalid_form",
     )
-    assert bad.status_code == 422 and bad.json()["code"] == "invalid_form"
-    assert bad.json()["detail"]["errors"][0]["field"] == "decision"
-    assert client.post(f"/api/tasks/{intake['id']}/claim", headers={"X-Actor": "wang"}).status_code == 200
-    again = client.post(f"/api/tasks/{intake['id']}/claim", headers={"X-Actor": "li"})
-    assert again.status_code == 409 and again.json()["code"] == "task_not_claimable"
-    stolen = client.post(
-        f"/api/tasks/{intake['id']}/complete",
-        json={"data": {"decision": "accept"}},
-        headers={"X-Actor": "li"},
+    assert bad["detail"]["errors"][0]["field"] == "decision"
+    claimed = wang.post(f"{E}/tasks/{intake['id']}/claim")
+    assert claimed.status_code == 200 and claimed.json() == {"task_id": intake["id"], "assignee": "wang.d"}
+    error_of(li.post(f"{E}/tasks/{intake['id']}/claim"), 409, "task_not_claimable")
+    stolen = li.post(f"{E}/tasks/{intake['id']}/complete", json={"data": {"decision": "accept"}})
+    error_of(stolen, 403, "claimed_by_other")
+    assert wang.get(f"{E}/tasks", params={"user": "wang.d"}).json()[0]["assignee"] == "wang.d"
+    done = wang.post(f"{E}/tasks/{intake['id']}/complete", json={"data": {"decision": "accept"}})
+    assert done.status_code == 200
+    error_of(wang.post(f"{E}/tasks/nope/complete", json={"data": {}}), 404, "task_not_found")
+    error_of(wang.post(f"{E}/tasks/nope/claim"), 404, "task_not_found")
+
+
+def test_messages_and_cancel(designer: TestClient) -> None:
+    deploy_three(designer)
+    started = designer.post(f"{E}/instances", json={"key": "three_tasks", "business_key": "K-2"}).json()
+    sent = designer.post(f"{E}/messages", json={"name": "ping", "business_key": "K-2", "payload": {"a": 1}})
+    assert sent.status_code == 200 and sent.json() == {"delivered": False}  # buffered: nothing waits for it
+    error_of(designer.post(f"{E}/messages", json={"name": "ping"}), 422, "message_without_target")
+    error_of(
+        designer.post(f"{E}/messages", json={"name": "ping", "business_key": "K-404"}),
+        404,
+        "instance_not_found",
     )
-    assert stolen.status_code == 403 and stolen.json()["code"] == "claimed_by_other"
-    services = client.app.state.services
-    from engine.errors import Forbidden
+    instance_id = started["instance_id"]
+    error_of(
+        designer.post(f"{E}/instances/{instance_id}/cancel", json={"reason": "  "}), 422, "reason_required"
+    )
+    error_of(designer.post(f"{E}/instances/{instance_id}/cancel", json={}), 422, "invalid_request")
+    cancelled = designer.post(f"{E}/instances/{instance_id}/cancel", json={"reason": "试运行结束"})
+    assert cancelled.status_code == 200 and cancelled.json() == {
+        "instance_id": instance_id,
+        "status": "cancelled",
+    }
+    again = designer.post(f"{E}/instances/{instance_id}/cancel", json={"reason": "再撤一次"})
+    error_of(again, 409, "instance_not_running")
+    assert designer.get(f"{E}/instances/{instance_id}").json()["status"] == "cancelled"
+    error_of(designer.get(f"{E}/instances/nope"), 404, "instance_not_found")
+    error_of(designer.post(f"{E}/instances/nope/cancel", json={"reason": "x"}), 404, "instance_not_found")
 
-    with pytest.raises(Forbidden):
-        services.cases.complete_task(intake["id"], {"decision": "accept"}, "li", groups={"window"})
-    services.cases.complete_task(intake["id"], {"decision": "accept"}, "wang", groups={"window"})
-    with services.engine.connect() as conn:
-        from sqlalchemy import select
 
-        done = conn.execute(
-            select(tasks_table.c.completed_by).where(tasks_table.c.id == intake["id"])
-        ).scalar()
-    assert done == "wang"
+def test_only_designers_and_administrators_use_the_engine(
+    client: TestClient, signed_in: Callable[..., TestClient]
+) -> None:
+    error_of(client.get(f"{E}/definitions"), 401, "unauthenticated")
+    error_of(client.post(f"{E}/instances", json={"key": "three_tasks"}), 401, "unauthenticated")
+    for username, role, extra in (
+        ("officer.a", "officer", {"departments": ["market"], "intake": True}),
+        ("super.a", "supervisor", {}),
+        ("citizen.a", "applicant", {"holder_id": "11010519491231002X"}),
+    ):
+        other = signed_in(username, role, **extra)
+        error_of(other.get(f"{E}/definitions"), 403, "forbidden_role")
+        error_of(other.get(f"{E}/tasks", params={"group": "window"}), 403, "forbidden_role")
+        error_of(other.post(f"{E}/instances", json={"key": "three_tasks"}), 403, "forbidden_role")
+    admin = signed_in("admin.a", "administrator")
+    assert admin.get(f"{E}/definitions").status_code == 200
+
+
+def test_the_raw_engine_never_acts_on_a_case(designer: TestClient, svc: Services) -> None:
+    case_id = food_case(svc)
+    with svc.engine.connect() as conn:
+        instance_id = conn.execute(
+            select(instances.c.id).where(instances.c.business_key == case_id)
+        ).scalar_one()
+        task_id = conn.execute(
+            select(tasks.c.id).where(tasks.c.business_key == case_id, tasks.c.state == "ready")
+        ).scalar_one()
+        version = conn.execute(select(instances.c.version).where(instances.c.id == instance_id)).scalar_one()
+
+    def refused(response) -> None:  # type: ignore[no-untyped-def]
+        body = error_of(response, 409, "case_instance")
+        assert body["message"] == "办件流程只能通过办件接口操作"
+
+    refused(designer.post(f"{E}/messages", json={"name": "materials_supplied", "business_key": case_id}))
+    refused(
+        designer.post(
+            f"{E}/messages",
+            json={"name": "x", "instance_id": instance_id, "payload": {"department": "health"}},
+        )
+    )
+    refused(designer.get(f"{E}/instances/{instance_id}"))
+    refused(designer.post(f"{E}/instances/{instance_id}/cancel", json={"reason": "测试"}))
+    refused(designer.post(f"{E}/tasks/{task_id}/complete", json={"data": {"decision": "accept"}}))
+    refused(designer.post(f"{E}/tasks/{task_id}/claim"))
+    shaped = designer.post(f"{E}/instances", json={"key": "single_window", "business_key": case_id})
+    assert error_of(shaped, 422, "case_number_business_key")["detail"]["field"] == "business_key"
+    lookalike = designer.post(
+        f"{E}/instances", json={"key": "single_window", "business_key": "250930-9999-0"}
+    )
+    error_of(lookalike, 422, "case_number_business_key")  # the shape, whatever the check digit
+    assert (
+        designer.get(f"{E}/tasks", params={"group": "window"}).json() == []
+    )  # the case's intake: not listed
+    assert task_id not in {t["id"] for t in designer.get(f"{E}/tasks").json()}
+    with svc.engine.connect() as conn:  # nothing of the case moved
+        assert (
+            conn.execute(select(instances.c.version).where(instances.c.id == instance_id)).scalar_one()
+            == version
+        )
+        assert conn.execute(select(tasks.c.state, tasks.c.assignee).where(tasks.c.id == task_id)).one() == (
+            "ready",
+            None,
+        )

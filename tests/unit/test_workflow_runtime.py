@@ -102,7 +102,7 @@ def test_time_date_timer_naive_is_shanghai_and_expression_uses_working_days() ->
     # 2024-04-29 (Mon) + 3 working days skips the May Day holiday (May 1-5): 2024-05-07 (Tue)
     due = runtime.pending_timers()[0].due_at
     assert due.date() >= date(2024, 5, 6)
-    assert due == datetime(2024, 5, 7, 15, 59, 59, tzinfo=UTC)
+    assert due == datetime(2024, 5, 7, 16, 0, tzinfo=UTC)  # 24:00 on 7 May in Beijing: the whole day
 
 
 def test_cycle_and_boundary_timers() -> None:

@@ -1,0 +1,188 @@
+"""Routes of the group «流程设计 designer» (designers and administrators): the deployed models and their
+versions (who deployed what when, how many instances run on each), the BPMN of a version, validating and
+deploying documents (one XML body, or several BPMN files in one multipart call, deployed all or none),
+and the lists a modeler fills its properties from (departments, form keys, clock kinds)."""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.auth import Designer, services
+from api.limits import BODY_CLASS, StrictJSONRoute
+from api.routes.engine import DeployedOut, ValidationOut, validation_out
+from engine.errors import InvalidInput
+from engine.modelling import (
+    CLOCK_KINDS,
+    MAX_DOCUMENTS,
+    deploy_documents,
+    list_models,
+    model,
+    version_document,
+)
+from engine.workflow import validate_document
+
+router = APIRouter(prefix="/designer", route_class=StrictJSONRoute, tags=["流程设计 designer"])
+
+Key = Annotated[str, Path(min_length=1, max_length=200, description="流程标识（process id）")]
+Filename = Annotated[str, Query(min_length=1, max_length=200, description="文件名（XML 请求体时）")]
+_XML = {"schema": {"type": "string", "format": "binary"}}
+DOCUMENTS_BODY: dict[str, Any] = {
+    BODY_CLASS: "document",
+    "requestBody": {
+        "required": True,
+        "description": "一个 BPMN 文档（application/xml），或多个 BPMN 文件（multipart/form-data 的 files）",
+        "content": {
+            "application/xml": _XML,
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                    "required": ["files"],
+                }
+            },
+        },
+    },
+}
+DOCUMENT_BODY: dict[str, Any] = {
+    BODY_CLASS: "document",
+    "requestBody": {"required": True, "content": {"application/xml": _XML}},
+}
+
+
+# ------------------------------------------------------------------ schemas
+class VersionOut(BaseModel):
+    id: int = Field(description="流程定义（版本）编号")
+    version: int = Field(description="版本号")
+    name: str | None = Field(description="流程名称")
+    filename: str | None = Field(description="来源文件名")
+    checksum: str = Field(description="文档 SHA-256")
+    deployed_by: str = Field(description="部署人")
+    deployed_at: datetime = Field(description="部署时间（UTC）")
+    running_instances: int = Field(description="在此版本上运行中的实例数（含办件）")
+
+
+class ModelOut(BaseModel):
+    key: str = Field(description="流程标识（process id）")
+    name: str | None = Field(description="流程名称（最新版本）")
+    latest_version: int = Field(description="最新版本号")
+    deployed_by: str = Field(description="最新版本的部署人")
+    deployed_at: datetime = Field(description="最新版本的部署时间（UTC）")
+    running_instances: int = Field(description="各版本运行中的实例总数")
+    versions: list[VersionOut] = Field(description="全部版本（按版本号）")
+
+
+class VersionDocumentOut(VersionOut):
+    key: str = Field(description="流程标识（process id）")
+    bpmn: str = Field(description="该版本的 BPMN XML 文本")
+
+
+class DepartmentOut(BaseModel):
+    code: str = Field(description="部门代码（即模型中的候选组）")
+    name: str = Field(description="部门名称")
+
+
+class FormKeyOut(BaseModel):
+    key: str = Field(description="表单键（用户任务的 ow:formKey）")
+    title: str = Field(description="表单标题")
+    fields: list[str] = Field(description="表单字段（可在网关条件中引用）")
+
+
+class ClockKindOut(BaseModel):
+    kind: str = Field(description="ow:clock 的取值")
+    label: str = Field(description="中文名称")
+    description: str = Field(description="说明")
+
+
+# ------------------------------------------------------------------ documents of a request
+def _safe_name(name: str | None, fallback: str) -> str:
+    base = posixpath.basename((name or "").replace("\\", "/")).strip()
+    return (base or fallback)[:200]
+
+
+async def read_documents(request: Request, filename: str) -> list[tuple[bytes, str]]:
+    """The BPMN documents of the request: its XML body, or the ``files`` of a multipart form."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        form = await request.form(max_files=MAX_DOCUMENTS, max_fields=MAX_DOCUMENTS)
+        others = sorted(k for k in form if k != "files")
+        if others:
+            raise InvalidInput(
+                "只接受 files 字段：" + "、".join(others), code="undeclared_fields", field=others[0]
+            )
+        documents: list[tuple[bytes, str]] = []
+        for i, part in enumerate(form.getlist("files")):
+            if not isinstance(part, UploadFile):
+                raise InvalidInput("files 字段须为文件", code="not_a_file", field="files")
+            documents.append((await part.read(), _safe_name(part.filename, f"upload-{i + 1}.bpmn")))
+        return documents
+    return [(await request.body(), filename)]
+
+
+# ------------------------------------------------------------------ routes
+@router.get("/models", response_model=list[ModelOut], summary="已部署的流程模型及其版本")
+def models(request: Request, caller: Designer) -> list[ModelOut]:
+    with services(request).engine.connect() as conn:
+        return [ModelOut(**m) for m in list_models(conn)]
+
+
+@router.get("/models/{key}", response_model=ModelOut, summary="一个流程模型的全部版本")
+def one_model(request: Request, caller: Designer, key: Key) -> ModelOut:
+    with services(request).engine.connect() as conn:
+        return ModelOut(**model(conn, key))
+
+
+@router.get(
+    "/models/{key}/versions/{version}", response_model=VersionDocumentOut, summary="某版本的 BPMN 文档"
+)
+def one_version(
+    request: Request, caller: Designer, key: Key, version: Annotated[int, Path(ge=1, le=2**31 - 1)]
+) -> VersionDocumentOut:
+    with services(request).engine.connect() as conn:
+        return VersionDocumentOut(**version_document(conn, key, version))
+
+
+@router.post(
+    "/validate", response_model=ValidationOut, openapi_extra=DOCUMENT_BODY, summary="校验 BPMN 文档（不部署）"
+)
+async def validate(request: Request, caller: Designer, filename: Filename = "upload.bpmn") -> ValidationOut:
+    bpmn = await request.body()
+    report = await run_in_threadpool(validate_document, bpmn, filename)
+    return validation_out(report)
+
+
+@router.post(
+    "/deployments",
+    response_model=list[DeployedOut],
+    status_code=201,
+    openapi_extra=DOCUMENTS_BODY,
+    summary="部署一个或多个 BPMN 文档（全部成功或全部不部署）",
+)
+async def deploy(request: Request, caller: Designer, filename: Filename = "upload.bpmn") -> list[DeployedOut]:
+    documents = await read_documents(request, filename)
+    deployed = await run_in_threadpool(deploy_documents, services(request).workflow, documents, caller.actor)
+    return [DeployedOut(**d) for d in deployed]
+
+
+@router.get("/departments", response_model=list[DepartmentOut], summary="部门（候选组）")
+def departments(request: Request, caller: Designer) -> list[DepartmentOut]:
+    svc = services(request)
+    with svc.engine.connect() as conn:
+        return [DepartmentOut(**d) for d in svc.accounts.list_departments(conn)]
+
+
+@router.get("/forms", response_model=list[FormKeyOut], summary="表单键")
+def form_keys(request: Request, caller: Designer) -> list[FormKeyOut]:
+    return [FormKeyOut(key=f.key, title=f.title, fields=list(f.properties)) for f in services(request).forms]
+
+
+@router.get("/clock-kinds", response_model=list[ClockKindOut], summary="时限类型（ow:clock）")
+def clock_kinds(caller: Designer) -> list[ClockKindOut]:
+    return [ClockKindOut(**k) for k in CLOCK_KINDS]

@@ -1,0 +1,34 @@
+"""What an administrator does to accounts, beyond :class:`~engine.accounts.service.AccountService`: read
+one account, and enable or disable one, never their own (an administrator who disabled themselves would
+be signed out at once, and the last one would lock everybody out). All take the caller's connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from engine.accounts.principal import Principal
+from engine.accounts.service import AccountService
+from engine.errors import Conflict, NotFound
+
+__all__ = ["account", "set_account_active"]
+
+
+def account(service: AccountService, conn: Connection, account_id: int) -> dict[str, Any]:
+    """One row of :meth:`AccountService.list_accounts` (``NotFound`` ``account_not_found``)."""
+    for row in service.list_accounts(conn):
+        if row["id"] == account_id:
+            return row
+    raise NotFound("账号不存在", code="account_not_found", account_id=account_id)
+
+
+def set_account_active(
+    service: AccountService, conn: Connection, account_id: int, active: bool, by: Principal
+) -> dict[str, Any]:
+    """Enable or disable ``account_id`` (disabling ends its sessions and tokens); refuses to disable the
+    caller's own account (``Conflict`` ``own_account``). Returns the account row."""
+    if not active and account_id == by.account_id:
+        raise Conflict("不能停用自己的账号", code="own_account", account_id=account_id)
+    service.set_active(conn, account_id, active, by.actor)
+    return account(service, conn, account_id)

@@ -1,0 +1,187 @@
+"""Accounts and sign-in on both databases: passwords, sessions, tokens, rate limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import Engine, select
+
+from engine.accounts.service import AccountService, AuthPolicy, TooManyAttempts, Unauthenticated
+from engine.accounts.tables import accounts, api_tokens, auth_sessions
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.persistence.database import unit_of_work
+from engine.persistence.tables import audit_log
+
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # argon2 still, cheap for tests
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def svc(db: Engine, clock) -> AccountService:
+    service = AccountService(db, clock, "k" * 32, AuthPolicy(session_hours=8), hasher=FAST)
+    with unit_of_work(db) as conn:
+        service.add_department(conn, "market", "市场监督管理局", "admin")
+        service.add_department(conn, "health", "卫生健康局", "admin")
+        service.create_account(
+            conn,
+            username="wang.officer",
+            password=PASSWORD,
+            role="officer",
+            display_name="王审批",
+            actor="admin",
+            departments_of=["market", "health"],
+            intake=True,
+        )
+        service.create_account(
+            conn,
+            username="li.applicant",
+            password=PASSWORD,
+            role="applicant",
+            display_name="李申请",
+            actor="admin",
+            holder_id="11010519491231002X",
+        )
+    return service
+
+
+def test_a_password_signs_in_and_the_session_carries_role_departments_and_groups(
+    svc: AccountService, db
+) -> None:
+    new = svc.login("wang.officer", PASSWORD, "127.0.0.1")
+    principal, csrf = svc.session(new.token)
+    assert principal.role == "officer" and principal.departments == {"market", "health"}
+    assert principal.groups == {"market", "health", "window"}
+    assert csrf == new.csrf and len(new.token) >= 40
+    applicant, _ = svc.session(svc.login("li.applicant", PASSWORD, None).token)
+    assert applicant.holder_id == "11010519491231002X" and applicant.groups == {"applicant"}
+    with db.connect() as conn:  # neither the password nor the cookie value is stored
+        stored = conn.execute(select(accounts.c.password_hash)).scalars().all()
+        assert all(h.startswith("$argon2") and PASSWORD not in h for h in stored)
+        assert new.token not in conn.execute(select(auth_sessions.c.id)).scalars().all()
+        assert PASSWORD not in str(conn.execute(select(audit_log.c.detail)).scalars().all())
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("wang.officer", "wrong password"), ("nobody.here", PASSWORD), ("", ""), ("wang.officer", "x" * 10_000)],
+)
+def test_every_failed_sign_in_answers_the_same(svc: AccountService, username: str, password: str) -> None:
+    with pytest.raises(Unauthenticated) as err:
+        svc.login(username, password, "10.0.0.1")
+    assert (err.value.code, str(err.value.message)) == ("bad_credentials", "用户名或密码错误")
+
+
+def test_failed_sign_ins_are_limited_per_account_then_per_address(svc: AccountService, clock) -> None:
+    for _ in range(5):
+        with pytest.raises(Unauthenticated):
+            svc.login("wang.officer", "wrong password", "10.0.0.1")
+    with pytest.raises(TooManyAttempts) as err:  # the right password does not help inside the window
+        svc.login("wang.officer", PASSWORD, "10.0.0.2")
+    assert err.value.detail["scope"] == "account" and err.value.detail["retry_after_seconds"] > 0
+    svc.login("li.applicant", PASSWORD, "10.0.0.1")  # the other account from that address still works
+    clock.advance(minutes=16)
+    assert svc.login("wang.officer", PASSWORD, "10.0.0.2").principal.username == "wang.officer"
+    for i in range(20):  # one address guessing many accounts
+        with pytest.raises(Unauthenticated):
+            svc.login(f"guess{i:02d}", "whatever1", "10.9.9.9")
+    with pytest.raises(TooManyAttempts) as err:
+        svc.login("li.applicant", PASSWORD, "10.9.9.9")
+    assert err.value.detail["scope"] == "address"
+
+
+def test_a_session_expires_and_a_logout_ends_it(svc: AccountService, clock) -> None:
+    new = svc.login("wang.officer", PASSWORD, None)
+    clock.advance(hours=7, minutes=59)
+    svc.session(new.token)
+    clock.advance(minutes=2)
+    with pytest.raises(Unauthenticated) as err:
+        svc.session(new.token)
+    assert err.value.code == "session_expired"
+    other = svc.login("wang.officer", PASSWORD, None)
+    svc.logout(other.token)
+    with pytest.raises(Unauthenticated):
+        svc.session(other.token)
+    with pytest.raises(Unauthenticated):
+        svc.session("forged-" + other.token)
+
+
+def test_an_api_token_works_until_it_expires_or_is_revoked(svc: AccountService, clock, db) -> None:
+    principal = svc.login("wang.officer", PASSWORD, None).principal
+    token_id, raw, expires = svc.issue_token(principal, "统计系统", days=30)
+    assert svc.bearer(raw).username == "wang.officer"
+    assert expires == clock.now + timedelta(days=30)
+    with db.connect() as conn:
+        assert raw not in conn.execute(select(api_tokens.c.token_hash)).scalars().all()
+    applicant = svc.login("li.applicant", PASSWORD, None).principal
+    with pytest.raises(NotFound):  # another account's token answers like a missing one
+        svc.revoke_token(applicant, token_id)
+    svc.revoke_token(principal, token_id)
+    with pytest.raises(Unauthenticated) as err:
+        svc.bearer(raw)
+    assert err.value.code == "bad_token"
+    _, raw2, _ = svc.issue_token(principal, "短期", days=1)
+    clock.advance(days=1, seconds=1)
+    with pytest.raises(Unauthenticated):
+        svc.bearer(raw2)
+    for days in (0, -1, 366, True, 1.5):
+        with pytest.raises(InvalidInput):
+            svc.issue_token(principal, "x", days=days)  # type: ignore[arg-type]
+
+
+def test_disabling_an_account_ends_its_sessions_and_tokens(svc: AccountService, db) -> None:
+    new = svc.login("wang.officer", PASSWORD, None)
+    _, raw, _ = svc.issue_token(new.principal, "client", days=5)
+    with unit_of_work(db) as conn:
+        svc.set_active(conn, new.principal.account_id, False, "admin")
+    for check in (lambda: svc.session(new.token), lambda: svc.bearer(raw)):
+        with pytest.raises(Unauthenticated):
+            check()
+    with pytest.raises(Unauthenticated):
+        svc.login("wang.officer", PASSWORD, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"username": "ab"}, "bad_username"),
+        ({"username": "Wang Officer"}, "bad_username"),
+        ({"password": "short"}, "bad_password"),
+        ({"role": "root"}, "bad_role"),
+        ({"role": "officer", "departments_of": []}, "departments_required"),
+        ({"role": "officer", "departments_of": ["nowhere"]}, "unknown_department"),
+        ({"role": "designer", "departments_of": ["market"]}, "departments_not_allowed"),
+        ({"role": "applicant", "holder_id": None}, "required"),
+        ({"role": "applicant", "holder_id": "110105194912310021"}, "bad_check_digit"),
+        ({"role": "designer", "holder_id": "11010519491231002X"}, "holder_not_allowed"),
+        ({"display_name": " "}, "bad_display_name"),
+    ],
+)
+def test_an_account_is_refused_with_the_field_and_rule(svc: AccountService, db, kwargs, code) -> None:
+    args = {
+        "username": "new.user",
+        "password": PASSWORD,
+        "role": "designer",
+        "display_name": "新用户",
+        "actor": "admin",
+        **kwargs,
+    }
+    with pytest.raises(InvalidInput) as err, unit_of_work(db) as conn:
+        svc.create_account(conn, **args)
+    assert err.value.code == code
+
+
+def test_a_username_is_taken_once(svc: AccountService, db) -> None:
+    with pytest.raises(Conflict) as err, unit_of_work(db) as conn:
+        svc.create_account(
+            conn, username="wang.officer", password=PASSWORD, role="designer", display_name="x", actor="a"
+        )
+    assert err.value.code == "username_taken"
+
+
+def test_an_officers_departments_can_be_changed(svc: AccountService, db) -> None:
+    principal = svc.login("wang.officer", PASSWORD, None).principal
+    with unit_of_work(db) as conn:
+        svc.set_departments(conn, principal.account_id, ["health"], False, "admin")
+        assert svc.principal(conn, principal.account_id).groups == {"health"}

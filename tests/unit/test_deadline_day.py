@@ -1,0 +1,129 @@
+"""A deadline on day N is the whole of day N (Asia/Shanghai), to its last instant: case and task clocks,
+task due dates, the ``working_deadline`` helper behind BPMN timers and the warning all say the same.
+
+The BPMN side (a timer set with ``working_deadline`` does not fire at 23:59:59 on day N and fires at
+00:00 on day N + 1) is driven in tests/processes (``test_not_before_the_working_day_deadline``,
+``test_deadline_not_passed_during_spring_festival``, ``test_fires_after_the_deadline_...``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.cases.clocks import warn_at
+from engine.step import default_due
+from engine.time.calendar import WorkingCalendar
+from engine.time.clocks import Clock
+from engine.workflow import Runtime, load_definitions
+from engine.workflow.api import TaskMeta
+from engine.workflow.clock import use_calendar
+from engine.workflow.helpers import working_deadline
+from engine.workflow.timers import parse_instant
+from tests.unit.bpmn.models import document, flow, linear, script_task, user_task
+
+SH = ZoneInfo("Asia/Shanghai")
+CAL = WorkingCalendar()
+ACCEPTED = datetime(2025, 9, 30, 9, 0, tzinfo=SH).astimezone(UTC)  # before National Day 2025
+# 10 working days: 9, 10, 11 (Sat, adjusted), 13, 14, 15, 16, 17, 20, 21 Oct -> day N = Tue 21 Oct
+LAST_SECOND = datetime(2025, 10, 21, 23, 59, 59, tzinfo=SH)
+NEXT_MIDNIGHT = datetime(2025, 10, 22, 0, 0, tzinfo=SH)
+
+
+def promised() -> Clock:
+    return Clock(kind="promised", started_at=ACCEPTED, limit_days=10)
+
+
+def test_every_deadline_on_day_n_is_the_instant_day_n_ends() -> None:
+    due = promised().due_at(CAL)
+    assert due == NEXT_MIDNIGHT
+    assert default_due(TaskMeta("review", "审查", deadline_days=10), ACCEPTED, CAL) == due
+    with use_calendar(CAL):
+        assert parse_instant(working_deadline(ACCEPTED.isoformat(), 10)) == due
+
+
+@pytest.mark.parametrize(
+    ("moment", "late"),
+    [
+        (LAST_SECOND, False),
+        (LAST_SECOND + timedelta(microseconds=999_999), False),  # the last instant of day N
+        (NEXT_MIDNIGHT, True),
+        (NEXT_MIDNIGHT + timedelta(seconds=1), True),
+    ],
+)
+def test_late_only_from_00_00_of_the_next_day(moment: datetime, late: bool) -> None:
+    assert (promised().status(moment, CAL) == "red") is late
+    assert (Clock(kind="task", started_at=ACCEPTED, limit_days=10).status(moment, CAL) == "red") is late
+    task_due = default_due(TaskMeta("t", "t", deadline_days=10), ACCEPTED, CAL)
+    assert task_due is not None and (moment >= task_due) is late  # the inbox's overdue test
+
+
+def test_a_clock_stopped_at_the_last_second_finished_on_time_and_at_midnight_did_not() -> None:
+    on_time, too_late = promised(), promised()
+    on_time.stop(LAST_SECOND)
+    too_late.stop(NEXT_MIDNIGHT)
+    assert on_time.finished_on_time(CAL) is True
+    assert too_late.finished_on_time(CAL) is False
+
+
+def test_the_warning_comes_before_the_deadline_and_agrees_with_the_status() -> None:
+    clock = promised()
+    warn = warn_at(clock, CAL)
+    assert warn is not None and warn < NEXT_MIDNIGHT
+    assert clock.status(warn, CAL) == "yellow"
+    assert clock.status(warn - timedelta(minutes=1), CAL) == "normal"
+    assert clock.status(LAST_SECOND, CAL) == "yellow"  # still only a warning on the last second of day N
+
+
+def test_a_same_day_limit_lasts_to_the_end_of_the_day() -> None:
+    immediate = Clock(kind="promised", started_at=ACCEPTED, limit_days=0)
+    assert immediate.due_at(CAL) == datetime(2025, 10, 1, 0, 0, tzinfo=SH)
+    with use_calendar(CAL):
+        assert parse_instant(working_deadline(ACCEPTED.isoformat(), 0)) == immediate.due_at(CAL)
+
+
+def _timer_copy_model(expression: str) -> bytes:
+    inner = (
+        script_task("set", "deadline = working_deadline(received, 3)\nother = received")
+        + flow("set", "wait")
+        + '<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition>'
+        f"<bpmn:timeDate><![CDATA[{expression}]]></bpmn:timeDate>"
+        "</bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+        + flow("wait", "after")
+        + user_task("after")
+    )
+    return document(linear(inner, "set", "after"))
+
+
+NOW = datetime(2024, 4, 29, 1, 0, tzinfo=UTC)  # Mon 29 Apr 2024, 09:00 Beijing
+
+
+def test_a_working_day_timer_and_the_models_copy_of_its_deadline_follow_a_changed_calendar() -> None:
+    defn = load_definitions(_timer_copy_model("working_deadline(received, 3)"))["p"]
+    runtime = Runtime.start(defn, {"received": "2024-04-29"}, NOW)
+    # 3 working days after Mon 29 Apr 2024 skip May Day (1-5 May): 30 Apr, 6, 7 May -> the whole of 7 May
+    [timer] = runtime.pending_timers()
+    assert timer.due_at == datetime(2024, 5, 8, tzinfo=SH)
+    assert runtime.recompute_timers(NOW) == {}  # same calendar: nothing moves
+    rest = WorkingCalendar({date(2024, 5, 6): False})  # an administrator closes Mon 6 May
+    runtime = Runtime.restore(defn, runtime.dump(), NOW, rest)
+    moved = runtime.recompute_timers(NOW)
+    assert moved == {timer.task_id: datetime(2024, 5, 9, tzinfo=SH)}
+    assert runtime.pending_timers()[0].due_at == datetime(2024, 5, 9, tzinfo=SH)
+    assert runtime.data["deadline"] == "2024-05-09T00:00:00+08:00"  # the model's copy follows
+    assert runtime.data["other"] == "2024-04-29"  # other values are left alone
+    runtime = Runtime.restore(defn, runtime.dump(), datetime(2024, 5, 8, 16, 0, tzinfo=UTC), rest)
+    assert runtime.fire_due_timers(datetime(2024, 5, 8, 15, 59, 59, tzinfo=UTC)) == []  # 8 May 23:59:59
+    assert runtime.fire_due_timers(datetime(2024, 5, 8, 16, 0, tzinfo=UTC)) == ["wait"]  # 9 May 00:00
+
+
+@pytest.mark.parametrize("expression", ["2024-05-07T23:00:00+08:00", "working_deadline(today(), 3)"])
+def test_literal_dates_and_expressions_that_read_the_clock_keep_their_due(expression: str) -> None:
+    defn = load_definitions(_timer_copy_model(expression))["p"]
+    runtime = Runtime.start(defn, {"received": "2024-04-29"}, NOW)
+    [before] = runtime.pending_timers()
+    runtime = Runtime.restore(defn, runtime.dump(), NOW, WorkingCalendar({date(2024, 5, 6): False}))
+    assert runtime.recompute_timers(NOW) == {}
+    assert runtime.pending_timers() == [before]
