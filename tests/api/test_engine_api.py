@@ -211,3 +211,98 @@ def test_the_raw_engine_never_acts_on_a_case(designer: TestClient, svc: Services
             "ready",
             None,
         )
+
+
+MARKER = {"typename": "BpmnWorkflow", "nested": [{"typename": "TaskSpec", "value": 1}], "x": {"typename": 7}}
+
+
+def test_marker_like_data_over_http_is_stored_and_restored_as_the_plain_data_it_is(
+    designer: TestClient, svc: Services
+) -> None:
+    deploy_three(designer)
+    started = designer.post(f"{E}/instances", json={"key": "three_tasks", "data": {"payload": MARKER}})
+    assert started.status_code == 201, started.text
+    instance_id = started.json()["instance_id"]
+    svc.workflow.live = type(svc.workflow.live)()  # forget the live workflow: the next step restores
+    [task] = designer.get(f"{E}/tasks", params={"group": "window"}).json()
+    done = designer.post(
+        f"{E}/tasks/{task['id']}/complete", json={"data": {"decision": "accept", "opinion": "ok"}}
+    )
+    assert done.status_code == 200, done.text
+    svc.workflow.live = type(svc.workflow.live)()
+    with svc.engine.connect() as conn:
+        from engine.persistence.repositories import InstanceRepository
+
+        row = InstanceRepository(conn).get(instance_id)
+        restored = svc.workflow.definition(conn, row.definition_id)
+    from engine.workflow import Runtime
+
+    runtime = Runtime.restore(restored, row.state, svc.clock(), svc.calendar())
+    assert runtime.data["payload"] == MARKER  # a plain dict, not a revived object
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (
+            {
+                "deep": {
+                    "a": {
+                        "b": {
+                            "c": {
+                                "d": {
+                                    "e": {
+                                        "f": {
+                                            "g": {
+                                                "h": {
+                                                    "i": {
+                                                        "j": {
+                                                            "k": {
+                                                                "l": {
+                                                                    "m": {
+                                                                        "n": {
+                                                                            "o": {
+                                                                                "p": {
+                                                                                    "q": {
+                                                                                        "r": {
+                                                                                            "s": {
+                                                                                                "t": {"u": 1}
+                                                                                            }
+                                                                                        }
+                                                                                    }
+                                                                                }
+                                                                            }
+                                                                        }
+                                                                    }
+                                                                }
+                                                            }
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            "data_too_deep",
+        ),
+        ({"big": 2**60}, "number_out_of_range"),
+        ({"blob": ["x" * 90_000] * 12}, "data_too_large"),
+        ({"text": "x" * 100_001}, "string_too_long"),
+        ({"nul": "a\u0000b"}, "bad_character"),
+    ],
+)
+def test_data_over_a_limit_or_unstorable_is_refused_over_http_before_any_work(
+    designer: TestClient, svc: Services, data: dict, code: str
+) -> None:
+    deploy_three(designer)
+    answer = designer.post(f"{E}/instances", json={"key": "three_tasks", "data": data})
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["code"] == code and body["detail"]["field"] == "data", body
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(instances.c.id)).all() == []  # nothing was started
