@@ -18,9 +18,18 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from engine.accounts.principal import ROLES, Principal, Role
+from engine.accounts.principal import (
+    APPLICANT_GROUP,
+    INTAKE_GROUP,
+    ROLES,
+    SUPERVISOR_GROUP,
+    Principal,
+    Role,
+)
 from engine.accounts.tables import (
     account_departments,
     accounts,
@@ -95,6 +104,10 @@ class AccountService:
 
     # ------------------------------------------------------------------ departments and accounts
     def add_department(self, conn: Connection, code: str, name: str, actor: str) -> None:
+        if code in (INTAKE_GROUP, APPLICANT_GROUP, SUPERVISOR_GROUP):
+            raise InvalidInput(
+                f"部门代码「{code}」是系统保留的办理组名称", code="reserved_department_code", field="code"
+            )
         if not DEPARTMENT_CODE.match(code):
             raise InvalidInput(
                 "部门代码须为小写字母开头的字母、数字或下划线（2-40 位）",
@@ -290,19 +303,21 @@ class AccountService:
     # ------------------------------------------------------------------ sign-in
     def login(self, username: str, password: str, address: str | None) -> NewSession:
         """Check the password and open a session. Every failure answers the same (no account
-        enumeration) and counts against the account and the address; over the limit sign-in is refused
-        until the window has passed, even with the right password."""
+        enumeration). Every attempt counts against the account and the address before the password is
+        checked (a success takes it back); over the limit sign-in is refused until the window has passed,
+        even with the right password."""
         now = self.clock()
         keys = [f"account:{(username or '')[:64].lower()}"] + ([f"address:{address[:64]}"] if address else [])
-        with unit_of_work(self.engine) as conn:
-            self._refuse_if_limited(conn, keys, now)
+        with unit_of_work(self.engine) as conn:  # the attempt counts before the password is checked, so
+            over = self._count_attempt(conn, keys, now)  # parallel guesses cannot all pass one check
+        if over is not None:
+            raise over
         with unit_of_work(self.engine) as conn:
             row = None
             if isinstance(username, str) and USERNAME.match(username):
                 row = conn.execute(select(accounts).where(accounts.c.username == username)).mappings().first()
             ok = self._verify(row["password_hash"] if row else None, password)
             if not ok or row is None or not row["active"]:
-                self._count_failure(conn, keys, now)
                 AuditRepository(conn).record(
                     now,
                     "anonymous",
@@ -312,7 +327,13 @@ class AccountService:
         if not ok or row is None or not row["active"]:
             raise Unauthenticated("用户名或密码错误", code="bad_credentials")
         with unit_of_work(self.engine) as conn:
+            # a success clears the account's count and takes its own attempt off the address's
             conn.execute(delete(login_failures).where(login_failures.c.key == keys[0]))
+            conn.execute(
+                update(login_failures)
+                .where(login_failures.c.key.in_(keys[1:]), login_failures.c.count > 0)
+                .values(count=login_failures.c.count - 1)
+            )
             if self.hasher.check_needs_rehash(row["password_hash"]):
                 conn.execute(
                     update(accounts)
@@ -347,46 +368,34 @@ class AccountService:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    def _refuse_if_limited(self, conn: Connection, keys: list[str], now: datetime) -> None:
+    def _count_attempt(self, conn: Connection, keys: list[str], now: datetime) -> TooManyAttempts | None:
+        """Count one attempt against each key (one atomic upsert per key: a count whose window has passed
+        starts again at 1) and return the refusal if a key is now over its limit."""
         window = timedelta(minutes=self.policy.failure_window_minutes)
-        for key, count, started in conn.execute(
-            select(login_failures.c.key, login_failures.c.count, login_failures.c.window_started_at).where(
-                login_failures.c.key.in_(keys)
-            )
-        ):
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        expired = login_failures.c.window_started_at <= now - window
+        refusal: TooManyAttempts | None = None
+        for key in keys:
+            stmt = dialect_insert(login_failures).values(key=key, count=1, window_started_at=now)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[login_failures.c.key],
+                set_={
+                    "count": case((expired, 1), else_=login_failures.c.count + 1),
+                    "window_started_at": case((expired, now), else_=login_failures.c.window_started_at),
+                },
+            ).returning(login_failures.c.count, login_failures.c.window_started_at)
+            count, started = conn.execute(stmt).one()
             limit = (
                 self.policy.account_failures if key.startswith("account:") else self.policy.address_failures
             )
-            if count >= limit and now < started + window:
+            if count > limit and refusal is None:
                 retry = int((started + window - now).total_seconds()) + 1
-                raise TooManyAttempts(
+                refusal = TooManyAttempts(
                     f"登录失败次数过多，请 {retry // 60 + 1} 分钟后再试",
                     retry_after_seconds=retry,
                     scope=key.split(":", 1)[0],
                 )
-
-    def _count_failure(self, conn: Connection, keys: list[str], now: datetime) -> None:
-        window = timedelta(minutes=self.policy.failure_window_minutes)
-        for key in keys:
-            row = conn.execute(
-                select(login_failures.c.count, login_failures.c.window_started_at)
-                .where(login_failures.c.key == key)
-                .with_for_update()
-            ).first()
-            if row is None:
-                conn.execute(insert(login_failures).values(key=key, count=1, window_started_at=now))
-            elif now >= row.window_started_at + window:
-                conn.execute(
-                    update(login_failures)
-                    .where(login_failures.c.key == key)
-                    .values(count=1, window_started_at=now)
-                )
-            else:
-                conn.execute(
-                    update(login_failures)
-                    .where(login_failures.c.key == key)
-                    .values(count=login_failures.c.count + 1)
-                )
+        return refusal
 
     def session(self, token: str) -> tuple[Principal, str]:
         """The principal and CSRF secret of a live session cookie."""

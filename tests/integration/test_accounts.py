@@ -185,3 +185,36 @@ def test_an_officers_departments_can_be_changed(svc: AccountService, db) -> None
     with unit_of_work(db) as conn:
         svc.set_departments(conn, principal.account_id, ["health"], False, "admin")
         assert svc.principal(conn, principal.account_id).groups == {"health"}
+
+
+def test_parallel_guesses_get_no_more_password_checks_than_the_limit(pg: Engine, clock) -> None:
+    import threading
+
+    service = AccountService(pg, clock, "k" * 32, AuthPolicy(), hasher=FAST)
+    with unit_of_work(pg) as conn:
+        service.create_account(
+            conn, username="target.user", password=PASSWORD, role="designer", display_name="目标", actor="a"
+        )
+    barrier = threading.Barrier(12)
+    outcomes: list[str] = []
+
+    def guess() -> None:
+        barrier.wait()
+        try:
+            service.login("target.user", "wrong guess!", None)
+        except (Unauthenticated, TooManyAttempts) as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["bad_credentials"] * 5 + ["too_many_attempts"] * 7
+
+
+@pytest.mark.parametrize("code", ["window", "applicant", "supervisor"])
+def test_a_department_cannot_take_the_name_of_a_built_in_group(svc: AccountService, db, code: str) -> None:
+    with pytest.raises(InvalidInput) as err, unit_of_work(db) as conn:
+        svc.add_department(conn, code, "冒名部门", "admin")
+    assert err.value.code == "reserved_department_code"
