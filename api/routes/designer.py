@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 from api.auth import Designer, services
 from api.limits import BODY_CLASS, StrictJSONRoute
+from api.routes.admin import DepartmentOut
 from api.routes.engine import DeployedOut, ValidationOut, validation_out
 from engine.errors import InvalidInput
 from engine.modelling import (
@@ -83,11 +84,6 @@ class ModelOut(BaseModel):
 class VersionDocumentOut(VersionOut):
     key: str = Field(description="流程标识（process id）")
     bpmn: str = Field(description="该版本的 BPMN XML 文本")
-
-
-class DepartmentOut(BaseModel):
-    code: str = Field(description="部门代码（即模型中的候选组）")
-    name: str = Field(description="部门名称")
 
 
 class FormKeyOut(BaseModel):

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Officer, services
 from api.limits import StrictJSONRoute
-from api.routes.applicant import ProvenanceOut, SkippedOut
+from api.routes.applicant import NoticeOut, ProvenanceOut, SkippedOut
 from api.routes.public import ClockOut, DepartmentRef, ItemRef
 from engine.accounts.principal import Principal
 from engine.bootstrap import Services
@@ -528,13 +528,6 @@ class CaseMaterialRecordOut(BaseModel):
     updated_at: datetime = Field(description="状态更新时间（UTC）")
 
 
-class OfficerNoticeOut(BaseModel):
-    at: datetime = Field(description="告知时间（UTC）")
-    status: str = Field(description="告知时的办件状态")
-    label: str | None = Field(description="状态中文名")
-    reason: str = Field(description="告知理由")
-
-
 class CaseClockOut(ClockOut):
     id: int = Field(description="时限编号")
     task_id: str | None = Field(description="环节时限所属任务（办件时限为空）")
@@ -588,7 +581,7 @@ class OfficerCaseOut(BaseModel):
     calendar_warnings: list[str] = Field(description="节假日日历未覆盖年份的提示")
     materials: list[CaseMaterialRecordOut] = Field(description="材料清单")
     missing: list[CaseMaterialRecordOut] = Field(description="尚待补交的材料")
-    notices: list[OfficerNoticeOut] = Field(description="告知")
+    notices: list[NoticeOut] = Field(description="告知")
     clocks: list[CaseClockOut] = Field(description="办件与环节时限")
     tasks: list[CaseTaskOut] = Field(description="办理环节（任务）")
     events: list[AuditEventOut] = Field(description="审计记录")
@@ -610,7 +603,7 @@ def get_case(request: Request, caller: Officer, case_id: CaseNumber) -> OfficerC
         calendar_warnings=list(view["calendar_warnings"]),
         materials=[CaseMaterialRecordOut(**m) for m in view["materials"]],
         missing=[CaseMaterialRecordOut(**m) for m in view["missing"]],
-        notices=[OfficerNoticeOut(**n) for n in view["notices"]],
+        notices=[NoticeOut(**n) for n in view["notices"]],
         clocks=[CaseClockOut(**c) for c in view["clocks"]],
         tasks=[CaseTaskOut(**t) for t in view["tasks"]],
         events=[AuditEventOut(**e) for e in view["events"]],
