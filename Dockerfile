@@ -1,5 +1,10 @@
 # The onewindow image of docker-compose.yml: the API (`onewindow serve`), the worker and the one-shot
 # commands (`onewindow db upgrade`, `onewindow deploy`). Configuration: ONEWINDOW_* variables at run time.
+FROM node:20-slim AS frontend
+WORKDIR /pages
+COPY api/pages/package.json api/pages/package-lock.json ./
+RUN npm ci --no-audit --no-fund --omit=dev
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,7 +20,9 @@ COPY forms ./forms
 COPY licence ./licence
 COPY processes ./processes
 COPY bench ./bench
-RUN pip install . \
+# the pages serve the npm packages from api/pages/node_modules: an editable install keeps that path
+COPY --from=frontend /pages/node_modules ./api/pages/node_modules
+RUN pip install -e . \
     && useradd --system --uid 10001 --no-create-home --home-dir /app onewindow \
     && mkdir -p /data/uploads \
     && chown onewindow /data/uploads

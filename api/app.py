@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "database": services.engine.dialect.name}
 
+    from api.pages import install_pages
     from api.routes import v1
 
     app.include_router(v1)
+    install_pages(app)
     return app

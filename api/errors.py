@@ -194,7 +194,7 @@ _PYDANTIC_MESSAGES = {
     "bool_type": "应为布尔值",
     "bool_parsing": "应为布尔值",
     "string_too_long": "过长",
-    "string_too_short": "过短",
+    "string_too_short": "不能为空或过短",
     "too_long": "项目过多",
     "too_short": "项目过少",
     "literal_error": "取值不在允许范围内",
@@ -219,6 +219,14 @@ def _field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ handlers
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page (not an API or static path): it gets the HTML 404 page."""
+    path = request.url.path
+    if path.startswith(("/api/", "/static/")) or path in ("/api", "/healthz", "/docs", "/openapi.json"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; :class:`CorrelationMiddleware` is added by ``create_app``."""
 
@@ -248,6 +256,10 @@ def install_error_handlers(app: FastAPI) -> None:
             405: ("method_not_allowed", f"该接口不支持 {request.method} 方法"),
             413: ("body_too_large", "请求体过大"),
         }.get(status, (f"http_{status}", str(exc.detail)[:200]))
+        if status == 404 and _wants_page(request):
+            from api.pages.route import error_page
+
+            return error_page(request, 404, "page_not_found", f"页面不存在：{request.url.path}")
         headers = {**(exc.headers or {}), CORRELATION_HEADER: correlation_id(request)}
         return error_response(status, code, message, {}, **headers)
 

@@ -475,6 +475,12 @@ class WorkflowService:
         ]
         if final != "running":
             audit.append(audit_row(now, ctx.actor, final, **where))
+        # how the tasks and timers that left ended, asked before ``dump`` prunes the finished ones away
+        others = [tid for tid in gone if tid != task_id]
+        others_completed = [tid for tid in others if rt.task_state(tid) == "COMPLETED"]
+        after_timers = {t.task_id: t for t in rt.pending_timers()}
+        left = [tid for tid in before_timers if tid not in after_timers]
+        fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]
         # the instance (under its version check), the task the actor completed, the opened tasks, the audit
         write_step(
             conn,
@@ -493,22 +499,17 @@ class WorkflowService:
             ),
         )
         ctx.state_written = True
-        others = [tid for tid in gone if tid != task_id]
         if others:
             tasks = TaskRepository(conn)
-            completed = [tid for tid in others if rt.task_state(tid) == "COMPLETED"]
-            tasks.close(completed, "completed", now, None)
-            tasks.close([tid for tid in others if tid not in completed], "cancelled", now, None)
+            tasks.close(others_completed, "completed", now, None)
+            tasks.close([tid for tid in others if tid not in others_completed], "cancelled", now, None)
         ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
-        after_timers = {t.task_id: t for t in rt.pending_timers()}
         if final == "running":
             ready = {tid: replace(t, data={}) for tid, t in after_ready.items()}  # not shared with observers
             timers = {tid: t.due_at for tid, t in after_timers.items()}
             live = Live(ctx.instance_id, ctx.business_key, version + 1, rt, ready, timers)
             after_commit(conn, lambda: self.live.keep(live))
         timer_repo = TimerRepository(conn)
-        left = [tid for tid in before_timers if tid not in after_timers]
-        fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]
         timer_repo.fired_for(ctx.instance_id, fired, now, ctx.actor)
         timer_repo.drop(ctx.instance_id, [tid for tid in left if tid not in fired])
         timer_repo.add(

@@ -174,7 +174,8 @@ def test_health_checks_and_replicas(compose, services) -> None:
 def test_the_dockerfile_copies_real_files_and_runs_onewindow() -> None:
     lines = [line.strip() for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()]
     assert any(line == f"WORKDIR {IMAGE_ROOT}" for line in lines)
-    copies = [shlex.split(line)[1:-1] for line in lines if line.startswith("COPY ")]
+    # COPY --from=<stage> copies from an earlier build stage (the npm packages), not from the repository
+    copies = [shlex.split(line)[1:-1] for line in lines if line.startswith("COPY ") and "--from=" not in line]
     assert copies
     for sources in copies:
         for source in sources:
@@ -182,7 +183,10 @@ def test_the_dockerfile_copies_real_files_and_runs_onewindow() -> None:
     copied = {Path(s).parts[0] for sources in copies for s in sources}
     # every package pyproject installs, and the models deploy-models names
     assert {"pyproject.toml", "api", "engine", "forms", "licence", "processes"} <= copied
-    assert any(line.startswith("RUN pip install .") for line in lines)
+    assert any(line.startswith(("RUN pip install .", "RUN pip install -e .")) for line in lines)
+    # the pages' front-end packages come from npm in a build stage, into the path the pages serve them from
+    assert any(line.startswith("RUN npm ci") for line in lines)
+    assert any(line.startswith("COPY --from=") and line.endswith("./api/pages/node_modules") for line in lines)
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
     cmd = next(line for line in lines if line.startswith("CMD "))
     assert parse_onewindow(json.loads(cmd.removeprefix("CMD "))).func is cli.cmd_serve

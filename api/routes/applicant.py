@@ -259,6 +259,8 @@ class StepOut(BaseModel):
     state: str = Field(description="ready 办理中 / completed 已完成 / cancelled 已取消")
     state_label: str = Field(description="状态中文名")
     for_applicant: bool = Field(description="是否由申请人本人办理")
+    form_key: str | None = Field(description="环节表单（task.supplement 补正、task.commitment 承诺书…）")
+    departments: list[DepartmentRef] = Field(description="办理该环节的部门（并联审批中各部门的分支）")
     created_at: datetime = Field(description="开始时间（UTC）")
     completed_at: datetime | None = Field(description="完成时间（UTC）")
     due_at: datetime | None = Field(description="期限（UTC）")
@@ -380,7 +382,10 @@ def case_detail(svc: Services, caller: Principal, case_id: str) -> CaseDetailOut
         missing=[_material(m) for m in view["missing"]],
         notices=[NoticeOut(**n) for n in view["notices"]],
         clocks=[ClockOut(**{k: v for k, v in c.items() if k != "task_id"}) for c in view["clocks"]],
-        steps=[StepOut(**t) for t in view["tasks"]],
+        steps=[
+            StepOut(**{**t, "departments": [department_ref(svc, d) for d in t["departments"]]})
+            for t in view["tasks"]
+        ],
         events=[EventOut(**e) for e in view["events"]],
         files=[CaseFileOut(**f) for f in files],
         withdrawal=WithdrawalOut(**withdrawal) if withdrawal else None,

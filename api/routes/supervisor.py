@@ -120,6 +120,9 @@ class AlertOut(BaseModel):
     escalated: bool = Field(description="是否已红牌或督办")
     escalated_at: datetime | None = Field(description="首次红牌或督办时间（UTC）")
     supervisions: int = Field(description="督办次数")
+    last_note: str | None = Field(default=None, description="最近一次督办的意见")
+    last_supervised_by: str | None = Field(default=None, description="最近一次督办人（用户名）")
+    last_supervised_at: datetime | None = Field(default=None, description="最近一次督办时间（UTC）")
 
 
 class AlertPageOut(BaseModel):

@@ -17,6 +17,8 @@ ROLE_LABELS = {
 INTAKE_GROUP = "window"  # the candidate group of counter (intake and delivery) tasks in the models
 APPLICANT_GROUP = "applicant"
 SUPERVISOR_GROUP = "supervisor"
+# the candidate groups that are not departments
+BUILT_IN_GROUPS = frozenset({INTAKE_GROUP, APPLICANT_GROUP, SUPERVISOR_GROUP})
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.accounts.principal import (
-    APPLICANT_GROUP,
-    INTAKE_GROUP,
+    BUILT_IN_GROUPS,
     ROLES,
-    SUPERVISOR_GROUP,
     Principal,
     Role,
 )
@@ -104,7 +102,7 @@ class AccountService:
 
     # ------------------------------------------------------------------ departments and accounts
     def add_department(self, conn: Connection, code: str, name: str, actor: str) -> None:
-        if code in (INTAKE_GROUP, APPLICANT_GROUP, SUPERVISOR_GROUP):
+        if code in BUILT_IN_GROUPS:
             raise InvalidInput(
                 f"部门代码「{code}」是系统保留的办理组名称", code="reserved_department_code", field="code"
             )

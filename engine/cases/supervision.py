@@ -170,7 +170,8 @@ def clock_alerts(
 
 
 def _escalations_of(conn: Connection, clock_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Per clock: the earliest red card or supervisor push, and how many pushes."""
+    """Per clock: the earliest red card or supervisor push, how many pushes, and the latest push (its note,
+    who and when)."""
     if not clock_ids:
         return {}
     rows = conn.execute(
@@ -190,6 +191,13 @@ def _escalations_of(conn: Connection, clock_ids: list[int]) -> dict[int, dict[st
             entry["escalated_at"] = first
         if level == SUPERVISOR_LEVEL:
             entry["supervisions"] = int(n)
+    pushes = conn.execute(
+        select(escalations.c.clock_id, escalations.c.note, escalations.c.raised_by, escalations.c.raised_at)
+        .where(escalations.c.clock_id.in_(clock_ids), escalations.c.level == SUPERVISOR_LEVEL)
+        .order_by(escalations.c.raised_at, escalations.c.id)
+    ).all()
+    for clock_id, note, by, at in pushes:  # in order: the last one stays
+        out[int(clock_id)].update(last_note=note, last_supervised_by=by, last_supervised_at=at)
     return out
 
 
@@ -224,6 +232,9 @@ def _alert(
         "escalated": escalated.get("escalated_at") is not None,
         "escalated_at": escalated.get("escalated_at"),
         "supervisions": escalated.get("supervisions", 0),
+        "last_note": escalated.get("last_note"),
+        "last_supervised_by": escalated.get("last_supervised_by"),
+        "last_supervised_at": escalated.get("last_supervised_at"),
     }
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from engine.accounts.principal import BUILT_IN_GROUPS
 from engine.assignment import listed
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, is_officer_of, same_holder
 from engine.cases.clocks import ClockRepository
@@ -194,6 +195,8 @@ class CaseTracking:
                 "state": t["state"],
                 "state_label": TASK_STATE_LABELS.get(t["state"], t["state"]),
                 "for_applicant": APPLICANT_GROUP in listed(t["candidate_groups"]),
+                "form_key": t["form_key"],
+                "departments": [g for g in listed(t["candidate_groups"]) if g not in BUILT_IN_GROUPS],
                 "created_at": t["created_at"],
                 "completed_at": t["completed_at"],
                 "due_at": t["due_at"],

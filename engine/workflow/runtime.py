@@ -7,6 +7,10 @@ script engine attached (also right after restore: SpiffWorkflow's serializer dro
 element and line, see ``.errors``) for any other failure of the model while the engine ran. After an error
 the instance object is in an undefined state: discard it and restore from the stored state.
 
+The stored state carries no finished history: ``dump`` and ``restore`` prune the COMPLETED and CANCELLED
+tasks the library no longer reads (``.pruning``), so a case that loops (rework, supplement rounds) keeps a
+tree, a state and a step cost of one round. The history is in the audit log.
+
 Message correlation is by message name within one instance: ``deliver_message`` hands the payload to
 every catch event / receive task of the instance currently waiting for that name (if the model
 declares correlation properties they are computed from the payload and must match too). It returns
@@ -35,6 +39,7 @@ from .api import PendingMessage, PendingTimer, ReadyTask, TaskMeta
 from .clock import use_calendar, use_clock
 from .definition import Definition
 from .errors import step_failure, wrapped_error
+from .pruning import prune
 from .sandbox import SandboxScriptEngine
 from .serializer import dump_instance, restore_instance
 from .specs import branch_index, use_branch_limit
@@ -77,11 +82,13 @@ class Runtime:
         calendar: Any = None,
         *,
         branch_limit: int | None = None,
+        pruning: bool = True,
     ) -> None:
         self.definition = definition
         self.workflow = workflow
         self.calendar = calendar  # working-day calendar for the expression helpers (None: package default)
         self.branch_limit = branch_limit  # most branches of one multi-instance task (None: unbounded)
+        self.pruning = pruning  # drop finished history on dump and restore (see .pruning); off: comparisons
         self.workflow.script_engine = SCRIPT_ENGINE
 
     # ------------------------------------------------------------ lifecycle
@@ -94,9 +101,10 @@ class Runtime:
         calendar: Any = None,
         *,
         branch_limit: int | None = None,
+        pruning: bool = True,
     ) -> Runtime:
         workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
-        runtime = cls(definition, workflow, calendar, branch_limit=branch_limit)
+        runtime = cls(definition, workflow, calendar, branch_limit=branch_limit, pruning=pruning)
         initial = copy.deepcopy(dict(data or {}))
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(initial))
@@ -112,11 +120,23 @@ class Runtime:
         calendar: Any = None,
         *,
         branch_limit: int | None = None,
+        pruning: bool = True,
     ) -> Runtime:
+        """The instance ``state`` holds, its finished history pruned: a state stored before pruning existed
+        (or too deep for the library) becomes compact here, before any step runs on it."""
         workflow = restore_instance(state, definition.spec, definition.subprocess_specs)
-        return cls(definition, workflow, calendar, branch_limit=branch_limit)
+        runtime = cls(definition, workflow, calendar, branch_limit=branch_limit, pruning=pruning)
+        runtime.prune()
+        return runtime
+
+    def prune(self) -> int:
+        """Drop the finished tasks execution no longer reads (``.pruning``); returns how many went. Ids of
+        tasks that finished in this step may go too: ask ``task_state`` about them before."""
+        return prune(self.workflow) if self.pruning else 0
 
     def dump(self) -> str:
+        """The state to store: the workflow is pruned first, so the live object equals its restored copy."""
+        self.prune()
         return dump_instance(self.workflow)
 
     def cancel(self) -> None:

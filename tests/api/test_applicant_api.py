@@ -334,6 +334,9 @@ def test_the_case_detail_is_the_applicant_view_and_another_applicants_case_does_
     assert {c["kind"] for c in body["clocks"]} == {"legal", "promised"}
     assert body["autofill"]["credit_code"]["source"] == "licence"
     assert sorted(s["element_id"] for s in body["steps"]) == ["intake", "review"]
+    by_element = {s["element_id"]: s for s in body["steps"]}
+    assert by_element["intake"]["departments"] == []  # the counter (window) is not a department
+    assert [d["code"] for d in by_element["review"]["departments"]] == ["market"]
     assert body["files"] == [] and body["withdrawal"] is None and body["missing"] == []
     text = response.text
     assert "window-1" not in text and "内部意见" not in text  # no officer, no opinion
@@ -495,7 +498,9 @@ def test_the_applicant_supplements_after_a_one_time_notice_with_uploaded_files(
         "safety_rules": "missing",
     }
     assert detail["notices"][0]["reason"] == "平面图不清晰，缺食品安全管理制度"
-    assert [s["element_id"] for s in detail["steps"] if s["for_applicant"]] == ["supplement"]
+    assert [(s["element_id"], s["form_key"]) for s in detail["steps"] if s["for_applicant"]] == [
+        ("supplement", "task.supplement")
+    ]
     listed = company.get(f"{API}/cases").json()["cases"][0]
     assert listed["waiting_for_applicant"] is True
 

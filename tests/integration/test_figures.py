@@ -451,6 +451,14 @@ def test_a_supervisor_pushes_an_open_case_or_step_with_a_note(svc: Services, clo
     ]
     by_clock = {(a["case_id"], a["kind"]): a for a in alerts(svc)["items"]}
     assert by_clock[(ids["p2"], "promised")]["supervisions"] == 2
+    assert (
+        by_clock[(ids["p2"], "promised")]["last_note"],
+        by_clock[(ids["p2"], "promised")]["last_supervised_by"],
+    ) == (
+        "再次督办",
+        "supervisor-1",
+    )
+    assert by_clock[(ids["p1"], "promised")]["last_note"] is None
     assert by_clock[(ids["p4"], "task")]["escalated"] is True  # pushed by a supervisor, no red card yet
     assert by_clock[(ids["p1"], "promised")]["escalated"] is False
     # the worker's cards stay once per clock and level

@@ -1,0 +1,152 @@
+"""Pruning: a workflow keeps what execution needs, not every task it ever finished (DESIGN rule 5).
+
+SpiffWorkflow never removes a finished task from the tree. A model with a loop (a case returned for rework,
+a supplement round) therefore grows one chain of tasks per round: the stored state, each step's work and the
+depth of the tree grow with the rounds, and at a depth of about a thousand the library's recursive ancestor
+checks raise ``RecursionError`` and its task iterator (``max_depth=1000``) silently stops finding tasks. The
+history is in the audit log; the tree only needs what the library reads while it runs.
+
+``prune(workflow)`` removes every COMPLETED or CANCELLED task the library can no longer read and re-parents
+the tasks it keeps onto their nearest kept ancestor, so the order of ancestors (and of a depth-first walk)
+among kept tasks is unchanged. It keeps, in the top workflow and in every subprocess:
+
+* the root, every unfinished task (ERROR counts as unfinished: nothing of a failed task is dropped), its
+  parent (a predicted task inherits its parent's data when it is reached) and its children (the branches
+  of a multi-instance task, the parts of an event split);
+* the workflow's ``last_task`` and its parent (``Runtime.data`` and a subprocess's result read it);
+* for an unfinished join with a split (a boundary event's join), the split it looks up by name and the
+  split's children, whose states the join checks;
+* the arrivals a parallel / inclusive join has not consumed yet (``_arrivals``), and the real parent of
+  every kept instance of such a join: they read ``parent.state``, ``parent.data`` and ``parent.task_spec``
+  of their own instances.
+
+A kept task that loses its parent is always finished, so it never inherits data again; its data is unchanged
+in memory and the serializer stores it as a delta from the new parent. Subprocesses whose task was removed go
+with it. Arrivals a join consumed in an earlier round of a loop go, so they no longer count as arrived inputs
+in the next round (in the full tree they did: the library's joins look at every instance of their spec).
+
+Pruning is idempotent, iterative (it never recurses into the tree, so it can rescue a state too deep for the
+library) and costs one pass over the tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+PRUNABLE = TaskState.COMPLETED | TaskState.CANCELLED
+
+
+def _ancestor(task: Any, spec_name: str) -> Any:
+    """``task.find_ancestor(spec_name)`` without recursion."""
+    current = task.parent
+    while current is not None:
+        if current.task_spec.name == spec_name:
+            return current
+        current = current.parent
+    return None
+
+
+def _keep(workflow: Any) -> set[UUID]:
+    tasks: dict[UUID, Any] = workflow.tasks
+    keep: set[UUID] = {workflow.task_tree.id}
+
+    def with_parent(task: Any) -> None:
+        keep.add(task.id)
+        if task._parent is not None:
+            keep.add(task._parent)
+
+    for task in tasks.values():
+        if task.state & PRUNABLE:
+            continue
+        with_parent(task)
+        keep.update(task._children)
+        split = getattr(task.task_spec, "split_task", None)
+        if split:
+            found = _ancestor(task, split)
+            if found is not None:
+                keep.add(found.id)
+                keep.update(found._children)
+    last = workflow.last_task
+    if last is not None and last.id in tasks:
+        with_parent(last)
+    keep.update(_arrivals(tasks.values()))
+    for task_id in list(keep):
+        task = tasks.get(task_id)
+        if task is not None and isinstance(task.task_spec, UnstructuredJoin) and task._parent is not None:
+            keep.add(task._parent)
+    return keep
+
+
+def _arrivals(tasks: Iterable[Any]) -> set[UUID]:
+    """The CANCELLED instances of parallel / inclusive joins that record a branch's arrival the join has not
+    consumed yet: when a branch reaches a join that still waits for others, the library cancels the join's
+    earlier waiting instance, and that instance (with its COMPLETED parent) is the only record that its branch
+    arrived. A firing (a COMPLETED instance of the join) consumes every arrival before it."""
+    cancelled: dict[Any, list[Any]] = {}
+    fired: dict[Any, float] = {}
+    for task in tasks:
+        spec = task.task_spec
+        if not isinstance(spec, UnstructuredJoin):
+            continue
+        if task.state == TaskState.CANCELLED:
+            cancelled.setdefault(spec, []).append(task)
+        elif task.state == TaskState.COMPLETED:
+            fired[spec] = max(fired.get(spec, task.last_state_change), task.last_state_change)
+    return {
+        task.id
+        for spec, instances in cancelled.items()
+        for task in instances
+        if spec not in fired or task.last_state_change > fired[spec]
+    }
+
+
+def _prune_tree(workflow: Any) -> list[UUID]:
+    """Prune one workflow's own tree (top or subprocess); returns the ids removed."""
+    tasks: dict[UUID, Any] = workflow.tasks
+    keep = _keep(workflow)
+    if len(keep) >= len(tasks):
+        return []
+    root = workflow.task_tree
+    children: dict[UUID, list[UUID]] = {root.id: []}
+    stack: list[tuple[UUID, UUID]] = [(child, root.id) for child in reversed(root._children)]
+    while stack:  # pre-order: every kept task is appended to its new parent in depth-first order
+        task_id, kept_above = stack.pop()
+        task = tasks[task_id]
+        if task_id in keep:
+            children[kept_above].append(task_id)
+            task._parent = kept_above
+            children[task_id] = []
+            kept_above = task_id
+        stack.extend((child, kept_above) for child in reversed(task._children))
+    removed = [task_id for task_id in tasks if task_id not in children]
+    for task_id, kept_children in children.items():
+        tasks[task_id]._children = kept_children
+    events = workflow.top_workflow.event_manager
+    for task_id in removed:
+        events.remove_task(tasks.pop(task_id))
+    return removed
+
+
+def prune(workflow: BpmnWorkflow) -> int:
+    """Remove the finished tasks ``workflow`` (and its subprocesses) can no longer read; returns how many."""
+    removed = len(_prune_tree(workflow))
+    for subprocess in list(workflow.subprocesses.values()):
+        if not subprocess.completed:
+            removed += len(_prune_tree(subprocess))
+    present: set[UUID] = set(workflow.tasks)
+    for subprocess in workflow.subprocesses.values():
+        present.update(subprocess.tasks)
+    while True:  # a subprocess whose task went goes too, and the subprocesses of its tasks after it
+        gone = [key for key, sp in workflow.subprocesses.items() if sp.parent_task_id not in present]
+        if not gone:
+            return removed
+        for key in gone:
+            subprocess = workflow.subprocesses.pop(key)
+            present.difference_update(subprocess.tasks)
+            removed += len(subprocess.tasks)

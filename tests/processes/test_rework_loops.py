@@ -1,0 +1,114 @@
+"""single_window.bpmn returned for rework many times (issue 12): every step dumps and restores, and the
+pruned case is compared with SpiffWorkflow's full tree (the driver's shadow) wherever the full tree scales."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from engine.errors import InvalidInput
+from engine.workflow import Runtime
+from processes.catalogue import load_catalogue
+from tests.processes.driver import Case, shanghai
+
+CATALOGUE = load_catalogue()
+REVIEWED = {"result": "pass", "opinion": "", "needs_special_procedure": False}
+
+
+def start(*, shadow: bool = True) -> Case:
+    data = CATALOGUE.get("HC-001").start_data()
+    case = Case("single_window", data, shanghai(2025, 9, 29, 9), shadow=shadow)
+    return case.complete("intake", decision="accept", opinion="材料齐全")
+
+
+def rework(case: Case, round_: int) -> None:
+    case.complete("review", result="pass", opinion=f"第{round_}次审查", needs_special_procedure=False)
+    case.complete("decision", decision="rework", opinion="请补充审查意见")
+
+
+def depth(case: Case) -> int:
+    deepest = 0
+    for task in case.rt.workflow.tasks.values():
+        level, parent = 0, task.parent
+        while parent is not None:
+            level, parent = level + 1, parent.parent
+        deepest = max(deepest, level)
+    return deepest
+
+
+def approve(case: Case) -> None:
+    case.complete("review", result="pass", opinion="终审", needs_special_procedure=False)
+    case.complete("decision", decision="approve", opinion="同意")
+    case.complete("delivery", delivery_method="window", delivered_on="2025-10-31")
+    assert case.completed
+
+
+def test_returned_200_times_the_case_reaches_its_decision_and_its_state_stays_one_round() -> None:
+    case = start(shadow=False)
+    sizes: dict[int, tuple[int, int, int]] = {}
+    for round_ in range(1, 201):
+        rework(case, round_)
+        assert case.ready_ids() == ["review"]
+        assert [t.element_id for t in case.rt.pending_timers()] == ["review_timer"]
+        if round_ in (1, 200):
+            sizes[round_] = (len(case.rt.dump()), len(case.rt.workflow.tasks), depth(case))
+    (state_1, tasks_1, depth_1), (state_200, tasks_200, depth_200) = sizes[1], sizes[200]
+    assert state_200 <= 2 * state_1 and tasks_200 <= tasks_1 and depth_200 <= depth_1
+    assert case.data["rework_count"] == 200
+    approve(case)
+    assert case.statuses == ["submitted", "accepted", "under_review", "approved", "delivered"]
+    assert case.data["rework_count"] == 200 and case.data["case_result"] == "approved"
+
+
+def test_rework_with_overdue_reviews_escalations_and_special_procedures_matches_the_full_tree() -> None:
+    case = start()  # the driver's shadow: the full tree, compared after every step
+    special, fired, escalated = 0, 0, set[str]()
+    for round_ in range(1, 16):
+        case.at(case.now + timedelta(days=2))
+        # overdue after some rounds: the worker fires the review timer, then each new review's timer fires
+        # as the review opens (already due); escalations open, some are closed, some stay open a while
+        fired += len(case.fire_timers())
+        escalations = case.ready("escalation")
+        escalated.update(t.task_id for t in escalations)
+        for task in escalations[: len(escalations) // 2]:
+            case.complete_task(task, opinion="请尽快办结", due_on="2025-11-30")
+        if round_ % 4 == 0:
+            started = (case.now - timedelta(days=1)).date().isoformat()
+            case.complete("review", result="pending", opinion="需检测", needs_special_procedure=True)
+            finished: dict[str, Any] = {"started_on": started, "finished_on": case.now.date().isoformat()}
+            case.complete("special_procedure", kind="testing", result="合格", **finished)
+            special += 1
+        rework(case, round_)
+    assert case.data["rework_count"] == 15
+    assert len(case.data["special_procedure_log"]) == special == 3
+    assert fired >= 1 and len(escalated) >= 5 and len(case.ready("escalation")) >= 2
+    while case.ready("escalation"):
+        case.complete_task(case.ready("escalation")[0], opinion="已办结", due_on="2025-11-30")
+    approve(case)
+
+
+def test_a_case_stuck_on_the_full_tree_moves_again_once_restored() -> None:
+    """A state stored before pruning existed, as deep as the full tree gets: its next step failed on the
+    library's recursion limit (issue 12), for good. Restored, it is pruned first, and the case goes on."""
+    case = start(shadow=False)
+    full = Runtime.restore(case.defn, case.rt.dump(), case.now, pruning=False)
+    stored, returns = "", 0
+    with pytest.raises(InvalidInput) as stuck:
+        while returns < 400:
+            if returns > 120:
+                stored = full.dump()  # what the database holds: a failed step rolls back
+            for values in (REVIEWED, {"decision": "rework", "opinion": ""}):
+                (task,) = full.ready_tasks()
+                full.complete(task.task_id, values, case.now)
+            returns += 1
+    assert stuck.value.code == "too_deeply_nested" and len(json.loads(stored)["tasks"]) > 900
+    case.rt = Runtime.restore(case.defn, stored, case.now)
+    assert len(case.rt.workflow.tasks) < 20 and case.ready_ids() in (["review"], ["decision"])
+    if case.ready_ids() == ["decision"]:
+        case.complete("decision", decision="rework", opinion="")
+    rework(case, returns + 1)
+    approve(case)
+    assert case.data["rework_count"] == returns + 1

@@ -1,0 +1,266 @@
+"""Pruning (engine.workflow.pruning): loops through every kind of element the library keeps state for.
+
+Each model runs twice, pruned (what the engine stores) and with pruning off (SpiffWorkflow's full tree),
+with a dump and a restore after every step; after each step both must show the same ready tasks (in order,
+with their data), the same data and the same waiting timers and messages. The pruned tree stays the size of
+one round, however many rounds the case goes.
+
+One difference is wanted: in the full tree a parallel or inclusive join inside a loop counts the arrivals
+of earlier rounds again (SpiffWorkflow looks at every instance of the join ever created), so from the
+second round on it fires as soon as one branch arrives. Pruned, the arrivals a firing consumed are gone and
+the join waits for every branch each round; those tests compare the first round only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from engine.workflow import Definition, Runtime, load_definitions
+from tests.unit.bpmn.models import document, flow, script_task, user_task
+
+NOW = datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
+
+
+def _view(rt: Runtime) -> dict[str, Any]:
+    return {
+        "ready": [(t.element_id, t.multi_instance_index, t.data) for t in rt.ready_tasks()],
+        "data": rt.data,
+        "timers": [(t.element_id, t.due_at) for t in rt.pending_timers()],
+        "messages": sorted((m.element_id, m.message_name) for m in rt.pending_messages()),
+        "completed": rt.completed,
+    }
+
+
+class Twin:
+    """One case, pruned and full, driven by the same commands."""
+
+    def __init__(self, model: bytes, data: dict[str, Any] | None = None) -> None:
+        self.defn: Definition = load_definitions(model)["p"]
+        self.now = NOW
+        self.pruned = Runtime.start(self.defn, dict(data or {}), NOW)
+        self.full: Runtime | None = Runtime.start(self.defn, dict(data or {}), NOW, pruning=False)
+        self.sizes: list[int] = []
+        self._roundtrip()
+
+    def _roundtrip(self) -> None:
+        state = self.pruned.dump()
+        self.sizes.append(len(self.pruned.workflow.tasks))
+        self.pruned = Runtime.restore(self.defn, state, self.now)
+        assert self.pruned.dump() == state, "pruning is not idempotent, or the restored copy differs"
+        if self.full is not None:
+            self.full = Runtime.restore(self.defn, self.full.dump(), self.now, pruning=False)
+            assert _view(self.pruned) == _view(self.full)
+
+    def ready(self) -> list[str]:
+        return [t.element_id for t in self.pruned.ready_tasks()]
+
+    def complete(self, element_id: str, nth: int = 0, **data: Any) -> Twin:
+        for rt in (self.pruned, self.full) if self.full is not None else (self.pruned,):
+            task = [t for t in rt.ready_tasks() if t.element_id == element_id][nth]
+            rt.complete(task.task_id, data, self.now)
+        self._roundtrip()
+        return self
+
+    def at(self, now: datetime) -> Twin:
+        self.now = now
+        return self
+
+    def fire(self) -> list[str]:
+        fired = self.pruned.fire_due_timers(self.now)
+        assert self.full is None or self.full.fire_due_timers(self.now) == fired
+        self._roundtrip()
+        return fired
+
+    def deliver(self, name: str, payload: dict[str, Any]) -> bool:
+        caught = self.pruned.deliver_message(name, payload, self.now)
+        assert self.full is None or self.full.deliver_message(name, payload, self.now) == caught
+        self._roundtrip()
+        return caught
+
+    @property
+    def tree(self) -> int:
+        return len(self.pruned.workflow.tasks)
+
+
+def _loop(inner: str, first: str, last: str) -> bytes:
+    """start -> init -> count (rounds + 1) -> first ... last -> decide (user task) -> again? count : end."""
+    return document(
+        '<bpmn:startEvent id="start"/>'
+        + flow("start", "init")
+        + script_task("init", "rounds = 0")
+        + flow("init", "count")
+        + script_task("count", "rounds = rounds + 1")
+        + flow("count", first)
+        + inner
+        + flow(last, "decide")
+        + user_task("decide")
+        + flow("decide", "gw")
+        + '<bpmn:exclusiveGateway id="gw" default="f_out"/>'
+        + flow("gw", "count", "again == True", "f_again")
+        + flow("gw", "end", None, "f_out")
+        + '<bpmn:endEvent id="end"/>'
+    )
+
+
+def _bounded(twin: Twin, rounds: int) -> None:
+    """The tree after many rounds is no bigger than after the second."""
+    per_round = twin.sizes[len(twin.sizes) // rounds * 2]
+    assert max(twin.sizes) <= per_round * 2, twin.sizes
+
+
+PARALLEL = (
+    '<bpmn:parallelGateway id="fork"/>'
+    + "".join(flow("fork", x) + user_task(x) + flow(x, "join") for x in ("a", "b", "c"))
+    + '<bpmn:parallelGateway id="join"/>'
+)
+
+
+def test_parallel_join_of_three_in_a_loop_waits_for_every_branch_each_round() -> None:
+    twin = Twin(_loop(PARALLEL, "fork", "join"))
+    orders = [("a", "b", "c"), ("c", "a", "b"), ("b", "c", "a")]
+    for round_ in range(12):
+        for element in orders[round_ % 3]:
+            assert twin.ready() != ["decide"], "the join fired before every branch arrived"
+            twin.complete(element, **{element: round_})
+        assert twin.ready() == ["decide"]
+        twin.complete("decide", again=True)
+        twin.full = None  # the full tree's join fires early from the second round on (module doc)
+    for element in "abc":
+        twin.complete(element)
+    twin.complete("decide", again=False)
+    assert twin.pruned.completed and twin.pruned.data["rounds"] == 13
+    _bounded(twin, 13)
+
+
+def test_inclusive_join_in_a_loop() -> None:
+    inclusive = (
+        '<bpmn:inclusiveGateway id="split" default="f_split_c"/>'
+        + flow("split", "a", "pick_a == True", "f_split_a")
+        + flow("split", "b", "pick_b == True", "f_split_b")
+        + flow("split", "c", None, "f_split_c")
+        + "".join(user_task(x) + flow(x, "merge") for x in ("a", "b", "c"))
+        + '<bpmn:inclusiveGateway id="merge"/>'
+    )
+    twin = Twin(_loop(inclusive, "split", "merge"), {"pick_a": True, "pick_b": True})
+    for round_ in range(10):
+        assert sorted(twin.ready()) == ["a", "b"]
+        twin.complete("b" if round_ % 2 else "a")
+        assert twin.ready() in (["a"], ["b"])
+        twin.complete(twin.ready()[0])
+        assert twin.ready() == ["decide"]
+        twin.complete("decide", again=True)
+        twin.full = None  # the full tree's join fires early from the second round on (module doc)
+    _bounded(twin, 11)
+
+
+def test_multi_instance_branches_in_a_loop() -> None:
+    mi = user_task(
+        "review",
+        'ow:candidateGroups="dept"',
+        "<bpmn:multiInstanceLoopCharacteristics><bpmn:loopDataInputRef>depts</bpmn:loopDataInputRef>"
+        '<bpmn:inputDataItem id="dept" name="dept"/></bpmn:multiInstanceLoopCharacteristics>',
+    )
+    twin = Twin(_loop(mi, "review", "review"), {"depts": ["market", "health", "housing"]})
+    for round_ in range(10):
+        assert twin.ready() == ["review"] * 3
+        for nth in (2, 0, 0):
+            twin.complete("review", nth, opinion=f"第{round_}轮")
+        twin.complete("decide", again=True)
+    assert twin.pruned.data["review_results"] == [{"opinion": "第9轮"}] * 3
+    _bounded(twin, 11)
+
+
+def test_sequential_multi_instance_in_a_loop() -> None:
+    mi = user_task(
+        "sign",
+        'ow:candidateGroups="dept"',
+        '<bpmn:multiInstanceLoopCharacteristics isSequential="true"><bpmn:loopCardinality>3'
+        "</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>",
+    )
+    twin = Twin(_loop(mi, "sign", "sign"))
+    for _ in range(8):
+        for step in range(3):
+            twin.complete("sign", signed=step)
+        twin.complete("decide", again=True)
+    _bounded(twin, 9)
+
+
+def test_embedded_subprocess_in_a_loop() -> None:
+    sub = (
+        '<bpmn:subProcess id="sub"><bpmn:startEvent id="s_start"/>'
+        + flow("s_start", "inner")
+        + user_task("inner")
+        + flow("inner", "inner_calc")
+        + script_task("inner_calc", "seen = inner_value * 2")
+        + flow("inner_calc", "s_end")
+        + '<bpmn:endEvent id="s_end"/></bpmn:subProcess>'
+    )
+    twin = Twin(_loop(sub, "sub", "sub"))
+    for round_ in range(10):
+        twin.complete("inner", inner_value=round_)
+        assert twin.pruned.data["seen"] == round_ * 2
+        twin.complete("decide", again=True)
+    assert len(twin.pruned.workflow.subprocesses) <= 2
+    _bounded(twin, 11)
+
+
+@pytest.mark.parametrize("interrupting", [True, False])
+def test_boundary_timer_on_a_task_in_a_loop(interrupting: bool) -> None:
+    attached = (
+        user_task("work")
+        + f'<bpmn:boundaryEvent id="late" attachedToRef="work" cancelActivity="{str(interrupting).lower()}">'
+        "<bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        "</bpmn:boundaryEvent>" + flow("late", "remind") + script_task("remind", "reminded = True")
+    )
+    if interrupting:  # the timer takes the case on to the decision in place of the task
+        inner = (
+            attached + flow("remind", "merge") + flow("work", "merge") + '<bpmn:exclusiveGateway id="merge"/>'
+        )
+        model = _loop(inner, "work", "merge")
+    else:  # the reminder ends its own branch, the task goes on
+        model = _loop(
+            attached + flow("remind", "late_end") + '<bpmn:endEvent id="late_end"/>', "work", "work"
+        )
+    twin = Twin(model)
+    for round_ in range(12):
+        assert twin.pruned.pending_timers() and twin.ready() == ["work"]
+        if round_ % 3 == 1:  # now and then the task overruns and the timer fires
+            twin.at(twin.now + timedelta(hours=2))
+            assert twin.fire() == ["late"]
+            assert twin.pruned.data.get("reminded") is True
+        if twin.ready() == ["work"]:
+            twin.complete("work", done=round_)
+        twin.complete("decide", again=True)
+    _bounded(twin, 13)
+
+
+def test_message_catch_in_a_loop() -> None:
+    wait = (
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition messageRef="m_reply"/>'
+        "</bpmn:intermediateCatchEvent>"
+    )
+    model = _loop(wait, "wait", "wait").replace(
+        b"<bpmn:process", b'<bpmn:message id="m_reply" name="reply"/><bpmn:process'
+    )
+    twin = Twin(model)
+    for round_ in range(10):
+        assert twin.ready() == []
+        assert twin.deliver("reply", {"answer": round_})
+        twin.complete("decide", again=True)
+    _bounded(twin, 11)
+
+
+def test_a_full_tree_stored_before_pruning_is_compacted_on_restore() -> None:
+    twin = Twin(_loop(user_task("work"), "work", "work"))
+    full = Runtime.start(twin.defn, {}, NOW, pruning=False)
+    for _ in range(40):
+        for _step in ("work", "decide"):
+            (task,) = full.ready_tasks()
+            full.complete(task.task_id, {"again": True}, NOW)
+    restored = Runtime.restore(twin.defn, full.dump(), NOW)
+    assert len(restored.workflow.tasks) < len(full.workflow.tasks) / 10
+    assert _view(restored) == _view(full)
+    assert restored.prune() == 0
