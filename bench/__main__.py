@@ -1,6 +1,10 @@
-"""Benchmark: the same models three ways in one process.
+"""Benchmark: the same models three ways in one process, then the three flows through the case service.
 
-    python -m bench [--cases N] [--pg-url URL]      (or: onewindow bench)
+    python -m bench [--cases N] [--pg-url URL] [--flow-cases N] [--flows-only]      (or: onewindow bench)
+
+The database is one of its own, never the test suite's: ``onewindow_bench`` on the local PostgreSQL
+(made when missing; each run works in a schema of its own and drops it). ``--pg-url`` takes the forms
+``ONEWINDOW_DATABASE_URL`` takes (``postgresql://``, ``postgres://``, ``postgresql+psycopg2://``).
 
 1. raw SpiffWorkflow in memory;
 2. raw SpiffWorkflow with a full JSON save+load after every step (the baseline);
@@ -13,12 +17,16 @@ the better of the baseline run with one thread and with as many threads. The bas
 never waits; our Python also stays on one core (one process, one GIL) while its waits on the database
 overlap, as a server's requests do. The line before it gives the one-client ratio and splits a case into
 our CPU and its waits on PostgreSQL (four commits in a row, which one client cannot overlap).
+
+Then one row per flow (single window, joint approval, tolerant acceptance; bench/case_flows.py): a full
+case through the case service, milliseconds and SQL statements per case, beside the workflow service
+driving the same model with the same data (the baseline), their ratio and the statements per step the
+case layer adds (targets: ratio <= 1.5, at most 2 statements per step beyond the engine's).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -30,12 +38,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.engine import make_url
 
+from bench.case_flows import measure_flows, print_flows
 from engine.persistence.database import make_engine
 from engine.persistence.schema import upgrade
 from engine.persistence.tables import instances
 from engine.service import WorkflowService
+from engine.settings import Settings
 from engine.workflow.baseline import raw_cases, raw_state_size
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -43,7 +54,7 @@ BENCH_MODELS = [
     ("single_window_3.bpmn", "bench_single_window"),
     ("joint_parallel_3.bpmn", "bench_joint_parallel"),
 ]
-DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/onewindow_bench"
 
 
 def rate(cases: int, fn: Callable[[], None]) -> float:
@@ -110,6 +121,26 @@ def our_state_size(engine: Engine) -> int:
         return int(conn.execute(select(text("max(length(state))")).select_from(instances)).scalar() or 0)
 
 
+def bench_database(url: str) -> str:
+    """``url`` normalised as ``ONEWINDOW_DATABASE_URL`` is (engine/settings.py); on PostgreSQL its
+    database is made when missing."""
+    url = Settings(database_url=url).database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return url
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            known = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            ).first()
+            if known is None:
+                conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        admin.dispose()
+    return url
+
+
 def pg_engine(url: str) -> tuple[Engine, Callable[[], None]]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = make_engine(url)
@@ -132,11 +163,19 @@ def main(args: argparse.Namespace | None = None) -> int:
     if args is None:
         parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
         parser.add_argument("--cases", type=int, default=300)
-        parser.add_argument("--pg-url", default=None)
+        parser.add_argument(
+            "--pg-url", default=DEFAULT_PG, help=f"PostgreSQL database (default {DEFAULT_PG})"
+        )
         parser.add_argument("--clients", type=int, default=4)
         parser.add_argument("--rounds", type=int, default=3, help="each figure is the median of the rounds")
+        parser.add_argument("--flow-cases", type=int, default=10, help="cases per flow and round")
+        parser.add_argument("--flows-only", action="store_true", help="only the case flows")
         args = parser.parse_args()
-    pg_url = args.pg_url or os.environ.get("ONEWINDOW_TEST_PG_URL") or DEFAULT_PG
+    pg_url = bench_database(getattr(args, "pg_url", None) or DEFAULT_PG)
+    flow_cases = getattr(args, "flow_cases", 10)
+    if getattr(args, "flows_only", False):
+        print_flows(measure_flows(pg_url, pg_engine, flow_cases, args.rounds), "postgresql")
+        return 0
     n, clients = args.cases, args.clients
     many = f"{clients}cl"
     header = (
@@ -199,6 +238,11 @@ def main(args: argparse.Namespace | None = None) -> int:
         "of the two baselines:"
     )
     print(f"ratio {ratio:.2f}")
+    print(
+        f"\nfull cases, {flow_cases} per flow and round, the median of {args.rounds} rounds; the baseline: "
+        "the workflow service driving the same model with the same data"
+    )
+    print_flows(measure_flows(pg_url, pg_engine, flow_cases, args.rounds), "postgresql")
     return 0
 
 

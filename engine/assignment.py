@@ -29,6 +29,7 @@ from engine.errors import InvalidInput, NotFound
 __all__ = [
     "PLACEHOLDER",
     "authorise_task",
+    "candidates",
     "is_placeholder",
     "listed",
     "may_work",
@@ -102,6 +103,14 @@ def resolve_candidate_groups(
 def listed(value: str | None) -> set[str]:
     """The members of a projected list column (``",market,window,"`` -> ``{"market", "window"}``)."""
     return {v for v in (value or "").split(",") if v}
+
+
+def candidates(task: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The candidates of a projected task as ``(kind, name)`` pairs, kind ``group`` or ``user``: the rows
+    of ``task_candidates`` (one per member of its ``candidate_groups`` / ``candidate_users`` lists)."""
+    groups = sorted(listed(task.get("candidate_groups")))
+    users = sorted(listed(task.get("candidate_users")))
+    return [("group", g) for g in groups] + [("user", u) for u in users]
 
 
 def may_work(task: Mapping[str, Any], actor: str, groups: Iterable[str] | None) -> bool:

@@ -5,8 +5,9 @@ version, deploying one or several documents at once, and the lists a modeler fil
   which file when, and how many instances are running on each version (a running instance, a case's
   included, stays on the version it started on; a new deployment only serves instances started after it).
 * :func:`version_document` is the stored BPMN text of one version.
-* :func:`deploy_documents` deploys several BPMN documents in ONE transaction: every document is validated
-  (safe parse, per-element rules, sandbox check) and either all are stored or none is.
+* :func:`deploy_documents` deploys several BPMN documents in ONE transaction: they are validated as one set
+  (safe parse, per-element rules, sandbox check; a call activity may call a process of another document of
+  the set) and either all are stored or none is.
 * :data:`CLOCK_KINDS` names the values of ``ow:clock`` (the limit a user task counts against).
 
 Reads take the caller's connection; nothing here commits but :func:`deploy_documents`.
@@ -152,7 +153,6 @@ def deploy_documents(
         )
     out: list[dict[str, Any]] = []
     with unit_of_work(workflow.engine) as conn:
-        for bpmn, filename in documents:
-            for deployed in workflow.deploy_in(conn, bpmn, filename, actor):
-                out.append({**deployed.__dict__, "filename": filename})
+        for deployed, filename in workflow.deploy_set_in(conn, documents, actor):
+            out.append({**deployed.__dict__, "filename": filename})
     return out

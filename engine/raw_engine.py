@@ -21,7 +21,7 @@ started in the transaction that creates the case, under its new number, which no
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, or_, select
@@ -100,7 +100,10 @@ class RawEngine:
         *,
         business_key: str | None = None,
         version: int | None = None,
+        groups: Iterable[str] = (),
     ) -> StepResult:
+        """Start an instance (not a case) for ``actor`` of ``groups``: a model naming its starters
+        (``camunda:candidateStarterGroups`` / ``candidateStarterUsers``) refuses anyone else."""
         if business_key is not None and CASE_NUMBER_SHAPE.match(business_key):
             raise InvalidInput(
                 "业务编号不能采用办件编号的格式：办件只能通过办件接口申请",
@@ -111,7 +114,9 @@ class RawEngine:
         def command(conn: Connection) -> StepResult:
             if business_key is not None and belongs_to_case(conn, business_key=business_key):
                 raise case_instance(business_key=business_key)
-            return self.workflow.start_in(conn, key, data, actor, business_key=business_key, version=version)
+            return self.workflow.start_in(
+                conn, key, data, actor, business_key=business_key, version=version, groups=list(groups)
+            )
 
         return self.workflow.run(command)
 

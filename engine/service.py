@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.assignment import authorise_task, resolve_candidate_groups, resolve_group
 from engine.error_mapping import as_onewindow_error, typed_errors
-from engine.errors import Conflict, Internal, InvalidInput, OneWindowError, Unavailable
+from engine.errors import Conflict, Forbidden, Internal, InvalidInput, OneWindowError, Unavailable
 from engine.limits import DataLimits, check_data
 from engine.live import Live, LiveWorkflows
 from engine.persistence.columns import check_row
@@ -41,7 +41,14 @@ from engine.persistence.steps import StepWrite, write_step
 from engine.persistence.tables import instances, messages, tasks
 from engine.step import Clock, Deployed, StepContext, StepObserver, StepResult, default_due, utcnow
 from engine.time.calendar import WorkingCalendar, default_calendar
-from engine.workflow import Definition, ReadyTask, Runtime, document_text, load_definitions
+from engine.workflow import (
+    Definition,
+    ReadyTask,
+    Runtime,
+    document_text,
+    load_definitions,
+    load_document_set,
+)
 
 log = logging.getLogger("onewindow.engine")
 
@@ -84,7 +91,39 @@ class WorkflowService:
         """Validate (safe parse, per-element rules, sandbox check of every expression) and store a new version
         of every executable process in the document. Nothing is stored if anything is wrong."""
         parsed = load_definitions(bpmn, filename)  # raises UnsafeDocument / InvalidModel / UnsafeExpression
-        checksum = hashlib.sha256(bpmn).hexdigest()
+        return self._store(conn, parsed, bpmn, filename, hashlib.sha256(bpmn).hexdigest(), actor)
+
+    def deploy_set_in(
+        self, conn: Connection, documents: Sequence[tuple[bytes, str]], actor: str
+    ) -> list[tuple[Deployed, str]]:
+        """``deploy_in`` for documents deployed together: a call activity may call a process of another
+        document of the set (validated as one set; all are stored or none). A document whose processes call
+        into others is versioned by its own bytes and theirs. Returns ``(deployed, filename)`` pairs."""
+        loaded = load_document_set(list(documents))
+        own = [hashlib.sha256(bpmn).hexdigest() for bpmn, _ in documents]
+        out: list[tuple[Deployed, str]] = []
+        for (bpmn, filename), parsed, checksum in zip(documents, loaded, own, strict=True):
+            called = {
+                spec_name for definition in parsed.values() for spec_name in definition.subprocess_specs
+            }
+            others = sorted(
+                own[i] for i, other in enumerate(loaded) if own[i] != checksum and called & set(other)
+            )
+            if others:
+                checksum = hashlib.sha256("+".join([checksum, *others]).encode()).hexdigest()
+            for deployed in self._store(conn, parsed, bpmn, filename, checksum, actor):
+                out.append((deployed, filename))
+        return out
+
+    def _store(
+        self,
+        conn: Connection,
+        parsed: dict[str, Definition],
+        bpmn: bytes,
+        filename: str,
+        checksum: str,
+        actor: str,
+    ) -> list[Deployed]:
         repo = DefinitionRepository(conn)
         now = self.clock()
         out: list[Deployed] = []
@@ -127,9 +166,12 @@ class WorkflowService:
         *,
         business_key: str | None = None,
         version: int | None = None,
+        groups: Iterable[str] | None = None,
     ) -> StepResult:
         return self.run(
-            lambda conn: self.start_in(conn, key, data, actor, business_key=business_key, version=version)
+            lambda conn: self.start_in(
+                conn, key, data, actor, business_key=business_key, version=version, groups=groups
+            )
         )
 
     def start_in(
@@ -141,13 +183,28 @@ class WorkflowService:
         *,
         business_key: str | None = None,
         version: int | None = None,
+        groups: Iterable[str] | None = None,
     ) -> StepResult:
+        """Start a case of ``key``. A model that names who may start it (``camunda:candidateStarterGroups``
+        / ``candidateStarterUsers``) refuses an ``actor`` who is neither such a user nor in one of
+        ``groups`` (``groups=None``: the caller is the system or has checked already); the model's
+        ``camunda:initiator`` variable is set to ``actor``, whatever the start data says."""
         if not isinstance(data, dict):
             raise InvalidInput("启动数据必须是对象", code="bad_start_data", key=key)
         check_data(data, self.limits, field="data", key=key)
         check_row(instances, {"business_key": business_key})
         row = DefinitionRepository(conn).find(key, version)
         definition = self.definition(conn, row.id)
+        if groups is not None and (definition.starter_groups or definition.starter_users):
+            if actor not in definition.starter_users and not set(groups) & set(definition.starter_groups):
+                raise Forbidden(
+                    f"流程 {key} 只允许 {_listed(definition.starter_groups).strip(',') or '指定用户'} 发起",
+                    code="not_a_starter",
+                    key=key,
+                    actor=actor,
+                )
+        if definition.initiator_variable:
+            data = {**data, definition.initiator_variable: actor}
         now = self.clock()
         runtime = Runtime.start(
             definition, dict(data), now, self.calendar(), branch_limit=self.limits.mi_max_branches
@@ -475,6 +532,12 @@ class WorkflowService:
         ]
         if final != "running":
             audit.append(audit_row(now, ctx.actor, final, **where))
+        for printed_by, line in rt.take_output():  # ``print`` in a script: the instance log
+            audit.append(
+                audit_row(
+                    now, ctx.actor, "script_output", element_id=printed_by, detail={"text": line}, **where
+                )
+            )
         # how the tasks and timers that left ended, asked before ``dump`` prunes the finished ones away
         others = [tid for tid in gone if tid != task_id]
         others_completed = [tid for tid in others if rt.task_state(tid) == "COMPLETED"]

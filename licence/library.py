@@ -8,9 +8,11 @@ a status changed under our feet) surfaces as ``engine.errors.Conflict``; the cal
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
@@ -32,7 +34,7 @@ from licence.model import (
 from licence.tables import licence_status_events, licences
 from licence.types import LicenceType, find_type, get_type, holder_id_kind_for
 
-__all__ = ["LicenceLibrary", "licence_row", "next_serials", "new_id", "utc", "utc_now"]
+__all__ = ["LicenceLibrary", "licence_row", "lock_serials", "next_serials", "new_id", "utc", "utc_now"]
 
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's bound-parameter limit
 
@@ -124,9 +126,30 @@ def licence_row(
     }
 
 
+def _serial_lock_key(type_code: str, issuer: str) -> int:
+    """The 64-bit advisory-lock key of one (type_code, issuer_credit_code) serial counter."""
+    digest = hashlib.blake2b(f"licence_serial\0{type_code}\0{issuer}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> None:
+    """Hold the serial counters of ``pairs`` until the transaction ends, so that no concurrent issuer
+    reads the same highest serial (a lost race used to surface as ``serial_conflict`` on every retry
+    under load). On PostgreSQL a transaction-level advisory lock per (type, issuer), taken in key order
+    (no deadlock between two issuers locking several); its holder's new rows are committed before the
+    next holder's ``max(serial)`` runs, which under READ COMMITTED sees them. SQLite serialises writers
+    already (``BEGIN IMMEDIATE``)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted({_serial_lock_key(t, i) for t, i in pairs}):  # one pair on every issue path
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """The next free serial for each (type_code, issuer_credit_code) pair."""
+    """The next free serial for each (type_code, issuer_credit_code) pair, their counters held until the
+    transaction ends (:func:`lock_serials`)."""
     wanted = set(pairs)
+    lock_serials(conn, wanted)
     result = {pair: 1 for pair in wanted}
     by_type: dict[str, list[str]] = defaultdict(list)
     for type_code, issuer in wanted:
@@ -269,7 +292,8 @@ class LicenceLibrary:
         self._add_event(row["id"], None, "valid", at, reason, actor)
         if replaced is not None:
             self._transition(replaced, "cancelled", f"由新版本证照 {row['licence_number']} 替换", actor, at)
-        return self.get(row["id"])
+        # the record as get() would read it back, without reading it: the row and its one event
+        return _record(SimpleNamespace(**row), (StatusEvent("valid", at, reason, actor, None),))
 
     @staticmethod
     def _check_face_matches_holder(
@@ -334,11 +358,13 @@ class LicenceLibrary:
         *,
         today: dt.date | None = None,
         type_code: str | None = None,
+        history: bool = True,
     ) -> list[LicenceRecord]:
         """The licences of one holder, newest first.
 
         With ``include_inactive=False`` only stored-``valid`` licences are returned, and when ``today`` is
-        given those past their last valid day are left out too.
+        given those past their last valid day are left out too. ``history=False`` leaves the status
+        history out (an empty tuple; one query fewer) for callers that read the faces only.
         """
         stmt = select(licences).where(licences.c.holder_id == holder_id.strip().upper())
         if type_code is not None:
@@ -348,7 +374,8 @@ class LicenceLibrary:
             if today is not None:
                 stmt = stmt.where(or_(licences.c.valid_until.is_(None), licences.c.valid_until >= today))
         stmt = stmt.order_by(licences.c.issue_date.desc(), licences.c.identifier.desc())
-        return self._records(self.conn.execute(stmt).all())
+        rows = self.conn.execute(stmt).all()
+        return self._records(rows) if history else [_record(row, ()) for row in rows]
 
     def _records(self, rows: Sequence[Row[Any]]) -> list[LicenceRecord]:
         ids = [row.id for row in rows]
@@ -480,7 +507,7 @@ class LicenceLibrary:
         return len(changed)
 
 
-def _record(row: Row[Any], history: tuple[StatusEvent, ...]) -> LicenceRecord:
+def _record(row: Row[Any] | SimpleNamespace, history: tuple[StatusEvent, ...]) -> LicenceRecord:
     try:  # the stored identifier string is authoritative; its parts are columns only for querying
         identifier = LicenceIdentifier.parse(row.identifier)
     except ValueError:

@@ -1,6 +1,7 @@
 """Routes of the group «流程设计 designer» (designers and administrators): the deployed models and their
 versions (who deployed what when, how many instances run on each), the BPMN of a version, validating and
-deploying documents (one XML body, or several BPMN files in one multipart call, deployed all or none),
+deploying documents (one XML body, or several BPMN files in one multipart call, validated as one set, where a
+call activity may call a process of another file, and deployed all or none),
 and the lists a modeler fills its properties from (departments, form keys, clock kinds)."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from engine.modelling import (
     model,
     version_document,
 )
-from engine.workflow import validate_document
+from engine.workflow import parse_xml, validate_document, validate_documents
 
 router = APIRouter(prefix="/designer", route_class=StrictJSONRoute, tags=["流程设计 designer"])
 
@@ -152,6 +153,27 @@ async def validate(request: Request, caller: Designer, filename: Filename = "upl
     bpmn = await request.body()
     report = await run_in_threadpool(validate_document, bpmn, filename)
     return validation_out(report)
+
+
+def _validate_set(documents: list[tuple[bytes, str]]) -> list[ValidationOut]:
+    for bpmn, filename in documents:  # an unsafe document refuses the request, naming its file
+        parse_xml(bpmn, filename)
+    return [validation_out(report) for report in validate_documents(documents)]
+
+
+@router.post(
+    "/validations",
+    response_model=list[ValidationOut],
+    openapi_extra=DOCUMENTS_BODY,
+    summary="校验一个或多个一起部署的 BPMN 文档（调用活动可调用其他文件中的流程；不部署）",
+)
+async def validate_set(
+    request: Request, caller: Designer, filename: Filename = "upload.bpmn"
+) -> list[ValidationOut]:
+    documents = await read_documents(request, filename)
+    if not documents:
+        raise InvalidInput("请至少上传一个 BPMN 文件", code="no_documents", field="files")
+    return await run_in_threadpool(_validate_set, documents)
 
 
 @router.post(

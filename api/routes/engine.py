@@ -39,6 +39,9 @@ class ProcessReportOut(BaseModel):
     name: str | None = Field(description="流程名称")
     executable: bool = Field(description="是否可执行（可部署）")
     problems: list[ProblemOut] = Field(description="该流程的问题（按元素）")
+    notes: list[ProblemOut] = Field(
+        default_factory=list, description="说明：引擎按 BPMN 语义处理而与画法不同之处（不妨碍部署）"
+    )
 
 
 class ValidationOut(BaseModel):
@@ -59,6 +62,7 @@ def validation_out(report: DocumentReport) -> ValidationOut:
                 name=p.name,
                 executable=p.executable,
                 problems=[ProblemOut(**q) for q in p.problems],
+                notes=[ProblemOut(**q) for q in p.notes],
             )
             for p in report.processes
         ],
@@ -212,7 +216,12 @@ def validate(caller: Designer, bpmn: Bpmn, filename: Filename = "upload.bpmn") -
 @router.post("/instances", response_model=StepOut, status_code=201, summary="启动流程实例（非办件）")
 def start(request: Request, caller: Designer, body: StartIn) -> StepOut:
     result = _raw(request).start(
-        body.key, body.data, caller.actor, business_key=body.business_key, version=body.version
+        body.key,
+        body.data,
+        caller.actor,
+        business_key=body.business_key,
+        version=body.version,
+        groups=caller.groups,
     )
     return StepOut(
         instance_id=result.instance_id, opened_tasks=list(result.opened_tasks), status=result.status

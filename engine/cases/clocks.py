@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import AuditRepository
+from engine.persistence.steps import CaseWrite, write_case_each
 from engine.persistence.tables import case_clocks, escalations
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
@@ -56,20 +57,63 @@ def _instants(clock: Clock, cal: WorkingCalendar) -> dict[str, Any]:
     }
 
 
+RunningClock = tuple[int, str | None, Clock]
+"""A running clock row: id, task id (None: a case clock), the clock."""
+
+
 class ClockRepository:
-    """Clock rows of a case; never commits."""
+    """Clock rows of a case; never commits.
+
+    A step of a case (:class:`engine.cases.lifecycle.CaseLifecycle`) hands it the case's running clocks
+    read with the case row (:meth:`preload`): :meth:`running` then answers without a query, and new and
+    changed clocks wait (the rows computed from their final state) until :meth:`take_writes` hands them
+    to the step's one case write, or :meth:`flush` writes them. A clock opened in such a step has a
+    negative stand-in id until then. Without a preload every call goes to the database at once."""
 
     def __init__(self, conn: Connection, cal: WorkingCalendar) -> None:
         self.conn = conn
         self.cal = cal
+        self._case: str | None = None
+        self._running: list[RunningClock] = []
+        self._new: list[tuple[int, str | None, Clock]] = []  # stand-in id, task id, clock
+        self._changed: dict[int, Clock] = {}
+
+    def preload(self, case_id: str, running: list[RunningClock]) -> None:
+        """The running clocks of ``case_id`` (in id order) as the caller read them in this transaction;
+        from now on writes wait for :meth:`take_writes` or :meth:`flush`."""
+        self._case, self._running = case_id, list(running)
 
     def open(self, case_id: str, clock: Clock, task_id: str | None = None) -> int:
-        values = {"case_id": case_id, "task_id": task_id, "kind": clock.kind, **_instants(clock, self.cal)}
-        return int(self.conn.execute(insert(case_clocks).values(**values)).inserted_primary_key[0])
+        return self.open_many(case_id, [(clock, task_id)])[0]
+
+    def open_many(self, case_id: str, clocks: list[tuple[Clock, str | None]]) -> list[int]:
+        """Open clocks (with their task ids), their rows in this order; their ids (stand-ins while the
+        writes wait)."""
+        if not clocks:
+            return []
+        if case_id == self._case:
+            ids = [-(len(self._new) + n + 1) for n in range(len(clocks))]
+            self._new += [(i, task_id, clock) for i, (clock, task_id) in zip(ids, clocks, strict=True)]
+            self._running += [(i, task_id, clock) for i, (clock, task_id) in zip(ids, clocks, strict=True)]
+            return ids
+        rows = [self._new_row(case_id, task_id, clock) for clock, task_id in clocks]
+        if len(rows) == 1:
+            return [int(self.conn.execute(insert(case_clocks).values(**rows[0])).inserted_primary_key[0])]
+        returning = insert(case_clocks).returning(case_clocks.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in self.conn.execute(returning, rows).scalars()]
+
+    def _new_row(self, case_id: str, task_id: str | None, clock: Clock) -> dict[str, Any]:
+        return {"case_id": case_id, "task_id": task_id, "kind": clock.kind, **_instants(clock, self.cal)}
 
     def running(
         self, case_id: str, *, task_id: str | None = None, case_level: bool = False
     ) -> list[tuple[int, Clock]]:
+        if case_id == self._case:
+            return [
+                (i, clk)
+                for i, task, clk in self._running
+                if (task_id is None or task == task_id) and (not case_level or task is None)
+            ]
         query = select(case_clocks.c.id, case_clocks.c.clock).where(
             case_clocks.c.case_id == case_id, case_clocks.c.stopped_at.is_(None)
         )
@@ -80,9 +124,37 @@ class ClockRepository:
         return [(int(r[0]), Clock.from_dict(r[1])) for r in self.conn.execute(query).all()]
 
     def save(self, clock_id: int, clock: Clock) -> None:
-        self.conn.execute(
-            update(case_clocks).where(case_clocks.c.id == clock_id).values(**_instants(clock, self.cal))
-        )
+        if self._case is None:
+            self.conn.execute(
+                update(case_clocks).where(case_clocks.c.id == clock_id).values(**_instants(clock, self.cal))
+            )
+            return
+        if clock_id > 0:  # a new clock's row is computed from its final state anyway
+            self._changed[clock_id] = clock
+        if clock.stopped_at is not None:  # no longer running
+            self._running = [r for r in self._running if r[0] != clock_id]
+
+    def take_writes(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The rows of the clocks opened (in order) and changed (by id) since the last call, computed
+        now; the caller writes them (``engine.persistence.steps.CaseWrite``)."""
+        assert self._case is not None, "take_writes needs a preload"
+        new = [self._new_row(self._case, task_id, clock) for _, task_id, clock in self._new]
+        changed = [{"id": i, **_instants(clock, self.cal)} for i, clock in sorted(self._changed.items())]
+        self._new, self._changed = [], {}
+        return new, changed
+
+    def flush(self) -> None:
+        """Write the waiting clocks now (before a statement that reads them); new ones get their ids."""
+        if self._case is None or not (self._new or self._changed):
+            return
+        stand_ins = [i for i, _, _ in self._new]
+        new, changed = self.take_writes()
+        if new:
+            returning = insert(case_clocks).returning(case_clocks.c.id, sort_by_parameter_order=True)
+            ids = [int(i) for i in self.conn.execute(returning, new).scalars()]
+            real = dict(zip(stand_ins, ids, strict=True))
+            self._running = [(real.get(i, i), t, c) for i, t, c in self._running]
+        write_case_each(self.conn, CaseWrite(self._case, {}, [], changed, []))
 
     def follow_calendar(self, task_dues: dict[str, datetime] | None = None) -> int:
         """Count every open clock again with this repository's calendar (an administrator changed it) and

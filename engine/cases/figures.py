@@ -36,11 +36,15 @@ Visits are the current count: a case still open may add a counter visit later.
 :data:`WEEKLY_UP_TO_DAYS` days), the buckets clipped to the period; finished counts the cohort's cases in
 the bucket they closed in.
 
-Cost: one aggregate query, one pass over the cohort (a range on ``submitted_at``, with the department
-served by ``ix_cases_department_submitted_at``) joined to each case's promised clock row, grouped in SQL
-by department, item set and series bucket (a few hundred rows at most come back). The on-time test
-compares two stored instants of that row (a stopped clock keeps its deadline); only clock rows stored
-before that rule (``due_at`` empty on a stopped clock) are recounted in Python from their JSON.
+Cost: :func:`figures` reads the summary rows (``figure_counts``, kept by the commands in their own
+transaction, :mod:`engine.cases.figure_counts`): one aggregate query over the day rows of a period with a
+weekly series, over the month rows of the whole months of a longer one (plus day rows at its ends),
+grouped by department, item set and series bucket. :func:`scan_figures` is the computation it replaced
+and must equal: one pass over the cohort (a range on ``submitted_at``, with the department served by
+``ix_cases_department_submitted_at``) joined to each case's promised clock row, grouped in SQL. The
+on-time test compares two stored instants of that row (a stopped clock keeps its deadline); only clock
+rows stored before that rule (``due_at`` empty on a stopped clock, counted as ``promised_no_due`` in the
+summary) are recounted in Python from their JSON, on both paths, by reading those rows of the period.
 """
 
 from __future__ import annotations
@@ -54,9 +58,10 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Select, Text, and_, case, cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from engine.cases.figure_counts import summary_rows
 from engine.cases.rating import RATINGS
 from engine.errors import InvalidInput
-from engine.persistence.tables import case_clocks, cases
+from engine.persistence.tables import FIGURE_COUNTERS, case_clocks, cases
 from engine.time.calendar import SHANGHAI, WorkingCalendar, local_midnight
 from engine.time.clocks import Clock
 from processes.catalogue import Catalogue, ServiceItem
@@ -71,6 +76,7 @@ __all__ = [
     "Figures",
     "Ratio",
     "figures",
+    "scan_figures",
 ]
 
 SATISFIED_LEVELS = frozenset({3, 4, 5})
@@ -310,21 +316,83 @@ def figures(
     """The figures of the cases received from ``period_start`` to ``period_end`` (Asia/Shanghai dates,
     both included), for every department and the centre, or for ``department`` alone. See the module
     docstring for every definition. ``calendar`` (a calendar or a provider of one) recounts only the
-    promised clocks stored before deadlines were kept at the stop."""
-    _check_period(period_start, period_end)
-    if department is not None and department not in catalogue.departments:
-        raise InvalidInput(
-            "部门不存在", code="unknown_department", field="department", value=str(department)[:80]
-        )
-    start, end = local_midnight(period_start), local_midnight(period_end + timedelta(days=1))
-    cohort = [cases.c.submitted_at >= start, cases.c.submitted_at < end]
-    if department is not None:
-        cohort.append(cases.c.department == department)
+    promised clocks stored before deadlines were kept at the stop.
+
+    Read from the summary rows (``figure_counts``, :mod:`engine.cases.figure_counts`): a sum over the
+    days of the period; equal to :func:`scan_figures`, the pass over the cases it replaces."""
+    _check(catalogue, period_start, period_end, department)
+    unit, spans = _buckets(period_start, period_end)
+    bounds = [last + timedelta(days=1) for _, last, _ in spans[:-1]]
+    received_by = [0] * len(spans)
+    finished_by = [0] * len(spans)
+    flagged = _flagged(catalogue)
+    at_once_sets: dict[str, bool] = {}
+    tallies: dict[str, dict[str, int]] = {}
+    for row in summary_rows(conn, period_start, period_end, department, bounds, unit == "week"):
+        tally = tallies.setdefault(str(row["department"]), dict.fromkeys((*FIGURE_COUNTERS, "at_once"), 0))
+        for name in FIGURE_COUNTERS:
+            tally[name] += row[name]
+        received, bucket = row["received"], row["bucket"]
+        received_by[bucket] += received
+        finished_by[bucket] += row["finished"]
+        if received:
+            items = row["items"]
+            at_once = at_once_sets.get(items)
+            if at_once is None:
+                at_once = at_once_sets[items] = _handled_at_once(flagged, items)
+            tally["at_once"] += received if at_once else 0
+    per_department = {dept: _from_tally(catalogue, dept, t) for dept, t in tallies.items()}
+    unknown_rows = sum(t["promised_no_due"] for t in tallies.values())
+    if unknown_rows:
+        cohort, end = _cohort(period_start, period_end, department)
+        _recount_legacy_clocks(conn, _calendar(calendar), cohort, end, per_department)
+    return _assemble(
+        catalogue, period_start, period_end, department, per_department, unit, spans, received_by, finished_by
+    )
+
+
+def _from_tally(catalogue: Catalogue, department: str, t: dict[str, int]) -> Figures:
+    """The figures of a department from its summed counters."""
+    received = t["received"]
+    ratings = {level: t[f"rated_{level}"] for level in RATINGS}
+    n_rated = sum(ratings.values())
+    with_promised = t["promised_stopped"]
+    return Figures(
+        department=department,
+        label=_scope(catalogue, department).label,
+        received=received,
+        finished=t["finished"],
+        not_accepted=t["not_accepted"],
+        on_time=Ratio(with_promised - t["promised_late"], with_promised),
+        satisfaction=Ratio(sum(ratings[level] for level in SATISFIED_LEVELS), n_rated),
+        mean_rating=Ratio(sum(level * n for level, n in ratings.items()), n_rated),
+        ratings=ratings,
+        online=Ratio(t["online"], received),
+        at_most_one_visit=Ratio(t["at_most_one_visit"], received),
+        zero_visits=Ratio(t["zero_visits"], received),
+        handled_at_once=Ratio(t["at_once"], received),
+    )
+
+
+def scan_figures(
+    conn: Connection,
+    catalogue: Catalogue,
+    calendar: CalendarLike,
+    *,
+    period_start: date,
+    period_end: date,
+    department: str | None = None,
+) -> CentreFigures:
+    """:func:`figures` by one pass over the cases received in the period (the computation before the
+    summary rows, kept as their reference: tests and ``bench.figures_scale`` compare the two)."""
+    _check(catalogue, period_start, period_end, department)
+    cohort, end = _cohort(period_start, period_end, department)
     unit, spans = _buckets(period_start, period_end)
     bounds = [local_midnight(last + timedelta(days=1)) for _, last, _ in spans[:-1]]
     received_by = [0] * len(spans)
     finished_by = [0] * len(spans)
     per_department: dict[str, Figures] = {}
+    flagged = _flagged(catalogue)
     unknown_rows = 0
     for row in conn.execute(_cohort_query(cohort, end, bounds)).mappings():
         dept = str(row["department"])
@@ -334,7 +402,7 @@ def figures(
         received_by[int(row["received_in"])] += received
         if finished:
             finished_by[int(row["finished_in"])] += finished
-        at_once = received if _handled_at_once(catalogue, row["items_text"]) else 0
+        at_once = received if _handled_at_once(flagged, row["items_text"]) else 0
         ratings = {level: int(row[f"r{level}"]) for level in RATINGS}
         n_rated = sum(ratings.values())
         with_promised, late = int(row["with_promised"] or 0), int(row["late"] or 0)
@@ -358,7 +426,43 @@ def figures(
         )
     if unknown_rows:
         _recount_legacy_clocks(conn, _calendar(calendar), cohort, end, per_department)
+    return _assemble(
+        catalogue, period_start, period_end, department, per_department, unit, spans, received_by, finished_by
+    )
 
+
+def _check(catalogue: Catalogue, period_start: date, period_end: date, department: str | None) -> None:
+    _check_period(period_start, period_end)
+    if department is not None and department not in catalogue.departments:
+        raise InvalidInput(
+            "部门不存在", code="unknown_department", field="department", value=str(department)[:80]
+        )
+
+
+def _cohort(
+    period_start: date, period_end: date, department: str | None
+) -> tuple[list[ColumnElement[bool]], datetime]:
+    """The cases received in the period (as conditions on ``cases``) and the instant the period ends."""
+    start, end = local_midnight(period_start), local_midnight(period_end + timedelta(days=1))
+    cohort = [cases.c.submitted_at >= start, cases.c.submitted_at < end]
+    if department is not None:
+        cohort.append(cases.c.department == department)
+    return cohort, end
+
+
+def _assemble(
+    catalogue: Catalogue,
+    period_start: date,
+    period_end: date,
+    department: str | None,
+    per_department: dict[str, Figures],
+    unit: SeriesUnit,
+    spans: list[tuple[date, date, str]],
+    received_by: list[int],
+    finished_by: list[int],
+) -> CentreFigures:
+    """Every department asked for (catalogue order, then any other with cases), their guide figures,
+    the centre as their sum, and the series."""
     wanted = [department] if department is not None else list(catalogue.departments)
     wanted += sorted(d for d in per_department if d not in wanted)
     rows = [per_department.get(d) or _scope(catalogue, d) for d in wanted]
@@ -400,7 +504,12 @@ def _scope(catalogue: Catalogue, department: str) -> Figures:
     return Figures(department=department, label=known.name if known else department)
 
 
-def _handled_at_once(catalogue: Catalogue, items_text: str | None) -> bool:
+def _flagged(catalogue: Catalogue) -> frozenset[str]:
+    """The codes of the items flagged handled-at-once (马上就办) in the catalogue."""
+    return frozenset(i.code for i in catalogue.items if i.handled_at_once)
+
+
+def _handled_at_once(flagged: frozenset[str], items_text: str | None) -> bool:
     """Every item of the case (its ``items`` JSON as stored) is flagged handled-at-once (马上就办)."""
     try:
         codes = json.loads(items_text or "[]")
@@ -408,7 +517,6 @@ def _handled_at_once(catalogue: Catalogue, items_text: str | None) -> bool:
         return False
     if not isinstance(codes, list) or not codes:
         return False
-    flagged = {i.code for i in catalogue.items if i.handled_at_once}
     return all(isinstance(c, str) and c in flagged for c in codes)
 
 

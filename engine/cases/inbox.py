@@ -29,18 +29,32 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import ColumnElement, Connection, Text, and_, case, cast, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.sql import Select
 
 from engine.cases.status import LABELS
 from engine.errors import InvalidInput
-from engine.persistence.repositories import MAX_FILTER_GROUPS, like_member
-from engine.persistence.tables import UTCDateTime, case_clocks, cases, tasks
+from engine.persistence.repositories import MAX_FILTER_GROUPS, member_name
+from engine.persistence.tables import NO_DUE as SORT_NO_DUE
+from engine.persistence.tables import UTCDateTime, case_clocks, cases, task_candidates, tasks
 from engine.time.calendar import end_of_local_day, local_date, local_midnight
 from processes.catalogue import Catalogue
 
@@ -91,19 +105,25 @@ def badge_of(due_at: datetime | None, warn_at: datetime | None, now: datetime) -
 _own = case_clocks.alias("own_clock")  # the task's own step clock
 _counted = case_clocks.alias("case_clock")  # the case clock the step counts against
 
-_FROM = (
-    tasks.join(cases, cases.c.id == tasks.c.business_key)
-    .outerjoin(_own, and_(_own.c.task_id == tasks.c.id, _own.c.stopped_at.is_(None)))
-    .outerjoin(
-        _counted,
-        and_(
-            _counted.c.case_id == tasks.c.business_key,
-            _counted.c.task_id.is_(None),
-            _counted.c.kind == tasks.c.clock,
-            _counted.c.stopped_at.is_(None),
-        ),
+
+def _with_clocks(start: FromClause) -> FromClause:
+    """``start`` (holding ``tasks``) joined to the task's case and clocks."""
+    return (
+        start.join(cases, cases.c.id == tasks.c.business_key)
+        .outerjoin(_own, and_(_own.c.task_id == tasks.c.id, _own.c.stopped_at.is_(None)))
+        .outerjoin(
+            _counted,
+            and_(
+                _counted.c.case_id == tasks.c.business_key,
+                _counted.c.task_id.is_(None),
+                _counted.c.kind == tasks.c.clock,
+                _counted.c.stopped_at.is_(None),
+            ),
+        )
     )
-)
+
+
+_FROM = _with_clocks(tasks)
 
 
 def _pick(own: Any, counted: Any) -> ColumnElement[Any]:
@@ -122,7 +142,12 @@ def _badge(now: datetime) -> ColumnElement[str]:
     return case((CLOCK_DUE <= now, "red"), (CLOCK_WARN <= now, "yellow"), else_="normal")
 
 
-def _scope(actor: str, groups: Iterable[str]) -> ColumnElement[bool]:
+Member = tuple[str, str]
+"""A ``task_candidates`` (kind, name): ``("group", "market")``, ``("user", "m1")``."""
+
+
+def _members(actor: str, groups: Iterable[str]) -> list[Member]:
+    """What the caller's inbox is made of: their groups, and themselves as a candidate user."""
     names = sorted(set(groups))
     if len(names) > MAX_FILTER_GROUPS:
         raise InvalidInput(
@@ -132,13 +157,17 @@ def _scope(actor: str, groups: Iterable[str]) -> ColumnElement[bool]:
             count=len(names),
             max=MAX_FILTER_GROUPS,
         )
-    conds: list[ColumnElement[bool]] = [
-        tasks.c.candidate_groups.like(like_member(g), escape="\\") for g in names
-    ]
+    members = [("group", member_name(g)) for g in names]
     if actor:
-        conds.append(tasks.c.assignee == actor)
-        conds.append(tasks.c.candidate_users.like(like_member(actor, "user"), escape="\\"))
-    return and_(tasks.c.state == "ready", or_(*conds) if conds else false())
+        members.append(("user", member_name(actor, "user")))
+    return members
+
+
+SORT_DUE: ColumnElement[datetime] = func.coalesce(
+    CLOCK_DUE, tasks.c.due_at, literal(SORT_NO_DUE, UTCDateTime()), type_=UTCDateTime()
+)
+"""``task_candidates.sort_due`` computed from the task and its clocks (for the tasks assigned to the caller,
+which are theirs whoever the candidates are)."""
 
 
 def task_clock(conn: Connection, task: dict[str, Any], now: datetime) -> dict[str, Any] | None:
@@ -176,14 +205,16 @@ def _aware(value: Any) -> datetime | None:
 
 # ------------------------------------------------------------------ cursor
 def _encode(sort: str, row: Any) -> str:
-    due = _aware(row.due)
-    created = _aware(row.created_at)
+    """The cursor after ``row``, from the keys the page was ordered by."""
+    due = _aware(row.key_due)
+    due = None if due == SORT_NO_DUE else due
+    created = _aware(row.key_created)
     payload = {
         "s": sort,
-        "p": int(row.priority),
+        "p": int(row.key_priority),
         "d": due.isoformat() if due else None,
         "c": created.isoformat() if created else None,
-        "i": str(row.id),
+        "i": str(row.key_id),
     }
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -211,61 +242,122 @@ def _decode(cursor: str, sort: str) -> dict[str, Any]:
     return {"priority": priority, "due": due_at, "created": created_at, "id": ident}
 
 
-def _keys(sort: str, after: dict[str, Any] | None) -> list[tuple[ColumnElement[Any], Any, bool]]:
-    """The sort keys (expression, the cursor's value, descending) in order; the due date is a key only
-    among rows that have one (a cursor on a row without one compares the later keys)."""
-    values = after or {"priority": 0, "due": None, "created": None, "id": ""}
-    has_due = values["due"] is not None
-    due_keys: list[tuple[ColumnElement[Any], Any, bool]] = [(NO_DUE, 0 if has_due else 1, False)]
-    if has_due or after is None:
-        due_keys.append((DUE, values["due"], False))
-    priority = [(tasks.c.priority, values["priority"], True)]
-    tail = [(tasks.c.created_at, values["created"], False), (tasks.c.id, values["id"], False)]
-    return (priority + due_keys if sort == "priority" else due_keys + priority) + tail
+Keys = list[tuple[ColumnElement[Any], bool]]
 
 
-def _after(keys: Sequence[tuple[ColumnElement[Any], Any, bool]]) -> ColumnElement[bool]:
-    """Rows strictly after the cursor row in the order of ``keys``."""
+def _keys(sort: str, priority: Any, due: Any, created: Any, ident: Any) -> Keys:
+    """The sort keys (expression, descending) in order: the due date counts rows without one as due on
+    ``SORT_NO_DUE``, after every real date."""
+    tail = [(created, False), (ident, False)]
+    if sort == "priority":
+        return [(priority, True), (due, False), *tail]
+    return [(due, False), (priority, True), *tail]
+
+
+def _after(keys: Keys, after: dict[str, Any], sort: str) -> list[ColumnElement[bool]]:
+    """Rows strictly after the cursor row in the order of ``keys`` (and the bound of the first key, which
+    the same condition implies, for the index to start from)."""
+    values = [after["priority"], after["due"] or SORT_NO_DUE, after["created"], after["id"]]
+    if sort != "priority":
+        values[0], values[1] = values[1], values[0]
     options: list[ColumnElement[bool]] = []
-    for index, (expr, value, descending) in enumerate(keys):
-        equal = [k == v for k, v, _ in keys[:index]]
+    for index, ((expr, descending), value) in enumerate(zip(keys, values, strict=True)):
+        equal = [k == v for (k, _), v in zip(keys[:index], values, strict=False)]
         options.append(and_(*equal, expr < value if descending else expr > value))
-    return or_(*options)
+    (first, descending), start = keys[0], values[0]
+    return [first <= start if descending else first >= start, or_(*options)]
 
 
-def _order(sort: str) -> list[ColumnElement[Any]]:
-    keys = _keys(sort, None)
-    return [expr.desc() if descending else expr.asc() for expr, _, descending in keys]
+def _ordered(keys: Keys) -> list[ColumnElement[Any]]:
+    return [expr.desc() if descending else expr.asc() for expr, descending in keys]
 
 
-# ------------------------------------------------------------------ the inbox
-def _filters(flt: InboxFilter, catalogue: Catalogue, actor: str, now: datetime) -> list[ColumnElement[bool]]:
+def _member_badge(row: Any, now: datetime) -> ColumnElement[str]:
+    return case((row.c.clock_due_at <= now, "red"), (row.c.clock_warn_at <= now, "yellow"), else_="normal")
+
+
+def _branches(
+    actor: str,
+    members: Sequence[Member],
+    sort: str,
+    after: dict[str, Any] | None,
+    filters: Callable[[ColumnElement[str]], list[ColumnElement[bool]]] | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> list[Select[Any]]:
+    """The caller's ready tasks of cases with their sort keys: one SELECT per member (``task_candidates``
+    rows, read in the order of an index) and one for the tasks assigned to the caller. With ``limit``, each
+    gives only its first ``limit`` rows after the cursor that pass ``filters``: the first ``limit`` tasks
+    of the whole inbox are among them, as a task cannot rank lower in one member's list than in the
+    union. A task several members bring comes with the same keys from each."""
+    out: list[Select[Any]] = []
+    if actor:
+        keys = _keys(sort, tasks.c.priority, SORT_DUE, tasks.c.created_at, tasks.c.id)
+        conds = [tasks.c.assignee == actor, tasks.c.state == "ready"]
+        conds += filters(_badge(now)) if filters and now else []
+        conds += _after(keys, after, sort) if after else []
+        mine = select(
+            tasks.c.id.label("task_id"),
+            tasks.c.priority,
+            SORT_DUE.label("sort_due"),
+            tasks.c.created_at,
+            CLOCK_DUE.label("clock_due_at"),
+        )
+        out.append(_limited(mine.select_from(_FROM).where(*conds), keys, limit))
+    for index, (kind, name) in enumerate(members):
+        row = task_candidates.alias(f"member_{index}")
+        keys = _keys(sort, row.c.priority, row.c.sort_due, row.c.created_at, row.c.task_id)
+        source: FromClause = row
+        conds = [row.c.kind == kind, row.c.name == name, row.c.state == "ready", row.c.case_id.is_not(None)]
+        if filters and now:
+            source = row.join(tasks, tasks.c.id == row.c.task_id).join(cases, cases.c.id == row.c.case_id)
+            conds += filters(_member_badge(row, now))
+        conds += _after(keys, after, sort) if after else []
+        query = select(row.c.task_id, row.c.priority, row.c.sort_due, row.c.created_at, row.c.clock_due_at)
+        out.append(_limited(query.select_from(source).where(*conds), keys, limit))
+    return out
+
+
+def _limited(query: Select[Any], keys: Keys, limit: int | None) -> Select[Any]:
+    return query if limit is None else query.order_by(*_ordered(keys)).limit(limit)
+
+
+def _check_filters(flt: InboxFilter, catalogue: Catalogue) -> None:
+    if flt.item is not None and not any(i.code == flt.item for i in catalogue.items):
+        raise InvalidInput(
+            "事项目录中没有该事项", code="unknown_item", field="item", value=str(flt.item)[:40]
+        )
+    if flt.state is not None and flt.state not in LABELS:
+        raise InvalidInput("办件状态不存在", code="bad_state", field="state", allowed=sorted(LABELS))
+    if flt.clock is not None and flt.clock not in BADGES:
+        raise InvalidInput("时限状态只能是 normal、yellow 或 red", code="bad_clock", field="clock")
+    if flt.claim not in get_args(ClaimFilter):
+        raise InvalidInput("认领筛选只能是 all、mine 或 unclaimed", code="bad_claim", field="claim")
+
+
+def _filters(flt: InboxFilter, actor: str, badge: ColumnElement[str]) -> list[ColumnElement[bool]]:
+    """The conditions of ``flt`` (checked) over ``tasks``, ``cases`` and the task's ``badge``."""
     conds: list[ColumnElement[bool]] = []
     if flt.item is not None:
-        if not any(i.code == flt.item for i in catalogue.items):
-            raise InvalidInput(
-                "事项目录中没有该事项", code="unknown_item", field="item", value=str(flt.item)[:40]
-            )
         conds.append(cast(cases.c["items"], Text).like(f'%"{flt.item}"%'))
     if flt.state is not None:
-        if flt.state not in LABELS:
-            raise InvalidInput("办件状态不存在", code="bad_state", field="state", allowed=sorted(LABELS))
         conds.append(cases.c.status == flt.state)
     if flt.clock is not None:
-        if flt.clock not in BADGES:
-            raise InvalidInput("时限状态只能是 normal、yellow 或 red", code="bad_clock", field="clock")
-        conds.append(_badge(now) == flt.clock)
+        conds.append(badge == flt.clock)
     if flt.claim == "mine":
         conds.append(tasks.c.assignee == actor)
     elif flt.claim == "unclaimed":
         conds.append(tasks.c.assignee.is_(None))
-    elif flt.claim != "all":
-        raise InvalidInput("认领筛选只能是 all、mine 或 unclaimed", code="bad_claim", field="claim")
     return conds
 
 
-def _query(now: datetime) -> Select[Any]:
+def _query(now: datetime, keys: FromClause) -> Select[Any]:
+    """The inbox rows of the caller's tasks in ``keys`` (see :func:`_branches`), with those keys."""
     return select(
+        keys.c.priority.label("key_priority"),
+        keys.c.sort_due.label("key_due"),
+        keys.c.created_at.label("key_created"),
+        keys.c.task_id.label("key_id"),
         tasks.c.id,
         tasks.c.element_id,
         tasks.c.name,
@@ -288,7 +380,7 @@ def _query(now: datetime) -> Select[Any]:
         CLOCK_WARN.label("clock_warn"),
         DUE.label("due"),
         _badge(now).label("badge"),
-    ).select_from(_FROM)
+    ).select_from(_with_clocks(keys.join(tasks, tasks.c.id == keys.c.task_id)))
 
 
 def _item(row: Any, actor: str, names: dict[str, str]) -> dict[str, Any]:
@@ -326,14 +418,19 @@ def _item(row: Any, actor: str, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _counts(conn: Connection, scope: ColumnElement[bool], now: datetime) -> dict[str, int]:
+def _counts(conn: Connection, branches: Sequence[Select[Any]], now: datetime) -> dict[str, int]:
+    """Over the whole inbox: each task once (several members bring the same task with the same keys)."""
+    if not branches:
+        return {"total": 0, "due_today": 0, "overdue": 0}
     today = local_date(now)
     start, end = local_midnight(today), end_of_local_day(today)
-    due_today = case((and_(DUE > start, DUE <= end), 1), else_=0)
-    overdue = case((CLOCK_DUE <= now, 1), else_=0)
-    row = conn.execute(
-        select(func.count(), func.sum(due_today), func.sum(overdue)).select_from(_FROM).where(scope)
-    ).one()
+    keys = union(
+        *[b.with_only_columns(b.selected_columns.task_id, *list(b.selected_columns)[2::2]) for b in branches]
+    )
+    keys = keys.subquery("inbox_all")
+    due_today = case((and_(keys.c.sort_due > start, keys.c.sort_due <= end), 1), else_=0)
+    overdue = case((keys.c.clock_due_at <= now, 1), else_=0)
+    row = conn.execute(select(func.count(), func.sum(due_today), func.sum(overdue)).select_from(keys)).one()
     return {"total": int(row[0] or 0), "due_today": int(row[1] or 0), "overdue": int(row[2] or 0)}
 
 
@@ -349,20 +446,33 @@ def inbox(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """One page of the inbox: ``{"items": [...], "next_cursor": str | None, "counts": {...}}``."""
+    """One page of the inbox: ``{"items": [...], "next_cursor": str | None, "counts": {...}}``.
+
+    Read from the caller's ``task_candidates`` rows (per member, the first rows of an index range in the
+    sort order) and the tasks assigned to them; a task several members bring is listed once."""
     if sort not in get_args(SortOrder):
         raise InvalidInput("排序方式只能是 priority 或 due", code="bad_sort", field="sort")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"每页条数须为 1-{MAX_LIMIT}", code="bad_limit", field="limit", max=MAX_LIMIT)
-    scope = _scope(actor, groups)
-    conds = [scope, *_filters(filters or InboxFilter(), catalogue, actor, now)]
-    if cursor is not None:
-        conds.append(_after(_keys(sort, _decode(cursor, sort))))
-    rows = conn.execute(_query(now).where(*conds).order_by(*_order(sort)).limit(limit + 1)).all()
+    members = _members(actor, groups)
+    flt = filters or InboxFilter()
+    _check_filters(flt, catalogue)
+    after = _decode(cursor, sort) if cursor is not None else None
+    if not members:
+        return {"items": [], "next_cursor": None, "counts": _counts(conn, [], now)}
+    narrowed = flt != InboxFilter()
+
+    def conditions(badge: ColumnElement[str]) -> list[ColumnElement[bool]]:
+        return _filters(flt, actor, badge)
+
+    firsts = _branches(actor, members, sort, after, conditions if narrowed else None, now, limit + 1)
+    keys = union(*[select(*list(b.subquery().c)[:4]) for b in firsts]).subquery("inbox_keys")
+    order = _ordered(_keys(sort, keys.c.priority, keys.c.sort_due, keys.c.created_at, keys.c.task_id))
+    rows = conn.execute(_query(now, keys).order_by(*order).limit(limit + 1)).all()
     page, more = rows[:limit], len(rows) > limit
     names = {i.code: i.name for i in catalogue.items}
     return {
         "items": [_item(r, actor, names) for r in page],
         "next_cursor": _encode(sort, page[-1]) if more else None,
-        "counts": _counts(conn, scope, now),
+        "counts": _counts(conn, _branches(actor, members, sort, None), now),
     }

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -16,6 +16,7 @@ from engine.errors import InvalidInput
 from engine.persistence.tables import case_counters
 from engine.time.calendar import local_date
 from licence.library import LicenceLibrary
+from licence.model import LicenceRecord
 from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, ServiceItem
 
 Channel = Literal["online", "counter"]
@@ -56,14 +57,25 @@ def choose_flow(
 
 
 def material_states(
-    conn: Connection, app: Application, items: list[ServiceItem], holder: str, clock: Callable[[], datetime]
+    conn: Connection,
+    app: Application,
+    items: list[ServiceItem],
+    holder: str,
+    clock: Callable[[], datetime],
+    licences: Sequence[LicenceRecord] | None = None,
 ) -> list[dict[str, Any]]:
     """Every required material of the items with its state: a valid licence of the holder stands in for a
-    paper, a handed-in one is provided, a tolerated minor one may wait, the rest is missing."""
+    paper, a handed-in one is provided, a tolerated minor one may wait, the rest is missing.
+
+    ``licences``: every licence of the holder, newest first (``LicenceLibrary.by_holder``), when the
+    caller has read them already; else they are read here."""
     today = local_date(clock())
+    if licences is None:
+        licences = LicenceLibrary(conn, clock=clock).by_holder(holder, include_inactive=False, today=today)
     valid: dict[str, str] = {}
-    for lic in LicenceLibrary(conn, clock=clock).by_holder(holder, include_inactive=False, today=today):
-        valid.setdefault(lic.type_code, lic.id)
+    for lic in licences:  # stored valid and not past its last day, as by_holder(include_inactive=False)
+        if lic.status == "valid" and (lic.valid_until is None or lic.valid_until >= today):
+            valid.setdefault(lic.type_code, lic.id)
     out = []
     for item in items:
         provided = set(app.provided.get(item.code, []))
@@ -102,11 +114,10 @@ def next_case_number(conn: Connection, now: datetime) -> str:
     day = local_date(now)
     key = f"{day:%y%m%d}"
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(dialect_insert(case_counters).values(day=key, last=0).on_conflict_do_nothing())
-    sequence = conn.execute(
-        update(case_counters)
-        .where(case_counters.c.day == key)
-        .values(last=case_counters.c.last + 1)
-        .returning(case_counters.c.last)
+    bump = dialect_insert(case_counters).values(day=key, last=1)
+    sequence = conn.execute(  # one statement: the day's first number, or the next under the row's lock
+        bump.on_conflict_do_update(
+            index_elements=[case_counters.c.day], set_={"last": case_counters.c.last + 1}
+        ).returning(case_counters.c.last)
     ).scalar_one()
     return format_case_number(day, int(sequence))

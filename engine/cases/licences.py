@@ -17,6 +17,7 @@ from engine.errors import InvalidInput
 from engine.time.calendar import local_date
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
 from licence.library import LicenceLibrary
+from licence.model import LicenceRecord
 from licence.types import get_type
 from processes.catalogue import Catalogue, ServiceItem
 
@@ -106,6 +107,7 @@ class CaseLicences:
     ) -> list[tuple[ServiceItem, str, str, dict[str, Any]]]:
         """(item, holder id, holder name, face) of every licence the case's items produce."""
         drafts = []
+        owned: dict[str, LicenceRecord | None] = {}  # holder -> own business licence, read once
         form = row["form_data"] or {}
         for code in row["items"]:
             item = self.catalogue.get(code)
@@ -121,34 +123,41 @@ class CaseLicences:
                 holder_id = new_entity_credit_code(
                     row["id"], str(form.get("company_type") or ""), self.district_code
                 )
-            face = self._face(library, item.issues_licence_type, row, holder_id, holder_name, now)
+            if holder_id not in owned:
+                owned[holder_id] = self._own_licence(library, holder_id, now)
+            face = self._face(item.issues_licence_type, row, holder_id, holder_name, now, owned[holder_id])
             drafts.append((item, holder_id, holder_name, face))
         return drafts
 
     @staticmethod
+    def _own_licence(library: LicenceLibrary, holder_id: str, now: datetime) -> LicenceRecord | None:
+        """The holder's own valid business licence (its face fills a new licence's), if any."""
+        own = library.by_holder(
+            holder_id,
+            include_inactive=False,
+            today=local_date(now),
+            type_code="business_licence",
+            history=False,  # the face is what is read
+        )
+        return next(iter(own), None)
+
+    @staticmethod
     def _face(
-        library: LicenceLibrary,
         type_code: str,
         row: dict[str, Any],
         holder_id: str,
         holder_name: str,
         now: datetime,
+        own: LicenceRecord | None,
     ) -> dict[str, Any]:
         """The face of a new licence, field by field from what the case already holds: the application
-        form, the holder's own valid business licence (name, representative, address...), the holder's
-        identity, and what was applied for (the request text, for the approved scope). A required field
-        found nowhere stops the approval with the list of what is missing: nothing is made up."""
+        form, the holder's own valid business licence (``own``: name, representative, address...), the
+        holder's identity, and what was applied for (the request text, for the approved scope). A
+        required field found nowhere stops the approval with the list of what is missing: nothing is
+        made up."""
         ltype = get_type(type_code)
         form = row["form_data"] or {}
         today = local_date(now)
-        own = next(
-            iter(
-                library.by_holder(
-                    holder_id, include_inactive=False, today=today, type_code="business_licence"
-                )
-            ),
-            None,
-        )
         identity = {
             "name": holder_name,
             "operator_name": holder_name,

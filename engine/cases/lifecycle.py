@@ -9,19 +9,22 @@ at approval while a material is pending; the step that delivers the supply issue
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, Connection, and_, select, update
 
 from engine.cases.clocks import ClockRepository
+from engine.cases.figure_counts import count_closing, count_visit
 from engine.cases.intake_rules import refuse_incomplete_acceptance
 from engine.cases.licences import CaseLicences
 from engine.cases.status import CLOSED, DECIDED, LABELS, can_move
-from engine.errors import InvalidModel
-from engine.persistence.repositories import AuditRepository
-from engine.persistence.tables import case_materials, cases
+from engine.errors import InvalidModel, NotFound
+from engine.persistence.repositories import audit_row
+from engine.persistence.steps import CaseWrite, write_case
+from engine.persistence.tables import case_clocks, case_materials, cases, tasks
 from engine.step import StepContext
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
@@ -46,29 +49,31 @@ class CaseLifecycle:
         case_id = ctx.business_key
         if case_id is None:
             return  # an instance that is not a case (plain engine use)
-        found = ctx.conn.execute(
-            select(cases.c.status, cases.c.status_seq).where(cases.c.id == case_id)
-        ).first()
-        if found is None:
-            return
         cal = ctx.runtime.calendar or self.calendar()  # the calendar this command runs with
         clocks = ClockRepository(ctx.conn, cal)
+        case = _CaseStep.read(ctx, case_id, clocks)
+        if case is None:
+            return
         data = ctx.runtime.data
-        current, seq = found
+        current, seq = case.row["status"], case.row["status_seq"]
         for new in self._new_statuses(data, seq, current):
             if new != current:
-                self._transition(ctx, case_id, current, new, data, clocks)
+                self._transition(ctx, case, current, new, data, clocks)
                 current = new
         history = data.get("status_history")
         if isinstance(history, list) and len(history) > seq:
-            ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(status_seq=len(history)))
+            case.set(status_seq=len(history))
+        if ctx.action == "start" and case.row["instance_id"] is None:  # the case's own instance
+            case.set(instance_id=ctx.instance_id)
         if current == "approved":
-            self._release_held_licence(ctx, case_id)
+            self._release_held_licence(ctx, case)
         # task clocks and clock suspension follow the model's task attributes
+        opened: list[tuple[Clock, str | None]] = []
         for task in ctx.opened:  # a task with its own limit gets its own clock (ow:clock="none": no clock)
             clock = self._task_clock(ctx, task)
             if clock is not None:
-                clocks.open(case_id, clock, task_id=task.task_id)
+                opened.append((clock, task.task_id))
+        clocks.open_many(case_id, opened)
         for task_id in ctx.closed:
             for clock_id, clk in clocks.running(case_id, task_id=task_id):
                 clk.stop(ctx.now)
@@ -82,10 +87,11 @@ class CaseLifecycle:
             elif not suspending_open and paused:
                 clk.resume(ctx.now)
                 clocks.save(clock_id, clk)
+        case.flush(clocks)
         if ctx.completed is not None:
             self._materials_from_task(ctx, case_id)
         if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
-            ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(visits=cases.c.visits + 1))
+            count_visit(ctx.conn, case_id)  # visits + 1, and the figures' visit buckets
 
     def _holds_until_supplied(self, row: dict[str, Any]) -> bool:
         """A tolerant acceptance of an item whose licence the catalogue holds until the tolerated materials
@@ -95,33 +101,39 @@ class CaseLifecycle:
         items = [self.catalogue.get(code) for code in row["items"]]
         return any(i.hold_licence_until_supplied and i.issues_licence_type for i in items)
 
-    def _licence_held(self, ctx: StepContext, row: dict[str, Any]) -> bool:
-        """Whether the licence of the approved case waits: held until supplied, and a material pending."""
-        if not self._holds_until_supplied(row):
+    def _licence_held(self, ctx: StepContext, case: _CaseStep) -> bool:
+        """Whether the licence of the approved case waits: held until supplied, and a material pending
+        (read once a step: the step changes materials only after its transitions)."""
+        if not self._holds_until_supplied(case.row):
             return False
-        pending = ctx.conn.execute(
-            select(case_materials.c.id)
-            .where(case_materials.c.case_id == row["id"], case_materials.c.state.in_(PENDING_MATERIALS))
-            .limit(1)
-        ).first()
-        return pending is not None
+        if case.material_pending is None:
+            case.material_pending = (
+                ctx.conn.execute(
+                    select(case_materials.c.id)
+                    .where(
+                        case_materials.c.case_id == case.id,
+                        case_materials.c.state.in_(PENDING_MATERIALS),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
+        return case.material_pending
 
-    def _release_held_licence(self, ctx: StepContext, case_id: str) -> None:
+    def _release_held_licence(self, ctx: StepContext, case: _CaseStep) -> None:
         """Issue the licence held at approval once nothing is pending any more (the step that delivered
         ``materials_supplied``), valid from that day."""
-        row = dict(ctx.conn.execute(select(cases).where(cases.c.id == case_id)).one()._mapping)
-        if row["licence_ids"] or not self._holds_until_supplied(row) or self._licence_held(ctx, row):
+        row = case.row
+        if row["licence_ids"] or not self._holds_until_supplied(row) or self._licence_held(ctx, case):
             return
         issued = self.licences.issue_for(ctx.conn, row, ctx.now, ctx.actor)
         if not issued:
             return
-        ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(licence_ids=issued))
-        AuditRepository(ctx.conn).record(
-            ctx.now,
-            ctx.actor,
+        case.set(licence_ids=issued)
+        case.audit(
+            ctx,
             "licence_released",
-            business_key=case_id,
-            detail={"licence_ids": issued, "reason": "容缺材料已补齐，出证"},
+            {"licence_ids": issued, "reason": "容缺材料已补齐，出证"},
         )
 
     @staticmethod
@@ -190,12 +202,13 @@ class CaseLifecycle:
     def _transition(
         self,
         ctx: StepContext,
-        case_id: str,
+        case: _CaseStep,
         old: str | None,
         new: str,
         data: dict[str, Any],
         clocks: ClockRepository,
     ) -> None:
+        case_id = case.id
         if not can_move(old, new):
             raise InvalidModel(
                 f"流程把办件状态从「{LABELS.get(old or '', old)}」改为「{LABELS.get(new, new)}」，"
@@ -212,7 +225,7 @@ class CaseLifecycle:
             or data.get("opinion")
         )
         values: dict[str, Any] = {"status": new, "status_reason": reason}
-        row = dict(ctx.conn.execute(select(cases).where(cases.c.id == case_id)).one()._mapping)
+        row = dict(case.row)  # as it stands before this transition
         if new == "accepted" and row["accepted_at"] is None:
             refuse_incomplete_acceptance(ctx.conn, case_id, data)  # every flow, every model
             values["accepted_at"] = ctx.now
@@ -225,17 +238,11 @@ class CaseLifecycle:
         if new in CLOSED:
             values["closed_at"] = ctx.now
         if new == "approved":
-            if self._licence_held(ctx, row):
+            if self._licence_held(ctx, case):
                 # 容缺受理, 补齐后出证: no licence exists before the supply (not even a suspended one), but
                 # its face must be complete now, so that the supply cannot fail on it later
                 self.licences.check_for(ctx.conn, row, ctx.now)
-                AuditRepository(ctx.conn).record(
-                    ctx.now,
-                    ctx.actor,
-                    "licence_held",
-                    business_key=case_id,
-                    detail={"reason": "容缺受理：容缺材料补齐后出证"},
-                )
+                case.audit(ctx, "licence_held", {"reason": "容缺受理：容缺材料补齐后出证"})
             else:
                 issued = self.licences.issue_for(ctx.conn, row, ctx.now, ctx.actor)
                 values["licence_ids"] = list(row["licence_ids"] or []) + issued
@@ -243,14 +250,11 @@ class CaseLifecycle:
             # a licence released early under a commitment that was then broken does not stand
             why = f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}"
             self.licences.revoke_for(ctx.conn, row["licence_ids"], why, ctx.now, ctx.actor)
-        ctx.conn.execute(update(cases).where(cases.c.id == case_id).values(**values))
-        AuditRepository(ctx.conn).record(
-            ctx.now,
-            ctx.actor,
-            "case_status",
-            business_key=case_id,
-            detail={"from": old, "to": new, "reason": reason},
-        )
+        case.set(**values)
+        if new in CLOSED:  # the figures' summary rows (the case's clocks were stopped above)
+            clocks.flush()
+            count_closing(ctx.conn, row, ctx.now, row["closed_at"])
+        case.audit(ctx, "case_status", {"from": old, "to": new, "reason": reason})
 
     def _open_case_clocks(
         self, ctx: StepContext, case_id: str, row: dict[str, Any], clocks: ClockRepository
@@ -267,5 +271,129 @@ class CaseLifecycle:
             legal = promised = max(i.joint_limit_days for i in items)
         else:
             legal, promised = items[0].legal_limit_days, items[0].promised_limit_days
-        clocks.open(case_id, Clock(kind="legal", started_at=started_at, limit_days=legal))
-        clocks.open(case_id, Clock(kind="promised", started_at=started_at, limit_days=promised))
+        clocks.open_many(
+            case_id,
+            [
+                (Clock(kind="legal", started_at=started_at, limit_days=legal), None),
+                (Clock(kind="promised", started_at=started_at, limit_days=promised), None),
+            ],
+        )
+
+
+_HANDED = "onewindow.case_row"
+"""``Connection.info`` key of a case row (with its running clocks) read earlier in the current transaction
+for the lifecycle of the step that follows: (transaction, action, case id, row, running clocks)."""
+_JSON_COLUMNS = [c.name for c in cases.c if isinstance(c.type, JSON)]
+_CLOCK_LABELS = (
+    case_clocks.c.id.label("running_clock_id"),
+    case_clocks.c.task_id.label("running_clock_task"),
+    case_clocks.c.clock.label("running_clock"),
+)
+_RUNNING = and_(case_clocks.c.case_id == cases.c.id, case_clocks.c.stopped_at.is_(None))
+
+
+def _hand_over(
+    conn: Connection, action: str, row: dict[str, Any], running: list[tuple[int, str | None, Clock]]
+) -> None:
+    conn.info[_HANDED] = (conn.get_transaction(), action, row["id"], row, running)
+
+
+def forget_handed_case(conn: Connection) -> None:
+    """Drop a case row handed over in this transaction: something is about to write the case."""
+    conn.info.pop(_HANDED, None)
+
+
+def hand_over_new_case(conn: Connection, values: dict[str, Any]) -> None:
+    """The row of a case just inserted on ``conn`` (its insert ``values``), as a read would return it
+    (defaults filled in, JSON values as stored), for the lifecycle of its start step in the same
+    transaction: one read fewer. No clock runs yet."""
+    row: dict[str, Any] = {c.name: None for c in cases.c}
+    row.update({c.name: c.default.arg for c in cases.c if c.default is not None and c.default.is_scalar})
+    row.update(values)
+    for name in _JSON_COLUMNS:
+        if row[name] is not None:
+            row[name] = json.loads(json.dumps(row[name]))
+    _hand_over(conn, "start", row, [])
+
+
+def read_task_with_case(conn: Connection, task_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The task row (as ``TaskRepository.get`` reads it: ``NotFound`` when there is none) and its case's
+    row, in one query with the case's running clocks; the case row and clocks are handed over to the
+    lifecycle of the completion that follows in this transaction (one read fewer). A caller that writes
+    the case before the step must :func:`forget_handed_case`."""
+    case_cols = [c.label(f"case_{c.name}") for c in cases.c]
+    query = (
+        select(tasks, *case_cols, *_CLOCK_LABELS)
+        .select_from(
+            tasks.outerjoin(cases, cases.c.id == tasks.c.business_key).outerjoin(case_clocks, _RUNNING)
+        )
+        .where(tasks.c.id == task_id)
+        .order_by(case_clocks.c.id)
+    )
+    rows = conn.execute(query).mappings().all()
+    if not rows:
+        raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
+    task = {c.name: rows[0][c] for c in tasks.c}
+    if rows[0]["case_id"] is None:
+        return task, None
+    case = {c.name: rows[0][f"case_{c.name}"] for c in cases.c}
+    _hand_over(conn, "complete", case, _running_of(rows))
+    return task, case
+
+
+def _running_of(rows: Sequence[Any]) -> list[tuple[int, str | None, Clock]]:
+    return [
+        (int(r["running_clock_id"]), r["running_clock_task"], Clock.from_dict(r["running_clock"]))
+        for r in rows
+        if r["running_clock_id"] is not None
+    ]
+
+
+class _CaseStep:
+    """A case within one step: its row read once (with its running clocks), the values the step sets on
+    it and the audit events it adds, written once each by :meth:`flush` (one UPDATE, one INSERT)."""
+
+    def __init__(self, conn: Connection, row: dict[str, Any]) -> None:
+        self.conn = conn
+        self.row = row
+        self.id: str = row["id"]
+        self._values: dict[str, Any] = {}
+        self._audit: list[dict[str, Any]] = []
+        self.material_pending: bool | None = None  # a material still owed (None: not read yet)
+
+    @classmethod
+    def read(cls, ctx: StepContext, case_id: str, clocks: ClockRepository) -> _CaseStep | None:
+        """The case row and its running clocks in one query (one row per running clock), the clocks
+        handed to ``clocks``; None when ``case_id`` is no case. A row read earlier in this transaction
+        for this step (:func:`hand_over_new_case`, :func:`read_task_with_case`) is taken instead."""
+        handed = ctx.conn.info.pop(_HANDED, None)
+        if handed is not None:
+            transaction, action, handed_id, row, running = handed
+            if transaction is ctx.conn.get_transaction() and action == ctx.action and handed_id == case_id:
+                clocks.preload(case_id, running)
+                return cls(ctx.conn, row)
+        query = (
+            select(cases, *_CLOCK_LABELS)
+            .outerjoin(case_clocks, _RUNNING)
+            .where(cases.c.id == case_id)
+            .order_by(case_clocks.c.id)
+        )
+        rows = ctx.conn.execute(query).mappings().all()
+        if not rows:
+            return None
+        clocks.preload(case_id, _running_of(rows))
+        return cls(ctx.conn, {c.name: rows[0][c] for c in cases.c})
+
+    def set(self, **values: Any) -> None:
+        self.row.update(values)
+        self._values.update(values)
+
+    def audit(self, ctx: StepContext, action: str, detail: dict[str, Any]) -> None:
+        self._audit.append(audit_row(ctx.now, ctx.actor, action, business_key=self.id, detail=detail))
+
+    def flush(self, clocks: ClockRepository) -> None:
+        """Write what the step set on the case (none when nothing changed), its clocks and the audit
+        events it added (in the order they were added): one statement on PostgreSQL."""
+        new_clocks, changed_clocks = clocks.take_writes()
+        write_case(self.conn, CaseWrite(self.id, self._values, new_clocks, changed_clocks, self._audit))
+        self._values, self._audit = {}, []

@@ -175,10 +175,14 @@ class OfficerDesk:
 
     def complete(self, task_id: str, data: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
         """Complete the task with the form data as given (any form; the case service validates it)."""
-        with self.engine.connect() as conn:
-            task = self._workable(conn, task_id, viewer).task
-        result = self.cases.complete_task(task_id, data, viewer.actor, groups=set(viewer.groups))
-        return self._outcome(task, "complete", result)
+        seen: list[dict[str, Any]] = []
+
+        def find(conn: Connection) -> dict[str, Any]:  # in the command's transaction: the row read once
+            seen.append(self._workable(conn, task_id, viewer).task)
+            return seen[-1]
+
+        result = self.cases.complete_task(task_id, data, viewer.actor, groups=set(viewer.groups), find=find)
+        return self._outcome(seen[-1], "complete", result)
 
     def _outcome(self, task: Mapping[str, Any], action: str, result: StepResult) -> dict[str, Any]:
         with self.engine.connect() as conn:

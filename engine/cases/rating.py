@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 
 from engine.cases.access import case_not_found, same_holder
+from engine.cases.figure_counts import count_rating
 from engine.cases.status import CLOSED
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.database import unit_of_work
@@ -61,7 +62,13 @@ class CaseRatings:
         level, text = check_rating(level, comment)
         with unit_of_work(self.engine) as conn:
             row = conn.execute(
-                select(cases.c.applicant_id, cases.c.status, cases.c.rating).where(cases.c.id == case_id)
+                select(
+                    cases.c.applicant_id,
+                    cases.c.status,
+                    cases.c.rating,
+                    cases.c.submitted_at,
+                    cases.c.department,
+                ).where(cases.c.id == case_id)
             ).first()
             if row is None or not same_holder(rater, row.applicant_id):
                 raise case_not_found(case_id)
@@ -77,6 +84,9 @@ class CaseRatings:
             ).rowcount
             if written != 1:  # another rating committed since the read above
                 raise Conflict("该办件已评价", code="already_rated", case=case_id)
+            count_rating(
+                conn, submitted_at=row.submitted_at, department=row.department, level=level, rated_at=now
+            )
             AuditRepository(conn).append(
                 [
                     audit_row(

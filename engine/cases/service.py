@@ -17,16 +17,22 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from engine.assignment import authorise_task, task_not_found
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_holder
 from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
+from engine.cases.figure_counts import count_received
 from engine.cases.intake import Application, choose_flow, material_states, next_case_number
-from engine.cases.intake_rules import IntakeRules
+from engine.cases.intake_rules import INTAKE_FORM, SUPPLEMENT_FORM, IntakeRules
 from engine.cases.licences import CaseLicences
-from engine.cases.lifecycle import CaseLifecycle
+from engine.cases.lifecycle import (
+    CaseLifecycle,
+    forget_handed_case,
+    hand_over_new_case,
+    read_task_with_case,
+)
 from engine.cases.rating import CaseRatings
 from engine.cases.status import CLOSED, LABELS
 from engine.cases.steering import refuse_steering
@@ -34,7 +40,8 @@ from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
 from engine.limits import check_data
 from engine.persistence.columns import check_row
-from engine.persistence.repositories import AuditRepository, InstanceRepository, TaskRepository, audit_row
+from engine.persistence.repositories import InstanceRepository, audit_row
+from engine.persistence.steps import insert_case
 from engine.persistence.tables import case_materials, cases
 from engine.service import WorkflowService
 from engine.step import StepResult
@@ -47,6 +54,7 @@ from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
 from licence.checkdigits import holder_id_kind, validate_holder_id
 from licence.library import LicenceLibrary
+from licence.model import LicenceRecord
 from processes.catalogue import TOLERANT_PROCESS, Catalogue
 
 TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
@@ -88,11 +96,19 @@ class CaseService:
         return combine_forms([self.forms.get(k) for k in keys], "并联审批申请表（一表申请）")
 
     def prefill(
-        self, conn: Connection, form: str | FormDefinition, applicant_id: str, applicant_name: str = ""
+        self,
+        conn: Connection,
+        form: str | FormDefinition,
+        applicant_id: str,
+        applicant_name: str = "",
+        *,
+        licences: list[LicenceRecord] | None = None,
     ) -> AutofillResult:
-        """Values from the applicant's valid licences for ``form`` (key or definition), with provenance."""
+        """Values from the applicant's valid licences for ``form`` (key or definition), with provenance
+        (``licences``: every licence of the applicant, when the caller has read them already)."""
         definition = self.forms.get(form) if isinstance(form, str) else form
-        licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id)
+        if licences is None:
+            licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id)
         applicant = {"name": applicant_name, "id": applicant_id}
         return autofill(definition, licences=licences, applicant=applicant, today=local_date(self.now))
 
@@ -124,9 +140,11 @@ class CaseService:
             )
         flow, start_data = choose_flow(self.catalogue, app, items)
         form = self.application_form([i.code for i in items])
-        filled = self.prefill(conn, form, applicant_id, app.applicant_name)
+        # read once, for the form and the materials (neither reads a licence's status history)
+        held = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id, history=False)
+        filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=local_date(self.now))
-        materials = material_states(conn, app, items, applicant_id, self.workflow.clock)
+        materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held)
         if app.tolerant:
             missing_key = [m for m in materials if m["key"] and m["state"] == "missing"]
             if missing_key:
@@ -138,31 +156,29 @@ class CaseService:
                 )
         now = self.now
         case_id = next_case_number(conn, now)
-        conn.execute(
-            insert(cases).values(
-                id=case_id,
-                flow=flow.process_id,
-                items=[i.code for i in items],
-                department=start_data.get("lead_department") or start_data["department"],
-                applicant_kind=kind,
-                applicant_id=applicant_id,
-                applicant_name=app.applicant_name.strip(),
-                contact_phone=app.contact_phone,
-                channel=app.channel,
-                visits=1 if app.channel == "counter" else 0,
-                priority=app.priority,
-                status="submitted",
-                form_data=data,
-                autofill={k: v.to_dict() for k, v in filled.provenance.items()},
-                licence_ids=[],
-                submitted_at=now,
-                check_code=new_check_code(),  # for tracking without signing in (engine/cases/check_codes.py)
-            )
+        case_row = dict(
+            id=case_id,
+            flow=flow.process_id,
+            items=[i.code for i in items],
+            department=start_data.get("lead_department") or start_data["department"],
+            applicant_kind=kind,
+            applicant_id=applicant_id,
+            applicant_name=app.applicant_name.strip(),
+            contact_phone=app.contact_phone,
+            channel=app.channel,
+            visits=1 if app.channel == "counter" else 0,
+            priority=app.priority,
+            status="submitted",
+            form_data=data,
+            autofill={k: v.to_dict() for k, v in filled.provenance.items()},
+            licence_ids=[],
+            submitted_at=now,
+            check_code=new_check_code(),  # for tracking without signing in (engine/cases/check_codes.py)
         )
-        conn.execute(
-            insert(case_materials), [{**m, "case_id": case_id, "updated_at": now} for m in materials]
-        )
-        AuditRepository(conn).append(
+        insert_case(  # one statement on PostgreSQL
+            conn,
+            case_row,
+            [{**m, "case_id": case_id, "updated_at": now} for m in materials],
             [
                 audit_row(
                     now,
@@ -171,8 +187,9 @@ class CaseService:
                     business_key=case_id,
                     detail={"items": app.items, "channel": app.channel},
                 )
-            ]
+            ],
         )
+        hand_over_new_case(conn, case_row)  # the lifecycle's start step takes the row instead of reading it
         start_data.update(
             case_number=case_id,
             applicant_name=app.applicant_name.strip(),
@@ -184,10 +201,16 @@ class CaseService:
             ],
             key_materials_complete=not any(m["key"] and m["state"] == "missing" for m in materials),
         )
-        instance_id = self.workflow.start_in(
-            conn, flow.process_id, start_data, actor, business_key=case_id
-        ).instance_id
-        conn.execute(update(cases).where(cases.c.id == case_id).values(instance_id=instance_id))
+        self.workflow.start_in(conn, flow.process_id, start_data, actor, business_key=case_id)
+        # the case row got its instance id from the lifecycle, with the step's own case writes
+        count_received(  # the figures' summary row, last: its row lock is held only until the commit
+            conn,
+            submitted_at=now,
+            department=start_data.get("lead_department") or start_data["department"],
+            items=[i.code for i in items],
+            channel=app.channel,
+            visits=1 if app.channel == "counter" else 0,
+        )
         return case_id
 
     # ------------------------------------------------------------------ tasks of a case
@@ -199,20 +222,31 @@ class CaseService:
         *,
         groups: set[str] | frozenset[str] | None = None,
         holder_id: str | None = None,
+        find: Callable[[Connection], dict[str, Any]] | None = None,
     ) -> StepResult:
         """Check who acts, validate the task's form and complete it, in one (retried) transaction.
 
         ``groups`` are the actor's groups (departments, ``window``, ``applicant``...); ``None`` means the
         caller has already decided (internal use, or the REST API until sign-in exists). An applicant
         (``applicant`` among ``groups``) works only the tasks of their own cases: ``holder_id`` must be
-        the case's applicant id, else the task does not exist for them."""
-        check_data(data, self.workflow.limits, field="data", task_id=task_id)
+        the case's applicant id, else the task does not exist for them. ``find`` reads the task row
+        under the caller's own visibility rule (the officer desk's), first and inside the same
+        transaction, so that the row is read once; then the data limits are checked."""
+        if find is None:
+            check_data(data, self.workflow.limits, field="data", task_id=task_id)
 
         def command(conn: Connection) -> StepResult:
-            task = TaskRepository(conn).get(task_id)
+            case: dict[str, Any] | None = None
+            if find is None:
+                task, case = read_task_with_case(conn, task_id)  # the case row, for the lifecycle too
+            else:
+                task = find(conn)
+                check_data(data, self.workflow.limits, field="data", task_id=task_id)
             authorise_task(task, actor, groups)  # outside the actor's scope the task does not exist
             if groups is not None and APPLICANT_GROUP in groups:
-                self._authorise_applicant(conn, task, holder_id)
+                self._authorise_applicant(conn, task, holder_id, case)
+            if task["form_key"] in (INTAKE_FORM, SUPPLEMENT_FORM):
+                forget_handed_case(conn)  # the intake rules may write the case (deemed acceptance)
             if task["state"] != "ready":
                 raise Conflict(
                     f"任务已{TASK_STATE_LABELS.get(task['state'], task['state'])}",
@@ -228,11 +262,18 @@ class CaseService:
         return self.workflow.run(command)
 
     @staticmethod
-    def _authorise_applicant(conn: Connection, task: dict[str, Any], holder_id: str | None) -> None:
+    def _authorise_applicant(
+        conn: Connection, task: dict[str, Any], holder_id: str | None, case: dict[str, Any] | None = None
+    ) -> None:
         """The applicant's group is every applicant's: the case decides whose task it is. A task of
-        another applicant's case (or of no case) answers like a task that does not exist."""
-        row = conn.execute(select(cases.c.applicant_id).where(cases.c.id == task["business_key"])).first()
-        if row is None or not same_holder(holder_id, row.applicant_id):
+        another applicant's case (or of no case) answers like a task that does not exist. ``case``: the
+        case row when the caller read it with the task."""
+        if case is None:
+            row = conn.execute(select(cases.c.applicant_id).where(cases.c.id == task["business_key"])).first()
+            applicant = None if row is None else row.applicant_id
+        else:
+            applicant = case["applicant_id"]
+        if applicant is None or not same_holder(holder_id, applicant):
             raise task_not_found(str(task["id"]))
 
     def _task_input(self, conn: Connection, task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from engine.cases.applicant_tables import submission_keys
 from engine.cases.intake import Application
 from engine.cases.service import CaseService
 from engine.errors import Conflict, Forbidden, InvalidInput
-from engine.persistence.tables import cases, tasks
+from engine.persistence.tables import cases, task_candidates
 from forms.autofill import AutofillResult
 from forms.definition import FormDefinition
 
@@ -249,10 +249,11 @@ def my_cases(engine: Engine, holder_id: str, *, limit: int = 20, cursor: str | N
     """The holder's cases, newest first: ``limit`` (1-100) of them after ``cursor`` (from the last page)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"每页条数须为 1-{MAX_PAGE}", code="bad_limit", field="limit")
-    waiting = exists().where(
-        tasks.c.business_key == cases.c.id,
-        tasks.c.state == "ready",
-        tasks.c.candidate_groups.like(f"%,{APPLICANT_GROUP},%"),
+    waiting = exists().where(  # a ready task of the case for the applicant group (the index of ready rows)
+        task_candidates.c.case_id == cases.c.id,
+        task_candidates.c.state == "ready",
+        task_candidates.c.kind == "group",
+        task_candidates.c.name == APPLICANT_GROUP,
     )
     query = (
         select(

@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, func, insert, or_, select
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select
 
 from engine.cases.access import case_not_found
 from engine.cases.status import CLOSED, LABELS
 from engine.errors import Conflict, InvalidInput, NotFound
-from engine.persistence.repositories import AuditRepository, like_member
-from engine.persistence.tables import case_clocks, cases, escalations, tasks
+from engine.persistence.repositories import AuditRepository, member_name
+from engine.persistence.tables import case_clocks, cases, escalations, task_candidates, tasks
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
 from processes.catalogue import Catalogue
@@ -89,8 +89,12 @@ def _parse_cursor(cursor: str) -> tuple[datetime, int]:
 def _department_filter(departments: Iterable[str]) -> Any:
     """The case's (lead) department is one of ``departments``, or the clock's task belongs to one."""
     names = sorted(set(departments))
-    by_task = [tasks.c.candidate_groups.like(like_member(d, "departments"), escape="\\") for d in names]
-    return or_(cases.c.department.in_(names), and_(case_clocks.c.task_id.is_not(None), or_(*by_task)))
+    by_task = exists().where(
+        task_candidates.c.task_id == case_clocks.c.task_id,
+        task_candidates.c.kind == "group",
+        task_candidates.c.name.in_([member_name(d, "departments") for d in names]),
+    )
+    return or_(cases.c.department.in_(names), and_(case_clocks.c.task_id.is_not(None), by_task))
 
 
 def clock_alerts(

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 from engine.cases.access import Viewer, case_not_found, is_officer_of, same_holder
 from engine.cases.applicant_tables import case_withdrawals
 from engine.cases.clocks import ClockRepository
+from engine.cases.figure_counts import count_closing
 from engine.cases.service import CaseService
 from engine.cases.status import LABELS, WITHDRAWABLE, can_move
 from engine.errors import Conflict, InvalidInput
@@ -210,11 +211,13 @@ def _close_withdrawn(
         clock = Clock.from_dict(data)
         clock.stop(now)  # an open pause ends at the same instant
         clocks.save(int(clock_id), clock)
-    conn.execute(
+    closed = conn.execute(
         update(cases)
         .where(cases.c.id == case_id)
         .values(status="withdrawn", status_reason=reason, closed_at=now)
-    )
+        .returning(cases.c.id, cases.c.submitted_at, cases.c.department, cases.c.accepted_at)
+    ).one()
+    count_closing(conn, closed._mapping, now, None)  # a withdrawable case was not closed before
     AuditRepository(conn).record(
         now,
         actor,

@@ -149,9 +149,8 @@ MAX_FILTER_GROUPS = 50
 """Most groups one inbox query may filter by (each is one LIKE on the projection)."""
 
 
-def like_member(name: str, field: str = "groups") -> str:
-    """A LIKE pattern matching ``name`` as one member of a ``",a,b,"`` list column, literally: ``%`` and
-    ``_`` (and the escape character) in ``name`` match only themselves (use with ``escape="\\"``)."""
+def member_name(name: str, field: str = "groups") -> str:
+    """``name`` as one group or user name to filter tasks by (``InvalidInput`` when it cannot be one)."""
     if not isinstance(name, str) or not name or "," in name or len(name) > 200 or bad_character(name):
         raise InvalidInput(
             "筛选条件必须是单个组名或用户名（不含逗号，至多 200 个字符）",
@@ -159,6 +158,13 @@ def like_member(name: str, field: str = "groups") -> str:
             field=field,
             value=str(name)[:80],
         )
+    return name
+
+
+def like_member(name: str, field: str = "groups") -> str:
+    """A LIKE pattern matching ``name`` as one member of a ``",a,b,"`` list column, literally: ``%`` and
+    ``_`` (and the escape character) in ``name`` match only themselves (use with ``escape="\\"``)."""
+    member_name(name, field)
     escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%,{escaped},%"
 

@@ -1,12 +1,20 @@
 """The rows one engine step writes: the instance state (inserted, or saved under a version check), the task
 the actor completed, the tasks the step opened and its audit events.
 
+Each new task comes with its rows in ``task_candidates`` (one per candidate group or user, with the inbox's
+sort keys: see ``engine/persistence/tables.py``), written by the same statement on PostgreSQL.
+
 On PostgreSQL they go to the database as ONE prepared statement (data-modifying CTEs; the new rows travel
 as one JSON parameter each, so the statement is the same for any number of rows). A round trip costs both
 sides about 0.1 ms of CPU here and a command used to spend five of them on these writes; planning the
 combined statement costs PostgreSQL 0.2-0.4 ms, so each session PREPAREs it once and then only EXECUTEs it
 (a transaction-pooling PgBouncer, which shares sessions, would need its prepared-statement support). Other
 databases run the same writes as separate statements, the version check first.
+
+The case layer's rows go the same way (``write_case``: what a step sets on the case row, its new and
+changed clocks, its audit events; ``insert_case``: a new case with its materials and its audit event):
+one statement on PostgreSQL (not prepared: their shape varies), one per table elsewhere. They cannot ride
+in the engine's statement: the lifecycle observer that decides them runs after it.
 """
 
 from __future__ import annotations
@@ -15,20 +23,26 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Connection,
     Executable,
     Exists,
     Select,
     Table,
     Text,
+    and_,
     bindparam,
+    case,
     cast,
+    exists,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -37,10 +51,21 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import psycopg2
 from sqlalchemy.exc import DBAPIError
 
+from engine.assignment import candidates
 from engine.errors import Conflict
 from engine.persistence.columns import check_row
 from engine.persistence.repositories import AuditRepository
-from engine.persistence.tables import audit_log, instances, tasks
+from engine.persistence.tables import (
+    NO_DUE,
+    UTCDateTime,
+    audit_log,
+    case_clocks,
+    case_materials,
+    cases,
+    instances,
+    task_candidates,
+    tasks,
+)
 
 # Parameter names never equal a column name: inside one statement, an UPDATE would take such a parameter
 # as a value for its own column of that name.
@@ -65,6 +90,80 @@ _CLOSE_OWN_TASK = (
     .values(state="completed", completed_at=bindparam("t_now"), completed_by=bindparam("t_actor"))
 )
 _INSERT_TASKS = insert(tasks)
+
+
+def clock_instant(task: Any, column: str) -> ColumnElement[Any]:
+    """The task's clock instant (``due_at`` / ``warn_at``) as the inbox reads it: its own running clock's,
+    else the running case clock's it counts against (``task``: columns id, business_key, clock)."""
+    own = case_clocks.alias("own_clock")
+    own_running = and_(own.c.task_id == task.id, own.c.stopped_at.is_(None))
+    counted = case_clocks.alias("case_clock")
+    return case(
+        (
+            exists().where(own_running),
+            select(own.c[column]).where(own_running).order_by(own.c.id).limit(1).scalar_subquery(),
+        ),
+        else_=select(counted.c[column])
+        .where(
+            counted.c.case_id == task.business_key,
+            counted.c.task_id.is_(None),
+            counted.c.kind == task.clock,
+            counted.c.stopped_at.is_(None),
+        )
+        .scalar_subquery(),
+    )
+
+
+def candidate_keys(task: Any) -> list[ColumnElement[Any]]:
+    """clock_due_at, clock_warn_at, sort_due of ``task_candidates`` for ``task`` (columns id, business_key,
+    clock, due_at): the same rule as the migration's triggers that keep them."""
+    due = clock_instant(task, "due_at")
+    return [
+        due,
+        clock_instant(task, "warn_at"),
+        func.coalesce(due, task.due_at, literal(NO_DUE, UTCDateTime())),
+    ]
+
+
+_CANDIDATE_COLUMNS = [c.name for c in task_candidates.c]
+
+
+def _candidates_of(task: Any, kind: Any, name: Any) -> Select[Any]:
+    of_case = select(cases.c.id).where(cases.c.id == task.business_key).scalar_subquery()  # NULL: no case's
+    return select(
+        task.id,
+        kind,
+        name,
+        of_case,
+        task.state,
+        task.priority,
+        task.created_at,
+        *candidate_keys(task),
+    )
+
+
+_INSERT_CANDIDATES = insert(task_candidates).from_select(
+    _CANDIDATE_COLUMNS,
+    _candidates_of(tasks.c, bindparam("c_kind", type_=Text), bindparam("c_name", type_=Text)).where(
+        tasks.c.id == bindparam("c_task")
+    ),
+)
+
+
+def _check_candidates(rows: Sequence[dict[str, Any]]) -> None:
+    for row in rows:
+        for _, name in candidates(row):
+            check_row(
+                task_candidates, {"name": name}, fields={"name": "candidate_groups"}, task=row.get("id")
+            )
+
+
+def _candidate_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"c_task": row["id"], "c_kind": kind, "c_name": name}
+        for row in rows
+        for kind, name in candidates(row)
+    ]
 
 
 @dataclass(frozen=True)
@@ -142,7 +241,11 @@ def _write_each(conn: Connection, step: StepWrite) -> tuple[int, int]:
         closed = conn.execute(_CLOSE_OWN_TASK, _task_values(step)).rowcount
     if step.new_tasks:  # one row goes the plain execute path, cheaper than executemany
         rows = step.new_tasks
+        _check_candidates(rows)
         conn.execute(_INSERT_TASKS, rows[0] if len(rows) == 1 else list(rows))
+        members = _candidate_rows(rows)
+        if members:
+            conn.execute(_INSERT_CANDIDATES, members[0] if len(members) == 1 else members)
     AuditRepository(conn).append(step.audit)
     return 1, closed
 
@@ -158,13 +261,19 @@ def _defaults(table: Table) -> dict[str, Any]:
 _TASK_DEFAULTS, _AUDIT_DEFAULTS = _defaults(tasks), _defaults(audit_log)
 
 
-def _insert_json_rows(table: Table, param: str, after: Exists) -> Executable:
-    """INSERT INTO table SELECT ... FROM json_populate_recordset(NULL::table, :param) WHERE after."""
-    columns = [c.name for c in table.c if not (c.primary_key and c.autoincrement is True)]
-    rows = func.json_populate_recordset(
+def _json_recordset(table: Table, param: str, columns: Sequence[str]) -> Any:
+    """json_populate_recordset(NULL::table, :param) with ``columns``: rows that travel as one JSON text."""
+    return func.json_populate_recordset(
         literal_column(f"NULL::{table.name}"), cast(bindparam(param, type_=Text), JSON)
     ).table_valued(*columns)
-    return insert(table).from_select(columns, select(*[rows.c[name] for name in columns]).where(after))
+
+
+def _insert_json_rows(table: Table, param: str, after: Exists | None) -> Executable:
+    """INSERT INTO table SELECT ... FROM json_populate_recordset(NULL::table, :param) [WHERE after]."""
+    columns = [c.name for c in table.c if not (c.primary_key and c.autoincrement is True)]
+    rows = _json_recordset(table, param, columns)
+    chosen = select(*[rows.c[name] for name in columns])
+    return insert(table).from_select(columns, chosen if after is None else chosen.where(after))
 
 
 def _one_statement(new_instance: bool) -> Select[Any]:
@@ -180,10 +289,32 @@ def _one_statement(new_instance: bool) -> Select[Any]:
     if not new_instance:
         closed = _CLOSE_OWN_TASK.where(was_saved).returning(tasks.c.id).cte("closed")
         closed_count = select(func.count()).select_from(closed).scalar_subquery()
-    new_tasks = _insert_json_rows(tasks, "task_rows", was_saved).cte("new_tasks")
+    new_tasks = (
+        _insert_json_rows(tasks, "task_rows", was_saved)
+        .returning(
+            *[
+                tasks.c[n]
+                for n in ("id", "business_key", "clock", "due_at", "state", "priority", "created_at")
+            ]
+        )
+        .cte("new_tasks")
+    )
+    members = func.json_populate_recordset(
+        literal_column("NULL::task_candidates"), cast(bindparam("candidate_rows", type_=Text), JSON)
+    ).table_valued("task_id", "kind", "name")
+    new_candidates = (
+        insert(task_candidates)
+        .from_select(
+            _CANDIDATE_COLUMNS,
+            _candidates_of(new_tasks.c, members.c.kind, members.c.name).select_from(
+                members.join(new_tasks, new_tasks.c.id == members.c.task_id)
+            ),
+        )
+        .cte("new_candidates")
+    )
     audited = _insert_json_rows(audit_log, "audit_rows", was_saved).cte("audited")
     counts = select(select(func.count()).select_from(saved).scalar_subquery(), closed_count)
-    return counts.add_cte(new_tasks, audited)
+    return counts.add_cte(new_tasks, new_candidates, audited)
 
 
 class _Prepared:
@@ -241,6 +372,7 @@ def _check_values(step: StepWrite) -> None:
     check_row(tasks, {"completed_by": step.actor})
     for row in step.new_tasks:
         check_row(tasks, row)
+    _check_candidates(step.new_tasks)
     for row in step.audit:
         check_row(audit_log, row)
 
@@ -253,7 +385,155 @@ def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int
         params.update(_task_values(step))
     params.update(
         task_rows=_json_rows(step.new_tasks, _TASK_DEFAULTS),
+        candidate_rows=json.dumps(
+            [
+                {"task_id": m["c_task"], "kind": m["c_kind"], "name": m["c_name"]}
+                for m in _candidate_rows(step.new_tasks)
+            ],
+            ensure_ascii=False,
+        ),
         audit_rows=_json_rows(step.audit, _AUDIT_DEFAULTS),
     )
     saved, closed = _ONE_STATEMENT[new].run(conn, params)
     return int(saved), int(closed)
+
+
+# ------------------------------------------------------------------ the case's writes of a step
+
+
+_CLOCK_COLUMNS = ("clock", "due_at", "warn_at", "stopped_at")
+_CLOCK_DEFAULTS = _defaults(case_clocks)
+
+
+@dataclass(frozen=True)
+class CaseWrite:
+    """What a step of a case writes besides the engine's own rows (``engine.cases.lifecycle``): values
+    set on the case row, new clock rows (in the order their ids are to follow), changed clocks (``id``
+    and the columns of ``_CLOCK_COLUMNS``), audit rows (in order)."""
+
+    case_id: str
+    values: dict[str, Any]
+    new_clocks: list[dict[str, Any]]
+    changed_clocks: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.new_clocks or self.changed_clocks or self.audit)
+
+
+def write_case(conn: Connection, write: CaseWrite) -> None:
+    """Write ``write``: on PostgreSQL in ONE statement (data-modifying CTEs, the rows as JSON parameters),
+    elsewhere one statement per table (in process, nothing to save); nothing at all when it is empty."""
+    if not write:
+        return
+    if conn.dialect.name != "postgresql":
+        write_case_each(conn, write)
+        return
+    for row in write.new_clocks:
+        check_row(case_clocks, row)
+    for row in write.changed_clocks:
+        check_row(case_clocks, row)
+    for row in write.audit:
+        check_row(audit_log, row)
+    check_row(cases, write.values)
+    shape = (
+        tuple(sorted(write.values)),
+        bool(write.new_clocks),
+        bool(write.changed_clocks),
+        bool(write.audit),
+    )
+    params: dict[str, Any] = {f"v_{k}": v for k, v in write.values.items()}
+    params["case_row"] = write.case_id
+    if write.new_clocks:
+        params["case_new_clocks"] = _json_rows(write.new_clocks, _CLOCK_DEFAULTS)
+    if write.changed_clocks:
+        params["case_changed_clocks"] = _json_rows(write.changed_clocks, {})
+    if write.audit:
+        params["case_audit_rows"] = _json_rows(write.audit, _AUDIT_DEFAULTS)
+    conn.execute(_case_statement(*shape), params)
+
+
+def write_case_each(conn: Connection, write: CaseWrite) -> None:
+    """``write`` as plain statements: the case row, new clocks (one multi-row INSERT), changed clocks
+    (executemany), audit rows (one multi-row INSERT)."""
+    if write.values:
+        conn.execute(update(cases).where(cases.c.id == write.case_id).values(**write.values))
+    if write.new_clocks:
+        rows = write.new_clocks
+        conn.execute(insert(case_clocks), rows[0] if len(rows) == 1 else rows)
+    if write.changed_clocks:
+        rows = [
+            {"clock_row": r["id"], **{f"c_{k}": r[k] for k in _CLOCK_COLUMNS}} for r in write.changed_clocks
+        ]
+        conn.execute(_SAVE_CLOCK, rows[0] if len(rows) == 1 else rows)
+    AuditRepository(conn).append(write.audit)
+
+
+_SAVE_CLOCK = (
+    update(case_clocks)
+    .where(case_clocks.c.id == bindparam("clock_row"))
+    .values({k: bindparam(f"c_{k}") for k in _CLOCK_COLUMNS})
+)
+
+
+@cache
+def _case_statement(names: tuple[str, ...], new_clocks: bool, changed_clocks: bool, audit: bool) -> Any:
+    """The PostgreSQL statement of one shape of :class:`CaseWrite` (built and compiled once per shape)."""
+    parts: list[Any] = []
+    if names:
+        values = {n: bindparam(f"v_{n}", type_=cases.c[n].type) for n in names}
+        parts.append(
+            update(cases).where(cases.c.id == bindparam("case_row")).values(values).returning(cases.c.id)
+        )
+    if new_clocks:
+        parts.append(_insert_json_rows(case_clocks, "case_new_clocks", None).returning(case_clocks.c.id))
+    if changed_clocks:
+        rows = _json_recordset(case_clocks, "case_changed_clocks", ("id", *_CLOCK_COLUMNS))
+        parts.append(
+            update(case_clocks)
+            .where(case_clocks.c.id == rows.c.id)
+            .values({k: rows.c[k] for k in _CLOCK_COLUMNS})
+            .returning(case_clocks.c.id)
+        )
+    if audit:
+        parts.append(_insert_json_rows(audit_log, "case_audit_rows", None).returning(audit_log.c.id))
+    ctes = [part.cte(f"case_write_{i}") for i, part in enumerate(parts)]
+    return select(*[select(func.count()).select_from(c).scalar_subquery() for c in ctes])
+
+
+def insert_case(
+    conn: Connection, row: dict[str, Any], materials: list[dict[str, Any]], audit: list[dict[str, Any]]
+) -> None:
+    """A new case: its row, its material rows and its audit rows (in order); on PostgreSQL in ONE
+    statement (the material rows wait for the case row they refer to), elsewhere one per table."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(cases).values(**row))
+        if materials:
+            conn.execute(insert(case_materials), materials)
+        AuditRepository(conn).append(audit)
+        return
+    row = {**_defaults(cases), **row}  # an INSERT inside a CTE gets no column defaults from SQLAlchemy
+    check_row(cases, row)
+    for material in materials:
+        check_row(case_materials, material)
+    for event in audit:
+        check_row(audit_log, event)
+    params: dict[str, Any] = {f"v_{k}": v for k, v in row.items()}
+    params["case_material_rows"] = _json_rows(materials, _defaults(case_materials))
+    params["case_audit_rows"] = _json_rows(audit, _AUDIT_DEFAULTS)
+    conn.execute(_new_case_statement(tuple(sorted(row)), bool(materials), bool(audit)), params)
+
+
+@cache
+def _new_case_statement(names: tuple[str, ...], materials: bool, audit: bool) -> Any:
+    values = {n: bindparam(f"v_{n}", type_=cases.c[n].type) for n in names}
+    new_case = insert(cases).values(values).returning(cases.c.id).cte("new_case")
+    parts = [new_case]
+    if materials:  # after the case row: their foreign key reads it
+        was_inserted = select(new_case.c.id).exists()
+        rows = _insert_json_rows(case_materials, "case_material_rows", was_inserted)
+        parts.append(rows.returning(case_materials.c.id).cte("new_materials"))
+    if audit:
+        rows = _insert_json_rows(audit_log, "case_audit_rows", None)
+        parts.append(rows.returning(audit_log.c.id).cte("new_case_audit"))
+    return select(*[select(func.count()).select_from(c).scalar_subquery() for c in parts])

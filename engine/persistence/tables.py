@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -126,6 +127,66 @@ tasks = Table(
         postgresql_where=text("state = 'ready'"),
         sqlite_where=text("state = 'ready'"),
     ),
+    Index(
+        "ix_tasks_assignee_ready",
+        "assignee",
+        postgresql_where=text("state = 'ready'"),
+        sqlite_where=text("state = 'ready'"),
+    ),
+)
+
+NO_DUE = datetime(9999, 12, 31, tzinfo=UTC)
+"""``task_candidates.sort_due`` of a task without a due date: after every real one, as the inbox orders."""
+
+_READY = {"postgresql_where": text("state = 'ready'"), "sqlite_where": text("state = 'ready'")}
+
+task_candidates = Table(
+    "task_candidates",
+    metadata,
+    # One row per task and candidate: kind "group" (a department, window, applicant...) or "user". The
+    # inbox walks the index of its viewer's candidates in its sort order and stops at the page's end.
+    # Written with the task rows (engine/persistence/steps.py). What changes later follows through the
+    # triggers of migration 0130: the state of the task, and the keys of its ready rows when its due date
+    # (the deadline recount) or a clock (opened, paused, resumed, stopped, moved by a calendar change:
+    # ``case_clocks`` is written in several places) changes. The keys of a finished task are not kept.
+    Column("task_id", String(36), ForeignKey("tasks.id"), primary_key=True),
+    Column("kind", String(5), primary_key=True),  # group | user
+    Column("name", String(200), primary_key=True),
+    Column("case_id", String(64)),  # tasks.business_key when it is a case's number, else NULL
+    Column("state", String(20), nullable=False),  # tasks.state
+    Column("priority", Integer, nullable=False),  # tasks.priority
+    _ts("created_at", nullable=False),  # tasks.created_at
+    # the inbox's keys, kept as engine/cases/inbox.py computes them: the clock's deadline and warning
+    # instants (the task's own running clock, else the running case clock it counts against), and the
+    # due date it sorts by: the clock's deadline, else the task's own, else NO_DUE
+    _ts("clock_due_at"),
+    _ts("clock_warn_at"),
+    _ts("sort_due", nullable=False),
+    Index("ix_task_candidates_case", "case_id", **_READY),
+)
+_c = task_candidates.c
+# one index per sort order of the inbox (engine/cases/inbox.py): green channel first, or due date first
+Index(
+    "ix_task_candidates_by_priority",
+    _c.kind,
+    _c.name,
+    _c.priority.desc(),
+    _c.sort_due,
+    _c.created_at,
+    _c.task_id,
+    postgresql_include=["case_id", "clock_due_at"],  # the inbox's counts read the index alone
+    **_READY,
+)
+Index(
+    "ix_task_candidates_by_due",
+    _c.kind,
+    _c.name,
+    _c.sort_due,
+    _c.priority.desc(),
+    _c.created_at,
+    _c.task_id,
+    postgresql_include=["case_id", "clock_due_at"],  # the inbox's counts read the index alone
+    **_READY,
 )
 
 timers = Table(
@@ -235,7 +296,7 @@ case_clocks = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("case_id", String(20), ForeignKey("cases.id"), nullable=False, index=True),
-    Column("task_id", String(36)),  # set for task clocks
+    Column("task_id", String(36), index=True),  # set for task clocks (the inbox joins a task's own clock)
     Column("kind", String(20), nullable=False),  # legal | promised | task
     Column("clock", JSON, nullable=False),  # engine.time.clocks.Clock.to_dict()
     _ts("due_at"),  # current deadline (moves with pauses), for the worker's query; kept at the stop
@@ -244,6 +305,14 @@ case_clocks = Table(
     _ts("yellow_at"),  # when the worker raised the yellow card
     _ts("red_at"),  # when the worker raised the red card and escalated
     Index("ix_case_clocks_open", "stopped_at", "warn_at"),
+    # the supervisors' yellow/red list: running clocks by deadline
+    Index(
+        "ix_case_clocks_running_due",
+        "due_at",
+        "id",
+        postgresql_where=text("stopped_at IS NULL"),
+        sqlite_where=text("stopped_at IS NULL"),
+    ),
     # one legal and one promised clock per case (opened once, at acceptance): figures join on it
     Index(
         "uq_case_clocks_case_kind",
@@ -285,4 +354,40 @@ calendar_overrides = Table(
     Column("note", Text),
     Column("set_by", String(200), nullable=False),
     _ts("set_at", nullable=False),
+)
+
+
+# ------------------------------------------------------------------ figures summary (issue 12)
+
+FIGURE_COUNTERS = (
+    "received",
+    "online",
+    "at_most_one_visit",
+    "zero_visits",
+    "finished",
+    "not_accepted",
+    "promised_stopped",
+    "promised_late",
+    "promised_no_due",
+    "rated_1",
+    "rated_2",
+    "rated_3",
+    "rated_4",
+    "rated_5",
+)
+"""The counters of ``figure_counts`` (see ``engine.cases.figure_counts`` for what each counts)."""
+
+figure_counts = Table(
+    "figure_counts",
+    metadata,
+    # every count twice: grain 'd' by Beijing day, grain 'm' by month (both days the first of the month)
+    Column("grain", String(1), primary_key=True),
+    # the cases received on ``day`` (in its month) in ``department``: the cohort a period's figures sum
+    Column("day", Date, primary_key=True),
+    Column("department", String(40), primary_key=True),
+    # received rows: the case's item codes (sorted JSON), event_day = day; event rows (closing, rating): ''
+    Column("items", Text, primary_key=True),
+    Column("event_day", Date, primary_key=True),  # the Beijing day (month) the counted event happened
+    *[Column(name, Integer, nullable=False, default=0) for name in FIGURE_COUNTERS],
+    Index("ix_figure_counts_event_day", "grain", "event_day"),
 )

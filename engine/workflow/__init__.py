@@ -19,10 +19,10 @@ from .api import (
     ReadyTask,
     TaskMeta,
 )
-from .definition import Definition, load_definitions
+from .definition import Definition, load_definitions, load_document_set
 from .runtime import Runtime
 from .sandbox import check_source as check_expression
-from .validator import validate_document
+from .validator import validate_document, validate_documents
 from .xml import document_text, parse_xml
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "check_expression",
     "document_text",
     "load_definitions",
+    "load_document_set",
     "parse_xml",
     "validate_document",
+    "validate_documents",
 ]

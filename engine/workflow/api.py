@@ -33,7 +33,8 @@ class TaskMeta:
     form_key: str | None = None
     deadline_days: float | None = None  # working days
     deadline_hours: float | None = None  # calendar hours
-    due_expression: str | None = None  # camunda:dueDate (sandboxed expression or ISO date)
+    due_expression: str | None = None  # camunda:dueDate (sandboxed expression or ISO date), as written
+    due_source: str | None = None  # what the sandbox evaluates for it when it was JUEL (translated once)
     warn_ratio: float | None = None  # yellow when this share of the limit is used (0..1)
     clock: ClockKind = "task"
     suspends_case_clock: bool = False
@@ -48,6 +49,9 @@ class ProcessReport:
     name: str | None
     executable: bool
     problems: tuple[Problem, ...] = ()
+    notes: tuple[Problem, ...] = ()
+    """What the validator changed or read differently from the drawing, without refusing it (an implicit
+    split run as a parallel split, a message correlated by the event's name): same shape as a problem."""
 
 
 @dataclass(frozen=True)

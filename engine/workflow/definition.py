@@ -18,9 +18,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from engine.errors import InvalidModel, UnsafeExpression
 
 from .api import TaskMeta
+from .checks import recursion_room
 from .parser import meta_from_dict, meta_to_dict
 from .serializer import specs_from_dict, specs_to_dict
-from .validator import compile_document
+from .validator import CompiledDocument, compile_document, compile_documents
 
 SPEC_FORMAT = 1
 
@@ -40,6 +41,16 @@ def _collect_meta(spec: Any, subprocess_specs: dict[str, Any]) -> dict[str, Task
             meta = meta_from_dict(extensions["ow_task_meta"])
             metas[meta.element_id] = meta
     return metas
+
+
+def _start_meta(spec: Any) -> dict[str, Any]:
+    """What the start events of the top-level process say about starting (``camunda.start_meta``)."""
+    found: dict[str, Any] = {}
+    for task_spec in spec.task_specs.values():
+        extensions = getattr(task_spec, "extensions", None) or {}
+        for key, value in (extensions.get("ow_start") or {}).items():
+            found.setdefault(key, value)
+    return found
 
 
 def _message_names(spec: Any, subprocess_specs: dict[str, Any]) -> tuple[str, ...]:
@@ -74,12 +85,20 @@ class Definition:
             dict(task_meta) if task_meta is not None else _collect_meta(spec, subprocess_specs)
         )
         self.message_names: tuple[str, ...] = _message_names(spec, subprocess_specs)
+        self.size = len(_all_task_specs(spec, subprocess_specs))
+        """Task specs of the process and what it calls: a large model runs with ``recursion_room``."""
+        start = _start_meta(spec)
+        self.initiator_variable: str | None = start.get("initiator")  # camunda:initiator
+        self.start_form_key: str | None = start.get("form_key")  # camunda:formKey of the start event
+        self.starter_groups: tuple[str, ...] = tuple(start.get("starter_groups") or ())
+        self.starter_users: tuple[str, ...] = tuple(start.get("starter_users") or ())
 
     def __repr__(self) -> str:
         return f"Definition({self.process_id!r})"
 
     def spec_json(self) -> str:
-        body = specs_to_dict(self.spec, self.subprocess_specs)
+        with recursion_room(self.size):
+            body = specs_to_dict(self.spec, self.subprocess_specs)
         body.update(
             {
                 "format": SPEC_FORMAT,
@@ -102,25 +121,25 @@ class Definition:
         return definition
 
 
-def load_definitions(data: bytes, filename: str = "<upload>") -> dict[str, Definition]:
-    """Parse, validate and sandbox-check a document; return its executable processes by id."""
-    compiled = compile_document(data, filename)
+def _definitions(compiled: CompiledDocument, filename: str) -> dict[str, Definition]:
+    """The executable processes of one compiled document, or the typed refusal naming every problem."""
     report = compiled.report
-    if compiled.unsafe:
+    problems = list(report.document_problems)
+    executable = [
+        p for p in report.processes if p.problems == () or p.problems[0]["code"] != "not_executable"
+    ]
+    for process in executable:
+        problems.extend(process.problems)
+    if compiled.unsafe:  # unsafe first, but every problem of the refused deployment is named
         first = compiled.unsafe[0]
+        problems = list(compiled.unsafe) + [p for p in problems if p["code"] != "unsafe_expression"]
         raise UnsafeExpression(
             f"模型包含不安全的表达式：{first['message']}",
             element_id=first["element_id"],
             line=first["line"],
             filename=filename,
-            problems=list(compiled.unsafe),
+            problems=problems,
         )
-    executable = [
-        p for p in report.processes if p.problems == () or p.problems[0]["code"] != "not_executable"
-    ]
-    problems = list(report.document_problems)
-    for process in executable:
-        problems.extend(process.problems)
     if problems:
         raise InvalidModel(f"模型不可执行：发现 {len(problems)} 个问题", filename=filename, problems=problems)
     if not executable or compiled.parser is None:
@@ -134,3 +153,20 @@ def load_definitions(data: bytes, filename: str = "<upload>") -> dict[str, Defin
         subprocess_specs = parser.get_subprocess_specs(process.process_id)
         definitions[process.process_id] = Definition(spec, subprocess_specs)
     return definitions
+
+
+def load_definitions(data: bytes, filename: str = "<upload>") -> dict[str, Definition]:
+    """Parse, validate and sandbox-check a document; return its executable processes by id."""
+    return _definitions(compile_document(data, filename), filename)
+
+
+def load_document_set(documents: list[tuple[bytes, str]]) -> list[dict[str, Definition]]:
+    """``load_definitions`` for documents deployed together: a call activity may call a process of another
+    document of the set (its spec travels with the caller's). One dict per document, in order; the first
+    document with a problem raises (``detail['filename']`` names it), so either all load or none."""
+    compiled = compile_documents(list(documents))
+    pairs = list(zip(compiled, documents, strict=True))
+    # a document refused for its own problems first, before one only left unchecked because of it
+    pairs.sort(key=lambda pair: [p["code"] for p in pair[0].report.document_problems] == ["set_not_checked"])
+    loaded = {filename: _definitions(one, filename) for one, (_, filename) in pairs}
+    return [loaded[filename] for _, filename in documents]

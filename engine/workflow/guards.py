@@ -57,6 +57,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date as _date
+from datetime import datetime as _datetime
+from datetime import timedelta as _timedelta
 from types import BuiltinFunctionType, GeneratorType, ModuleType
 from typing import Any
 
@@ -1342,6 +1345,32 @@ _METHODS: dict[type, dict[str, Checker]] = {
 }
 
 
+def _strftime(obj: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    from .scripting import check_strftime
+
+    if len(args) != 1 or kwargs:
+        return _call(obj, name, args, kwargs)  # the TypeError
+    _charge(len(args[0]) if isinstance(args[0], str) else 1)
+    return obj.strftime(check_strftime(args[0]))
+
+
+def _date_methods() -> dict[type, dict[str, Checker]]:
+    """``datetime`` / ``date`` / ``timedelta`` values and the script names that make them (O(1) each)."""
+    from .scripting import DATE, DATETIME, TYPE_METHODS
+
+    common = ("isoformat", "weekday", "isoweekday", "isocalendar", "replace", "toordinal")
+    return {
+        type(DATETIME): dict.fromkeys(TYPE_METHODS, _constant),
+        type(DATE): dict.fromkeys(("today", "fromisoformat"), _constant),
+        _datetime: {**dict.fromkeys((*common, "date"), _constant), "strftime": _strftime},
+        _date: {**dict.fromkeys(common, _constant), "strftime": _strftime},
+        _timedelta: {"total_seconds": _constant},
+    }
+
+
+_METHODS.update(_date_methods())
+
+
 def method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     """``obj.name(*args, **kwargs)`` for a whitelisted method of a builtin value, after its pre-check."""
     checker = _METHODS.get(type(obj), {}).get(name)
@@ -1387,6 +1416,12 @@ def _convert(v: Any, path: str, depth: int, left: list[int]) -> Any:
         return v
     if t in _JSON_SCALARS:
         return v
+    if t is _datetime or t is _date:  # a script's date arithmetic: its ISO text in the task data
+        return v.isoformat()
+    if t is _timedelta:
+        from .scripting import iso_duration
+
+        return iso_duration(v)
     size = len(v) if t in (list, tuple, dict, set, frozenset) else 0
     left[0] -= size + 1
     if left[0] < 0:

@@ -12,13 +12,16 @@ the calendar's known years plus ``HELPER_YEAR_MARGIN`` on either side, a working
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from engine.errors import InvalidInput
 
 from .clock import SHANGHAI, current_calendar, current_now
+from .scripting import DATE, DATETIME, print_line, timedelta_of
 
 MAX_DATE_TEXT = 40  # characters of an ISO date / date-time argument
 MAX_WORKING_DAYS = 1_000  # working days one call may count (about four years)
@@ -156,7 +159,94 @@ def hours(n: Any) -> str:
     return f"PT{_number(n)}H"
 
 
+_DATA: ContextVar[tuple[Mapping[str, Any], ...]] = ContextVar("onewindow_expression_data", default=())
+_TIME_UNITS = ("seconds", "minutes", "hours", "days", "weeks", "months", "years")
+MAX_TIME_AMOUNT = 100_000  # units one plus_time() call may move (about 270 years of days)
+
+
+@contextmanager
+def use_data(*scopes: Mapping[str, Any]) -> Iterator[None]:
+    """The task data ``get_variable`` reads during one evaluation (set by the sandbox environment)."""
+    token = _DATA.set(scopes)
+    try:
+        yield
+    finally:
+        _DATA.reset(token)
+
+
+def get_variable(name: Any) -> Any:
+    """The task data value ``name`` (``None`` when it is not set): Camunda's ``execution.getVariable``.
+    Only task data is read: a name starting with ``_`` (the sandbox's own names) is refused."""
+    if not isinstance(name, str) or not name or name.startswith("_") or len(name) > 200:
+        shown = repr(name) if isinstance(name, str) and len(name) <= 50 else type(name).__name__
+        raise InvalidInput(
+            f"get_variable() 的参数必须是数据名：{shown}", code="bad_argument", helper="get_variable"
+        )
+    for scope in _DATA.get():
+        if name in scope:
+            return scope[name]
+    return None
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    total = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(total, 12)
+    month += 1
+    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last))
+
+
+def plus_time(start: Any, amount: Any, unit: Any) -> str:
+    """``start`` (an ISO date-time, naive = Asia/Shanghai) moved by ``amount`` ``unit`` (seconds ...
+    years; months and years keep the day of the month where it exists, as Joda-Time's plusMonths does), as
+    an ISO date-time: what ``${dateTime().plusDays(n)}`` becomes."""
+    if unit not in _TIME_UNITS:
+        raise InvalidInput(f"plus_time() 的单位无效：{unit!r}", code="bad_argument", helper="plus_time")
+    if (
+        isinstance(amount, bool)
+        or not isinstance(amount, int | float)
+        or amount != amount
+        or abs(amount) > MAX_TIME_AMOUNT
+    ):
+        shown = repr(amount) if isinstance(amount, int | float) and abs(amount) < 10**12 else type(amount)
+        raise InvalidInput(
+            f"plus_time() 的数量必须是绝对值不超过 {MAX_TIME_AMOUNT} 的数：{shown}",
+            code="bad_number",
+            helper="plus_time",
+            limit=MAX_TIME_AMOUNT,
+        )
+    if isinstance(start, datetime):
+        moment = start
+    elif isinstance(start, str) and len(start) <= MAX_DATE_TEXT:
+        try:
+            moment = datetime.fromisoformat(start.strip().replace("Z", "+00:00"))
+        except ValueError:
+            moment = datetime.combine(_parse_date(start, "plus_time", "start"), time(0))
+    else:
+        moment = datetime.combine(_parse_date(start, "plus_time", "start"), time(0))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=SHANGHAI)
+    try:
+        if unit in ("months", "years"):
+            if amount != int(amount):
+                raise InvalidInput("月数、年数必须是整数", code="bad_number", helper="plus_time")
+            moment = _add_months(moment, int(amount) * (12 if unit == "years" else 1))
+        else:
+            moment = moment + timedelta(**{unit: amount})
+    except (OverflowError, ValueError):
+        raise InvalidInput(
+            "plus_time() 的结果超出日期范围", code="date_out_of_range", helper="plus_time"
+        ) from None
+    return moment.astimezone(UTC).isoformat()
+
+
 HELPERS: dict[str, Callable[..., Any]] = {
+    "get_variable": get_variable,
+    "plus_time": plus_time,
+    "print": print_line,
+    "datetime": DATETIME,
+    "date": DATE,
+    "timedelta": timedelta_of,
     "now": now,
     "today": today,
     "add_working_days": add_working_days,

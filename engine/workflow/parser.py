@@ -22,17 +22,21 @@ from SpiffWorkflow.bpmn.parser.util import full_tag
 from engine.errors import Problem, UnsafeDocument
 
 from .api import CAMUNDA_NS, OW_NS, TaskMeta
+from .camunda import attach_hooks, sandbox_text, start_meta, vendor_attr
 from .sandbox import normalize
 from .specs import OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
 from .timers import swap_timer
 from .xml import BPMN_MODEL_NS, is_hardened, parse_xml
 
 USER_TAGS = (full_tag("userTask"), full_tag("manualTask"))
+START_TAG = full_tag("startEvent")
 CLOCKS = ("legal", "promised", "task", "none")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 def _attr(node: etree._Element, ns: str, name: str) -> str | None:
+    if ns == CAMUNDA_NS:  # Camunda's attributes, or the same ones as Flowable / Activiti write them
+        return vendor_attr(node, name)
     value = node.get(f"{{{ns}}}{name}")
     if value is None:
         return None
@@ -74,6 +78,7 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
     deadline_hours = number("deadlineHours", 0, 24 * 3650)
     warn_ratio = number("warnRatio", 0, 1)
     due_expression = _attr(node, OW_NS, "dueDate") or _attr(node, CAMUNDA_NS, "dueDate")
+    due_source = sandbox_text(due_expression)
     if warn_ratio is None and (deadline_days or deadline_hours or due_expression):
         warn_ratio = 0.8
     clock = (_attr(node, OW_NS, "clock") or "task").lower()
@@ -107,6 +112,7 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
         deadline_days=deadline_days,
         deadline_hours=deadline_hours,
         due_expression=due_expression,
+        due_source=due_source if due_source != due_expression else None,
         warn_ratio=warn_ratio,
         clock=clock,  # type: ignore[arg-type]
         suspends_case_clock=suspends_raw == "true",
@@ -148,13 +154,38 @@ class _OwNodeMixin:
 
     def parse_extensions(self, node: etree._Element | None = None) -> dict[str, Any]:
         target = self.node if node is None else node
+        if node is None and getattr(self, "task", None) is not None:
+            attach_hooks(self.task, target)  # camunda:inputOutput, spiffworkflow:preScript / postScript
         if target.tag in USER_TAGS:
             meta, _ = extract_task_meta(target, self.lane)
             return {"ow_task_meta": meta_to_dict(meta)}
+        if target.tag == START_TAG:
+            found = start_meta(target)
+            return {"ow_start": found} if found else {}
         return {}
 
+    def parse_condition(self, sequence_flow: etree._Element) -> str | None:
+        """A sequence flow's condition: JUEL translated once, here (``camunda.sandbox_text``)."""
+        return sandbox_text(super().parse_condition(sequence_flow))  # type: ignore[misc]
+
+    def parse_conditional_event(self, event: etree._Element) -> Any:
+        definition = super().parse_conditional_event(event)  # type: ignore[misc]
+        definition.expression = sandbox_text(definition.expression)
+        return definition
+
+    def handles_multiple_outgoing(self) -> bool:
+        """Several outgoing flows of an activity or event are a parallel split (BPMN 2.0 semantics; the
+        library then runs every one); a conditioned one is refused by the validator (``checks``)."""
+        return True
+
     def parse_timer_event(self, event: etree._Element) -> Any:
-        return swap_timer(super().parse_timer_event(event))  # type: ignore[misc]
+        definition = super().parse_timer_event(event)  # type: ignore[misc]
+        definition.expression = sandbox_text(definition.expression)
+        return swap_timer(definition)
+
+    def _add_loop_task(self, loop_characteristics: etree._Element) -> None:
+        super()._add_loop_task(loop_characteristics)  # type: ignore[misc]
+        self.task.condition = sandbox_text(self.task.condition)
 
     def _add_multiinstance_task(self, loop_characteristics: etree._Element) -> None:
         bpmn = f"{{{BPMN_MODEL_NS}}}"
@@ -169,6 +200,8 @@ class _OwNodeMixin:
                     loop_characteristics, f"{bpmn}inputDataItem", id=element_variable, name=element_variable
                 )
         super()._add_multiinstance_task(loop_characteristics)  # type: ignore[misc]
+        self.task.cardinality = sandbox_text(self.task.cardinality)
+        self.task.condition = sandbox_text(self.task.condition)
         results = _attr(loop_characteristics, OW_NS, "resultsVariable")
         self.task.extensions = {"ow_results": results} if results else {}
 
@@ -193,6 +226,19 @@ class OwBpmnParser(BpmnParser):
         if not is_hardened(bpmn):
             raise UnsafeDocument("只接受经安全解析器解析的 BPMN 文档", code="foreign_tree", filename=filename)
         super().add_bpmn_xml(bpmn, filename)
+
+    def _add_messages(self, bpmn: Any) -> None:
+        """A message without ``name`` (valid BPMN) is named by its id: the library would take None."""
+        super()._add_messages(bpmn)
+        for message_id, name in list(self.messages.items()):
+            if not name:
+                self.messages[message_id] = message_id
+
+    def _add_signals(self, bpmn: Any) -> None:
+        super()._add_signals(bpmn)
+        for signal_id, name in list(self.signals.items()):
+            if not name:
+                self.signals[signal_id] = signal_id
 
     def add_bpmn_str(self, bpmn_str: str | bytes, filename: str | None = None) -> None:
         self.add_bpmn_xml(parse_xml(bpmn_str, filename or "<string>"), filename)

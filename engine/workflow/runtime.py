@@ -36,11 +36,13 @@ from SpiffWorkflow.util.task import TaskState
 from engine.errors import Conflict, NotFound, OneWindowError
 
 from .api import PendingMessage, PendingTimer, ReadyTask, TaskMeta
+from .checks import recursion_room
 from .clock import use_calendar, use_clock
 from .definition import Definition
 from .errors import step_failure, wrapped_error
 from .pruning import prune
 from .sandbox import SandboxScriptEngine
+from .scripting import collect_output
 from .serializer import dump_instance, restore_instance
 from .specs import branch_index, use_branch_limit
 from .timers import due_at, recompute_date, task_due
@@ -89,6 +91,7 @@ class Runtime:
         self.calendar = calendar  # working-day calendar for the expression helpers (None: package default)
         self.branch_limit = branch_limit  # most branches of one multi-instance task (None: unbounded)
         self.pruning = pruning  # drop finished history on dump and restore (see .pruning); off: comparisons
+        self.output: list[tuple[str | None, str]] = []  # what scripts printed: (element id, line)
         self.workflow.script_engine = SCRIPT_ENGINE
 
     # ------------------------------------------------------------ lifecycle
@@ -103,7 +106,8 @@ class Runtime:
         branch_limit: int | None = None,
         pruning: bool = True,
     ) -> Runtime:
-        workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
+        with recursion_room(definition.size):  # a long chain of tasks is predicted recursively
+            workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
         runtime = cls(definition, workflow, calendar, branch_limit=branch_limit, pruning=pruning)
         initial = copy.deepcopy(dict(data or {}))
         for task in workflow.get_tasks(state=TaskState.READY):
@@ -124,7 +128,8 @@ class Runtime:
     ) -> Runtime:
         """The instance ``state`` holds, its finished history pruned: a state stored before pruning existed
         (or too deep for the library) becomes compact here, before any step runs on it."""
-        workflow = restore_instance(state, definition.spec, definition.subprocess_specs)
+        with recursion_room(definition.size):
+            workflow = restore_instance(state, definition.spec, definition.subprocess_specs)
         runtime = cls(definition, workflow, calendar, branch_limit=branch_limit, pruning=pruning)
         runtime.prune()
         return runtime
@@ -138,6 +143,11 @@ class Runtime:
         """The state to store: the workflow is pruned first, so the live object equals its restored copy."""
         self.prune()
         return dump_instance(self.workflow)
+
+    def take_output(self) -> list[tuple[str | None, str]]:
+        """What scripts printed since the last call (``print`` in a script task): ``(element id, line)``."""
+        out, self.output = self.output, []
+        return out
 
     def cancel(self) -> None:
         self.workflow.cancel()
@@ -158,9 +168,17 @@ class Runtime:
 
     # ------------------------------------------------------------ engine calls
     def _engine(self, now: datetime, call: Callable[[], T]) -> T:
-        with use_clock(now), use_calendar(self.calendar), use_branch_limit(self.branch_limit):
+        with (
+            use_clock(now),
+            use_calendar(self.calendar),
+            use_branch_limit(self.branch_limit),
+            recursion_room(self.definition.size),
+            collect_output() as printed,
+        ):
             try:
-                return call()
+                result = call()
+                self.output.extend(printed)
+                return result
             except OneWindowError:
                 raise
             except Exception as err:  # what the library (or our code inside it) raised: see .errors
@@ -221,7 +239,8 @@ class Runtime:
     def task_due(self, task_id: str, now: datetime) -> datetime | None:
         """The due date the model gives a ready task through ``camunda:dueDate``, or None."""
         task = self._task(task_id)
-        expression = self._meta(task).due_expression
+        meta = self._meta(task)
+        expression = meta.due_source or meta.due_expression
         if not expression:
             return None
         return self._engine(now, lambda: task_due(task, expression, now))

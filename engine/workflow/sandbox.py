@@ -6,8 +6,10 @@ SpiffWorkflow's default ``TaskDataEnvironment`` runs arbitrary Python. This modu
    before every compile): the source is parsed with ``ast`` and refused (``UnsafeExpression`` with a
    ``code``, the offending node type and line) when it imports, touches any name or attribute that
    starts with ``_`` or is a frame/code/generator internal (``f_*``, ``gi_*``, ``co_*``...), defines
-   functions/classes/lambdas, uses ``global``/``nonlocal``/``try``/``with``/``yield``/``await``/``match``,
-   calls anything but a whitelisted name or a method of a value, assigns to a slice or unpacks with ``*``,
+   classes/lambdas (a script may define plain functions with ``def``: no decorator or annotation, a name
+   that is never rebound, called directly, traced like the rest), uses ``global``/``nonlocal``/``try``/
+   ``with``/``yield``/``await``/``match``, calls anything but a whitelisted name, a local function or a
+   method of a value, assigns to a slice or unpacks with ``*``,
    is too long / too big / nested too deep, or has a constant part that run time would refuse
    (``'a' * 10**9``, ``range(10**12)``, a ``%`` format with a huge width).
 2. **Rewriting**: every operator, comparison, subscript, call, display, f-string field and starred
@@ -19,7 +21,11 @@ SpiffWorkflow's default ``TaskDataEnvironment`` runs arbitrary Python. This modu
 4. **Minimal builtins**: only the whitelisted builtins (bounded wrappers) plus ``engine.workflow.helpers``;
    methods are a whitelist per type.
 
-Camunda-style ``${expr}`` wrappers are stripped, the inside is evaluated as a Python expression.
+A model's JUEL (``${...}``) is translated into this language once, when the model is parsed
+(``engine.workflow.juel``); a ``${expr}`` wrapper that still reaches ``evaluate`` is stripped and the inside
+evaluated as a Python expression. ``get_variable``, ``print``, ``datetime`` / ``date`` / ``timedelta`` and
+``plus_time`` come from ``helpers`` / ``scripting`` (each bounded, each with its tests in
+``tests/unit/test_script_powers.py``).
 Values written back to task data must be JSON (tuples/sets become lists; callables are dropped).
 """
 
@@ -42,7 +48,8 @@ from engine.errors import ExpressionBudgetExceeded, OneWindowError, UnsafeExpres
 
 from . import guards
 from .guards import MAX_INT_BITS, MAX_RANGE, MAX_SEQUENCE
-from .helpers import HELPERS
+from .helpers import HELPERS, use_data
+from .scripting import in_element
 
 __all__ = [
     "MAX_DEPTH",
@@ -86,7 +93,6 @@ _FORBIDDEN_NODES: dict[type[ast.AST], str] = {
     ast.ImportFrom: "forbidden_import",
     ast.Global: "forbidden_statement",
     ast.Nonlocal: "forbidden_statement",
-    ast.FunctionDef: "forbidden_definition",
     ast.AsyncFunctionDef: "forbidden_definition",
     ast.ClassDef: "forbidden_definition",
     ast.Lambda: "forbidden_definition",
@@ -191,8 +197,29 @@ def _check_depth(tree: ast.AST) -> None:
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
+def local_functions(tree: ast.AST) -> frozenset[str]:
+    """The names a script defines with ``def`` (callable by name; see ``_check_function``)."""
+    return frozenset(node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef))
+
+
+def _check_function(node: ast.FunctionDef, callables: frozenset[str]) -> None:
+    """A script's local function: a plain ``def`` (no decorator, no annotation) whose name is not one of
+    the sandbox's callables. Its body is checked like the rest; its frames are traced like the rest."""
+    if node.name.startswith("_"):
+        raise _refuse("forbidden_name", node, node.name)
+    if node.name in callables:
+        raise _refuse("forbidden_definition", node, f"函数名 {node.name} 与内置函数同名")
+    if node.decorator_list:
+        raise _refuse("forbidden_definition", node, "不允许装饰器")
+    args = node.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    if node.returns is not None or any(a is not None and a.annotation is not None for a in every):
+        raise _refuse("forbidden_definition", node, "不允许类型注解")
+
+
 def _check_tree(tree: ast.AST) -> None:  # noqa: C901 - one rule per branch
     callables = allowed_callables()
+    functions = local_functions(tree)
     count = 0
     for node in ast.walk(tree):
         count += 1
@@ -207,6 +234,14 @@ def _check_tree(tree: ast.AST) -> None:  # noqa: C901 - one rule per branch
             raise _refuse("forbidden_name", node, node.id)
         if isinstance(node, ast.arg) and node.arg.startswith("_"):
             raise _refuse("forbidden_name", node, node.arg)
+        if isinstance(node, ast.FunctionDef):
+            _check_function(node, callables)
+        # a local function's name only ever holds that function: it is called directly (unguarded), so
+        # it may never be bound to anything else (a method such as ``'x'.join`` would bypass the guards)
+        if isinstance(node, ast.Name) and node.id in functions and not isinstance(node.ctx, ast.Load):
+            raise _refuse("forbidden_statement", node, f"不能给函数名 {node.id} 赋值")
+        if isinstance(node, ast.arg) and node.arg in functions:
+            raise _refuse("forbidden_statement", node, f"参数不能与函数 {node.arg} 同名")
         if isinstance(node, ast.keyword) and node.arg is not None and node.arg.startswith("_"):
             raise _refuse("forbidden_name", node, node.arg)
         if isinstance(node, ast.Attribute):
@@ -214,7 +249,7 @@ def _check_tree(tree: ast.AST) -> None:  # noqa: C901 - one rule per branch
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name):
-                if func.id not in callables:
+                if func.id not in callables and func.id not in functions:
                     raise _refuse("forbidden_call", node, func.id)
             elif not isinstance(func, ast.Attribute):
                 raise _refuse("forbidden_call", node, "只能调用允许的函数或值的方法")
@@ -335,6 +370,9 @@ def _starred(node: ast.expr) -> ast.expr:
 class _Rewriter(ast.NodeTransformer):
     """Route every operation that can make C work on the size of its operands through ``guards``."""
 
+    def __init__(self, functions: frozenset[str] = frozenset()) -> None:
+        self.functions = functions  # the script's own functions: called directly, their frames are traced
+
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
         return _call("_ow_binop", [_const(_BINOPS[type(node.op)]), node.left, node.right], node)
@@ -420,6 +458,9 @@ class _Rewriter(ast.NodeTransformer):
         ]
         if isinstance(node.func, ast.Attribute):
             return _call("_ow_method", [node.func.value, _const(node.func.attr), *args], node, keywords)
+        if isinstance(node.func, ast.Name) and node.func.id in self.functions:
+            node.args, node.keywords = args, keywords
+            return node
         if isinstance(node.func, ast.Name):  # the guarded builtin, whatever the task data calls a name
             return _call(f"_ow_fn_{node.func.id}", args, node, keywords)
         return node  # pragma: no cover - refused by _check_tree
@@ -538,7 +579,7 @@ def check_source(source: str | None, mode: Mode = "eval", element_id: str | None
 def compile_safe(source: str, mode: Mode = "eval") -> CodeType:
     """Check, rewrite and compile (cached by source)."""
     tree = check_source(source, mode)
-    tree = ast.fix_missing_locations(_Rewriter().visit(tree))
+    tree = ast.fix_missing_locations(_Rewriter(local_functions(tree)).visit(tree))
     return compile(tree, SANDBOX_FILENAME, mode)
 
 
@@ -605,14 +646,16 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
         code = compile_safe(normalize(expression), "eval")
         namespace = {**context, **(external_context or {})}
-        return run_code(code, namespace)
+        with use_data(context, external_context or {}):  # what get_variable() reads
+            return run_code(code, namespace)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
         code = compile_safe(script, "exec")
         external = dict(external_context or {})
         namespace = {**context, **external}
         current = guards.Budget()
-        run_code(code, namespace, budget=current)
+        with use_data(namespace):
+            run_code(code, namespace, budget=current)
         written: dict[str, Any] = {}
         with guards.activate(current):  # copying the results is bounded by the same budget
             for key, value in namespace.items():
@@ -653,7 +696,8 @@ class SandboxScriptEngine(PythonScriptEngine):
 
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
         try:
-            return self.environment.evaluate(expression, task.data, external_context)
+            with in_element(getattr(task.task_spec, "bpmn_id", None)):
+                return self.environment.evaluate(expression, task.data, external_context)
         except OneWindowError as err:
             raise self._tag(err, task) from None
         except Exception as err:
@@ -661,7 +705,8 @@ class SandboxScriptEngine(PythonScriptEngine):
 
     def execute(self, task: Any, script: str, external_context: Any = None) -> Any:
         try:
-            return self.environment.execute(script, task.data, external_context or {})
+            with in_element(getattr(task.task_spec, "bpmn_id", None)):
+                return self.environment.execute(script, task.data, external_context or {})
         except OneWindowError as err:
             raise self._tag(err, task) from None
         except Exception as err:

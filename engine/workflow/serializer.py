@@ -28,6 +28,7 @@ from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 
+from .camunda import OwTaskHooks, OwTaskHooksConverter
 from .specs import OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
 from .timers import OwCycleTimerEventDefinition, OwDurationTimerEventDefinition, OwTimeDateEventDefinition
 
@@ -146,6 +147,7 @@ def _configure() -> Any:
     config[OwCycleTimerEventDefinition] = TimerConditionalEventDefinitionConverter
     config[OwParallelMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwSequentialMultiInstanceTask] = MultiInstanceTaskConverter
+    config[OwTaskHooks] = OwTaskHooksConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
 
@@ -202,4 +204,5 @@ def full_registry() -> Any:
     config[OwCycleTimerEventDefinition] = TimerConditionalEventDefinitionConverter
     config[OwParallelMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwSequentialMultiInstanceTask] = MultiInstanceTaskConverter
+    config[OwTaskHooks] = OwTaskHooksConverter
     return BpmnWorkflowSerializer.configure(config)

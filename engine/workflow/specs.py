@@ -20,7 +20,7 @@ Two bounds keep a multi-instance task affordable:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -83,7 +83,33 @@ class _CollectingMixin:
                 max=limit,
             )
 
+    def _check_input(self, my_task: Any) -> None:
+        """The input collection exists and can be iterated, or a typed error naming it (not the library's
+        ``TypeError: 'NoneType' object is not iterable``)."""
+        name = getattr(self.data_input, "bpmn_id", None) or "?"
+        try:
+            value = self.data_input.get(my_task) if self.data_input.exists(my_task) else None
+        except Exception:  # a data object the library cannot read: the same answer as a missing one
+            value = None
+        if value is None:
+            raise InvalidInput(
+                f"多实例的输入集合 {name} 没有值：请在启动数据或前面的环节中提供这个列表",
+                code="missing_collection",
+                element_id=self.bpmn_id,
+                task_id=str(my_task.id),
+                collection=name,
+            )
+        if not isinstance(value, Iterable):
+            raise InvalidInput(
+                f"多实例的输入集合 {name} 必须是列表或字典，而不是 {type(value).__name__}",
+                code="bad_collection",
+                element_id=self.bpmn_id,
+                task_id=str(my_task.id),
+                collection=name,
+            )
+
     def _check_collection(self, my_task: Any) -> None:
+        self._check_input(my_task)
         collection = self.data_input.get(my_task)
         if isinstance(collection, Sized):
             self._check_branches(my_task, len(collection))
@@ -175,6 +201,7 @@ class OwParallelMultiInstanceTask(_CollectingMixin, ParallelMultiInstanceTask):
 
 class OwSequentialMultiInstanceTask(_CollectingMixin, SequentialMultiInstanceTask):
     def init_remaining_items(self, my_task: Any) -> list[Any]:
+        self._check_input(my_task)
         remaining: list[Any] = super().init_remaining_items(my_task)
         self._check_branches(my_task, len(remaining))
         return remaining

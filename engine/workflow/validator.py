@@ -5,6 +5,12 @@ sandbox check, assignments, timers, messages, call activities, unsupported eleme
 SpiffWorkflow's parser for the processes that passed, whose ``ValidationException`` (and any other
 parse failure) becomes a ``Problem`` with element id and line. Unknown vendor extension elements and
 attributes are ignored. ``compile_document`` returns the parser for ``load_definitions``.
+
+``compile_documents`` / ``validate_documents`` take several documents deployed together as one set: a call
+activity may call a process of another document of the set, a process id may appear once in the set
+(``duplicate_process``). The checks for models from other tools (size, multi-instance faults, implicit
+splits and joins, messages without ``messageRef``, lanes around subprocesses) are in ``.checks``; what they
+accept but the drawing does not say outright is a note of the process report (``ProcessReport.notes``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,15 @@ from engine.assignment import PLACEHOLDER
 from engine.errors import InvalidInput, Problem, UnsafeExpression
 
 from .api import DocumentReport, ProcessReport
+from .camunda import camunda_checks, is_cron, juel_problem, sandbox_text
+from .checks import (
+    flow_node_count,
+    lane_of,
+    message_without_ref,
+    process_checks,
+    recursion_room,
+    translate_conditional_flows,
+)
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
 from .timers import check_timer_expression
@@ -132,9 +147,16 @@ def _text(element: Any) -> str:
 
 
 def _check_timer(problems: list[Problem], element: Any, text: str, what: str) -> None:
-    """A timer / due-date expression: sandbox-checked, and a literal cycle within the timer bounds."""
+    """A timer / due-date expression: sandbox-checked (JUEL translated first; a Quartz cron is reported by
+    ``camunda_checks``), and a literal cycle within the timer bounds."""
+    if is_cron(text):
+        return
+    juel = juel_problem(_owner_id(element), text, what, element.sourceline)
+    if juel is not None:
+        problems.append(juel)
+        return
     try:
-        check_timer_expression(text)
+        check_timer_expression(sandbox_text(text))
     except UnsafeExpression as err:
         problems.append(_expr_problem(err, element, what, "bad_timer"))
     except InvalidInput as err:  # a literal cycle too short / repeated too often
@@ -161,10 +183,26 @@ def _placeholder_problems(element: Any, meta: Any) -> list[Problem]:
 
 
 def _check_expr(problems: list[Problem], element: Any, what: str, mode: str = "eval") -> None:
+    if mode == "eval":  # JUEL (``${...}``) is translated first, as the parser does
+        juel = juel_problem(_owner_id(element), _text(element), what, element.sourceline)
+        if juel is not None:
+            problems.append(juel)
+            return
     try:
-        check_source(_text(element) if mode == "eval" else (element.text or ""), mode)  # type: ignore[arg-type]
+        source = sandbox_text(_text(element)) if mode == "eval" else (element.text or "")
+        check_source(source, mode)  # type: ignore[arg-type]
     except UnsafeExpression as err:
         problems.append(_expr_problem(err, element, what, "bad_expression"))
+
+
+def _condition_label(scan: _Scan, condition: Any) -> str:
+    """The label of a condition, naming the gateway whose outgoing flow carries it."""
+    flow = condition.getparent()
+    source = flow.get("sourceRef") if local(flow) == "sequenceFlow" else None
+    node = scan.ids.get(source or "")
+    if node is not None and local(node).endswith("Gateway"):
+        return f"网关 {source} 出口的条件表达式"
+    return "条件表达式"
 
 
 def _walk(container: Any) -> Iterator[Any]:
@@ -212,12 +250,13 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                             )
                         )
         elif name == "conditionExpression":
+            what = _condition_label(scan, element)
             if not _text(element):
-                problems.append(Problem(owner, "missing_condition", "条件表达式为空", line))
+                problems.append(Problem(owner, "missing_condition", f"{what}为空", line))
             else:
-                _check_expr(problems, element, "条件表达式")
+                _check_expr(problems, element, what)
         elif element.tag in USER_TAGS:
-            meta, meta_problems = extract_task_meta(element, scan.lanes.get(element_id or ""))
+            meta, meta_problems = extract_task_meta(element, lane_of(scan.lanes, element))
             problems.extend(meta_problems)
             if not (meta.candidate_groups or meta.candidate_users or meta.assignee):
                 problems.append(
@@ -235,7 +274,8 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             script = element.find(f"{B}script")
             fmt = (element.get("scriptFormat") or "python").lower()
             if fmt not in ("python", "text/x-python", "py", "python3"):
-                problems.append(Problem(element_id, "unsupported_element", f"不支持的脚本语言：{fmt}", line))
+                sentence = f"不支持的脚本语言：{fmt}（本系统执行 Python 脚本）"
+                problems.append(Problem(element_id, "unsupported_language", sentence, line))
             elif script is None or not (script.text or "").strip():
                 problems.append(Problem(element_id, "missing_script", "脚本任务没有脚本", line))
             else:
@@ -261,9 +301,8 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             ):
                 continue
             if ref is None and catching:
-                problems.append(
-                    Problem(owner, "missing_message", "接收消息的事件没有引用消息（messageRef）", line)
-                )
+                found, _ = message_without_ref(element, owner)
+                problems.extend(found)
             elif ref is not None and ref not in scan.messages:
                 problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
         elif name == "conditionalEventDefinition":
@@ -279,7 +318,8 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                     Problem(
                         element_id,
                         "unknown_called_process",
-                        f"调用活动引用了本文档中不存在的流程：{called}",
+                        f"调用活动引用的流程 {called} 不在本文档中，也不在一起部署的文件中："
+                        "请把定义它的文件一起部署",
                         line,
                     )
                 )
@@ -328,10 +368,27 @@ def _correlation_problems(scan: _Scan) -> list[Problem]:
     return problems
 
 
+_LIBRARY_TEXT = {
+    "Multiple outgoing flows are not supported for tasks of type": "这类元素不能有多条出口顺序流",
+    "Expected a Message node": "引用的消息不存在",
+}
+
+
 def _spiff_error(scan: _Scan, err: Exception, fallback_id: str | None) -> Problem:
+    if isinstance(err, RecursionError):
+        return Problem(
+            fallback_id,
+            "model_too_deep",
+            "流程的顺序链过长，引擎无法解析：请拆分为几个由调用活动连接的流程",
+            scan.line(fallback_id),
+        )
     if isinstance(err, ValidationException):
         element_id = getattr(err, "id", None) or fallback_id
         message = str(err.args[0]) if err.args else str(err)
+        message = _LIBRARY_TEXT.get(message, message)
+        tag = getattr(err, "tag", "")
+        if tag:
+            message = f"{message}（{tag}）"
     else:
         element_id = fallback_id
         message = f"{type(err).__name__}: {err}"
@@ -347,80 +404,151 @@ class CompiledDocument:
     unsafe: list[Problem]
 
 
-def compile_document(data: bytes, filename: str = "<upload>") -> CompiledDocument:
-    tree = parse_xml(data, filename)
-    scan = _Scan(tree)
-    document_problems: list[Problem] = _correlation_problems(scan)
-    per_process: dict[str, list[Problem]] = {}
-    for process_id, process in scan.processes.items():
-        problems = _static_problems(scan, process)
-        if process.get("isExecutable", "true") == "false":
-            problems.insert(
-                0,
-                Problem(
-                    process_id,
-                    "not_executable",
-                    '流程标记为不可执行（isExecutable="false"）',
-                    process.sourceline,
-                ),
-            )
-        elif process.find(f"{B}startEvent") is None:
-            problems.insert(
-                0, Problem(process_id, "missing_start_event", "流程没有开始事件", process.sourceline)
-            )
-        per_process[process_id] = problems
+def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[Problem], list[Problem]]:
+    translated = translate_conditional_flows(process, scan.ids)
+    problems = _static_problems(scan, process)
+    more, notes = process_checks(process)
+    notes = [*translated, *notes]
+    problems.extend(more)
+    extension_problems, extension_notes = camunda_checks(process)
+    problems.extend(extension_problems)
+    notes = [*notes, *extension_notes]
+    if process.get("isExecutable", "true") == "false":
+        problems.insert(
+            0,
+            Problem(
+                process_id, "not_executable", '流程标记为不可执行（isExecutable="false"）', process.sourceline
+            ),
+        )
+    elif process.find(f"{B}startEvent") is None:
+        problems.insert(0, Problem(process_id, "missing_start_event", "流程没有开始事件", process.sourceline))
+    return problems, notes
 
-    # data stores have no implementation: their references are reported per process above; the
-    # declarations are dropped so SpiffWorkflow can still check the other elements
-    for store in list(tree.getroot().iterfind(f".//{B}dataStore")):
-        store.getparent().remove(store)
+
+def compile_documents(documents: list[tuple[bytes, str]]) -> list[CompiledDocument]:
+    """Validate several documents as one set: a call activity may call a process of another document of
+    the set. One report per document (in order); they share one parser. ``UnsafeDocument`` for the first
+    document the hardened parser refuses (its ``filename`` in the detail); ``InvalidInput``
+    (``duplicate_filename``) when two documents have the same name."""
+    names = [filename for _, filename in documents]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidInput(
+            "文件名重复：" + "、".join(duplicates), code="duplicate_filename", field="files", files=duplicates
+        )
+    scans = [(_Scan(parse_xml(data, filename)), filename) for data, filename in documents]
+    every_process: dict[str, Any] = {}
+    owner_file: dict[str, str] = {}
+    duplicate: dict[str, list[Problem]] = {}
+    for scan, filename in scans:
+        for process_id, process in scan.processes.items():
+            if process_id in every_process:
+                duplicate.setdefault(filename, []).append(
+                    Problem(
+                        process_id,
+                        "duplicate_process",
+                        f"流程 id {process_id} 已在 {owner_file[process_id]} 中定义：同一次部署中不能重复",
+                        process.sourceline,
+                    )
+                )
+                continue
+            every_process[process_id] = process
+            owner_file[process_id] = filename
     parser: OwBpmnParser | None = OwBpmnParser()
-    try:
-        parser.add_bpmn_xml(tree, filename)  # type: ignore[union-attr]
-    except Exception as err:  # document-level failure (messages, data stores, duplicate ids...)
-        document_problems.append(_spiff_error(scan, err, None))
-        parser = None
+    document_problems: dict[str, list[Problem]] = {}
+    per_process: dict[str, list[Problem]] = {}
+    notes: dict[str, list[Problem]] = {}
+    for scan, filename in scans:
+        scan.processes, local_processes = every_process, scan.processes
+        found = _correlation_problems(scan) + duplicate.get(filename, [])
+        for process_id, process in local_processes.items():
+            own, own_notes = _process_problems(scan, process_id, process)
+            if owner_file.get(process_id) == filename:
+                per_process[process_id], notes[process_id] = own, own_notes
+            else:  # a duplicate: its own problems still named (as problems of its document)
+                found.extend(own)
+        scan.processes = local_processes
+        # data stores have no implementation: their references are reported per process above; the
+        # declarations are dropped so SpiffWorkflow can still check the other elements
+        for store in list(scan.tree.getroot().iterfind(f".//{B}dataStore")):
+            store.getparent().remove(store)
+        if parser is not None and not duplicate.get(filename):  # refused already: the rest still checked
+            try:
+                parser.add_bpmn_xml(scan.tree, filename)
+            except Exception as err:  # document-level failure (messages, data stores, duplicate ids...)
+                found.append(_spiff_error(scan, err, None))
+                parser = None
+        document_problems[filename] = found
+    if parser is None:  # a document of the set could not be added: the others are not checked in full
+        failed = next(name for name, found in document_problems.items() if found)
+        for _, filename in scans:
+            if not document_problems[filename]:
+                document_problems[filename].append(
+                    Problem(None, "set_not_checked", f"同时部署的文件 {failed} 有问题，本文件未能完整校验")
+                )
 
+    scan_of = {process_id: scan for scan, _ in scans for process_id in scan.processes}
     if parser is not None:
         for process_id, problems in per_process.items():
             if problems:
                 continue
             try:
-                parser.get_spec(process_id)
-                parser.get_subprocess_specs(process_id)
+                with recursion_room(flow_node_count(every_process[process_id])):
+                    parser.get_spec(process_id)
+                    parser.get_subprocess_specs(process_id)
             except Exception as err:
-                problems.append(_spiff_error(scan, err, process_id))
-        # a caller inherits the problems of the processes it calls
-        for process_id, problems in per_process.items():
-            if problems:
-                continue
-            for call in scan.processes[process_id].iter(f"{B}callActivity"):
-                called = call.get("calledElement")
-                if per_process.get(called or ""):
-                    problems.append(
-                        Problem(
-                            call.get("id"),
-                            "unknown_called_process",
-                            f"调用的流程 {called} 不可执行",
-                            call.sourceline,
+                problems.append(_spiff_error(scan_of[process_id], err, process_id))
+        # a caller inherits the problems of the processes it calls (in any document of the set)
+        for _ in range(len(per_process)):
+            changed = False
+            for process_id, problems in per_process.items():
+                if problems:
+                    continue
+                for call in every_process[process_id].iter(f"{B}callActivity"):
+                    called = call.get("calledElement")
+                    if per_process.get(called or ""):
+                        problems.append(
+                            Problem(
+                                call.get("id"),
+                                "unknown_called_process",
+                                f"调用的流程 {called} 不可执行",
+                                call.sourceline,
+                            )
                         )
-                    )
+                        changed = True
+            if not changed:
+                break
 
-    reports = tuple(
-        ProcessReport(
-            process_id=process_id,
-            name=scan.processes[process_id].get("name"),
-            executable=not problems and not document_problems,
-            problems=tuple(problems),
+    out: list[CompiledDocument] = []
+    for scan, filename in scans:
+        doc_problems = document_problems[filename]
+        reports = tuple(
+            ProcessReport(
+                process_id=process_id,
+                name=scan.processes[process_id].get("name"),
+                executable=not per_process[process_id] and not doc_problems,
+                problems=tuple(per_process[process_id]),
+                notes=tuple(notes[process_id]),
+            )
+            for process_id in scan.processes
+            if owner_file.get(process_id) == filename
         )
-        for process_id, problems in per_process.items()
-    )
-    unsafe = [p for p in document_problems if p["code"] == "unsafe_expression"]
-    unsafe += [p for problems in per_process.values() for p in problems if p["code"] == "unsafe_expression"]
-    report = DocumentReport(filename=filename, processes=reports, document_problems=tuple(document_problems))
-    return CompiledDocument(report=report, parser=parser, unsafe=unsafe)
+        unsafe = [p for p in doc_problems if p["code"] == "unsafe_expression"]
+        unsafe += [p for r in reports for p in r.problems if p["code"] == "unsafe_expression"]
+        report = DocumentReport(filename=filename, processes=reports, document_problems=tuple(doc_problems))
+        out.append(CompiledDocument(report=report, parser=parser, unsafe=unsafe))
+    return out
+
+
+def compile_document(data: bytes, filename: str = "<upload>") -> CompiledDocument:
+    return compile_documents([(data, filename)])[0]
 
 
 def validate_document(data: bytes, filename: str = "<upload>") -> DocumentReport:
     """Per process: executable, or the problems by element id (raises ``UnsafeDocument`` only)."""
     return compile_document(data, filename).report
+
+
+def validate_documents(documents: list[tuple[bytes, str]]) -> list[DocumentReport]:
+    """``validate_document`` for a set deployed together (call activities across documents)."""
+    return [compiled.report for compiled in compile_documents(documents)]

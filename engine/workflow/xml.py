@@ -20,7 +20,19 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 64
 BPMN_MODEL_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
-_DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_DOCTYPE = re.compile(
+    rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>|<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE | re.DOTALL
+)
+"""A declaration, or a comment / CDATA section / processing instruction skipped whole: a ``<!DOCTYPE``
+written inside one of those (a script that writes HTML) is text, not a declaration."""
+
+
+def _declaration(data: bytes) -> re.Match[bytes] | None:
+    """The first real DOCTYPE / ENTITY declaration of ``data`` (outside comments, CDATA and PIs)."""
+    for match in _DOCTYPE.finditer(data):
+        if match.group(1) is not None:
+            return match
+    return None
 
 
 class HardenedParser(etree.XMLParser):
@@ -81,7 +93,7 @@ def parse_xml(data: bytes | str, filename: str = "<upload>") -> etree._ElementTr
         )
     if not data.strip():
         raise UnsafeDocument("文档为空", code="not_xml", filename=filename)
-    match = _DOCTYPE.search(_normalised_bytes(data))
+    match = _declaration(_normalised_bytes(data))
     if match is not None:
         kind = match.group(1).decode().upper()
         raise UnsafeDocument(

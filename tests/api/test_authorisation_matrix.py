@@ -189,6 +189,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/api/v1/designer/validate"): Call(DESIGNERS, xml=True),
     ("POST", "/api/v1/designer/deployments"): Call(DESIGNERS, xml=True),
+    ("POST", "/api/v1/designer/validations"): Call(DESIGNERS, xml=True),
     ("GET", "/api/v1/designer/departments"): Call(DESIGNERS),
     ("GET", "/api/v1/designer/forms"): Call(DESIGNERS),
     ("GET", "/api/v1/designer/clock-kinds"): Call(DESIGNERS),

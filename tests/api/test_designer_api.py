@@ -161,7 +161,9 @@ def test_validate_reports_problems_per_element_with_their_line(designer: TestCli
         "filename": "three.bpmn",
         "executable": True,
         "document_problems": [],
-        "processes": [{"process_id": "three_tasks", "name": "三步审批", "executable": True, "problems": []}],
+        "processes": [
+            {"process_id": "three_tasks", "name": "三步审批", "executable": True, "problems": [], "notes": []}
+        ],
     }
     report = designer.post(f"{D}/validate", content=UNASSIGNED).json()
     assert report["executable"] is False
@@ -217,3 +219,22 @@ def test_only_designers_and_administrators(
         error_of(signed_in(username, role, **extra).request(method, D + path, **body), 403, "forbidden_role")
     admin = signed_in("admin.a", "administrator")
     assert admin.request(method, D + path, **body).status_code in (200, 201)
+
+
+def test_files_that_call_each_other_validate_and_deploy_together(designer: TestClient) -> None:
+    models = Path(__file__).resolve().parents[1] / "processes" / "models"
+    files = [
+        ("files", (name, (models / name).read_bytes(), "text/xml"))
+        for name in ("call_caller.bpmn", "call_shared_review.bpmn")
+    ]
+    checked = designer.post(f"{D}/validations", files=files)
+    assert checked.status_code == 200, checked.text
+    assert [(r["filename"], r["executable"]) for r in checked.json()] == [
+        ("call_caller.bpmn", True),
+        ("call_shared_review.bpmn", True),
+    ]
+    alone = designer.post(f"{D}/validations", files=files[:1]).json()
+    assert [p["code"] for p in alone[0]["processes"][0]["problems"]] == ["unknown_called_process"]
+    deployed = designer.post(f"{D}/deployments", files=files)
+    assert deployed.status_code == 201, deployed.text
+    assert sorted(d["key"] for d in deployed.json()) == ["call_caller", "call_shared_review"]

@@ -306,3 +306,15 @@ def test_data_over_a_limit_or_unstorable_is_refused_over_http_before_any_work(
     assert body["code"] == code and body["detail"]["field"] == "data", body
     with svc.engine.connect() as conn:
         assert conn.execute(select(instances.c.id)).all() == []  # nothing was started
+
+
+def test_a_model_that_names_its_starters_refuses_anyone_else_over_http(
+    designer: TestClient, signed_in: Callable[..., TestClient]
+) -> None:
+    """``camunda:candidateStarterGroups="window"``: the designer (no group) may deploy it, not start it."""
+    xml = (Path(__file__).resolve().parents[1] / "processes" / "models" / "camunda7_grant.bpmn").read_bytes()
+    assert designer.post(f"{E}/definitions?filename=grant.bpmn", content=xml).status_code == 201
+    refused = designer.post(f"{E}/instances", json={"key": "camunda7_grant", "data": {"amount": 1}})
+    error_of(refused, 403, "not_a_starter")
+    with designer.app.state.services.engine.connect() as conn:
+        assert conn.execute(select(instances.c.id)).all() == []  # nothing stored

@@ -50,8 +50,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """One browser per test module: Playwright's sync API keeps an event loop running in this thread while
+    it is open, so it must be closed before tests that run their own (``asyncio.run``)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium not found at {CHROMIUM} (.ci/run installs Debian's chromium)")

@@ -95,3 +95,25 @@ def test_calendar_override_needs_a_reason_and_changes_the_answer(tmp_path) -> No
     assert "已重算" in changed.stdout  # the open deadlines were counted again with the override
     assert "休息日" in onewindow("calendar", "show", "2025-10-11", db=db).stdout
     assert "警告" in onewindow("calendar", "show", "2031-05-06", db=db).stdout
+
+
+def test_files_named_together_validate_and_deploy_as_one_set(tmp_path) -> None:
+    models = ROOT / "tests/processes/models"
+    caller, shared = str(models / "call_caller.bpmn"), str(models / "call_shared_review.bpmn")
+    alone = onewindow("validate", caller, db=tmp_path / "x.db")
+    assert alone.returncode == 1 and "unknown_called_process" in alone.stdout
+    together = onewindow("validate", caller, shared, db=tmp_path / "x.db")
+    assert together.returncode == 0, together.stdout
+    assert together.stdout.count("可执行 executable") == 2
+    db = tmp_path / "set.db"
+    assert onewindow("db", "upgrade", db=db).returncode == 0
+    refused = onewindow("deploy", caller, db=db)
+    assert refused.returncode == 1 and "unknown_called_process" in refused.stderr
+    deployed = onewindow("deploy", caller, shared, db=db)
+    assert deployed.returncode == 0, deployed.stderr
+    assert [line.split(": ")[1].split(" ")[0] for line in deployed.stdout.splitlines()] == [
+        "call_caller",
+        "call_shared_review",
+    ]
+    missing = onewindow("validate", str(tmp_path / "nowhere.bpmn"), db=tmp_path / "x.db")
+    assert missing.returncode == 2 and "cannot read" in missing.stdout

@@ -214,3 +214,19 @@ def test_each_worker_process_refuses_too(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(SystemExit) as stopped:
         config.load()
     assert stopped.value.code == 3
+
+
+def test_a_server_process_freezes_what_start_up_built_out_of_the_collectors_sight() -> None:
+    """Full collections walked the whole start-up heap (the app, the models, the catalogue) in the middle
+    of requests; ``NoDelayConfig.load`` freezes it once the app is built (``settle_heap``)."""
+    import gc
+
+    from fastapi import FastAPI
+
+    gc.unfreeze()
+    try:
+        config = NoDelayConfig(FastAPI(), log_config=None)
+        config.load()
+        assert config.loaded and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the test process goes on collecting as before

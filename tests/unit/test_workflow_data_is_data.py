@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, InvalidModel
 from engine.workflow import Definition, Runtime, load_definitions
 from tests.unit.bpmn.models import document, linear, mi_model, user_task
 
@@ -131,15 +131,25 @@ def test_a_collection_over_the_branch_limit_is_refused_before_any_branch(sequent
 
 
 @pytest.mark.parametrize("sequential", [False, True], ids=["parallel", "sequential"])
-@pytest.mark.parametrize("cardinality", ["10 ** 9", "-1", "2.5"])
-def test_a_cardinality_over_the_limit_or_not_a_count_is_refused(sequential: bool, cardinality: str) -> None:
-    model = definition(
-        mi_model(f"<bpmn:loopCardinality>{cardinality}</bpmn:loopCardinality>", sequential=sequential)
-    )
+@pytest.mark.parametrize("count", [10**9, -1, 2.5, "3"])
+def test_a_cardinality_over_the_limit_or_not_a_count_is_refused(sequential: bool, count: Any) -> None:
+    model = definition(mi_model("<bpmn:loopCardinality>count</bpmn:loopCardinality>", sequential=sequential))
     with pytest.raises(InvalidInput) as info:  # 10**9 would otherwise create a billion tasks
-        Runtime.start(model, {}, NOW, branch_limit=200)
-    assert info.value.code == ("too_many_branches" if cardinality == "10 ** 9" else "bad_cardinality")
+        Runtime.start(model, {"count": count}, NOW, branch_limit=200)
+    assert info.value.code == ("too_many_branches" if count == 10**9 else "bad_cardinality")
     assert info.value.detail["element_id"] == "review"
+
+
+@pytest.mark.parametrize("sequential", [False, True], ids=["parallel", "sequential"])
+@pytest.mark.parametrize("cardinality", ["-1", "2.5"])
+def test_a_literal_cardinality_that_is_not_a_count_is_refused_at_deploy(
+    sequential: bool, cardinality: str
+) -> None:
+    with pytest.raises(InvalidModel) as info:
+        definition(
+            mi_model(f"<bpmn:loopCardinality>{cardinality}</bpmn:loopCardinality>", sequential=sequential)
+        )
+    assert [(p["code"], p["element_id"]) for p in info.value.problems] == [("bad_cardinality", "review")]
 
 
 @pytest.mark.parametrize("sequential", [False, True], ids=["parallel", "sequential"])

@@ -62,7 +62,8 @@ def test_script_statements_refused() -> None:
     for script, code in [
         ("import os", "forbidden_import"),
         ("from os import system", "forbidden_import"),
-        ("def f():\n    return 1", "forbidden_definition"),
+        ("@len\ndef f():\n    return 1", "forbidden_definition"),  # plain ``def``: test_script_powers
+        ("f = lambda: 1", "forbidden_definition"),
         ("class A:\n    pass", "forbidden_definition"),
         ("global x", "forbidden_statement"),
         ("try:\n    x = 1\nexcept Exception:\n    pass", "forbidden_statement"),

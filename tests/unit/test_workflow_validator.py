@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from engine.errors import InvalidModel
-from engine.workflow import Definition, TaskMeta, load_definitions, validate_document
-from tests.unit.bpmn.models import document, flow, gateway_model, linear, timer_model, user_task
+from engine.errors import InvalidInput, InvalidModel, UnsafeExpression
+from engine.workflow import (
+    Definition,
+    Runtime,
+    TaskMeta,
+    load_definitions,
+    validate_document,
+    validate_documents,
+)
+from engine.workflow.checks import MAX_FLOW_NODES
+from tests.unit.bpmn.models import document, flow, gateway_model, linear, mi_model, timer_model, user_task
 
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # on CI the corpus must be there
 MIWG = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "miwg"
@@ -156,18 +165,125 @@ def test_timer_literals_and_expressions_accepted() -> None:
 
 
 def test_spiff_validation_errors_become_problems() -> None:
-    # a plain task with two unconditional outgoing flows: SpiffWorkflow refuses implicit splits
+    # a loop task without loopMaximum / loopCondition: the library's own refusal, with element and line
+    body = linear(user_task("t", 'ow:candidateGroups="g"', "<bpmn:standardLoopCharacteristics/>"), "t", "t")
+    (process,) = validate_document(document(body)).processes
+    assert not process.executable
+    (problem,) = process.problems
+    assert (problem["code"], problem["element_id"]) == ("invalid_element", "t")
+    assert problem["line"] and "bpmn:userTask" in problem["message"]
+
+
+def test_implicit_split_and_conditional_flows_from_a_task_are_notes() -> None:
     body = linear(
         user_task("t") + flow("t", "a") + user_task("a") + flow("a", "end2") + '<bpmn:endEvent id="end2"/>',
         "t",
         "t",
     )
     (process,) = validate_document(document(body)).processes
-    assert not process.executable
-    (problem,) = process.problems
-    assert problem["code"] == "invalid_element"
-    assert problem["element_id"] == "t"
-    assert problem["line"]
+    assert process.executable and not process.problems
+    assert [(n["element_id"], n["code"]) for n in process.notes] == [("t", "implicit_parallel_split")]
+    conditional = linear(user_task("t") + flow("t", "a", "x > 1", "f_if") + user_task("a"), "t", "a")
+    (process,) = validate_document(document(conditional)).processes
+    assert process.executable  # translated into an inclusive gateway after t, with a note
+    assert [(n["element_id"], n["code"]) for n in process.notes] == [("t", "conditional_flows")]
+    bad = linear(user_task("t") + flow("t", "a", "x >", "f_if") + user_task("a"), "t", "a")
+    assert ("f_if", "bad_expression") in codes(document(bad))  # the flow's own problem, on the flow
+
+
+def test_multi_instance_faults_the_model_shows_are_caught_at_deploy() -> None:
+    for loop, code in [
+        ("<bpmn:loopCardinality>[1, 2]</bpmn:loopCardinality>", "bad_cardinality"),
+        ("<bpmn:loopCardinality>'3'</bpmn:loopCardinality>", "bad_cardinality"),
+        ("<bpmn:loopCardinality>-1</bpmn:loopCardinality>", "bad_cardinality"),
+        ("<bpmn:loopDataInputRef>people</bpmn:loopDataInputRef><bpmn:inputDataItem/>", "bad_multi_instance"),
+        (
+            "<bpmn:loopDataInputRef>people</bpmn:loopDataInputRef><bpmn:inputDataItem name='p'/>",
+            "bad_multi_instance",
+        ),
+        (
+            "<bpmn:loopDataInputRef>people</bpmn:loopDataInputRef><bpmn:inputDataItem id='p'/>"
+            "<bpmn:loopDataOutputRef>out</bpmn:loopDataOutputRef>",
+            "bad_multi_instance",
+        ),
+    ]:
+        found = problems_of(mi_model(loop))
+        assert [(p["element_id"], p["code"]) for p in found] == [("review", code)], loop
+        assert found[0]["line"] and found[0]["message"]
+    for fine in (
+        "<bpmn:loopCardinality>3</bpmn:loopCardinality>",
+        "<bpmn:loopCardinality>n</bpmn:loopCardinality>",
+    ):
+        assert validate_document(mi_model(fine)).executable
+
+
+def test_messages_without_name_or_ref() -> None:
+    nameless = '<bpmn:message id="Msg_1"/>'
+    catch = (
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition messageRef="Msg_1"/>'
+        "</bpmn:intermediateCatchEvent>" + flow("wait", "t") + user_task("t")
+    )
+    model = document(linear(catch, "wait", "t"), extra=nameless)
+    assert validate_document(model).executable  # was TypeError(... 'node') from inside the library
+    assert load_definitions(model)["p"].message_names == ("Msg_1",)
+    unnamed = (
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition/></bpmn:intermediateCatchEvent>'
+    )
+    found = problems_of(document(linear(unnamed + flow("wait", "t") + user_task("t"), "wait", "t")))
+    assert [(p["element_id"], p["code"]) for p in found] == [("wait", "missing_message")]
+
+
+def test_lanes_around_an_embedded_subprocess_assign_its_tasks() -> None:
+    lanes = (
+        '<bpmn:laneSet id="ls"><bpmn:lane id="l1" name="审批科"><bpmn:flowNodeRef>sub</bpmn:flowNodeRef>'
+        "</bpmn:lane></bpmn:laneSet>"
+    )
+    sub = (
+        '<bpmn:subProcess id="sub"><bpmn:startEvent id="s1"/>'
+        + flow("s1", "inner")
+        + user_task("inner", "")
+        + flow("inner", "e1")
+        + '<bpmn:endEvent id="e1"/></bpmn:subProcess>'
+    )
+    model = document(lanes + linear(sub, "sub", "sub"))
+    assert validate_document(model).executable
+    assert load_definitions(model)["p"].task_meta["inner"].candidate_groups == ("审批科",)
+
+
+def _chain(n: int) -> bytes:
+    body = '<bpmn:startEvent id="start"/>' + flow("start", "t0")
+    for i in range(n):
+        body += user_task(f"t{i}") + flow(f"t{i}", f"t{i + 1}" if i < n - 1 else "end")
+    return document(body + '<bpmn:endEvent id="end"/>')
+
+
+def test_a_long_sequential_model_parses_and_a_too_large_one_is_a_problem() -> None:
+    assert validate_document(_chain(600)).executable  # 490 tasks hit RecursionError before
+    assert load_definitions(_chain(600))["p"].size > 600
+    found = problems_of(_chain(MAX_FLOW_NODES + 1))
+    assert [(p["element_id"], p["code"]) for p in found] == [("p", "model_too_large")]
+
+
+def test_a_refused_deployment_names_every_problem_and_gateways_are_named() -> None:
+    body = (
+        '<bpmn:startEvent id="start"/>'
+        + flow("start", "gw")
+        + '<bpmn:exclusiveGateway id="gw" default="f_no"/>'
+        + flow("gw", "yes", "__import__('os')", "f_yes")
+        + flow("gw", "no", None, "f_no")
+        + user_task("yes", "")
+        + user_task("no")
+        + flow("yes", "end")
+        + flow("no", "end")
+        + '<bpmn:endEvent id="end"/>'
+    )
+    with pytest.raises(UnsafeExpression) as info:
+        load_definitions(document(body))
+    assert {(p["element_id"], p["code"]) for p in info.value.detail["problems"]} == {
+        ("f_yes", "unsafe_expression"),
+        ("yes", "unassigned_user_task"),
+    }
+    assert "网关 gw" in info.value.detail["problems"][0]["message"]
 
 
 @pytest.mark.skipif(not MIWG.is_dir() and not ON_CI, reason="shared/conformance/miwg is not present")
@@ -182,3 +298,43 @@ def test_miwg_corpus_validates_without_traceback() -> None:
                 assert process.problems or report.document_problems, (path.name, process.process_id)
             for problem in process.problems:
                 assert problem["code"] and problem["message"], problem
+
+
+@pytest.mark.skipif(not MIWG.is_dir() and not ON_CI, reason="shared/conformance/miwg is not present")
+def test_miwg_corpus_as_one_set_and_loading_refuses_with_typed_errors() -> None:
+    """The whole corpus as one deployment (C.9.0 calls C.9.2, which calls C.9.1), then each file loaded:
+    every refusal is typed and names its problems; nothing untyped escapes."""
+    documents = [(path.read_bytes(), path.name) for path in sorted(MIWG.glob("*.bpmn"))]
+    reports = {r.filename: r for r in validate_documents(documents)}
+    assert set(reports) == {name for _, name in documents}
+    in_set = [
+        p["message"]
+        for proc in reports["C.9.0.bpmn"].processes
+        for p in proc.problems
+        if p["element_id"] == "Activity_ManualCheck"
+    ]
+    assert not any("不在本文档中" in message for message in in_set)  # found in C.9.2 of the same set
+    for data, name in documents:
+        try:
+            load_definitions(data, name)
+        except (InvalidModel, UnsafeExpression) as err:
+            assert err.detail.get("problems") is not None or err.code == "no_executable_process", name
+
+
+def test_collections_the_model_or_the_data_get_wrong_are_named() -> None:
+    # a literal where a data name is expected: refused at deploy
+    literal = "<bpmn:loopDataInputRef>5</bpmn:loopDataInputRef><bpmn:inputDataItem id='p'/>"
+    assert ("review", "bad_expression") in codes(mi_model(literal))
+    # a collection only the data gets wrong: a typed error naming it when the task starts, not a TypeError
+    model = load_definitions(
+        mi_model("<bpmn:loopDataInputRef>people</bpmn:loopDataInputRef><bpmn:inputDataItem id='p'/>")
+    )
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    for data, code in [({}, "missing_collection"), ({"people": 5}, "bad_collection")]:
+        with pytest.raises(InvalidInput) as info:
+            Runtime.start(model["p"], data, now)
+        assert (info.value.code, info.value.detail["element_id"], info.value.detail["collection"]) == (
+            code,
+            "review",
+            "people",
+        )

@@ -103,3 +103,27 @@ def test_the_parser_refuses_a_tree_parsed_elsewhere() -> None:
         OwBpmnParser().add_bpmn_xml(etree.fromstring(xml), "foreign.bpmn")
     assert err.value.code == "foreign_tree"
     OwBpmnParser().add_bpmn_str(xml, "ours.bpmn")  # the same text through the hardened parser is fine
+
+
+def test_doctype_text_in_a_comment_or_cdata_is_not_a_declaration() -> None:
+    # a script that writes HTML, a comment that quotes a DTD: text, not a declaration (issue 13)
+    script = (
+        '<bpmn:scriptTask id="calc"><bpmn:script><![CDATA[page = "<!DOCTYPE html><html></html>"\n'
+        'note = "<!ENTITY x>"]]></bpmn:script></bpmn:scriptTask>'
+    )
+    inner = script + '<bpmn:sequenceFlow id="f2" sourceRef="calc" targetRef="t"/>' + user_task("t")
+    model = document(linear(inner, "calc", "t"))
+    commented = model.replace(b"<bpmn:process", b"<!-- <!DOCTYPE x [<!ENTITY y 'z'>]> -->\n<bpmn:process", 1)
+    for data in (model, commented):
+        assert parse_xml(data).getroot() is not None
+        assert validate_document(data).executable
+    assert "page" in load_definitions(model)["p"].spec_json()
+    # the real thing, next to a comment, is still refused, with its line
+    real = (
+        '<?xml version="1.0"?>\n<!-- <!DOCTYPE in a comment -->\n<!DOCTYPE d [<!ENTITY x "y">]>\n'
+        + HEAD.split("\n", 1)[1]
+        + "</bpmn:definitions>"
+    ).encode()
+    with pytest.raises(UnsafeDocument) as info:
+        parse_xml(real)
+    assert (info.value.code, info.value.detail["line"]) == ("doctype_forbidden", 3)

@@ -1,0 +1,187 @@
+"""The stack ceiling of ``bench.http_api``: a bare FastAPI + SQLAlchemy Core app completing a task.
+
+No engine, no SpiffWorkflow, no case rules: what the stack alone costs for the statements a completion
+through ``POST /api/v1/officer/tasks/{id}/complete`` runs. Per request, as onewindow does:
+
+* the bearer token: its own transaction (the token and account by the HMAC of the token, ``last_used_at``,
+  the account's departments);
+* the step, one transaction: the task, the case and the instance read by key, the stored state written
+  back under a version check, the task closed, the next task inserted, an audit row, the case status;
+  then the outcome (the case status and the opened task) read after the commit;
+* as many further primary-key reads as onewindow ran statements beyond these for the same step
+  (``BENCH_CEILING_STATEMENTS``: element id -> statements of onewindow's completion, counted by
+  ``bench.http_api`` in the same run), so that both run the same number of statements. Reads are the
+  cheapest statements, so the ceiling stays a ceiling.
+
+The task opened after ``delivery`` is an ``intake`` again: the ceiling's few cases go round for ever.
+Started like ``onewindow serve`` (uvicorn, ``--workers N`` sharing one TCP_NODELAY socket)::
+
+    BENCH_CEILING_DATABASE_URL=... BENCH_CEILING_SECRET=... python -m bench.ceiling --port 8766 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Header, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, create_engine, insert, select, update
+
+from engine.accounts.tables import account_departments, accounts, api_tokens
+from engine.persistence.tables import audit_log, cases, instances, tasks
+
+__all__ = ["APP_FACTORY", "BASE_STATEMENTS", "NEXT_STEP", "create_app"]
+
+APP_FACTORY = "bench.ceiling:create_app"
+NEXT_STEP = {"intake": "review", "review": "decision", "decision": "delivery", "delivery": "intake"}
+BASE_STATEMENTS = 13
+"""Statements the ceiling runs on every completion before its padding (3 for the token, 8 for the step,
+2 for the outcome)."""
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def _principal(engine: Engine, key: bytes, authorization: str) -> dict[str, Any]:
+    scheme, _, raw = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not raw:
+        raise HTTPException(401, "bad token")
+    digest = hmac.new(key, raw.strip().encode(), hashlib.sha256).hexdigest()
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        row = (
+            conn.execute(
+                select(api_tokens.c.id.label("token_id"), api_tokens.c.expires_at, accounts)
+                .join(accounts, accounts.c.id == api_tokens.c.account_id)
+                .where(api_tokens.c.token_hash == digest)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None or row["expires_at"] <= now:
+            raise HTTPException(401, "bad token")
+        conn.execute(update(api_tokens).where(api_tokens.c.id == row["token_id"]).values(last_used_at=now))
+        groups = conn.execute(
+            select(account_departments.c.department_code).where(account_departments.c.account_id == row["id"])
+        ).scalars()
+        return {"actor": row["username"], "groups": [*groups, "window"]}
+
+
+def create_app() -> FastAPI:
+    """The app of one worker process; its settings come from the environment (``BENCH_CEILING_*``)."""
+    engine = create_engine(
+        os.environ["BENCH_CEILING_DATABASE_URL"], pool_size=10, max_overflow=20, pool_recycle=1800
+    )
+    key = os.environ["BENCH_CEILING_SECRET"].encode()
+    ours: dict[str, int] = json.loads(os.environ.get("BENCH_CEILING_STATEMENTS", "{}"))
+    app = FastAPI()
+
+    @app.post("/ceiling/tasks/{task_id}/complete")
+    def complete(task_id: str, body: CompleteIn, authorization: str = Header("")) -> dict[str, Any]:
+        caller = _principal(engine, key, authorization)
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            task = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
+            if task is None or task["state"] != "ready":
+                raise HTTPException(409, "task not ready")
+            case = conn.execute(select(cases).where(cases.c.id == task["business_key"])).mappings().one()
+            state, version = conn.execute(
+                select(instances.c.state, instances.c.version).where(instances.c.id == task["instance_id"])
+            ).one()
+            moved = conn.execute(
+                update(instances)
+                .where(instances.c.id == task["instance_id"], instances.c.version == version)
+                .values(state=state, version=version + 1, updated_at=now)
+            )
+            if moved.rowcount != 1:
+                raise HTTPException(409, "version conflict")
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.state == "ready")
+                .values(state="completed", completed_at=now, completed_by=caller["actor"])
+            )
+            opened = {
+                **task,
+                "id": str(uuid.uuid4()),
+                "element_id": NEXT_STEP.get(task["element_id"], "intake"),
+                "state": "ready",
+                "created_at": now,
+                "completed_at": None,
+                "completed_by": None,
+            }
+            conn.execute(insert(tasks).values(opened))
+            conn.execute(
+                insert(audit_log).values(
+                    at=now,
+                    actor=caller["actor"],
+                    action="complete",
+                    instance_id=task["instance_id"],
+                    business_key=case["id"],
+                    task_id=task_id,
+                    element_id=task["element_id"],
+                    detail={"data": body.data},
+                )
+            )
+            conn.execute(update(cases).where(cases.c.id == case["id"]).values(status=case["status"]))
+            for _ in range(ours.get(task["element_id"], 0) - BASE_STATEMENTS):
+                conn.execute(select(cases.c.status).where(cases.c.id == case["id"])).scalar()
+        with engine.connect() as conn:
+            status = conn.execute(select(cases.c.status).where(cases.c.id == case["id"])).scalar()
+            row = conn.execute(
+                select(tasks.c.id, tasks.c.element_id, tasks.c.name, tasks.c.candidate_groups).where(
+                    tasks.c.id == opened["id"]
+                )
+            ).one()
+        return {
+            "task_id": task_id,
+            "action": "complete",
+            "case_id": case["id"],
+            "case_status": status,
+            "instance_status": "running",
+            "opened_tasks": [
+                {
+                    "id": row.id,
+                    "element_id": row.element_id,
+                    "name": row.name,
+                    "candidate_groups": [g for g in row.candidate_groups.split(",") if g],
+                }
+            ],
+        }
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    from uvicorn.supervisors import Multiprocess
+
+    from api.server import NoDelayConfig, log_config
+
+    parser = argparse.ArgumentParser(prog="python -m bench.ceiling")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_config": log_config()}
+    config = NoDelayConfig(APP_FACTORY, factory=True, workers=args.workers, **common)
+    if args.workers == 1:
+        import uvicorn
+
+        uvicorn.Server(config).run()
+        return 0
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""What other tools write into a model beyond plain BPMN: Camunda 7 / Flowable attributes and extension
+elements, SpiffWorkflow's extensions. Each is executed as its author meant, accepted with a note, or
+reported as a problem of its element; none is silently dropped.
+
+Executed:
+
+* JUEL (``${...}``) in conditions, timers, due dates, multi-instance expressions and input/output
+  parameters: translated once at parse time by ``engine.workflow.juel`` (``sandbox_text``).
+* ``camunda:initiator`` on the start event: the variable is set to the actor who starts the case;
+  ``camunda:candidateStarterGroups`` / ``camunda:candidateStarterUsers`` on the process: who may start it;
+  ``camunda:formKey`` on the start event: the start form (all read by ``start_meta`` into the start event's
+  ``extensions``, then ``Definition``).
+* ``camunda:inputOutput`` on a task: each input parameter becomes a task-local variable when the task
+  starts (a variable of the case with the same name is hidden meanwhile and comes back afterwards); when
+  the task completes, the output parameters are evaluated in the task's scope and written to the case,
+  and the input-local variables go away (Camunda 7 "Input/Output Variable Mapping"). Values: a constant
+  text, a ``${...}`` expression, ``camunda:list`` and ``camunda:map``; an empty parameter is null.
+* SpiffWorkflow's ``spiffworkflow:preScript`` / ``postScript``: run in the sandbox before the task starts
+  and when it completes, as SpiffWorkflow's own ``SpiffBpmnTask`` does.
+
+Both run through ``OwTaskHooks``, a data specification placed in the task spec's data input and output
+associations (the seams ``BpmnTaskSpec._update_hook`` / ``_on_complete_hook`` call), so the library's own
+task classes and serializer stay in use.
+
+Accepted with a note (``notes`` of the process report): ``camunda:asyncBefore`` / ``asyncAfter`` /
+``exclusive`` / ``jobPriority`` / ``taskPriority`` / ``historyTimeToLive`` (every step here runs
+synchronously in one transaction; there is no job executor and no history cleanup).
+
+Reported (problem of the element): execution and task listeners, ``camunda:formData`` (generated forms),
+``camunda:connector`` / ``camunda:field``, external script resources, a script or condition ``language``
+other than ours, a Quartz cron ``timeCycle``, JUEL outside the subset, Camunda's multi-instance variables
+(``nrOfInstances``...), input/output parameters given as scripts or on a multi-instance activity.
+"""
+
+from __future__ import annotations
+
+import re
+from copy import deepcopy
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.serializer.helpers.spec import BpmnDataSpecificationConverter
+from SpiffWorkflow.bpmn.specs.data_spec import BpmnDataSpecification
+
+from engine.errors import Problem, UnsafeExpression
+
+from .api import CAMUNDA_NS
+from .juel import JuelError, is_juel, to_sandbox
+from .sandbox import check_source
+from .xml import BPMN_MODEL_NS
+
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+FLOWABLE_NS = "http://flowable.org/bpmn"
+ACTIVITI_NS = "http://activiti.org/bpmn"
+VENDORS = {CAMUNDA_NS: "camunda", FLOWABLE_NS: "flowable", ACTIVITI_NS: "activiti"}
+"""Namespaces whose attributes and extension elements mean the same (Flowable and Camunda 7 both grew out
+of Activiti 5): ``flowable:candidateGroups`` is read as ``camunda:candidateGroups``."""
+B = f"{{{BPMN_MODEL_NS}}}"
+C = f"{{{CAMUNDA_NS}}}"
+S = f"{{{SPIFF_NS}}}"
+
+
+def vendor_attr(node: etree._Element, name: str) -> str | None:
+    """``camunda:name`` / ``flowable:name`` / ``activiti:name`` of ``node``, stripped (None when absent)."""
+    for ns in VENDORS:
+        value = node.get(f"{{{ns}}}{name}")
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+def _vendor(tag: str) -> tuple[str, str] | None:
+    """``(prefix, local name)`` of a Camunda / Flowable / Activiti element tag."""
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        if ns in VENDORS:
+            return VENDORS[ns], name
+    return None
+
+
+HOOKS_ID = "ow:hooks"  # the bpmn_id of our hooks: never a data name
+OUR_LANGUAGES = frozenset({"python", "text/x-python", "py", "python3", "juel", "javascript/juel"})
+
+IGNORED_ATTRIBUTES = ("asyncBefore", "asyncAfter", "exclusive", "jobPriority", "taskPriority",
+                      "historyTimeToLive")  # fmt: skip
+REPORTED_EXTENSIONS = {
+    "executionListener": "执行监听器（executionListener）没有实现，不会被调用",
+    "taskListener": "任务监听器（taskListener）没有实现，不会被调用",
+    "formData": "Camunda 生成表单（formData）没有实现：请用 camunda:formKey 指向本系统的表单",
+    "formProperty": "表单属性（formProperty）没有实现：请用 camunda:formKey 指向本系统的表单",
+    "connector": "连接器（connector）没有实现",
+    "field": "字段注入（field）没有实现",
+    "failedJobRetryTimeCycle": None,  # a note: there are no jobs to retry
+    "in": "调用活动的变量传入（camunda:in）没有实现",
+    "out": "调用活动的变量传出（camunda:out）没有实现",
+}
+CAMUNDA_MI_VARIABLES = ("nrOfInstances", "nrOfCompletedInstances", "nrOfActiveInstances", "loopCounter")
+_QUARTZ = re.compile(r"^\s*(\S+\s+){5,6}\S*\s*$")
+
+
+# ---------------------------------------------------------------- expressions
+
+
+def sandbox_text(text: str | None) -> str | None:
+    """At parse time: the sandbox expression for a model's text (JUEL translated). A text outside the
+    subset is left as it is: the validator has reported it, and the process was not called executable."""
+    try:
+        return to_sandbox(text)
+    except JuelError:
+        return text
+
+
+def is_cron(text: str | None) -> bool:
+    """A Quartz cron expression as Camunda writes it in a ``timeCycle`` (``0 0/5 * * * ?``)."""
+    value = (text or "").strip()
+    return bool(value) and not is_juel(value) and _QUARTZ.match(value) is not None and "(" not in value
+
+
+def juel_problem(element_id: str | None, text: str, what: str, line: int | None) -> Problem | None:
+    """A problem when ``text`` is JUEL outside the subset (None when it translates or is ours)."""
+    try:
+        translated = to_sandbox(text)
+    except JuelError as err:
+        code = "unsupported_juel" if err.code == "unsupported_juel" else "bad_expression"
+        return Problem(element_id, code, f"{what}：{err.message}（原文 {_short(text)}）", line)
+    if translated is not None and translated is not text and translated != text:
+        used = [name for name in CAMUNDA_MI_VARIABLES if re.search(rf"\b{name}\b", translated)]
+        if used:
+            return Problem(
+                element_id,
+                "unsupported_juel",
+                f"{what}：Camunda 的多实例变量 {', '.join(used)} 在本系统中没有（原文 {_short(text)}）",
+                line,
+            )
+    return None
+
+
+def _short(text: str) -> str:
+    value = " ".join((text or "").split())
+    return value if len(value) <= 80 else value[:80] + "…"
+
+
+# ---------------------------------------------------------------- start event and process
+
+
+def start_meta(node: etree._Element) -> dict[str, Any]:
+    """What a start event of a top-level process says about starting a case (``extensions['ow_start']``)."""
+    process = node.getparent()
+    meta: dict[str, Any] = {}
+    initiator = vendor_attr(node, "initiator")
+    if initiator:
+        meta["initiator"] = initiator
+    form_key = vendor_attr(node, "formKey")
+    if form_key:
+        meta["form_key"] = form_key
+    if process is not None and process.tag == f"{B}process":
+        for attr, key in (
+            ("candidateStarterGroups", "starter_groups"),
+            ("candidateStarterUsers", "starter_users"),
+        ):
+            values = [v.strip() for v in (vendor_attr(process, attr) or "").split(",") if v.strip()]
+            if values:
+                meta[key] = values
+    return meta
+
+
+# ---------------------------------------------------------------- input/output parameters, pre/post scripts
+
+
+def _param_value(param: etree._Element) -> Any:
+    """``["const", text]``, ``["expr", sandbox source]``, ``["list", [values]]``, ``["map", [[k, value]]]`` or
+    ``["null"]`` for one ``camunda:inputParameter`` / ``outputParameter`` / list value / map entry."""
+    children = [c for c in param if isinstance(c.tag, str)]
+    if children:
+        child = children[0]
+        if child.tag == f"{C}list":
+            return ["list", [_param_value(v) for v in child if isinstance(v.tag, str)]]
+        if child.tag == f"{C}map":
+            return ["map", [[e.get("key") or "", _param_value(e)] for e in child if isinstance(e.tag, str)]]
+        return ["null"]  # a script: reported by the checks
+    text = param.text or ""
+    if not text.strip():
+        return ["null"]
+    if "${" in text or "#{" in text:
+        return ["expr", sandbox_text(text.strip())]
+    return ["const", text]
+
+
+def _io_parameters(node: etree._Element) -> tuple[list[Any], list[Any]]:
+    inputs: list[Any] = []
+    outputs: list[Any] = []
+    for io in node.iterfind(f"{B}extensionElements/{C}inputOutput"):
+        for param in io:
+            if param.tag == f"{C}inputParameter":
+                inputs.append([param.get("name") or "", _param_value(param)])
+            elif param.tag == f"{C}outputParameter":
+                outputs.append([param.get("name") or "", _param_value(param)])
+    return inputs, outputs
+
+
+def _spiff_script(node: etree._Element, name: str) -> str | None:
+    found = node.find(f"{B}extensionElements/{S}{name}")
+    if found is None or not (found.text or "").strip():
+        return None
+    return str(found.text)
+
+
+def task_hooks(node: etree._Element) -> OwTaskHooks | None:
+    """The hooks a task node needs (None when it has neither input/output parameters nor scripts)."""
+    inputs, outputs = _io_parameters(node)
+    prescript, postscript = _spiff_script(node, "preScript"), _spiff_script(node, "postScript")
+    if not (inputs or outputs or prescript or postscript):
+        return None
+    return OwTaskHooks(HOOKS_ID, None, inputs, outputs, prescript, postscript)
+
+
+_ABSENT = "ow_io_absent"
+_SHADOWED = "ow_io_shadowed"
+_STARTED = "ow_hooks_started"
+
+
+class OwTaskHooks(BpmnDataSpecification):
+    """Input/output parameters and pre/post scripts of one task (see the module doc). ``get`` runs when the
+    task becomes ready (once), ``set`` when it completes; expressions and scripts run in the sandbox."""
+
+    def __init__(
+        self,
+        bpmn_id: str = HOOKS_ID,
+        bpmn_name: str | None = None,
+        inputs: list[Any] | None = None,
+        outputs: list[Any] | None = None,
+        prescript: str | None = None,
+        postscript: str | None = None,
+    ) -> None:
+        super().__init__(bpmn_id, bpmn_name)
+        self.inputs = list(inputs or [])
+        self.outputs = list(outputs or [])
+        self.prescript = prescript
+        self.postscript = postscript
+
+    def _value(self, my_task: Any, value: Any) -> Any:
+        kind = value[0]
+        if kind == "const":
+            return value[1]
+        if kind == "expr":
+            return deepcopy(my_task.workflow.script_engine.evaluate(my_task, value[1]))
+        if kind == "list":
+            return [self._value(my_task, v) for v in value[1]]
+        if kind == "map":
+            return {key: self._value(my_task, v) for key, v in value[1]}
+        return None
+
+    def get(self, my_task: Any, **_kwargs: Any) -> None:
+        if my_task.internal_data.get(_STARTED):
+            return  # a waiting task is updated again on every refresh: the hooks ran already
+        my_task.internal_data[_STARTED] = True
+        if self.inputs:
+            values = {name: self._value(my_task, value) for name, value in self.inputs}
+            my_task.internal_data[_ABSENT] = [name for name in values if name not in my_task.data]
+            my_task.internal_data[_SHADOWED] = {
+                name: deepcopy(my_task.data[name]) for name in values if name in my_task.data
+            }
+            my_task.data.update(values)
+        if self.prescript:
+            my_task.workflow.script_engine.execute(my_task, self.prescript)
+
+    def set(self, my_task: Any, **_kwargs: Any) -> None:
+        if self.postscript:
+            my_task.workflow.script_engine.execute(my_task, self.postscript)
+        if not (self.inputs or self.outputs):
+            return
+        results = {name: self._value(my_task, value) for name, value in self.outputs}
+        for name in my_task.internal_data.pop(_ABSENT, []):
+            my_task.data.pop(name, None)
+        my_task.data.update(my_task.internal_data.pop(_SHADOWED, {}))
+        my_task.data.update(results)
+
+
+class OwTaskHooksConverter(BpmnDataSpecificationConverter):  # type: ignore[misc]
+    def to_dict(self, data_spec: OwTaskHooks) -> dict[str, Any]:
+        return {
+            "bpmn_id": data_spec.bpmn_id,
+            "bpmn_name": data_spec.bpmn_name,
+            "inputs": data_spec.inputs,
+            "outputs": data_spec.outputs,
+            "prescript": data_spec.prescript,
+            "postscript": data_spec.postscript,
+        }
+
+
+def attach_hooks(task_spec: Any, node: etree._Element) -> None:
+    """Put the hooks of ``node`` (if any) into the task spec's data associations, last."""
+    hooks = task_hooks(node)
+    if hooks is not None:
+        task_spec.data_input_associations = [*task_spec.data_input_associations, hooks]
+        task_spec.data_output_associations = [*task_spec.data_output_associations, hooks]
+
+
+# ---------------------------------------------------------------- the validator's checks
+
+
+def _owner(element: etree._Element) -> str | None:
+    current: Any = element
+    while current is not None:
+        if isinstance(current.tag, str) and current.tag.startswith(B) and current.get("id"):
+            return str(current.get("id"))
+        current = current.getparent()
+    return None
+
+
+def _check_value(
+    problems: list[Problem], element_id: str | None, value: Any, what: str, line: int | None
+) -> None:
+    kind = value[0]
+    if kind == "expr":
+        try:
+            check_source(value[1], "eval")
+        except UnsafeExpression as err:
+            code = "unsafe_expression" if err.code.startswith("forbidden_") else "bad_expression"
+            problems.append(Problem(element_id, code, f"{what}：{err.message}", line))
+    elif kind == "list":
+        for item in value[1]:
+            _check_value(problems, element_id, item, what, line)
+    elif kind == "map":
+        for _, item in value[1]:
+            _check_value(problems, element_id, item, what, line)
+
+
+def _io_problems(node: etree._Element, problems: list[Problem]) -> None:
+    element_id = node.get("id")
+    for io in node.iterfind(f"{B}extensionElements/{C}inputOutput"):
+        line = io.sourceline
+        if node.find(f"{B}multiInstanceLoopCharacteristics") is not None:
+            problems.append(
+                Problem(element_id, "unsupported_extension", "多实例活动上的输入/输出参数没有实现", line)
+            )
+        for param in io:
+            if not isinstance(param.tag, str):
+                continue
+            label = "输入参数" if param.tag == f"{C}inputParameter" else "输出参数"
+            name = (param.get("name") or "").strip()
+            if not name.isidentifier() or name.startswith("_"):
+                problems.append(
+                    Problem(
+                        element_id, "bad_extension_value", f"{label}的名称不是合法的数据名：{name!r}", line
+                    )
+                )
+            for script in param.iter(f"{C}script"):
+                problems.append(
+                    Problem(
+                        element_id,
+                        "unsupported_language",
+                        f"{label} {name} 用脚本（{script.get('scriptFormat') or '未注明语言'}）"
+                        "给出取值，没有实现",
+                        script.sourceline,
+                    )
+                )
+            for text_node in [param, *param.iter(f"{C}value", f"{C}entry")]:
+                if not list(text_node) and (text_node.text or "").strip():
+                    text = text_node.text.strip()
+                    if "${" in text or "#{" in text:
+                        found = juel_problem(element_id, text, f"{label} {name}", text_node.sourceline)
+                        if found is not None:
+                            problems.append(found)
+            _check_value(problems, element_id, _param_value(param), f"{label} {name}", line)
+
+
+def camunda_checks(process: etree._Element) -> tuple[list[Problem], list[Problem]]:  # noqa: C901
+    """Problems and notes for the extensions of one process (see the module doc)."""
+    problems: list[Problem] = []
+    notes: list[Problem] = []
+    for element in process.iter():
+        if not isinstance(element.tag, str):
+            continue
+        line = element.sourceline
+        if element.tag.startswith(B):
+            element_id = element.get("id")
+            for key, value in element.attrib.items():
+                vendor = _vendor(key)
+                if vendor is None or vendor[1] not in IGNORED_ATTRIBUTES:
+                    continue
+                if value.strip().lower() not in ("", "false"):
+                    notes.append(
+                        Problem(
+                            element_id,
+                            "ignored_attribute",
+                            f"{vendor[0]}:{vendor[1]}={value!r} 已接受但不起作用：本系统每一步都在一个事务中"
+                            "同步执行，没有作业执行器和历史清理",
+                            line,
+                        )
+                    )
+            resource = vendor_attr(element, "resource")
+            if resource:
+                problems.append(
+                    Problem(element_id or _owner(element), "unsupported_extension",
+                            f"外部脚本资源（camunda:resource={resource!r}）没有实现："
+                            "请把脚本写在模型里", line)
+                )  # fmt: skip
+            local = element.tag[len(B) :]
+            if local in ("conditionExpression", "condition", "completionCondition", "loopCardinality"):
+                language = (element.get("language") or "").strip()
+                if language and language.lower() not in OUR_LANGUAGES:
+                    problems.append(
+                        Problem(
+                            _owner(element),
+                            "unsupported_language",
+                            f"表达式语言 {language!r} 不能执行："
+                            "本系统执行 Python 表达式和 JUEL 子集（${...}）",
+                            line,
+                        )
+                    )
+            if local == "timeCycle" and is_cron(element.text):
+                problems.append(
+                    Problem(
+                        _owner(element),
+                        "unsupported_timer",
+                        f"Quartz cron 表达式 {_short(element.text or '')!r} 不能执行："
+                        "请改写为 ISO 8601 循环（如每 5 分钟 R/PT5M，每天 R/P1D）",
+                        line,
+                    )
+                )
+            if element.find(f"{B}extensionElements/{C}inputOutput") is not None:
+                _io_problems(element, problems)
+            for name in ("preScript", "postScript"):
+                script = _spiff_script(element, name)
+                if script is not None:
+                    try:
+                        check_source(script, "exec")
+                    except UnsafeExpression as err:
+                        code = "unsafe_expression" if err.code.startswith("forbidden_") else "bad_expression"
+                        problems.append(Problem(element_id, code, f"{name} 脚本：{err.message}", line))
+        elif _vendor(element.tag) is not None:
+            prefix, name = _vendor(element.tag)  # type: ignore[misc]
+            if name in ("in", "out") and element.get("variables") == "all" and len(element.attrib) == 1:
+                continue  # every variable passed: what a call activity does here anyway
+            if name in REPORTED_EXTENSIONS:
+                owner = _owner(element)
+                sentence = REPORTED_EXTENSIONS[name]
+                if sentence is None:
+                    notes.append(
+                        Problem(
+                            owner,
+                            "ignored_extension",
+                            f"{prefix}:{name} 已接受但不起作用：没有可重试的作业",
+                            line,
+                        )
+                    )
+                else:
+                    problems.append(
+                        Problem(
+                            owner, "unsupported_extension", sentence.replace("camunda:", f"{prefix}:"), line
+                        )
+                    )
+    return problems, notes

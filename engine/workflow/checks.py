@@ -1,0 +1,300 @@
+"""Checks for models drawn in other tools (issue 13): what SpiffWorkflow would crash on or read differently.
+
+* **Size.** A process of more than ``MAX_FLOW_NODES`` flow nodes is refused (``model_too_large``); up to it,
+  the library's recursive parse (and its recursive prediction of a chain when an instance starts) gets the
+  room it needs (``recursion_room``: the interpreter's recursion limit raised, to a bound derived from that
+  size, while such a model is parsed or run).
+* **Multi-instance** faults the model alone shows: a literal cardinality that is not a non-negative whole
+  number (a list, a string), an input or output item without the ``id`` the library names the variable by.
+* **Implicit splits and joins.** An activity or event with several unconditioned outgoing flows is a
+  parallel split, several incoming flows an uncontrolled merge (BPMN 2.0, 10.2.1 / 13.2.1): the library runs
+  both as BPMN says (``handles_multiple_outgoing`` of our node parser); the report says so in a note.
+  Conditioned flows out of an activity ("conditional sequence flows": every flow whose condition holds is
+  taken, an unconditioned one always, the activity's ``default`` flow when none holds) would be run
+  unconditioned by the library: ``translate_conditional_flows`` rewrites them at load time into an explicit
+  inclusive gateway after the activity (``<activity id>__conditions``), which has exactly that semantics,
+  and says so in a note.
+* **Messages without ``messageRef``** correlate by the event's name (the library's rule): a note; an event
+  with neither is a problem. A message element without ``name`` is named by its id (``OwBpmnParser``).
+* **Lanes** around an embedded subprocess assign its tasks (the library's rule): ``lane_of``.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from lxml import etree
+
+from engine.errors import Problem
+
+from .sandbox import normalize
+from .xml import BPMN_MODEL_NS
+
+B = f"{{{BPMN_MODEL_NS}}}"
+
+MAX_FLOW_NODES = 2000
+"""Most flow nodes (tasks, events, gateways, subprocesses) of one process, its subprocesses included."""
+PARSE_RECURSION_LIMIT = 12 * MAX_FLOW_NODES + 2000
+"""Frames the library's parse of a chain of ``MAX_FLOW_NODES`` nodes needs (about 2 a node), with room."""
+
+GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
+FLOW_NODES = {
+    "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask",
+    "businessRuleTask", "callActivity", "subProcess", "transaction", "adHocSubProcess", "startEvent",
+    "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent", *GATEWAYS,
+}  # fmt: skip
+CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
+CATCHING = {"intermediateCatchEvent", "boundaryEvent", "startEvent", "receiveTask"}
+
+DEEP_MODEL_NODES = 200
+"""From this many nodes a model gets the room (smaller ones keep the interpreter's own limit: a state grown
+too deep then fails loudly with ``too_deeply_nested`` instead of meeting the library's silent depth cap)."""
+
+_ROOM_LOCK = threading.Lock()
+_room_users = 0
+_saved_limit = 0
+
+
+@contextmanager
+def recursion_room(nodes: int) -> Iterator[None]:
+    """Within the block, the library's recursive parse of a model of ``nodes`` flow nodes (and its recursive
+    prediction of a chain of tasks when an instance starts or steps) gets the frames it needs: the
+    interpreter's recursion limit raised to ``PARSE_RECURSION_LIMIT`` for as long as any thread is inside
+    such a block, then restored. Models under ``DEEP_MODEL_NODES`` nodes change nothing."""
+    global _room_users, _saved_limit
+    if nodes < DEEP_MODEL_NODES:
+        yield
+        return
+    with _ROOM_LOCK:
+        if _room_users == 0:
+            _saved_limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_saved_limit, PARSE_RECURSION_LIMIT))
+        _room_users += 1
+    try:
+        yield
+    finally:
+        with _ROOM_LOCK:
+            _room_users -= 1
+            if _room_users == 0:
+                sys.setrecursionlimit(_saved_limit)
+
+
+def flow_node_count(container: Any) -> int:
+    return sum(1 for element in container.iter() if local(element) in FLOW_NODES)
+
+
+def local(element: Any) -> str:
+    tag = element.tag
+    return tag[len(B) :] if isinstance(tag, str) and tag.startswith(B) else ""
+
+
+def lane_of(lanes: dict[str, str | None], element: Any) -> str | None:
+    """The lane that assigns ``element``: the outermost enclosing subprocess in a lane gives its lane to
+    everything inside (as the library's parser does), else the element's own ``flowNodeRef``."""
+    chain = []
+    current = element
+    while current is not None and local(current) != "process":
+        if local(current) in FLOW_NODES and current.get("id"):
+            chain.append(current.get("id"))
+        current = current.getparent()
+    for element_id in reversed(chain):
+        lane = lanes.get(element_id)
+        if lane is not None:
+            return lane
+    return None
+
+
+def _nodes(container: Any) -> list[Any]:
+    return [child for child in container if local(child) in FLOW_NODES]
+
+
+def _literal(text: str) -> tuple[bool, Any]:
+    try:
+        return True, ast.literal_eval(normalize(text))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False, None
+
+
+def _multi_instance(loop: Any, owner: str | None) -> list[Problem]:
+    problems: list[Problem] = []
+    cardinality = loop.find(f"{B}loopCardinality")
+    if cardinality is not None and (cardinality.text or "").strip():
+        known, value = _literal(cardinality.text or "")
+        if known and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            problems.append(
+                Problem(
+                    owner,
+                    "bad_cardinality",
+                    f"多实例基数必须是非负整数或得出整数的表达式，而不是 {type(value).__name__} 值"
+                    f" {cardinality.text.strip()[:40]!r}；要按集合逐项办理请用输入集合（loopDataInputRef"
+                    " 或 camunda:collection）",
+                    cardinality.sourceline,
+                )
+            )
+    for tag, label in (("inputDataItem", "输入项"), ("outputDataItem", "输出项")):
+        item = loop.find(f"{B}{tag}")
+        if item is not None and not (item.get("id") or "").strip():
+            problems.append(
+                Problem(
+                    owner,
+                    "bad_multi_instance",
+                    f"多实例的{label}（bpmn:{tag}）没有 id：引擎以 id 作为每个实例的数据名，请填写",
+                    item.sourceline,
+                )
+            )
+    output_ref = loop.find(f"{B}loopDataOutputRef")
+    if output_ref is not None and loop.find(f"{B}outputDataItem") is None:
+        problems.append(
+            Problem(
+                owner,
+                "bad_multi_instance",
+                "多实例有输出集合（loopDataOutputRef）却没有输出项（outputDataItem）：请补上输出项",
+                output_ref.sourceline,
+            )
+        )
+    return problems
+
+
+def _message_checks(element: Any, name: str, owner: str | None) -> tuple[list[Problem], list[Problem]]:
+    """A catching message event / receive task without ``messageRef``: by its name, or a problem."""
+    parent = element.getparent() if name == "messageEventDefinition" else element
+    event_name = (parent.get("name") or "").strip()
+    if event_name:
+        note = Problem(
+            owner,
+            "message_by_event_name",
+            f"没有引用消息（messageRef）：按事件名称“{event_name}”关联消息",
+            element.sourceline,
+        )
+        return [], [note]
+    problem = Problem(
+        owner,
+        "missing_message",
+        "接收消息的事件既没有引用消息（messageRef）也没有名称：请引用一个消息，或给事件起名（按名称关联）",
+        element.sourceline,
+    )
+    return [problem], []
+
+
+def message_without_ref(element: Any, owner: str | None) -> tuple[list[Problem], list[Problem]]:
+    """For the validator: ``element`` (a messageEventDefinition or a receiveTask) has no ``messageRef``."""
+    return _message_checks(element, local(element), owner)
+
+
+def translate_conditional_flows(process: Any, ids: dict[str, Any]) -> list[Problem]:
+    """Rewrite, in the loaded tree, the conditioned outgoing flows of each activity into an inclusive gateway
+    after it (see the module doc); one note per activity rewritten."""
+    notes: list[Problem] = []
+    containers = [process, *(e for e in process.iter() if local(e) in CONTAINERS - {"process"})]
+    for container in containers:
+        outgoing: dict[str, list[Any]] = {}
+        for flow in container:
+            if local(flow) == "sequenceFlow":
+                outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow)
+        for node in _nodes(container):
+            node_id = node.get("id") or ""
+            out = outgoing.get(node_id, [])
+            if local(node) in GATEWAYS or all(f.find(f"{B}conditionExpression") is None for f in out):
+                continue
+            gateway_id = f"{node_id}__conditions"
+            while gateway_id in ids:
+                gateway_id += "_"
+            gateway = etree.Element(
+                f"{B}inclusiveGateway", id=gateway_id, name=f"{node.get('name') or node_id} 的条件出口"
+            )
+            ids[gateway_id] = gateway
+            default = node.attrib.pop("default", None)
+            if default:
+                gateway.set("default", default)
+            node.addnext(gateway)
+            gateway.addnext(
+                etree.Element(
+                    f"{B}sequenceFlow", id=f"{gateway_id}_in", sourceRef=node_id, targetRef=gateway_id
+                )
+            )
+            for flow in out:
+                flow.set("sourceRef", gateway_id)
+                if flow.find(f"{B}conditionExpression") is None and flow.get("id") != default:
+                    etree.SubElement(flow, f"{B}conditionExpression").text = "True"  # always taken
+            notes.append(
+                Problem(
+                    node_id,
+                    "conditional_flows",
+                    f"{node_id} 的出口带条件（条件顺序流）：按 BPMN 语义条件成立的出口都走，"
+                    "无条件的出口总走，都不成立时走默认出口；执行时等同于其后加一个包容网关",
+                    node.sourceline,
+                )
+            )
+    return notes
+
+
+def process_checks(process: Any) -> tuple[list[Problem], list[Problem]]:
+    """The problems and the notes of one process (subprocesses included)."""
+    problems: list[Problem] = []
+    notes: list[Problem] = []
+    count = flow_node_count(process)
+    if count > MAX_FLOW_NODES:
+        problems.append(
+            Problem(
+                process.get("id"),
+                "model_too_large",
+                f"流程有 {count} 个节点，超过上限 {MAX_FLOW_NODES} 个：请拆分为几个由调用活动连接的流程",
+                process.sourceline,
+            )
+        )
+        return problems, notes
+    for loop in process.iter(f"{B}multiInstanceLoopCharacteristics"):
+        owner = loop.getparent().get("id")
+        problems.extend(_multi_instance(loop, owner))
+    for element in process.iter(f"{B}messageEventDefinition", f"{B}receiveTask"):
+        kind = local(element)
+        parent = local(element.getparent()) if kind == "messageEventDefinition" else kind
+        if element.get("messageRef") is not None or parent not in CATCHING:
+            continue
+        if kind == "receiveTask" and element.find(f"{B}messageEventDefinition") is not None:
+            continue
+        owner = element.get("id") if kind == "receiveTask" else element.getparent().get("id")
+        notes.extend(message_without_ref(element, owner)[1])
+    containers = [process, *(e for e in process.iter() if local(e) in CONTAINERS - {"process"})]
+    for container in containers:
+        flows = [child for child in container if local(child) == "sequenceFlow"]
+        outgoing: dict[str, list[Any]] = {}
+        incoming: dict[str, list[Any]] = {}
+        for flow in flows:
+            outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow)
+            incoming.setdefault(flow.get("targetRef") or "", []).append(flow)
+        for node in _nodes(container):
+            node_id = node.get("id") or ""
+            kind = local(node)
+            if kind in GATEWAYS:
+                continue
+            out = outgoing.get(node_id, [])
+            conditioned = [f for f in out if f.find(f"{B}conditionExpression") is not None]
+            if len(out) > 1 and not conditioned and kind != "startEvent":
+                targets = "、".join(f.get("targetRef") or "?" for f in out)
+                notes.append(
+                    Problem(
+                        node_id,
+                        "implicit_parallel_split",
+                        f"{node_id} 有 {len(out)} 条无条件出口：按 BPMN 语义并行走全部出口（{targets}），"
+                        "与其后加一个并行网关相同",
+                        node.sourceline,
+                    )
+                )
+            into = incoming.get(node_id, [])
+            if len(into) > 1 and kind != "endEvent":
+                notes.append(
+                    Problem(
+                        node_id,
+                        "implicit_merge",
+                        f"{node_id} 有 {len(into)} 条入口：按 BPMN 语义每条入口到达都执行一次（非受控合并），"
+                        "不等待其他分支；要等齐各分支请在其前加一个并行网关",
+                        node.sourceline,
+                    )
+                )
+    return problems, notes

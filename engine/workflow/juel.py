@@ -1,0 +1,432 @@
+"""Camunda 7 / Flowable expressions (JUEL, the Java Unified Expression Language): a subset translated once,
+when a model is parsed, into the sandbox's language (a Python expression that ``sandbox.check_source``
+then checks like any other).
+
+Which text is JUEL: a text that is one whole ``${...}`` or ``#{...}`` (what Camunda Modeler and Flowable
+write in conditions, timers, due dates and input/output parameters). Any other text is ours (a sandboxed
+Python expression) and is returned unchanged; a text that mixes literal text with ``${...}`` (a composite
+expression) is outside the subset.
+
+The subset, and what it becomes:
+
+=====================================================  ==================================================
+JUEL                                                   sandbox expression
+=====================================================  ==================================================
+``amount``, ``order.total``, ``order['total']``        ``amount``, ``order.get('total')`` (a missing key
+                                                       is null, as for a Java map)
+``items[0]``, ``m[key]``                               ``items[0]``, ``m[key]``
+``'text'``, ``"text"``, ``12``, ``1.5``, ``true``,     the same literal (``null`` is ``None``)
+``false``, ``null``
+``!x``, ``not x``                                      ``(not x)``
+``a && b``, ``a and b``, ``a || b``, ``a or b``        ``(a and b)``, ``(a or b)``
+``== != < > <= >=``, ``eq ne lt gt le ge``             the Python comparison
+``+ - * / %``, ``div``, ``mod``, unary ``-``           the Python operator
+``c ? a : b``                                          ``(a if c else b)``
+``empty x``                                            ``(x is None or x == '' or x == [] or x == {})``
+``execution.getVariable('x')``                         ``get_variable('x')`` (null when ``x`` is not set)
+``dateTime()``, ``now()``                              ``now()`` (the case clock)
+``dateTime().plusDays(n)`` (also ``plusHours``,        ``plus_time(now(), n, 'days')``: an ISO date-time
+``plusMinutes``, ``plusSeconds``, ``plusWeeks``,       that timers and due dates accept; ``minus*``
+``plusMonths``, ``plusYears``, ``minus*``,             subtracts; ``toDate()`` keeps the value
+``toDate()``)
+``x.size()``, ``x.length()``, ``x.isEmpty()``,         ``len(x)``, ``(len(x) == 0)``, ``(x == y)``,
+``x.equals(y)``, ``x.contains(y)``,                    ``(y in x)``, ``x.startswith(y)``...
+``x.startsWith(y)``, ``x.endsWith(y)``,
+``x.toUpperCase()``, ``x.toLowerCase()``, ``x.trim()``
+``f(a, b)`` for one of our helpers (``days``,          the same call
+``working_deadline``, ...) or builtins (``len``)
+=====================================================  ==================================================
+
+Anything else (another function or method, a bean such as ``${myService.check(x)}``, ``instanceof``,
+lambdas, assignment, a composite text) raises ``JuelError`` with a ``code`` and a Chinese sentence; the
+validator turns it into a problem of the element (``unsupported_juel``, or ``bad_expression`` for text
+that is not an expression at all). Known differences: comparisons do not coerce between strings and numbers
+as JUEL does (``'5' == 5`` is false), and a variable that is not set is an error, as in Camunda (``Cannot
+resolve identifier``), except through ``execution.getVariable``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+
+__all__ = ["JuelError", "is_juel", "to_sandbox", "translate"]
+
+MAX_JUEL = 10_000  # characters of one expression (the sandbox's own limit applies to the result too)
+MAX_NESTING = 60  # nested parentheses / operators the recursive-descent parser follows
+
+
+class JuelError(ValueError):
+    """A JUEL text outside the subset; ``code`` is stable English, ``message`` a Chinese sentence."""
+
+    def __init__(self, message: str, code: str = "unsupported_juel", position: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.position = position
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # 'num' 'str' 'name' 'op' 'end'
+    text: str
+    pos: int
+    value: object = None
+
+
+_WORD_OPS = {"and", "or", "not", "eq", "ne", "lt", "gt", "le", "ge", "div", "mod", "empty", "instanceof"}
+_LITERALS = {"true": "True", "false": "False", "null": "None"}
+_SYMBOLS = ("&&", "||", "==", "!=", "<=", ">=", "->", "+=", "(", ")", "[", "]", ".", ",", "?", ":",
+            "!", "<", ">", "+", "-", "*", "/", "%", "=", ";", "{", "}")  # fmt: skip
+_NUMBER = re.compile(r"(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_UNITS = {
+    "Seconds": "seconds", "Minutes": "minutes", "Hours": "hours", "Days": "days", "Weeks": "weeks",
+    "Months": "months", "Years": "years",
+}  # fmt: skip
+_DATE_METHODS = {f"{sign}{unit}": (sign, name) for sign in ("plus", "minus") for unit, name in _UNITS.items()}
+_STRING_METHODS = {"startsWith": "startswith", "endsWith": "endswith", "toUpperCase": "upper",
+                   "toLowerCase": "lower", "trim": "strip"}  # fmt: skip
+
+
+def _helpers() -> frozenset[str]:
+    """The functions an expression may call: our helpers and the sandbox's builtins (``len`` ...)."""
+    from .sandbox import allowed_callables
+
+    return allowed_callables()
+
+
+def _tokens(text: str) -> list[_Token]:  # noqa: C901 - one branch per token kind
+    out: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+            continue
+        if ch in "'\"":
+            quote, j, chars = ch, i + 1, []
+            while j < n and text[j] != quote:
+                if text[j] == "\\" and j + 1 < n:
+                    j += 1
+                chars.append(text[j])
+                j += 1
+            if j >= n:
+                raise JuelError("字符串没有结束引号", "bad_expression", i)
+            out.append(_Token("str", text[i : j + 1], i, "".join(chars)))
+            i = j + 1
+            continue
+        number = _NUMBER.match(text, i)
+        if number and (ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit())):
+            literal = number.group(0)
+            value: object = float(literal) if any(c in literal for c in ".eE") else int(literal)
+            out.append(_Token("num", literal, i, value))
+            i = number.end()
+            continue
+        name = _NAME.match(text, i)
+        if name:
+            word = name.group(0)
+            out.append(_Token("op" if word in _WORD_OPS else "name", word, i))
+            i = name.end()
+            continue
+        for symbol in _SYMBOLS:
+            if text.startswith(symbol, i):
+                out.append(_Token("op", symbol, i))
+                i += len(symbol)
+                break
+        else:
+            raise JuelError(f"无法识别的字符：{ch!r}", "bad_expression", i)
+    out.append(_Token("end", "", n))
+    return out
+
+
+class _Value:
+    """A translated operand: its sandbox text, and what it is when the translation must know
+    (``execution``, a ``dateTime()`` value, a bare variable)."""
+
+    __slots__ = ("kind", "text")
+
+    def __init__(self, text: str, kind: str = "expr") -> None:
+        self.text = text
+        self.kind = kind
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.tokens = _tokens(source)
+        self.index = 0
+        self.depth = 0
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def token(self) -> _Token:
+        return self.tokens[self.index]
+
+    def take(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def at(self, *texts: str) -> bool:
+        return self.token.kind == "op" and self.token.text in texts
+
+    def expect(self, text: str) -> None:
+        if not self.at(text):
+            raise self.unexpected(f"此处应为 {text!r}")
+        self.take()
+
+    def unexpected(self, why: str = "") -> JuelError:
+        token = self.token
+        shown = "表达式结尾" if token.kind == "end" else repr(token.text)
+        sentence = f"第 {token.pos + 1} 个字符处的 {shown} 无法理解" + (f"（{why}）" if why else "")
+        return JuelError(sentence, "bad_expression", token.pos)
+
+    def value(self, node: _Value) -> str:
+        if node.kind == "execution":
+            raise JuelError("只支持 execution.getVariable('名称')，不支持直接使用 execution 对象")
+        return node.text
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise JuelError(f"表达式嵌套超过 {MAX_NESTING} 层", "bad_expression", self.token.pos)
+
+    # ------------------------------------------------------------ grammar (EL 2.2 precedence)
+    def parse(self) -> str:
+        result = self.value(self.ternary())
+        if self.token.kind != "end":
+            if self.at("=", "+=", ";", "->", "{"):
+                raise JuelError(f"不支持 JUEL 的 {self.token.text!r}（赋值、分号、lambda 或集合构造）")
+            raise self.unexpected("多余的内容")
+        return result
+
+    def ternary(self) -> _Value:
+        self.deeper()
+        condition = self.binary(0)
+        if self.at("?"):
+            self.take()
+            yes = self.value(self.ternary())
+            self.expect(":")
+            no = self.value(self.ternary())
+            condition = _Value(f"({yes} if {self.value(condition)} else {no})")
+        self.depth -= 1
+        return condition
+
+    _LEVELS: tuple[dict[str, str], ...] = (
+        {"||": "or", "or": "or"},
+        {"&&": "and", "and": "and"},
+        {"==": "==", "!=": "!=", "eq": "==", "ne": "!="},
+        {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "lt": "<", "gt": ">", "le": "<=", "ge": ">="},
+        {"+": "+", "-": "-"},
+        {"*": "*", "/": "/", "div": "/", "%": "%", "mod": "%"},
+    )
+
+    def binary(self, level: int) -> _Value:
+        if level == len(self._LEVELS):
+            return self.unary()
+        ops = self._LEVELS[level]
+        left = self.binary(level + 1)
+        while self.token.kind == "op" and self.token.text in ops:
+            op = ops[self.take().text]
+            self.deeper()
+            right = self.binary(level + 1)
+            self.depth -= 1
+            left = _Value(f"({self.value(left)} {op} {self.value(right)})")
+        if self.at("instanceof"):
+            raise JuelError("不支持 instanceof")
+        return left
+
+    def unary(self) -> _Value:
+        if self.at("!", "not"):
+            self.take()
+            self.deeper()
+            operand = self.value(self.unary())
+            self.depth -= 1
+            return _Value(f"(not {operand})")
+        if self.at("-"):
+            self.take()
+            self.deeper()
+            operand = self.value(self.unary())
+            self.depth -= 1
+            return _Value(f"(-{operand})")
+        if self.at("empty"):
+            self.take()
+            self.deeper()
+            x = self.value(self.unary())
+            self.depth -= 1
+            return _Value(f"({x} is None or {x} == '' or {x} == [] or {x} == {{}})")
+        return self.postfix(self.primary())
+
+    def arguments(self) -> list[str]:
+        self.expect("(")
+        args: list[str] = []
+        if not self.at(")"):
+            args.append(self.value(self.ternary()))
+            while self.at(","):
+                self.take()
+                args.append(self.value(self.ternary()))
+        self.expect(")")
+        return args
+
+    def primary(self) -> _Value:
+        token = self.token
+        if token.kind == "num":
+            self.take()
+            return _Value(token.text)
+        if token.kind == "str":
+            self.take()
+            return _Value(repr(token.value))
+        if self.at("("):
+            self.take()
+            inner = self.value(self.ternary())
+            self.expect(")")
+            return _Value(f"({inner})")
+        if token.kind != "name":
+            raise self.unexpected()
+        self.take()
+        word = token.text
+        if word in _LITERALS:
+            return _Value(_LITERALS[word])
+        if self.at("("):
+            return self.call(word, self.arguments())
+        colon = self.token
+        after = self.tokens[min(self.index + 1, len(self.tokens) - 1)]
+        if (
+            self.at(":")
+            and after.kind == "name"
+            and self.index + 2 < len(self.tokens)
+            and colon.pos == token.pos + len(word)
+            and after.pos == colon.pos + 1
+            and self.tokens[self.index + 2].text == "("
+        ):
+            raise JuelError(f"不支持带前缀的 JUEL 函数：{word}:{after.text}()")
+        if word == "execution":
+            return _Value("execution", "execution")
+        if word in ("task", "authenticatedUserId", "variables", "execution_context"):
+            raise JuelError(f"不支持 Camunda 的内置对象 {word}")
+        if "$" in word or keyword.iskeyword(word) or word in ("True", "False", "None"):
+            raise JuelError(f"变量名 {word!r} 在本系统中不能使用")
+        return _Value(word, "name")
+
+    def call(self, name: str, args: list[str]) -> _Value:
+        if name == "dateTime" and not args:
+            return _Value("now()", "date")
+        if name == "now" and not args:
+            return _Value("now()", "date")
+        if name in _helpers():
+            return _Value(f"{name}({', '.join(args)})")
+        raise JuelError(f"不支持的 JUEL 函数：{name}()")
+
+    def postfix(self, node: _Value) -> _Value:
+        while self.at(".", "["):
+            if self.take().text == "[":
+                key = self.ternary()
+                self.expect("]")
+                target = self.value(node)
+                if key.text.startswith(("'", '"')) and key.kind == "expr" and _is_string_literal(key.text):
+                    node = _Value(f"{target}.get({key.text})")
+                else:
+                    node = _Value(f"{target}[{self.value(key)}]")
+                continue
+            token = self.take()
+            if token.kind not in ("name", "op"):
+                raise self.unexpected("点号后应为属性名或方法名")
+            member = token.text
+            if self.at("("):
+                node = self.method(node, member, self.arguments())
+            elif node.kind == "execution":
+                raise JuelError(f"不支持 execution.{member}")
+            else:
+                if not member.isidentifier() or member.startswith("_"):
+                    raise JuelError(f"不支持的属性名：{member!r}")
+                node = _Value(f"{self.value(node)}.get({member!r})")
+        return node
+
+    def method(self, node: _Value, name: str, args: list[str]) -> _Value:  # noqa: C901 - one per method
+        if node.kind == "execution":
+            if name in ("getVariable", "getVariableLocal") and len(args) == 1 and _is_string_literal(args[0]):
+                return _Value(f"get_variable({args[0]})")
+            raise JuelError(f"只支持 execution.getVariable('名称')，不支持 execution.{name}()")
+        if node.kind == "date":
+            if name in _DATE_METHODS and len(args) == 1:
+                sign, unit = _DATE_METHODS[name]
+                amount = args[0] if sign == "plus" else f"(-{args[0]})"
+                return _Value(f"plus_time({node.text}, {amount}, {unit!r})", "date")
+            if name in ("toDate", "toDateTime") and not args:
+                return node
+            raise JuelError(f"dateTime() 只支持 plusDays/plusHours/... 与 toDate()，不支持 {name}()")
+        target = self.value(node)
+        if name in ("size", "length") and not args:
+            return _Value(f"len({target})")
+        if name == "isEmpty" and not args:
+            return _Value(f"(len({target}) == 0)")
+        if name == "equals" and len(args) == 1:
+            return _Value(f"({target} == {args[0]})")
+        if name == "contains" and len(args) == 1:
+            return _Value(f"({args[0]} in {target})")
+        if name in _STRING_METHODS and len(args) == (1 if name in ("startsWith", "endsWith") else 0):
+            return _Value(f"{target}.{_STRING_METHODS[name]}({', '.join(args)})")
+        raise JuelError(f"不支持的方法调用：{name}()（只能调用本系统提供的函数）")
+
+
+def _is_string_literal(text: str) -> bool:
+    return len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" and text.count(text[0]) == 2
+
+
+def is_juel(text: str | None) -> bool:
+    """A whole ``${...}`` / ``#{...}`` text (what Camunda and Flowable write)."""
+    value = (text or "").strip()
+    return len(value) >= 3 and value[0] in "$#" and value[1] == "{" and value.endswith("}")
+
+
+def translate(text: str) -> str:
+    """The sandbox expression for one JUEL text (``${...}`` or its inside); ``JuelError`` if outside the
+    subset."""
+    value = text.strip()
+    if is_juel(value):
+        value = value[2:-1]
+    if len(value) > MAX_JUEL:
+        raise JuelError(f"表达式超过 {MAX_JUEL} 个字符", "bad_expression")
+    if not value.strip():
+        raise JuelError("表达式为空", "bad_expression")
+    return _Parser(value).parse()
+
+
+def to_sandbox(text: str | None) -> str | None:
+    """The expression the sandbox runs for a text read from a model: JUEL translated, ours unchanged.
+    A text mixing literal text and ``${...}`` raises ``JuelError``."""
+    if text is None:
+        return None
+    value = text.strip()
+    if is_juel(value) and _one_expression(value):
+        return translate(value)
+    if "${" in value or "#{" in value:
+        if _looks_composite(value):
+            raise JuelError("不支持混合文字与 ${...} 的组合表达式；请写成一个完整的 ${...}")
+    return text
+
+
+def _one_expression(value: str) -> bool:
+    """``${a} and ${b}`` starts with ``${`` and ends with ``}`` but is a composite text."""
+    inner = value[2:-1]
+    depth, quote = 0, ""
+    for ch in inner:
+        if quote:
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return True
+
+
+def _looks_composite(value: str) -> bool:
+    return re.search(r"[$#]\{[^}]*\}", value) is not None
