@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Conflict, InvalidInput, NotFound, Problem
@@ -167,6 +167,16 @@ def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tup
     return result
 
 
+def _licence_with_event(row: dict[str, Any], event: dict[str, Any]) -> Any:
+    """PostgreSQL: insert the licence ``row`` and its status ``event`` (without ``licence_id``: the new
+    row's) in one statement, the event's row reading the licence's id from the licence's insert."""
+    new_licence = insert(licences).values(row).returning(licences.c.id).cte("new_licence")
+    names = list(event)
+    values = [literal(event[n], type_=licence_status_events.c[n].type) for n in names]
+    rows = select(new_licence.c.id, *values)
+    return insert(licence_status_events).from_select(["licence_id", *names], rows).add_cte(new_licence)
+
+
 def _required_text(value: str | None, field: str, label: str) -> str:
     text = (value or "").strip()
     if not text:
@@ -282,14 +292,20 @@ class LicenceLibrary:
             replaces_id=replaced.id if replaced else None,
             source_case=source_case,
         )
+        reason = "换发新版本" if replaced else "延续" if renewed else "颁发"
+        event = {"from_status": None, "status": "valid", "at": at, "reason": reason, "actor": actor}
+        combined = self.conn.dialect.name == "postgresql"
         try:
-            self.conn.execute(insert(licences), [row])
+            if combined:  # the licence row and its first event in ONE statement
+                self.conn.execute(_licence_with_event(row, event))
+            else:
+                self.conn.execute(insert(licences), [row])
         except IntegrityError as exc:
             raise Conflict(
                 "证照标识或编号已被并发颁发占用，请重试", code="serial_conflict", identifier=row["identifier"]
             ) from exc
-        reason = "换发新版本" if replaced else "延续" if renewed else "颁发"
-        self._add_event(row["id"], None, "valid", at, reason, actor)
+        if not combined:
+            self._add_event(row["id"], None, "valid", at, reason, actor)
         if replaced is not None:
             self._transition(replaced, "cancelled", f"由新版本证照 {row['licence_number']} 替换", actor, at)
         # the record as get() would read it back, without reading it: the row and its one event

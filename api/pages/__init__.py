@@ -14,6 +14,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 HERE = Path(__file__).parent
 NODE_MODULES = HERE / "node_modules"
@@ -22,15 +24,24 @@ VENDOR = {"bpmn-js": NODE_MODULES / "bpmn-js" / "dist", "chart.js": NODE_MODULES
 log = logging.getLogger("onewindow.pages")
 
 
+class Static(StaticFiles):
+    """Static files a browser must take for what their type says (``nosniff``)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 def install_pages(app: FastAPI) -> None:
     """Mount the static files and include every page router."""
     from api.pages import applicant, designer, officer, public, supervisor
 
     for name, folder in VENDOR.items():
         if folder.is_dir():
-            app.mount(f"/static/vendor/{name}", StaticFiles(directory=folder), name=f"vendor-{name}")
+            app.mount(f"/static/vendor/{name}", Static(directory=folder), name=f"vendor-{name}")
         else:
             log.warning("front-end package %s is not installed (npm ci --prefix api/pages)", name)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/static", Static(directory=HERE / "static"), name="static")
     for module in (public, applicant, officer, designer, supervisor):
         app.include_router(module.router)

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,18 @@ OUTSTANDING = ("missing", "rejected")
 committed in a tolerant acceptance)."""
 
 _ITEMS = cases.c["items"].label("item_codes")  # ``cases.c.items`` is the collection's own method
+
+
+@dataclass(frozen=True)
+class _Case:
+    """The columns of a case row the intake rules read, taken from a row read earlier in the command."""
+
+    id: str
+    status: str
+    accepted_at: datetime | None
+    instance_id: str | None
+    item_codes: list[str]
+
 
 CaseClockOpener = Callable[[ClockRepository, str, list[str], datetime], None]
 """Opens a case's legal and promised clocks started at an instant (``CaseLifecycle.open_case_clocks``)."""
@@ -156,19 +169,32 @@ class IntakeRules:
         actor: str,
         now: datetime,
         cal: WorkingCalendar,
+        *,
+        case_row: Mapping[str, Any] | None = None,
     ) -> None:
         """Check what an officer/applicant entered on an intake or supplement task of a case (the
         commitment letter is checked by the case service, ``CaseService._check_commitment``);
         raise a typed error naming the materials or the field. Tasks of other forms, and of instances
-        that are not cases, pass untouched."""
+        that are not cases, pass untouched. ``case_row``: the task's case row when the caller read it in
+        this transaction (one read fewer)."""
         form = task.get("form_key")
         if form not in (INTAKE_FORM, SUPPLEMENT_FORM) or not task.get("business_key"):
             return
-        case = conn.execute(
-            select(cases.c.id, cases.c.status, cases.c.accepted_at, cases.c.instance_id, _ITEMS).where(
-                cases.c.id == task["business_key"]
+        case: Row[Any] | _Case | None
+        if case_row is not None:
+            case = _Case(
+                id=case_row["id"],
+                status=case_row["status"],
+                accepted_at=case_row["accepted_at"],
+                instance_id=case_row["instance_id"],
+                item_codes=list(case_row["items"] or []),
             )
-        ).first()
+        else:
+            case = conn.execute(
+                select(cases.c.id, cases.c.status, cases.c.accepted_at, cases.c.instance_id, _ITEMS).where(
+                    cases.c.id == task["business_key"]
+                )
+            ).first()
         if case is None:
             return
         rows = _materials(conn, case.id)
@@ -180,7 +206,7 @@ class IntakeRules:
     def _check_intake(
         self,
         conn: Connection,
-        case: Row[Any],
+        case: Row[Any] | _Case,
         rows: list[Row[Any]],
         task: Mapping[str, Any],
         entered: Mapping[str, Any],
@@ -223,7 +249,7 @@ class IntakeRules:
     def deem_accepted(
         self,
         conn: Connection,
-        case: Row[Any],
+        case: Row[Any] | _Case,
         received: datetime,
         deadline: datetime,
         now: datetime,

@@ -255,8 +255,10 @@ class CaseService:
                 )
             if task["assignee"] and task["assignee"] != actor:
                 raise Forbidden("任务已由他人认领", code="claimed_by_other", task_id=task_id)
-            entered = self._task_input(conn, task, data)
-            self.intake_rules.before_complete(conn, task, entered, actor, self.now, self.calendar())
+            entered = self._task_input(conn, task, data, case)
+            self.intake_rules.before_complete(
+                conn, task, entered, actor, self.now, self.calendar(), case_row=case
+            )
             return self.workflow.complete_task_in(conn, task_id, entered, actor)
 
         return self.workflow.run(command)
@@ -276,7 +278,13 @@ class CaseService:
         if applicant is None or not same_holder(holder_id, applicant):
             raise task_not_found(str(task["id"]))
 
-    def _task_input(self, conn: Connection, task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    def _task_input(
+        self,
+        conn: Connection,
+        task: dict[str, Any],
+        data: dict[str, Any],
+        case: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """What a person may hand to the workflow at ``task``: the task form's declared fields only
         (validated), no variable that steers the case beyond the form's own decision
         (:mod:`engine.cases.steering`), and for a commitment letter the tolerated materials and a date
@@ -301,18 +309,27 @@ class CaseService:
             entered = {}
         refuse_steering(entered, form_key, task_id=task["id"])
         if form_key == COMMITMENT_FORM:
-            self._check_commitment(conn, task, entered)
+            self._check_commitment(conn, task, entered, case)
         return entered
 
-    def _check_commitment(self, conn: Connection, task: dict[str, Any], entered: dict[str, Any]) -> None:
+    def _check_commitment(
+        self,
+        conn: Connection,
+        task: dict[str, Any],
+        entered: dict[str, Any],
+        case: Mapping[str, Any] | None = None,
+    ) -> None:
         """A commitment letter (容缺承诺书) lists exactly the materials the case holds as tolerated and
         promises them no later than the supplement deadline: ``supplement_deadline_days`` working days
         (catalogue) from now, when the model accepts the case and starts the same deadline's timer."""
-        query = select(cases.c.id, cases.c["items"]).where(cases.c.id == task["business_key"])
-        row = conn.execute(query).first()
-        if row is None:
-            return  # not a case
-        case_id, item_codes = row
+        if case is not None:  # the case row read with the task in this transaction
+            case_id, item_codes = case["id"], case["items"]
+        else:
+            query = select(cases.c.id, cases.c["items"]).where(cases.c.id == task["business_key"])
+            row = conn.execute(query).first()
+            if row is None:
+                return  # not a case
+            case_id, item_codes = row
         tolerated = set(
             conn.execute(
                 select(case_materials.c.code).where(

@@ -133,12 +133,18 @@ def server(demo_database: Path, tmp_path: Path) -> Iterator[Server]:
 
 @dataclass
 class Watch:
-    """What a signed-in page must never meet: a refused same-origin request, a script error."""
+    """What a signed-in page must never meet: a refused same-origin request, a script error, a resource the
+    page's Content-Security-Policy blocks."""
 
     origin: str
     refused: list[str] = field(default_factory=list)
     script_errors: list[str] = field(default_factory=list)
     allowed: set[str] = field(default_factory=set)  # "METHOD path" a test provokes on purpose
+
+    def console(self, kind: str, text: str) -> None:
+        """What the page's Content-Security-Policy blocked is a failure too (a script, a style, a font)."""
+        if kind == "error" and "Content Security Policy" in text:
+            self.script_errors.append(text)
 
     def response(self, response: Any) -> None:
         if response.url.startswith(self.origin) and response.status in (401, 403):
@@ -163,6 +169,7 @@ def user(chromium: Any, server: Server) -> Iterator[Callable[..., Any]]:
         page.watch = watch  # type: ignore[attr-defined]
         context.on("response", watch.response)
         page.on("pageerror", lambda error: watch.script_errors.append(str(error)))
+        page.on("console", lambda msg: watch.console(msg.type, msg.text))
         if username is None:
             return page
         page.goto("/login")

@@ -63,6 +63,11 @@ def test_every_link_a_role_is_shown_opens_and_other_roles_pages_are_refused(
         assert response is not None and response.status == 200, f"{username}: {path} -> {response}"
         expect(page.get_by_test_id("error-page")).to_have_count(0)
         expect(page.get_by_test_id("role")).to_have_text(ROLE_LABELS[role])
+        headers = response.headers
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert (headers["x-frame-options"], headers["x-content-type-options"]) == ("DENY", "nosniff")
+        # a form the browser sends to the API posts even before ow.js binds it: no data in a URL
+        assert page.eval_on_selector_all("form[data-api]:not([method=post])", "forms => forms.length") == 0
         if "?" not in path:
             shoot(page, _page_name(role, path))
         queue += [p for p in _links(page, server.url) if p not in seen]

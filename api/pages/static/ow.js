@@ -181,7 +181,11 @@
     const out = document.getElementById("sign-out");
     if (out) {
       out.addEventListener("click", async () => {
-        await api("POST", "/api/v1/auth/logout");
+        const result = await api("POST", "/api/v1/auth/logout");
+        if (!result.ok && result.status !== 401) {
+          window.alert("退出失败：" + (result.data.message || result.status));
+          return;
+        }
         window.location.assign("/login");
       });
     }
