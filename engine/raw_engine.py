@@ -33,7 +33,7 @@ from engine.persistence.repositories import (
     AuditRepository,
     InstanceRepository,
     TaskRepository,
-    like_member,
+    candidate_of,
 )
 from engine.persistence.tables import cases, instances, tasks
 from engine.service import WorkflowService
@@ -153,16 +153,13 @@ class RawEngine:
                 count=len(groups),
                 max=MAX_FILTER_GROUPS,
             )
-        conds = [tasks.c.candidate_groups.like(like_member(g), escape="\\") for g in groups]
-        if user:
-            conds.append(tasks.c.assignee == user)
-            conds.append(tasks.c.candidate_users.like(like_member(user, "user"), escape="\\"))
+        member = candidate_of(groups, user)
         of_case = exists().where(
             or_(cases.c.id == tasks.c.business_key, cases.c.instance_id == tasks.c.instance_id)
         )
         query = select(tasks).where(tasks.c.state == "ready", ~of_case)
-        if conds:
-            query = query.where(or_(*conds))
+        if member is not None:
+            query = query.where(or_(tasks.c.assignee == user, member) if user else member)
         order = (tasks.c.priority.desc(), tasks.c.due_at, tasks.c.created_at, tasks.c.id)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(*order).limit(INBOX_LIMIT)).all()

@@ -608,7 +608,7 @@ class WorkflowService:
             "business_key": ctx.business_key,
             "element_id": task.element_id,
             "name": task.name,
-            "candidate_groups": _listed(groups),  # ",market,window," so that LIKE '%,market,%' finds it
+            "candidate_groups": _listed(groups),  # ",market,window,"; searched in task_candidates
             "candidate_users": _listed(users),
             "assignee": resolve_group(meta.assignee, scope, element_id=element) if meta.assignee else None,
             "state": "ready",

@@ -266,7 +266,7 @@ def my_cases_page(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     page = list_my_cases(request, caller, limit=PAGE_SIZE, cursor=cursor)
-    promised = {c.case_number: _promised(get_case(request, caller, c.case_number)) for c in page.cases}
+    promised = {c.case_number: c.promised for c in page.cases}
     return render(
         request,
         "applicant/my_cases.html",

@@ -192,6 +192,7 @@ class MyCaseOut(BaseModel):
     closed_at: datetime | None = Field(description="办结时间（UTC）")
     rated: bool = Field(description="是否已评价")
     waiting_for_applicant: bool = Field(description="是否有待本人办理的事项（补正材料、签署承诺书）")
+    promised: ClockOut | None = Field(description="承诺时限（承诺办结日期与剩余工作日；受理前为空）")
 
 
 class CasePageOut(BaseModel):
@@ -208,6 +209,7 @@ def list_my_cases(
 ) -> CasePageOut:
     svc = services(request)
     page = my_cases(svc.engine, _holder(caller), limit=limit, cursor=cursor)
+    promised = svc.cases.tracking.promised_clocks([row["id"] for row in page.cases])
     return CasePageOut(
         cases=[
             MyCaseOut(
@@ -223,6 +225,7 @@ def list_my_cases(
                 closed_at=row["closed_at"],
                 rated=row["rating"] is not None,
                 waiting_for_applicant=row["waiting_for_applicant"],
+                promised=_clock_out(promised.get(row["id"])),
             )
             for row in page.cases
         ],
@@ -344,6 +347,10 @@ def _files(svc: Services) -> CaseFiles:
     return CaseFiles(svc.engine, svc.clock, settings.upload_dir, settings.max_upload_body_bytes)
 
 
+def _clock_out(clock: dict[str, Any] | None) -> ClockOut | None:
+    return ClockOut(**{k: v for k, v in clock.items() if k != "task_id"}) if clock else None
+
+
 def case_detail(svc: Services, caller: Principal, case_id: str) -> CaseDetailOut:
     view = svc.cases.track(case_id, Viewer.applicant(_holder(caller)))
     case = view["case"]
@@ -381,7 +388,7 @@ def case_detail(svc: Services, caller: Principal, case_id: str) -> CaseDetailOut
         materials=[_material(m) for m in view["materials"]],
         missing=[_material(m) for m in view["missing"]],
         notices=[NoticeOut(**n) for n in view["notices"]],
-        clocks=[ClockOut(**{k: v for k, v in c.items() if k != "task_id"}) for c in view["clocks"]],
+        clocks=[out for c in view["clocks"] if (out := _clock_out(c))],
         steps=[
             StepOut(**{**t, "departments": [department_ref(svc, d) for d in t["departments"]]})
             for t in view["tasks"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, select
 
 from engine.cases.access import APPLICANT_GROUP, case_not_found, same_holder
 from engine.cases.applicant_tables import case_files
@@ -28,7 +28,7 @@ from engine.cases.service import CaseService
 from engine.cases.status import CLOSED, LABELS
 from engine.cases.tracking import PENDING_MATERIALS
 from engine.errors import Conflict, InvalidInput
-from engine.persistence.tables import case_materials, cases, tasks
+from engine.persistence.tables import case_materials, cases, task_candidates, tasks
 
 __all__ = ["COMMITMENT_FORM", "SUPPLEMENT_FORM", "sign_commitment", "supplement_materials"]
 
@@ -53,7 +53,11 @@ def _ready_task(conn: Connection, case_id: str, form_key: str) -> str | None:
             tasks.c.business_key == case_id,
             tasks.c.state == "ready",
             tasks.c.form_key == form_key,
-            tasks.c.candidate_groups.like(f"%,{APPLICANT_GROUP},%"),
+            exists().where(
+                task_candidates.c.task_id == tasks.c.id,
+                task_candidates.c.kind == "group",
+                task_candidates.c.name == APPLICANT_GROUP,
+            ),
         )
         .order_by(tasks.c.created_at)
         .limit(1)

@@ -32,7 +32,7 @@ from engine.cases.numbers import is_valid_case_number
 from engine.cases.status import DECIDED, LABELS
 from engine.errors import InvalidInput
 from engine.persistence.repositories import AuditRepository, TaskRepository
-from engine.persistence.tables import case_materials, cases
+from engine.persistence.tables import case_clocks, case_materials, cases
 from engine.time.calendar import WorkingCalendar, local_date, unknown_year_warning
 from engine.time.clocks import Clock
 
@@ -103,6 +103,24 @@ class CaseTracking:
         self.engine = engine
         self.clock = clock
         self.calendar = calendar
+
+    def promised_clocks(self, case_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The promised clock of each case of a list (as the case view shows it), in one read: a list page
+        shows the promised date and the working days left without reading each case whole."""
+        if not case_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(case_clocks.c.case_id, case_clocks.c.clock).where(
+                    case_clocks.c.case_id.in_(case_ids),
+                    case_clocks.c.kind == "promised",
+                    case_clocks.c.task_id.is_(None),
+                )
+                .order_by(case_clocks.c.id)  # the latest promised clock of a case stays
+            ).all()
+        now, cal = self.clock(), self.calendar()
+        summaries = {str(r.case_id): Clock.from_dict(r.clock).summary(now, cal) for r in rows}
+        return {case_id: _pick(summary, _CLOCK_FIELDS) for case_id, summary in summaries.items()}
 
     def track(self, case_id: str, viewer: Viewer | None = None) -> dict[str, Any]:
         if not is_valid_case_number(case_id):

@@ -7,12 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.limits import bad_character
 from engine.persistence.columns import storable_text
-from engine.persistence.tables import audit_log, definitions, instances, messages, tasks, timers
+from engine.persistence.tables import (
+    audit_log,
+    definitions,
+    instances,
+    messages,
+    task_candidates,
+    tasks,
+    timers,
+)
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ class InstanceRepository:
 
 
 MAX_FILTER_GROUPS = 50
-"""Most groups one inbox query may filter by (each is one LIKE on the projection)."""
+"""Most groups one inbox query may filter by (each is one name of the ``task_candidates`` lookup)."""
 
 
 def member_name(name: str, field: str = "groups") -> str:
@@ -161,12 +169,20 @@ def member_name(name: str, field: str = "groups") -> str:
     return name
 
 
-def like_member(name: str, field: str = "groups") -> str:
-    """A LIKE pattern matching ``name`` as one member of a ``",a,b,"`` list column, literally: ``%`` and
-    ``_`` (and the escape character) in ``name`` match only themselves (use with ``escape="\\"``)."""
-    member_name(name, field)
-    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%,{escaped},%"
+def candidate_of(groups: Sequence[str], user: str | None = None) -> ColumnElement[bool] | None:
+    """Whether a task has one of ``groups`` as candidate group or ``user`` as candidate user: an EXISTS on
+    its ``task_candidates`` rows (their primary key), ``None`` when neither is given."""
+    names = [member_name(g) for g in groups]
+    kinds: list[ColumnElement[bool]] = []
+    if names:
+        kinds.append(and_(task_candidates.c.kind == "group", task_candidates.c.name.in_(names)))
+    if user:
+        kinds.append(
+            and_(task_candidates.c.kind == "user", task_candidates.c.name == member_name(user, "user"))
+        )
+    if not kinds:
+        return None
+    return exists().where(task_candidates.c.task_id == tasks.c.id, or_(*kinds))
 
 
 class TaskRepository:
@@ -195,13 +211,10 @@ class TaskRepository:
                 max=MAX_FILTER_GROUPS,
                 limit="MAX_FILTER_GROUPS",
             )
-        conds = [tasks.c.candidate_groups.like(like_member(g), escape="\\") for g in groups]
-        if user:
-            conds.append(tasks.c.assignee == user)
-            conds.append(tasks.c.candidate_users.like(like_member(user, "user"), escape="\\"))
+        member = candidate_of(groups, user)
         query = select(tasks).where(tasks.c.state == "ready")
-        if conds:
-            query = query.where(or_(*conds))
+        if member is not None:
+            query = query.where(or_(tasks.c.assignee == user, member) if user else member)
         order = (tasks.c.priority.desc(), tasks.c.due_at, tasks.c.created_at)
         rows = self.conn.execute(query.order_by(*order).limit(limit)).all()
         return [dict(r._mapping) for r in rows]

@@ -102,7 +102,7 @@ tasks = Table(
     Column("business_key", String(64)),
     Column("element_id", String(200), nullable=False),
     Column("name", String(400)),
-    Column("candidate_groups", String(1000), nullable=False, default=""),  # ",market,window," for LIKE
+    Column("candidate_groups", String(1000), nullable=False, default=""),  # ",market,window,"
     Column("candidate_users", String(1000), nullable=False, default=""),
     Column("assignee", String(200)),
     Column("state", String(20), nullable=False),  # ready | completed | cancelled

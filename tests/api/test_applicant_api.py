@@ -332,6 +332,10 @@ def test_the_case_detail_is_the_applicant_view_and_another_applicants_case_does_
     assert (body["status"], body["status_label"]) == ("under_review", "审查中")
     assert body["status_reason"] is None  # the intake's opinion is internal
     assert {c["kind"] for c in body["clocks"]} == {"legal", "promised"}
+    # the list shows the same promised clock, read for the whole page at once
+    listed = {c["case_number"]: c for c in company.get(f"{API}/cases").json()["cases"]}
+    [promised] = [c for c in body["clocks"] if c["kind"] == "promised"]
+    assert listed[case_id]["promised"] == promised and promised["due_at"]
     assert body["autofill"]["credit_code"]["source"] == "licence"
     assert sorted(s["element_id"] for s in body["steps"]) == ["intake", "review"]
     by_element = {s["element_id"]: s for s in body["steps"]}
