@@ -38,15 +38,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, select, text
 
 from bench.case_flows import measure_flows, print_flows
+from bench.databases import own_database
 from engine.persistence.database import make_engine
 from engine.persistence.schema import upgrade
 from engine.persistence.tables import instances
 from engine.service import WorkflowService
-from engine.settings import Settings
 from engine.workflow.baseline import raw_cases, raw_state_size
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -121,26 +120,6 @@ def our_state_size(engine: Engine) -> int:
         return int(conn.execute(select(text("max(length(state))")).select_from(instances)).scalar() or 0)
 
 
-def bench_database(url: str) -> str:
-    """``url`` normalised as ``ONEWINDOW_DATABASE_URL`` is (engine/settings.py); on PostgreSQL its
-    database is made when missing."""
-    url = Settings(database_url=url).database_url
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql" or not parsed.database:
-        return url
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            known = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
-            ).first()
-            if known is None:
-                conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    finally:
-        admin.dispose()
-    return url
-
-
 def pg_engine(url: str) -> tuple[Engine, Callable[[], None]]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = make_engine(url)
@@ -171,7 +150,7 @@ def main(args: argparse.Namespace | None = None) -> int:
         parser.add_argument("--flow-cases", type=int, default=10, help="cases per flow and round")
         parser.add_argument("--flows-only", action="store_true", help="only the case flows")
         args = parser.parse_args()
-    pg_url = bench_database(getattr(args, "pg_url", None) or DEFAULT_PG)
+    pg_url = own_database(getattr(args, "pg_url", None) or DEFAULT_PG)
     flow_cases = getattr(args, "flow_cases", 10)
     if getattr(args, "flows_only", False):
         print_flows(measure_flows(pg_url, pg_engine, flow_cases, args.rounds), "postgresql")

@@ -29,12 +29,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.engine import make_url
 
+from bench.databases import own_database
 from engine.cases import figure_counts
 from engine.cases.figures import figures, scan_figures
 from engine.persistence.database import make_engine
@@ -53,27 +52,6 @@ PERIODS = [
     ("quarter", date(2026, 4, 1), date(2026, 6, 30)),
     ("year", date(2026, 1, 1), date(2026, 12, 31)),
 ]
-
-
-def fresh_database(url: str) -> str:
-    """The URL normalised as ``ONEWINDOW_DATABASE_URL`` is; its database dropped and made anew."""
-    from engine.settings import Settings
-
-    url = Settings(database_url=url).database_url
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            for suffix in ("", "-wal", "-shm"):
-                Path(parsed.database + suffix).unlink(missing_ok=True)
-        return url
-    from sqlalchemy import create_engine
-
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    return url
 
 
 # ------------------------------------------------------------------ data
@@ -404,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         spent = {"cases": 0.0, "tasks": 0.0, "summary": 0.0}
     else:
         db.dispose()
-        db = make_engine(fresh_database(args.url))
+        db = make_engine(own_database(args.url, fresh=True))
         upgrade(db)
         spent = load(db, catalogue, args.cases, args.tasks)
     try:

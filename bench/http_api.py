@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, select
-from sqlalchemy.engine import make_url
 
 from bench.ceiling import BASE_STATEMENTS
+from bench.databases import own_database
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "complete.lua"
@@ -74,27 +74,6 @@ class Figure:
 
 
 # ------------------------------------------------------------------ the database and its cases
-def fresh_database(url: str) -> str:
-    """The URL normalised as ``ONEWINDOW_DATABASE_URL`` is; its database dropped and made anew."""
-    from engine.settings import Settings
-
-    url = Settings(database_url=url).database_url
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            for suffix in ("", "-wal", "-shm"):
-                Path(parsed.database + suffix).unlink(missing_ok=True)
-        return url
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-    return url
-
-
 def step_bodies(today: str) -> dict[str, dict[str, Any]]:
     return {
         "intake": {"data": {"decision": "accept", "opinion": "材料齐全"}},
@@ -362,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     levels = [int(c) for c in args.connections.split(",")]
-    url = fresh_database(args.url)
+    url = own_database(args.url, fresh=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_http_"))
     servers = 1 if args.no_before else 2
     runs = (len(levels) + 1) * servers  # + the warm-up

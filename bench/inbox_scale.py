@@ -32,15 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, event, exists, func, or_, select, text
-from sqlalchemy.engine import make_url
 
+from bench.databases import own_database
 from engine.cases.inbox import _FROM, CLOCK_DUE, DUE, NO_DUE, InboxFilter, _query, inbox
 from engine.cases.numbers import format_case_number
 from engine.cases.submission import my_cases
 from engine.cases.supervision import clock_alerts
 from engine.cases.tracking import CaseTracking
 from engine.persistence.database import make_engine
-from engine.persistence.repositories import like_member
 from engine.persistence.schema import all_metadata, upgrade
 from engine.persistence.tables import cases, task_candidates, tasks
 from engine.time.calendar import WorkingCalendar, end_of_local_day, local_date, local_midnight
@@ -55,20 +54,13 @@ MIGRATION = (
 )
 
 
+
+def like_member(name: str) -> str:
+    """The baseline's pattern (the query before 0130): ``name`` as one member of a ``",a,b,"`` list column."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%,{escaped},%"
+
 # ------------------------------------------------------------------ the database and its data
-def ensure_database(url: str) -> None:
-    parsed = make_url(url)
-    admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False))
-    with admin.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        if (
-            conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": parsed.database}).first()
-            is None
-        ):
-            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-
-
 def _sizes(engine: Engine) -> tuple[int, int]:
     with engine.connect() as conn:
         return (
@@ -182,7 +174,7 @@ def legacy_inbox(conn: Connection, actor: str, groups: list[str], limit: int = 2
     conds = [tasks.c.candidate_groups.like(like_member(g), escape="\\") for g in sorted(groups)]
     conds += [
         tasks.c.assignee == actor,
-        tasks.c.candidate_users.like(like_member(actor, "user"), escape="\\"),
+        tasks.c.candidate_users.like(like_member(actor), escape="\\"),
     ]
     scope = and_(tasks.c.state == "ready", or_(*conds))
     order = [tasks.c.priority.desc(), NO_DUE, DUE, tasks.c.created_at, tasks.c.id]
@@ -266,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.url.startswith("postgresql"):
         parser.error("the benchmark needs PostgreSQL (--url postgresql+psycopg2://...)")
-    ensure_database(args.url)
+    own_database(args.url)
     engine = make_engine(args.url)
     if args.fresh:  # the benchmark's own database: its schema is made again from the migrations
         with engine.begin() as conn:
