@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from api.auth import Designer, services
 from api.limits import BODY_CLASS, StrictJSONRoute
@@ -108,7 +109,14 @@ def _safe_name(name: str | None, fallback: str) -> str:
 async def read_documents(request: Request, filename: str) -> list[tuple[bytes, str]]:
     """The BPMN documents of the request: its XML body, or the ``files`` of a multipart form."""
     if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        form = await request.form(max_files=MAX_DOCUMENTS, max_fields=MAX_DOCUMENTS)
+        try:
+            form = await request.form(max_files=MAX_DOCUMENTS, max_fields=MAX_DOCUMENTS)
+        except HTTPException as exc:  # Starlette's parser: a form over the limits, or one it cannot read
+            if "Too many" in str(exc.detail):
+                raise InvalidInput(
+                    f"一次最多提交 {MAX_DOCUMENTS} 个文件", code="too_many_documents", max=MAX_DOCUMENTS
+                ) from exc
+            raise
         others = sorted(k for k in form if k != "files")
         if others:
             raise InvalidInput(

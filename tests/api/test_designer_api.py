@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from engine.bootstrap import PROCESSES_DIR, Services
+from engine.modelling import MAX_DOCUMENTS
 from engine.persistence.tables import definitions, instances, tasks
 from engine.workflow.xml import MAX_BYTES
 from tests.api.conftest import error_of, food_case
@@ -238,3 +239,17 @@ def test_files_that_call_each_other_validate_and_deploy_together(designer: TestC
     deployed = designer.post(f"{D}/deployments", files=files)
     assert deployed.status_code == 201, deployed.text
     assert sorted(d["key"] for d in deployed.json()) == ["call_caller", "call_shared_review"]
+
+
+def test_more_files_than_a_set_may_hold_are_refused_by_name_and_nothing_is_deployed(
+    designer: TestClient, svc: Services
+) -> None:
+    xml = (PROCESSES_DIR / "single_window.bpmn").read_bytes()
+    with svc.engine.connect() as conn:
+        before = conn.execute(select(func.count()).select_from(definitions)).scalar_one()
+    files = [("files", (f"f{i}.bpmn", xml, "text/xml")) for i in range(MAX_DOCUMENTS + 1)]
+    for route in ("validations", "deployments"):
+        refused = error_of(designer.post(f"{D}/{route}", files=files), 422, "too_many_documents")
+        assert refused["detail"]["max"] == MAX_DOCUMENTS
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(definitions)).scalar_one() == before
