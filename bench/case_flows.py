@@ -30,7 +30,7 @@ from engine.step import StepContext
 from engine.time.calendar import local_date
 from engine.workflow import ReadyTask
 
-__all__ = ["FLOWS", "FlowFigures", "measure_flows"]
+__all__ = ["FLOWS", "FlowFigures", "measure_flows", "per_step"]
 
 FLOWS = {
     "single_window": "一窗受理→审查→准予→出证（国庆前受理）",
@@ -72,15 +72,21 @@ class FlowFigures:
         return (self.case_statements - self.workflow_statements) / max(self.steps, 1)
 
 
+def per_step(statement: str) -> bool:
+    """Whether a statement counts as the work of the step that sent it: not a ``PREPARE``, which a session
+    runs once per statement shape (``engine.persistence.steps``) whatever step first needs it."""
+    return not statement.startswith("PREPARE ")
+
+
 class Counter:
-    """SQL statements sent to the database while ``counting`` is on."""
+    """SQL statements (:func:`per_step`) sent to the database while ``counting`` is on."""
 
     def __init__(self, engine: Engine) -> None:
         self.statements = 0
         event.listen(engine, "before_cursor_execute", self._count)
 
-    def _count(self, *_: Any) -> None:
-        self.statements += 1
+    def _count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.statements += per_step(statement)
 
     @contextmanager
     def counting(self) -> Iterator[None]:

@@ -39,6 +39,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event, select
 
+from bench.case_flows import per_step
 from bench.ceiling import BASE_STATEMENTS
 from bench.databases import own_database
 
@@ -163,7 +164,8 @@ def count_statements(svc: Any, case_id: str, bodies: dict[str, dict[str, Any]]) 
     seen: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
+        if per_step(statement):
+            seen.append(statement)
 
     counts: dict[str, int] = {}
     for element in STEPS:

@@ -39,7 +39,16 @@ from engine.persistence.repositories import (
 )
 from engine.persistence.steps import StepWrite, write_step
 from engine.persistence.tables import instances, messages, tasks
-from engine.step import Clock, Deployed, StepContext, StepObserver, StepResult, default_due, utcnow
+from engine.step import (
+    Clock,
+    Deployed,
+    OpenedTask,
+    StepContext,
+    StepObserver,
+    StepResult,
+    default_due,
+    utcnow,
+)
 from engine.time.calendar import WorkingCalendar, default_calendar
 from engine.workflow import (
     Definition,
@@ -544,6 +553,7 @@ class WorkflowService:
         after_timers = {t.task_id: t for t in rt.pending_timers()}
         left = [tid for tid in before_timers if tid not in after_timers]
         fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]
+        new_rows = [self._task_row(ctx, t, workflow_data) for t in opened]
         # the instance (under its version check), the task the actor completed, the opened tasks, the audit
         write_step(
             conn,
@@ -557,7 +567,7 @@ class WorkflowService:
                 ctx.actor,
                 definition_id=definition_id,
                 completed_task=task_id if task_id in gone else None,
-                new_tasks=[self._task_row(ctx, t, workflow_data) for t in opened],
+                new_tasks=new_rows,
                 audit=audit,
             ),
         )
@@ -592,7 +602,21 @@ class WorkflowService:
                 timer_repo.reschedule(ctx.instance_id, tid, t.due_at)
         for observer in self.observers:
             observer(ctx)
-        return StepResult(ctx.instance_id, tuple(t.task_id for t in opened), final)
+        return StepResult(
+            ctx.instance_id,
+            tuple(t.task_id for t in opened),
+            final,
+            opened=tuple(
+                OpenedTask(
+                    row["id"],
+                    row["element_id"],
+                    row["name"],
+                    tuple(g for g in row["candidate_groups"].split(",") if g),
+                )
+                for row in new_rows
+            ),
+            notes=dict(ctx.notes),
+        )
 
     def _task_row(self, ctx: StepContext, task: ReadyTask, workflow_data: dict[str, Any]) -> dict[str, Any]:
         meta = task.meta

@@ -48,6 +48,7 @@ class StepContext:
     ready_after: list[ReadyTask] = field(default_factory=list)
     due: dict[str, datetime] = field(default_factory=dict)  # opened task -> due date from camunda:dueDate
     state_written: bool = False  # the new state passed its version check (observers run after that)
+    notes: dict[str, Any] = field(default_factory=dict)  # what observers tell the caller (StepResult.notes)
 
     @property
     def suspending_open(self) -> bool:
@@ -59,12 +60,25 @@ StepObserver = Callable[[StepContext], None]
 
 
 @dataclass(frozen=True)
+class OpenedTask:
+    """A task a command opened, as its row was written."""
+
+    id: str
+    element_id: str
+    name: str | None
+    candidate_groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StepResult:
-    """What a command left behind: the instance, the tasks it opened, the instance status."""
+    """What a command left behind: the instance, the tasks it opened, the instance status, and what the
+    step's observers noted (the case lifecycle: ``case_status``)."""
 
     instance_id: str
     opened_tasks: tuple[str, ...]
     status: str
+    opened: tuple[OpenedTask, ...] = ()
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) -> datetime | None:

@@ -32,6 +32,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal, get_args
 
 from sqlalchemy import (
@@ -40,6 +41,7 @@ from sqlalchemy import (
     FromClause,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -138,7 +140,7 @@ DUE: ColumnElement[datetime] = func.coalesce(CLOCK_DUE, tasks.c.due_at, type_=UT
 NO_DUE = case((DUE.is_(None), 1), else_=0)
 
 
-def _badge(now: datetime) -> ColumnElement[str]:
+def _badge(now: datetime | ColumnElement[Any]) -> ColumnElement[str]:
     return case((CLOCK_DUE <= now, "red"), (CLOCK_WARN <= now, "yellow"), else_="normal")
 
 
@@ -254,10 +256,16 @@ def _keys(sort: str, priority: Any, due: Any, created: Any, ident: Any) -> Keys:
     return [(due, False), (priority, True), *tail]
 
 
-def _after(keys: Keys, after: dict[str, Any], sort: str) -> list[ColumnElement[bool]]:
-    """Rows strictly after the cursor row in the order of ``keys`` (and the bound of the first key, which
+def _after(keys: Keys, sort: str) -> list[ColumnElement[bool]]:
+    """Rows strictly after the cursor row (bound as ``after_priority``, ``after_due``, ``after_created``,
+    ``after_id``: :func:`_cursor_params`) in the order of ``keys`` (and the bound of the first key, which
     the same condition implies, for the index to start from)."""
-    values = [after["priority"], after["due"] or SORT_NO_DUE, after["created"], after["id"]]
+    values: list[Any] = [
+        bindparam("after_priority"),
+        bindparam("after_due", type_=UTCDateTime()),
+        bindparam("after_created", type_=UTCDateTime()),
+        bindparam("after_id"),
+    ]
     if sort != "priority":
         values[0], values[1] = values[1], values[0]
     options: list[ColumnElement[bool]] = []
@@ -268,34 +276,47 @@ def _after(keys: Keys, after: dict[str, Any], sort: str) -> list[ColumnElement[b
     return [first <= start if descending else first >= start, or_(*options)]
 
 
+def _cursor_params(after: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "after_priority": after["priority"],
+        "after_due": after["due"] or SORT_NO_DUE,
+        "after_created": after["created"],
+        "after_id": after["id"],
+    }
+
+
 def _ordered(keys: Keys) -> list[ColumnElement[Any]]:
     return [expr.desc() if descending else expr.asc() for expr, descending in keys]
 
 
-def _member_badge(row: Any, now: datetime) -> ColumnElement[str]:
+def _member_badge(row: Any, now: datetime | ColumnElement[Any]) -> ColumnElement[str]:
     return case((row.c.clock_due_at <= now, "red"), (row.c.clock_warn_at <= now, "yellow"), else_="normal")
 
 
+_NOW = bindparam("now", type_=UTCDateTime())
+_ACTOR = bindparam("actor")
+
+
 def _branches(
-    actor: str,
-    members: Sequence[Member],
+    kinds: Sequence[str],
+    actor: bool,
     sort: str,
-    after: dict[str, Any] | None,
+    after: bool,
     filters: Callable[[ColumnElement[str]], list[ColumnElement[bool]]] | None = None,
-    now: datetime | None = None,
-    limit: int | None = None,
+    limited: bool = False,
 ) -> list[Select[Any]]:
     """The caller's ready tasks of cases with their sort keys: one SELECT per member (``task_candidates``
-    rows, read in the order of an index) and one for the tasks assigned to the caller. With ``limit``, each
-    gives only its first ``limit`` rows after the cursor that pass ``filters``: the first ``limit`` tasks
-    of the whole inbox are among them, as a task cannot rank lower in one member's list than in the
-    union. A task several members bring comes with the same keys from each."""
+    rows, read in the order of an index; member i of kind ``kinds[i]`` named by the parameter ``member_i``)
+    and, with ``actor``, one for the tasks assigned to the caller (the parameter ``actor``). With
+    ``limited``, each gives only its first ``limit`` rows after the cursor that pass ``filters``: the
+    first ``limit`` tasks of the whole inbox are among them, as a task cannot rank lower in one member's
+    list than in the union. A task several members bring comes with the same keys from each."""
     out: list[Select[Any]] = []
     if actor:
         keys = _keys(sort, tasks.c.priority, SORT_DUE, tasks.c.created_at, tasks.c.id)
-        conds = [tasks.c.assignee == actor, tasks.c.state == "ready"]
-        conds += filters(_badge(now)) if filters and now else []
-        conds += _after(keys, after, sort) if after else []
+        conds = [tasks.c.assignee == _ACTOR, tasks.c.state == "ready"]
+        conds += filters(_badge(_NOW)) if filters else []
+        conds += _after(keys, sort) if after else []
         mine = select(
             tasks.c.id.label("task_id"),
             tasks.c.priority,
@@ -303,23 +324,28 @@ def _branches(
             tasks.c.created_at,
             CLOCK_DUE.label("clock_due_at"),
         )
-        out.append(_limited(mine.select_from(_FROM).where(*conds), keys, limit))
-    for index, (kind, name) in enumerate(members):
+        out.append(_limited(mine.select_from(_FROM).where(*conds), keys, limited))
+    for index, kind in enumerate(kinds):
         row = task_candidates.alias(f"member_{index}")
         keys = _keys(sort, row.c.priority, row.c.sort_due, row.c.created_at, row.c.task_id)
         source: FromClause = row
-        conds = [row.c.kind == kind, row.c.name == name, row.c.state == "ready", row.c.case_id.is_not(None)]
-        if filters and now:
+        conds = [
+            row.c.kind == kind,
+            row.c.name == bindparam(f"member_{index}"),
+            row.c.state == "ready",
+            row.c.case_id.is_not(None),
+        ]
+        if filters:
             source = row.join(tasks, tasks.c.id == row.c.task_id).join(cases, cases.c.id == row.c.case_id)
-            conds += filters(_member_badge(row, now))
-        conds += _after(keys, after, sort) if after else []
+            conds += filters(_member_badge(row, _NOW))
+        conds += _after(keys, sort) if after else []
         query = select(row.c.task_id, row.c.priority, row.c.sort_due, row.c.created_at, row.c.clock_due_at)
-        out.append(_limited(query.select_from(source).where(*conds), keys, limit))
+        out.append(_limited(query.select_from(source).where(*conds), keys, limited))
     return out
 
 
-def _limited(query: Select[Any], keys: Keys, limit: int | None) -> Select[Any]:
-    return query if limit is None else query.order_by(*_ordered(keys)).limit(limit)
+def _limited(query: Select[Any], keys: Keys, limited: bool) -> Select[Any]:
+    return query.order_by(*_ordered(keys)).limit(bindparam("limit")) if limited else query
 
 
 def _check_filters(flt: InboxFilter, catalogue: Catalogue) -> None:
@@ -335,23 +361,43 @@ def _check_filters(flt: InboxFilter, catalogue: Catalogue) -> None:
         raise InvalidInput("认领筛选只能是 all、mine 或 unclaimed", code="bad_claim", field="claim")
 
 
-def _filters(flt: InboxFilter, actor: str, badge: ColumnElement[str]) -> list[ColumnElement[bool]]:
-    """The conditions of ``flt`` (checked) over ``tasks``, ``cases`` and the task's ``badge``."""
-    conds: list[ColumnElement[bool]] = []
-    if flt.item is not None:
-        conds.append(cast(cases.c["items"], Text).like(f'%"{flt.item}"%'))
-    if flt.state is not None:
-        conds.append(cases.c.status == flt.state)
-    if flt.clock is not None:
-        conds.append(badge == flt.clock)
-    if flt.claim == "mine":
-        conds.append(tasks.c.assignee == actor)
-    elif flt.claim == "unclaimed":
-        conds.append(tasks.c.assignee.is_(None))
-    return conds
+@dataclass(frozen=True)
+class _Narrowed:
+    """Which filters a query applies (their values are parameters: :func:`_filter_params`)."""
+
+    item: bool
+    state: bool
+    clock: bool
+    claim: ClaimFilter
+
+    @classmethod
+    def of(cls, flt: InboxFilter) -> _Narrowed | None:
+        if flt == InboxFilter():
+            return None
+        return cls(flt.item is not None, flt.state is not None, flt.clock is not None, flt.claim)
+
+    def conditions(self, badge: ColumnElement[str]) -> list[ColumnElement[bool]]:
+        """The conditions over ``tasks``, ``cases`` and the task's ``badge``."""
+        conds: list[ColumnElement[bool]] = []
+        if self.item:
+            conds.append(cast(cases.c["items"], Text).like(bindparam("item_pattern")))
+        if self.state:
+            conds.append(cases.c.status == bindparam("case_state"))
+        if self.clock:
+            conds.append(badge == bindparam("badge"))
+        if self.claim == "mine":
+            conds.append(tasks.c.assignee == _ACTOR)
+        elif self.claim == "unclaimed":
+            conds.append(tasks.c.assignee.is_(None))
+        return conds
 
 
-def _query(now: datetime, keys: FromClause) -> Select[Any]:
+def _filter_params(flt: InboxFilter) -> dict[str, Any]:
+    """The values of ``flt`` (checked: an item code of the catalogue holds no wildcard)."""
+    return {"item_pattern": f'%"{flt.item}"%', "case_state": flt.state, "badge": flt.clock}
+
+
+def _query(now: datetime | ColumnElement[Any], keys: FromClause) -> Select[Any]:
     """The inbox rows of the caller's tasks in ``keys`` (see :func:`_branches`), with those keys."""
     return select(
         keys.c.priority.label("key_priority"),
@@ -418,20 +464,31 @@ def _item(row: Any, actor: str, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _counts(conn: Connection, branches: Sequence[Select[Any]], now: datetime) -> dict[str, int]:
-    """Over the whole inbox: each task once (several members bring the same task with the same keys)."""
-    if not branches:
-        return {"total": 0, "due_today": 0, "overdue": 0}
-    today = local_date(now)
-    start, end = local_midnight(today), end_of_local_day(today)
+@cache
+def _counts_statement(kinds: tuple[str, ...], actor: bool, sort: str) -> Select[Any]:
+    """Over the whole inbox: each task once (several members bring the same task with the same keys);
+    the parameters of :func:`_branches` and ``day_start`` / ``day_end`` (today, Asia/Shanghai)."""
+    branches = _branches(kinds, actor, sort, after=False)
     keys = union(
         *[b.with_only_columns(b.selected_columns.task_id, *list(b.selected_columns)[2::2]) for b in branches]
-    )
-    keys = keys.subquery("inbox_all")
+    ).subquery("inbox_all")
+    start, end = bindparam("day_start", type_=UTCDateTime()), bindparam("day_end", type_=UTCDateTime())
     due_today = case((and_(keys.c.sort_due > start, keys.c.sort_due <= end), 1), else_=0)
-    overdue = case((keys.c.clock_due_at <= now, 1), else_=0)
-    row = conn.execute(select(func.count(), func.sum(due_today), func.sum(overdue)).select_from(keys)).one()
-    return {"total": int(row[0] or 0), "due_today": int(row[1] or 0), "overdue": int(row[2] or 0)}
+    overdue = case((keys.c.clock_due_at <= _NOW, 1), else_=0)
+    return select(func.count(), func.sum(due_today), func.sum(overdue)).select_from(keys)
+
+
+@cache
+def _page_statement(
+    kinds: tuple[str, ...], actor: bool, sort: str, after: bool, narrowed: _Narrowed | None
+) -> Select[Any]:
+    """The first ``limit`` rows of the inbox after the cursor (if ``after``) through the filters of
+    ``narrowed``: built once per shape, its values parameters (SQLAlchemy then compiles it once too)."""
+    conditions = narrowed.conditions if narrowed else None
+    firsts = _branches(kinds, actor, sort, after, conditions, limited=True)
+    keys = union(*[select(*list(b.subquery().c)[:4]) for b in firsts]).subquery("inbox_keys")
+    order = _ordered(_keys(sort, keys.c.priority, keys.c.sort_due, keys.c.created_at, keys.c.task_id))
+    return _query(_NOW, keys).order_by(*order).limit(bindparam("limit"))
 
 
 def inbox(
@@ -459,20 +516,30 @@ def inbox(
     _check_filters(flt, catalogue)
     after = _decode(cursor, sort) if cursor is not None else None
     if not members:
-        return {"items": [], "next_cursor": None, "counts": _counts(conn, [], now)}
-    narrowed = flt != InboxFilter()
-
-    def conditions(badge: ColumnElement[str]) -> list[ColumnElement[bool]]:
-        return _filters(flt, actor, badge)
-
-    firsts = _branches(actor, members, sort, after, conditions if narrowed else None, now, limit + 1)
-    keys = union(*[select(*list(b.subquery().c)[:4]) for b in firsts]).subquery("inbox_keys")
-    order = _ordered(_keys(sort, keys.c.priority, keys.c.sort_due, keys.c.created_at, keys.c.task_id))
-    rows = conn.execute(_query(now, keys).order_by(*order).limit(limit + 1)).all()
+        return {"items": [], "next_cursor": None, "counts": {"total": 0, "due_today": 0, "overdue": 0}}
+    kinds = tuple(kind for kind, _ in members)
+    today = local_date(now)
+    params: dict[str, Any] = {
+        "actor": actor,
+        "now": now,
+        "limit": limit + 1,
+        "day_start": local_midnight(today),
+        "day_end": end_of_local_day(today),
+        **{f"member_{i}": name for i, (_, name) in enumerate(members)},
+        **_filter_params(flt),
+        **(_cursor_params(after) if after else {}),
+    }
+    page_query = _page_statement(kinds, bool(actor), sort, after is not None, _Narrowed.of(flt))
+    rows = conn.execute(page_query, params).all()
     page, more = rows[:limit], len(rows) > limit
     names = {i.code: i.name for i in catalogue.items}
+    counted = conn.execute(_counts_statement(kinds, bool(actor), sort), params).one()
     return {
         "items": [_item(r, actor, names) for r in page],
         "next_cursor": _encode(sort, page[-1]) if more else None,
-        "counts": _counts(conn, _branches(actor, members, sort, None), now),
+        "counts": {
+            "total": int(counted[0] or 0),
+            "due_today": int(counted[1] or 0),
+            "overdue": int(counted[2] or 0),
+        },
     }

@@ -171,15 +171,16 @@ class IntakeRules:
         cal: WorkingCalendar,
         *,
         case_row: Mapping[str, Any] | None = None,
-    ) -> None:
+    ) -> bool:
         """Check what an officer/applicant entered on an intake or supplement task of a case (the
         commitment letter is checked by the case service, ``CaseService._check_commitment``);
         raise a typed error naming the materials or the field. Tasks of other forms, and of instances
         that are not cases, pass untouched. ``case_row``: the task's case row when the caller read it in
-        this transaction (one read fewer)."""
+        this transaction (one read fewer). Returns whether the case row was written (deemed acceptance):
+        a case row read before is then stale."""
         form = task.get("form_key")
         if form not in (INTAKE_FORM, SUPPLEMENT_FORM) or not task.get("business_key"):
-            return
+            return False
         case: Row[Any] | _Case | None
         if case_row is not None:
             case = _Case(
@@ -196,12 +197,12 @@ class IntakeRules:
                 )
             ).first()
         if case is None:
-            return
+            return False
         rows = _materials(conn, case.id)
         if form == SUPPLEMENT_FORM:
             _refuse_unknown(rows, _codes(entered.get("supplied_materials")), "supplied_materials", case.id)
-        else:
-            self._check_intake(conn, case, rows, task, entered, actor, now, cal)
+            return False
+        return self._check_intake(conn, case, rows, task, entered, actor, now, cal)
 
     def _check_intake(
         self,
@@ -213,7 +214,7 @@ class IntakeRules:
         actor: str,
         now: datetime,
         cal: WorkingCalendar,
-    ) -> None:
+    ) -> bool:
         decision = entered.get("decision")
         received = task["created_at"]  # the intake round began when the application (or supplement) came in
         deadline = notice_deadline(received, cal)
@@ -228,8 +229,7 @@ class IntakeRules:
                     received_on=local_date(received).isoformat(),
                     notice_deadline=deadline.isoformat(),
                 )
-            self.deem_accepted(conn, case, received, deadline, now, actor, cal)
-            return
+            return self.deem_accepted(conn, case, received, deadline, now, actor, cal)
         if decision == "supplement":
             listed = _codes(entered.get("missing_materials"))
             _refuse_unknown(rows, listed, "missing_materials", case.id)
@@ -244,6 +244,7 @@ class IntakeRules:
                     materials=omitted,
                 )
         # "accept" is checked where the status changes (refuse_incomplete_acceptance), for every flow
+        return False
 
     # ------------------------------------------------------------------ deemed acceptance
     def deem_accepted(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, and_, select, update
+from sqlalchemy import JSON, Connection, and_, bindparam, select, update
 
 from engine.cases.clocks import ClockRepository
 from engine.cases.figure_counts import count_closing, count_visit
@@ -92,6 +92,7 @@ class CaseLifecycle:
             self._materials_from_task(ctx, case_id)
         if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
             count_visit(ctx.conn, case_id)  # visits + 1, and the figures' visit buckets
+        ctx.notes["case_status"] = current  # the case's status after the step, for the caller
 
     def _holds_until_supplied(self, row: dict[str, Any]) -> bool:
         """A tolerant acceptance of an item whose licence the catalogue holds until the tolerated materials
@@ -316,29 +317,35 @@ def hand_over_new_case(conn: Connection, values: dict[str, Any]) -> None:
     _hand_over(conn, "start", row, [])
 
 
-def read_task_with_case(conn: Connection, task_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def read_task_with_case(
+    conn: Connection, task_id: str, *, hand_over: bool = True
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The task row (as ``TaskRepository.get`` reads it: ``NotFound`` when there is none) and its case's
-    row, in one query with the case's running clocks; the case row and clocks are handed over to the
-    lifecycle of the completion that follows in this transaction (one read fewer). A caller that writes
-    the case before the step must :func:`forget_handed_case`."""
-    case_cols = [c.label(f"case_{c.name}") for c in cases.c]
-    query = (
-        select(tasks, *case_cols, *_CLOCK_LABELS)
-        .select_from(
-            tasks.outerjoin(cases, cases.c.id == tasks.c.business_key).outerjoin(case_clocks, _RUNNING)
-        )
-        .where(tasks.c.id == task_id)
-        .order_by(case_clocks.c.id)
-    )
-    rows = conn.execute(query).mappings().all()
+    row, in one query with the case's running clocks; with ``hand_over``, the case row and clocks are
+    handed over to the lifecycle of the completion that follows in this transaction (one read fewer). A
+    caller that writes the case before the step must :func:`forget_handed_case`."""
+    rows = conn.execute(_TASK_WITH_CASE, {"task_row": task_id}).all()
     if not rows:
         raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
-    task = {c.name: rows[0][c] for c in tasks.c}
-    if rows[0]["case_id"] is None:
+    first = rows[0]
+    task = dict(zip(_TASK_NAMES, first[: len(_TASK_NAMES)], strict=True))
+    case_values = first[len(_TASK_NAMES) : len(_TASK_NAMES) + len(_CASE_NAMES)]
+    case = dict(zip(_CASE_NAMES, case_values, strict=True))
+    if case["id"] is None:
         return task, None
-    case = {c.name: rows[0][f"case_{c.name}"] for c in cases.c}
-    _hand_over(conn, "complete", case, _running_of(rows))
+    if hand_over:
+        _hand_over(conn, "complete", case, _running_of([r._mapping for r in rows]))
     return task, case
+
+
+_TASK_NAMES = tuple(c.name for c in tasks.c)
+_CASE_NAMES = tuple(c.name for c in cases.c)
+_TASK_WITH_CASE = (  # built once: a completion runs it every time
+    select(tasks, *[c.label(f"case_{c.name}") for c in cases.c], *_CLOCK_LABELS)
+    .select_from(tasks.outerjoin(cases, cases.c.id == tasks.c.business_key).outerjoin(case_clocks, _RUNNING))
+    .where(tasks.c.id == bindparam("task_row"))
+    .order_by(case_clocks.c.id)
+)
 
 
 def _running_of(rows: Sequence[Any]) -> list[tuple[int, str | None, Clock]]:

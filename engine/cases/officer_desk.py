@@ -38,7 +38,7 @@ from engine.cases.task_view import (
 )
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.persistence.repositories import AuditRepository, TaskRepository
-from engine.persistence.tables import audit_log, cases, definitions, instances, tasks
+from engine.persistence.tables import audit_log, definitions, instances, tasks
 from engine.step import StepResult
 from engine.time.calendar import local_date
 from forms.autofill import AutofillResult, autofill, merge
@@ -118,8 +118,10 @@ class OfficerDesk:
         return self.cases.track(case_id, viewer)
 
     # ------------------------------------------------------------------ commands on a task
-    def _workable(self, conn: Connection, task_id: str, viewer: Viewer) -> VisibleTask:
-        seen = visible_task(conn, task_id, viewer)
+    def _workable(
+        self, conn: Connection, task_id: str, viewer: Viewer, *, for_step: bool = False
+    ) -> VisibleTask:
+        seen = visible_task(conn, task_id, viewer, for_step=for_step)
         if not may_work(seen.task, viewer.actor, viewer.groups):
             raise task_not_found(task_id)
         return seen
@@ -177,25 +179,18 @@ class OfficerDesk:
         """Complete the task with the form data as given (any form; the case service validates it)."""
         seen: list[dict[str, Any]] = []
 
-        def find(conn: Connection) -> dict[str, Any]:  # in the command's transaction: the row read once
-            seen.append(self._workable(conn, task_id, viewer).task)
-            return seen[-1]
+        def find(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:  # in the command's transaction
+            workable = self._workable(conn, task_id, viewer, for_step=True)
+            seen.append(workable.task)
+            return workable.task, workable.case
 
         result = self.cases.complete_task(task_id, data, viewer.actor, groups=set(viewer.groups), find=find)
         return self._outcome(seen[-1], "complete", result)
 
     def _outcome(self, task: Mapping[str, Any], action: str, result: StepResult) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-            status = conn.execute(select(cases.c.status).where(cases.c.id == task["business_key"])).scalar()
-            opened = (
-                conn.execute(
-                    select(tasks.c.id, tasks.c.element_id, tasks.c.name, tasks.c.candidate_groups)
-                    .where(tasks.c.id.in_(list(result.opened_tasks)))
-                    .order_by(tasks.c.created_at, tasks.c.id)
-                ).all()
-                if result.opened_tasks
-                else []
-            )
+        """What the step did, from what it wrote (no read): the case's status the lifecycle noted, the
+        tasks it opened."""
+        status = result.notes.get("case_status")
         return {
             "task_id": str(task["id"]),
             "action": action,
@@ -205,12 +200,12 @@ class OfficerDesk:
             "instance_status": result.status,
             "opened_tasks": [
                 {
-                    "id": r.id,
-                    "element_id": r.element_id,
-                    "name": r.name,
-                    "candidate_groups": [g for g in (r.candidate_groups or "").split(",") if g],
+                    "id": t.id,
+                    "element_id": t.element_id,
+                    "name": t.name,
+                    "candidate_groups": list(t.candidate_groups),
                 }
-                for r in opened
+                for t in sorted(result.opened, key=lambda t: t.id)
             ],
         }
 

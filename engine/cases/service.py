@@ -25,7 +25,7 @@ from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
 from engine.cases.figure_counts import count_received
 from engine.cases.intake import Application, choose_flow, material_states, next_case_number
-from engine.cases.intake_rules import INTAKE_FORM, SUPPLEMENT_FORM, IntakeRules
+from engine.cases.intake_rules import IntakeRules
 from engine.cases.licences import CaseLicences
 from engine.cases.lifecycle import (
     CaseLifecycle,
@@ -222,7 +222,7 @@ class CaseService:
         *,
         groups: set[str] | frozenset[str] | None = None,
         holder_id: str | None = None,
-        find: Callable[[Connection], dict[str, Any]] | None = None,
+        find: Callable[[Connection], tuple[dict[str, Any], dict[str, Any] | None]] | None = None,
     ) -> StepResult:
         """Check who acts, validate the task's form and complete it, in one (retried) transaction.
 
@@ -231,7 +231,8 @@ class CaseService:
         (``applicant`` among ``groups``) works only the tasks of their own cases: ``holder_id`` must be
         the case's applicant id, else the task does not exist for them. ``find`` reads the task row
         under the caller's own visibility rule (the officer desk's), first and inside the same
-        transaction, so that the row is read once; then the data limits are checked."""
+        transaction, so that the row is read once, with its case row (or None); then the data limits are
+        checked."""
         if find is None:
             check_data(data, self.workflow.limits, field="data", task_id=task_id)
 
@@ -240,13 +241,11 @@ class CaseService:
             if find is None:
                 task, case = read_task_with_case(conn, task_id)  # the case row, for the lifecycle too
             else:
-                task = find(conn)
+                task, case = find(conn)
                 check_data(data, self.workflow.limits, field="data", task_id=task_id)
             authorise_task(task, actor, groups)  # outside the actor's scope the task does not exist
             if groups is not None and APPLICANT_GROUP in groups:
                 self._authorise_applicant(conn, task, holder_id, case)
-            if task["form_key"] in (INTAKE_FORM, SUPPLEMENT_FORM):
-                forget_handed_case(conn)  # the intake rules may write the case (deemed acceptance)
             if task["state"] != "ready":
                 raise Conflict(
                     f"任务已{TASK_STATE_LABELS.get(task['state'], task['state'])}",
@@ -256,9 +255,10 @@ class CaseService:
             if task["assignee"] and task["assignee"] != actor:
                 raise Forbidden("任务已由他人认领", code="claimed_by_other", task_id=task_id)
             entered = self._task_input(conn, task, data, case)
-            self.intake_rules.before_complete(
+            if self.intake_rules.before_complete(
                 conn, task, entered, actor, self.now, self.calendar(), case_row=case
-            )
+            ):
+                forget_handed_case(conn)  # a deemed acceptance wrote the case: the lifecycle reads it again
             return self.workflow.complete_task_in(conn, task_id, entered, actor)
 
         return self.workflow.run(command)

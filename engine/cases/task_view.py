@@ -30,11 +30,12 @@ from engine.assignment import listed, may_work, task_not_found
 from engine.cases.access import Viewer, is_officer_of
 from engine.cases.actions import ACTIONS, allowed_actions, model_reads
 from engine.cases.inbox import BADGE_LABELS, task_clock
+from engine.cases.lifecycle import read_task_with_case
 from engine.cases.status import LABELS
 from engine.errors import NotFound
 from engine.persistence.columns import check_row
 from engine.persistence.repositories import AuditRepository, TaskRepository
-from engine.persistence.tables import case_materials, cases, definitions, instances, tasks
+from engine.persistence.tables import case_materials, definitions, instances, tasks
 from engine.time.calendar import local_date
 from forms.autofill import autofill
 from forms.definition import FormDefinition
@@ -90,19 +91,17 @@ class VisibleTask:
         self.instance_tasks = instance_tasks
 
 
-def visible_task(conn: Connection, task_id: str, viewer: Viewer) -> VisibleTask:
-    """The task ``task_id`` if it belongs to a case ``viewer`` may see; else ``task_not_found``."""
+def visible_task(conn: Connection, task_id: str, viewer: Viewer, *, for_step: bool = False) -> VisibleTask:
+    """The task ``task_id`` if it belongs to a case ``viewer`` may see; else ``task_not_found``. With
+    ``for_step`` (read in the transaction of a completion), the case row is handed over to the step's
+    lifecycle (:func:`engine.cases.lifecycle.read_task_with_case`)."""
     check_row(tasks, {"id": task_id}, fields={"id": "task_id"})
     try:
-        task = TaskRepository(conn).get(task_id)
+        task, case = read_task_with_case(conn, task_id, hand_over=for_step)
     except NotFound:
         raise task_not_found(task_id) from None
-    if not task["business_key"]:
+    if not task["business_key"] or case is None:
         raise task_not_found(task_id)
-    row = conn.execute(select(cases).where(cases.c.id == task["business_key"])).first()
-    if row is None:
-        raise task_not_found(task_id)
-    case = dict(row._mapping)
     instance_tasks = TaskRepository(conn).of_instance(task["instance_id"])
     if not is_officer_of(viewer, case, instance_tasks):
         raise task_not_found(task_id)

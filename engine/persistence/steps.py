@@ -13,12 +13,14 @@ databases run the same writes as separate statements, the version check first.
 
 The case layer's rows go the same way (``write_case``: what a step sets on the case row, its new and
 changed clocks, its audit events; ``insert_case``: a new case with its materials and its audit event):
-one statement on PostgreSQL (not prepared: their shape varies), one per table elsewhere. They cannot ride
-in the engine's statement: the lifecycle observer that decides them runs after it.
+one statement on PostgreSQL (``write_case``: PREPAREd per shape, a few dozen; ``insert_case``: not
+prepared, once per case), one per table elsewhere. They cannot ride in the engine's statement: the
+lifecycle observer that decides them runs after it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -442,7 +444,7 @@ def write_case(conn: Connection, write: CaseWrite) -> None:
         bool(write.changed_clocks),
         bool(write.audit),
     )
-    params: dict[str, Any] = {f"v_{k}": v for k, v in write.values.items()}
+    params: dict[str, Any] = {f"v_{k}": _driver_value(cases.c[k], v) for k, v in write.values.items()}
     params["case_row"] = write.case_id
     if write.new_clocks:
         params["case_new_clocks"] = _json_rows(write.new_clocks, _CLOCK_DEFAULTS)
@@ -450,7 +452,16 @@ def write_case(conn: Connection, write: CaseWrite) -> None:
         params["case_changed_clocks"] = _json_rows(write.changed_clocks, {})
     if write.audit:
         params["case_audit_rows"] = _json_rows(write.audit, _AUDIT_DEFAULTS)
-    conn.execute(_case_statement(*shape), params)
+    _case_statement(*shape).run(conn, params)
+
+
+def _driver_value(column: Any, value: Any) -> Any:
+    """A value as the prepared path hands it to the driver: JSON columns as JSON text, times aware."""
+    if value is not None and isinstance(column.type, JSON):
+        return json.dumps(value, ensure_ascii=False, default=_json_value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value
 
 
 def write_case_each(conn: Connection, write: CaseWrite) -> None:
@@ -477,8 +488,9 @@ _SAVE_CLOCK = (
 
 
 @cache
-def _case_statement(names: tuple[str, ...], new_clocks: bool, changed_clocks: bool, audit: bool) -> Any:
-    """The PostgreSQL statement of one shape of :class:`CaseWrite` (built and compiled once per shape)."""
+def _case_statement(names: tuple[str, ...], new_clocks: bool, changed_clocks: bool, audit: bool) -> _Prepared:
+    """The PostgreSQL statement of one shape of :class:`CaseWrite`, built once per shape and PREPAREd
+    once per session (a step of a case runs one of a few dozen shapes)."""
     parts: list[Any] = []
     if names:
         values = {n: bindparam(f"v_{n}", type_=cases.c[n].type) for n in names}
@@ -498,7 +510,11 @@ def _case_statement(names: tuple[str, ...], new_clocks: bool, changed_clocks: bo
     if audit:
         parts.append(_insert_json_rows(audit_log, "case_audit_rows", None).returning(audit_log.c.id))
     ctes = [part.cte(f"case_write_{i}") for i, part in enumerate(parts)]
-    return select(*[select(func.count()).select_from(c).scalar_subquery() for c in ctes])
+    statement = select(*[select(func.count()).select_from(c).scalar_subquery() for c in ctes])
+    shape = "\0".join([*names, str(new_clocks), str(changed_clocks), str(audit)])
+    return _Prepared(
+        f"onewindow_case_{hashlib.blake2b(shape.encode(), digest_size=6).hexdigest()}", statement
+    )
 
 
 def insert_case(
