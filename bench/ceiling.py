@@ -5,9 +5,10 @@ through ``POST /api/v1/officer/tasks/{id}/complete`` runs. Per request, as onewi
 
 * the bearer token: its own transaction (the token and account by the HMAC of the token, ``last_used_at``,
   the account's departments);
-* the step, one transaction: the task, the case and the instance read by key, the stored state written
-  back under a version check, the task closed, the next task inserted, an audit row, the case status;
-  the outcome (the case status and the opened task) from what it wrote, as onewindow's;
+* the step, one transaction: the task with its case and the instance read by key, then one statement
+  (data-modifying CTEs, as onewindow's step) writing the stored state back under a version check, closing
+  the task, inserting the next task and an audit row and touching the case row; the outcome (the case
+  status and the opened task) from what it wrote, as onewindow's;
 * as many further primary-key reads as onewindow ran statements beyond these for the same step
   (``BENCH_CEILING_STATEMENTS``: element id -> statements of onewindow's completion, counted by
   ``bench.http_api`` in the same run), so that both run the same number of statements. Reads are the
@@ -33,7 +34,7 @@ from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, create_engine, insert, select, update
+from sqlalchemy import Engine, Exists, Table, create_engine, func, insert, literal, select, update
 
 from engine.accounts.tables import account_departments, accounts, api_tokens
 from engine.persistence.tables import audit_log, cases, instances, tasks
@@ -42,8 +43,9 @@ __all__ = ["APP_FACTORY", "BASE_STATEMENTS", "NEXT_STEP", "create_app"]
 
 APP_FACTORY = "bench.ceiling:create_app"
 NEXT_STEP = {"intake": "review", "review": "decision", "decision": "delivery", "delivery": "intake"}
-BASE_STATEMENTS = 11
-"""Statements the ceiling runs on every completion before its padding (3 for the token, 8 for the step)."""
+BASE_STATEMENTS = 6
+"""Statements the ceiling runs on every completion before its padding: 3 for the token, 3 for the step (the
+task with its case, the instance, then one statement for every write, as onewindow's step writes)."""
 
 
 class CompleteIn(BaseModel):
@@ -77,6 +79,51 @@ def _principal(engine: Engine, key: bytes, authorization: str) -> dict[str, Any]
         return {"actor": row["username"], "groups": [*groups, "window"]}
 
 
+def _rows_if(table: Table, values: dict[str, Any], saved: Exists) -> Any:
+    """INSERT INTO table SELECT <values> WHERE saved."""
+    chosen = select(*[literal(v, type_=table.c[k].type) for k, v in values.items()]).where(saved)
+    return insert(table).from_select(list(values), chosen)
+
+
+def _write_step(
+    task: dict[str, Any],
+    version: int,
+    state: Any,
+    now: datetime,
+    actor: str,
+    opened: dict[str, Any],
+    audit: dict[str, Any],
+) -> Any:
+    """The step's writes in one statement, as onewindow's: the instance under its version check, then (only
+    when it was saved) the task closed, the next task, the audit row and the case row."""
+    saved = (
+        update(instances)
+        .where(instances.c.id == task["instance_id"], instances.c.version == version)
+        .values(state=state, version=version + 1, updated_at=now)
+        .returning(instances.c.id)
+        .cte("saved")
+    )
+    was_saved = select(saved.c.id).exists()
+    closed = (
+        update(tasks)
+        .where(tasks.c.id == task["id"], tasks.c.state == "ready", was_saved)
+        .values(state="completed", completed_at=now, completed_by=actor)
+        .returning(tasks.c.id)
+        .cte("closed")
+    )
+    new_task = _rows_if(tasks, opened, was_saved).returning(tasks.c.id).cte("new_task")
+    audited = _rows_if(audit_log, audit, was_saved).returning(audit_log.c.id).cte("audited")
+    touched = (
+        update(cases)
+        .where(cases.c.id == task["business_key"], was_saved)
+        .values(status=cases.c.status)
+        .returning(cases.c.id)
+        .cte("touched")
+    )
+    counted = select(select(func.count()).select_from(saved).scalar_subquery())
+    return counted.add_cte(closed, new_task, audited, touched)
+
+
 def create_app() -> FastAPI:
     """The app of one worker process; its settings come from the environment (``BENCH_CEILING_*``)."""
     engine = create_engine(
@@ -91,25 +138,22 @@ def create_app() -> FastAPI:
         caller = _principal(engine, key, authorization)
         now = datetime.now(UTC)
         with engine.begin() as conn:
-            task = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
-            if task is None or task["state"] != "ready":
+            row = (
+                conn.execute(
+                    select(tasks, *[c.label(f"case_{c.name}") for c in cases.c])
+                    .join(cases, cases.c.id == tasks.c.business_key)
+                    .where(tasks.c.id == task_id)
+                )
+                .mappings()
+                .first()
+            )
+            if row is None or row["state"] != "ready":
                 raise HTTPException(409, "task not ready")
-            case = conn.execute(select(cases).where(cases.c.id == task["business_key"])).mappings().one()
+            task = {c.name: row[c.name] for c in tasks.c}
+            case = {c.name: row[f"case_{c.name}"] for c in cases.c}
             state, version = conn.execute(
                 select(instances.c.state, instances.c.version).where(instances.c.id == task["instance_id"])
             ).one()
-            moved = conn.execute(
-                update(instances)
-                .where(instances.c.id == task["instance_id"], instances.c.version == version)
-                .values(state=state, version=version + 1, updated_at=now)
-            )
-            if moved.rowcount != 1:
-                raise HTTPException(409, "version conflict")
-            conn.execute(
-                update(tasks)
-                .where(tasks.c.id == task_id, tasks.c.state == "ready")
-                .values(state="completed", completed_at=now, completed_by=caller["actor"])
-            )
             opened = {
                 **task,
                 "id": str(uuid.uuid4()),
@@ -119,20 +163,20 @@ def create_app() -> FastAPI:
                 "completed_at": None,
                 "completed_by": None,
             }
-            conn.execute(insert(tasks).values(opened))
-            conn.execute(
-                insert(audit_log).values(
-                    at=now,
-                    actor=caller["actor"],
-                    action="complete",
-                    instance_id=task["instance_id"],
-                    business_key=case["id"],
-                    task_id=task_id,
-                    element_id=task["element_id"],
-                    detail={"data": body.data},
-                )
-            )
-            conn.execute(update(cases).where(cases.c.id == case["id"]).values(status=case["status"]))
+            audit = {
+                "at": now,
+                "actor": caller["actor"],
+                "action": "complete",
+                "instance_id": task["instance_id"],
+                "business_key": case["id"],
+                "task_id": task_id,
+                "element_id": task["element_id"],
+                "detail": {"data": body.data},
+            }
+            step = _write_step(task, version, state, now, caller["actor"], opened, audit)
+            saved = conn.execute(step).scalar()
+            if saved != 1:
+                raise HTTPException(409, "version conflict")
             for _ in range(ours.get(task["element_id"], 0) - BASE_STATEMENTS):
                 conn.execute(select(cases.c.status).where(cases.c.id == case["id"])).scalar()
         return {  # the outcome from what the step wrote, as onewindow answers it

@@ -532,7 +532,7 @@ class WorkflowService:
             t.task_id: d for t in opened if t.meta.due_expression and (d := rt.task_due(t.task_id, now))
         }
         gone = [tid for tid in before_ready if tid not in after_ready]
-        workflow_data = rt.data if opened else {}  # a deep copy: take it once per step, not once per task
+        workflow_data = ctx.data if opened else {}  # one copy per step, shared with the observers
         where = {"instance_id": ctx.instance_id, "business_key": ctx.business_key}
         audit = [
             audit_row(

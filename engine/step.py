@@ -49,6 +49,15 @@ class StepContext:
     due: dict[str, datetime] = field(default_factory=dict)  # opened task -> due date from camunda:dueDate
     state_written: bool = False  # the new state passed its version check (observers run after that)
     notes: dict[str, Any] = field(default_factory=dict)  # what observers tell the caller (StepResult.notes)
+    _data: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The workflow data after the step: copied once per step and shared by the engine and its
+        observers, so read it, never change it."""
+        if self._data is None:
+            self._data = self.runtime.data
+        return self._data
 
     @property
     def suspending_open(self) -> bool:

@@ -198,17 +198,16 @@ class IntakeRules:
             ).first()
         if case is None:
             return False
-        rows = _materials(conn, case.id)
         if form == SUPPLEMENT_FORM:
+            rows = _materials(conn, case.id)
             _refuse_unknown(rows, _codes(entered.get("supplied_materials")), "supplied_materials", case.id)
             return False
-        return self._check_intake(conn, case, rows, task, entered, actor, now, cal)
+        return self._check_intake(conn, case, task, entered, actor, now, cal)
 
     def _check_intake(
         self,
         conn: Connection,
         case: Row[Any] | _Case,
-        rows: list[Row[Any]],
         task: Mapping[str, Any],
         entered: Mapping[str, Any],
         actor: str,
@@ -230,7 +229,8 @@ class IntakeRules:
                     notice_deadline=deadline.isoformat(),
                 )
             return self.deem_accepted(conn, case, received, deadline, now, actor, cal)
-        if decision == "supplement":
+        if decision == "supplement":  # the notice must list every material missing or defective
+            rows = _materials(conn, case.id)
             listed = _codes(entered.get("missing_materials"))
             _refuse_unknown(rows, listed, "missing_materials", case.id)
             known = {r.code for r in rows if r.state in ("missing_tolerated", *OUTSTANDING)}

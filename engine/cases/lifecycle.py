@@ -54,7 +54,7 @@ class CaseLifecycle:
         case = _CaseStep.read(ctx, case_id, clocks)
         if case is None:
             return
-        data = ctx.runtime.data
+        data = ctx.data
         current, seq = case.row["status"], case.row["status_seq"]
         for new in self._new_statuses(data, seq, current):
             if new != current:
