@@ -176,8 +176,9 @@ class IntakeRules:
         commitment letter is checked by the case service, ``CaseService._check_commitment``);
         raise a typed error naming the materials or the field. Tasks of other forms, and of instances
         that are not cases, pass untouched. ``case_row``: the task's case row when the caller read it in
-        this transaction (one read fewer). Returns whether the case row was written (deemed acceptance):
-        a case row read before is then stale."""
+        this transaction (one read fewer). Returns whether a case row read before may be stale: the
+        case counts as accepted from the day of receipt (deemed acceptance), written now or by a worker
+        meanwhile."""
         form = task.get("form_key")
         if form not in (INTAKE_FORM, SUPPLEMENT_FORM) or not task.get("business_key"):
             return False
@@ -228,7 +229,10 @@ class IntakeRules:
                     received_on=local_date(received).isoformat(),
                     notice_deadline=deadline.isoformat(),
                 )
-            return self.deem_accepted(conn, case, received, deadline, now, actor, cal)
+            # the case row read before this point is stale either way: this command wrote it, or a worker
+            # that deemed it accepted meanwhile did (then the UPDATE below finds nothing to do)
+            self.deem_accepted(conn, case, received, deadline, now, actor, cal)
+            return True
         if decision == "supplement":  # the notice must list every material missing or defective
             rows = _materials(conn, case.id)
             listed = _codes(entered.get("missing_materials"))

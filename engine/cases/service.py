@@ -258,7 +258,7 @@ class CaseService:
             if self.intake_rules.before_complete(
                 conn, task, entered, actor, self.now, self.calendar(), case_row=case
             ):
-                forget_handed_case(conn)  # a deemed acceptance wrote the case: the lifecycle reads it again
+                forget_handed_case(conn)  # deemed accepted: the lifecycle reads the case row again
             return self.workflow.complete_task_in(conn, task_id, entered, actor)
 
         return self.workflow.run(command)

@@ -456,9 +456,10 @@ def write_case(conn: Connection, write: CaseWrite) -> None:
 
 
 def _driver_value(column: Any, value: Any) -> Any:
-    """A value as the prepared path hands it to the driver: JSON columns as JSON text, times aware."""
-    if value is not None and isinstance(column.type, JSON):
-        return json.dumps(value, ensure_ascii=False, default=_json_value)
+    """A value as the prepared path hands it to the driver (no type processor runs there): JSON columns
+    as SQLAlchemy's JSON type writes them (``None`` as JSON ``null``), times aware."""
+    if isinstance(column.type, JSON):
+        return json.dumps(value, default=_json_value)
     if isinstance(value, datetime) and value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from engine.bootstrap import Services, make_worker
 from engine.cases.intake import Application
 from engine.cases.intake_rules import notice_deadline
+from engine.cases.lifecycle import read_task_with_case
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.tables import audit_log, case_clocks, case_materials, cases
 from engine.time.clocks import Clock
@@ -395,3 +396,31 @@ def test_a_notice_in_time_keeps_the_clock_unstarted_and_a_resubmission_opens_a_n
     worker.run_once()
     row = case_row(svc, case_id)
     assert row["status"] == "accepted" and row["accepted_at"] == resubmitted
+
+
+@pytest.mark.parametrize(("received", "deadline"), NOTICE_PERIODS[:1])
+def test_a_worker_deeming_the_case_accepted_while_an_officer_accepts_it_leaves_one_acceptance(
+    pg, clock: FakeClock, received: datetime, deadline: datetime
+) -> None:
+    """The officer's command reads the task and the case row before any lock; the worker deems the case
+    accepted and commits before the officer's step takes the instance lock. The officer's step must then
+    work on the case as the worker left it: accepted from the day of receipt, its clocks opened once."""
+    clock.set(received)
+    svc = services_on(pg, clock)
+    case_id = submit(svc, SINGLE)
+    clock.set(deadline)
+    intake = ready(svc, case_id)["intake"]
+    worker = make_worker(svc, "w1")
+
+    def find(conn: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        found = read_task_with_case(conn, intake["id"])  # the officer's read, as the desk's
+        worker.run_once()  # the worker's own transaction, committed now (the officer holds no lock yet)
+        return found
+
+    svc.cases.complete_task(intake["id"], {"decision": "accept", "opinion": "受理"}, "officer", find=find)
+    row = case_row(svc, case_id)
+    assert row["status"] == "under_review" and row["accepted_at"] == received
+    clocks = case_clocks_of(svc, case_id)
+    assert sorted(c.kind for c in clocks.values()) == ["legal", "promised"]
+    assert {c.started_at for c in clocks.values()} == {received}
+    assert [e["to"] for e in status_events(svc, case_id)] == ["accepted", "under_review"]
