@@ -126,7 +126,7 @@ def licence_row(
     }
 
 
-def _serial_lock_key(type_code: str, issuer: str) -> int:
+def serial_lock_key(type_code: str, issuer: str) -> int:
     """The 64-bit advisory-lock key of one (type_code, issuer_credit_code) serial counter."""
     digest = hashlib.blake2b(f"licence_serial\0{type_code}\0{issuer}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -141,7 +141,7 @@ def lock_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> None:
     already (``BEGIN IMMEDIATE``)."""
     if conn.dialect.name != "postgresql":
         return
-    for key in sorted({_serial_lock_key(t, i) for t, i in pairs}):  # one pair on every issue path
+    for key in sorted({serial_lock_key(t, i) for t, i in pairs}):  # one pair on every issue path
         conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from engine.errors import InvalidInput
 from engine.time.calendar import local_date
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
-from licence.library import LicenceLibrary
+from licence.library import LicenceLibrary, serial_lock_key
 from licence.model import LicenceRecord
 from licence.types import get_type
 from processes.catalogue import Catalogue, ServiceItem
@@ -77,10 +77,22 @@ class CaseLicences:
 
     def issue_for(self, conn: Connection, row: dict[str, Any], now: datetime, actor: str) -> list[str]:
         """Issue the licence(s) the approved items produce into the library; the case records them."""
-        issued = []
         library = LicenceLibrary(conn, clock=lambda: now)
         departments = list(self.catalogue.departments)
-        for item, holder_id, holder_name, face in self._drafts(library, row, now):
+        drafts = [
+            (draft, department_credit_code(departments.index(draft[0].department), self.district_code))
+            for draft in self._drafts(library, row, now)
+        ]
+        issued: dict[int, str] = {}
+        # issued in the order of their serial counters' locks (every issuer takes them in that order), so
+        # that two joint approvals of the same types listed in another order cannot deadlock, each holding
+        # the counter the other waits for; the case lists its licences in the order of its items
+        by_lock = sorted(
+            range(len(drafts)),
+            key=lambda i: serial_lock_key(str(drafts[i][0][0].issues_licence_type), drafts[i][1]),
+        )
+        for index in by_lock:
+            (item, holder_id, holder_name, face), issuer = drafts[index]
             assert item.issues_licence_type is not None
             dept = self.catalogue.departments[item.department]
             record = library.issue(
@@ -88,14 +100,14 @@ class CaseLicences:
                 holder_id,
                 holder_name,
                 face,
-                department_credit_code(departments.index(item.department), self.district_code),
+                issuer,
                 f"{self.district_name}{dept.name}",
                 local_date(now),
                 source_case=row["id"],
                 actor=actor,
             )
-            issued.append(record.id)
-        return issued
+            issued[index] = record.id
+        return [issued[i] for i in range(len(drafts))]
 
     def check_for(self, conn: Connection, row: dict[str, Any], now: datetime) -> None:
         """Refuse (as ``issue_for`` would) when a licence the items produce could not be filled in from what

@@ -120,3 +120,85 @@ def test_concurrent_decisions_of_one_department_all_issue_their_licence(pg) -> N
     assert sorted(r.source_case for r in issued) == sorted(case_ids)
     assert len({r.serial for r in issued}) == CASES
     assert len(attempts) == CASES  # no completion had to be retried
+
+
+def test_two_joint_approvals_listing_the_same_licences_in_another_order_do_not_deadlock(pg) -> None:
+    """Each approval issues its licences one by one, each holding its (type, issuer) serial counter until
+    it commits. The first approval is held just before its first licence is written, until the second
+    waits for a counter; were the licences issued in item order (food, then hygiene; hygiene, then food),
+    each would then wait for the counter the other holds."""
+    from sqlalchemy import event, text
+
+    from engine.persistence.database import unit_of_work
+    from engine.persistence.tables import cases
+    from tests.conftest import FakeClock
+    from tests.integration.test_cases import FOOD_FORM, every_material, org_with
+
+    clock = FakeClock(T0)
+    svc = services_on(pg, clock)
+    org = org_with(svc, {"business_licence"}, {"food_business_licence", "hygiene_licence"})
+    rows = []
+    for items in (["MR-001", "HE-001"], ["HE-001", "MR-001"]):
+        app = Application(
+            org.credit_code,
+            org.name,
+            items,
+            form=dict(FOOD_FORM),
+            provided=every_material(svc, *items),
+            lead_department=svc.catalogue.get(items[0]).department,
+        )
+        case_id = svc.cases.submit(app, "applicant")
+        with pg.connect() as conn:
+            rows.append(dict(conn.execute(select(cases).where(cases.c.id == case_id)).one()._mapping))
+    first_held, second_waits = threading.Event(), threading.Event()
+
+    def hold_first(_conn, _cursor, statement: str, *_args) -> None:
+        if threading.current_thread().name == "first" and statement.lstrip().startswith("WITH new_licence"):
+            if not first_held.is_set():
+                first_held.set()
+                second_waits.wait(10)
+
+    def approve(row: dict) -> list[str]:
+        if threading.current_thread().name != "first":
+            first_held.wait(10)
+        with unit_of_work(pg) as conn:
+            return svc.cases.licences.issue_for(conn, row, T0, "officer")
+
+    event.listen(pg, "before_cursor_execute", hold_first)
+    try:
+        results: dict[str, list[str] | BaseException] = {}
+
+        def run(name: str, row: dict) -> None:
+            try:
+                results[name] = approve(row)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                results[name] = exc
+
+        threads = [
+            threading.Thread(target=run, args=(n, r), name=n)
+            for n, r in zip(("first", "second"), rows, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        with pg.connect() as conn:
+            for _ in range(200):  # until the second approval waits for a counter (or 10 s)
+                if conn.execute(text(waiting)).scalar():
+                    break
+                threading.Event().wait(0.05)
+        second_waits.set()
+        for t in threads:
+            t.join(30)
+    finally:
+        event.remove(pg, "before_cursor_execute", hold_first)
+    assert first_held.is_set()
+    for name, row in zip(("first", "second"), rows, strict=True):
+        issued = results[name]
+        assert isinstance(issued, list), f"{name}: {issued!r}"
+        with pg.connect() as conn:
+            types = [
+                conn.execute(select(licences.c.type_code).where(licences.c.id == i)).scalar_one()
+                for i in issued
+            ]
+        expected = {"MR-001": "food_business_licence", "HE-001": "hygiene_licence"}
+        assert types == [expected[code] for code in row["items"]]  # listed in the order of the case's items
