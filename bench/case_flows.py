@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from engine.bootstrap import Services, bootstrap, deploy_bundled_processes
-from engine.demo import TODAY, DemoClock, Step, scenarios
+from engine.demo import TODAY, DemoClock, Step, load_scenarios
 from engine.persistence.database import unit_of_work
 from engine.service import WorkflowService
 from engine.settings import Settings
@@ -201,30 +201,13 @@ def measure_flows(
 ) -> list[FlowFigures]:
     """Each flow: ``cases`` cases through the case service and as many replays through the workflow
     service, taking turns for ``rounds`` rounds; per case the median time and the statements."""
-    from licence.demo import demo_organisations, demo_persons, load_demo
-    from licence.library import LicenceLibrary
-
     engine, drop = engine_factory(url)
     try:
         clock = DemoClock()
         svc = bootstrap(Settings(database_url=url), clock=clock, engine=engine)
         deploy_bundled_processes(svc)
         with unit_of_work(engine) as conn:
-            load_demo(conn)
-            library = LicenceLibrary(conn)
-            orgs = [
-                {
-                    "org": o,
-                    "food": any(
-                        x.type_code == "food_business_licence" for x in library.by_holder(o.credit_code)
-                    ),
-                }
-                for o in demo_organisations()
-                if o.credit_code.startswith("91")
-            ]
-        by_label = {
-            label: (app, when, steps) for label, app, when, steps in scenarios(orgs, demo_persons()[0])
-        }
+            by_label = {label: (app, when, steps) for label, app, when, steps in load_scenarios(conn)}
         ready, calls = Ready(), list[Call]()
         svc.workflow.observers.append(ready)
         _record(svc.workflow, ready, clock, calls)

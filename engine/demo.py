@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
+
 from engine.cases.access import Viewer
 from engine.cases.clocks import tick_clocks
 from engine.cases.intake import Application
@@ -272,11 +274,27 @@ def scenarios(
     ]
 
 
+def load_scenarios(conn: Connection) -> list[tuple[str, Application, datetime | tuple[int, ...], list[Step]]]:
+    """Load the demo licences on ``conn`` and return the demo :func:`scenarios` over their holders."""
+    from licence.demo import demo_organisations, demo_persons, load_demo
+    from licence.library import LicenceLibrary
+
+    load_demo(conn)
+    lib = LicenceLibrary(conn)
+    orgs = [
+        {
+            "org": o,
+            "food": any(x.type_code == "food_business_licence" for x in lib.by_holder(o.credit_code)),
+        }
+        for o in demo_organisations()
+        if o.credit_code.startswith("91")
+    ]
+    return scenarios(orgs, demo_persons()[0])
+
+
 def run_demo(database_url: str | None = None, out: Callable[[str], None] = print) -> int:
     from engine.bootstrap import bootstrap, deploy_bundled_processes
     from engine.settings import Settings
-    from licence.demo import demo_organisations, demo_persons, load_demo
-    from licence.library import LicenceLibrary
 
     tmp = None
     if database_url is None:
@@ -286,18 +304,9 @@ def run_demo(database_url: str | None = None, out: Callable[[str], None] = print
     services = bootstrap(Settings(database_url=database_url), clock=clock)
     deploy_bundled_processes(services)
     with unit_of_work(services.engine) as conn:
-        load_demo(conn)
-        lib = LicenceLibrary(conn)
-        orgs = [
-            {
-                "org": o,
-                "food": any(x.type_code == "food_business_licence" for x in lib.by_holder(o.credit_code)),
-            }
-            for o in demo_organisations()
-            if o.credit_code.startswith("91")
-        ]
+        demo = load_scenarios(conn)
     out(f"{'办件编号':<14}{'事项':<22}{'最终状态':<7}{'结果':<7}{'承诺时限(已用/限)':<12}{'时钟':<7}路径")
-    for label, application, when, steps in scenarios(orgs, demo_persons()[0]):
+    for label, application, when, steps in demo:
         clock.at(*when) if isinstance(when, tuple) else None
         case_id = services.cases.submit(application, "applicant")
         for step in steps:

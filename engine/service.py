@@ -604,7 +604,6 @@ class WorkflowService:
             observer(ctx)
         return StepResult(
             ctx.instance_id,
-            tuple(t.task_id for t in opened),
             final,
             opened=tuple(
                 OpenedTask(

@@ -84,10 +84,14 @@ class StepResult:
     step's observers noted (the case lifecycle: ``case_status``)."""
 
     instance_id: str
-    opened_tasks: tuple[str, ...]
     status: str
     opened: tuple[OpenedTask, ...] = ()
     notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def opened_tasks(self) -> tuple[str, ...]:
+        """The ids of the tasks the command opened, in the order it opened them."""
+        return tuple(t.id for t in self.opened)
 
 
 def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) -> datetime | None:

@@ -394,7 +394,8 @@ class _Narrowed:
 
 def _filter_params(flt: InboxFilter) -> dict[str, Any]:
     """The values of ``flt`` (checked: an item code of the catalogue holds no wildcard)."""
-    return {"item_pattern": f'%"{flt.item}"%', "case_state": flt.state, "badge": flt.clock}
+    item = None if flt.item is None else f'%"{flt.item}"%'
+    return {"item_pattern": item, "case_state": flt.state, "badge": flt.clock}
 
 
 def _query(now: datetime | ColumnElement[Any], keys: FromClause) -> Select[Any]:

@@ -79,20 +79,20 @@ class CaseLicences:
         """Issue the licence(s) the approved items produce into the library; the case records them."""
         library = LicenceLibrary(conn, clock=lambda: now)
         departments = list(self.catalogue.departments)
-        drafts = [
-            (draft, department_credit_code(departments.index(draft[0].department), self.district_code))
-            for draft in self._drafts(library, row, now)
+        drafts = self._drafts(library, row, now)
+        issuers = [
+            department_credit_code(departments.index(item.department), self.district_code)
+            for item, _, _, _ in drafts
         ]
         issued: dict[int, str] = {}
         # issued in the order of their serial counters' locks (every issuer takes them in that order), so
         # that two joint approvals of the same types listed in another order cannot deadlock, each holding
         # the counter the other waits for; the case lists its licences in the order of its items
-        by_lock = sorted(
+        for index in sorted(
             range(len(drafts)),
-            key=lambda i: serial_lock_key(str(drafts[i][0][0].issues_licence_type), drafts[i][1]),
-        )
-        for index in by_lock:
-            (item, holder_id, holder_name, face), issuer = drafts[index]
+            key=lambda i: serial_lock_key(str(drafts[i][0].issues_licence_type), issuers[i]),
+        ):
+            item, holder_id, holder_name, face = drafts[index]
             assert item.issues_licence_type is not None
             dept = self.catalogue.departments[item.department]
             record = library.issue(
@@ -100,7 +100,7 @@ class CaseLicences:
                 holder_id,
                 holder_name,
                 face,
-                issuer,
+                issuers[index],
                 f"{self.district_name}{dept.name}",
                 local_date(now),
                 source_case=row["id"],

@@ -17,11 +17,9 @@ from sqlalchemy import Engine, event
 
 from bench.case_flows import FLOWS, Ready, _drive, per_step
 from engine.bootstrap import bootstrap, deploy_bundled_processes
-from engine.demo import DemoClock, scenarios
+from engine.demo import DemoClock, load_scenarios
 from engine.persistence.database import unit_of_work
 from engine.settings import Settings
-from licence.demo import demo_organisations, demo_persons, load_demo
-from licence.library import LicenceLibrary
 
 # flow -> statements of one full case (submit and every step), per database; measured before issue 12:
 # single window 74, joint approval 96, tolerant acceptance 95 (PostgreSQL)
@@ -54,17 +52,7 @@ def driven(db: Engine) -> Iterator[tuple[Engine, Any]]:
     svc = bootstrap(Settings(database_url="sqlite://"), clock=clock, migrate=False, engine=db)
     deploy_bundled_processes(svc)
     with unit_of_work(db) as conn:
-        load_demo(conn)
-        library = LicenceLibrary(conn)
-        orgs = [
-            {
-                "org": o,
-                "food": any(x.type_code == "food_business_licence" for x in library.by_holder(o.credit_code)),
-            }
-            for o in demo_organisations()
-            if o.credit_code.startswith("91")
-        ]
-    by_label = {label: (app, when, steps) for label, app, when, steps in scenarios(orgs, demo_persons()[0])}
+        by_label = {label: (app, when, steps) for label, app, when, steps in load_scenarios(conn)}
     ready = Ready()
     svc.workflow.observers.append(ready)
 

@@ -8,35 +8,26 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from bench.case_flows import Ready
 from engine.cases.intake import Application
 from engine.demo import ACCEPT, APPROVE, FOOD, REVIEW_PASS, DemoClock
+from engine.persistence.database import unit_of_work
+from engine.persistence.tables import cases
 from licence.demo import demo_issuers, demo_organisations
 from licence.library import LicenceLibrary
 from licence.model import LicenceIdentifier
 from licence.tables import licences
-from tests.conftest import services_on
+from tests.conftest import FakeClock, services_on
+from tests.integration.test_cases import FOOD_FORM, every_material, org_with
+from tests.integration.test_licence_library import business_face
 
 pytestmark = pytest.mark.postgres
 
 T0 = dt.datetime(2025, 3, 3, 1, 30, tzinfo=dt.UTC)
 THREADS = 12
 CASES = 8
-
-
-def _face(org) -> dict[str, str]:
-    return {
-        "name": org.name,
-        "credit_code": org.credit_code,
-        "legal_representative": org.legal_representative,
-        "company_type": org.company_type,
-        "registered_capital": "100",
-        "address": org.address,
-        "established_on": "2019/05/06",
-        "business_scope": org.business_scope,
-    }
 
 
 def test_concurrent_issues_for_one_issuer_never_conflict(pg) -> None:
@@ -50,7 +41,13 @@ def test_concurrent_issues_for_one_issuer_never_conflict(pg) -> None:
             lib = LicenceLibrary(conn, clock=lambda: T0)
             barrier.wait()  # every thread reads the highest serial at the same moment
             record = lib.issue(
-                "business_licence", org.credit_code, org.name, _face(org), code, name, dt.date(2025, 3, 3)
+                "business_licence",
+                org.credit_code,
+                org.name,
+                business_face(org),
+                code,
+                name,
+                dt.date(2025, 3, 3),
             )
             return record.identifier.serial
 
@@ -127,13 +124,6 @@ def test_two_joint_approvals_listing_the_same_licences_in_another_order_do_not_d
     it commits. The first approval is held just before its first licence is written, until the second
     waits for a counter; were the licences issued in item order (food, then hygiene; hygiene, then food),
     each would then wait for the counter the other holds."""
-    from sqlalchemy import event, text
-
-    from engine.persistence.database import unit_of_work
-    from engine.persistence.tables import cases
-    from tests.conftest import FakeClock
-    from tests.integration.test_cases import FOOD_FORM, every_material, org_with
-
     clock = FakeClock(T0)
     svc = services_on(pg, clock)
     org = org_with(svc, {"business_licence"}, {"food_business_licence", "hygiene_licence"})
