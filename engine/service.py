@@ -275,12 +275,18 @@ class WorkflowService:
             return self._complete(self._load(conn, row, actor, "complete"), task_id, data)
         # No read: the step runs on the copy this process committed last, and the write's version check
         # proves nobody moved the instance since. Until that write, an error may come from a stale copy
-        # (another process moved the instance): the stored state decides, as ``run`` retries with a read.
+        # (another process moved the instance): then the stored state decides, as ``run`` retries with a
+        # read; an error on a copy that was current stands.
         loaded = self._resume(conn, live, actor, "complete")
         try:
             return self._complete(loaded, task_id, data)
         except Exception as exc:  # any error, typed or not: on a stale copy the stored state decides
             if loaded[0].state_written or (isinstance(exc, Conflict) and exc.code in RETRYABLE):
+                raise
+            if isinstance(exc, SQLAlchemyError):  # the transaction is lost: no read can tell any more
+                if loaded[0].observed:  # an observer's own write failed, as it would on any copy
+                    raise
+            elif InstanceRepository(conn).version_of(live.instance_id) == live.version:
                 raise
             raise Conflict(
                 "流程实例已被他人修改，请刷新后重试", code="version_conflict", task_id=task_id
@@ -554,6 +560,12 @@ class WorkflowService:
         left = [tid for tid in before_timers if tid not in after_timers]
         fired = [tid for tid in left if rt.task_state(tid) == "COMPLETED"]
         new_rows = [self._task_row(ctx, t, workflow_data) for t in opened]
+        ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
+        # the observers (the case lifecycle) run before the write: what they set on the case rides in the
+        # step's statement, behind its version check (a lost race rolls back all they did)
+        ctx.observed = True
+        for observer in self.observers:
+            observer(ctx)
         # the instance (under its version check), the task the actor completed, the opened tasks, the audit
         write_step(
             conn,
@@ -569,6 +581,7 @@ class WorkflowService:
                 completed_task=task_id if task_id in gone else None,
                 new_tasks=new_rows,
                 audit=audit,
+                case=ctx.case_write,
             ),
         )
         ctx.state_written = True
@@ -576,7 +589,6 @@ class WorkflowService:
             tasks = TaskRepository(conn)
             tasks.close(others_completed, "completed", now, None)
             tasks.close([tid for tid in others if tid not in others_completed], "cancelled", now, None)
-        ctx.opened, ctx.closed, ctx.ready_after = opened, gone, list(after_ready.values())
         if final == "running":
             ready = {tid: replace(t, data={}) for tid, t in after_ready.items()}  # not shared with observers
             timers = {tid: t.due_at for tid, t in after_timers.items()}
@@ -600,8 +612,6 @@ class WorkflowService:
         for tid, t in after_timers.items():  # a cycle timer that fired waits again for its next time
             if tid in before_timers and before_timers[tid] != t.due_at:
                 timer_repo.reschedule(ctx.instance_id, tid, t.due_at)
-        for observer in self.observers:
-            observer(ctx)
         return StepResult(
             ctx.instance_id,
             final,

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from engine.persistence.steps import CaseWrite
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock as DeadlineClock
 from engine.workflow import ReadyTask, Runtime
@@ -32,7 +33,9 @@ class Deployed:
 
 @dataclass
 class StepContext:
-    """What one command did to one instance; handed to observers inside the transaction."""
+    """What one command did to one instance; handed to observers inside the transaction, before the
+    instance's new state is written (its version check refuses a lost race after them: the transaction
+    rolls back whatever they did)."""
 
     conn: Connection
     instance_id: str
@@ -47,8 +50,10 @@ class StepContext:
     closed: list[str] = field(default_factory=list)  # every task that left the ready state
     ready_after: list[ReadyTask] = field(default_factory=list)
     due: dict[str, datetime] = field(default_factory=dict)  # opened task -> due date from camunda:dueDate
-    state_written: bool = False  # the new state passed its version check (observers run after that)
+    observed: bool = False  # the engine's part of the step ran: the observers run now, or ran
+    state_written: bool = False  # the new state passed its version check (observers run before that)
     notes: dict[str, Any] = field(default_factory=dict)  # what observers tell the caller (StepResult.notes)
+    case_write: CaseWrite | None = None  # what an observer writes to the case, in the step's statement
     _data: dict[str, Any] | None = field(default=None, repr=False)
 
     @property

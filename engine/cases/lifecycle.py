@@ -23,8 +23,8 @@ from engine.cases.licences import CaseLicences
 from engine.cases.status import CLOSED, DECIDED, LABELS, can_move
 from engine.errors import InvalidModel, NotFound
 from engine.persistence.repositories import audit_row
-from engine.persistence.steps import CaseWrite, write_case
-from engine.persistence.tables import case_clocks, case_materials, cases, tasks
+from engine.persistence.steps import CaseWrite
+from engine.persistence.tables import case_clocks, case_materials, cases, instances, tasks
 from engine.step import StepContext
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
@@ -87,7 +87,7 @@ class CaseLifecycle:
             elif not suspending_open and paused:
                 clk.resume(ctx.now)
                 clocks.save(clock_id, clk)
-        case.flush(clocks)
+        case.flush(ctx, clocks)
         if ctx.completed is not None:
             self._materials_from_task(ctx, case_id)
         if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
@@ -321,10 +321,14 @@ def read_task_with_case(
     conn: Connection, task_id: str, *, hand_over: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The task row (as ``TaskRepository.get`` reads it: ``NotFound`` when there is none) and its case's
-    row, in one query with the case's running clocks; with ``hand_over``, the case row and clocks are
-    handed over to the lifecycle of the completion that follows in this transaction (one read fewer). A
-    caller that writes the case before the step must :func:`forget_handed_case`."""
-    rows = conn.execute(_TASK_WITH_CASE, {"task_row": task_id}).all()
+    row, in one query with the case's running clocks; with ``hand_over``, the task's instance row is
+    locked (as the step would lock it: the lifecycle, which runs before the step's write, works under
+    it) and the case row and clocks are handed over to the lifecycle of the completion that follows in
+    this transaction (one read fewer). A caller that writes the case before the step must
+    :func:`forget_handed_case`."""
+    rows = conn.execute(
+        _TASK_WITH_CASE_FOR_STEP if hand_over else _TASK_WITH_CASE, {"task_row": task_id}
+    ).all()
     if not rows:
         raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
     first = rows[0]
@@ -345,6 +349,11 @@ _TASK_WITH_CASE = (  # built once: a completion runs it every time
     .select_from(tasks.outerjoin(cases, cases.c.id == tasks.c.business_key).outerjoin(case_clocks, _RUNNING))
     .where(tasks.c.id == bindparam("task_row"))
     .order_by(case_clocks.c.id)
+)
+_TASK_WITH_CASE_FOR_STEP = (  # the step's lifecycle runs before its write: the instance is locked first
+    _TASK_WITH_CASE.join_from(tasks, instances, instances.c.id == tasks.c.instance_id).with_for_update(
+        of=instances
+    )
 )
 
 
@@ -398,9 +407,10 @@ class _CaseStep:
     def audit(self, ctx: StepContext, action: str, detail: dict[str, Any]) -> None:
         self._audit.append(audit_row(ctx.now, ctx.actor, action, business_key=self.id, detail=detail))
 
-    def flush(self, clocks: ClockRepository) -> None:
-        """Write what the step set on the case (none when nothing changed), its clocks and the audit
-        events it added (in the order they were added): one statement on PostgreSQL."""
+    def flush(self, ctx: StepContext, clocks: ClockRepository) -> None:
+        """Hand the step what it set on the case (none when nothing changed), its clocks and the audit
+        events it added (in the order they were added): they ride in the step's own statement."""
         new_clocks, changed_clocks = clocks.take_writes()
-        write_case(self.conn, CaseWrite(self.id, self._values, new_clocks, changed_clocks, self._audit))
+        write = CaseWrite(self.id, self._values, new_clocks, changed_clocks, self._audit)
+        ctx.case_write = write if write else None
         self._values, self._audit = {}, []

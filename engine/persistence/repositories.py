@@ -133,6 +133,12 @@ class InstanceRepository:
             raise NotFound("流程实例不存在", code="instance_not_found", instance_id=instance_id)
         return InstanceRow(*row)
 
+    def version_of(self, instance_id: str) -> int | None:
+        """The stored version of the instance (None: there is none)."""
+        return self.conn.execute(
+            select(instances.c.version).where(instances.c.id == instance_id)
+        ).scalar_one_or_none()
+
     def lock(self, instance_id: str) -> None:
         """Take the instance's row lock now (PostgreSQL; SQLite writers are serialised anyway)."""
         self.conn.execute(select(instances.c.id).where(instances.c.id == instance_id).with_for_update())

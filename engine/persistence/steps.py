@@ -11,11 +11,11 @@ combined statement costs PostgreSQL 0.2-0.4 ms, so each session PREPAREs it once
 (a transaction-pooling PgBouncer, which shares sessions, would need its prepared-statement support). Other
 databases run the same writes as separate statements, the version check first.
 
-The case layer's rows go the same way (``write_case``: what a step sets on the case row, its new and
-changed clocks, its audit events; ``insert_case``: a new case with its materials and its audit event):
-one statement on PostgreSQL (``write_case``: PREPAREd per shape, a few dozen; ``insert_case``: not
-prepared, once per case), one per table elsewhere. They cannot ride in the engine's statement: the
-lifecycle observer that decides them runs after it.
+The case layer's rows ride along: a step's :class:`CaseWrite` (what the lifecycle observer, which runs
+before the write, sets on the case row, its new and changed clocks, its audit events) is part of the
+step's own statement on PostgreSQL (one statement per shape of both, a few dozen, each PREPAREd once per
+session), and follows the engine's rows elsewhere. ``insert_case`` (a new case with its materials and its
+audit event) is one statement on PostgreSQL, not prepared (once per case), one per table elsewhere.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -184,6 +184,7 @@ class StepWrite:
     completed_task: str | None = None  # the task the actor completed (refused if another officer claimed it)
     new_tasks: Sequence[dict[str, Any]] = field(default_factory=list)
     audit: Sequence[dict[str, Any]] = field(default_factory=list)
+    case: CaseWrite | None = None  # the case's rows of the step, written after (and only with) the instance
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:  # the prepared path hands times to the driver as they are
@@ -249,6 +250,8 @@ def _write_each(conn: Connection, step: StepWrite) -> tuple[int, int]:
         if members:
             conn.execute(_INSERT_CANDIDATES, members[0] if len(members) == 1 else members)
     AuditRepository(conn).append(step.audit)
+    if step.case:
+        write_case_each(conn, step.case)
     return 1, closed
 
 
@@ -278,7 +281,7 @@ def _insert_json_rows(table: Table, param: str, after: Exists | None) -> Executa
     return insert(table).from_select(columns, chosen if after is None else chosen.where(after))
 
 
-def _one_statement(new_instance: bool) -> Select[Any]:
+def _one_statement(new_instance: bool, case_shape: _CaseShape | None = None) -> Select[Any]:
     # Every other part waits for the instance row: it reads what ``saved`` returned. So the instance row
     # is locked first, as in every command, and after a lost race nothing else is written (a stale step
     # would otherwise collide with the winner's task rows before its version check could refuse it).
@@ -316,7 +319,8 @@ def _one_statement(new_instance: bool) -> Select[Any]:
     )
     audited = _insert_json_rows(audit_log, "audit_rows", was_saved).cte("audited")
     counts = select(select(func.count()).select_from(saved).scalar_subquery(), closed_count)
-    return counts.add_cte(new_tasks, new_candidates, audited)
+    case_parts = _case_parts(case_shape, was_saved) if case_shape else []
+    return counts.add_cte(new_tasks, new_candidates, audited, *case_parts)
 
 
 class _Prepared:
@@ -350,10 +354,14 @@ class _Prepared:
             ) from exc
 
 
-_ONE_STATEMENT = {
-    True: _Prepared("onewindow_step_insert", _one_statement(new_instance=True)),
-    False: _Prepared("onewindow_step_save", _one_statement(new_instance=False)),
-}
+@cache
+def _step_statement(new_instance: bool, case_shape: _CaseShape | None) -> _Prepared:
+    """The step's statement, with the case's rows of one shape (or none), PREPAREd once per session."""
+    name = "onewindow_step_insert" if new_instance else "onewindow_step_save"
+    if case_shape is not None:
+        shape = "\0".join([*case_shape[0], *(str(flag) for flag in case_shape[1:])])
+        name += "_" + hashlib.blake2b(shape.encode(), digest_size=6).hexdigest()
+    return _Prepared(name, _one_statement(new_instance, case_shape))
 
 
 def _json_rows(rows: Sequence[dict[str, Any]], defaults: dict[str, Any]) -> str:
@@ -381,6 +389,10 @@ def _check_values(step: StepWrite) -> None:
 
 def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int]:
     _check_values(step)
+    case_audit = step.case.audit if step.case else []
+    for row in case_audit:
+        check_row(audit_log, row)
+    case = replace(step.case, audit=[]) if step.case else None
     new = step.version == 1
     params = _instance_values(step)
     if not new:
@@ -394,9 +406,13 @@ def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int
             ],
             ensure_ascii=False,
         ),
-        audit_rows=_json_rows(step.audit, _AUDIT_DEFAULTS),
+        audit_rows=_json_rows([*step.audit, *case_audit], _AUDIT_DEFAULTS),
     )
-    saved, closed = _ONE_STATEMENT[new].run(conn, params)
+    shape = None
+    if case:  # its audit rows follow the engine's in the engine's own INSERT: one order, by id
+        shape = _case_shape(case)
+        params.update(_case_params(case))
+    saved, closed = _step_statement(new, shape).run(conn, params)[:2]
     return int(saved), int(closed)
 
 
@@ -423,36 +439,30 @@ class CaseWrite:
         return bool(self.values or self.new_clocks or self.changed_clocks or self.audit)
 
 
-def write_case(conn: Connection, write: CaseWrite) -> None:
-    """Write ``write``: on PostgreSQL in ONE statement (data-modifying CTEs, the rows as JSON parameters),
-    elsewhere one statement per table (in process, nothing to save); nothing at all when it is empty."""
-    if not write:
-        return
-    if conn.dialect.name != "postgresql":
-        write_case_each(conn, write)
-        return
+_CaseShape = tuple[tuple[str, ...], bool, bool]
+"""The shape of a :class:`CaseWrite` in the step's statement: the case columns it sets, whether it has
+new clocks, changed clocks (its audit rows join the engine's)."""
+
+
+def _case_shape(write: CaseWrite) -> _CaseShape:
+    return tuple(sorted(write.values)), bool(write.new_clocks), bool(write.changed_clocks)
+
+
+def _case_params(write: CaseWrite) -> dict[str, Any]:
+    """The parameters of ``write`` but its audit rows in the step's statement (checked first: they reach
+    the driver as they are)."""
     for row in write.new_clocks:
         check_row(case_clocks, row)
     for row in write.changed_clocks:
         check_row(case_clocks, row)
-    for row in write.audit:
-        check_row(audit_log, row)
     check_row(cases, write.values)
-    shape = (
-        tuple(sorted(write.values)),
-        bool(write.new_clocks),
-        bool(write.changed_clocks),
-        bool(write.audit),
-    )
     params: dict[str, Any] = {f"v_{k}": _driver_value(cases.c[k], v) for k, v in write.values.items()}
     params["case_row"] = write.case_id
     if write.new_clocks:
         params["case_new_clocks"] = _json_rows(write.new_clocks, _CLOCK_DEFAULTS)
     if write.changed_clocks:
         params["case_changed_clocks"] = _json_rows(write.changed_clocks, {})
-    if write.audit:
-        params["case_audit_rows"] = _json_rows(write.audit, _AUDIT_DEFAULTS)
-    _case_statement(*shape).run(conn, params)
+    return params
 
 
 def _driver_value(column: Any, value: Any) -> Any:
@@ -488,34 +498,30 @@ _SAVE_CLOCK = (
 )
 
 
-@cache
-def _case_statement(names: tuple[str, ...], new_clocks: bool, changed_clocks: bool, audit: bool) -> _Prepared:
-    """The PostgreSQL statement of one shape of :class:`CaseWrite`, built once per shape and PREPAREd
-    once per session (a step of a case runs one of a few dozen shapes)."""
+def _case_parts(shape: _CaseShape, was_saved: Exists) -> list[Any]:
+    """The CTEs of a case write of ``shape`` inside the step's statement: each waits for the instance's
+    row (``was_saved``), so nothing of the case is written after a lost race."""
+    names, new_clocks, changed_clocks = shape
     parts: list[Any] = []
     if names:
         values = {n: bindparam(f"v_{n}", type_=cases.c[n].type) for n in names}
         parts.append(
-            update(cases).where(cases.c.id == bindparam("case_row")).values(values).returning(cases.c.id)
+            update(cases)
+            .where(cases.c.id == bindparam("case_row"), was_saved)
+            .values(values)
+            .returning(cases.c.id)
         )
     if new_clocks:
-        parts.append(_insert_json_rows(case_clocks, "case_new_clocks", None).returning(case_clocks.c.id))
+        parts.append(_insert_json_rows(case_clocks, "case_new_clocks", was_saved).returning(case_clocks.c.id))
     if changed_clocks:
         rows = _json_recordset(case_clocks, "case_changed_clocks", ("id", *_CLOCK_COLUMNS))
         parts.append(
             update(case_clocks)
-            .where(case_clocks.c.id == rows.c.id)
+            .where(case_clocks.c.id == rows.c.id, was_saved)
             .values({k: rows.c[k] for k in _CLOCK_COLUMNS})
             .returning(case_clocks.c.id)
         )
-    if audit:
-        parts.append(_insert_json_rows(audit_log, "case_audit_rows", None).returning(audit_log.c.id))
-    ctes = [part.cte(f"case_write_{i}") for i, part in enumerate(parts)]
-    statement = select(*[select(func.count()).select_from(c).scalar_subquery() for c in ctes])
-    shape = "\0".join([*names, str(new_clocks), str(changed_clocks), str(audit)])
-    return _Prepared(
-        f"onewindow_case_{hashlib.blake2b(shape.encode(), digest_size=6).hexdigest()}", statement
-    )
+    return [part.cte(f"case_write_{i}") for i, part in enumerate(parts)]
 
 
 def insert_case(
