@@ -367,10 +367,9 @@ def _running_of(rows: Sequence[Any]) -> list[tuple[int, str | None, Clock]]:
 
 class _CaseStep:
     """A case within one step: its row read once (with its running clocks), the values the step sets on
-    it and the audit events it adds, written once each by :meth:`flush` (one UPDATE, one INSERT)."""
+    it and the audit events it adds, handed to the step's write by :meth:`flush`."""
 
-    def __init__(self, conn: Connection, row: dict[str, Any]) -> None:
-        self.conn = conn
+    def __init__(self, row: dict[str, Any]) -> None:
         self.row = row
         self.id: str = row["id"]
         self._values: dict[str, Any] = {}
@@ -387,7 +386,7 @@ class _CaseStep:
             transaction, action, handed_id, row, running = handed
             if transaction is ctx.conn.get_transaction() and action == ctx.action and handed_id == case_id:
                 clocks.preload(case_id, running)
-                return cls(ctx.conn, row)
+                return cls(row)
         query = (
             select(cases, *_CLOCK_LABELS)
             .outerjoin(case_clocks, _RUNNING)
@@ -398,7 +397,7 @@ class _CaseStep:
         if not rows:
             return None
         clocks.preload(case_id, _running_of(rows))
-        return cls(ctx.conn, {c.name: rows[0][c] for c in cases.c})
+        return cls({c.name: rows[0][c] for c in cases.c})
 
     def set(self, **values: Any) -> None:
         self.row.update(values)
@@ -411,6 +410,5 @@ class _CaseStep:
         """Hand the step what it set on the case (none when nothing changed), its clocks and the audit
         events it added (in the order they were added): they ride in the step's own statement."""
         new_clocks, changed_clocks = clocks.take_writes()
-        write = CaseWrite(self.id, self._values, new_clocks, changed_clocks, self._audit)
-        ctx.case_write = write if write else None
+        ctx.case_write = CaseWrite(self.id, self._values, new_clocks, changed_clocks, self._audit)
         self._values, self._audit = {}, []

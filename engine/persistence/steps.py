@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -383,16 +383,12 @@ def _check_values(step: StepWrite) -> None:
     for row in step.new_tasks:
         check_row(tasks, row)
     _check_candidates(step.new_tasks)
-    for row in step.audit:
+    for row in [*step.audit, *(step.case.audit if step.case else [])]:
         check_row(audit_log, row)
 
 
 def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int]:
     _check_values(step)
-    case_audit = step.case.audit if step.case else []
-    for row in case_audit:
-        check_row(audit_log, row)
-    case = replace(step.case, audit=[]) if step.case else None
     new = step.version == 1
     params = _instance_values(step)
     if not new:
@@ -406,12 +402,12 @@ def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int
             ],
             ensure_ascii=False,
         ),
-        audit_rows=_json_rows([*step.audit, *case_audit], _AUDIT_DEFAULTS),
+        # the case's audit rows follow the engine's in the engine's own INSERT: one order, by id
+        audit_rows=_json_rows([*step.audit, *(step.case.audit if step.case else [])], _AUDIT_DEFAULTS),
     )
-    shape = None
-    if case:  # its audit rows follow the engine's in the engine's own INSERT: one order, by id
-        shape = _case_shape(case)
-        params.update(_case_params(case))
+    shape = _case_shape(step.case) if step.case else None
+    if shape is not None:
+        params.update(_case_params(step.case))
     saved, closed = _step_statement(new, shape).run(conn, params)[:2]
     return int(saved), int(closed)
 
@@ -444,12 +440,14 @@ _CaseShape = tuple[tuple[str, ...], bool, bool]
 new clocks, changed clocks (its audit rows join the engine's)."""
 
 
-def _case_shape(write: CaseWrite) -> _CaseShape:
-    return tuple(sorted(write.values)), bool(write.new_clocks), bool(write.changed_clocks)
+def _case_shape(write: CaseWrite) -> _CaseShape | None:
+    """None: ``write`` has nothing but audit rows."""
+    shape = (tuple(sorted(write.values)), bool(write.new_clocks), bool(write.changed_clocks))
+    return shape if any(shape) else None
 
 
 def _case_params(write: CaseWrite) -> dict[str, Any]:
-    """The parameters of ``write`` but its audit rows in the step's statement (checked first: they reach
+    """The parameters of ``write`` in the step's statement but its audit rows (checked first: they reach
     the driver as they are)."""
     for row in write.new_clocks:
         check_row(case_clocks, row)

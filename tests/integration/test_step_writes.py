@@ -11,8 +11,8 @@ from sqlalchemy import select, text
 from engine.errors import Conflict
 from engine.persistence.database import make_engine, unit_of_work
 from engine.persistence.repositories import DefinitionRepository, audit_row
-from engine.persistence.steps import StepWrite, write_step
-from engine.persistence.tables import audit_log, instances, tasks
+from engine.persistence.steps import CaseWrite, StepWrite, write_step
+from engine.persistence.tables import audit_log, case_clocks, instances, tasks
 from engine.service import WorkflowService
 
 NOW = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)
@@ -83,7 +83,9 @@ def _start(db, definition_id: int) -> None:
         )
 
 
-def _step(conn, version: int, task_id: str | None, actor: str = "officer-a") -> None:
+def _step(
+    conn, version: int, task_id: str | None, actor: str = "officer-a", case: CaseWrite | None = None
+) -> None:
     write_step(
         conn,
         StepWrite(
@@ -97,6 +99,7 @@ def _step(conn, version: int, task_id: str | None, actor: str = "officer-a") -> 
             completed_task=task_id,
             new_tasks=[_task(f"t-{version + 1}", created_at=LATER)],
             audit=[audit_row(LATER, actor, "complete", instance_id="i-1", task_id=task_id)],
+            case=case,
         ),
     )
 
@@ -163,6 +166,32 @@ def test_a_refused_step_leaves_nothing_written(db, version: int, task_id: str, a
         _step(conn, version, task_id, actor)
     assert refused.value.code == code
     assert _snapshot(db) == before
+
+
+def _case_write(*, clock: bool) -> CaseWrite:
+    """The case's rows of a step: an audit event, and (``clock``) a clock of a case that has no row, which
+    the foreign key refuses whenever it is written."""
+    clocks = [{"case_id": "260302-0001-3", "task_id": "t-3", "kind": "task", "clock": {}}] if clock else []
+    audit = [audit_row(LATER, "officer-a", "case_status", business_key="260302-0001-3")]
+    return CaseWrite("260302-0001-3", {}, clocks, [], audit)
+
+
+def test_the_case_s_audit_rows_follow_the_engine_s_in_the_step_s_write(db) -> None:
+    _start(db, _definition(db))
+    with unit_of_work(db) as conn:
+        _step(conn, 2, "t-1", case=_case_write(clock=False))
+    assert _snapshot(db)[2] == ["start", "complete", "case_status"]
+
+
+def test_a_step_that_lost_its_race_writes_none_of_the_case_s_rows(db) -> None:
+    _start(db, _definition(db))
+    before = _snapshot(db)
+    with pytest.raises(Conflict) as refused, unit_of_work(db) as conn:
+        _step(conn, 3, "t-1", case=_case_write(clock=True))  # version 2 is not there
+    assert refused.value.code == "version_conflict"  # not the clock's foreign key: it was never written
+    assert _snapshot(db) == before
+    with db.connect() as conn:
+        assert conn.execute(select(case_clocks.c.id)).all() == []
 
 
 def _prepared(pg) -> set[str]:
