@@ -139,8 +139,9 @@ def test_two_workers_answer_keep_alive_requests_without_the_nagle_stall(server: 
 
 
 def test_the_shared_socket_of_the_workers_gets_tcp_nodelay_on_each_connection() -> None:
-    """Why there was a stall: the socket uvicorn binds for its workers is protocol 0, and asyncio sets
-    TCP_NODELAY only on connections of an IPPROTO_TCP listener. ``NoDelayConfig`` binds one that is."""
+    """Why there was a stall: asyncio sets TCP_NODELAY only on connections of an IPPROTO_TCP listener, and
+    uvicorn before 0.55 bound the socket of its workers as protocol 0. ``NoDelayConfig`` binds one that is
+    TCP whichever uvicorn is installed (later releases bind it so themselves: then both sockets are TCP)."""
 
     def nodelay_of_accepted(listener: socket.socket) -> int:
         async def accept_one() -> int:
@@ -166,9 +167,14 @@ def test_the_shared_socket_of_the_workers_gets_tcp_nodelay_on_each_connection() 
     plain = uvicorn.Config(APP_FACTORY, factory=True, host="127.0.0.1", port=0, log_config=None)
     ours = NoDelayConfig(APP_FACTORY, factory=True, host="127.0.0.1", port=0, log_config=None)
     theirs, mine = plain.bind_socket(), ours.bind_socket()
-    assert theirs.proto == 0 and mine.proto == socket.IPPROTO_TCP and mine.get_inheritable()
-    assert nodelay_of_accepted(theirs) == 0  # uvicorn as installed: Nagle on (the ~40 ms stall)
+    assert mine.proto == socket.IPPROTO_TCP and mine.get_inheritable()
     assert nodelay_of_accepted(mine) != 0
+    # the mechanism, on uvicorn's own socket: Nagle stays on (the ~40 ms stall) exactly when it is not TCP
+    assert (nodelay_of_accepted(theirs) != 0) == (theirs.proto == socket.IPPROTO_TCP)
+    protocol_0 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    protocol_0.bind(("127.0.0.1", 0))
+    protocol_0.listen()
+    assert protocol_0.proto == 0 and nodelay_of_accepted(protocol_0) == 0
 
 
 def test_serve_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:
