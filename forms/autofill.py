@@ -213,7 +213,12 @@ def autofill(
 ) -> AutofillResult:
     """Values for the fields of ``definition`` from the first binding that yields one, with provenance."""
     result = AutofillResult()
-    statuses = {id(lic): _status(lic, today) for lic in licences}
+    unusable: dict[int, SkipReason] = {}  # why a licence that is not valid today is not used, built once
+    for lic in licences:
+        status = _status(lic, today)
+        if status != "valid":
+            message = skip_message(lic, status)
+            unusable[id(lic)] = SkipReason(lic.licence_number, lic.type_name, status, message)
     by_type: dict[str, list[LicenceLike]] = {}
     for lic in licences:
         by_type.setdefault(lic.type_code, []).append(lic)
@@ -223,17 +228,14 @@ def autofill(
     for name, chain in definition.bindings.items():
         spec = definition.field(name)
         prop = definition.properties.get(name, {})
-        skipped: list[SkipReason] = []
+        skipped: dict[SkipReason, None] = {}  # in order, once each
         for binding in chain:
             found: tuple[Any, Provenance] | None = None
             if isinstance(binding, LicenceBinding):
                 for lic in by_type.get(binding.licence_type, []):
-                    status = statuses[id(lic)]
-                    if status != "valid":
-                        message = skip_message(lic, status)
-                        reason = SkipReason(lic.licence_number, lic.type_name, status, message)
-                        if reason not in skipped:
-                            skipped.append(reason)
+                    reason = unusable.get(id(lic))
+                    if reason is not None:
+                        skipped[reason] = None
                         continue
                     value = lic.face.get(binding.licence_field)
                     if _blank(value):
@@ -266,7 +268,7 @@ def autofill(
                 result.provenance[name] = found[1]
                 break
         if skipped and result.provenance.get(name, Provenance("none")).source != "licence":
-            result.skipped[name] = skipped
+            result.skipped[name] = list(skipped)
     return result
 
 

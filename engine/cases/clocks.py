@@ -143,6 +143,15 @@ class ClockRepository:
         self._new, self._changed = [], {}
         return new, changed
 
+    def stopped_here(self, kind: str) -> tuple[datetime, datetime | None] | None:
+        """(stopped_at, due_at) of the case clock of ``kind`` (legal, promised) that this step stopped,
+        its row still waiting; None when none did."""
+        waiting = [clock for _, task_id, clock in self._new if task_id is None] + [*self._changed.values()]
+        for clock in waiting:
+            if clock.kind == kind and clock.stopped_at is not None:
+                return clock.stopped_at, clock.due_at(self.cal)
+        return None
+
     def flush(self) -> None:
         """Write the waiting clocks now (before a statement that reads them); new ones get their ids."""
         if self._case is None or not (self._new or self._changed):

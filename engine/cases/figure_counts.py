@@ -36,12 +36,16 @@ day the figures are asked for, as the scan does.
 :func:`rebuild` recomputes the rows from the cases (operators, and the 0140 migration's backfill does
 the same); :func:`engine.cases.figures.scan_figures` is the reference the rows must equal.
 
-Every write is one ``INSERT .. ON CONFLICT DO UPDATE`` adding to its two rows (the clock verdict of a
-closing is read by sub-queries of that statement). Lock order: event rows before received rows, day
-rows (ascending ``event_day``) before month rows, so two transactions never wait on each other in a
-circle. Commands write them last in their transaction (after the workflow's state), so a row lock is
-held only until the commit: cases received the same day in the same department and item set, or
-closing on the same day, commit one after the other from that point on.
+Every write is one ``INSERT .. ON CONFLICT DO UPDATE`` adding to its rows. What a step of a case adds
+(received at its start, a closing: :func:`received_rows`, :func:`closing_rows`, with the verdict of the
+promised clock the step holds, :func:`promised_counts`) rides in the step's own write
+(``CaseWrite.figures``: on PostgreSQL a part of the step's one statement); a withdrawal's closing reads
+the verdict by sub-queries of its statement (:func:`count_closing`). Lock order: event rows before
+received rows, day rows (ascending ``event_day``) before month rows (:func:`in_lock_order`), so two
+transactions never wait on each other in a circle. Commands write them last in their transaction (with
+or after the workflow's state), so a row lock is held only until the commit: cases received the same
+day in the same department and item set, or closing on the same day, commit one after the other from
+that point on.
 """
 
 from __future__ import annotations
@@ -75,14 +79,18 @@ from engine.time.calendar import local_date, local_midnight
 
 __all__ = [
     "EVENT_ROW",
+    "closing_rows",
     "count_closing",
     "count_rating",
     "count_received",
     "count_visit",
+    "in_lock_order",
     "items_key",
     "month_of",
     "pieces",
+    "promised_counts",
     "rebuild",
+    "received_rows",
     "summary_query",
     "summary_rows",
 ]
@@ -148,6 +156,22 @@ def _upsert(dialect_name: str, names: tuple[str, ...], clock_counts: bool) -> An
     )
 
 
+def received_rows(
+    *, submitted_at: datetime, department: str, items: Iterable[Any], channel: str, visits: int
+) -> list[dict[str, Any]]:
+    """What a case submitted (received) adds: its rows' keys in both grains with their counters (the
+    lifecycle hands them to the start step's own write, ``CaseWrite.figures``)."""
+    day = local_date(submitted_at)
+    key = {"day": day, "department": department, "items": items_key(items), "event_day": day}
+    deltas = {
+        "received": 1,
+        "online": int(channel == "online"),
+        "at_most_one_visit": int(visits <= 1),
+        "zero_visits": int(visits == 0),
+    }
+    return [{**k, **deltas} for k in _grains(key)]
+
+
 def count_received(
     conn: Connection,
     *,
@@ -157,17 +181,25 @@ def count_received(
     channel: str,
     visits: int,
 ) -> None:
-    """A case was submitted (received)."""
-    day = local_date(submitted_at)
-    _bump(
-        conn,
-        {"day": day, "department": department, "items": items_key(items), "event_day": day},
-        {
-            "received": 1,
-            "online": int(channel == "online"),
-            "at_most_one_visit": int(visits <= 1),
-            "zero_visits": int(visits == 0),
-        },
+    """A case was submitted (received): :func:`received_rows` written on ``conn``."""
+    rows = received_rows(
+        submitted_at=submitted_at, department=department, items=items, channel=channel, visits=visits
+    )
+    _add(conn, rows)
+
+
+def in_lock_order(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows to add (keys with their grain and counters) as one write adds them: one per key (the
+    counters of a key summed), event rows before received rows, day rows before month rows, ascending
+    ``event_day``."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        into = merged.setdefault(tuple(row[k] for k in KEY), {k: row[k] for k in KEY})
+        for name, n in row.items():
+            if name not in KEY:
+                into[name] = into.get(name, 0) + n
+    return sorted(
+        merged.values(), key=lambda r: (r["items"] != EVENT_ROW, r["grain"] != DAY, r["event_day"], r["day"])
     )
 
 
@@ -206,33 +238,61 @@ def _promised(case_id: ColumnElement[Any], *condition: ColumnElement[bool]) -> C
     )
 
 
-def _closing(case: Mapping[str, Any], sign: int) -> dict[str, Any]:
+def promised_counts(stopped: tuple[datetime, datetime | None] | None) -> dict[str, int]:
+    """The promised-clock counters of a finished case whose promised clock stopped at ``stopped[0]``
+    against the deadline ``stopped[1]`` (None: none kept); ``stopped`` None: no stopped promised clock."""
+    if stopped is None:
+        return dict.fromkeys(_CLOCK_COUNTS, 0)
+    stopped_at, due_at = stopped
+    return {
+        "promised_stopped": 1,
+        "promised_late": int(due_at is not None and stopped_at >= due_at),
+        "promised_no_due": int(due_at is None),
+    }
+
+
+def _closing(case: Mapping[str, Any], sign: int, promised: Mapping[str, int] | None) -> dict[str, Any]:
     if case["accepted_at"] is None:
         return {"not_accepted": sign}
-    return {"finished": sign, "case_id": str(case["id"]), "sign": sign}  # and its promised clock's counts
+    if promised is None:  # its promised clock's counts, read by the statement
+        return {"finished": sign, "case_id": str(case["id"]), "sign": sign}
+    return {"finished": sign, **{name: sign * n for name, n in promised.items()}}
+
+
+def closing_rows(
+    case: Mapping[str, Any],
+    closed_at: datetime,
+    was_closed_at: datetime | None,
+    promised: Mapping[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """What the case closing at ``closed_at`` adds (``case``: its row as it was, with ``id``,
+    ``submitted_at``, ``department``, ``accepted_at``); ``was_closed_at``: when it had closed before (a
+    closed status moving on to another one), whose counts move to the new day (none when the day is the
+    same). ``promised``: the :func:`promised_counts` of a finished case; None: the rows name the case for
+    :func:`count_closing`'s statement to count its stored promised clock."""
+    key = {"day": local_date(case["submitted_at"]), "department": case["department"], "items": EVENT_ROW}
+    new_day = local_date(closed_at)
+    if was_closed_at is None:
+        return [{**k, **_closing(case, 1, promised)} for k in _grains({**key, "event_day": new_day})]
+    old_day = local_date(was_closed_at)
+    if old_day == new_day:
+        return []
+    # moved: the day rows (earlier day first), then the month rows if the month changed
+    old, new = _grains({**key, "event_day": old_day}), _grains({**key, "event_day": new_day})
+    rows = [{**old[0], **_closing(case, -1, promised)}, {**new[0], **_closing(case, 1, promised)}]
+    if old[1] != new[1]:
+        rows += [{**old[1], **_closing(case, -1, promised)}, {**new[1], **_closing(case, 1, promised)}]
+    return rows
 
 
 def count_closing(
     conn: Connection, case: Mapping[str, Any], closed_at: datetime, was_closed_at: datetime | None
 ) -> None:
-    """The case closed at ``closed_at`` (``case``: its row as it was, with ``id``, ``submitted_at``,
-    ``department``, ``accepted_at``); ``was_closed_at``: when it had closed before (a closed status
-    moving on to another one), whose counts move to the new day. Call it after the case's clocks were
-    stopped in the same transaction."""
-    key = {"day": local_date(case["submitted_at"]), "department": case["department"], "items": EVENT_ROW}
-    new_day = local_date(closed_at)
-    if was_closed_at is None:
-        _bump(conn, {**key, "event_day": new_day}, _closing(case, 1))
-        return
-    old_day = local_date(was_closed_at)
-    if old_day == new_day:
-        return
-    # moved: one statement, the day rows (earlier day first), then the month rows if the month changed
-    old, new = _grains({**key, "event_day": old_day}), _grains({**key, "event_day": new_day})
-    rows = [{**old[0], **_closing(case, -1)}, {**new[0], **_closing(case, 1)}]
-    if old[1] != new[1]:
-        rows += [{**old[1], **_closing(case, -1)}, {**new[1], **_closing(case, 1)}]
-    _add(conn, rows)
+    """:func:`closing_rows` written on ``conn``, the promised clock's counts read from its stored row:
+    call it after the case's clocks were stopped in the same transaction."""
+    rows = closing_rows(case, closed_at, was_closed_at)
+    if rows:
+        _add(conn, rows)
 
 
 def count_rating(

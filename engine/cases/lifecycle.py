@@ -14,10 +14,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, and_, bindparam, select, update
+from sqlalchemy import JSON, Connection, and_, bindparam, or_, select, update
 
 from engine.cases.clocks import ClockRepository
-from engine.cases.figure_counts import count_closing, count_visit
+from engine.cases.figure_counts import (
+    closing_rows,
+    count_visit,
+    in_lock_order,
+    promised_counts,
+    received_rows,
+)
 from engine.cases.intake_rules import refuse_incomplete_acceptance
 from engine.cases.licences import CaseLicences
 from engine.cases.status import CLOSED, DECIDED, LABELS, can_move
@@ -65,6 +71,14 @@ class CaseLifecycle:
             case.set(status_seq=len(history))
         if ctx.action == "start" and case.row["instance_id"] is None:  # the case's own instance
             case.set(instance_id=ctx.instance_id)
+            row = case.row  # received: the figures' summary rows, written with the step
+            case.figures += received_rows(
+                submitted_at=row["submitted_at"],
+                department=row["department"],
+                items=row["items"],
+                channel=row["channel"],
+                visits=row["visits"],
+            )
         if current == "approved":
             self._release_held_licence(ctx, case)
         # task clocks and clock suspension follow the model's task attributes
@@ -252,9 +266,9 @@ class CaseLifecycle:
             why = f"办件 {case_id} 终止：{reason or '未按承诺补正材料'}"
             self.licences.revoke_for(ctx.conn, row["licence_ids"], why, ctx.now, ctx.actor)
         case.set(**values)
-        if new in CLOSED:  # the figures' summary rows (the case's clocks were stopped above)
-            clocks.flush()
-            count_closing(ctx.conn, row, ctx.now, row["closed_at"])
+        if new in CLOSED:  # the figures' summary rows: its promised clock stopped above or before
+            promised = promised_counts(clocks.stopped_here("promised") or case.promised_stopped)
+            case.figures += closing_rows(row, ctx.now, row["closed_at"], promised)
         case.audit(ctx, "case_status", {"from": old, "to": new, "reason": reason})
 
     def _open_case_clocks(
@@ -283,20 +297,30 @@ class CaseLifecycle:
 
 _HANDED = "onewindow.case_row"
 """``Connection.info`` key of a case row (with its running clocks) read earlier in the current transaction
-for the lifecycle of the step that follows: (transaction, action, case id, row, running clocks)."""
+for the lifecycle of the step that follows: (transaction, action, case id, row, running clocks, its
+promised clock if stopped)."""
 _JSON_COLUMNS = [c.name for c in cases.c if isinstance(c.type, JSON)]
 _CLOCK_LABELS = (
     case_clocks.c.id.label("running_clock_id"),
     case_clocks.c.task_id.label("running_clock_task"),
     case_clocks.c.clock.label("running_clock"),
+    case_clocks.c.stopped_at.label("clock_stopped_at"),
+    case_clocks.c.due_at.label("clock_due_at"),
 )
-_RUNNING = and_(case_clocks.c.case_id == cases.c.id, case_clocks.c.stopped_at.is_(None))
+_CLOCKS = and_(  # its running clocks, and its promised clock once stopped (what the figures count)
+    case_clocks.c.case_id == cases.c.id,
+    or_(
+        case_clocks.c.stopped_at.is_(None),
+        and_(case_clocks.c.kind == "promised", case_clocks.c.task_id.is_(None)),
+    ),
+)
+Stopped = tuple[datetime, datetime | None]
+"""A stopped clock's stopped_at and due_at (the deadline it was kept against; None: none)."""
 
 
-def _hand_over(
-    conn: Connection, action: str, row: dict[str, Any], running: list[tuple[int, str | None, Clock]]
-) -> None:
-    conn.info[_HANDED] = (conn.get_transaction(), action, row["id"], row, running)
+def _hand_over(conn: Connection, action: str, row: dict[str, Any], clock_rows: Sequence[Any]) -> None:
+    running, promised = _clocks_of(clock_rows)
+    conn.info[_HANDED] = (conn.get_transaction(), action, row["id"], row, running, promised)
 
 
 def forget_handed_case(conn: Connection) -> None:
@@ -314,7 +338,7 @@ def hand_over_new_case(conn: Connection, values: dict[str, Any]) -> None:
     for name in _JSON_COLUMNS:
         if row[name] is not None:
             row[name] = json.loads(json.dumps(row[name]))
-    _hand_over(conn, "start", row, [])
+    _hand_over(conn, "start", row, [])  # no clock yet
 
 
 def read_task_with_case(
@@ -338,7 +362,7 @@ def read_task_with_case(
     if case["id"] is None:
         return task, None
     if hand_over:
-        _hand_over(conn, "complete", case, _running_of([r._mapping for r in rows]))
+        _hand_over(conn, "complete", case, [r._mapping for r in rows])
     return task, case
 
 
@@ -346,7 +370,7 @@ _TASK_NAMES = tuple(c.name for c in tasks.c)
 _CASE_NAMES = tuple(c.name for c in cases.c)
 _TASK_WITH_CASE = (  # built once: a completion runs it every time
     select(tasks, *[c.label(f"case_{c.name}") for c in cases.c], *_CLOCK_LABELS)
-    .select_from(tasks.outerjoin(cases, cases.c.id == tasks.c.business_key).outerjoin(case_clocks, _RUNNING))
+    .select_from(tasks.outerjoin(cases, cases.c.id == tasks.c.business_key).outerjoin(case_clocks, _CLOCKS))
     .where(tasks.c.id == bindparam("task_row"))
     .order_by(case_clocks.c.id)
 )
@@ -357,23 +381,28 @@ _TASK_WITH_CASE_FOR_STEP = (  # the step's lifecycle runs before its write: the 
 )
 
 
-def _running_of(rows: Sequence[Any]) -> list[tuple[int, str | None, Clock]]:
-    return [
+def _clocks_of(rows: Sequence[Any]) -> tuple[list[tuple[int, str | None, Clock]], Stopped | None]:
+    """The running clocks of the rows of a case read with ``_CLOCKS``, and its stopped promised clock."""
+    running = [
         (int(r["running_clock_id"]), r["running_clock_task"], Clock.from_dict(r["running_clock"]))
         for r in rows
-        if r["running_clock_id"] is not None
+        if r["running_clock_id"] is not None and r["clock_stopped_at"] is None
     ]
+    stopped = [(r["clock_stopped_at"], r["clock_due_at"]) for r in rows if r["clock_stopped_at"] is not None]
+    return running, (stopped[0] if stopped else None)
 
 
 class _CaseStep:
     """A case within one step: its row read once (with its running clocks), the values the step sets on
     it and the audit events it adds, handed to the step's write by :meth:`flush`."""
 
-    def __init__(self, row: dict[str, Any]) -> None:
+    def __init__(self, row: dict[str, Any], promised_stopped: Stopped | None) -> None:
         self.row = row
+        self.promised_stopped = promised_stopped  # its promised clock, stopped before this step
         self.id: str = row["id"]
         self._values: dict[str, Any] = {}
         self._audit: list[dict[str, Any]] = []
+        self.figures: list[dict[str, Any]] = []  # what the step adds to the figures' summary rows
         self.material_pending: bool | None = None  # a material still owed (None: not read yet)
 
     @classmethod
@@ -383,21 +412,22 @@ class _CaseStep:
         for this step (:func:`hand_over_new_case`, :func:`read_task_with_case`) is taken instead."""
         handed = ctx.conn.info.pop(_HANDED, None)
         if handed is not None:
-            transaction, action, handed_id, row, running = handed
+            transaction, action, handed_id, row, running, promised = handed
             if transaction is ctx.conn.get_transaction() and action == ctx.action and handed_id == case_id:
                 clocks.preload(case_id, running)
-                return cls(row)
+                return cls(row, promised)
         query = (
             select(cases, *_CLOCK_LABELS)
-            .outerjoin(case_clocks, _RUNNING)
+            .outerjoin(case_clocks, _CLOCKS)
             .where(cases.c.id == case_id)
             .order_by(case_clocks.c.id)
         )
         rows = ctx.conn.execute(query).mappings().all()
         if not rows:
             return None
-        clocks.preload(case_id, _running_of(rows))
-        return cls({c.name: rows[0][c] for c in cases.c})
+        running, promised = _clocks_of(rows)
+        clocks.preload(case_id, running)
+        return cls({c.name: rows[0][c] for c in cases.c}, promised)
 
     def set(self, **values: Any) -> None:
         self.row.update(values)
@@ -407,8 +437,10 @@ class _CaseStep:
         self._audit.append(audit_row(ctx.now, ctx.actor, action, business_key=self.id, detail=detail))
 
     def flush(self, ctx: StepContext, clocks: ClockRepository) -> None:
-        """Hand the step what it set on the case (none when nothing changed), its clocks and the audit
-        events it added (in the order they were added): they ride in the step's own statement."""
+        """Hand the step what it set on the case (none when nothing changed), its clocks, the audit
+        events it added (in the order they were added) and its figures: they ride in the step's own
+        statement, the last of the command (a figures row stays locked only until the commit)."""
         new_clocks, changed_clocks = clocks.take_writes()
-        ctx.case_write = CaseWrite(self.id, self._values, new_clocks, changed_clocks, self._audit)
-        self._values, self._audit = {}, []
+        figures = in_lock_order(self.figures)
+        ctx.case_write = CaseWrite(self.id, self._values, new_clocks, changed_clocks, self._audit, figures)
+        self._values, self._audit, self.figures = {}, [], []

@@ -23,7 +23,6 @@ from engine.assignment import authorise_task, task_not_found
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_holder
 from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
-from engine.cases.figure_counts import count_received
 from engine.cases.intake import Application, choose_flow, material_states, next_case_number
 from engine.cases.intake_rules import IntakeRules
 from engine.cases.licences import CaseLicences
@@ -201,16 +200,9 @@ class CaseService:
             ],
             key_materials_complete=not any(m["key"] and m["state"] == "missing" for m in materials),
         )
+        # the case row gets its instance id and the figures count it received (the lifecycle), both
+        # written with the step's own rows
         self.workflow.start_in(conn, flow.process_id, start_data, actor, business_key=case_id)
-        # the case row got its instance id from the lifecycle, with the step's own case writes
-        count_received(  # the figures' summary row, last: its row lock is held only until the commit
-            conn,
-            submitted_at=now,
-            department=start_data.get("lead_department") or start_data["department"],
-            items=[i.code for i in items],
-            channel=app.channel,
-            visits=1 if app.channel == "counter" else 0,
-        )
         return case_id
 
     # ------------------------------------------------------------------ tasks of a case

@@ -12,10 +12,11 @@ combined statement costs PostgreSQL 0.2-0.4 ms, so each session PREPAREs it once
 databases run the same writes as separate statements, the version check first.
 
 The case layer's rows ride along: a step's :class:`CaseWrite` (what the lifecycle observer, which runs
-before the write, sets on the case row, its new and changed clocks, its audit events) is part of the
-step's own statement on PostgreSQL (one statement per shape of both, a few dozen, each PREPAREd once per
-session), and follows the engine's rows elsewhere. ``insert_case`` (a new case with its materials and its
-audit event) is one statement on PostgreSQL, not prepared (once per case), one per table elsewhere.
+before the write, sets on the case row, its new and changed clocks, its audit events, what it adds to
+the figures' summary rows) is part of the step's own statement on PostgreSQL (one statement per shape
+of both, a few dozen, each PREPAREd once per session), and follows the engine's rows elsewhere.
+``insert_case`` (a new case with its materials and its audit event) is one statement on PostgreSQL, not
+prepared (once per case), one per table elsewhere.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -50,6 +51,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import psycopg2
 from sqlalchemy.exc import DBAPIError
 
@@ -58,12 +60,14 @@ from engine.errors import Conflict
 from engine.persistence.columns import check_row
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import (
+    FIGURE_COUNTERS,
     NO_DUE,
     UTCDateTime,
     audit_log,
     case_clocks,
     case_materials,
     cases,
+    figure_counts,
     instances,
     task_candidates,
     tasks,
@@ -373,6 +377,8 @@ def _json_value(value: Any) -> Any:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
@@ -385,6 +391,8 @@ def _check_values(step: StepWrite) -> None:
     _check_candidates(step.new_tasks)
     for row in [*step.audit, *(step.case.audit if step.case else [])]:
         check_row(audit_log, row)
+    for row in step.case.figures if step.case else []:
+        check_row(figure_counts, row)
 
 
 def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int]:
@@ -423,26 +431,34 @@ _CLOCK_DEFAULTS = _defaults(case_clocks)
 class CaseWrite:
     """What a step of a case writes besides the engine's own rows (``engine.cases.lifecycle``): values
     set on the case row, new clock rows (in the order their ids are to follow), changed clocks (``id``
-    and the columns of ``_CLOCK_COLUMNS``), audit rows (in order)."""
+    and the columns of ``_CLOCK_COLUMNS``), audit rows (in order), and what it adds to the figures'
+    summary rows (``figure_counts``: each its key and some counters; at most one per key, in the lock
+    order of ``engine.cases.figure_counts``)."""
 
     case_id: str
     values: dict[str, Any]
     new_clocks: list[dict[str, Any]]
     changed_clocks: list[dict[str, Any]]
     audit: list[dict[str, Any]]
+    figures: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.new_clocks or self.changed_clocks or self.audit)
+        return bool(self.values or self.new_clocks or self.changed_clocks or self.audit or self.figures)
 
 
-_CaseShape = tuple[tuple[str, ...], bool, bool]
+_CaseShape = tuple[tuple[str, ...], bool, bool, bool]
 """The shape of a :class:`CaseWrite` in the step's statement: the case columns it sets, whether it has
-new clocks, changed clocks (its audit rows join the engine's)."""
+new clocks, changed clocks, figure rows (its audit rows join the engine's)."""
 
 
 def _case_shape(write: CaseWrite) -> _CaseShape | None:
     """None: ``write`` has nothing but audit rows."""
-    shape = (tuple(sorted(write.values)), bool(write.new_clocks), bool(write.changed_clocks))
+    shape = (
+        tuple(sorted(write.values)),
+        bool(write.new_clocks),
+        bool(write.changed_clocks),
+        bool(write.figures),
+    )
     return shape if any(shape) else None
 
 
@@ -460,6 +476,8 @@ def _case_params(write: CaseWrite) -> dict[str, Any]:
         params["case_new_clocks"] = _json_rows(write.new_clocks, _CLOCK_DEFAULTS)
     if write.changed_clocks:
         params["case_changed_clocks"] = _json_rows(write.changed_clocks, {})
+    if write.figures:
+        params["case_figures"] = _json_rows(write.figures, _NO_COUNTS)
     return params
 
 
@@ -487,6 +505,9 @@ def write_case_each(conn: Connection, write: CaseWrite) -> None:
         ]
         conn.execute(_SAVE_CLOCK, rows[0] if len(rows) == 1 else rows)
     AuditRepository(conn).append(write.audit)
+    if write.figures:
+        rows = [{**_NO_COUNTS, **row} for row in write.figures]
+        conn.execute(_add_figures(sqlite.insert(figure_counts)), rows[0] if len(rows) == 1 else rows)
 
 
 _SAVE_CLOCK = (
@@ -496,10 +517,21 @@ _SAVE_CLOCK = (
 )
 
 
+_FIGURE_KEY = [c.name for c in figure_counts.primary_key]
+_NO_COUNTS = dict.fromkeys(FIGURE_COUNTERS, 0)
+
+
+def _add_figures(stmt: Any) -> Any:
+    """``stmt`` (an INSERT into ``figure_counts``) adding its counters to the rows already there."""
+    return stmt.on_conflict_do_update(
+        index_elements=_FIGURE_KEY, set_={n: figure_counts.c[n] + stmt.excluded[n] for n in FIGURE_COUNTERS}
+    )
+
+
 def _case_parts(shape: _CaseShape, was_saved: Exists) -> list[Any]:
     """The CTEs of a case write of ``shape`` inside the step's statement: each waits for the instance's
     row (``was_saved``), so nothing of the case is written after a lost race."""
-    names, new_clocks, changed_clocks = shape
+    names, new_clocks, changed_clocks, figures = shape
     parts: list[Any] = []
     if names:
         values = {n: bindparam(f"v_{n}", type_=cases.c[n].type) for n in names}
@@ -519,6 +551,12 @@ def _case_parts(shape: _CaseShape, was_saved: Exists) -> list[Any]:
             .values({k: rows.c[k] for k in _CLOCK_COLUMNS})
             .returning(case_clocks.c.id)
         )
+    if figures:  # one row per key: an INSERT .. ON CONFLICT cannot change one row twice
+        columns = [*_FIGURE_KEY, *FIGURE_COUNTERS]
+        rows = _json_recordset(figure_counts, "case_figures", columns)
+        chosen = select(*[rows.c[n] for n in columns]).where(was_saved)
+        added = _add_figures(postgresql.insert(figure_counts).from_select(columns, chosen))
+        parts.append(added.returning(figure_counts.c.grain))
     return [part.cte(f"case_write_{i}") for i, part in enumerate(parts)]
 
 

@@ -3,7 +3,7 @@ SQLite, the same rows and the same refusals on both."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -12,7 +12,7 @@ from engine.errors import Conflict
 from engine.persistence.database import make_engine, unit_of_work
 from engine.persistence.repositories import DefinitionRepository, audit_row
 from engine.persistence.steps import CaseWrite, StepWrite, write_step
-from engine.persistence.tables import audit_log, case_clocks, instances, tasks
+from engine.persistence.tables import audit_log, case_clocks, figure_counts, instances, tasks
 from engine.service import WorkflowService
 
 NOW = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)
@@ -168,12 +168,28 @@ def test_a_refused_step_leaves_nothing_written(db, version: int, task_id: str, a
     assert _snapshot(db) == before
 
 
+def _figures(received: int, online: int) -> list[dict]:
+    key = {"grain": "d", "day": date(2026, 3, 2), "department": "market", "items": '["MR-001"]'}
+    return [{**key, "event_day": date(2026, 3, 2), "received": received, "online": online}]
+
+
 def _case_write(*, clock: bool) -> CaseWrite:
-    """The case's rows of a step: an audit event, and (``clock``) a clock of a case that has no row, which
-    the foreign key refuses whenever it is written."""
+    """The case's rows of a step: an audit event, a figures row, and (``clock``) a clock of a case that has
+    no row, which the foreign key refuses whenever it is written."""
     clocks = [{"case_id": "260302-0001-3", "task_id": "t-3", "kind": "task", "clock": {}}] if clock else []
     audit = [audit_row(LATER, "officer-a", "case_status", business_key="260302-0001-3")]
-    return CaseWrite("260302-0001-3", {}, clocks, [], audit)
+    return CaseWrite("260302-0001-3", {}, clocks, [], audit, _figures(1, 1))
+
+
+def test_a_step_adds_its_figures_to_the_summary_row_it_finds(db) -> None:
+    _start(db, _definition(db))
+    with unit_of_work(db) as conn:
+        _step(conn, 2, "t-1", case=CaseWrite("260302-0001-3", {}, [], [], [], _figures(1, 1)))
+    with unit_of_work(db) as conn:
+        _step(conn, 3, "t-2", "officer-b", case=CaseWrite("260302-0001-3", {}, [], [], [], _figures(2, 0)))
+    counted = select(figure_counts.c.received, figure_counts.c.online, figure_counts.c.finished)
+    with db.connect() as conn:
+        assert conn.execute(counted).all() == [(3, 1, 0)]  # added to; a counter the rows leave out stays 0
 
 
 def test_the_case_s_audit_rows_follow_the_engine_s_in_the_step_s_write(db) -> None:
@@ -192,6 +208,7 @@ def test_a_step_that_lost_its_race_writes_none_of_the_case_s_rows(db) -> None:
     assert _snapshot(db) == before
     with db.connect() as conn:
         assert conn.execute(select(case_clocks.c.id)).all() == []
+        assert conn.execute(select(figure_counts.c.received)).all() == []
 
 
 def _prepared(pg) -> set[str]:
