@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Conflict, InvalidInput, NotFound, Problem
@@ -34,7 +34,7 @@ from licence.model import (
 from licence.tables import licence_status_events, licences
 from licence.types import LicenceType, find_type, get_type, holder_id_kind_for
 
-__all__ = ["LicenceLibrary", "licence_row", "lock_serials", "next_serials", "new_id", "utc", "utc_now"]
+__all__ = ["LicenceLibrary", "licence_row", "next_serials", "new_id", "utc", "utc_now"]
 
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's bound-parameter limit
 
@@ -132,24 +132,30 @@ def serial_lock_key(type_code: str, issuer: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def lock_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> None:
-    """Hold the serial counters of ``pairs`` until the transaction ends, so that no concurrent issuer
-    reads the same highest serial (a lost race used to surface as ``serial_conflict`` on every retry
-    under load). On PostgreSQL a transaction-level advisory lock per (type, issuer), taken in key order
-    (no deadlock between two issuers locking several); its holder's new rows are committed before the
-    next holder's ``max(serial)`` runs, which under READ COMMITTED sees them. SQLite serialises writers
-    already (``BEGIN IMMEDIATE``)."""
-    if conn.dialect.name != "postgresql":
-        return
-    for key in sorted({serial_lock_key(t, i) for t, i in pairs}):  # one pair on every issue path
-        conn.execute(select(func.pg_advisory_xact_lock(key)))
+_NEXT_SERIALS = text(  # the 0150 migration's function: every lock, then every max(serial), one statement
+    "SELECT onewindow_next_serials(CAST(:keys AS bigint[]), CAST(:types AS text[]), CAST(:issuers AS text[]))"
+)
 
 
 def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """The next free serial for each (type_code, issuer_credit_code) pair, their counters held until the
-    transaction ends (:func:`lock_serials`)."""
+    transaction ends, so that no concurrent issuer reads the same highest serial (a lost race used to
+    surface as ``serial_conflict`` on every retry under load).
+
+    On PostgreSQL one statement, the 0150 migration's function: a transaction-level advisory lock per
+    counter, taken in key order (no deadlock between two issuers locking several), then each counter's
+    ``max(serial)`` read after the locks (the previous holder's rows are committed, and seen). SQLite
+    serialises writers already (``BEGIN IMMEDIATE``): only the reads."""
     wanted = set(pairs)
-    lock_serials(conn, wanted)
+    if conn.dialect.name == "postgresql":
+        ordered = sorted(wanted)
+        params = {
+            "keys": [serial_lock_key(t, i) for t, i in ordered],
+            "types": [t for t, _ in ordered],
+            "issuers": [i for _, i in ordered],
+        }
+        found = conn.execute(_NEXT_SERIALS, params).scalar_one()
+        return dict(zip(ordered, (int(n) for n in found), strict=True))
     result = {pair: 1 for pair in wanted}
     by_type: dict[str, list[str]] = defaultdict(list)
     for type_code, issuer in wanted:
@@ -219,13 +225,16 @@ class LicenceLibrary:
         valid_from: dt.date | None = None,
         replaces: str | None = None,
         at: dt.datetime | None = None,
+        serial: int | None = None,
     ) -> LicenceRecord:
         """Validate and store a new licence (status ``valid``) and return it.
 
         ``valid_until=None`` takes the type's default validity from ``valid_from`` (itself defaulting to
         ``issue_date``); types without a default are indefinite. ``renews`` links a renewal (new serial) to
         the licence it renews; ``replaces`` issues a new version of a licence (same serial, version + 1)
-        and cancels the old one in the same transaction.
+        and cancels the old one in the same transaction. ``serial``: the next free serial of the type and
+        issuer, taken with :func:`next_serials` in this transaction by a caller issuing several licences
+        (their counters locked at once); None: taken here.
         """
         licence_type = get_type(type_code)
         expected_kind = holder_id_kind_for(licence_type)
@@ -266,9 +275,9 @@ class LicenceLibrary:
             self._check_replaceable(replaced, type_code, holder_id, issuer_credit_code)
             serial, version = replaced.identifier.serial, replaced.identifier.version + 1
         else:
-            serial = next_serials(self.conn, [(type_code, issuer_credit_code)])[
-                (type_code, issuer_credit_code)
-            ]
+            if serial is None:
+                pair = (type_code, issuer_credit_code)
+                serial = next_serials(self.conn, [pair])[pair]
             version = 1
         identifier = LicenceIdentifier.build(
             licence_type.type_id, issuer_credit_code, serial, version, root=self.root_code

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from engine.errors import InvalidInput
 from engine.time.calendar import local_date
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
-from licence.library import LicenceLibrary, serial_lock_key
+from licence.library import LicenceLibrary, next_serials
 from licence.model import LicenceRecord
 from licence.types import get_type
 from processes.catalogue import Catalogue, ServiceItem
@@ -80,34 +80,36 @@ class CaseLicences:
         library = LicenceLibrary(conn, clock=lambda: now)
         departments = list(self.catalogue.departments)
         drafts = self._drafts(library, row, now)
-        issuers = [
-            department_credit_code(departments.index(item.department), self.district_code)
+        if not drafts:
+            return []
+        pairs = [  # (licence type, issuer) of each
+            (
+                str(item.issues_licence_type),
+                department_credit_code(departments.index(item.department), self.district_code),
+            )
             for item, _, _, _ in drafts
         ]
-        issued: dict[int, str] = {}
-        # issued in the order of their serial counters' locks (every issuer takes them in that order), so
-        # that two joint approvals of the same types listed in another order cannot deadlock, each holding
-        # the counter the other waits for; the case lists its licences in the order of its items
-        for index in sorted(
-            range(len(drafts)),
-            key=lambda i: serial_lock_key(str(drafts[i][0].issues_licence_type), issuers[i]),
-        ):
-            item, holder_id, holder_name, face = drafts[index]
-            assert item.issues_licence_type is not None
+        # every serial counter at once, locked in key order (one statement on PostgreSQL): two joint
+        # approvals of the same types listed in another order cannot deadlock, each holding the counter
+        # the other waits for
+        serials = next_serials(conn, pairs)
+        issued: list[str] = []
+        for (item, holder_id, holder_name, face), pair in zip(drafts, pairs, strict=True):
             dept = self.catalogue.departments[item.department]
             record = library.issue(
-                item.issues_licence_type,
+                pair[0],
                 holder_id,
                 holder_name,
                 face,
-                issuers[index],
+                pair[1],
                 f"{self.district_name}{dept.name}",
                 local_date(now),
                 source_case=row["id"],
                 actor=actor,
+                serial=serials.pop(pair, None),  # a second licence of a counter takes the next one itself
             )
-            issued[index] = record.id
-        return [issued[i] for i in range(len(drafts))]
+            issued.append(record.id)
+        return issued
 
     def check_for(self, conn: Connection, row: dict[str, Any], now: datetime) -> None:
         """Refuse (as ``issue_for`` would) when a licence the items produce could not be filled in from what

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, and_, bindparam, or_, select, update
+from sqlalchemy import JSON, Connection, Row, Select, and_, bindparam, or_, select, update
 
 from engine.cases.clocks import ClockRepository
 from engine.cases.figure_counts import (
@@ -350,9 +350,8 @@ def read_task_with_case(
     it) and the case row and clocks are handed over to the lifecycle of the completion that follows in
     this transaction (one read fewer). A caller that writes the case before the step must
     :func:`forget_handed_case`."""
-    rows = conn.execute(
-        _TASK_WITH_CASE_FOR_STEP if hand_over else _TASK_WITH_CASE, {"task_row": task_id}
-    ).all()
+    params = {"task_row": task_id}
+    rows = _read_locked(conn, _TASK_WITH_CASE_FOR_STEP, params) if hand_over else _read(conn, params)
     if not rows:
         raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
     first = rows[0]
@@ -374,11 +373,56 @@ _TASK_WITH_CASE = (  # built once: a completion runs it every time
     .where(tasks.c.id == bindparam("task_row"))
     .order_by(case_clocks.c.id)
 )
-_TASK_WITH_CASE_FOR_STEP = (  # the step's lifecycle runs before its write: the instance is locked first
-    _TASK_WITH_CASE.join_from(tasks, instances, instances.c.id == tasks.c.instance_id).with_for_update(
-        of=instances
+_SEEN = instances.alias("seen")
+
+
+def _locking(query: Select[Any], instance_of: Any) -> Select[Any]:
+    """``query`` joined to the instance row ``instance_of`` names and locking it (as the step locks it
+    first: the lifecycle runs before the step's write, under it), with the instance's version twice: as
+    locked and as the statement's snapshot saw it (:func:`_read_locked`)."""
+    seen = select(_SEEN.c.version).where(_SEEN.c.id == instances.c.id).scalar_subquery()
+    return (
+        query.join_from(instance_of.table, instances, instances.c.id == instance_of)
+        .add_columns(instances.c.version.label("locked_version"), seen.label("seen_version"))
+        .with_for_update(of=instances)
     )
+
+
+def _read_locked(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> Sequence[Row[Any]]:
+    """The rows of a :func:`_locking` statement as committed once the lock is held. When the statement
+    waited for the lock, PostgreSQL returns the locked row as the command it waited for committed it but
+    every other row (the case, its clocks, the task) as the statement's snapshot saw them, before that
+    command: the versions differ, and the statement runs again, under the lock, on a fresh snapshot."""
+    rows = conn.execute(statement, params).all()
+    if rows and rows[0].locked_version != rows[0].seen_version:
+        rows = conn.execute(statement, params).all()
+    return rows
+
+
+def _read(conn: Connection, params: dict[str, Any]) -> Sequence[Row[Any]]:
+    return conn.execute(_TASK_WITH_CASE, params).all()
+
+
+_TASK_WITH_CASE_FOR_STEP = _locking(_TASK_WITH_CASE, tasks.c.instance_id)
+_CASE_WITH_CLOCKS = (
+    select(cases, *_CLOCK_LABELS)
+    .outerjoin(case_clocks, _CLOCKS)
+    .where(cases.c.id == bindparam("case_row"))
+    .order_by(case_clocks.c.id)
 )
+_CASE_FOR_STEP = _locking(_CASE_WITH_CLOCKS, cases.c.instance_id)
+
+
+def read_case_for_step(conn: Connection, case_id: str, action: str) -> dict[str, Any] | None:
+    """The case row with its instance row locked and its clocks, handed over to the lifecycle of the
+    ``action`` step that follows in this transaction (one read fewer); None: no such case (or no
+    instance yet). A caller that writes the case row before the step must :func:`forget_handed_case`."""
+    rows = _read_locked(conn, _CASE_FOR_STEP, {"case_row": case_id})
+    if not rows:
+        return None
+    case = {c.name: rows[0]._mapping[c] for c in cases.c}
+    _hand_over(conn, action, case, [r._mapping for r in rows])
+    return case
 
 
 def _clocks_of(rows: Sequence[Any]) -> tuple[list[tuple[int, str | None, Clock]], Stopped | None]:
@@ -416,13 +460,7 @@ class _CaseStep:
             if transaction is ctx.conn.get_transaction() and action == ctx.action and handed_id == case_id:
                 clocks.preload(case_id, running)
                 return cls(row, promised)
-        query = (
-            select(cases, *_CLOCK_LABELS)
-            .outerjoin(case_clocks, _CLOCKS)
-            .where(cases.c.id == case_id)
-            .order_by(case_clocks.c.id)
-        )
-        rows = ctx.conn.execute(query).mappings().all()
+        rows = ctx.conn.execute(_CASE_WITH_CLOCKS, {"case_row": case_id}).mappings().all()
         if not rows:
             return None
         running, promised = _clocks_of(rows)

@@ -30,6 +30,7 @@ from engine.cases.lifecycle import (
     CaseLifecycle,
     forget_handed_case,
     hand_over_new_case,
+    read_case_for_step,
     read_task_with_case,
 )
 from engine.cases.rating import CaseRatings
@@ -39,7 +40,7 @@ from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
 from engine.limits import check_data
 from engine.persistence.columns import check_row
-from engine.persistence.repositories import InstanceRepository, audit_row
+from engine.persistence.repositories import audit_row
 from engine.persistence.steps import insert_case
 from engine.persistence.tables import case_materials, cases
 from engine.service import WorkflowService
@@ -384,17 +385,17 @@ class CaseService:
         that the set is complete."""
 
         def command(conn: Connection) -> bool:
-            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+            # locked in the order every command takes: the instance row first (a command updates it
+            # before anything else), so the materials read below cannot change under us; the row goes
+            # on to the lifecycle of the message's step
+            row = read_case_for_step(conn, case_id, "message")
             if row is None:
                 raise case_not_found(case_id)
-            # lock in the order every command takes: the instance row first (a command updates it before
-            # anything else), so the materials read below cannot change under us
-            InstanceRepository(conn).lock(row.instance_id)
-            if row.status in CLOSED:
+            if row["status"] in CLOSED:
                 raise Conflict(
-                    f"办件已{LABELS[row.status]}，不能再补交材料", code="case_closed", case=case_id
+                    f"办件已{LABELS[row['status']]}，不能再补交材料", code="case_closed", case=case_id
                 )
-            self._refuse_after_supplement_deadline(row._mapping)
+            self._refuse_after_supplement_deadline(row)
             pending = set(
                 conn.execute(
                     select(case_materials.c.code).where(
@@ -420,7 +421,7 @@ class CaseService:
             payload = {"supplied_materials": sorted(pending), "all_supplied": True}
             refuse_steering(payload, None, case=case_id)  # the engine's own words, never a steering one
             return self.workflow.correlate_message_in(
-                conn, "materials_supplied", payload, actor, instance_id=row.instance_id
+                conn, "materials_supplied", payload, actor, instance_id=row["instance_id"]
             )
 
         return self.workflow.run(command)

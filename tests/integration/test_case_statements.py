@@ -24,7 +24,7 @@ from engine.settings import Settings
 # flow -> statements of one full case (submit and every step), per database; measured before issue 12:
 # single window 74, joint approval 96, tolerant acceptance 95 (PostgreSQL)
 BOUNDS = {
-    "postgresql": {"single_window": 20, "joint_approval": 28, "tolerant_acceptance": 37},
+    "postgresql": {"single_window": 19, "joint_approval": 23, "tolerant_acceptance": 34},
     "sqlite": {"single_window": 59, "joint_approval": 73, "tolerant_acceptance": 78},
 }
 

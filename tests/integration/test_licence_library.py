@@ -315,6 +315,21 @@ def test_committed_licence_reads_back_identically_on_a_new_connection(engine, or
     assert again == record and again.verify().ok and again.created_at == T0
 
 
+def test_serials_taken_for_several_licences_at_once_follow_the_counters(lib, org, issuer, conn):
+    """What a joint approval does: every counter's next serial in one call, each licence issued with
+    its own; a second licence of the same counter takes the one after, and other counters start at 1."""
+    code, _ = issuer
+    first = issue_business(lib, org, issuer).identifier.serial
+    pairs = [("business_licence", code), ("food_business_licence", code), ("business_licence", code)]
+    taken = library_module.next_serials(conn, pairs)
+    assert taken == {("business_licence", code): first + 1, ("food_business_licence", code): 1}
+    orgs = demo_organisations()
+    given = issue_business(lib, orgs[2], issuer, serial=taken[pairs[0]])
+    after = issue_business(lib, orgs[3], issuer)  # the counter is held: the next serial, read again
+    assert (given.identifier.serial, after.identifier.serial) == (first + 1, first + 2)
+    assert library_module.next_serials(conn, []) == {}
+
+
 def test_a_lost_serial_race_is_a_conflict(lib, org, issuer, monkeypatch):
     issue_business(lib, org, issuer)
     monkeypatch.setattr(library_module, "next_serials", lambda conn, pairs: dict.fromkeys(pairs, 1))

@@ -120,10 +120,10 @@ def test_concurrent_decisions_of_one_department_all_issue_their_licence(pg) -> N
 
 
 def test_two_joint_approvals_listing_the_same_licences_in_another_order_do_not_deadlock(pg) -> None:
-    """Each approval issues its licences one by one, each holding its (type, issuer) serial counter until
-    it commits. The first approval is held just before its first licence is written, until the second
-    waits for a counter; were the licences issued in item order (food, then hygiene; hygiene, then food),
-    each would then wait for the counter the other holds."""
+    """Each approval holds the (type, issuer) serial counters of its licences until it commits. The first
+    approval is held just before its first licence is written, until the second waits for a counter;
+    were the counters locked in item order (food, then hygiene; hygiene, then food), each would then
+    wait for the counter the other holds. They are locked at once, in key order."""
     clock = FakeClock(T0)
     svc = services_on(pg, clock)
     org = org_with(svc, {"business_licence"}, {"food_business_licence", "hygiene_licence"})

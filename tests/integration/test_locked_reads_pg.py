@@ -1,0 +1,72 @@
+"""The reads that lock a case's instance for the step that follows (PostgreSQL).
+
+A step's lifecycle works on the case row and clocks read with the instance lock, in one statement. When
+that statement has to wait for the lock, PostgreSQL returns the locked instance row as the command it
+waited for committed it, but every other row of the statement as its snapshot saw them, before that
+command: the case row and clocks the lifecycle would then work on are the ones the other command just
+replaced (two parallel branches of a joint approval completed at once). The readers notice the moved
+version and read again under the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, select, text, update
+
+from engine.cases.lifecycle import read_case_for_step, read_task_with_case
+from engine.persistence.database import unit_of_work
+from engine.persistence.tables import cases, instances
+from tests.conftest import FakeClock, services_on
+from tests.integration.test_cases import ready
+from tests.integration.test_intake_rules import SINGLE, submit
+
+
+def _by_task(task_id: str) -> Callable[[Connection], dict[str, Any] | None]:
+    return lambda conn: read_task_with_case(conn, task_id)[1]
+
+
+def _by_case(case_id: str) -> Callable[[Connection], dict[str, Any] | None]:
+    return lambda conn: read_case_for_step(conn, case_id, "message")
+
+
+@pytest.mark.parametrize("reader", [_by_task, _by_case], ids=["task_with_case", "case_for_step"])
+def test_a_read_that_waited_for_the_instance_lock_sees_the_case_as_it_was_committed(
+    pg, clock: FakeClock, reader: Any
+) -> None:
+    svc = services_on(pg, clock)
+    case_id = submit(svc, SINGLE)
+    intake = ready(svc, case_id)["intake"]
+    read = reader(intake["id"] if reader is _by_task else case_id)
+    found: dict[str, Any] = {}
+
+    def wait_and_read() -> None:
+        with unit_of_work(pg) as conn:
+            found["case"] = read(conn)
+
+    with pg.connect() as other:  # another command holds the instance and changes the case under it
+        with other.begin():
+            other.execute(
+                select(instances.c.id).where(instances.c.id == intake["instance_id"]).with_for_update()
+            )
+            reader_thread = threading.Thread(target=wait_and_read)
+            reader_thread.start()
+            with pg.connect() as watch:
+                for _ in range(200):  # until the read waits for the lock (or 10 s)
+                    if watch.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+                        break
+                    threading.Event().wait(0.05)
+                else:
+                    pytest.fail("the read never waited for the instance lock")
+            other.execute(update(cases).where(cases.c.id == case_id).values(status_reason="另一命令所改"))
+            other.execute(
+                update(instances)
+                .where(instances.c.id == intake["instance_id"])
+                .values(version=instances.c.version + 1)
+            )
+        reader_thread.join(30)
+    assert found["case"] is not None
+    assert found["case"]["status_reason"] == "另一命令所改"
