@@ -20,7 +20,6 @@ from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import AuditRepository
-from engine.persistence.steps import CaseWrite, write_case_each
 from engine.persistence.tables import case_clocks, escalations
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
@@ -64,11 +63,11 @@ RunningClock = tuple[int, str | None, Clock]
 class ClockRepository:
     """Clock rows of a case; never commits.
 
-    A step of a case (:class:`engine.cases.lifecycle.CaseLifecycle`) hands it the case's running clocks
-    read with the case row (:meth:`preload`): :meth:`running` then answers without a query, and new and
-    changed clocks wait (the rows computed from their final state) until :meth:`take_writes` hands them
-    to the step's one case write, or :meth:`flush` writes them. A clock opened in such a step has a
-    negative stand-in id until then. Without a preload every call goes to the database at once."""
+    A step of a case (:class:`engine.cases.lifecycle.CaseLifecycle`) hands it the case's running clocks read
+    with the case row (:meth:`preload`): :meth:`running` then answers without a query, and new and changed
+    clocks wait (the rows computed from their final state) until :meth:`take_writes` hands them to the step's
+    one case write. A clock opened in such a step has a negative stand-in id until then. Without a preload
+    every call goes to the database at once."""
 
     def __init__(self, conn: Connection, cal: WorkingCalendar) -> None:
         self.conn = conn
@@ -80,7 +79,7 @@ class ClockRepository:
 
     def preload(self, case_id: str, running: list[RunningClock]) -> None:
         """The running clocks of ``case_id`` (in id order) as the caller read them in this transaction;
-        from now on writes wait for :meth:`take_writes` or :meth:`flush`."""
+        from now on writes wait for :meth:`take_writes`."""
         self._case, self._running = case_id, list(running)
 
     def open(self, case_id: str, clock: Clock, task_id: str | None = None) -> int:
@@ -151,19 +150,6 @@ class ClockRepository:
             if clock.kind == kind and clock.stopped_at is not None:
                 return clock.stopped_at, clock.due_at(self.cal)
         return None
-
-    def flush(self) -> None:
-        """Write the waiting clocks now (before a statement that reads them); new ones get their ids."""
-        if self._case is None or not (self._new or self._changed):
-            return
-        stand_ins = [i for i, _, _ in self._new]
-        new, changed = self.take_writes()
-        if new:
-            returning = insert(case_clocks).returning(case_clocks.c.id, sort_by_parameter_order=True)
-            ids = [int(i) for i in self.conn.execute(returning, new).scalars()]
-            real = dict(zip(stand_ins, ids, strict=True))
-            self._running = [(real.get(i, i), t, c) for i, t, c in self._running]
-        write_case_each(self.conn, CaseWrite(self._case, {}, [], changed, []))
 
     def follow_calendar(self, task_dues: dict[str, datetime] | None = None) -> int:
         """Count every open clock again with this repository's calendar (an administrator changed it) and

@@ -10,13 +10,13 @@ month), so that a long period reads its whole months from a few month rows and o
 ends (and the last month's events of a period ending inside a month) from day rows (:func:`pieces`).
 
 ======================  ===========================  ==================================================
-row                     written by                   counters
+row                     rows of                      counters
 ======================  ===========================  ==================================================
-received (``items``:    :func:`count_received`       ``received``, ``online``, ``at_most_one_visit``,
+received (``items``:    :func:`received_rows`        ``received``, ``online``, ``at_most_one_visit``,
 the case's item codes,  (submission);                ``zero_visits`` (visits are the *current* count:
-``event_day = day``)    :func:`count_visit`          a visit at the counter moves the case out of a
+``event_day = day``)    :func:`visit_rows`           a visit at the counter moves the case out of a
                         (a visit at the counter)     bucket, on its day of receipt)
-event (``items`` '')    :func:`count_closing`        ``finished`` (accepted) or ``not_accepted``; of a
+event (``items`` '')    :func:`closing_rows`         ``finished`` (accepted) or ``not_accepted``; of a
                         (the case closes; a          finished case its promised clock once stopped:
                         re-closing moves it)         ``promised_stopped``, ``promised_late``
                                                      (stopped at or after its kept deadline),
@@ -27,7 +27,7 @@ event (``items`` '')    :func:`count_closing`        ``finished`` (accepted) or 
 
 Why sums stay exact (what never changes after the fact): ``submitted_at``, ``department``, ``items`` and
 ``channel`` are written once; ``accepted_at`` is set only while a case is open; a closed status only
-moves to another closed status (``closed_at`` moves to the later day: :func:`count_closing` moves the
+moves to another closed status (``closed_at`` moves to the later day: :func:`closing_rows` moves the
 case's counts); a case's case-level clocks are stopped at the decision, before or when it closes, and a
 stopped clock row never changes again (calendar changes recount open clocks only); a rating is written
 once. The item set is kept (its codes, sorted), so handled-at-once (马上就办) follows the catalogue of the
@@ -37,15 +37,14 @@ day the figures are asked for, as the scan does.
 the same); :func:`engine.cases.figures.scan_figures` is the reference the rows must equal.
 
 Every write is one ``INSERT .. ON CONFLICT DO UPDATE`` adding to its rows. What a step of a case adds
-(received at its start, a closing: :func:`received_rows`, :func:`closing_rows`, with the verdict of the
-promised clock the step holds, :func:`promised_counts`) rides in the step's own write
-(``CaseWrite.figures``: on PostgreSQL a part of the step's one statement); a withdrawal's closing reads
-the verdict by sub-queries of its statement (:func:`count_closing`). Lock order: event rows before
-received rows, day rows (ascending ``event_day``) before month rows (:func:`in_lock_order`), so two
-transactions never wait on each other in a circle. Commands write them last in their transaction (with
-or after the workflow's state), so a row lock is held only until the commit: cases received the same
-day in the same department and item set, or closing on the same day, commit one after the other from
-that point on.
+(received at its start, a visit at the counter, a closing with the verdict of the promised clock the step
+holds, :func:`promised_counts`) rides in the step's own write, the last of the command
+(``CaseWrite.figures``: on PostgreSQL a part of the step's one statement); a withdrawal's closing
+(:func:`count_closing`, reading the verdict by sub-queries) and a rating write theirs at the end of their
+transaction, before its audit row. Lock order: event rows before received rows, day rows (ascending
+``event_day``) before month rows (:func:`in_lock_order`), so two transactions never wait on each other in a
+circle; and as a row lock is held only until the commit, cases received the same day in the same department
+and item set, or closing on the same day, commit one after the other from that point on only.
 """
 
 from __future__ import annotations
@@ -69,7 +68,6 @@ from sqlalchemy import (
     literal,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -83,7 +81,7 @@ __all__ = [
     "count_closing",
     "count_rating",
     "count_received",
-    "count_visit",
+    "visit_rows",
     "in_lock_order",
     "items_key",
     "month_of",
@@ -181,7 +179,8 @@ def count_received(
     channel: str,
     visits: int,
 ) -> None:
-    """A case was submitted (received): :func:`received_rows` written on ``conn``."""
+    """A case was submitted (received): :func:`received_rows` written on ``conn`` (the benchmark's data;
+    a submission's rows ride in its start step's write)."""
     rows = received_rows(
         submitted_at=submitted_at, department=department, items=items, channel=channel, visits=visits
     )
@@ -203,24 +202,16 @@ def in_lock_order(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-def count_visit(conn: Connection, case_id: str) -> None:
-    """The applicant came to the counter once more for the case: ``visits + 1`` on the case row (this
-    function writes it) and, when that crosses 0 -> 1 or 1 -> 2, the case leaves a visit bucket."""
-    row = conn.execute(
-        update(cases)
-        .where(cases.c.id == case_id)
-        .values(visits=cases.c.visits + 1)
-        .returning(cases.c.visits, cases.c.submitted_at, cases.c.department, cases.c["items"])
-    ).first()
-    if row is None or row.visits not in (1, 2):
-        return
-    day = local_date(row.submitted_at)
-    left = "zero_visits" if row.visits == 1 else "at_most_one_visit"
-    _bump(
-        conn,
-        {"day": day, "department": row.department, "items": items_key(row.items), "event_day": day},
-        {left: -1},
-    )
+def visit_rows(case: Mapping[str, Any], visits: int) -> list[dict[str, Any]]:
+    """What one more trip of the applicant to the counter changes (``case``: its row, with
+    ``submitted_at``, ``department``, ``items``; ``visits``: its count with this trip): crossing 0 -> 1
+    or 1 -> 2, the case leaves a visit bucket of its received rows; otherwise nothing."""
+    if visits not in (1, 2):
+        return []
+    day = local_date(case["submitted_at"])
+    key = {"day": day, "department": case["department"], "items": items_key(case["items"]), "event_day": day}
+    left = "zero_visits" if visits == 1 else "at_most_one_visit"
+    return [{**k, left: -1} for k in _grains(key)]
 
 
 def _promised(case_id: ColumnElement[Any], *condition: ColumnElement[bool]) -> ColumnElement[Any]:

@@ -19,10 +19,10 @@ from sqlalchemy import JSON, Connection, Row, Select, and_, bindparam, or_, sele
 from engine.cases.clocks import ClockRepository
 from engine.cases.figure_counts import (
     closing_rows,
-    count_visit,
     in_lock_order,
     promised_counts,
     received_rows,
+    visit_rows,
 )
 from engine.cases.intake_rules import refuse_incomplete_acceptance
 from engine.cases.licences import CaseLicences
@@ -101,11 +101,13 @@ class CaseLifecycle:
             elif not suspending_open and paused:
                 clk.resume(ctx.now)
                 clocks.save(clock_id, clk)
+        if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
+            visits = int(case.row["visits"]) + 1  # one more trip; the figures' visit buckets follow
+            case.set(visits=visits)
+            case.figures += visit_rows(case.row, visits)
         case.flush(ctx, clocks)
         if ctx.completed is not None:
             self._materials_from_task(ctx, case_id)
-        if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
-            count_visit(ctx.conn, case_id)  # visits + 1, and the figures' visit buckets
         ctx.notes["case_status"] = current  # the case's status after the step, for the caller
 
     def _holds_until_supplied(self, row: dict[str, Any]) -> bool:
@@ -300,7 +302,7 @@ _HANDED = "onewindow.case_row"
 for the lifecycle of the step that follows: (transaction, action, case id, row, running clocks, its
 promised clock if stopped)."""
 _JSON_COLUMNS = [c.name for c in cases.c if isinstance(c.type, JSON)]
-_CLOCK_LABELS = (
+_CLOCK_LABELS = (  # named for the running clocks; a stopped promised clock has clock_stopped_at set
     case_clocks.c.id.label("running_clock_id"),
     case_clocks.c.task_id.label("running_clock_task"),
     case_clocks.c.clock.label("running_clock"),
@@ -345,9 +347,10 @@ def read_task_with_case(
     conn: Connection, task_id: str, *, hand_over: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The task row (as ``TaskRepository.get`` reads it: ``NotFound`` when there is none) and its case's
-    row, in one query with the case's running clocks; with ``hand_over``, the task's instance row is
+    row, in one query with the case's clocks (``_CLOCKS``); with ``hand_over``, the task's instance row is
     locked (as the step would lock it: the lifecycle, which runs before the step's write, works under
-    it) and the case row and clocks are handed over to the lifecycle of the completion that follows in
+    it; a second query when the first waited, :func:`_read_locked`) and the case row and clocks are
+    handed over to the lifecycle of the completion that follows in
     this transaction (one read fewer). A caller that writes the case before the step must
     :func:`forget_handed_case`."""
     params = {"task_row": task_id}
@@ -392,7 +395,10 @@ def _read_locked(conn: Connection, statement: Select[Any], params: dict[str, Any
     """The rows of a :func:`_locking` statement as committed once the lock is held. When the statement
     waited for the lock, PostgreSQL returns the locked row as the command it waited for committed it but
     every other row (the case, its clocks, the task) as the statement's snapshot saw them, before that
-    command: the versions differ, and the statement runs again, under the lock, on a fresh snapshot."""
+    command: the versions differ, and the statement runs again, under the lock, on a fresh snapshot.
+    Only a command that moved the instance's version is noticed: one that changes the case under the
+    instance lock without a step (the deemed acceptance, ``engine.cases.intake_rules``) makes its
+    caller :func:`forget_handed_case` instead."""
     rows = conn.execute(statement, params).all()
     if rows and rows[0].locked_version != rows[0].seen_version:
         rows = conn.execute(statement, params).all()
@@ -437,8 +443,9 @@ def _clocks_of(rows: Sequence[Any]) -> tuple[list[tuple[int, str | None, Clock]]
 
 
 class _CaseStep:
-    """A case within one step: its row read once (with its running clocks), the values the step sets on
-    it and the audit events it adds, handed to the step's write by :meth:`flush`."""
+    """A case within one step: its row read once (with its running clocks and its stopped promised
+    clock), the values the step sets on it, the audit events and figures it adds, handed to the step's
+    write by :meth:`flush`."""
 
     def __init__(self, row: dict[str, Any], promised_stopped: Stopped | None) -> None:
         self.row = row
@@ -451,9 +458,10 @@ class _CaseStep:
 
     @classmethod
     def read(cls, ctx: StepContext, case_id: str, clocks: ClockRepository) -> _CaseStep | None:
-        """The case row and its running clocks in one query (one row per running clock), the clocks
+        """The case row and its clocks in one query (one row per clock of ``_CLOCKS``), the running ones
         handed to ``clocks``; None when ``case_id`` is no case. A row read earlier in this transaction
-        for this step (:func:`hand_over_new_case`, :func:`read_task_with_case`) is taken instead."""
+        for this step (:func:`hand_over_new_case`, :func:`read_task_with_case`,
+        :func:`read_case_for_step`) is taken instead."""
         handed = ctx.conn.info.pop(_HANDED, None)
         if handed is not None:
             transaction, action, handed_id, row, running, promised = handed

@@ -381,8 +381,8 @@ class CaseService:
     def supply_materials(self, case_id: str, codes: list[str], actor: str) -> bool:
         """The applicant supplies tolerated/missing materials. When nothing is pending any more the flow is
         told by the message ``materials_supplied`` (kept in the buffer if it is not waiting yet); returns
-        whether the flow took it now. The case row is locked, so two supplies at once cannot both miss
-        that the set is complete."""
+        whether the flow took it now. The case's instance row is locked first, so two supplies at once
+        cannot both miss that the set is complete."""
 
         def command(conn: Connection) -> bool:
             # locked in the order every command takes: the instance row first (a command updates it
