@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, func, select, text, update
 
 from engine.cases.lifecycle import read_case_for_step, read_task_with_case
 from engine.persistence.database import unit_of_work
-from engine.persistence.tables import cases, instances
+from engine.persistence.tables import audit_log, case_clocks, cases, instances, tasks
 from tests.conftest import FakeClock, services_on
-from tests.integration.test_cases import ready
-from tests.integration.test_intake_rules import SINGLE, submit
+from tests.integration.test_cases import do, ready, shanghai
+from tests.integration.test_intake_rules import JOINT, SINGLE, submit
 
 
 def _by_task(task_id: str) -> Callable[[Connection], dict[str, Any] | None]:
@@ -70,3 +71,52 @@ def test_a_read_that_waited_for_the_instance_lock_sees_the_case_as_it_was_commit
         reader_thread.join(30)
     assert found["case"] is not None
     assert found["case"]["status_reason"] == "另一命令所改"
+
+
+def test_the_departments_of_a_joint_approval_completing_at_once_each_count(pg, clock: FakeClock) -> None:
+    """The case path of the race above: the three branches of a joint approval completed at the same
+    moment, through the case service, each waiting for the others' instance lock. Every completion
+    lands with its opinion, the case's clocks stay as the acceptance opened them, and the case goes on
+    to the consolidation."""
+    clock.set(shanghai(2025, 9, 29, 9))
+    svc = services_on(pg, clock)
+    for _ in range(3):
+        case_id = submit(svc, JOINT)
+        do(svc, case_id, "lead_intake", decision="accept", opinion="受理")
+        with pg.connect() as conn:
+            branches = conn.execute(
+                select(tasks.c.id, tasks.c.candidate_groups).where(
+                    tasks.c.business_key == case_id,
+                    tasks.c.state == "ready",
+                    tasks.c.element_id == "joint_review",
+                )
+            ).all()
+        assert len(branches) == 3
+        barrier = threading.Barrier(3)
+
+        def complete(branch: Any, barrier: threading.Barrier = barrier) -> str:
+            group = branch.candidate_groups.strip(",")
+            barrier.wait()
+            svc.cases.complete_task(
+                branch.id, {"decision": "approve", "opinion": f"{group} 同意"}, group, groups={group}
+            )
+            return group
+
+        with ThreadPoolExecutor(3) as pool:
+            assert sorted(pool.map(complete, branches)) == ["health", "market", "planning"]
+        assert set(ready(svc, case_id)) == {"consolidation"}
+        with pg.connect() as conn:
+            case_level = conn.execute(
+                select(case_clocks.c.kind, case_clocks.c.stopped_at).where(
+                    case_clocks.c.case_id == case_id, case_clocks.c.task_id.is_(None)
+                )
+            ).all()
+            opinions = conn.execute(
+                select(func.count()).where(
+                    audit_log.c.business_key == case_id,
+                    audit_log.c.action == "complete",
+                    audit_log.c.task_id.in_([b.id for b in branches]),
+                )
+            ).scalar_one()
+        assert sorted(case_level) == [("legal", None), ("promised", None)]  # opened once, still running
+        assert opinions == 3
