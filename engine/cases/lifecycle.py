@@ -350,11 +350,13 @@ def read_task_with_case(
     row, in one query with the case's clocks (``_CLOCKS``); with ``hand_over``, the task's instance row is
     locked (as the step would lock it: the lifecycle, which runs before the step's write, works under
     it; a second query when the first waited, :func:`_read_locked`) and the case row and clocks are
-    handed over to the lifecycle of the completion that follows in
-    this transaction (one read fewer). A caller that writes the case before the step must
-    :func:`forget_handed_case`."""
+    handed over to the lifecycle of the completion that follows in this transaction (one read fewer). A
+    caller that writes the case before the step must :func:`forget_handed_case`."""
     params = {"task_row": task_id}
-    rows = _read_locked(conn, _TASK_WITH_CASE_FOR_STEP, params) if hand_over else _read(conn, params)
+    if hand_over:
+        rows = _read_locked(conn, _TASK_WITH_CASE_FOR_STEP, params)
+    else:
+        rows = conn.execute(_TASK_WITH_CASE, params).all()
     if not rows:
         raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
     first = rows[0]
@@ -403,10 +405,6 @@ def _read_locked(conn: Connection, statement: Select[Any], params: dict[str, Any
     if rows and rows[0].locked_version != rows[0].seen_version:
         rows = conn.execute(statement, params).all()
     return rows
-
-
-def _read(conn: Connection, params: dict[str, Any]) -> Sequence[Row[Any]]:
-    return conn.execute(_TASK_WITH_CASE, params).all()
 
 
 _TASK_WITH_CASE_FOR_STEP = _locking(_TASK_WITH_CASE, tasks.c.instance_id)
