@@ -507,7 +507,7 @@ def write_case_each(conn: Connection, write: CaseWrite) -> None:
     AuditRepository(conn).append(write.audit)
     if write.figures:
         rows = [{**_NO_COUNTS, **row} for row in write.figures]
-        conn.execute(_add_figures(sqlite.insert(figure_counts)), rows[0] if len(rows) == 1 else rows)
+        conn.execute(_ADD_FIGURES, rows[0] if len(rows) == 1 else rows)
 
 
 _SAVE_CLOCK = (
@@ -526,6 +526,9 @@ def _add_figures(stmt: Any) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=_FIGURE_KEY, set_={n: figure_counts.c[n] + stmt.excluded[n] for n in FIGURE_COUNTERS}
     )
+
+
+_ADD_FIGURES = _add_figures(sqlite.insert(figure_counts))  # SQLite: the rows as one executemany
 
 
 def _case_parts(shape: _CaseShape, was_saved: Exists) -> list[Any]:

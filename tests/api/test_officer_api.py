@@ -25,6 +25,7 @@ from licence.demo import demo_organisations
 from licence.library import LicenceLibrary
 from tests.api.conftest import error_of, sign_in
 from tests.conftest import FOOD_FORM, FakeClock
+from tests.integration.test_cases import branches
 
 API = "/api/v1/officer"
 SignIn = Callable[..., TestClient]
@@ -109,19 +110,6 @@ def ready(svc: Services, case_id: str) -> dict[str, dict[str, Any]]:
             select(tasks).where(tasks.c.business_key == case_id, tasks.c.state == "ready")
         ).all()
     return {r.element_id: dict(r._mapping) for r in rows}
-
-
-def branches(svc: Services, case_id: str) -> dict[str, str]:
-    """The ready joint-review branches of a case by department (task id)."""
-    with svc.engine.connect() as conn:
-        rows = conn.execute(
-            select(tasks.c.id, tasks.c.candidate_groups).where(
-                tasks.c.business_key == case_id,
-                tasks.c.state == "ready",
-                tasks.c.element_id == "joint_review",
-            )
-        ).all()
-    return {groups.strip(","): task_id for task_id, groups in rows}
 
 
 def ok(response: Any, status: int = 200) -> dict[str, Any]:

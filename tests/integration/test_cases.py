@@ -53,6 +53,19 @@ def ready(svc: Services, case_id: str) -> dict[str, dict]:
     return {r.element_id: dict(r._mapping) for r in rows}
 
 
+def branches(svc: Services, case_id: str) -> dict[str, str]:
+    """The ready joint-review branches of a case by department (task id)."""
+    with svc.engine.connect() as conn:
+        rows = conn.execute(
+            select(tasks.c.id, tasks.c.candidate_groups).where(
+                tasks.c.business_key == case_id,
+                tasks.c.state == "ready",
+                tasks.c.element_id == "joint_review",
+            )
+        ).all()
+    return {groups.strip(","): task_id for task_id, groups in rows}
+
+
 def do(svc: Services, case_id: str, element: str, actor: str = "officer", **data) -> None:
     task = ready(svc, case_id)[element]
     svc.cases.complete_task(task["id"], data, actor)
@@ -433,15 +446,7 @@ def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, orde
         "a",
     )
     do(svc, case_id, "lead_intake", decision="accept", opinion="受理")
-    with svc.engine.connect() as conn:
-        branches = conn.execute(
-            select(tasks.c.id, tasks.c.candidate_groups).where(
-                tasks.c.business_key == case_id,
-                tasks.c.state == "ready",
-                tasks.c.element_id == "joint_review",
-            )
-        ).all()
-    by_group = {g.strip(","): tid for tid, g in branches}
+    by_group = branches(svc, case_id)
     assert set(by_group) == {"market", "health", "planning"}
     dept = {"MR-001": "market", "HE-001": "health", "PL-001": "planning"}
     for code in order:

@@ -20,9 +20,9 @@ from sqlalchemy import Connection, func, select, text, update
 
 from engine.cases.lifecycle import read_case_for_step, read_task_with_case
 from engine.persistence.database import unit_of_work
-from engine.persistence.tables import audit_log, case_clocks, cases, instances, tasks
+from engine.persistence.tables import audit_log, case_clocks, cases, instances
 from tests.conftest import FakeClock, services_on
-from tests.integration.test_cases import do, ready, shanghai
+from tests.integration.test_cases import branches, do, ready, shanghai
 from tests.integration.test_intake_rules import JOINT, SINGLE, submit
 
 
@@ -83,27 +83,20 @@ def test_the_departments_of_a_joint_approval_completing_at_once_each_count(pg, c
     for _ in range(3):
         case_id = submit(svc, JOINT)
         do(svc, case_id, "lead_intake", decision="accept", opinion="受理")
-        with pg.connect() as conn:
-            branches = conn.execute(
-                select(tasks.c.id, tasks.c.candidate_groups).where(
-                    tasks.c.business_key == case_id,
-                    tasks.c.state == "ready",
-                    tasks.c.element_id == "joint_review",
-                )
-            ).all()
-        assert len(branches) == 3
+        by_group = branches(svc, case_id)
+        assert set(by_group) == {"health", "market", "planning"}
         barrier = threading.Barrier(3)
 
-        def complete(branch: Any, barrier: threading.Barrier = barrier) -> str:
-            group = branch.candidate_groups.strip(",")
+        def complete(branch: tuple[str, str], barrier: threading.Barrier = barrier) -> str:
+            group, task_id = branch
             barrier.wait()
             svc.cases.complete_task(
-                branch.id, {"decision": "approve", "opinion": f"{group} 同意"}, group, groups={group}
+                task_id, {"decision": "approve", "opinion": f"{group} 同意"}, group, groups={group}
             )
             return group
 
         with ThreadPoolExecutor(3) as pool:
-            assert sorted(pool.map(complete, branches)) == ["health", "market", "planning"]
+            assert sorted(pool.map(complete, by_group.items())) == ["health", "market", "planning"]
         assert set(ready(svc, case_id)) == {"consolidation"}
         with pg.connect() as conn:
             case_level = conn.execute(
@@ -115,7 +108,7 @@ def test_the_departments_of_a_joint_approval_completing_at_once_each_count(pg, c
                 select(func.count()).where(
                     audit_log.c.business_key == case_id,
                     audit_log.c.action == "complete",
-                    audit_log.c.task_id.in_([b.id for b in branches]),
+                    audit_log.c.task_id.in_(list(by_group.values())),
                 )
             ).scalar_one()
         assert sorted(case_level) == [("legal", None), ("promised", None)]  # opened once, still running
