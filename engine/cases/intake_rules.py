@@ -33,10 +33,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, select, update
 
 from engine.cases.clocks import CalendarProvider, ClockRepository
+from engine.cases.materials import Material, materials_of
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import AuditRepository
-from engine.persistence.tables import case_materials, cases, instances, tasks
+from engine.persistence.tables import cases, instances, tasks
 from engine.time.calendar import WorkingCalendar, end_of_local_day, local_date
 
 __all__ = [
@@ -88,17 +89,7 @@ def deemed_reason(received_at: datetime) -> str:
     )
 
 
-def _materials(conn: Connection, case_id: str) -> list[Row[Any]]:
-    return list(
-        conn.execute(
-            select(case_materials.c.code, case_materials.c.name, case_materials.c.key, case_materials.c.state)
-            .where(case_materials.c.case_id == case_id)
-            .order_by(case_materials.c.id)
-        ).all()
-    )
-
-
-def _labels(rows: Collection[Row[Any]], codes: Collection[str]) -> str:
+def _labels(rows: Collection[Material], codes: Collection[str]) -> str:
     names: dict[str, str] = {}
     for r in rows:
         names.setdefault(r.code, r.name)
@@ -109,7 +100,7 @@ def _codes(value: Any) -> list[str]:
     return [str(c) for c in value] if isinstance(value, list) else []
 
 
-def _refuse_unknown(rows: list[Row[Any]], listed: list[str], field: str, case_id: str) -> None:
+def _refuse_unknown(rows: list[Material], listed: list[str], field: str, case_id: str) -> None:
     unknown = sorted(set(listed) - {r.code for r in rows})
     if unknown:
         raise InvalidInput(
@@ -126,7 +117,7 @@ def refuse_incomplete_acceptance(conn: Connection, case_id: str, data: Mapping[s
     not named in the commitment letter (``data["commitment_letter"]``, tolerant acceptance only)."""
     letter = data.get("commitment_letter")
     committed = set(_codes(letter.get("missing_materials"))) if isinstance(letter, Mapping) else set()
-    rows = _materials(conn, case_id)
+    rows = materials_of(conn, case_id)
     blocking = [
         r
         for r in rows
@@ -200,7 +191,7 @@ class IntakeRules:
         if case is None:
             return False
         if form == SUPPLEMENT_FORM:
-            rows = _materials(conn, case.id)
+            rows = materials_of(conn, case.id)
             _refuse_unknown(rows, _codes(entered.get("supplied_materials")), "supplied_materials", case.id)
             return False
         return self._check_intake(conn, case, task, entered, actor, now, cal)
@@ -234,7 +225,7 @@ class IntakeRules:
             self.deem_accepted(conn, case, received, deadline, now, actor, cal)
             return True
         if decision == "supplement":  # the notice must list every material missing or defective
-            rows = _materials(conn, case.id)
+            rows = materials_of(conn, case.id)
             listed = _codes(entered.get("missing_materials"))
             _refuse_unknown(rows, listed, "missing_materials", case.id)
             known = {r.code for r in rows if r.state in ("missing_tolerated", *OUTSTANDING)}

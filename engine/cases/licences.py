@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from engine.errors import InvalidInput
 from engine.time.calendar import local_date
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
-from licence.library import LicenceLibrary, next_serials
+from licence.library import LicenceLibrary, own_business_licences, serials_and_own_licences
 from licence.model import LicenceRecord
 from licence.types import get_type
 from processes.catalogue import Catalogue, ServiceItem
@@ -77,24 +77,28 @@ class CaseLicences:
 
     def issue_for(self, conn: Connection, row: dict[str, Any], now: datetime, actor: str) -> list[str]:
         """Issue the licence(s) the approved items produce into the library; the case records them."""
-        library = LicenceLibrary(conn, clock=lambda: now)
-        departments = list(self.catalogue.departments)
-        drafts = self._drafts(library, row, now)
-        if not drafts:
+        producing = self._producing(row)
+        if not producing:
             return []
+        departments = list(self.catalogue.departments)
         pairs = [  # (licence type, issuer) of each
             (
                 str(item.issues_licence_type),
                 department_credit_code(departments.index(item.department), self.district_code),
             )
-            for item, _, _, _ in drafts
+            for item, _, _ in producing
         ]
-        # every serial counter at once, locked in key order (one statement on PostgreSQL): two joint
-        # approvals of the same types listed in another order cannot deadlock, each holding the counter
-        # the other waits for
-        serials = next_serials(conn, pairs)
+        # every serial counter at once, locked in key order, with the holders' own business licences
+        # (one statement on PostgreSQL): two joint approvals of the same types listed in another order
+        # cannot deadlock, each holding the counter the other waits for
+        serials, owned = serials_and_own_licences(
+            conn, pairs, {holder_id for _, holder_id, _ in producing}, local_date(now)
+        )
+        library = LicenceLibrary(conn, clock=lambda: now)
         issued: list[str] = []
-        for (item, holder_id, holder_name, face), pair in zip(drafts, pairs, strict=True):
+        for (item, holder_id, holder_name, face), pair in zip(
+            self._drafts(row, now, producing, owned), pairs, strict=True
+        ):
             dept = self.catalogue.departments[item.department]
             record = library.issue(
                 pair[0],
@@ -114,14 +118,15 @@ class CaseLicences:
     def check_for(self, conn: Connection, row: dict[str, Any], now: datetime) -> None:
         """Refuse (as ``issue_for`` would) when a licence the items produce could not be filled in from what
         the case holds; issues nothing (an approval whose licence is held until later)."""
-        self._drafts(LicenceLibrary(conn, clock=lambda: now), row, now)
+        producing = self._producing(row)
+        if not producing:
+            return
+        owned = own_business_licences(conn, {holder_id for _, holder_id, _ in producing}, local_date(now))
+        self._drafts(row, now, producing, owned)
 
-    def _drafts(
-        self, library: LicenceLibrary, row: dict[str, Any], now: datetime
-    ) -> list[tuple[ServiceItem, str, str, dict[str, Any]]]:
-        """(item, holder id, holder name, face) of every licence the case's items produce."""
-        drafts = []
-        owned: dict[str, LicenceRecord | None] = {}  # holder -> own business licence, read once
+    def _producing(self, row: dict[str, Any]) -> list[tuple[ServiceItem, str, str]]:
+        """(item, holder id, holder name) of every licence the case's items produce."""
+        producing = []
         form = row["form_data"] or {}
         for code in row["items"]:
             item = self.catalogue.get(code)
@@ -137,23 +142,34 @@ class CaseLicences:
                 holder_id = new_entity_credit_code(
                     row["id"], str(form.get("company_type") or ""), self.district_code
                 )
-            if holder_id not in owned:
-                owned[holder_id] = self._own_licence(library, holder_id, now)
-            face = self._face(item.issues_licence_type, row, holder_id, holder_name, now, owned[holder_id])
-            drafts.append((item, holder_id, holder_name, face))
-        return drafts
+            producing.append((item, holder_id, holder_name))
+        return producing
 
-    @staticmethod
-    def _own_licence(library: LicenceLibrary, holder_id: str, now: datetime) -> LicenceRecord | None:
-        """The holder's own valid business licence (its face fills a new licence's), if any."""
-        own = library.by_holder(
-            holder_id,
-            include_inactive=False,
-            today=local_date(now),
-            type_code="business_licence",
-            history=False,  # the face is what is read
-        )
-        return next(iter(own), None)
+    def _drafts(
+        self,
+        row: dict[str, Any],
+        now: datetime,
+        producing: list[tuple[ServiceItem, str, str]],
+        owned: Mapping[str, LicenceRecord | None],
+    ) -> list[tuple[ServiceItem, str, str, dict[str, Any]]]:
+        """(item, holder id, holder name, face) of every licence ``producing`` names; ``owned``: each
+        holder's own valid business licence, whose face fills the new licence's."""
+        return [
+            (
+                item,
+                holder_id,
+                holder_name,
+                self._face(
+                    str(item.issues_licence_type),
+                    row,
+                    holder_id,
+                    holder_name,
+                    now,
+                    owned.get(holder_id.strip().upper()),
+                ),
+            )
+            for item, holder_id, holder_name in producing
+        ]
 
     @staticmethod
     def _face(

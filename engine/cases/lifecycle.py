@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Row, Select, and_, bindparam, or_, select, update
+from sqlalchemy import JSON, Connection, Row, Select, and_, bindparam, func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from engine.cases.clocks import ClockRepository
 from engine.cases.figure_counts import (
@@ -26,6 +27,7 @@ from engine.cases.figure_counts import (
 )
 from engine.cases.intake_rules import refuse_incomplete_acceptance
 from engine.cases.licences import CaseLicences
+from engine.cases.materials import PENDING_MATERIALS, keep, mark, materials_of
 from engine.cases.status import CLOSED, DECIDED, LABELS, can_move
 from engine.errors import InvalidModel, NotFound
 from engine.persistence.repositories import audit_row
@@ -36,9 +38,6 @@ from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
 from engine.workflow import ReadyTask
 from processes.catalogue import TOLERANT_PROCESS, Catalogue
-
-PENDING_MATERIALS = ("missing_tolerated", "missing", "rejected")
-"""Material states that are still owed by the applicant."""
 
 
 class CaseLifecycle:
@@ -119,23 +118,10 @@ class CaseLifecycle:
         return any(i.hold_licence_until_supplied and i.issues_licence_type for i in items)
 
     def _licence_held(self, ctx: StepContext, case: _CaseStep) -> bool:
-        """Whether the licence of the approved case waits: held until supplied, and a material pending
-        (read once a step: the step changes materials only after its transitions)."""
+        """Whether the licence of the approved case waits: held until supplied, and a material pending."""
         if not self._holds_until_supplied(case.row):
             return False
-        if case.material_pending is None:
-            case.material_pending = (
-                ctx.conn.execute(
-                    select(case_materials.c.id)
-                    .where(
-                        case_materials.c.case_id == case.id,
-                        case_materials.c.state.in_(PENDING_MATERIALS),
-                    )
-                    .limit(1)
-                ).first()
-                is not None
-            )
-        return case.material_pending
+        return any(m.state in PENDING_MATERIALS for m in materials_of(ctx.conn, case.id))
 
     def _release_held_licence(self, ctx: StepContext, case: _CaseStep) -> None:
         """Issue the licence held at approval once nothing is pending any more (the step that delivered
@@ -196,15 +182,7 @@ class CaseLifecycle:
             ]
         for codes, state, from_states in changes:
             if codes:
-                ctx.conn.execute(
-                    update(case_materials)
-                    .where(
-                        case_materials.c.case_id == case_id,
-                        case_materials.c.code.in_(codes),
-                        case_materials.c.state.in_(from_states),
-                    )
-                    .values(state=state, updated_at=ctx.now)
-                )
+                mark(ctx.conn, case_id, codes, state, ctx.now, from_states)
 
     @staticmethod
     def _new_statuses(data: dict[str, Any], seq: int, current: str) -> list[str]:
@@ -350,8 +328,9 @@ def read_task_with_case(
     row, in one query with the case's clocks (``_CLOCKS``); with ``hand_over``, the task's instance row is
     locked (as the step would lock it: the lifecycle, which runs before the step's write, works under
     it; a second query when the first waited, :func:`_read_locked`) and the case row and clocks are
-    handed over to the lifecycle of the completion that follows in this transaction (one read fewer). A
-    caller that writes the case before the step must :func:`forget_handed_case`."""
+    handed over to the lifecycle of the completion that follows in this transaction (one read fewer;
+    its materials are kept, :mod:`engine.cases.materials`). A caller that writes the case before the
+    step must :func:`forget_handed_case`."""
     params = {"task_row": task_id}
     if hand_over:
         rows = _read_locked(conn, _TASK_WITH_CASE_FOR_STEP, params)
@@ -367,6 +346,7 @@ def read_task_with_case(
         return task, None
     if hand_over:
         _hand_over(conn, "complete", case, [r._mapping for r in rows])
+        _keep_materials(conn, rows, case["id"])
     return task, case
 
 
@@ -379,53 +359,94 @@ _TASK_WITH_CASE = (  # built once: a completion runs it every time
     .order_by(case_clocks.c.id)
 )
 _SEEN = instances.alias("seen")
-
-
-def _locking(query: Select[Any], instance_of: Any) -> Select[Any]:
-    """``query`` joined to the instance row ``instance_of`` names and locking it (as the step locks it
-    first: the lifecycle runs before the step's write, under it), with the instance's version twice: as
-    locked and as the statement's snapshot saw it (:func:`_read_locked`)."""
-    seen = select(_SEEN.c.version).where(_SEEN.c.id == instances.c.id).scalar_subquery()
-    return (
-        query.join_from(instance_of.table, instances, instances.c.id == instance_of)
-        .add_columns(instances.c.version.label("locked_version"), seen.label("seen_version"))
-        .with_for_update(of=instances)
+_STAMPS = {  # the instance row as locked, and as the statement's snapshot saw it
+    # PostgreSQL: the row version's creating transaction, which any write of the row changes
+    "postgresql": (literal_column("instances.xmin::text"), literal_column("seen.xmin::text")),
+    "": (instances.c.version, _SEEN.c.version),  # elsewhere writers are serialised: no lock to wait for
+}
+_MATERIALS = (  # PostgreSQL: the case's materials with it, in their order (engine.cases.materials)
+    select(
+        func.json_agg(
+            aggregate_order_by(
+                func.json_build_array(
+                    case_materials.c.code, case_materials.c.name, case_materials.c.key, case_materials.c.state
+                ),
+                case_materials.c.id,
+            )
+        )
     )
+    .where(case_materials.c.case_id == cases.c.id)
+    .scalar_subquery()
+)
 
 
-def _read_locked(conn: Connection, statement: Select[Any], params: dict[str, Any]) -> Sequence[Row[Any]]:
+def _locking(query: Select[Any], instance_of: Any, dialect: str) -> Select[Any]:
+    """``query`` joined to the instance row ``instance_of`` names and locking it (as the step locks it
+    first: the lifecycle runs before the step's write, under it), with the instance row's stamp twice: as
+    locked and as the statement's snapshot saw it (:func:`_read_locked`); on PostgreSQL with the case's
+    materials."""
+    locked, seen = _STAMPS[dialect]
+    query = query.join_from(instance_of.table, instances, instances.c.id == instance_of).add_columns(
+        locked.label("locked_stamp"),
+        select(seen)
+        .select_from(_SEEN)
+        .where(_SEEN.c.id == instances.c.id)
+        .scalar_subquery()
+        .label("seen_stamp"),
+    )
+    if dialect == "postgresql":
+        query = query.add_columns(_MATERIALS.label("case_materials"))
+    return query.with_for_update(of=instances)
+
+
+def _read_locked(
+    conn: Connection, statements: dict[str, Select[Any]], params: dict[str, Any]
+) -> Sequence[Row[Any]]:
     """The rows of a :func:`_locking` statement as committed once the lock is held. When the statement
     waited for the lock, PostgreSQL returns the locked row as the command it waited for committed it but
-    every other row (the case, its clocks, the task) as the statement's snapshot saw them, before that
-    command: the versions differ, and the statement runs again, under the lock, on a fresh snapshot.
-    Only a command that moved the instance's version is noticed: one that changes the case under the
-    instance lock without a step (the deemed acceptance, ``engine.cases.intake_rules``) makes its
-    caller :func:`forget_handed_case` instead."""
+    every other row (the case, its clocks, its materials, the task) as the statement's snapshot saw them,
+    before that command: the stamps differ, and the statement runs again, under the lock, on a fresh
+    snapshot. Only a command that wrote the instance row is noticed: every step does, and so does a
+    supply that leaves materials pending (``CaseService.supply_materials``). One that changes the case
+    under the instance lock without a step (the deemed acceptance, ``engine.cases.intake_rules``) makes
+    its caller :func:`forget_handed_case` instead."""
+    statement = statements.get(conn.dialect.name, statements[""])
     rows = conn.execute(statement, params).all()
-    if rows and rows[0].locked_version != rows[0].seen_version:
+    if rows and rows[0].locked_stamp != rows[0].seen_stamp:
         rows = conn.execute(statement, params).all()
     return rows
 
 
-_TASK_WITH_CASE_FOR_STEP = _locking(_TASK_WITH_CASE, tasks.c.instance_id)
+def _keep_materials(conn: Connection, rows: Sequence[Row[Any]], case_id: str) -> None:
+    if "case_materials" in rows[0]._fields:
+        keep(conn, case_id, rows[0].case_materials or [])
+
+
+def _for_step(query: Select[Any], instance_of: Any) -> dict[str, Select[Any]]:
+    return {dialect: _locking(query, instance_of, dialect) for dialect in _STAMPS}
+
+
+_TASK_WITH_CASE_FOR_STEP = _for_step(_TASK_WITH_CASE, tasks.c.instance_id)
 _CASE_WITH_CLOCKS = (
     select(cases, *_CLOCK_LABELS)
     .outerjoin(case_clocks, _CLOCKS)
     .where(cases.c.id == bindparam("case_row"))
     .order_by(case_clocks.c.id)
 )
-_CASE_FOR_STEP = _locking(_CASE_WITH_CLOCKS, cases.c.instance_id)
+_CASE_FOR_STEP = _for_step(_CASE_WITH_CLOCKS, cases.c.instance_id)
 
 
 def read_case_for_step(conn: Connection, case_id: str, action: str) -> dict[str, Any] | None:
-    """The case row with its instance row locked and its clocks, handed over to the lifecycle of the
-    ``action`` step that follows in this transaction (one read fewer); None: no such case (or no
-    instance yet). A caller that writes the case row before the step must :func:`forget_handed_case`."""
+    """The case row with its instance row locked and its clocks (and materials, :func:`_locking`), handed
+    over to the lifecycle of the ``action`` step that follows in this transaction (one read fewer);
+    None: no such case (or no instance yet). A caller that writes the case row before the step must
+    :func:`forget_handed_case`."""
     rows = _read_locked(conn, _CASE_FOR_STEP, {"case_row": case_id})
     if not rows:
         return None
     case = {c.name: rows[0]._mapping[c] for c in cases.c}
     _hand_over(conn, action, case, [r._mapping for r in rows])
+    _keep_materials(conn, rows, case_id)
     return case
 
 
@@ -452,7 +473,6 @@ class _CaseStep:
         self._values: dict[str, Any] = {}
         self._audit: list[dict[str, Any]] = []
         self.figures: list[dict[str, Any]] = []  # what the step adds to the figures' summary rows
-        self.material_pending: bool | None = None  # a material still owed (None: not read yet)
 
     @classmethod
     def read(cls, ctx: StepContext, case_id: str, clocks: ClockRepository) -> _CaseStep | None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 
 from engine.assignment import authorise_task, task_not_found
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_holder
@@ -33,6 +33,7 @@ from engine.cases.lifecycle import (
     read_case_for_step,
     read_task_with_case,
 )
+from engine.cases.materials import PENDING_MATERIALS, mark, materials_of
 from engine.cases.rating import CaseRatings
 from engine.cases.status import CLOSED, LABELS
 from engine.cases.steering import refuse_steering
@@ -40,9 +41,9 @@ from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
 from engine.limits import check_data
 from engine.persistence.columns import check_row
-from engine.persistence.repositories import audit_row
+from engine.persistence.repositories import InstanceRepository, audit_row
 from engine.persistence.steps import insert_case
-from engine.persistence.tables import case_materials, cases
+from engine.persistence.tables import cases
 from engine.service import WorkflowService
 from engine.step import StepResult
 from engine.time.calendar import WorkingCalendar, local_date
@@ -323,13 +324,7 @@ class CaseService:
             if row is None:
                 return  # not a case
             case_id, item_codes = row
-        tolerated = set(
-            conn.execute(
-                select(case_materials.c.code).where(
-                    case_materials.c.case_id == case_id, case_materials.c.state == "missing_tolerated"
-                )
-            ).scalars()
-        )
+        tolerated = {m.code for m in materials_of(conn, case_id) if m.state == "missing_tolerated"}
         listed = {str(c) for c in entered.get("missing_materials") or []}
         if listed != tolerated:
             raise InvalidInput(
@@ -396,14 +391,7 @@ class CaseService:
                     f"办件已{LABELS[row['status']]}，不能再补交材料", code="case_closed", case=case_id
                 )
             self._refuse_after_supplement_deadline(row)
-            pending = set(
-                conn.execute(
-                    select(case_materials.c.code).where(
-                        case_materials.c.case_id == case_id,
-                        case_materials.c.state.in_(["missing_tolerated", "missing", "rejected"]),
-                    )
-                ).scalars()
-            )
+            pending = {m.code for m in materials_of(conn, case_id) if m.state in PENDING_MATERIALS}
             unknown = set(codes) - pending
             if not codes or unknown:
                 raise InvalidInput(
@@ -411,12 +399,11 @@ class CaseService:
                     code="not_pending_material",
                     field="materials",
                 )
-            conn.execute(
-                update(case_materials)
-                .where(case_materials.c.case_id == case_id, case_materials.c.code.in_(codes))
-                .values(state="supplied", updated_at=self.now)
-            )
+            mark(conn, case_id, codes, "supplied", self.now)
             if pending - set(codes):
+                # a step's locking read that waited for this command must see its materials change
+                # (engine.cases.lifecycle._read_locked): the instance row is written, as a step would
+                InstanceRepository(conn).touch(row["instance_id"])
                 return False
             payload = {"supplied_materials": sorted(pending), "all_supplied": True}
             refuse_steering(payload, None, case=case_id)  # the engine's own words, never a steering one

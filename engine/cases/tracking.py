@@ -28,6 +28,7 @@ from engine.accounts.principal import BUILT_IN_GROUPS
 from engine.assignment import listed
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, is_officer_of, same_holder
 from engine.cases.clocks import ClockRepository
+from engine.cases.materials import PENDING_MATERIALS
 from engine.cases.numbers import is_valid_case_number
 from engine.cases.status import DECIDED, LABELS
 from engine.errors import InvalidInput
@@ -41,7 +42,6 @@ __all__ = ["NOTICE_STATUSES", "PENDING_MATERIALS", "CaseTracking"]
 TASK_STATE_LABELS = {"ready": "办理中", "completed": "已完成", "cancelled": "已取消"}
 NOTICE_STATUSES = frozenset({"supplement_requested", "refused", "denied", "returned", "terminated"})
 """Statuses whose reason is a notice to the applicant (一次性告知、不予受理、不予许可、退回、终止)."""
-PENDING_MATERIALS = ("missing_tolerated", "missing", "rejected")
 _INSTANT = timedelta(microseconds=1)
 
 # the applicant view: the fields shown, by what they belong to (everything else is left out)
@@ -111,7 +111,8 @@ class CaseTracking:
             return {}
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(case_clocks.c.case_id, case_clocks.c.clock).where(
+                select(case_clocks.c.case_id, case_clocks.c.clock)
+                .where(
                     case_clocks.c.case_id.in_(case_ids),
                     case_clocks.c.kind == "promised",
                     case_clocks.c.task_id.is_(None),

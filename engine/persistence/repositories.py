@@ -143,6 +143,13 @@ class InstanceRepository:
         """Take the instance's row lock now (PostgreSQL; SQLite writers are serialised anyway)."""
         self.conn.execute(select(instances.c.id).where(instances.c.id == instance_id).with_for_update())
 
+    def touch(self, instance_id: str) -> None:
+        """Write the instance row without changing it (its version stays): a new row version, which a
+        reader waiting for its lock sees as written (``engine.cases.lifecycle._read_locked``)."""
+        self.conn.execute(
+            update(instances).where(instances.c.id == instance_id).values(version=instances.c.version)
+        )
+
     def for_task(self, task_id: str) -> tuple[InstanceRow, str]:
         """The instance of a task and the task's projection state, in one round trip."""
         row = self.conn.execute(_INSTANCE_OF_TASK, {"task_id": task_id}).first()

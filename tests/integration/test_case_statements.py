@@ -24,7 +24,7 @@ from engine.settings import Settings
 # flow -> statements of one full case (submit and every step), per database; measured before issue 12:
 # single window 74, joint approval 96, tolerant acceptance 95 (PostgreSQL)
 BOUNDS = {
-    "postgresql": {"single_window": 19, "joint_approval": 23, "tolerant_acceptance": 34},
+    "postgresql": {"single_window": 17, "joint_approval": 21, "tolerant_acceptance": 28},
     "sqlite": {"single_window": 59, "joint_approval": 73, "tolerant_acceptance": 78},
 }
 

@@ -166,29 +166,27 @@ def test_three_workers_on_instances_with_several_due_timers(pg, service, clock) 
         assert [t["element_id"] for t in _ready(pg, instance_id)] == ["after"]
 
 
-def test_two_supplies_at_once_complete_the_commitment(pg, clock) -> None:
+def committed_tolerant_case(svc, clock) -> tuple[str, list[str]]:
+    """A tolerant acceptance whose commitment letter is signed: its case and the three materials owed."""
     from zoneinfo import ZoneInfo
 
     from engine.cases.intake import Application
-    from engine.persistence.tables import case_materials, messages
     from licence.demo import demo_organisations
 
-    svc = services_on(pg, clock)
     clock.set(datetime(2026, 2, 11, 10, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC))
     org = [o for o in demo_organisations() if o.credit_code.startswith("91")][6]
-    form = dict(FOOD_FORM)
     case_id = svc.cases.submit(
         Application(
             org.credit_code,
             org.name,
             ["MR-001"],
-            form=form,
+            form=dict(FOOD_FORM),
             tolerant=True,
             provided={"MR-001": ["application", "legal_rep_id"]},
         ),
         "a",
     )
-    with pg.connect() as conn:
+    with svc.engine.connect() as conn:
         commitment = conn.execute(
             select(tasks.c.id).where(tasks.c.business_key == case_id, tasks.c.element_id == "commitment")
         ).scalar_one()
@@ -196,6 +194,14 @@ def test_two_supplies_at_once_complete_the_commitment(pg, clock) -> None:
     svc.cases.complete_task(
         commitment, {"missing_materials": missing, "promised_date": "2026-02-25", "signed": True}, "applicant"
     )
+    return case_id, missing
+
+
+def test_two_supplies_at_once_complete_the_commitment(pg, clock) -> None:
+    from engine.persistence.tables import case_materials, messages
+
+    svc = services_on(pg, clock)
+    case_id, missing = committed_tolerant_case(svc, clock)
     barrier = threading.Barrier(2)
 
     def supply(codes: list[str]) -> bool:

@@ -330,6 +330,31 @@ def test_serials_taken_for_several_licences_at_once_follow_the_counters(lib, org
     assert library_module.next_serials(conn, []) == {}
 
 
+def test_serials_and_own_licences_read_together_are_what_they_read_apart(lib, org, issuer, conn):
+    """An approval's serials and its holders' own business licences (one statement on PostgreSQL): the
+    same serials as ``next_serials`` and, per holder, the newest business licence valid on the day."""
+    code, name = issuer
+    orgs = demo_organisations()
+    issue_business(lib, org, issuer, valid_until=dt.date(2025, 5, 31))  # past on the day asked
+    newest = issue_business(lib, org, issuer)
+    lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2025, 3, 3)
+    )
+    last = issue_business(lib, orgs[2], issuer)
+    lib.revoke(last.id, "吊销", "局长")  # revoked: not relied on
+    pairs = [("business_licence", code), ("food_business_licence", code), ("tobacco_retail_licence", code)]
+    holders = [f" {org.credit_code.lower()} ", orgs[2].credit_code, orgs[3].credit_code]
+    today = dt.date(2025, 6, 1)
+    serials, owned = library_module.serials_and_own_licences(conn, pairs, holders, today)
+    assert serials == library_module.next_serials(conn, pairs)
+    assert serials[pairs[0]] == last.identifier.serial + 1 and serials[pairs[2]] == 1
+    assert owned == library_module.own_business_licences(conn, holders, today)
+    found = {holder: record and record.id for holder, record in owned.items()}  # the faces, no history
+    assert found == {org.credit_code: newest.id, orgs[2].credit_code: None, orgs[3].credit_code: None}
+    assert owned[org.credit_code].face == newest.face
+    assert library_module.serials_and_own_licences(conn, [], [], today) == ({}, {})
+
+
 def test_a_lost_serial_race_is_a_conflict(lib, org, issuer, monkeypatch):
     issue_business(lib, org, issuer)
     monkeypatch.setattr(library_module, "next_serials", lambda conn, pairs: dict.fromkeys(pairs, 1))

@@ -16,13 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, event, func, select, text, update
 
 from engine.cases.lifecycle import read_case_for_step, read_task_with_case
 from engine.persistence.database import unit_of_work
-from engine.persistence.tables import audit_log, case_clocks, cases, instances
+from engine.persistence.tables import audit_log, case_clocks, case_materials, cases, instances, messages
 from tests.conftest import FakeClock, services_on
 from tests.integration.test_cases import branches, do, ready, shanghai
+from tests.integration.test_concurrency_pg import committed_tolerant_case
 from tests.integration.test_intake_rules import JOINT, SINGLE, submit
 
 
@@ -55,13 +56,7 @@ def test_a_read_that_waited_for_the_instance_lock_sees_the_case_as_it_was_commit
             )
             reader_thread = threading.Thread(target=wait_and_read)
             reader_thread.start()
-            with pg.connect() as watch:
-                for _ in range(200):  # until the read waits for the lock (or 10 s)
-                    if watch.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
-                        break
-                    threading.Event().wait(0.05)
-                else:
-                    pytest.fail("the read never waited for the instance lock")
+            _until_a_lock_is_awaited(pg)
             other.execute(update(cases).where(cases.c.id == case_id).values(status_reason="另一命令所改"))
             other.execute(
                 update(instances)
@@ -113,3 +108,61 @@ def test_the_departments_of_a_joint_approval_completing_at_once_each_count(pg, c
             ).scalar_one()
         assert sorted(case_level) == [("legal", None), ("promised", None)]  # opened once, still running
         assert opinions == 3
+
+
+def test_a_supply_that_waited_for_a_partial_supply_sees_its_materials(pg, clock: FakeClock) -> None:
+    """The supply reads the case's materials with the instance lock, in one statement. A supply that
+    leaves materials pending moves no step, so it writes the instance row to be seen: the supply that
+    waited for its lock reads again, finds the set complete and tells the flow. Without that write it
+    would work on the materials as they were before the first supply, and the flow would never hear."""
+    svc = services_on(pg, clock)
+    case_id, missing = committed_tolerant_case(svc, clock)
+    paused, go = threading.Event(), threading.Event()
+    results: dict[str, bool] = {}
+
+    def hold(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # the first supply stops once it has written the materials, its instance lock held, until the
+        # second waits for that lock
+        if threading.current_thread().name == "first" and statement.startswith("UPDATE case_materials"):
+            paused.set()
+            go.wait(30)
+
+    def supply(name: str, codes: list[str]) -> threading.Thread:
+        def run() -> None:
+            results[name] = svc.cases.supply_materials(case_id, codes, "applicant")
+
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        return thread
+
+    event.listen(pg, "after_cursor_execute", hold)
+    try:
+        first = supply("first", missing[:1])
+        assert paused.wait(30), "the first supply never wrote the materials"
+        second = supply("second", missing[1:])
+        _until_a_lock_is_awaited(pg)
+        go.set()
+        first.join(30)
+        second.join(30)
+    finally:
+        go.set()
+        event.remove(pg, "after_cursor_execute", hold)
+    assert results == {"first": False, "second": True}
+    with pg.connect() as conn:
+        states = set(
+            conn.execute(select(case_materials.c.state).where(case_materials.c.case_id == case_id)).scalars()
+        )
+        told = (
+            conn.execute(select(messages.c.name).where(messages.c.delivered_at.is_not(None))).scalars().all()
+        )
+    assert "missing_tolerated" not in states
+    assert told == ["materials_supplied"]
+
+
+def _until_a_lock_is_awaited(pg: Any) -> None:
+    with pg.connect() as watch:
+        for _ in range(200):  # until a read waits for a lock (or 10 s)
+            if watch.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+                return
+            threading.Event().wait(0.05)
+    pytest.fail("nothing ever waited for the instance lock")
