@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from engine.accounts.service import AccountService, AuthPolicy, TooManyAttempts, Unauthenticated
 from engine.accounts.tables import accounts, api_tokens, auth_sessions
@@ -128,6 +128,39 @@ def test_an_api_token_works_until_it_expires_or_is_revoked(svc: AccountService, 
     for days in (0, -1, 366, True, 1.5):
         with pytest.raises(InvalidInput):
             svc.issue_token(principal, "x", days=days)  # type: ignore[arg-type]
+
+
+def test_a_token_s_last_use_is_kept_to_the_minute_without_a_write_per_request(
+    svc: AccountService, clock, db
+) -> None:
+    """Many requests at once on one token must not queue on its row: a use within a minute of the one
+    recorded writes nothing (no statement changes the row), a later one records itself."""
+    principal = svc.login("wang.officer", PASSWORD, None).principal
+    token_id, raw, _ = svc.issue_token(principal, "统计系统", days=30)
+    writes: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_TOKENS"):
+            writes.append(statement)
+
+    def last_used() -> object:
+        with db.connect() as conn:
+            return conn.execute(select(api_tokens.c.last_used_at).where(api_tokens.c.id == token_id)).scalar()
+
+    event.listen(db, "before_cursor_execute", count)
+    try:
+        first = clock.now
+        svc.bearer(raw)  # never used: recorded
+        assert last_used() == first and len(writes) == 1
+        for _ in range(3):
+            clock.advance(seconds=19)
+            svc.bearer(raw)  # 57 s after the recorded use at most: nothing written
+        assert last_used() == first and len(writes) == 1
+        clock.advance(seconds=3)  # 60 s after it
+        svc.bearer(raw)
+        assert last_used() == clock.now and len(writes) == 2
+    finally:
+        event.remove(db, "before_cursor_execute", count)
 
 
 def test_disabling_an_account_ends_its_sessions_and_tokens(svc: AccountService, db) -> None:
