@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Row, Select, and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import JSON, Connection, Select, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from engine.cases.clocks import ClockRepository
@@ -30,6 +30,7 @@ from engine.cases.licences import CaseLicences
 from engine.cases.materials import PENDING_MATERIALS, keep, mark, materials_of
 from engine.cases.status import CLOSED, DECIDED, LABELS, can_move
 from engine.errors import InvalidModel, NotFound
+from engine.persistence.prepared import Prepared
 from engine.persistence.repositories import audit_row
 from engine.persistence.steps import CaseWrite
 from engine.persistence.tables import case_clocks, case_materials, cases, instances, tasks
@@ -327,25 +328,24 @@ def read_task_with_case(
     """The task row (as ``TaskRepository.get`` reads it: ``NotFound`` when there is none) and its case's
     row, in one query with the case's clocks (``_CLOCKS``); with ``hand_over``, the task's instance row is
     locked (as the step would lock it: the lifecycle, which runs before the step's write, works under
-    it; a second query when the first waited, :func:`_read_locked`) and the case row and clocks are
+    it; a second query when the first waited, :class:`_LockingRead`) and the case row and clocks are
     handed over to the lifecycle of the completion that follows in this transaction (one read fewer;
     its materials are kept, :mod:`engine.cases.materials`). A caller that writes the case before the
     step must :func:`forget_handed_case`."""
     params = {"task_row": task_id}
     if hand_over:
-        rows = _read_locked(conn, _TASK_WITH_CASE_FOR_STEP, params)
+        rows = _TASK_WITH_CASE_FOR_STEP.rows(conn, params)
     else:
-        rows = conn.execute(_TASK_WITH_CASE, params).all()
+        rows = [dict(r._mapping) for r in conn.execute(_TASK_WITH_CASE, params)]
     if not rows:
         raise NotFound("任务不存在", code="task_not_found", task_id=task_id)
     first = rows[0]
-    task = dict(zip(_TASK_NAMES, first[: len(_TASK_NAMES)], strict=True))
-    case_values = first[len(_TASK_NAMES) : len(_TASK_NAMES) + len(_CASE_NAMES)]
-    case = dict(zip(_CASE_NAMES, case_values, strict=True))
+    task = {name: first[name] for name in _TASK_NAMES}
+    case = {name: first[f"case_{name}"] for name in _CASE_NAMES}
     if case["id"] is None:
         return task, None
     if hand_over:
-        _hand_over(conn, "complete", case, [r._mapping for r in rows])
+        _hand_over(conn, "complete", case, rows)
         _keep_materials(conn, rows, case["id"])
     return task, case
 
@@ -383,7 +383,7 @@ _MATERIALS = (  # PostgreSQL: the case's materials with it, in their order (engi
 def _locking(query: Select[Any], instance_of: Any, dialect: str) -> Select[Any]:
     """``query`` joined to the instance row ``instance_of`` names and locking it (as the step locks it
     first: the lifecycle runs before the step's write, under it), with the instance row's stamp twice: as
-    locked and as the statement's snapshot saw it (:func:`_read_locked`); on PostgreSQL with the case's
+    locked and as the statement's snapshot saw it (:class:`_LockingRead`); on PostgreSQL with the case's
     materials."""
     locked, seen = _STAMPS[dialect]
     query = query.join_from(instance_of.table, instances, instances.c.id == instance_of).add_columns(
@@ -399,41 +399,48 @@ def _locking(query: Select[Any], instance_of: Any, dialect: str) -> Select[Any]:
     return query.with_for_update(of=instances)
 
 
-def _read_locked(
-    conn: Connection, statements: dict[str, Select[Any]], params: dict[str, Any]
-) -> Sequence[Row[Any]]:
-    """The rows of a :func:`_locking` statement as committed once the lock is held. When the statement
-    waited for the lock, PostgreSQL returns the locked row as the command it waited for committed it but
-    every other row (the case, its clocks, its materials, the task) as the statement's snapshot saw them,
-    before that command: the stamps differ, and the statement runs again, under the lock, on a fresh
-    snapshot. Only a command that wrote the instance row is noticed: every step does, and so does a
-    supply that leaves materials pending (``CaseService.supply_materials``). One that changes the case
-    under the instance lock without a step (the deemed acceptance, ``engine.cases.intake_rules``) makes
-    its caller :func:`forget_handed_case` instead."""
-    statement = statements.get(conn.dialect.name, statements[""])
-    rows = conn.execute(statement, params).all()
-    if rows and rows[0].locked_stamp != rows[0].seen_stamp:
-        rows = conn.execute(statement, params).all()
-    return rows
+class _LockingRead:
+    """A :func:`_locking` read (PREPAREd on PostgreSQL: a command runs it every time), its rows as
+    dictionaries by column name, as committed once the lock is held. When the statement waited for the
+    lock, PostgreSQL returns the locked row as the command it waited for committed it but every other
+    row (the case, its clocks, its materials, the task) as the statement's snapshot saw them, before that
+    command: the stamps differ, and the statement runs again, under the lock, on a fresh snapshot. Only
+    a command that wrote the instance row is noticed: every step does, and so does a supply that leaves
+    materials pending (``CaseService.supply_materials``). One that changes the case under the instance
+    lock without a step (the deemed acceptance, ``engine.cases.intake_rules``) makes its caller
+    :func:`forget_handed_case` instead."""
+
+    def __init__(self, name: str, query: Select[Any], instance_of: Any) -> None:
+        self.plain = _locking(query, instance_of, "")
+        on_postgres = _locking(query, instance_of, "postgresql")
+        self.prepared = Prepared(name, on_postgres)
+        self.names = list(on_postgres.selected_columns.keys())
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = self._read(conn, params)
+        if rows and rows[0]["locked_stamp"] != rows[0]["seen_stamp"]:
+            rows = self._read(conn, params)
+        return rows
+
+    def _read(self, conn: Connection, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if conn.dialect.name == "postgresql":
+            return [dict(zip(self.names, row, strict=True)) for row in self.prepared.all(conn, params)]
+        return [dict(r._mapping) for r in conn.execute(self.plain, params)]
 
 
-def _keep_materials(conn: Connection, rows: Sequence[Row[Any]], case_id: str) -> None:
-    if "case_materials" in rows[0]._fields:
-        keep(conn, case_id, rows[0].case_materials or [])
+def _keep_materials(conn: Connection, rows: list[dict[str, Any]], case_id: str) -> None:
+    if "case_materials" in rows[0]:
+        keep(conn, case_id, rows[0]["case_materials"] or [])
 
 
-def _for_step(query: Select[Any], instance_of: Any) -> dict[str, Select[Any]]:
-    return {dialect: _locking(query, instance_of, dialect) for dialect in _STAMPS}
-
-
-_TASK_WITH_CASE_FOR_STEP = _for_step(_TASK_WITH_CASE, tasks.c.instance_id)
+_TASK_WITH_CASE_FOR_STEP = _LockingRead("onewindow_task_for_step", _TASK_WITH_CASE, tasks.c.instance_id)
 _CASE_WITH_CLOCKS = (
     select(cases, *_CLOCK_LABELS)
     .outerjoin(case_clocks, _CLOCKS)
     .where(cases.c.id == bindparam("case_row"))
     .order_by(case_clocks.c.id)
 )
-_CASE_FOR_STEP = _for_step(_CASE_WITH_CLOCKS, cases.c.instance_id)
+_CASE_FOR_STEP = _LockingRead("onewindow_case_for_step", _CASE_WITH_CLOCKS, cases.c.instance_id)
 
 
 def read_case_for_step(conn: Connection, case_id: str, action: str) -> dict[str, Any] | None:
@@ -441,11 +448,11 @@ def read_case_for_step(conn: Connection, case_id: str, action: str) -> dict[str,
     over to the lifecycle of the ``action`` step that follows in this transaction (one read fewer);
     None: no such case (or no instance yet). A caller that writes the case row before the step must
     :func:`forget_handed_case`."""
-    rows = _read_locked(conn, _CASE_FOR_STEP, {"case_row": case_id})
+    rows = _CASE_FOR_STEP.rows(conn, {"case_row": case_id})
     if not rows:
         return None
-    case = {c.name: rows[0]._mapping[c] for c in cases.c}
-    _hand_over(conn, action, case, [r._mapping for r in rows])
+    case = {name: rows[0][name] for name in _CASE_NAMES}
+    _hand_over(conn, action, case, rows)
     _keep_materials(conn, rows, case_id)
     return case
 

@@ -52,12 +52,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import psycopg2
-from sqlalchemy.exc import DBAPIError
 
 from engine.assignment import candidates
 from engine.errors import Conflict
 from engine.persistence.columns import check_row
+from engine.persistence.prepared import Prepared
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import (
     FIGURE_COUNTERS,
@@ -327,45 +326,14 @@ def _one_statement(new_instance: bool, case_shape: _CaseShape | None = None) -> 
     return counts.add_cte(new_tasks, new_candidates, audited, *case_parts)
 
 
-class _Prepared:
-    """A Core statement PREPAREd once per PostgreSQL session (the pool keeps the mark with the session),
-    then run by EXECUTE with its parameters in the compiled order."""
-
-    def __init__(self, name: str, statement: Select[Any]) -> None:
-        compiled = statement.compile(dialect=psycopg2.dialect(paramstyle="numeric_dollar"))
-        self.name = name
-        self.prepare = f"PREPARE {name} AS {compiled.string}"
-        self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self.constants = {k: v for k, v in compiled.params.items() if v is not None}
-        self.execute = f"EXECUTE {name}({', '.join(['%s'] * len(self.order))})"
-
-    def run(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, ...]:
-        prepared: set[str] = conn.connection.info.setdefault("onewindow.prepared", set())
-        if self.name not in prepared:
-            conn.exec_driver_sql(self.prepare)  # survives a rollback of this transaction, as sessions do
-            prepared.add(self.name)
-        values = {**self.constants, **params}
-        try:
-            return tuple(conn.exec_driver_sql(self.execute, tuple(values[k] for k in self.order)).one())
-        except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) != "26000":  # invalid_sql_statement_name
-                raise
-            # The session dropped its statements (DEALLOCATE / DISCARD ALL by a pooler or an administrator):
-            # this transaction is lost, the command's next attempt prepares again.
-            prepared.clear()
-            raise Conflict(
-                "数据库会话已重置，请重试", code="prepared_statement_lost", statement=self.name
-            ) from exc
-
-
 @cache
-def _step_statement(new_instance: bool, case_shape: _CaseShape | None) -> _Prepared:
+def _step_statement(new_instance: bool, case_shape: _CaseShape | None) -> Prepared:
     """The step's statement, with the case's rows of one shape (or none), PREPAREd once per session."""
     name = "onewindow_step_insert" if new_instance else "onewindow_step_save"
     if case_shape is not None:
         shape = "\0".join([*case_shape[0], *(str(flag) for flag in case_shape[1:])])
         name += "_" + hashlib.blake2b(shape.encode(), digest_size=6).hexdigest()
-    return _Prepared(name, _one_statement(new_instance, case_shape))
+    return Prepared(name, _one_statement(new_instance, case_shape))
 
 
 def _json_rows(rows: Sequence[dict[str, Any]], defaults: dict[str, Any]) -> str:
@@ -416,7 +384,7 @@ def _write_in_one_statement(conn: Connection, step: StepWrite) -> tuple[int, int
     shape = _case_shape(step.case) if step.case else None
     if shape is not None:
         params.update(_case_params(step.case))
-    saved, closed = _step_statement(new, shape).run(conn, params)[:2]
+    saved, closed = _step_statement(new, shape).one(conn, params)[:2]
     return int(saved), int(closed)
 
 
