@@ -25,7 +25,7 @@ from engine.settings import Settings
 # single window 74, joint approval 96, tolerant acceptance 95 (PostgreSQL)
 BOUNDS = {
     "postgresql": {"single_window": 17, "joint_approval": 21, "tolerant_acceptance": 28},
-    "sqlite": {"single_window": 59, "joint_approval": 73, "tolerant_acceptance": 78},
+    "sqlite": {"single_window": 59, "joint_approval": 73, "tolerant_acceptance": 74},
 }
 
 
