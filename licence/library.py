@@ -202,15 +202,14 @@ def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tup
 def own_business_licences(
     conn: Connection, holder_ids: Iterable[str], today: dt.date
 ) -> dict[str, LicenceRecord | None]:
-    """Each holder's own valid business licence on ``today`` (the newest; None: none), by holder id."""
-    library = LicenceLibrary(conn)
-    return {
-        holder: next(
-            iter(library.by_holder(holder, False, today=today, type_code="business_licence", history=False)),
-            None,
-        )
-        for holder in sorted({h.strip().upper() for h in holder_ids})
-    }
+    """Each holder's own valid business licence on ``today`` (the newest, as ``LicenceLibrary.by_holder``
+    orders them; None: none), by holder id: one row read per holder."""
+    owned: dict[str, LicenceRecord | None] = {}
+    for holder in sorted({h.strip().upper() for h in holder_ids}):
+        query = _VALID_BUSINESS.where(licences.c.holder_id == holder).order_by(*_NEWEST).limit(1)
+        row = conn.execute(query, {"today": today}).first()
+        owned[holder] = _record(row, ()) if row is not None else None
+    return owned
 
 
 def serials_and_own_licences(
@@ -235,7 +234,7 @@ def serials_and_own_licences(
     serials: list[int] = []
     for row in conn.execute(_SERIALS_AND_OWN, params):
         serials = row.serials or []
-        if row.id is not None and owned.get(row.holder_id) is None:
+        if row.id is not None:
             owned[row.holder_id] = _record(row, ())
     return dict(zip(ordered, (int(n) for n in serials), strict=True)), owned
 
@@ -247,21 +246,20 @@ _TAKEN = select(
         cast(bindparam("issuers"), ARRAY(Text)),
     ).label("serials")
 ).subquery("taken")
-_OWN = (
-    select(licences)
-    .where(
-        licences.c.holder_id.in_(bindparam("holders", expanding=True)),
-        licences.c.type_code == "business_licence",
-        licences.c.status == "valid",
-        or_(licences.c.valid_until.is_(None), licences.c.valid_until >= bindparam("today")),
-    )
-    .lateral("own")
+_VALID_BUSINESS = select(licences).where(
+    licences.c.type_code == "business_licence",
+    licences.c.status == "valid",
+    or_(licences.c.valid_until.is_(None), licences.c.valid_until >= bindparam("today")),
 )
-_SERIALS_AND_OWN = (
-    select(_TAKEN.c.serials, _OWN)
-    .select_from(_TAKEN.outerjoin(_OWN, true()))
-    .order_by(_OWN.c.issue_date.desc(), _OWN.c.identifier.desc())
+
+_NEWEST = (licences.c.issue_date.desc(), licences.c.identifier.desc())  # as LicenceLibrary.by_holder orders
+_OWN = (  # PostgreSQL: the newest of each holder
+    _VALID_BUSINESS.where(licences.c.holder_id.in_(bindparam("holders", expanding=True)))
+    .distinct(licences.c.holder_id)
+    .order_by(licences.c.holder_id, *_NEWEST)
+    .subquery("own")
 )
+_SERIALS_AND_OWN = select(_TAKEN.c.serials, _OWN).select_from(_TAKEN.outerjoin(_OWN, true()))
 
 
 def _licence_with_event(row: dict[str, Any], event: dict[str, Any]) -> Any:

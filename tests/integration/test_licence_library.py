@@ -337,6 +337,8 @@ def test_serials_and_own_licences_read_together_are_what_they_read_apart(lib, or
     orgs = demo_organisations()
     issue_business(lib, org, issuer, valid_until=dt.date(2025, 5, 31))  # past on the day asked
     newest = issue_business(lib, org, issuer)
+    face = business_face(org)
+    lib.issue("business_licence", org.credit_code, org.name, face, code, name, dt.date(2024, 1, 2))  # older
     lib.issue(
         "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2025, 3, 3)
     )
