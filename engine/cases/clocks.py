@@ -34,12 +34,20 @@ def warn_at(clock: Clock, cal: WorkingCalendar) -> datetime | None:
     due = clock.due_at(cal)
     if due is None or clock.stopped_at is not None:
         return None
+
+    def normal(at: datetime) -> bool:
+        if clock.pauses:
+            return clock.status(at, cal) == "normal"
+        # without a pause the deadline is ``due`` at every instant: the status's own test, without
+        # computing the deadline again at each step of the bisection
+        return at < due and not clock.past_warning(at, cal)
+
     low, high = clock.started_at, due
-    if clock.status(low, cal) != "normal":
+    if not normal(low):
         return low
     while high - low > timedelta(minutes=1):
         middle = low + (high - low) / 2
-        if clock.status(middle, cal) == "normal":
+        if normal(middle):
             low = middle
         else:
             high = middle

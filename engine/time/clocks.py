@@ -308,9 +308,13 @@ class Clock:
         assert due is not None
         if now >= due:
             return "red"
-        if limit > 0 and self.used(now, cal) >= self.warn_ratio * limit - _EPSILON:
-            return "yellow"
-        return "normal"
+        return "yellow" if self.past_warning(now, cal) else "normal"
+
+    def past_warning(self, now: datetime, cal: WorkingCalendar) -> bool:
+        """Whether the time used by ``now`` has reached the warning share of the limit (yellow, unless
+        already red or stopped: :meth:`status`)."""
+        limit = self.limit
+        return limit is not None and limit > 0 and self.used(now, cal) >= self.warn_ratio * limit - _EPSILON
 
     def finished_on_time(self, cal: WorkingCalendar) -> bool | None:
         """Whether the stopped clock finished before its deadline; ``None`` while running or open-ended."""

@@ -127,3 +127,53 @@ def test_literal_dates_and_expressions_that_read_the_clock_keep_their_due(expres
     runtime = Runtime.restore(defn, runtime.dump(), NOW, WorkingCalendar({date(2024, 5, 6): False}))
     assert runtime.recompute_timers(NOW) == {}
     assert runtime.pending_timers() == [before]
+
+
+def _warn_by_status(clock: Clock, cal: WorkingCalendar) -> datetime | None:
+    """The warning instant by bisection on :meth:`Clock.status` alone (what ``warn_at`` finds)."""
+    due = clock.due_at(cal)
+    if due is None or clock.stopped_at is not None:
+        return None
+    low, high = clock.started_at, due
+    if clock.status(low, cal) != "normal":
+        return low
+    while high - low > timedelta(minutes=1):
+        middle = low + (high - low) / 2
+        low, high = (middle, high) if clock.status(middle, cal) == "normal" else (low, middle)
+    return high
+
+
+def test_the_warning_is_the_instant_the_status_finds_for_every_kind_of_clock() -> None:
+    """``warn_at`` skips recomputing the deadline at each step for a clock without a pause; it must find
+    to the microsecond what a bisection on the status finds: day and hour limits, every warning share,
+    starts on working and rest days (National Day, Spring Festival, adjusted workdays), zero limits,
+    pauses closed and open."""
+    import random
+
+    rng = random.Random(20261202)
+    starts = [
+        datetime(2025, 9, 26, 2, tzinfo=UTC),
+        datetime(2025, 9, 30, 15, 59, tzinfo=UTC),  # 23:59 Beijing, before National Day
+        datetime(2025, 10, 4, 1, tzinfo=UTC),  # inside the holiday
+        datetime(2026, 2, 14, 8, tzinfo=UTC),  # Spring Festival 2026, an adjusted workday
+    ]
+    checked = 0
+    for _ in range(300):
+        start = rng.choice(starts) + timedelta(minutes=rng.randrange(0, 60 * 24 * 10))
+        ratio = rng.choice([0.5, 0.8, 0.9, 1.0, 0.333])
+        if rng.random() < 0.7:
+            clock = Clock(
+                kind="task", started_at=start, limit_days=rng.choice([0, 1, 3, 5, 20]), warn_ratio=ratio
+            )
+        else:
+            clock = Clock(
+                kind="task", started_at=start, limit_hours=rng.choice([0.5, 8.0, 72.0]), warn_ratio=ratio
+            )
+        if rng.random() < 0.3:
+            paused = start + timedelta(hours=rng.randrange(1, 200))
+            clock.pause(paused, "等待补正")
+            if rng.random() < 0.8:
+                clock.resume(paused + timedelta(hours=rng.randrange(1, 300)))
+        assert warn_at(clock, CAL) == _warn_by_status(clock, CAL), clock.to_dict()
+        checked += warn_at(clock, CAL) is not None
+    assert checked > 200  # most of them have a warning instant to compare
