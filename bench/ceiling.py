@@ -29,13 +29,14 @@ import json
 import os
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, Exists, Table, create_engine, func, insert, literal, select, update
 
+from engine.accounts.service import TOKEN_USE_GRANULARITY  # as onewindow keeps a token's last use
 from engine.accounts.tables import account_departments, accounts, api_tokens
 from engine.persistence.tables import audit_log, cases, instances, tasks
 
@@ -47,7 +48,6 @@ BASE_STATEMENTS = 5
 """Statements the ceiling runs on every completion before its padding: 2 for the token (3 once a minute),
 3 for the step (the task with its case, the instance, then one statement for every write, as onewindow's
 step writes)."""
-TOKEN_USE_GRANULARITY = timedelta(minutes=1)  # as onewindow keeps a token's last use
 
 
 class CompleteIn(BaseModel):
@@ -80,7 +80,7 @@ def _principal(engine: Engine, key: bytes, authorization: str) -> dict[str, Any]
         if row is None or row["expires_at"] <= now:
             raise HTTPException(401, "bad token")
         last = row["last_used_at"]
-        if last is None or not now - TOKEN_USE_GRANULARITY < last <= now:
+        if last is None or last <= now - TOKEN_USE_GRANULARITY:
             used = update(api_tokens).where(api_tokens.c.id == row["token_id"]).values(last_used_at=now)
             conn.execute(used)
         groups = conn.execute(

@@ -203,40 +203,42 @@ def own_business_licences(
     conn: Connection, holder_ids: Iterable[str], today: dt.date
 ) -> dict[str, LicenceRecord | None]:
     """Each holder's own valid business licence on ``today`` (the newest, as ``LicenceLibrary.by_holder``
-    orders them; None: none), by holder id: one row read per holder."""
-    owned: dict[str, LicenceRecord | None] = {}
-    for holder in sorted({h.strip().upper() for h in holder_ids}):
-        query = _VALID_BUSINESS.where(licences.c.holder_id == holder).order_by(*_NEWEST).limit(1)
-        row = conn.execute(query, {"today": today}).first()
-        owned[holder] = _record(row, ()) if row is not None else None
-    return owned
+    orders them; None: none), by the holder ids given, in one read."""
+    given = set(holder_ids)
+    rows = conn.execute(select(_OWN), {"holders": sorted({_holder(h) for h in given}), "today": today})
+    return _by_given(given, rows)
 
 
 def serials_and_own_licences(
     conn: Connection, pairs: Iterable[tuple[str, str]], holder_ids: Iterable[str], today: dt.date
 ) -> tuple[dict[tuple[str, str], int], dict[str, LicenceRecord | None]]:
-    """:func:`next_serials` of ``pairs`` and each holder's own valid business licence (the newest, as
-    ``LicenceLibrary.by_holder`` orders them; None: none), for an issuer whose new licences' faces read
-    it: on PostgreSQL in one statement (the serials' function, then the licences beside it), elsewhere
-    as two reads."""
+    """:func:`next_serials` of ``pairs`` and :func:`own_business_licences`, for an issuer whose new
+    licences' faces read them: on PostgreSQL in one statement (the serials' function, the licences
+    beside it), elsewhere as two."""
     if conn.dialect.name != "postgresql":
         return next_serials(conn, pairs), own_business_licences(conn, holder_ids, today)
-    holders = sorted({h.strip().upper() for h in holder_ids})
-    owned: dict[str, LicenceRecord | None] = dict.fromkeys(holders)
+    given = set(holder_ids)
     ordered = sorted(set(pairs))
     params = {
         "keys": [serial_lock_key(t, i) for t, i in ordered],
         "types": [t for t, _ in ordered],
         "issuers": [i for _, i in ordered],
-        "holders": holders,
+        "holders": sorted({_holder(h) for h in given}),
         "today": today,
     }
-    serials: list[int] = []
-    for row in conn.execute(_SERIALS_AND_OWN, params):
-        serials = row.serials or []
-        if row.id is not None:
-            owned[row.holder_id] = _record(row, ())
-    return dict(zip(ordered, (int(n) for n in serials), strict=True)), owned
+    rows = conn.execute(_SERIALS_AND_OWN, params).all()
+    serials = rows[0].serials or []  # one row at least (the licences are outer-joined to it)
+    return dict(zip(ordered, (int(n) for n in serials), strict=True)), _by_given(given, rows)
+
+
+def _holder(holder_id: str) -> str:
+    """A holder id as stored (``LicenceLibrary.by_holder`` reads by it)."""
+    return holder_id.strip().upper()
+
+
+def _by_given(given: Iterable[str], rows: Iterable[Row[Any]]) -> dict[str, LicenceRecord | None]:
+    found = {row.holder_id: _record(row, ()) for row in rows if row.id is not None}
+    return {holder_id: found.get(_holder(holder_id)) for holder_id in given}
 
 
 _TAKEN = select(
@@ -246,19 +248,25 @@ _TAKEN = select(
         cast(bindparam("issuers"), ARRAY(Text)),
     ).label("serials")
 ).subquery("taken")
-_VALID_BUSINESS = select(licences).where(
-    licences.c.type_code == "business_licence",
-    licences.c.status == "valid",
-    or_(licences.c.valid_until.is_(None), licences.c.valid_until >= bindparam("today")),
+_RANKED = (  # the valid business licences of the holders, numbered newest first per holder
+    select(
+        licences,
+        func.row_number()
+        .over(
+            partition_by=licences.c.holder_id,
+            order_by=(licences.c.issue_date.desc(), licences.c.identifier.desc()),  # as by_holder
+        )
+        .label("newest"),
+    )
+    .where(
+        licences.c.holder_id.in_(bindparam("holders", expanding=True)),
+        licences.c.type_code == "business_licence",
+        licences.c.status == "valid",
+        or_(licences.c.valid_until.is_(None), licences.c.valid_until >= bindparam("today")),
+    )
+    .subquery("ranked")
 )
-
-_NEWEST = (licences.c.issue_date.desc(), licences.c.identifier.desc())  # as LicenceLibrary.by_holder orders
-_OWN = (  # PostgreSQL: the newest of each holder
-    _VALID_BUSINESS.where(licences.c.holder_id.in_(bindparam("holders", expanding=True)))
-    .distinct(licences.c.holder_id)
-    .order_by(licences.c.holder_id, *_NEWEST)
-    .subquery("own")
-)
+_OWN = select(*[_RANKED.c[c.name] for c in licences.c]).where(_RANKED.c.newest == 1).subquery("own")
 _SERIALS_AND_OWN = select(_TAKEN.c.serials, _OWN).select_from(_TAKEN.outerjoin(_OWN, true()))
 
 
@@ -480,7 +488,7 @@ class LicenceLibrary:
         given those past their last valid day are left out too. ``history=False`` leaves the status
         history out (an empty tuple; one query fewer) for callers that read the faces only.
         """
-        stmt = select(licences).where(licences.c.holder_id == holder_id.strip().upper())
+        stmt = select(licences).where(licences.c.holder_id == _holder(holder_id))
         if type_code is not None:
             stmt = stmt.where(licences.c.type_code == type_code)
         if not include_inactive:

@@ -46,8 +46,8 @@ DEPARTMENT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256  # argon2 hashes anything, but a megabyte password is a denial of service
 TOKEN_USE_GRANULARITY = timedelta(minutes=1)
-"""How exactly an API token's ``last_used_at`` is kept: a use within this long of the recorded one (and not
-before it) writes nothing."""
+"""How exactly an API token's ``last_used_at`` is kept: a use less than this long after the recorded one
+writes nothing (nor one before it: a server whose clock lags another's does not move it back)."""
 
 
 class TooManyAttempts(OneWindowError):
@@ -518,7 +518,7 @@ class AccountService:
             if row is None or row["revoked_at"] is not None or row["expires_at"] <= now or not row["active"]:
                 raise Unauthenticated("访问令牌无效、已过期或已吊销", code="bad_token")
             last = row["last_used_at"]
-            if last is None or not now - TOKEN_USE_GRANULARITY < last <= now:
+            if last is None or last <= now - TOKEN_USE_GRANULARITY:
                 conn.execute(
                     update(api_tokens).where(api_tokens.c.id == row["token_id"]).values(last_used_at=now)
                 )

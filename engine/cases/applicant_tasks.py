@@ -24,9 +24,9 @@ from sqlalchemy import Connection, exists, func, select
 
 from engine.cases.access import APPLICANT_GROUP, case_not_found, same_holder
 from engine.cases.applicant_tables import case_files
+from engine.cases.materials import PENDING_MATERIALS
 from engine.cases.service import CaseService
 from engine.cases.status import CLOSED, LABELS
-from engine.cases.tracking import PENDING_MATERIALS
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.tables import case_materials, cases, task_candidates, tasks
 

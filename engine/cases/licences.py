@@ -153,7 +153,8 @@ class CaseLicences:
         owned: Mapping[str, LicenceRecord | None],
     ) -> list[tuple[ServiceItem, str, str, dict[str, Any]]]:
         """(item, holder id, holder name, face) of every licence ``producing`` names; ``owned``: each
-        holder's own valid business licence, whose face fills the new licence's."""
+        holder's own valid business licence (by its id in ``producing``), whose face fills the new
+        licence's."""
         return [
             (
                 item,
@@ -165,7 +166,7 @@ class CaseLicences:
                     holder_id,
                     holder_name,
                     now,
-                    owned.get(holder_id.strip().upper()),
+                    owned[holder_id],
                 ),
             )
             for item, holder_id, holder_name in producing

@@ -44,16 +44,13 @@ def keep(conn: Connection, case_id: str, rows: Iterable[Any]) -> None:
 
 def materials_of(conn: Connection, case_id: str) -> list[Material]:
     """The case's materials as they stand in this transaction: those kept, or read (and kept)."""
-    kept = conn.info.get(_KEPT)
-    if kept is not None and kept[0] is conn.get_transaction() and kept[1] == case_id:
-        return list(kept[2])
-    rows = conn.execute(
-        select(case_materials.c.code, case_materials.c.name, case_materials.c.key, case_materials.c.state)
-        .where(case_materials.c.case_id == case_id)
-        .order_by(case_materials.c.id)
-    ).all()
-    keep(conn, case_id, rows)
-    return list(conn.info[_KEPT][2])
+    kept = _kept(conn, case_id)
+    if kept is None:
+        m = case_materials.c
+        query = select(m.code, m.name, m.key, m.state).where(m.case_id == case_id).order_by(m.id)
+        kept = [Material(*row) for row in conn.execute(query)]
+        conn.info[_KEPT] = (conn.get_transaction(), case_id, kept)
+    return list(kept)
 
 
 def mark(
@@ -65,16 +62,26 @@ def mark(
     from_states: Collection[str] | None = None,
 ) -> None:
     """Set the materials ``codes`` of the case (those in ``from_states``; None: in any state) to
-    ``state``, and what is kept of them with it."""
-    where = [case_materials.c.case_id == case_id, case_materials.c.code.in_(list(codes))]
-    if from_states is not None:
-        where.append(case_materials.c.state.in_(list(from_states)))
+    ``state``, and what is kept of them with it. Outside a step (which writes the instance row anyway)
+    the caller also writes the case's instance row (``InstanceRepository.touch``): a step's locking read
+    that waited for this transaction reads again only when the instance row changed
+    (``engine.cases.lifecycle._LockingRead``), and would otherwise go on with the materials as they were."""
+    listed, states = set(codes), None if from_states is None else set(from_states)
+    where = [case_materials.c.case_id == case_id, case_materials.c.code.in_(sorted(listed))]
+    if states is not None:
+        where.append(case_materials.c.state.in_(sorted(states)))
     conn.execute(update(case_materials).where(*where).values(state=state, updated_at=now))
+    kept = _kept(conn, case_id)
+    if kept is not None:
+        moved = [
+            m._replace(state=state) if m.code in listed and (states is None or m.state in states) else m
+            for m in kept
+        ]
+        conn.info[_KEPT] = (conn.get_transaction(), case_id, moved)
+
+
+def _kept(conn: Connection, case_id: str) -> list[Material] | None:
     kept = conn.info.get(_KEPT)
     if kept is not None and kept[0] is conn.get_transaction() and kept[1] == case_id:
-        moved = [m._replace(state=state) if _moves(m, codes, from_states) else m for m in kept[2]]
-        conn.info[_KEPT] = (kept[0], case_id, moved)
-
-
-def _moves(m: Material, codes: Collection[str], from_states: Collection[str] | None) -> bool:
-    return m.code in codes and (from_states is None or m.state in from_states)
+        return list(kept[2])
+    return None

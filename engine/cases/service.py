@@ -401,8 +401,8 @@ class CaseService:
                 )
             mark(conn, case_id, codes, "supplied", self.now)
             if pending - set(codes):
-                # a step's locking read that waited for this command must see its materials change
-                # (engine.cases.lifecycle._read_locked): the instance row is written, as a step would
+                # no step follows: the instance row is written as a step would, so that a step's locking
+                # read that waited for this command sees its materials change (engine.cases.materials.mark)
                 InstanceRepository(conn).touch(row["instance_id"])
                 return False
             payload = {"supplied_materials": sorted(pending), "all_supplied": True}

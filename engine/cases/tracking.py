@@ -37,7 +37,7 @@ from engine.persistence.tables import case_clocks, case_materials, cases
 from engine.time.calendar import WorkingCalendar, local_date, unknown_year_warning
 from engine.time.clocks import Clock
 
-__all__ = ["NOTICE_STATUSES", "PENDING_MATERIALS", "CaseTracking"]
+__all__ = ["NOTICE_STATUSES", "CaseTracking"]
 
 TASK_STATE_LABELS = {"ready": "办理中", "completed": "已完成", "cancelled": "已取消"}
 NOTICE_STATUSES = frozenset({"supplement_requested", "refused", "denied", "returned", "terminated"})

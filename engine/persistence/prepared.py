@@ -33,10 +33,7 @@ class Prepared:
         self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.constants = {k: v for k, v in compiled.params.items() if v is not None}
         self.execute = f"EXECUTE {name}({', '.join(['%s'] * len(self.order))})"
-        processors: list[Callable[[Any], Any] | None] = [
-            column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
-            for column in statement.selected_columns
-        ]
+        processors = [_processor(name, column) for column in statement.selected_columns]
         self._processors = processors if any(processors) else None
 
     def one(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, ...]:
@@ -69,3 +66,11 @@ class Prepared:
             raise Conflict(
                 "数据库会话已重置，请重试", code="prepared_statement_lost", statement=self.name
             ) from exc
+
+
+def _processor(name: str, column: Any) -> Callable[[Any], Any] | None:
+    """The result processing of ``column`` on psycopg2 (None: its values come as the driver gives them)."""
+    try:
+        return column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+    except TypeError as exc:  # a type whose processing depends on the driver's column type (Numeric)
+        raise TypeError(f"{name}: the prepared path cannot process a {column.type!r} column") from exc

@@ -145,7 +145,7 @@ class InstanceRepository:
 
     def touch(self, instance_id: str) -> None:
         """Write the instance row without changing it (its version stays): a new row version, which a
-        reader waiting for its lock sees as written (``engine.cases.lifecycle._read_locked``)."""
+        reader waiting for its lock sees as written (``engine.cases.lifecycle._LockingRead``)."""
         self.conn.execute(
             update(instances).where(instances.c.id == instance_id).values(version=instances.c.version)
         )

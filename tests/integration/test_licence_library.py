@@ -352,8 +352,8 @@ def test_serials_and_own_licences_read_together_are_what_they_read_apart(lib, or
     assert serials[pairs[0]] == last.identifier.serial + 1 and serials[pairs[2]] == 1
     assert owned == library_module.own_business_licences(conn, holders, today)
     found = {holder: record and record.id for holder, record in owned.items()}  # the faces, no history
-    assert found == {org.credit_code: newest.id, orgs[2].credit_code: None, orgs[3].credit_code: None}
-    assert owned[org.credit_code].face == newest.face
+    assert found == {holders[0]: newest.id, holders[1]: None, holders[2]: None}  # by the ids given
+    assert owned[holders[0]].face == newest.face
     assert library_module.serials_and_own_licences(conn, [], [], today) == ({}, {})
 
 
