@@ -50,7 +50,7 @@ from licence.import_rows import (
 from licence.library import licence_row, new_id, next_serials, utc, utc_now
 from licence.model import ROOT_CODE, LicenceIdentifier, format_licence_number
 from licence.tables import licence_status_events, licences
-from licence.types import all_types
+from licence.types import all_types, find_type
 
 __all__ = [
     "RECORD_FIELDS",
@@ -115,11 +115,13 @@ class ImportReport:
 @dataclass
 class _Explicit:
     """Read once before the import: the highest serial given per (type, issuer) and the licence numbers
-    in the library's own format, so that generated ones never collide with a row further down."""
+    in the library's own format, so that generated ones never collide with a row further down; and the
+    serial counters of the rows without an identifier, locked before the first row is imported."""
 
     rows: int = 0
     serials: dict[tuple[str, str], int] = field(default_factory=dict)
     numbers: set[str] = field(default_factory=set)
+    generated: set[tuple[str, str]] = field(default_factory=set)  # (type, issuer) of rows to number
 
 
 def _scan_explicit(rows: Iterable[tuple[int, Any]]) -> _Explicit:
@@ -139,6 +141,12 @@ def _scan_explicit(rows: Iterable[tuple[int, Any]]) -> _Explicit:
             if parsed and type_code:
                 pair = (type_code, parsed.issuer_credit_code)
                 found.serials[pair] = max(found.serials.get(pair, 0), parsed.serial)
+        else:  # numbered by the import: its serial counter, as the row will name it once validated
+            type_code, issuer = raw.get("type_code"), raw.get("issuer_credit_code")
+            if isinstance(type_code, str) and isinstance(issuer, str) and len(issuer.strip()) == 18:
+                licence_type = find_type(type_code.strip())
+                if licence_type is not None:
+                    found.generated.add((licence_type.code, issuer.strip().upper()))
         number = raw.get("licence_number")
         if isinstance(number, str) and 24 <= len(number.strip()) <= 64:
             text = number.strip()
@@ -215,6 +223,10 @@ class _Batches:
         self.seen_numbers: dict[str, int] = {}
         self.seen_content: dict[bytes, int] = {}
         self.counters: dict[tuple[str, str], int] = {}
+        # every serial counter the file will number from, locked at once in key order before any row
+        # (one statement on PostgreSQL): counters locked batch by batch, in the file's order, could wait
+        # in a circle with another import or an approval locking the same counters in key order
+        self._take_serials(explicit.generated)
 
     def add(self, candidate: Candidate | None, errors: list[RowError]) -> None:
         self.pending_rows += 1
@@ -235,6 +247,11 @@ class _Batches:
                 self.report._note(c.note)
         self.report._reject(self.errors)
         self.candidates, self.errors, self.pending_rows = [], [], 0
+
+    def _take_serials(self, pairs: set[tuple[str, str]]) -> None:
+        if pairs:
+            for pair, serial in next_serials(self.conn, pairs).items():
+                self.counters[pair] = max(serial, self.explicit.serials.get(pair, 0) + 1)
 
     def _deduplicate(self, candidates: list[Candidate]) -> list[Candidate]:
         unique: list[Candidate] = []
@@ -314,10 +331,7 @@ class _Batches:
         """Give identifiers (and numbers) to rows without them: serials above every one used in the
         library or anywhere in the file, numbers clear of every number in the library or the file."""
         pairs = {(c.licence_type.code, c.issuer_credit_code) for c in candidates if c.identifier is None}
-        new_pairs = pairs - set(self.counters)
-        if new_pairs:
-            for pair, serial in next_serials(self.conn, new_pairs).items():
-                self.counters[pair] = max(serial, self.explicit.serials.get(pair, 0) + 1)
+        self._take_serials(pairs - set(self.counters))  # none left but a row the first pass misread
         taken_numbers = self.explicit.numbers
         pending = [c for c in candidates if c.identifier is None]
         while pending:

@@ -192,3 +192,59 @@ def test_two_joint_approvals_listing_the_same_licences_in_another_order_do_not_d
             ]
         expected = {"MR-001": "food_business_licence", "HE-001": "hygiene_licence"}
         assert types == [expected[code] for code in row["items"]]  # listed in the order of the case's items
+
+
+def test_two_imports_numbering_the_same_counters_in_opposite_orders_both_land(pg) -> None:
+    """Two bulk imports at once, each numbering rows of two serial counters, listed in opposite orders in
+    their files and imported one row per batch. Each takes every counter its file numbers from before
+    its first row, in key order: the second waits for the first instead of the two waiting on each other
+    (counters locked batch by batch in the file's order would deadlock, and PostgreSQL would abort one)."""
+    from licence.demo import make_demo_rows
+    from licence.importer import import_rows
+
+    rows = [
+        {k: v for k, v in r.items() if k not in ("identifier", "licence_number")} for r in make_demo_rows(40)
+    ]
+    by_pair: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        by_pair.setdefault((row["type_code"], row["issuer_credit_code"]), []).append(row)
+    first, second = [p for p, listed in by_pair.items() if len(listed) >= 2][:2]
+    files = {
+        "A": [by_pair[first][0], by_pair[second][0]],
+        "B": [by_pair[second][1], by_pair[first][1]],
+    }
+    barrier = threading.Barrier(2, timeout=3)
+    seen: set[str] = set()
+
+    def meet(_conn, _cursor, statement: str, *_args) -> None:
+        # each import, after its first serial statement, waits (3 s at most) until the other has had its
+        # own: batch-by-batch locking would then hold one counter each and want the other's
+        name = threading.current_thread().name
+        if "onewindow_next_serials" in statement and name in files and name not in seen:
+            seen.add(name)
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other is still waiting for this one's locks: go on and commit
+
+    def run(name: str, out: dict[str, int]) -> None:
+        with pg.begin() as conn:
+            out[name] = import_rows(conn, list(enumerate(files[name], start=1)), batch_size=1, at=T0).accepted
+
+    accepted: dict[str, int] = {}
+    event.listen(pg, "after_cursor_execute", meet)
+    try:
+        threads = [threading.Thread(target=run, args=(name, accepted), name=name) for name in files]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        event.remove(pg, "after_cursor_execute", meet)
+    assert accepted == {"A": 2, "B": 2}
+    with pg.connect() as conn:
+        serials = conn.execute(
+            select(licences.c.type_code, licences.c.issuer_credit_code, licences.c.serial)
+        ).all()
+    for pair in (first, second):
+        assert sorted(s for t, i, s in serials if (t, i) == pair) == [1, 2]
