@@ -29,7 +29,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     true,
     update,
 )
@@ -158,9 +157,22 @@ def serial_lock_key(type_code: str, issuer: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-_NEXT_SERIALS = text(  # the 0150 migration's function: every lock, then every max(serial), one statement
-    "SELECT onewindow_next_serials(CAST(:keys AS bigint[]), CAST(:types AS text[]), CAST(:issuers AS text[]))"
-)
+def _serial_params(ordered: Sequence[tuple[str, str]]) -> dict[str, list[Any]]:
+    """The parameters of ``_TAKEN`` for the counters ``ordered`` (in key order)."""
+    return {
+        "keys": [serial_lock_key(t, i) for t, i in ordered],
+        "types": [t for t, _ in ordered],
+        "issuers": [i for _, i in ordered],
+    }
+
+
+def _unexpired(day: Any) -> Any:
+    """A licence not past its last valid day on ``day`` (a date or a bound parameter)."""
+    return or_(licences.c.valid_until.is_(None), licences.c.valid_until >= day)
+
+
+_NEWEST_FIRST = (licences.c.issue_date.desc(), licences.c.identifier.desc())
+"""The order of a holder's licences (``LicenceLibrary.by_holder``)."""
 
 
 def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -175,12 +187,7 @@ def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tup
     wanted = set(pairs)
     if conn.dialect.name == "postgresql":
         ordered = sorted(wanted)
-        params = {
-            "keys": [serial_lock_key(t, i) for t, i in ordered],
-            "types": [t for t, _ in ordered],
-            "issuers": [i for _, i in ordered],
-        }
-        found = conn.execute(_NEXT_SERIALS, params).scalar_one()
+        found = conn.execute(select(_TAKEN.c.serials), _serial_params(ordered)).scalar_one()
         return dict(zip(ordered, (int(n) for n in found), strict=True))
     result = {pair: 1 for pair in wanted}
     by_type: dict[str, list[str]] = defaultdict(list)
@@ -219,13 +226,7 @@ def serials_and_own_licences(
         return next_serials(conn, pairs), own_business_licences(conn, holder_ids, today)
     given = set(holder_ids)
     ordered = sorted(set(pairs))
-    params = {
-        "keys": [serial_lock_key(t, i) for t, i in ordered],
-        "types": [t for t, _ in ordered],
-        "issuers": [i for _, i in ordered],
-        "holders": sorted({_holder(h) for h in given}),
-        "today": today,
-    }
+    params = {**_serial_params(ordered), "holders": sorted({_holder(h) for h in given}), "today": today}
     rows = conn.execute(_SERIALS_AND_OWN, params).all()
     serials = rows[0].serials or []  # one row at least (the licences are outer-joined to it)
     return dict(zip(ordered, (int(n) for n in serials), strict=True)), _by_given(given, rows)
@@ -241,7 +242,7 @@ def _by_given(given: Iterable[str], rows: Iterable[Row[Any]]) -> dict[str, Licen
     return {holder_id: found.get(_holder(holder_id)) for holder_id in given}
 
 
-_TAKEN = select(
+_TAKEN = select(  # the 0150 migration's function: every lock, then every max(serial), one statement
     func.onewindow_next_serials(
         cast(bindparam("keys"), ARRAY(BigInteger)),
         cast(bindparam("types"), ARRAY(Text)),
@@ -251,18 +252,13 @@ _TAKEN = select(
 _RANKED = (  # the valid business licences of the holders, numbered newest first per holder
     select(
         licences,
-        func.row_number()
-        .over(
-            partition_by=licences.c.holder_id,
-            order_by=(licences.c.issue_date.desc(), licences.c.identifier.desc()),  # as by_holder
-        )
-        .label("newest"),
+        func.row_number().over(partition_by=licences.c.holder_id, order_by=_NEWEST_FIRST).label("newest"),
     )
     .where(
         licences.c.holder_id.in_(bindparam("holders", expanding=True)),
         licences.c.type_code == "business_licence",
         licences.c.status == "valid",
-        or_(licences.c.valid_until.is_(None), licences.c.valid_until >= bindparam("today")),
+        _unexpired(bindparam("today")),
     )
     .subquery("ranked")
 )
@@ -494,8 +490,8 @@ class LicenceLibrary:
         if not include_inactive:
             stmt = stmt.where(licences.c.status == "valid")
             if today is not None:
-                stmt = stmt.where(or_(licences.c.valid_until.is_(None), licences.c.valid_until >= today))
-        stmt = stmt.order_by(licences.c.issue_date.desc(), licences.c.identifier.desc())
+                stmt = stmt.where(_unexpired(today))
+        stmt = stmt.order_by(*_NEWEST_FIRST)
         rows = self.conn.execute(stmt).all()
         return self._records(rows) if history else [_record(row, ()) for row in rows]
 

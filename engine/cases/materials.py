@@ -44,13 +44,11 @@ def keep(conn: Connection, case_id: str, rows: Iterable[Any]) -> None:
 
 def materials_of(conn: Connection, case_id: str) -> list[Material]:
     """The case's materials as they stand in this transaction: those kept, or read (and kept)."""
-    kept = _kept(conn, case_id)
-    if kept is None:
+    if _kept(conn, case_id) is None:
         m = case_materials.c
         query = select(m.code, m.name, m.key, m.state).where(m.case_id == case_id).order_by(m.id)
-        kept = [Material(*row) for row in conn.execute(query)]
-        conn.info[_KEPT] = (conn.get_transaction(), case_id, kept)
-    return list(kept)
+        keep(conn, case_id, conn.execute(query))
+    return list(_kept(conn, case_id) or ())
 
 
 def mark(
@@ -77,11 +75,12 @@ def mark(
             m._replace(state=state) if m.code in listed and (states is None or m.state in states) else m
             for m in kept
         ]
-        conn.info[_KEPT] = (conn.get_transaction(), case_id, moved)
+        keep(conn, case_id, moved)
 
 
 def _kept(conn: Connection, case_id: str) -> list[Material] | None:
+    """The materials kept for ``case_id`` in this transaction (None: none)."""
     kept = conn.info.get(_KEPT)
     if kept is not None and kept[0] is conn.get_transaction() and kept[1] == case_id:
-        return list(kept[2])
+        return kept[2]
     return None
