@@ -18,7 +18,9 @@ among kept tasks is unchanged. It keeps, in the top workflow and in every subpro
   split's children, whose states the join checks;
 * the arrivals a parallel / inclusive join has not consumed yet (``_arrivals``), and the real parent of
   every kept instance of such a join: they read ``parent.state``, ``parent.data`` and ``parent.task_spec``
-  of their own instances.
+  of their own instances. The process's end join (``_EndJoin``) counts no arrivals, it only merges the data
+  of the branches that ended before it: of those it keeps the ones whose data no later ended branch covers
+  (``_covered``), so a branch that ends every round of a loop (an escalation) keeps one, not one a round.
 
 A kept task that loses its parent is always finished, so it never inherits data again; its data is unchanged
 in memory and the serializer stores it as a delta from the new parent. Subprocesses whose task was removed go
@@ -31,10 +33,11 @@ library) and costs one pass over the tasks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.control import _EndJoin
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
@@ -98,12 +101,35 @@ def _arrivals(tasks: Iterable[Any]) -> set[UUID]:
             cancelled.setdefault(spec, []).append(task)
         elif task.state == TaskState.COMPLETED:
             fired[spec] = max(fired.get(spec, task.last_state_change), task.last_state_change)
-    return {
-        task.id
-        for spec, instances in cancelled.items()
-        for task in instances
-        if spec not in fired or task.last_state_change > fired[spec]
-    }
+    kept: set[UUID] = set()
+    for spec, instances in cancelled.items():
+        waiting = sorted(
+            (task for task in instances if spec not in fired or task.last_state_change > fired[spec]),
+            key=lambda task: task.last_state_change,  # the order the join merges their data in
+        )
+        if isinstance(spec, _EndJoin):  # it counts no arrivals: only their data matters, merged in order
+            pairs = zip(waiting, waiting[1:], strict=False)
+            waiting = [t for t, then in pairs if not _covered(t.parent.data, then.parent.data)] + waiting[-1:]
+        kept.update(task.id for task in waiting)
+    return kept
+
+
+def _covered(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether merging ``old`` and then ``new`` into any data (``DeepMerge.merge``, as the end join merges
+    the data of the branches that reached it) gives what merging ``new`` alone gives: every key of ``old``
+    is in ``new``, with a value that replaces whatever was there (neither a dict nor a list), a dict that
+    covers ``old``'s in turn, or a list equal to ``old``'s (merging a list twice changes nothing more).
+    An escalation that ends every round of a rework loop thus keeps one arrival, not one per round."""
+    for key, value in old.items():
+        if key not in new:
+            return False
+        then = new[key]
+        if isinstance(then, dict):
+            if not (isinstance(value, dict) and _covered(value, then)):
+                return False
+        elif isinstance(then, list) and value != then:
+            return False
+    return True
 
 
 def _prune_tree(workflow: Any) -> list[UUID]:

@@ -90,6 +90,25 @@ def test_rework_with_overdue_reviews_escalations_and_special_procedures_matches_
     approve(case)
 
 
+def test_returned_200_times_overdue_with_an_escalation_each_round_its_state_stays_one_round() -> None:
+    """Each round the review runs late: its timer opens an escalation, which is closed, its branch ending
+    on its own end event. The process's end merges those branches' data, so the tree kept them all (about
+    1.8 KB a round); now only those whose data a later one does not cover."""
+    case = start(shadow=False)
+    sizes: dict[int, int] = {}
+    for round_ in range(1, 201):
+        case.at(case.now + timedelta(days=60))
+        case.fire_timers()  # the first review's timer; each later review's fires as it opens, already due
+        (escalation,) = case.ready("escalation")
+        case.complete_task(escalation, opinion=f"第{round_}次督办", due_on="2027-11-30")
+        rework(case, round_)
+        if round_ in (1, 200):
+            sizes[round_] = len(case.rt.dump())
+    assert sizes[200] <= 2 * sizes[1], sizes
+    approve(case)
+    assert case.data["rework_count"] == 200
+
+
 def test_a_case_stuck_on_the_full_tree_moves_again_once_restored() -> None:
     """A state stored before pruning existed, as deep as the full tree gets: its next step failed on the
     library's recursion limit (issue 12), for good. Restored, it is pruned first, and the case goes on."""

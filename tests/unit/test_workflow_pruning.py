@@ -13,12 +13,16 @@ the join waits for every branch each round; those tests compare the first round 
 
 from __future__ import annotations
 
+import copy
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from SpiffWorkflow.util.deep_merge import DeepMerge
 
 from engine.workflow import Definition, Runtime, load_definitions
+from engine.workflow.pruning import _covered
 from tests.unit.bpmn.models import document, flow, script_task, user_task
 
 NOW = datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
@@ -235,6 +239,93 @@ def test_boundary_timer_on_a_task_in_a_loop(interrupting: bool) -> None:
             twin.complete("work", done=round_)
         twin.complete("decide", again=True)
     _bounded(twin, 13)
+
+
+def _reminded_every_round(script: str) -> bytes:
+    """A task whose non-interrupting timer opens a reminder branch that ends on its own end event."""
+    attached = (
+        user_task("work") + '<bpmn:boundaryEvent id="late" attachedToRef="work" cancelActivity="false">'
+        "<bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        "</bpmn:boundaryEvent>" + flow("late", "remind") + script_task("remind", script)
+    )
+    return _loop(attached + flow("remind", "late_end") + '<bpmn:endEvent id="late_end"/>', "work", "work")
+
+
+def _overrun(twin: Twin, rounds: int) -> None:
+    for round_ in range(rounds):
+        twin.at(twin.now + timedelta(hours=2))
+        assert twin.fire() == ["late"]
+        twin.complete("work", done=round_)
+        twin.complete("decide", again=True)
+
+
+def test_a_branch_ending_every_round_keeps_one_arrival_at_the_process_end() -> None:
+    """The process's end join merges the data of every branch that ended (SpiffWorkflow's ``_EndJoin``);
+    an ended branch whose data a later one covers adds nothing, so the tree stays one round."""
+    twin = Twin(_reminded_every_round("reminded = rounds; seen = {'round': rounds, 'tags': ['late']}"))
+    _overrun(twin, 40)
+    _bounded(twin, 41)
+    twin.complete("work", done="last").complete("decide", again=False)
+    assert twin.pruned.completed and twin.pruned.data["reminded"] == 40
+
+
+def test_ended_branches_whose_data_changes_shape_are_merged_as_in_the_full_tree() -> None:
+    """Values that turn from a dict to a number and back, lists that grow, keys that come and go: the
+    pruned case keeps every ended branch whose data a later one does not cover; the data at the end is the
+    full tree's (compared after every step)."""
+    script = (
+        "shape = {f'r{rounds % 3}': rounds, 'in': {f'k{rounds % 2}': [rounds]}} if rounds % 4 else rounds\n"
+        "notes = [{'at': rounds, f'p{rounds % 2}': True}] * (rounds % 3)\n"
+        "trail = list(range(rounds % 4))\n"
+        "if rounds == 7:\n"
+        "    once = {'seen': rounds}"
+    )
+    twin = Twin(_reminded_every_round(script))
+    _overrun(twin, 16)
+    twin.complete("work", done="last").complete("decide", again=False)
+    assert twin.pruned.completed and twin.full is not None and twin.full.completed
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.choice(("scalar", "scalar", "dict", "list") if depth < 3 else ("scalar",))
+    if kind == "dict":
+        return {rng.choice("abcd"): _value(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+    if kind == "list":
+        return [rng.choice((1, 2, "x", None)) for _ in range(rng.randint(0, 3))]
+    return rng.choice((0, 1, "x", True, None, 2.5))
+
+
+def _then(rng: random.Random, old: Any, top: bool = False) -> Any:
+    """A later branch's value: ``old`` changed here and there (kept, replaced, grown or shrunk)."""
+    if isinstance(old, dict) and (top or rng.random() < 0.8):
+        out = {k: _then(rng, v) for k, v in old.items() if rng.random() < 0.9}
+        out.update({rng.choice("abcd"): _value(rng, 1) for _ in range(rng.randint(0, 1))})
+        return out
+    return old if rng.random() < 0.4 else _value(rng, 1)
+
+
+def _merged(*parts: dict[str, Any]) -> Any:
+    target: dict[str, Any] = {}
+    try:
+        for part in parts:
+            DeepMerge.merge(target, copy.deepcopy(part))
+    except TypeError:  # the library's merge fails on some shapes, the same way both ways
+        return "fails"
+    return target
+
+
+def test_a_covered_branch_adds_nothing_to_what_the_end_join_merges() -> None:
+    """``_covered(old, new)``: merging ``old`` then ``new`` into any data equals merging ``new`` alone."""
+    rng = random.Random(12)
+    covered = 0
+    for _ in range(3000):
+        old = {k: _value(rng) for k in rng.sample("abcdef", rng.randint(0, 4))}
+        new = _then(rng, old, top=True)
+        before = {k: _value(rng) for k in rng.sample("abcdef", rng.randint(0, 4))}
+        if _covered(old, new):
+            covered += 1
+            assert _merged(before, old, new) == _merged(before, new), (before, old, new)
+    assert covered > 300
 
 
 def test_message_catch_in_a_loop() -> None:
