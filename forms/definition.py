@@ -111,6 +111,13 @@ class FormDefinition:
         """Fields the schema always requires (conditional requirements are not listed)."""
         return tuple(self.schema.get("required", ()))
 
+    @property
+    def licence_types(self) -> frozenset[str]:
+        """The licence types the bindings take values from: the only licences autofill can use."""
+        return frozenset(
+            b.licence_type for chain in self.bindings.values() for b in chain if isinstance(b, LicenceBinding)
+        )
+
     def field(self, name: str) -> FieldSpec:
         """The field spec of ``name``; a bare spec labelled with the name if the definition has none."""
         spec = self.fields.get(name)

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -476,17 +476,23 @@ class LicenceLibrary:
         *,
         today: dt.date | None = None,
         type_code: str | None = None,
+        type_codes: Collection[str] | None = None,
         history: bool = True,
     ) -> list[LicenceRecord]:
         """The licences of one holder, newest first.
 
         With ``include_inactive=False`` only stored-``valid`` licences are returned, and when ``today`` is
-        given those past their last valid day are left out too. ``history=False`` leaves the status
+        given those past their last valid day are left out too. ``type_code`` or ``type_codes`` keep the
+        licences of those types (no type: none, without a query). ``history=False`` leaves the status
         history out (an empty tuple; one query fewer) for callers that read the faces only.
         """
         stmt = select(licences).where(licences.c.holder_id == _holder(holder_id))
         if type_code is not None:
             stmt = stmt.where(licences.c.type_code == type_code)
+        if type_codes is not None:
+            if not type_codes:
+                return []
+            stmt = stmt.where(licences.c.type_code.in_(sorted(type_codes)))
         if not include_inactive:
             stmt = stmt.where(licences.c.status == "valid")
             if today is not None:

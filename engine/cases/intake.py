@@ -67,11 +67,13 @@ def material_states(
     """Every required material of the items with its state: a valid licence of the holder stands in for a
     paper, a handed-in one is provided, a tolerated minor one may wait, the rest is missing.
 
-    ``licences``: every licence of the holder, newest first (``LicenceLibrary.by_holder``), when the
-    caller has read them already; else they are read here."""
+    ``licences``: the holder's licences of the materials' types at least, newest first
+    (``LicenceLibrary.by_holder``), when the caller has read them already; else they are read here."""
     today = local_date(clock())
     if licences is None:
-        licences = LicenceLibrary(conn, clock=clock).by_holder(holder, include_inactive=False, today=today)
+        types = {m.licence_type for item in items for m in item.materials if m.licence_type}
+        library = LicenceLibrary(conn, clock=clock)
+        licences = library.by_holder(holder, include_inactive=False, today=today, type_codes=types)
     valid: dict[str, str] = {}
     for lic in licences:  # stored valid and not past its last day, as by_holder(include_inactive=False)
         if lic.status == "valid" and (lic.valid_until is None or lic.valid_until >= today):

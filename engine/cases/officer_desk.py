@@ -166,7 +166,8 @@ class OfficerDesk:
         """What the step's form pre-fills from earlier steps (e.g. the special procedure's kind from the
         review); licence and applicant bindings of a task form are the applicant's, as on the page."""
         case = seen.case
-        licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(case["applicant_id"])
+        library = LicenceLibrary(conn, clock=self.workflow.clock)
+        licences = library.by_holder(case["applicant_id"], history=False, type_codes=form.licence_types)
         return autofill(
             form,
             licences=licences,

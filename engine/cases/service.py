@@ -106,10 +106,12 @@ class CaseService:
         licences: list[LicenceRecord] | None = None,
     ) -> AutofillResult:
         """Values from the applicant's valid licences for ``form`` (key or definition), with provenance
-        (``licences``: every licence of the applicant, when the caller has read them already)."""
+        (``licences``: the applicant's licences of the form's types at least, when the caller has read them
+        already)."""
         definition = self.forms.get(form) if isinstance(form, str) else form
         if licences is None:
-            licences = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id)
+            library = LicenceLibrary(conn, clock=self.workflow.clock)
+            licences = library.by_holder(applicant_id, history=False, type_codes=definition.licence_types)
         applicant = {"name": applicant_name, "id": applicant_id}
         return autofill(definition, licences=licences, applicant=applicant, today=local_date(self.now))
 
@@ -141,8 +143,11 @@ class CaseService:
             )
         flow, start_data = choose_flow(self.catalogue, app, items)
         form = self.application_form([i.code for i in items])
-        # read once, for the form and the materials (neither reads a licence's status history)
-        held = LicenceLibrary(conn, clock=self.workflow.clock).by_holder(applicant_id, history=False)
+        # read once, for the form and the materials: of the types they take (neither reads a licence's
+        # status history)
+        types = form.licence_types | {m.licence_type for i in items for m in i.materials if m.licence_type}
+        library = LicenceLibrary(conn, clock=self.workflow.clock)
+        held = library.by_holder(applicant_id, history=False, type_codes=types)
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=local_date(self.now))
         materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held)

@@ -249,7 +249,8 @@ def _form(
 ) -> dict[str, Any] | None:
     if definition is None:
         return None
-    licences = LicenceLibrary(conn, clock=clock).by_holder(case["applicant_id"])
+    library = LicenceLibrary(conn, clock=clock)
+    licences = library.by_holder(case["applicant_id"], history=False, type_codes=definition.licence_types)
     applicant = {"name": case["applicant_name"], "id": case["applicant_id"]}
     filled = autofill(definition, licences=licences, applicant=applicant, earlier_tasks=earlier, today=today)
     return {"definition": definition.to_dict(), **filled.to_dict()}

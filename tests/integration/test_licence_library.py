@@ -1,6 +1,7 @@
 """The licence library on a real database: SQLite always, PostgreSQL too when ONEWINDOW_TEST_PG_URL is set."""
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine, func, select, update
@@ -244,6 +245,12 @@ def test_by_holder_lists_newest_first_and_filters_inactive(lib, org, issuer):
     active = lib.by_holder(org.credit_code, include_inactive=False, today=dt.date(2025, 6, 1))
     assert [r.id for r in active] == [business.id]  # the 2015 one is past its validity, the 2024 one revoked
     assert lib.by_holder("11010519491231002X") == []
+    of_types = lib.by_holder(org.credit_code, type_codes={"business_licence", "hygiene_licence"})
+    assert [r.id for r in of_types] == [business.id]
+    assert lib.by_holder(org.credit_code, type_codes={"food_business_licence"}, history=False) == [
+        replace(r, history=()) for r in everything if r.type_code == "food_business_licence"
+    ]
+    assert lib.by_holder(org.credit_code, type_codes=()) == []  # no type asked for: none, unread
 
 
 def test_renewal_and_replacement_are_linked(lib, org, issuer):

@@ -324,3 +324,23 @@ def test_same_validity_prefers_latest_issue_and_skips_not_yet_effective() -> Non
     )
     assert only_future.values == {}
     assert only_future.skipped["builder"][0].message_zh == "营业执照 No.BL-C 自 2025-04-01 起生效，未用于填充"
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY.keys()))
+def test_a_form_fills_the_same_from_only_the_licences_of_its_types(key: str) -> None:
+    """The case service reads only the licences of ``licence_types``: the others never change a fill."""
+    definition = REGISTRY.get(key)
+    held = [
+        business_licence(),
+        business_licence(id="lic-bl-0", licence_number="BL2010001", status="revoked"),
+        planning_permit(),
+        planning_permit(id="lic-pp-0", valid_until=date(2024, 1, 1), licence_number="JG2020-0001"),
+        FakeLicence("lic-f", "food_business_licence", "食品经营许可证", "JY1", CREDIT_CODE, None, {"x": "y"}),
+    ]
+    kept = [lic for lic in held if lic.type_code in definition.licence_types]
+    applicant = {"name": "李四", "id": CREDIT_CODE}
+    assert autofill(definition, licences=kept, applicant=applicant, today=TODAY) == autofill(
+        definition, licences=held, applicant=applicant, today=TODAY
+    )
+    if key == "apply.construction_permit":
+        assert definition.licence_types == {"business_licence", "planning_permit"}
