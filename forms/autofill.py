@@ -27,6 +27,7 @@ __all__ = [
     "SkipReason",
     "AutofillResult",
     "autofill",
+    "fills_from",
     "merge",
     "skip_message",
     "NOT_YET_VALID",
@@ -270,6 +271,24 @@ def autofill(
         if skipped and result.provenance.get(name, Provenance("none")).source != "licence":
             result.skipped[name] = list(skipped)
     return result
+
+
+def fills_from(definition: FormDefinition, licences: Sequence[LicenceLike], today: date) -> bool:
+    """Whether ``licences``, of each type every one ranked at least as high as the best usable one
+    (``LicenceLibrary.for_forms``), fill ``definition`` as all the holder's licences would: autofill stops
+    at the best usable licence of a type unless it lacks the bound value, and then reads on."""
+    best: dict[str, LicenceLike] = {}
+    for lic in licences:
+        kept = best.get(lic.type_code)
+        if _status(lic, today) == "valid" and (kept is None or _preference(lic) > _preference(kept)):
+            best[lic.type_code] = lic
+    return not any(
+        isinstance(binding, LicenceBinding)
+        and binding.licence_type in best
+        and _blank(best[binding.licence_type].face.get(binding.licence_field))
+        for chain in definition.bindings.values()
+        for binding in chain
+    )
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -19,10 +19,12 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Connection,
+    Date,
     Row,
     Text,
     and_,
     bindparam,
+    case,
     cast,
     func,
     insert,
@@ -266,6 +268,56 @@ _OWN = select(*[_RANKED.c[c.name] for c in licences.c]).where(_RANKED.c.newest =
 _SERIALS_AND_OWN = select(_TAKEN.c.serials, _OWN).select_from(_TAKEN.outerjoin(_OWN, true()))
 
 
+_USABLE = and_(  # LicenceRecord.is_usable in SQL
+    licences.c.status == "valid", licences.c.valid_from <= bindparam("today"), _unexpired(bindparam("today"))
+)
+_VALID_NOW = and_(licences.c.status == "valid", _unexpired(bindparam("today")))
+_LASTING = func.coalesce(licences.c.valid_until, literal(dt.date.max, Date))  # open-ended ranks first
+_OF_TYPES = (
+    select(
+        licences,
+        _LASTING.label("lasting"),
+        case((_USABLE, 1), else_=0).label("usable"),
+        func.max(case((_USABLE, _LASTING))).over(partition_by=licences.c.type_code).label("best_lasting"),
+        case((_VALID_NOW, 1), else_=0).label("valid_now"),
+        func.row_number()
+        .over(partition_by=(licences.c.type_code, case((_VALID_NOW, 1), else_=0)), order_by=_NEWEST_FIRST)
+        .label("newest"),
+    )
+    .where(
+        licences.c.holder_id == bindparam("holder"),
+        licences.c.type_code.in_(bindparam("types", expanding=True)),
+    )
+    .subquery("of_types")
+)
+_RANKED_BY_USE = select(
+    _OF_TYPES,
+    func.max(
+        case(
+            (
+                and_(_OF_TYPES.c.usable == 1, _OF_TYPES.c.lasting == _OF_TYPES.c.best_lasting),
+                _OF_TYPES.c.issue_date,
+            )
+        )
+    )
+    .over(partition_by=_OF_TYPES.c.type_code)
+    .label("best_issued"),
+).subquery("ranked_by_use")
+_R = _RANKED_BY_USE.c
+_FOR_FORMS = (
+    select(*[_R[c.name] for c in licences.c])
+    .where(
+        or_(
+            _R.best_lasting.is_(None),
+            _R.lasting > _R.best_lasting,
+            and_(_R.lasting == _R.best_lasting, _R.issue_date >= _R.best_issued),
+            and_(_R.valid_now == 1, _R.newest == 1),
+        )
+    )
+    .order_by(_R.issue_date.desc(), _R.identifier.desc())
+)
+
+
 def _licence_with_event(row: dict[str, Any], event: dict[str, Any]) -> Any:
     """PostgreSQL: insert the licence ``row`` and its status ``event`` (without ``licence_id``: the new
     row's) in one statement, the event's row reading the licence's id from the licence's insert."""
@@ -500,6 +552,18 @@ class LicenceLibrary:
         stmt = stmt.order_by(*_NEWEST_FIRST)
         rows = self.conn.execute(stmt).all()
         return self._records(rows) if history else [_record(row, ()) for row in rows]
+
+    def for_forms(self, holder_id: str, type_codes: Collection[str], today: dt.date) -> list[LicenceRecord]:
+        """The holder's licences of these types that can fill a form or stand in for a material today,
+        newest first, without their status history: of each type every licence ranked at least as high as
+        its best usable one (autofill's order: longest validity, then latest issue; all of a type none of
+        which is usable), and the newest one stored valid and unexpired (the material check's). A form
+        whose best usable licence lacks a bound value needs the rest too
+        (``forms.autofill.fills_from``); a holder with hundreds of licences of a type reads a few."""
+        if not type_codes:
+            return []
+        params = {"holder": _holder(holder_id), "types": sorted(type_codes), "today": today}
+        return [_record(row, ()) for row in self.conn.execute(_FOR_FORMS, params)]
 
     def _records(self, rows: Sequence[Row[Any]]) -> list[LicenceRecord]:
         ids = [row.id for row in rows]

@@ -7,14 +7,16 @@ field found nowhere stops the approval with the list of what is missing, so noth
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from engine.errors import InvalidInput
 from engine.time.calendar import local_date
+from forms.autofill import fills_from
+from forms.definition import FormDefinition
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
 from licence.library import LicenceLibrary, own_business_licences, serials_and_own_licences
 from licence.model import LicenceRecord
@@ -66,6 +68,25 @@ def department_credit_code(index: int, district: str) -> str:
     org = body + organisation_code_check_char(body)
     first17 = "11" + district + org
     return first17 + credit_code_check_char(first17)
+
+
+def licences_for_form(
+    conn: Connection,
+    clock: Callable[[], datetime],
+    holder_id: str,
+    form: FormDefinition,
+    today: date,
+    also: Collection[str] = (),
+) -> list[LicenceRecord]:
+    """The holder's licences that fill ``form`` (and that stand in for materials of the ``also`` types),
+    newest first: those of the types they take that rank high enough (``LicenceLibrary.for_forms``), or
+    every one of those types when a best licence lacks a value the form binds."""
+    types = form.licence_types | set(also)
+    library = LicenceLibrary(conn, clock=clock)
+    held = library.for_forms(holder_id, types, today)
+    if fills_from(form, held, today):
+        return held
+    return library.by_holder(holder_id, history=False, type_codes=types)
 
 
 class CaseLicences:

@@ -25,6 +25,7 @@ from engine.assignment import authorise_task, may_work, task_not_found
 from engine.cases.access import Viewer
 from engine.cases.actions import ACTIONS, action_not_allowed, default_opinion
 from engine.cases.inbox import InboxFilter, SortOrder, inbox
+from engine.cases.licences import licences_for_form
 from engine.cases.service import TASK_STATE_LABELS as DONE_LABELS
 from engine.cases.service import CaseService
 from engine.cases.status import LABELS
@@ -43,7 +44,6 @@ from engine.step import StepResult
 from engine.time.calendar import local_date
 from forms.autofill import AutofillResult, autofill, merge
 from forms.definition import FormDefinition
-from licence.library import LicenceLibrary
 
 __all__ = ["OfficerDesk"]
 
@@ -166,8 +166,8 @@ class OfficerDesk:
         """What the step's form pre-fills from earlier steps (e.g. the special procedure's kind from the
         review); licence and applicant bindings of a task form are the applicant's, as on the page."""
         case = seen.case
-        library = LicenceLibrary(conn, clock=self.workflow.clock)
-        licences = library.by_holder(case["applicant_id"], history=False, type_codes=form.licence_types)
+        today = local_date(self.cases.now)
+        licences = licences_for_form(conn, self.workflow.clock, case["applicant_id"], form, today)
         return autofill(
             form,
             licences=licences,

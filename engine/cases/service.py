@@ -25,7 +25,7 @@ from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
 from engine.cases.intake import Application, choose_flow, material_states, next_case_number
 from engine.cases.intake_rules import IntakeRules
-from engine.cases.licences import CaseLicences
+from engine.cases.licences import CaseLicences, licences_for_form
 from engine.cases.lifecycle import (
     CaseLifecycle,
     forget_handed_case,
@@ -54,7 +54,6 @@ from forms.definition import FormDefinition
 from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
 from licence.checkdigits import holder_id_kind, validate_holder_id
-from licence.library import LicenceLibrary
 from licence.model import LicenceRecord
 from processes.catalogue import TOLERANT_PROCESS, Catalogue
 
@@ -109,11 +108,11 @@ class CaseService:
         (``licences``: the applicant's licences of the form's types at least, when the caller has read them
         already)."""
         definition = self.forms.get(form) if isinstance(form, str) else form
+        today = local_date(self.now)
         if licences is None:
-            library = LicenceLibrary(conn, clock=self.workflow.clock)
-            licences = library.by_holder(applicant_id, history=False, type_codes=definition.licence_types)
+            licences = licences_for_form(conn, self.workflow.clock, applicant_id, definition, today)
         applicant = {"name": applicant_name, "id": applicant_id}
-        return autofill(definition, licences=licences, applicant=applicant, today=local_date(self.now))
+        return autofill(definition, licences=licences, applicant=applicant, today=today)
 
     def submit(self, app: Application, actor: str) -> str:
         return self.workflow.run(lambda conn: self.submit_in(conn, app, actor))
@@ -145,11 +144,11 @@ class CaseService:
         form = self.application_form([i.code for i in items])
         # read once, for the form and the materials: of the types they take (neither reads a licence's
         # status history)
-        types = form.licence_types | {m.licence_type for i in items for m in i.materials if m.licence_type}
-        library = LicenceLibrary(conn, clock=self.workflow.clock)
-        held = library.by_holder(applicant_id, history=False, type_codes=types)
+        materials_types = {m.licence_type for i in items for m in i.materials if m.licence_type}
+        today = local_date(self.now)
+        held = licences_for_form(conn, self.workflow.clock, applicant_id, form, today, materials_types)
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held)
-        data = validate_or_raise(form, merge(app.form, filled, definition=form), today=local_date(self.now))
+        data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
         materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held)
         if app.tolerant:
             missing_key = [m for m in materials if m["key"] and m["state"] == "missing"]

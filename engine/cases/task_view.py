@@ -30,6 +30,7 @@ from engine.assignment import listed, may_work, task_not_found
 from engine.cases.access import Viewer, is_officer_of
 from engine.cases.actions import ACTIONS, allowed_actions, model_reads
 from engine.cases.inbox import BADGE_LABELS, task_clock
+from engine.cases.licences import licences_for_form
 from engine.cases.lifecycle import read_task_with_case
 from engine.cases.status import LABELS
 from engine.errors import NotFound
@@ -249,8 +250,7 @@ def _form(
 ) -> dict[str, Any] | None:
     if definition is None:
         return None
-    library = LicenceLibrary(conn, clock=clock)
-    licences = library.by_holder(case["applicant_id"], history=False, type_codes=definition.licence_types)
+    licences = licences_for_form(conn, clock, case["applicant_id"], definition, today)
     applicant = {"name": case["applicant_name"], "id": case["applicant_id"]}
     filled = autofill(definition, licences=licences, applicant=applicant, earlier_tasks=earlier, today=today)
     return {"definition": definition.to_dict(), **filled.to_dict()}

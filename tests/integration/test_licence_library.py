@@ -1,13 +1,17 @@
 """The licence library on a real database: SQLite always, PostgreSQL too when ONEWINDOW_TEST_PG_URL is set."""
 
 import datetime as dt
+import random
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine, func, select, update
 
 import licence.library as library_module
+from engine.cases.licences import licences_for_form
 from engine.errors import Conflict, InvalidInput, NotFound
+from forms.autofill import autofill
+from forms.registry import FormRegistry
 from licence.demo import demo_issuers, demo_organisations, demo_persons, load_demo
 from licence.library import LicenceLibrary
 from licence.model import LicenceIdentifier
@@ -404,3 +408,73 @@ def test_latest_usable_picks_the_newest_licence_the_holder_may_rely_on(lib, org,
     assert lib.latest_usable(org.credit_code, "food_business_licence", dt.date(2025, 6, 1)).id == old.id
     assert lib.latest_usable(org.credit_code, "food_business_licence", dt.date(2026, 1, 1)) is None
     assert lib.latest_usable(org.credit_code, "hygiene_licence", dt.date(2025, 6, 1)) is None
+
+
+def test_the_licences_read_for_a_form_fill_it_as_all_of_the_holders_would(lib, conn, org, issuer):
+    """``for_forms`` reads of each type only what ranks at least as high as the best usable licence (and the
+    newest valid one); with ``licences_for_form``'s fall-back the form fills exactly as from every licence,
+    and the material check finds the same licence, on any day."""
+    code, name = issuer
+    rng = random.Random(7)
+    form = FormRegistry.load().get("apply.food_business")
+    for n in range(40):
+        issued = dt.date(2015, 1, 1) + dt.timedelta(days=rng.randrange(3650))
+        face = food_face(org)
+        until = rng.choice([None, issued + dt.timedelta(days=rng.randrange(200, 3000))])
+        starts = issued + dt.timedelta(days=rng.choice([0, 0, 0, 400]))
+        record = lib.issue(
+            "food_business_licence", org.credit_code, org.name, face, code, name, issued,
+            valid_until=until, valid_from=starts,
+        )  # fmt: skip
+        if n % 4 == 3:  # a face lacking a value the form binds (stored before faces were checked)
+            face.pop(rng.choice(["premises", "business_items", "main_business"]))
+            conn.execute(update(licences).where(licences.c.id == record.id).values(face=face))
+        if n % 5 == 4:
+            lib.revoke(record.id, "吊销", "局长")
+        elif n % 9 == 2:
+            lib.suspend(record.id, "暂扣", "局长")
+    issue_business(lib, org, issuer)
+    everything = lib.by_holder(org.credit_code, history=False)
+    materials = {"business_licence", "resident_id"}
+    fewer = False
+    days = [dt.date(2014, 6, 1), dt.date(2016, 6, 1), dt.date(2019, 3, 3), dt.date(2020, 1, 1)]
+    for today in [*days, dt.date(2025, 7, 1)]:  # 2014: none is in force yet
+        read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, materials)
+        fewer |= len(read) < len(everything)
+        assert autofill(form, licences=read, today=today) == autofill(form, licences=everything, today=today)
+        for type_code in form.licence_types | materials:
+            newest = [x.id for x in everything if x.type_code == type_code and _valid_on(x, today)][:1]
+            assert [x.id for x in read if x.type_code == type_code and _valid_on(x, today)][:1] == newest
+        assert [x.id for x in read] == [x.id for x in everything if x in read]  # newest first, as by_holder
+    assert fewer
+
+
+def _valid_on(record, today):
+    return record.status == "valid" and (record.valid_until is None or record.valid_until >= today)
+
+
+def test_the_newest_valid_licence_is_read_even_where_an_older_one_fills_the_form(lib, conn, issuer):
+    """The material check takes a type's newest licence stored valid and unexpired; autofill takes the one
+    that lasts longest. Where they differ, ``for_forms`` reads both."""
+    code, name = issuer
+    org = demo_organisations()[1]
+    form = FormRegistry.load().get("apply.food_business")
+    terms = [(dt.date(2018, 1, 2), dt.date(2030, 1, 1)), (dt.date(2019, 1, 2), dt.date(2021, 6, 1))]
+    lasting, newest = (
+        lib.issue(
+            "food_business_licence",
+            org.credit_code,
+            org.name,
+            food_face(org),
+            code,
+            name,
+            issued,
+            valid_until=until,
+        )  # fmt: skip
+        for issued, until in terms
+    )
+    today = dt.date(2020, 1, 1)
+    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
+    assert [x.id for x in read] == [newest.id, lasting.id]
+    filled = autofill(form, licences=read, today=today)
+    assert {p.licence_id for p in filled.provenance.values() if p.source == "licence"} == {lasting.id}
