@@ -18,7 +18,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, Engine, case, delete, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Select, case, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -402,20 +402,14 @@ class AccountService:
         """The principal and CSRF secret of a live session cookie."""
         now = self.clock()
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(
-                        auth_sessions.c.csrf, auth_sessions.c.expires_at, auth_sessions.c.revoked_at, accounts
-                    )
-                    .join(accounts, accounts.c.id == auth_sessions.c.account_id)
-                    .where(auth_sessions.c.id == self._digest(token or ""))
-                )
-                .mappings()
-                .first()
+            row, depts = _with_departments(
+                conn,
+                select(auth_sessions.c.csrf, auth_sessions.c.expires_at, auth_sessions.c.revoked_at, accounts)
+                .join(accounts, accounts.c.id == auth_sessions.c.account_id)
+                .where(auth_sessions.c.id == self._digest(token or "")),
             )
-            if row is None or row["revoked_at"] is not None or row["expires_at"] <= now or not row["active"]:
-                raise Unauthenticated("登录已失效，请重新登录", code="session_expired")
-            depts = self._departments_of(conn, [int(row["id"])]).get(int(row["id"]), [])
+        if row is None or row["revoked_at"] is not None or row["expires_at"] <= now or not row["active"]:
+            raise Unauthenticated("登录已失效，请重新登录", code="session_expired")
         return self._principal(row, depts), row["csrf"]
 
     def logout(self, token: str) -> None:
@@ -500,20 +494,17 @@ class AccountService:
         row until the commit) and most of them write nothing at all."""
         now = self.clock()
         with unit_of_work(self.engine) as conn:
-            row = (
-                conn.execute(
-                    select(
-                        api_tokens.c.id.label("token_id"),
-                        api_tokens.c.expires_at,
-                        api_tokens.c.revoked_at,
-                        api_tokens.c.last_used_at,
-                        accounts,
-                    )
-                    .join(accounts, accounts.c.id == api_tokens.c.account_id)
-                    .where(api_tokens.c.token_hash == self._digest(raw or ""))
+            row, depts = _with_departments(
+                conn,
+                select(
+                    api_tokens.c.id.label("token_id"),
+                    api_tokens.c.expires_at,
+                    api_tokens.c.revoked_at,
+                    api_tokens.c.last_used_at,
+                    accounts,
                 )
-                .mappings()
-                .first()
+                .join(accounts, accounts.c.id == api_tokens.c.account_id)
+                .where(api_tokens.c.token_hash == self._digest(raw or "")),
             )
             if row is None or row["revoked_at"] is not None or row["expires_at"] <= now or not row["active"]:
                 raise Unauthenticated("访问令牌无效、已过期或已吊销", code="bad_token")
@@ -522,5 +513,21 @@ class AccountService:
                 conn.execute(
                     update(api_tokens).where(api_tokens.c.id == row["token_id"]).values(last_used_at=now)
                 )
-            depts = self._departments_of(conn, [int(row["id"])]).get(int(row["id"]), [])
         return self._principal(row, depts)
+
+
+def _with_departments(conn: Connection, query: Select[Any]) -> tuple[RowMapping | None, list[str]]:
+    """The first row of ``query`` (a read of one credential with its account's row) and the account's
+    departments, in code order, in one statement: a row for each department (one for none)."""
+    rows = (
+        conn.execute(
+            query.add_columns(account_departments.c.department_code.label("member_of"))
+            .outerjoin(account_departments, account_departments.c.account_id == accounts.c.id)
+            .order_by(account_departments.c.department_code)
+        )
+        .mappings()
+        .all()
+    )
+    if not rows:
+        return None, []
+    return rows[0], [r["member_of"] for r in rows if r["member_of"] is not None]

@@ -35,6 +35,7 @@ from engine.cases.task_view import (
     earlier_task_data,
     form_of,
     task_detail,
+    task_to_complete,
     visible_task,
 )
 from engine.errors import Conflict, Forbidden, NotFound
@@ -118,10 +119,8 @@ class OfficerDesk:
         return self.cases.track(case_id, viewer)
 
     # ------------------------------------------------------------------ commands on a task
-    def _workable(
-        self, conn: Connection, task_id: str, viewer: Viewer, *, for_step: bool = False
-    ) -> VisibleTask:
-        seen = visible_task(conn, task_id, viewer, for_step=for_step)
+    def _workable(self, conn: Connection, task_id: str, viewer: Viewer) -> VisibleTask:
+        seen = visible_task(conn, task_id, viewer)
         if not may_work(seen.task, viewer.actor, viewer.groups):
             raise task_not_found(task_id)
         return seen
@@ -181,9 +180,9 @@ class OfficerDesk:
         seen: list[dict[str, Any]] = []
 
         def find(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:  # in the command's transaction
-            workable = self._workable(conn, task_id, viewer, for_step=True)
-            seen.append(workable.task)
-            return workable.task, workable.case
+            task, case = task_to_complete(conn, task_id, viewer)
+            seen.append(task)
+            return task, case
 
         result = self.cases.complete_task(task_id, data, viewer.actor, groups=set(viewer.groups), find=find)
         return self._outcome(seen[-1], "complete", result)

@@ -51,6 +51,7 @@ __all__ = [
     "earlier_task_data",
     "history",
     "task_detail",
+    "task_to_complete",
     "visible_task",
 ]
 
@@ -92,21 +93,42 @@ class VisibleTask:
         self.instance_tasks = instance_tasks
 
 
-def visible_task(conn: Connection, task_id: str, viewer: Viewer, *, for_step: bool = False) -> VisibleTask:
-    """The task ``task_id`` if it belongs to a case ``viewer`` may see; else ``task_not_found``. With
-    ``for_step`` (read in the transaction of a completion), the case row is handed over to the step's
-    lifecycle (:func:`engine.cases.lifecycle.read_task_with_case`)."""
-    check_row(tasks, {"id": task_id}, fields={"id": "task_id"})
-    try:
-        task, case = read_task_with_case(conn, task_id, hand_over=for_step)
-    except NotFound:
-        raise task_not_found(task_id) from None
-    if not task["business_key"] or case is None:
-        raise task_not_found(task_id)
+def visible_task(conn: Connection, task_id: str, viewer: Viewer) -> VisibleTask:
+    """The task ``task_id`` if it belongs to a case ``viewer`` may see; else ``task_not_found``."""
+    task, case = _task_and_case(conn, task_id, hand_over=False)
     instance_tasks = TaskRepository(conn).of_instance(task["instance_id"])
     if not is_officer_of(viewer, case, instance_tasks):
         raise task_not_found(task_id)
     return VisibleTask(task, case, instance_tasks)
+
+
+def task_to_complete(conn: Connection, task_id: str, viewer: Viewer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task ``task_id`` and its case row, read in the transaction of a completion (the case row handed
+    over to the step's lifecycle, :func:`engine.cases.lifecycle.read_task_with_case`), if ``viewer`` may
+    see the case (:func:`visible_task`) and work the task (``may_work``); else ``task_not_found``. The
+    instance's other tasks are read only when the task itself does not show the viewer an officer of
+    the case: its own groups and users are among those every task of the instance gives."""
+    task, case = _task_and_case(conn, task_id, hand_over=True)
+    if not may_work(task, viewer.actor, viewer.groups):
+        raise task_not_found(task_id)
+    if is_officer_of(viewer, case, [task]):
+        return task, case
+    if not is_officer_of(viewer, case, TaskRepository(conn).of_instance(task["instance_id"])):
+        raise task_not_found(task_id)
+    return task, case
+
+
+def _task_and_case(
+    conn: Connection, task_id: str, *, hand_over: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    check_row(tasks, {"id": task_id}, fields={"id": "task_id"})
+    try:
+        task, case = read_task_with_case(conn, task_id, hand_over=hand_over)
+    except NotFound:
+        raise task_not_found(task_id) from None
+    if not task["business_key"] or case is None:
+        raise task_not_found(task_id)
+    return task, case
 
 
 def may_act(task: Mapping[str, Any], viewer: Viewer) -> bool:

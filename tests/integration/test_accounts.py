@@ -110,7 +110,9 @@ def test_a_session_expires_and_a_logout_ends_it(svc: AccountService, clock) -> N
 def test_an_api_token_works_until_it_expires_or_is_revoked(svc: AccountService, clock, db) -> None:
     principal = svc.login("wang.officer", PASSWORD, None).principal
     token_id, raw, expires = svc.issue_token(principal, "统计系统", days=30)
-    assert svc.bearer(raw).username == "wang.officer"
+    assert svc.bearer(raw) == principal and principal.departments == {"market", "health"}
+    applicant_token = svc.issue_token(svc.login("li.applicant", PASSWORD, None).principal, "查询", days=1)[1]
+    assert svc.bearer(applicant_token).departments == frozenset()
     assert expires == clock.now + timedelta(days=30)
     with db.connect() as conn:
         assert raw not in conn.execute(select(api_tokens.c.token_hash)).scalars().all()
