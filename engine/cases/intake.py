@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -63,13 +63,15 @@ def material_states(
     holder: str,
     clock: Callable[[], datetime],
     licences: Sequence[LicenceRecord] | None = None,
+    today: date | None = None,
 ) -> list[dict[str, Any]]:
     """Every required material of the items with its state: a valid licence of the holder stands in for a
     paper, a handed-in one is provided, a tolerated minor one may wait, the rest is missing.
 
-    ``licences``: the holder's licences of the materials' types at least, newest first
-    (``LicenceLibrary.by_holder``), when the caller has read them already; else they are read here."""
-    today = local_date(clock())
+    ``licences``: the holder's licences of the materials' types at least, newest first, read for
+    ``today`` (``LicenceLibrary.by_holder``, ``engine.cases.licences.licences_for_form``), when the caller
+    has read them already; else they are read here."""
+    today = today or local_date(clock())
     if licences is None:
         types = {m.licence_type for item in items for m in item.materials if m.licence_type}
         library = LicenceLibrary(conn, clock=clock)

@@ -172,7 +172,7 @@ class OfficerDesk:
             licences=licences,
             applicant={"name": case["applicant_name"], "id": case["applicant_id"]},
             earlier_tasks=earlier_task_data(events),
-            today=local_date(self.cases.now),
+            today=today,
         )
 
     def complete(self, task_id: str, data: dict[str, Any], viewer: Viewer) -> dict[str, Any]:

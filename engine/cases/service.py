@@ -103,12 +103,13 @@ class CaseService:
         applicant_name: str = "",
         *,
         licences: list[LicenceRecord] | None = None,
+        today: date | None = None,
     ) -> AutofillResult:
         """Values from the applicant's valid licences for ``form`` (key or definition), with provenance
-        (``licences``: the applicant's licences of the form's types at least, when the caller has read them
-        already)."""
+        (``licences``: the applicant's licences read for the form on ``today``, ``licences_for_form``, when
+        the caller has read them already, and the day it read them for)."""
         definition = self.forms.get(form) if isinstance(form, str) else form
-        today = local_date(self.now)
+        today = today or local_date(self.now)
         if licences is None:
             licences = licences_for_form(conn, self.workflow.clock, applicant_id, definition, today)
         applicant = {"name": applicant_name, "id": applicant_id}
@@ -147,9 +148,9 @@ class CaseService:
         materials_types = {m.licence_type for i in items for m in i.materials if m.licence_type}
         today = local_date(self.now)
         held = licences_for_form(conn, self.workflow.clock, applicant_id, form, today, materials_types)
-        filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held)
+        filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
-        materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held)
+        materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held, today=today)
         if app.tolerant:
             missing_key = [m for m in materials if m["key"] and m["state"] == "missing"]
             if missing_key:
