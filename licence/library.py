@@ -12,6 +12,7 @@ import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -318,14 +319,21 @@ _FOR_FORMS = (
 )
 
 
-def _licence_with_event(row: dict[str, Any], event: dict[str, Any]) -> Any:
+def _licence_with_event(row: dict[str, Any], event: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """PostgreSQL: insert the licence ``row`` and its status ``event`` (without ``licence_id``: the new
-    row's) in one statement, the event's row reading the licence's id from the licence's insert."""
-    new_licence = insert(licences).values(row).returning(licences.c.id).cte("new_licence")
-    names = list(event)
-    values = [literal(event[n], type_=licence_status_events.c[n].type) for n in names]
-    rows = select(new_licence.c.id, *values)
-    return insert(licence_status_events).from_select(["licence_id", *names], rows).add_cte(new_licence)
+    row's) in one statement, the event's row reading the licence's id from the licence's insert; the
+    statement (built once per shape) and its parameters."""
+    statement = _licence_with_event_statement(tuple(sorted(row)), tuple(sorted(event)))
+    return statement, {**{f"l_{k}": v for k, v in row.items()}, **{f"e_{k}": v for k, v in event.items()}}
+
+
+@cache
+def _licence_with_event_statement(row_names: tuple[str, ...], event_names: tuple[str, ...]) -> Any:
+    values = {n: bindparam(f"l_{n}", type_=licences.c[n].type) for n in row_names}
+    new_licence = insert(licences).values(values).returning(licences.c.id).cte("new_licence")
+    event = [bindparam(f"e_{n}", type_=licence_status_events.c[n].type) for n in event_names]
+    rows = select(new_licence.c.id, *event)
+    return insert(licence_status_events).from_select(["licence_id", *event_names], rows).add_cte(new_licence)
 
 
 def _required_text(value: str | None, field: str, label: str) -> str:
@@ -451,7 +459,7 @@ class LicenceLibrary:
         combined = self.conn.dialect.name == "postgresql"
         try:
             if combined:  # the licence row and its first event in ONE statement
-                self.conn.execute(_licence_with_event(row, event))
+                self.conn.execute(*_licence_with_event(row, event))
             else:
                 self.conn.execute(insert(licences), [row])
         except IntegrityError as exc:
