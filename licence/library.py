@@ -274,49 +274,61 @@ _USABLE = and_(  # LicenceRecord.is_usable in SQL
 )
 _VALID_NOW = and_(licences.c.status == "valid", _unexpired(bindparam("today")))
 _LASTING = func.coalesce(licences.c.valid_until, literal(dt.date.max, Date))  # open-ended ranks first
-_OF_TYPES = (
-    select(
-        licences,
-        _LASTING.label("lasting"),
-        case((_USABLE, 1), else_=0).label("usable"),
-        func.max(case((_USABLE, _LASTING))).over(partition_by=licences.c.type_code).label("best_lasting"),
-        case((_VALID_NOW, 1), else_=0).label("valid_now"),
-        func.row_number()
-        .over(partition_by=(licences.c.type_code, case((_VALID_NOW, 1), else_=0)), order_by=_NEWEST_FIRST)
-        .label("newest"),
+_CODE_POINT_ORDER = {"postgresql": "C", "sqlite": "BINARY"}
+"""The collation that orders text as Python compares ``str`` (by code point), per dialect."""
+
+
+@cache
+def _for_forms_statement(dialect: str) -> Any:
+    """``LicenceLibrary.for_forms``'s read: every licence of the holder of the types, numbered by
+    autofill's order (``forms.autofill._preference``, best first: longest validity, latest issue, then
+    licence number and id compared by code point) and by newest first among those valid now; kept are
+    those that rank at least as high as the best usable one of their type (all where none is), and the
+    newest valid one."""
+    collation = _CODE_POINT_ORDER.get(dialect)
+
+    def text_order(column: Any) -> Any:
+        return column.collate(collation) if collation else column
+
+    by_use = (
+        _LASTING.desc(),
+        licences.c.issue_date.desc(),
+        text_order(licences.c.licence_number).desc(),
+        text_order(licences.c.id).desc(),
     )
-    .where(
-        licences.c.holder_id == bindparam("holder"),
-        licences.c.type_code.in_(bindparam("types", expanding=True)),
+    of_types = (
+        select(
+            licences,
+            case((_USABLE, 1), else_=0).label("usable"),
+            func.row_number().over(partition_by=licences.c.type_code, order_by=by_use).label("place"),
+            func.row_number()
+            .over(partition_by=(licences.c.type_code, case((_VALID_NOW, 1), else_=0)), order_by=_NEWEST_FIRST)
+            .label("newest"),
+            case((_VALID_NOW, 1), else_=0).label("valid_now"),
+        )
+        .where(
+            licences.c.holder_id == bindparam("holder"),
+            licences.c.type_code.in_(bindparam("types", expanding=True)),
+        )
+        .subquery("of_types")
     )
-    .subquery("of_types")
-)
-_RANKED_BY_USE = select(
-    _OF_TYPES,
-    func.max(
-        case(
-            (
-                and_(_OF_TYPES.c.usable == 1, _OF_TYPES.c.lasting == _OF_TYPES.c.best_lasting),
-                _OF_TYPES.c.issue_date,
+    ranked = select(
+        of_types,
+        func.min(case((of_types.c.usable == 1, of_types.c.place)))
+        .over(partition_by=of_types.c.type_code)
+        .label("best_place"),
+    ).subquery("ranked_by_use")
+    return (
+        select(*[ranked.c[c.name] for c in licences.c])
+        .where(
+            or_(
+                ranked.c.best_place.is_(None),
+                ranked.c.place <= ranked.c.best_place,
+                and_(ranked.c.valid_now == 1, ranked.c.newest == 1),
             )
         )
+        .order_by(ranked.c.issue_date.desc(), ranked.c.identifier.desc())
     )
-    .over(partition_by=_OF_TYPES.c.type_code)
-    .label("best_issued"),
-).subquery("ranked_by_use")
-_R = _RANKED_BY_USE.c
-_FOR_FORMS = (
-    select(*[_R[c.name] for c in licences.c])
-    .where(
-        or_(
-            _R.best_lasting.is_(None),
-            _R.lasting > _R.best_lasting,
-            and_(_R.lasting == _R.best_lasting, _R.issue_date >= _R.best_issued),
-            and_(_R.valid_now == 1, _R.newest == 1),
-        )
-    )
-    .order_by(_R.issue_date.desc(), _R.identifier.desc())
-)
 
 
 def _licence_with_event(row: dict[str, Any], event: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -563,15 +575,16 @@ class LicenceLibrary:
 
     def for_forms(self, holder_id: str, type_codes: Collection[str], today: dt.date) -> list[LicenceRecord]:
         """The holder's licences of these types that can fill a form or stand in for a material today,
-        newest first, without their status history: of each type every licence ranked at least as high as
-        its best usable one (autofill's order: longest validity, then latest issue; all of a type none of
-        which is usable), and the newest one stored valid and unexpired (the material check's). A form
-        whose best usable licence lacks a bound value needs the rest too
-        (``forms.autofill.fills_from``); a holder with hundreds of licences of a type reads a few."""
+        newest first, without their status history: of each type its best usable one and those autofill
+        ranks above it (longest validity, latest issue, then number and id; all of a type none of which is
+        usable), and the newest one stored valid and unexpired (the material check's). A form whose best
+        usable licence lacks a bound value needs the rest too (``forms.autofill.fills_from``); a holder
+        with hundreds of licences of a type, issued the same day for the same term or not, reads a few."""
         if not type_codes:
             return []
         params = {"holder": _holder(holder_id), "types": sorted(type_codes), "today": today}
-        return [_record(row, ()) for row in self.conn.execute(_FOR_FORMS, params)]
+        statement = _for_forms_statement(self.conn.dialect.name)
+        return [_record(row, ()) for row in self.conn.execute(statement, params)]
 
     def _records(self, rows: Sequence[Row[Any]]) -> list[LicenceRecord]:
         ids = [row.id for row in rows]

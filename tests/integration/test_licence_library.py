@@ -449,6 +449,33 @@ def test_the_licences_read_for_a_form_fill_it_as_all_of_the_holders_would(lib, c
     assert fewer
 
 
+def test_licences_alike_in_term_and_issue_are_read_as_autofill_ranks_them(lib, conn, org, issuer):
+    """Of many licences of a type autofill ranks by validity and issue alike, the read keeps the one it
+    takes (ties broken by licence number, then id, by code point), those ranked above it that it skips,
+    and the newest valid one, not every tie; the form fills as from all of them."""
+    code, name = issuer
+    form = FormRegistry.load().get("apply.food_business")
+    issued, until, today = dt.date(2024, 3, 1), dt.date(2029, 2, 28), dt.date(2025, 1, 6)
+
+    def food():
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued,
+            valid_until=until,
+        )  # fmt: skip
+
+    made = [food() for _ in range(30)]
+    ranked = sorted(made, key=lambda x: (x.licence_number, x.id), reverse=True)
+    lib.suspend(ranked[0].id, "暂扣", "局长")  # not valid: skipped
+    later = {"valid_from": today + dt.timedelta(days=30)}  # valid, not in force: skipped; the newest valid
+    conn.execute(update(licences).where(licences.c.id == ranked[1].id).values(**later))
+    everything = lib.by_holder(org.credit_code, history=False)
+    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
+    assert {x.id for x in read if x.type_code == "food_business_licence"} == {x.id for x in ranked[:3]}
+    filled = autofill(form, licences=read, today=today)
+    assert filled == autofill(form, licences=everything, today=today)
+    assert {p.licence_id for p in filled.provenance.values() if p.source == "licence"} == {ranked[2].id}
+
+
 def _valid_on(record, today):
     return record.status == "valid" and (record.valid_until is None or record.valid_until >= today)
 
