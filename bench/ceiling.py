@@ -3,12 +3,15 @@
 No engine, no SpiffWorkflow, no case rules: what the stack alone costs for the statements a completion
 through ``POST /api/v1/officer/tasks/{id}/complete`` runs. Per request, as onewindow does:
 
-* the bearer token: its own transaction (the token and account by the HMAC of the token, the account's
-  departments; ``last_used_at`` written only when the recorded use is a minute old or more);
-* the step, one transaction: the task with its case and the instance read by key, then one statement
-  (data-modifying CTEs, as onewindow's step) writing the stored state back under a version check, closing
-  the task, inserting the next task and an audit row and touching the case row; the outcome (the case
-  status and the opened task) from what it wrote, as onewindow's;
+* the bearer token: its own transaction, one read (the token, its account and the account's departments
+  by the HMAC of the token, one row per department); ``last_used_at`` written only when the recorded use
+  is a minute old or more;
+* the step, one transaction: the task with its case and its instance's version read by key, then one
+  statement (data-modifying CTEs, as onewindow's step) writing the state back under the version check,
+  closing the task, inserting the next task and an audit row and touching the case row; the outcome (the
+  case status and the opened task) from what it wrote, as onewindow's. The state is the one this process
+  wrote last for the instance, as onewindow's live workflow; the first step on an instance in a process
+  reads it (one statement more, as onewindow restores a workflow it does not hold);
 * as many further primary-key reads as onewindow ran statements beyond these for the same step
   (``BENCH_CEILING_STATEMENTS``: element id -> statements of onewindow's completion, counted by
   ``bench.http_api`` in the same run), so that both run the same number of statements. Reads are the
@@ -44,10 +47,10 @@ __all__ = ["APP_FACTORY", "BASE_STATEMENTS", "NEXT_STEP", "create_app"]
 
 APP_FACTORY = "bench.ceiling:create_app"
 NEXT_STEP = {"intake": "review", "review": "decision", "decision": "delivery", "delivery": "intake"}
-BASE_STATEMENTS = 5
-"""Statements the ceiling runs on every completion before its padding: 2 for the token (3 once a minute),
-3 for the step (the task with its case, the instance, then one statement for every write, as onewindow's
-step writes)."""
+BASE_STATEMENTS = 3
+"""Statements the ceiling runs on every completion before its padding: 1 for the token (2 once a minute),
+2 for the step (the task with its case and its instance's version, then one statement for every write, as
+onewindow's step writes)."""
 
 
 class CompleteIn(BaseModel):
@@ -63,29 +66,30 @@ def _principal(engine: Engine, key: bytes, authorization: str) -> dict[str, Any]
     digest = hmac.new(key, raw.strip().encode(), hashlib.sha256).hexdigest()
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        row = (
+        rows = (
             conn.execute(
                 select(
                     api_tokens.c.id.label("token_id"),
                     api_tokens.c.expires_at,
                     api_tokens.c.last_used_at,
                     accounts,
+                    account_departments.c.department_code,
                 )
                 .join(accounts, accounts.c.id == api_tokens.c.account_id)
+                .outerjoin(account_departments, account_departments.c.account_id == accounts.c.id)
                 .where(api_tokens.c.token_hash == digest)
             )
             .mappings()
-            .first()
+            .all()
         )
-        if row is None or row["expires_at"] <= now:
+        if not rows or rows[0]["expires_at"] <= now:
             raise HTTPException(401, "bad token")
+        row = rows[0]
         last = row["last_used_at"]
         if last is None or last <= now - TOKEN_USE_GRANULARITY:
             used = update(api_tokens).where(api_tokens.c.id == row["token_id"]).values(last_used_at=now)
             conn.execute(used)
-        groups = conn.execute(
-            select(account_departments.c.department_code).where(account_departments.c.account_id == row["id"])
-        ).scalars()
+        groups = [r["department_code"] for r in rows if r["department_code"] is not None]
         return {"actor": row["username"], "groups": [*groups, "window"]}
 
 
@@ -141,6 +145,7 @@ def create_app() -> FastAPI:
     )
     key = os.environ["BENCH_CEILING_SECRET"].encode()
     ours: dict[str, int] = json.loads(os.environ.get("BENCH_CEILING_STATEMENTS", "{}"))
+    live: dict[str, Any] = {}  # instance id -> the state this process wrote last
     app = FastAPI()
 
     @app.post("/ceiling/tasks/{task_id}/complete")
@@ -150,8 +155,11 @@ def create_app() -> FastAPI:
         with engine.begin() as conn:
             row = (
                 conn.execute(
-                    select(tasks, *[c.label(f"case_{c.name}") for c in cases.c])
+                    select(
+                        tasks, *[c.label(f"case_{c.name}") for c in cases.c], instances.c.version.label("v")
+                    )
                     .join(cases, cases.c.id == tasks.c.business_key)
+                    .join(instances, instances.c.id == tasks.c.instance_id)
                     .where(tasks.c.id == task_id)
                 )
                 .mappings()
@@ -161,9 +169,10 @@ def create_app() -> FastAPI:
                 raise HTTPException(409, "task not ready")
             task = {c.name: row[c.name] for c in tasks.c}
             case = {c.name: row[f"case_{c.name}"] for c in cases.c}
-            state, version = conn.execute(
-                select(instances.c.state, instances.c.version).where(instances.c.id == task["instance_id"])
-            ).one()
+            version, state = row["v"], live.get(task["instance_id"])
+            if state is None:
+                where = instances.c.id == task["instance_id"]
+                state = conn.execute(select(instances.c.state).where(where)).scalar_one()
             opened = {
                 **task,
                 "id": str(uuid.uuid4()),
@@ -187,6 +196,7 @@ def create_app() -> FastAPI:
             saved = conn.execute(step).scalar()
             if saved != 1:
                 raise HTTPException(409, "version conflict")
+            live[task["instance_id"]] = state
             for _ in range(ours.get(task["element_id"], 0) - BASE_STATEMENTS):
                 conn.execute(select(cases.c.status).where(cases.c.id == case["id"])).scalar()
         return {  # the outcome from what the step wrote, as onewindow answers it
