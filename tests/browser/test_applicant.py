@@ -79,6 +79,7 @@ def test_company_applies_for_two_items_with_a_prefilled_form_and_uploads_a_mater
     expect(_state(page, "file-MR-001-application")).to_contain_text("✓ 营业场所平面图.pdf（PDF")
     page.set_input_files("#file-HE-001-hygiene_rules", str(files["fake_ofd"]))  # passes the browser's check
     expect(_state(page, "file-HE-001-hygiene_rules")).to_contain_text("✓")
+    expect(page.locator("#apply-form .form-error")).to_be_hidden()  # no refused file is left
     shoot(page, "applicant-apply")
 
     page.click("[data-testid=submit-application]")

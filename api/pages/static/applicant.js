@@ -164,12 +164,21 @@
     return Array.from(form.querySelectorAll("input.material-file"));
   }
 
+  const BAD_FILES = "有材料文件不符合要求，请按文件旁的提示重新选择";
+
+  function clearBadFilesError(form) {
+    // the form's message about refused files goes once none is left (another message stays)
+    const top = form.querySelector(".form-error");
+    if (!top || top.textContent !== BAD_FILES) return;
+    if (filesOf(form).some((f) => f.dataset.state === "bad")) return;
+    top.hidden = true;
+    top.textContent = "";
+  }
+
   function buildApplication(form, items) {
     const files = filesOf(form);
     if (files.some((f) => f.dataset.state === "checking")) throw new Error("正在检查所选文件，请稍候再提交");
-    if (files.some((f) => f.dataset.state === "bad")) {
-      throw new Error("有材料文件不符合要求，请按文件旁的提示重新选择");
-    }
+    if (files.some((f) => f.dataset.state === "bad")) throw new Error(BAD_FILES);
     const body = window.ow.formData(form);
     body.items = items;
     body.form = body.form || {};
@@ -225,6 +234,7 @@
         const row = input.closest(".material-row");
         const provided = row && row.querySelector("input[name^='provided.']");
         if (ok && provided && !provided.disabled) provided.checked = true;
+        clearBadFilesError(form);
       });
     });
     form.owHeaders = () => ({ "Idempotency-Key": form.dataset.idempotencyKey });
