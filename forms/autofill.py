@@ -29,6 +29,7 @@ __all__ = [
     "autofill",
     "fills_from",
     "merge",
+    "provenance_as_submitted",
     "skip_message",
     "NOT_YET_VALID",
 ]
@@ -301,6 +302,25 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return [str(x).strip() for x in a] == [str(x).strip() for x in b]
     return str(a).strip() == str(b).strip()
+
+
+def provenance_as_submitted(data: Mapping[str, Any], result: AutofillResult) -> dict[str, dict[str, Any]]:
+    """The provenance kept with submitted ``data``: each pre-filled field's source, and for a field whose
+    submitted value is not the one its source gave (an unlocked field the applicant changed or cleared)
+    ``modified`` with the ``original`` value, its badge saying so: the source no longer vouches for it."""
+    kept: dict[str, dict[str, Any]] = {}
+    for name, origin in result.provenance.items():
+        entry = origin.to_dict()
+        original = result.values.get(name)
+        if not _same(data.get(name), original):
+            shown = "、".join(map(str, original)) if isinstance(original, list) else str(original)
+            entry.update(
+                modified=True,
+                original=original,
+                badge=f"申请人已修改（原值「{shown}」{origin.badge_zh.replace('来源：', '，取自', 1)}）",
+            )
+        kept[name] = entry
+    return kept
 
 
 def merge(

@@ -72,6 +72,8 @@ class ProvenanceOut(BaseModel):
     attribute: str | None = Field(default=None, description="取自证照或实名信息的哪一项")
     element_id: str | None = Field(default=None, description="前序环节（task 来源）")
     badge: str | None = Field(default=None, description="字段旁显示的来源说明")
+    modified: bool = Field(default=False, description="提交的值是否已由申请人改动（不再是来源给出的值）")
+    original: Any = Field(default=None, description="改动前来源给出的值（modified 时）")
 
 
 class SkippedOut(BaseModel):

@@ -48,7 +48,7 @@ from engine.service import WorkflowService
 from engine.step import StepResult
 from engine.time.calendar import WorkingCalendar, local_date
 from engine.time.clocks import Clock
-from forms.autofill import AutofillResult, autofill, merge
+from forms.autofill import AutofillResult, autofill, merge, provenance_as_submitted
 from forms.combine import combine_forms
 from forms.definition import FormDefinition
 from forms.registry import FormRegistry
@@ -176,7 +176,7 @@ class CaseService:
             priority=app.priority,
             status="submitted",
             form_data=data,
-            autofill={k: v.to_dict() for k, v in filled.provenance.items()},
+            autofill=provenance_as_submitted(data, filled),
             licence_ids=[],
             submitted_at=now,
             check_code=new_check_code(),  # for tracking without signing in (engine/cases/check_codes.py)

@@ -6,6 +6,7 @@ is set up over the API (:mod:`tests.browser.journeys`); every officer's step goe
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,12 @@ def test_officers_of_two_departments_complete_the_joint_approval(server: Any, us
         "[data-testid=application-form] [data-field=operator_name] [data-testid=field-source]"
     )
     expect(source).to_contain_text("营业执照")
+    changed = window.locator(  # FOOD_FORM's premises is not the licence's: the badge says it was changed
+        "[data-testid=application-form] [data-field=premises] [data-testid=field-source]"
+    )
+    expect(changed).to_contain_text("申请人已修改（原值「")
+    expect(changed).to_contain_text("取自食品经营许可证")
+    expect(changed).to_have_class(re.compile(r"\bsource-modified\b"))
     _expect_highlighted(window, "lead_intake")
     expect(window.get_by_test_id("action-accept")).to_be_visible()
     shoot(window, "officer-task-intake")

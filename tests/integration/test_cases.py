@@ -118,6 +118,31 @@ def sign_commitment(svc: Services, case_id: str) -> None:
     )
 
 
+def test_a_pre_filled_value_the_applicant_changed_is_kept_as_changed_with_the_licence_value(
+    svc: Services,
+) -> None:
+    """The officer sees the source of every pre-filled field; one the applicant changed says so, with the
+    value the licence gave, not as if the licence vouched for what was typed."""
+    from engine.cases.intake import Application
+
+    org = org_with(svc, {"business_licence", "food_business_licence"})
+    with svc.engine.connect() as conn:
+        form = svc.cases.application_form(["MR-001"])
+        filled = svc.cases.prefill(conn, form, org.credit_code, org.name)
+    assert filled.values["premises"] != "另一处经营场所"
+    typed = {**FOOD_FORM, "premises": "另一处经营场所", "main_business": filled.values["main_business"]}
+    provided = every_material(svc, "MR-001")
+    application = Application(org.credit_code, org.name, ["MR-001"], form=typed, provided=provided)
+    case_id = svc.cases.submit(application, "applicant")
+    kept = svc.cases.track(case_id)["case"]["autofill"]
+    assert "modified" not in kept["credit_code"] and "modified" not in kept["main_business"]
+    premises = kept["premises"]
+    assert premises["source"] == "licence" and premises["licence_type"] == "food_business_licence"
+    assert premises["modified"] is True and premises["original"] == filled.values["premises"]
+    original = filled.values["premises"]
+    assert premises["badge"].startswith(f"申请人已修改（原值「{original}」，取自食品经营许可证")
+
+
 def test_food_licence_case_from_prefilled_form_to_issued_licence_and_next_prefill(
     svc: Services, clock
 ) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from engine.errors import InvalidInput
-from forms.autofill import AutofillResult, LicenceLike, autofill, merge
+from forms.autofill import AutofillResult, LicenceLike, autofill, merge, provenance_as_submitted
 from forms.registry import FormRegistry
 from forms.validation import validate
 
@@ -264,6 +264,38 @@ def test_editing_a_locked_field_is_refused() -> None:
     assert error.detail["errors"][0]["code"] == "locked_field"
     assert "经营者名称" in error.message
     assert "营业执照 No.BL2020001" in error.detail["errors"][0]["message"]
+
+
+def test_the_provenance_kept_says_which_pre_filled_values_the_applicant_changed() -> None:
+    """A value submitted as its source gave it (a list as a list) keeps the source's badge; a changed or
+    cleared one is marked with the value the source gave."""
+    face = {"premises": "五四路 1 号一层", "main_business": "餐饮服务经营者"}
+    face["business_items"] = ["热食类食品制售"]
+    food = FakeLicence(
+        "lic-f", "food_business_licence", "食品经营许可证", "JY1", CREDIT_CODE, date(2030, 1, 1), face
+    )
+    result = autofill(
+        REGISTRY.get("apply.food_business"),
+        licences=[business_licence(), food],
+        applicant={"phone": "13800138000"},
+        today=TODAY,
+    )
+    assert isinstance(result.values["business_items"], list)
+    data = merge({"premises": "一层", "contact_phone": "13800138000"}, result)
+    data.pop("legal_representative")  # cleared
+    kept = provenance_as_submitted(data, result)
+    assert set(kept) == set(result.provenance)
+    assert kept["credit_code"] == result.provenance["credit_code"].to_dict()
+    assert kept["business_items"] == result.provenance["business_items"].to_dict()
+    premises = kept["premises"]
+    assert premises["modified"] is True and premises["original"] == result.values["premises"]
+    origin = result.provenance["premises"].badge_zh.removeprefix("来源：")
+    assert premises["badge"] == f"申请人已修改（原值「{result.values['premises']}」，取自{origin}）"
+    assert kept["legal_representative"]["modified"] is True
+    assert kept["legal_representative"]["original"] == "张三"
+    listed = {**data, "business_items": ["别的项目"]}
+    items = provenance_as_submitted(listed, result)["business_items"]
+    assert items["badge"].startswith(f"申请人已修改（原值「{'、'.join(result.values['business_items'])}」")
 
 
 def test_merged_data_from_licences_validates() -> None:
