@@ -283,8 +283,10 @@ def _for_forms_statement(dialect: str) -> Any:
     """``LicenceLibrary.for_forms``'s read: every licence of the holder of the types, numbered by
     autofill's order (``forms.autofill._preference``, best first: longest validity, latest issue, then
     licence number and id compared by code point) and by newest first among those valid now; kept are
-    those that rank at least as high as the best usable one of their type (all where none is), and the
-    newest valid one."""
+    the best usable one of each type (all of a type where none is usable) and the newest valid one.
+    Those autofill ranks above the best usable one are not needed: it skips them, and it reports a
+    skipped licence only for a field no licence fills, which the best usable one does unless it lacks
+    the value (then ``forms.autofill.fills_from`` says so and every licence of the types is read)."""
     collation = _CODE_POINT_ORDER.get(dialect)
 
     def text_order(column: Any) -> Any:
@@ -323,7 +325,7 @@ def _for_forms_statement(dialect: str) -> Any:
         .where(
             or_(
                 ranked.c.best_place.is_(None),
-                ranked.c.place <= ranked.c.best_place,
+                ranked.c.place == ranked.c.best_place,
                 and_(ranked.c.valid_now == 1, ranked.c.newest == 1),
             )
         )
@@ -575,9 +577,9 @@ class LicenceLibrary:
 
     def for_forms(self, holder_id: str, type_codes: Collection[str], today: dt.date) -> list[LicenceRecord]:
         """The holder's licences of these types that can fill a form or stand in for a material today,
-        newest first, without their status history: of each type its best usable one and those autofill
-        ranks above it (longest validity, latest issue, then number and id; all of a type none of which is
-        usable), and the newest one stored valid and unexpired (the material check's). A form whose best
+        newest first, without their status history: of each type its best usable one (autofill's pick:
+        longest validity, latest issue, then number and id; all of a type none of which is usable) and
+        the newest one stored valid and unexpired (the material check's). A form whose best
         usable licence lacks a bound value needs the rest too (``forms.autofill.fills_from``); a holder
         with hundreds of licences of a type, issued the same day for the same term or not, reads a few."""
         if not type_codes:

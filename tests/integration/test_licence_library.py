@@ -411,9 +411,10 @@ def test_latest_usable_picks_the_newest_licence_the_holder_may_rely_on(lib, org,
 
 
 def test_the_licences_read_for_a_form_fill_it_as_all_of_the_holders_would(lib, conn, org, issuer):
-    """``for_forms`` reads of each type only what ranks at least as high as the best usable licence (and the
-    newest valid one); with ``licences_for_form``'s fall-back the form fills exactly as from every licence,
-    and the material check finds the same licence, on any day."""
+    """``for_forms`` reads of each type only the best usable licence and the newest valid one (every one
+    of a type none of which is usable); with ``licences_for_form``'s fall-back the form fills exactly as
+    from every licence, skipped licences included, and the material check finds the same licence, on any
+    day."""
     code, name = issuer
     rng = random.Random(7)
     form = FormRegistry.load().get("apply.food_business")
@@ -451,8 +452,8 @@ def test_the_licences_read_for_a_form_fill_it_as_all_of_the_holders_would(lib, c
 
 def test_licences_alike_in_term_and_issue_are_read_as_autofill_ranks_them(lib, conn, org, issuer):
     """Of many licences of a type autofill ranks by validity and issue alike, the read keeps the one it
-    takes (ties broken by licence number, then id, by code point), those ranked above it that it skips,
-    and the newest valid one, not every tie; the form fills as from all of them."""
+    takes (ties broken by licence number, then id, by code point) and the newest valid one, not every tie
+    nor those ranked above it that it skips; the form fills as from all of them, skipped ones and all."""
     code, name = issuer
     form = FormRegistry.load().get("apply.food_business")
     issued, until, today = dt.date(2024, 3, 1), dt.date(2029, 2, 28), dt.date(2025, 1, 6)
@@ -470,7 +471,7 @@ def test_licences_alike_in_term_and_issue_are_read_as_autofill_ranks_them(lib, c
     conn.execute(update(licences).where(licences.c.id == ranked[1].id).values(**later))
     everything = lib.by_holder(org.credit_code, history=False)
     read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
-    assert {x.id for x in read if x.type_code == "food_business_licence"} == {x.id for x in ranked[:3]}
+    assert {x.id for x in read if x.type_code == "food_business_licence"} == {ranked[1].id, ranked[2].id}
     filled = autofill(form, licences=read, today=today)
     assert filled == autofill(form, licences=everything, today=today)
     assert {p.licence_id for p in filled.provenance.values() if p.source == "licence"} == {ranked[2].id}
