@@ -7,6 +7,11 @@ handed the workflow service (the start data, each completed task with its data, 
 and replayed through a bare ``WorkflowService`` on the same database and models: the baseline, the
 engine's own cost of the same case. Both are timed per case and their SQL statements counted (a
 ``before_cursor_execute`` listener).
+
+Every case of a flow starts from the same licence library: the licences a case issued are removed after
+it, untimed. The demo clock goes back to the scenario's day for every case, so they would pile up not
+yet in force at the next submission, which would read (and report as skipped) every one of them: a
+holder with hundreds of licences issued in its future, which no real applicant is.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, delete, event, select
 
 from engine.bootstrap import Services, bootstrap, deploy_bundled_processes
 from engine.demo import TODAY, DemoClock, Step, load_scenarios
@@ -29,6 +34,7 @@ from engine.settings import Settings
 from engine.step import StepContext
 from engine.time.calendar import local_date
 from engine.workflow import ReadyTask
+from licence.tables import licence_status_events, licences
 
 __all__ = ["FLOWS", "FlowFigures", "measure_flows", "per_step"]
 
@@ -182,6 +188,14 @@ def _drive(
     return commands
 
 
+def _remove_issued_licences(engine: Engine) -> None:
+    """The licences the cases issued (and their status events): the library as the demo data left it."""
+    issued = select(licences.c.id).where(licences.c.source_case.is_not(None))
+    with unit_of_work(engine) as conn:
+        conn.execute(delete(licence_status_events).where(licence_status_events.c.licence_id.in_(issued)))
+        conn.execute(delete(licences).where(licences.c.source_case.is_not(None)))
+
+
 def _replay(workflow: WorkflowService, clock: DemoClock, ready: Ready, calls: list[Call]) -> None:
     """The same case through the workflow service alone."""
     instance_id = ""
@@ -230,6 +244,7 @@ def measure_flows(
                         commands = _drive(svc, clock, ready, application, when, steps)
                         case_ms.append((time.perf_counter() - started) * 1000)
                     case_statements = counter.statements
+                    _remove_issued_licences(engine)
                     recorded = list(calls)
                     with counter.counting():
                         started = time.perf_counter()
