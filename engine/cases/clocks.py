@@ -27,10 +27,15 @@ from engine.time.clocks import Clock
 CalendarProvider = Callable[[], WorkingCalendar]
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def warn_at(clock: Clock, cal: WorkingCalendar) -> datetime | None:
-    """The first instant the clock is yellow (or red), to the minute; None when it cannot change colour
-    (paused, stopped or without a limit). Status only moves forward while the clock runs, so a bisection
-    between the start and the deadline finds it."""
+    """The first instant the clock is yellow (or red); None when it cannot change colour (paused, stopped
+    or without a limit). For a clock never paused it is worked out (``Clock.warning_from``, or the
+    deadline when that comes first) and checked against the status: the first instant that is not normal,
+    the one before it normal. Otherwise, or should that check fail, a bisection between the start and the
+    deadline finds it to the minute: status only moves forward while the clock runs."""
     due = clock.due_at(cal)
     if due is None or clock.stopped_at is not None:
         return None
@@ -45,6 +50,10 @@ def warn_at(clock: Clock, cal: WorkingCalendar) -> datetime | None:
     low, high = clock.started_at, due
     if not normal(low):
         return low
+    worked_out = clock.warning_from(cal)
+    first = due if worked_out is None else min(worked_out, due)
+    if not clock.pauses and not normal(first) and normal(first - _MICROSECOND):
+        return first
     while high - low > timedelta(minutes=1):
         middle = low + (high - low) / 2
         if normal(middle):

@@ -316,6 +316,29 @@ class Clock:
         limit = self.limit
         return limit is not None and limit > 0 and self.used(now, cal) >= self.warn_ratio * limit - _EPSILON
 
+    def warning_from(self, cal: WorkingCalendar) -> datetime | None:
+        """For a clock that was never paused: the first instant (to the microsecond) at which the time used
+        reaches the warning share of the limit (:meth:`past_warning`), worked out from the counting rules
+        rather than searched for; ``None`` with a pause or without a positive limit. For working days the
+        share of a day counts from local midnight of each counted working day after the start day, so the
+        warning falls on the working day after the last whole one it needs, at the share it lacks (at the
+        end of that whole day when it lacks none)."""
+        limit = self.limit
+        if self.pauses or limit is None or limit <= 0:
+            return None
+        threshold = self.warn_ratio * limit - _EPSILON
+        if threshold <= 0:
+            return self.started_at
+        if self.limit_hours is not None:
+            return self.started_at + timedelta(microseconds=math.ceil(threshold * 3600e6))
+        whole = math.floor(threshold)
+        share = threshold - whole
+        start_day = local_date(self.started_at)
+        if share == 0:
+            return end_of_local_day(cal.add_working_days(start_day, whole))
+        day = cal.add_working_days(start_day, whole + 1)
+        return local_midnight(day) + timedelta(microseconds=math.ceil(share * _DAY_SECONDS * 1e6))
+
     def finished_on_time(self, cal: WorkingCalendar) -> bool | None:
         """Whether the stopped clock finished before its deadline; ``None`` while running or open-ended."""
         if self.stopped_at is None or self.unit is None:

@@ -144,10 +144,11 @@ def _warn_by_status(clock: Clock, cal: WorkingCalendar) -> datetime | None:
 
 
 def test_the_warning_is_the_instant_the_status_finds_for_every_kind_of_clock() -> None:
-    """``warn_at`` skips recomputing the deadline at each step for a clock without a pause; it must find
-    to the microsecond what a bisection on the status finds: day and hour limits, every warning share,
-    starts on working and rest days (National Day, Spring Festival, adjusted workdays), zero limits,
-    pauses closed and open."""
+    """``warn_at`` works the instant out for a clock without a pause: the first instant whose status is not
+    normal, to the microsecond (the one before it normal), at most a minute before what a bisection on
+    the status finds; with a pause it is what that bisection finds. Day and hour limits, every warning
+    share, starts on working and rest days (National Day, Spring Festival, adjusted workdays), zero
+    limits, pauses closed and open."""
     import random
 
     rng = random.Random(20261202)
@@ -157,7 +158,7 @@ def test_the_warning_is_the_instant_the_status_finds_for_every_kind_of_clock() -
         datetime(2025, 10, 4, 1, tzinfo=UTC),  # inside the holiday
         datetime(2026, 2, 14, 8, tzinfo=UTC),  # Spring Festival 2026, an adjusted workday
     ]
-    checked = 0
+    exact = 0
     for _ in range(300):
         start = rng.choice(starts) + timedelta(minutes=rng.randrange(0, 60 * 24 * 10))
         ratio = rng.choice([0.5, 0.8, 0.9, 1.0, 0.333])
@@ -174,6 +175,31 @@ def test_the_warning_is_the_instant_the_status_finds_for_every_kind_of_clock() -
             clock.pause(paused, "等待补正")
             if rng.random() < 0.8:
                 clock.resume(paused + timedelta(hours=rng.randrange(1, 300)))
-        assert warn_at(clock, CAL) == _warn_by_status(clock, CAL), clock.to_dict()
-        checked += warn_at(clock, CAL) is not None
-    assert checked > 200  # most of them have a warning instant to compare
+        warned, searched = warn_at(clock, CAL), _warn_by_status(clock, CAL)
+        if clock.pauses or warned is None:
+            assert warned == searched, clock.to_dict()
+            continue
+        assert searched is not None and searched - timedelta(minutes=1) <= warned <= searched, clock.to_dict()
+        assert clock.status(warned, CAL) != "normal", clock.to_dict()
+        just_before = warned - timedelta(microseconds=1)
+        assert warned == clock.started_at or clock.status(just_before, CAL) == "normal", clock.to_dict()
+        exact += 1
+    assert exact > 150  # most of them have a warning instant worked out
+
+
+def test_the_warning_instant_of_a_clock_is_the_end_of_the_day_or_the_share_it_needs() -> None:
+    beijing = ZoneInfo("Asia/Shanghai")
+    # accepted Tue Sep 30 2025, 20 working days, yellow at 16 used: the 16th counted day is Wed Oct 29
+    legal = Clock("legal", datetime(2025, 9, 30, 10, tzinfo=beijing), limit_days=20)
+    half = Clock("promised", datetime(2025, 10, 13, 10, tzinfo=beijing), limit_days=5, warn_ratio=0.5)
+    hours = Clock("task", datetime(2025, 10, 13, 9, tzinfo=beijing), limit_hours=4)  # 3.2 of 4 hours
+    expected = [
+        (legal, datetime(2025, 10, 30, 0, tzinfo=beijing)),  # the end of Oct 29
+        (half, datetime(2025, 10, 16, 12, tzinfo=beijing)),  # 2 whole days and half of Thu Oct 16
+        (hours, datetime(2025, 10, 13, 12, 12, tzinfo=beijing)),
+    ]
+    for clock, instant in expected:  # the share is reached a hair before (the status's tolerance)
+        warned = warn_at(clock, CAL)
+        assert warned is not None and instant - timedelta(milliseconds=1) < warned <= instant
+        assert clock.status(warned, CAL) == "yellow"
+        assert clock.status(warned - timedelta(microseconds=1), CAL) == "normal"
