@@ -28,7 +28,15 @@ from engine.cases.figure_counts import (
 from engine.cases.intake_rules import refuse_incomplete_acceptance
 from engine.cases.licences import CaseLicences
 from engine.cases.materials import PENDING_MATERIALS, keep, mark, materials_of
-from engine.cases.status import CLOSED, DECIDED, LABELS, can_move
+from engine.cases.status import (
+    CLOSED,
+    DECIDED,
+    GROUNDS_IN_OPINION,
+    LABELS,
+    NOTICE_DEFAULTS,
+    NOTICE_STATUSES,
+    can_move,
+)
 from engine.errors import InvalidModel, NotFound
 from engine.persistence.prepared import Prepared
 from engine.persistence.repositories import audit_row
@@ -214,12 +222,7 @@ class CaseLifecycle:
                 from_status=old,
                 to_status=new,
             )
-        reason = (
-            data.get("status_reason")
-            or data.get("termination_reason")
-            or data.get("reason")
-            or data.get("opinion")
-        )
+        reason = self._reason(ctx, data, new)
         values: dict[str, Any] = {"status": new, "status_reason": reason}
         row = dict(case.row)  # as it stands before this transition
         if new == "accepted" and row["accepted_at"] is None:
@@ -251,6 +254,20 @@ class CaseLifecycle:
             promised = promised_counts(clocks.stopped_here("promised") or case.promised_stopped)
             case.figures += closing_rows(row, ctx.now, row["closed_at"], promised)
         case.audit(ctx, "case_status", {"from": old, "to": new, "reason": reason})
+
+    @staticmethod
+    def _reason(ctx: StepContext, data: dict[str, Any], new: str) -> str | None:
+        """Why the case moved to ``new``: the model's own reason (``status_reason``, ``termination_reason``),
+        else what the person entered in this step, never an earlier step's (a denial after a supplement
+        notice is not given that notice's reason): the notice's ``reason``, then the opinion, except in a
+        notice to the applicant whose form keeps the grounds elsewhere (:data:`GROUNDS_IN_OPINION`; such a
+        notice without a reason of its own says :data:`NOTICE_DEFAULTS`)."""
+        entered = ctx.entered if ctx.completed is not None else {}
+        opinion = entered.get("opinion") if new not in NOTICE_STATUSES or new in GROUNDS_IN_OPINION else None
+        found = (
+            data.get("status_reason") or data.get("termination_reason") or entered.get("reason") or opinion
+        )
+        return found if isinstance(found, str) and found else NOTICE_DEFAULTS.get(new)
 
     def _open_case_clocks(
         self, ctx: StepContext, case_id: str, row: dict[str, Any], clocks: ClockRepository

@@ -24,6 +24,14 @@ CaseStatus = Literal[
     "withdrawn",
 ]
 
+NOTICE_STATUSES = frozenset({"supplement_requested", "refused", "denied", "returned", "terminated"})
+"""Statuses whose reason is a notice to the applicant (一次性告知、不予受理、不予许可、退回、终止)."""
+GROUNDS_IN_OPINION = frozenset({"denied"})
+"""Notices whose form gives the grounds in the opinion (the decision: 不予许可的，应当说明理由); in any
+other notice the opinion is the officer's own note, never the applicant's to read."""
+NOTICE_DEFAULTS = {"supplement_requested": "材料不齐全或不符合法定形式，请按一次性告知所列材料补正"}
+"""The reason a notice gives when none was entered for it."""
+
 LABELS: dict[str, str] = {
     "submitted": "已提交",
     "supplement_requested": "待补正",

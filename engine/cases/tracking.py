@@ -30,7 +30,7 @@ from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, is_offi
 from engine.cases.clocks import ClockRepository
 from engine.cases.materials import PENDING_MATERIALS
 from engine.cases.numbers import is_valid_case_number
-from engine.cases.status import DECIDED, LABELS
+from engine.cases.status import DECIDED, LABELS, NOTICE_STATUSES
 from engine.errors import InvalidInput
 from engine.persistence.repositories import AuditRepository, TaskRepository
 from engine.persistence.tables import case_clocks, case_materials, cases
@@ -40,8 +40,6 @@ from engine.time.clocks import Clock
 __all__ = ["NOTICE_STATUSES", "CaseTracking"]
 
 TASK_STATE_LABELS = {"ready": "办理中", "completed": "已完成", "cancelled": "已取消"}
-NOTICE_STATUSES = frozenset({"supplement_requested", "refused", "denied", "returned", "terminated"})
-"""Statuses whose reason is a notice to the applicant (一次性告知、不予受理、不予许可、退回、终止)."""
 _INSTANT = timedelta(microseconds=1)
 
 # the applicant view: the fields shown, by what they belong to (everything else is left out)

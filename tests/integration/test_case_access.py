@@ -26,6 +26,7 @@ from engine.bootstrap import Services
 from engine.cases.access import Viewer
 from engine.cases.intake import Application
 from engine.cases.numbers import format_case_number
+from engine.cases.status import NOTICE_DEFAULTS
 from engine.errors import Conflict, Forbidden, InvalidInput, NotFound, OneWindowError
 from engine.persistence.tables import audit_log, cases, tasks
 from engine.service import WorkflowService
@@ -330,6 +331,72 @@ def test_the_applicant_is_told_what_is_missing_and_why_a_case_was_refused(svc: S
     assert [(n["status"], n["label"], n["reason"]) for n in view["notices"]] == [
         ("refused", "不予受理", "不属于本机关职权范围")
     ]
+
+
+def test_each_notice_gives_its_own_reason_and_never_an_officers_internal_opinion(svc: Services) -> None:
+    """A supplement notice without a reason says the standard notice, not the officer's opinion; a later
+    denial gives the decision's grounds, not the reason an earlier supplement notice gave."""
+    org = orgs_with_business_licence(svc)[0]
+    missing = ["layout_plan", "safety_rules", "manager_health"]
+
+    def case_with_missing() -> str:
+        provided = {"MR-001": ["application", "legal_rep_id"]}
+        app = Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), provided=provided)
+        return svc.cases.submit(app, "applicant")
+
+    def notices(case_id: str) -> list[tuple[str, str]]:
+        view = svc.cases.track(case_id, Viewer.applicant(org.credit_code))
+        assert OPINIONS[0] not in json.dumps(view, default=str, ensure_ascii=False)
+        return [(n["status"], n["reason"]) for n in view["notices"]]
+
+    quiet = case_with_missing()
+    do(
+        svc,
+        quiet,
+        "intake",
+        "窗口张三",
+        {"window"},
+        decision="supplement",
+        missing_materials=missing,
+        opinion=OPINIONS[0],
+    )
+    assert notices(quiet) == [("supplement_requested", NOTICE_DEFAULTS["supplement_requested"])]
+
+    case_id = case_with_missing()
+    asked = "请补交平面布局图、管理制度和健康证明"
+    do(
+        svc,
+        case_id,
+        "intake",
+        "窗口张三",
+        {"window"},
+        decision="supplement",
+        missing_materials=missing,
+        reason=asked,
+    )
+    supply = ready_task(svc, case_id, "supplement")
+    svc.cases.complete_task(
+        supply["id"],
+        {"supplied_materials": missing},
+        "applicant",
+        groups={"applicant"},
+        holder_id=org.credit_code,
+    )
+    do(svc, case_id, "intake", "窗口张三", {"window"}, decision="accept", opinion=OPINIONS[0])
+    do(
+        svc,
+        case_id,
+        "review",
+        "市场李四",
+        {"market"},
+        result="fail",
+        opinion=OPINIONS[1],
+        needs_special_procedure=False,
+    )
+    grounds = "经营场所不符合食品安全条件，不予许可"
+    do(svc, case_id, "decision", "市场王五", {"market"}, decision="deny", opinion=grounds)
+    assert notices(case_id) == [("supplement_requested", asked), ("denied", grounds)]
+    assert svc.cases.track(case_id, Viewer.applicant(org.credit_code))["case"]["status_reason"] == grounds
 
 
 # ------------------------------------------------------------------ calendar warnings per case
