@@ -153,6 +153,19 @@ def test_deny_ends_the_case_and_the_supplement_wait() -> None:
     assert case.data["case_result"] == "denied"
 
 
+def test_a_denial_ends_the_supplement_wait_so_the_deadline_passing_before_delivery_changes_nothing() -> None:
+    """The deadline timer goes with the denial: a denied case is never terminated for materials it no
+    longer needs (the lifecycle refuses denied -> terminated, so the timer would fail on every retry)."""
+    case = accepted()
+    case.complete("review", result="fail", opinion="不符合条件", needs_special_procedure=False)
+    case.complete("decision", decision="deny", opinion="不予许可")
+    assert case.rt.pending_timers() == [] and case.rt.pending_messages() == []
+    assert case.at(shanghai(2026, 3, 2, 9)).fire_timers() == []
+    assert case.ready_ids() == ["deliver_denial"] and case.data["case_status"] == "denied"
+    case.complete("deliver_denial", delivery_method="window", delivered_on="2026-03-02")
+    assert case.completed and case.observed[-1] == "delivered"
+
+
 def test_rework_returns_to_review() -> None:
     case = accepted()
     case.complete("review", result="pass", opinion="", needs_special_procedure=False)
