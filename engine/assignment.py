@@ -115,13 +115,16 @@ def candidates(task: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def may_work(task: Mapping[str, Any], actor: str, groups: Iterable[str] | None) -> bool:
     """Whether ``actor`` (with ``groups``; ``None``: the caller has already decided) has the right to work
-    the projected ``task``: its assignee, a candidate user, or a member of a candidate group. A task with
-    no candidates at all is open to everyone (the validator refuses such models)."""
-    if groups is None or (task.get("assignee") and task["assignee"] == actor):
+    the projected ``task``: a candidate user (the model's assignee is one) or a member of a candidate
+    group. Having claimed it is not enough: an officer moved out of the department may no longer work
+    it (their claims are released then, ``AccountService.set_departments``). A task without candidates
+    is its assignee's (a row projected before the model's assignee was a candidate user), and open to
+    everyone when it has none either (the validator refuses such models)."""
+    if groups is None:
         return True
     task_groups, users = listed(task.get("candidate_groups")), listed(task.get("candidate_users"))
     if not task_groups and not users:
-        return True
+        return not task.get("assignee") or task["assignee"] == actor
     return bool(task_groups & set(groups)) or actor in users
 
 

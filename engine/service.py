@@ -635,6 +635,9 @@ class WorkflowService:
             (meta.lane,) if meta.lane else ()
         )
         users = resolve_candidate_groups(meta.candidate_users, scope, element_id=element)
+        assignee = resolve_group(meta.assignee, scope, element_id=element) if meta.assignee else None
+        if assignee and assignee not in users:  # the person the model names may work it whoever claims it
+            users = (*users, assignee)
         return {
             "id": task.task_id,
             "instance_id": ctx.instance_id,
@@ -643,7 +646,7 @@ class WorkflowService:
             "name": task.name,
             "candidate_groups": _listed(groups),  # ",market,window,"; searched in task_candidates
             "candidate_users": _listed(users),
-            "assignee": resolve_group(meta.assignee, scope, element_id=element) if meta.assignee else None,
+            "assignee": assignee,
             "state": "ready",
             "form_key": meta.form_key,
             "mi_index": task.multi_instance_index,

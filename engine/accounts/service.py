@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, RowMapping, Select, case, delete, ins
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from engine.accounts.claims import release_lost_claims
 from engine.accounts.principal import (
     BUILT_IN_GROUPS,
     ROLES,
@@ -206,6 +207,10 @@ class AccountService:
             "account_enabled" if active else "account_disabled",
             detail={"id": account_id},
         )
+        if not active:
+            release_lost_claims(
+                conn, self.principal(conn, account_id), active=False, by=actor, at=self.clock()
+            )
 
     def set_departments(
         self, conn: Connection, account_id: int, codes: Iterable[str], intake: bool, actor: str
@@ -213,12 +218,13 @@ class AccountService:
         principal = self.principal(conn, account_id)
         depts = self._check_departments(conn, principal.role, codes, intake)
         conn.execute(delete(account_departments).where(account_departments.c.account_id == account_id))
-        conn.execute(
-            insert(account_departments), [{"account_id": account_id, "department_code": d} for d in depts]
-        )
+        if depts:
+            rows = [{"account_id": account_id, "department_code": d} for d in depts]
+            conn.execute(insert(account_departments), rows)
         conn.execute(update(accounts).where(accounts.c.id == account_id).values(intake=intake))
         detail = {"id": account_id, "departments": depts, "intake": intake}
         AuditRepository(conn).record(self.clock(), actor, "account_departments", detail=detail)
+        release_lost_claims(conn, self.principal(conn, account_id), active=True, by=actor, at=self.clock())
 
     def list_accounts(self, conn: Connection) -> list[dict[str, Any]]:
         rows = conn.execute(select(accounts).order_by(accounts.c.id)).mappings().all()

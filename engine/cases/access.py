@@ -51,14 +51,16 @@ def same_holder(given: object, applicant_id: str) -> bool:
 
 def is_officer_of(viewer: Viewer, case: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) -> bool:
     """An officer of the case: a member of a department (group) the case's tasks belong to or of the
-    case's (lead) department, or a candidate user or assignee of one of its tasks. The applicant's group
-    makes nobody an officer."""
+    case's (lead) department, or a candidate user of one of its tasks (the model's assignee is one; the
+    assignee of a task without candidates too). Having claimed a task makes nobody an officer of the case
+    once they have left its departments. The applicant's group makes nobody an officer."""
     departments = {str(case["department"])}
     users: set[str] = set()
     for task in tasks:
-        departments |= listed(task.get("candidate_groups"))
-        users |= listed(task.get("candidate_users"))
-        if task.get("assignee"):
+        groups, named = listed(task.get("candidate_groups")), listed(task.get("candidate_users"))
+        departments |= groups
+        users |= named
+        if task.get("assignee") and not groups and not named:
             users.add(str(task["assignee"]))
     departments.discard(APPLICANT_GROUP)
     return bool(set(viewer.groups) & departments) or (bool(viewer.actor) and viewer.actor in users)

@@ -669,6 +669,48 @@ def test_a_task_the_model_assigned_is_not_released(svc: Services, window: TestCl
     assert releases == []
 
 
+def test_an_officer_moved_out_of_a_department_loses_its_claimed_task_and_case(
+    svc: Services, signed_in: SignIn, market: TestClient
+) -> None:
+    """Leaving a department (or being disabled) gives the officer's claims there back to the department:
+    the task and its case then answer like ones that do not exist, and a colleague takes the task."""
+    moved = signed_in("mkt.chen", "officer", departments=["market"])
+    admin = signed_in("admin.root", "administrator")
+    accounts = {a["username"]: a["id"] for a in ok(admin.get("/api/v1/admin/accounts"))}
+    case_id = food_case(svc)
+    accept(svc, case_id)
+    review = ready(svc, case_id)["review"]["id"]
+    ok(act(moved, review, "claim"))
+    ok(
+        admin.put(
+            f"/api/v1/admin/accounts/{accounts['mkt.chen']}/departments", json={"departments": ["health"]}
+        )
+    )
+    assert ready(svc, case_id)["review"]["assignee"] is None
+    with svc.engine.connect() as conn:
+        (released,) = conn.execute(select(audit_log).where(audit_log.c.action == "release")).mappings().all()
+    assert (released["actor"], released["task_id"]) == ("admin.root", review)
+    assert released["detail"] == {"assignee": "mkt.chen", "reason": "account_departments"}
+    unknown = "00000000-0000-0000-0000-000000000000"
+    body = {"result": "pass", "opinion": "符合"}
+    same_as_missing(
+        act(moved, review, "review", body),
+        act(moved, unknown, "review", body),
+        "task_not_found",
+        "task_id",
+        review,
+    )
+    error_of(moved.get(f"{API}/tasks/{review}"), 404, "task_not_found")
+    error_of(moved.get(f"{API}/cases/{case_id}"), 404, "case_not_found")
+    assert review not in {t["id"] for t in inbox(moved)["items"]}
+
+    ok(act(market, review, "claim"))  # the colleague's claim goes when the account is disabled
+    ok(admin.put(f"/api/v1/admin/accounts/{accounts['mkt.wang']}/active", json={"active": False}))
+    assert ready(svc, case_id)["review"]["assignee"] is None
+    colleague = signed_in("mkt.sun", "officer", departments=["market"])
+    assert ok(act(colleague, review, "review", body))["case_status"] == "under_review"
+
+
 # ------------------------------------------------------------------ the task page
 def test_the_task_page_shows_the_case_materials_licences_form_history_and_the_highlighted_model(
     svc: Services, window: TestClient, market: TestClient

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from engine.errors import Conflict, InvalidInput, UnsafeExpression
+from engine.assignment import may_work
+from engine.errors import Conflict, InvalidInput, NotFound, UnsafeExpression
 from engine.persistence.tables import audit_log, definitions, instances, messages, tasks, timers
 from engine.service import WorkflowService
 from tests.unit.bpmn.models import gateway_after_task_model
@@ -200,6 +201,37 @@ def test_camunda_due_date_sets_the_task_deadline(db, clock) -> None:
     [review] = ready(db)
     # three working days after 30 Sep 2025: 9, 10 and 11 Oct (the adjusted Saturday), to the end of 11 Oct
     assert review["due_at"] == datetime.combine(date(2025, 10, 12), time(0), SHANGHAI)
+
+
+def test_the_person_the_model_assigns_a_task_to_is_its_candidate_and_a_claim_alone_is_no_right(
+    db, clock
+) -> None:
+    """A task the model assigns to one person (ow:assignee, no groups) is theirs: projected as its
+    candidate user, it is nobody else's to claim or work, whatever their groups (it was open to all).
+    A claim is no right of its own: once the claimant is not a candidate any more, they may not work it."""
+    xml = (BPMN / "three_tasks.bpmn").read_text()
+    xml = xml.replace(
+        'ow:candidateGroups="market" ow:deadlineDays="5"', 'ow:assignee="alice" ow:deadlineDays="5"'
+    )
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy(xml.encode(), "assigned.bpmn", "designer")
+    svc.start("three_tasks", {}, "a")
+    [intake] = ready(db)
+    svc.claim_task(intake["id"], "wang", groups={"window"})
+    assert may_work({**intake, "assignee": "wang"}, "wang", {"window"})
+    assert not may_work({**intake, "assignee": "wang"}, "wang", {"market"})  # moved out of the counter
+    svc.complete_task(intake["id"], {}, "wang")
+    [review] = ready(db)
+    assert (review["assignee"], review["candidate_users"], review["candidate_groups"]) == (
+        "alice",
+        ",alice,",
+        "",
+    )
+    assert may_work(review, "alice", set()) and not may_work(review, "bob", {"market", "window"})
+    with pytest.raises(NotFound):
+        svc.claim_task(review["id"], "bob", groups={"market"})
+    legacy = {**review, "candidate_users": ""}  # a row projected before the assignee was a candidate
+    assert may_work(legacy, "alice", set()) and not may_work(legacy, "bob", {"market"})
 
 
 def test_an_instance_whose_timer_fails_is_set_aside_and_the_others_still_fire(db, service, clock) -> None:
