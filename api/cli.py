@@ -1,4 +1,4 @@
-"""``onewindow`` command line: db upgrade, deploy, validate, worker, serve, demo, licence import."""
+"""``onewindow`` command line: db upgrade, deploy, validate, worker, serve, demo, account, licence import."""
 
 from __future__ import annotations
 
@@ -192,6 +192,35 @@ def cmd_calendar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_account_create_admin(args: argparse.Namespace) -> int:
+    """An administrator account, e.g. the first of a new installation (outside demo mode there is none, and
+    only an administrator creates accounts over the API). The password comes from
+    ``ONEWINDOW_ADMIN_PASSWORD`` or standard input (asked for on a terminal), never from the command line,
+    where other users of the machine could read it."""
+    import getpass
+
+    from engine.bootstrap import bootstrap
+    from engine.persistence.database import unit_of_work
+
+    password = os.environ.get("ONEWINDOW_ADMIN_PASSWORD")
+    if password is None:
+        password = (
+            getpass.getpass("密码 password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+        )
+    services = bootstrap(_settings(), migrate=False)
+    with unit_of_work(services.engine) as conn:
+        account_id = services.accounts.create_account(
+            conn,
+            username=args.username,
+            password=password,
+            role="administrator",
+            display_name=args.display_name,
+            actor=args.actor,
+        )
+    print(f"管理员账号已创建 administrator created: {args.username} (id {account_id})")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -248,6 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--note", default="", help="依据，如国务院办公厅通知 (required for work/rest)")
     c.add_argument("--actor", default="admin")
     c.set_defaults(func=cmd_calendar)
+
+    a = sub.add_parser("account", help="账号 accounts")
+    asub = a.add_subparsers(dest="account_command", required=True)
+    admin = asub.add_parser(
+        "create-admin",
+        help="创建管理员账号（密码取自 ONEWINDOW_ADMIN_PASSWORD 或标准输入）create an administrator",
+    )
+    admin.add_argument("username")
+    admin.add_argument("--display-name", default="系统管理员")
+    admin.add_argument("--actor", default="cli")
+    admin.set_defaults(func=cmd_account_create_admin)
 
     b = sub.add_parser("bench", help="基准测试 benchmark")
     b.add_argument("--cases", type=int, default=300)

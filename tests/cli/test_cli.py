@@ -5,21 +5,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from tests.api.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 MIWG = ROOT.parent / "shared" / "conformance" / "miwg"
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # on CI the corpus must be there
 
 
-def onewindow(*args: str, db: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def onewindow(
+    *args: str, db: Path, cwd: Path = ROOT, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ONEWINDOW_DATABASE_URL": f"sqlite:///{db}"}
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
         cwd=cwd,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=300,
@@ -67,6 +73,32 @@ def test_db_upgrade_deploy_and_worker(tmp_path) -> None:
     assert "single_window v1" in again.stdout and "unchanged" in again.stdout
     worker = onewindow("worker", "--once", db=db)
     assert worker.returncode == 0 and "'timers': 0" in worker.stdout
+
+
+def test_the_first_administrator_is_created_from_the_command_line_and_signs_in(tmp_path) -> None:
+    """Outside demo mode an installation has no account: ``account create-admin`` makes the first one,
+    with the password from standard input (never an argument), refused when weak or the name is taken."""
+    from engine.accounts.service import AccountService
+    from engine.persistence.database import make_engine
+
+    db = tmp_path / "cli.db"
+    assert onewindow("db", "upgrade", db=db).returncode == 0
+    weak = onewindow("account", "create-admin", "root", db=db, stdin="short\n")
+    assert weak.returncode == 1 and "bad_password" not in weak.stdout and "密码长度" in weak.stderr
+    made = onewindow(
+        "account", "create-admin", "root", "--display-name", "管理员", db=db, stdin=f"{PASSWORD}\n"
+    )
+    assert made.returncode == 0, made.stderr
+    assert "administrator created: root" in made.stdout and PASSWORD not in made.stdout + made.stderr
+    taken = onewindow("account", "create-admin", "root", db=db, stdin=f"{PASSWORD}\n")
+    assert taken.returncode == 1 and "用户名已被使用" in taken.stderr
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        accounts = AccountService(engine, lambda: datetime.now(UTC), "k" * 32)
+        session = accounts.login("root", PASSWORD, "127.0.0.1")
+        assert accounts.session(session.token)[0].role == "administrator"
+    finally:
+        engine.dispose()
 
 
 def test_licence_import_reports_rows(tmp_path) -> None:
