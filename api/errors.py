@@ -60,6 +60,9 @@ class FieldProblem(BaseModel):
     location: str | None = Field(default=None, description="body / query / path / header")
     code: str = Field(description="稳定的英文代码（pydantic 错误类型，如 missing）")
     message: str = Field(description="中文说明")
+    reason: str | None = Field(
+        default=None, description="校验器的英文原文（供开发者参考，仅在没有中文说明对应时给出）"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -204,6 +207,31 @@ _PYDANTIC_MESSAGES = {
     "datetime_parsing": "应为日期时间",
     "date_parsing": "应为日期",
 }
+_PYDANTIC_FAMILIES = (  # the other error types, by how their names begin (pydantic has many of each)
+    ("datetime", "应为有效的日期时间"),
+    ("date", "应为有效的日期（YYYY-MM-DD）"),
+    ("time", "应为有效的时间"),
+    ("timezone", "时间须带时区"),
+    ("int", "应为整数"),
+    ("float", "应为数字"),
+    ("decimal", "应为数字"),
+    ("bool", "应为布尔值"),
+    ("string", "字符串不符合要求"),
+    ("uuid", "应为 UUID"),
+    ("url", "应为网址"),
+    ("enum", "取值不在允许范围内"),
+    ("literal", "取值不在允许范围内"),
+    ("greater", "取值过小"),
+    ("less", "取值过大"),
+)
+
+
+def _pydantic_message(kind: str) -> str:
+    """The Chinese message of a pydantic error type (its English text stays in ``reason``)."""
+    known = _PYDANTIC_MESSAGES.get(kind)
+    if known is not None:
+        return known
+    return next((text for prefix, text in _PYDANTIC_FAMILIES if kind.startswith(prefix)), "不符合要求")
 
 
 def _field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -211,10 +239,12 @@ def _field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
     for error in exc.errors()[:50]:
         loc = [str(part) for part in error.get("loc", ())]
         kind = str(error.get("type", "invalid"))
-        message = _PYDANTIC_MESSAGES.get(kind) or str(error.get("msg", "不符合要求"))[:200]
         field = ".".join(loc[1:]) if len(loc) > 1 else None
         location = loc[0] if loc else None
-        problems.append({"field": field, "location": location, "code": kind, "message": message})
+        problem = {"field": field, "location": location, "code": kind, "message": _pydantic_message(kind)}
+        if kind not in _PYDANTIC_MESSAGES:  # for a developer: what pydantic said, in English
+            problem["reason"] = str(error.get("msg", ""))[:200]
+        problems.append(problem)
     return problems
 
 

@@ -48,7 +48,7 @@ class AccountIn(BaseModel):
     departments: list[str] = Field(
         default_factory=list, max_length=50, description="所属部门（审批人员必填）"
     )
-    intake: bool = Field(default=False, description="综合窗口受理人员（审批人员）")
+    intake: bool = Field(strict=True, default=False, description="综合窗口受理人员（审批人员）")
     holder_id: str | None = Field(
         default=None, max_length=64, description="身份证号或统一社会信用代码（申请人必填）"
     )
@@ -57,14 +57,14 @@ class AccountIn(BaseModel):
 class ActiveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    active: bool = Field(description="true 启用，false 停用（停用即结束其会话与令牌）")
+    active: bool = Field(strict=True, description="true 启用，false 停用（停用即结束其会话与令牌）")
 
 
 class DepartmentsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     departments: list[str] = Field(max_length=50, description="所属部门代码")
-    intake: bool = Field(default=False, description="综合窗口受理人员")
+    intake: bool = Field(strict=True, default=False, description="综合窗口受理人员")
 
 
 class RoleOut(BaseModel):

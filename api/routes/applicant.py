@@ -466,7 +466,7 @@ class CommitmentIn(BaseModel):
         min_length=1, max_length=50, description="承诺补齐的容缺材料编码（应为本件容缺的全部材料）"
     )
     promised_date: date = Field(description="承诺补齐日期（不得晚于补正期限）")
-    signed: bool = Field(description="本人承诺按期补齐上述材料（须为 true）")
+    signed: bool = Field(strict=True, description="本人承诺按期补齐上述材料（须为 true）")
 
 
 @router.post("/cases/{case_id}/commitment", response_model=CaseDetailOut, summary="签署容缺受理承诺书")

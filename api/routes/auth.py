@@ -65,7 +65,7 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, description="令牌名称（用于识别调用系统）")
-    days: int = Field(description="有效天数（1-365）")
+    days: int = Field(strict=True, description="有效天数（1-365）")
 
 
 class TokenOut(BaseModel):

@@ -97,7 +97,9 @@ class StartIn(BaseModel):
     business_key: str | None = Field(
         default=None, max_length=64, description="业务编号（不能采用办件编号格式）"
     )
-    version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="版本号（默认最新版本）")
+    version: int | None = Field(
+        strict=True, default=None, ge=1, le=2**31 - 1, description="版本号（默认最新版本）"
+    )
 
 
 class StepOut(BaseModel):

@@ -615,7 +615,7 @@ class WithdrawalDecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grant: bool = Field(
-        description="true 同意撤回（流程撤销、时限停止、办件撤回）/ false 不同意（办件照常办理）"
+        strict=True, description="true 同意撤回（流程撤销、时限停止、办件撤回）/ false 不同意（办件照常办理）"
     )
     opinion: str = Field(default="", max_length=MAX_TEXT, description="审核意见（不同意时必填）")
 
@@ -647,8 +647,10 @@ class CounterApplicationIn(BaseModel):
         default_factory=dict, description="按事项列出现场收取的材料编码"
     )
     contact_phone: str | None = Field(default=None, max_length=40, description="联系电话")
-    tolerant: bool = Field(default=False, description="容缺受理（申请人现场签署承诺书，次要材料后补）")
-    green_channel: bool = Field(default=False, description="绿色通道（重点企业、重点项目）")
+    tolerant: bool = Field(
+        strict=True, default=False, description="容缺受理（申请人现场签署承诺书，次要材料后补）"
+    )
+    green_channel: bool = Field(strict=True, default=False, description="绿色通道（重点企业、重点项目）")
     lead_department: str | None = Field(default=None, max_length=40, description="并联审批的牵头部门")
 
 

@@ -176,7 +176,7 @@ class CalendarYearOut(BaseModel):
 class CalendarSetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    working: bool = Field(description="true 调整为工作日，false 调整为休息日")
+    working: bool = Field(strict=True, description="true 调整为工作日，false 调整为休息日")
     note: str = Field(min_length=1, max_length=MAX_NOTE, description="调整依据（必填，如国务院通知）")
 
 

@@ -211,3 +211,33 @@ def test_only_administrators(
     with svc.engine.connect() as conn:  # nothing changed
         assert "wang.officer" not in {a["username"] for a in svc.accounts.list_accounts(conn)}
         assert "tax" not in {d["code"] for d in svc.accounts.list_departments(conn)}
+
+
+def test_a_flag_or_a_number_is_taken_as_sent_and_every_schema_error_says_in_chinese_what_is_wrong(
+    admin: TestClient, signed_in: Callable[..., TestClient]
+) -> None:
+    """No coercion of request bodies: ``"no"`` is not ``false`` (it disabled the account) and ``true`` is
+    not one day. A schema error pydantic has no fixed message for still gets a Chinese one by its kind,
+    its English text kept apart as ``reason``."""
+    officer = signed_in("wang.officer", "officer", departments=["market"])
+    officer_id = next(a["id"] for a in admin.get(f"{A}/accounts").json() if a["username"] == "wang.officer")
+    for loose in ("no", 0, "false", None):
+        refused = error_of(
+            admin.put(f"{A}/accounts/{officer_id}/active", json={"active": loose}), 422, "invalid_request"
+        )
+        assert refused["detail"]["errors"][0]["field"] == "active"
+    assert officer.get("/api/v1/auth/me").status_code == 200  # still signed in: nothing was disabled
+    for loose in (True, "7", 7.0):
+        error_of(
+            officer.post("/api/v1/auth/tokens", json={"name": "ci", "days": loose}), 422, "invalid_request"
+        )
+    assert officer.post("/api/v1/auth/tokens", json={"name": "ci", "days": 7}).status_code == 201
+    supervisor = signed_in("sup.li", "supervisor")
+    bad_day = error_of(
+        supervisor.get("/api/v1/supervisor/figures", params={"period_start": "2026-13-01"}),
+        422,
+        "invalid_request",
+    )
+    assert bad_day["message"] == "请求不符合接口定义：period_start：应为有效的日期（YYYY-MM-DD）"
+    (problem,) = bad_day["detail"]["errors"]
+    assert problem["code"] == "date_from_datetime_parsing" and "month" in problem["reason"]
