@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from engine.accounts.principal import Principal
 from engine.accounts.service import AccountService
-from engine.errors import Conflict, NotFound
+from engine.accounts.tables import accounts
+from engine.errors import Conflict, Forbidden, NotFound
 
 __all__ = ["account", "set_account_active"]
 
@@ -27,8 +28,17 @@ def set_account_active(
     service: AccountService, conn: Connection, account_id: int, active: bool, by: Principal
 ) -> dict[str, Any]:
     """Enable or disable ``account_id`` (disabling ends its sessions and tokens); refuses to disable the
-    caller's own account (``Conflict`` ``own_account``). Returns the account row."""
+    caller's own account (``Conflict`` ``own_account``), and any account once the caller has been disabled
+    meanwhile (``Forbidden`` ``caller_disabled``): two administrators disabling each other at the same
+    moment would leave none. The active administrators' rows are locked for that check, so such
+    commands run one after the other. Returns the account row."""
     if not active and account_id == by.account_id:
         raise Conflict("不能停用自己的账号", code="own_account", account_id=account_id)
+    if not active:
+        administrators = select(accounts.c.id).where(
+            accounts.c.role == "administrator", accounts.c.active.is_(True)
+        )
+        if by.account_id not in set(conn.execute(administrators.with_for_update()).scalars()):
+            raise Forbidden("您的账号已被停用，不能再停用其他账号", code="caller_disabled")
     service.set_active(conn, account_id, active, by.actor)
     return account(service, conn, account_id)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, event, select
 
+from engine.accounts.administration import set_account_active
+from engine.accounts.principal import Principal
 from engine.accounts.service import AccountService, AuthPolicy, TooManyAttempts, Unauthenticated
 from engine.accounts.tables import accounts, api_tokens, auth_sessions
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from engine.persistence.database import unit_of_work
 from engine.persistence.tables import audit_log
 
@@ -257,3 +261,53 @@ def test_a_department_cannot_take_the_name_of_a_built_in_group(svc: AccountServi
     with pytest.raises(InvalidInput) as err, unit_of_work(db) as conn:
         svc.add_department(conn, code, "冒名部门", "admin")
     assert err.value.code == "reserved_department_code"
+
+
+def _two_administrators(svc: AccountService, db: Engine) -> tuple[Principal, Principal]:
+    with unit_of_work(db) as conn:
+        for name in ("admin.a", "admin.b"):
+            svc.create_account(
+                conn, username=name, password=PASSWORD, role="administrator", display_name=name, actor="cli"
+            )
+    return svc.login("admin.a", PASSWORD, None).principal, svc.login("admin.b", PASSWORD, None).principal
+
+
+def _active(db: Engine) -> set[str]:
+    with db.connect() as conn:
+        query = select(accounts.c.username).where(
+            accounts.c.role == "administrator", accounts.c.active.is_(True)
+        )
+        return set(conn.execute(query).scalars())
+
+
+def test_an_administrator_disabled_meanwhile_disables_nobody(svc: AccountService, db: Engine) -> None:
+    a, b = _two_administrators(svc, db)
+    with unit_of_work(db) as conn:
+        set_account_active(svc, conn, a.account_id, False, b)
+    with pytest.raises(Forbidden) as refused, unit_of_work(db) as conn:  # a's request was already signed in
+        set_account_active(svc, conn, b.account_id, False, a)
+    assert refused.value.code == "caller_disabled" and _active(db) == {"admin.b"}
+
+
+@pytest.mark.postgres
+def test_two_administrators_disabling_each_other_at_once_leave_one(pg: Engine, clock) -> None:
+    svc = AccountService(pg, clock, "k" * 32, hasher=FAST)
+    for _ in range(5):
+        a, b = _two_administrators(svc, pg)
+        barrier = threading.Barrier(2)
+
+        def disable(pair: tuple[Principal, Principal], barrier: threading.Barrier = barrier) -> str:
+            caller, target = pair
+            barrier.wait()
+            try:
+                with unit_of_work(pg) as conn:
+                    set_account_active(svc, conn, target.account_id, False, caller)
+                return "disabled"
+            except Forbidden as exc:
+                return exc.code
+
+        with ThreadPoolExecutor(2) as pool:
+            results = sorted(pool.map(disable, [(a, b), (b, a)]))
+        assert results == ["caller_disabled", "disabled"] and len(_active(pg)) == 1
+        with unit_of_work(pg) as conn:
+            conn.execute(accounts.delete().where(accounts.c.username.in_(["admin.a", "admin.b"])))
