@@ -41,8 +41,10 @@ def choose_flow(
 ) -> tuple[Any, dict[str, Any]]:
     """The process and its start data: joint approval for several items, tolerant or the item's own."""
     if len(items) > 1:
-        lead = app.lead_department or items[0].department
-        return JOINT_PROCESS, catalogue.joint_start_data([i.code for i in items], lead)
+        codes = [i.code for i in items]
+        return JOINT_PROCESS, catalogue.joint_start_data(
+            codes, app.lead_department or catalogue.default_lead(codes)
+        )
     item = items[0]
     if app.tolerant:
         if not item.tolerant_allowed:

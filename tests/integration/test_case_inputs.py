@@ -362,6 +362,22 @@ def test_the_start_data_comes_from_the_catalogue_and_the_engine_only(
     assert department == data.get("lead_department", data.get("department"))
 
 
+def test_a_joint_application_nobody_names_a_lead_for_is_led_as_the_catalogue_says_in_any_order(
+    svc: Services,
+) -> None:
+    """Online nobody names the lead department: it is the department of the chosen item the catalogue
+    lists first, not of the item the applicant happened to pick first (they chose who led)."""
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    codes = ["MR-001", "HE-001", "PL-001"]
+    first = next(i.department for i in svc.catalogue.items if i.code in codes)
+    leads = set()
+    for order in (codes, codes[::-1], [codes[1], codes[2], codes[0]]):
+        case_id = svc.cases.submit(Application(org.credit_code, org.name, order, form=dict(JOINT_FORM)), "a")
+        with svc.engine.connect() as conn:
+            leads.add(conn.execute(select(cases.c.department).where(cases.c.id == case_id)).scalar_one())
+    assert leads == {first}
+
+
 def test_only_a_joint_application_names_a_lead_department(svc: Services) -> None:
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     for other in sorted(set(svc.catalogue.departments) - {"market"}):
