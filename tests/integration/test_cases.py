@@ -436,6 +436,21 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
         assert LicenceLibrary(conn).get(licence_id).status == "revoked"
 
 
+def test_tolerated_materials_are_supplied_under_the_commitment_not_before_it(svc: Services, clock) -> None:
+    """Before the commitment is signed the case is not accepted: a supply is refused and changes nothing
+    (it made the commitment impossible to sign, so the case stayed submitted for good)."""
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    case_id = tolerant_food_case(svc, clock, org, sign=False)
+    before = {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]}
+    with pytest.raises(Conflict) as refused:
+        svc.cases.supply_materials(case_id, ["layout_plan", "safety_rules", "manager_health"], "applicant")
+    assert refused.value.code == "case_not_accepted" and refused.value.detail["status"] == "submitted"
+    assert {m["code"]: m["state"] for m in svc.cases.track(case_id)["materials"]} == before
+    sign_commitment(svc, case_id)
+    assert svc.cases.supply_materials(case_id, ["layout_plan", "safety_rules", "manager_health"], "applicant")
+    assert svc.cases.track(case_id)["case"]["status"] == "under_review"
+
+
 def test_tolerant_supplied_in_time_releases_the_held_licence(svc: Services, clock) -> None:
 
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
