@@ -82,6 +82,7 @@ MODEL_STATE: frozenset[str] = frozenset(
         "accepted_at",
         "review_deadline",
         "special_procedure_days",
+        "special_started_at",
         "suspended_days",
         "special_procedure_log",
         "supplement_deadline",

@@ -132,6 +132,28 @@ def working_days_between(a: Any, b: Any) -> int:
     return int(_calendar().working_days_between(first, last))
 
 
+def paused_working_days(start: Any, end: Any, since: Any = None) -> int:
+    """The working days a pause from ``start`` to ``end`` takes out of a working-day limit counted from
+    ``since``, by the case clocks' rule: those from the start's day up to, not including, the end's day,
+    and after ``since``'s day (which a limit never counts). With the instants the engine recorded
+    (``now()`` when the pause began and ended, ``accepted_at``), a model's timer moves as the suspended
+    clock does."""
+    first, last = _to_date(start, "paused_working_days", "start"), _to_date(end, "paused_working_days", "end")
+    if since is not None:
+        first = max(first, _to_date(since, "paused_working_days", "since") + timedelta(days=1))
+    if abs((last - first).days) > MAX_SPAN_DAYS:
+        raise InvalidInput(
+            f"paused_working_days() 的两个日期相距超过 {MAX_SPAN_DAYS} 天",
+            code="span_too_long",
+            helper="paused_working_days",
+            argument="end",
+            limit=MAX_SPAN_DAYS,
+        )
+    if last <= first:
+        return 0
+    return int(_calendar().working_days_between(first - timedelta(days=1), last - timedelta(days=1)))
+
+
 def working_deadline(start: Any, days: Any) -> str:
     """The instant the ``days``-th working day after ``start`` ends: 24:00 Asia/Shanghai, written as
     00:00 of the next day (an ISO datetime usable as a timer ``timeDate``). A deadline on day N is the
@@ -251,6 +273,7 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "today": today,
     "add_working_days": add_working_days,
     "working_days_between": working_days_between,
+    "paused_working_days": paused_working_days,
     "working_deadline": working_deadline,
     "days": days,
     "hours": hours,

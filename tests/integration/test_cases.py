@@ -14,7 +14,7 @@ from sqlalchemy import select
 from engine.bootstrap import Services
 from engine.cases.access import Viewer
 from engine.errors import Conflict, InvalidInput
-from engine.persistence.tables import audit_log, case_clocks, escalations, tasks
+from engine.persistence.tables import audit_log, case_clocks, escalations, tasks, timers
 from licence.demo import demo_organisations
 from licence.library import LicenceLibrary
 from tests.conftest import FOOD_FORM, FakeClock, services_on
@@ -312,13 +312,18 @@ def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_
         "special_procedure",
         kind="testing",
         result="合格",
-        started_on="2025-10-09",
+        started_on="2025-01-02",  # the officer's dates are a record: they move no clock nor timer
         finished_on="2025-10-14",
     )
     clocks = {c["kind"]: c for c in svc.cases.track(case_id)["clocks"]}
     assert clocks["promised"]["paused"] is False
     # paused when 9, 10, 11 and 13 Oct ended: four working days later than before -> end of 27 Oct
     assert clocks["promised"]["due_at"] == "2025-10-27T16:00:00+00:00"
+    with svc.engine.connect() as conn:  # the review's escalation timer follows the same suspension
+        due = conn.execute(
+            select(timers.c.due_at).where(timers.c.element_id == "review_timer", timers.c.fired_at.is_(None))
+        ).scalar_one()
+    assert due.isoformat() == clocks["promised"]["due_at"]
 
     clock.set(shanghai(2025, 10, 23, 10))  # 7 working days used of 10: still normal
     assert tick_clocks(svc.engine, clock, svc.calendar, "w1") == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -60,13 +60,13 @@ def test_accept_review_special_procedure_approve_deliver() -> None:
     review = case.task("review")
     assert case.groups(review) == ("market",)
     assert review.meta.form_key == "task.review"
-    case.complete(
+    case.at(shanghai(2025, 10, 9, 10)).complete(
         "review", result="pass", opinion="需现场核查", needs_special_procedure=True, special_kind="inspection"
     )
     special = case.task("special_procedure")
     assert special.meta.suspends_case_clock is True
     assert case.groups(special) == ("market",)
-    case.complete(
+    case.at(shanghai(2025, 10, 11, 10)).complete(  # 9 and 10 Oct ended while it ran: two working days
         "special_procedure",
         kind="inspection",
         result="现场核查合格",
@@ -101,6 +101,8 @@ def test_accept_review_special_procedure_approve_deliver() -> None:
             "result": "现场核查合格",
             "started_on": "2025-10-09",
             "finished_on": "2025-10-10",
+            "paused_from": shanghai(2025, 10, 9, 10).astimezone(UTC).isoformat(),
+            "paused_until": shanghai(2025, 10, 11, 10).astimezone(UTC).isoformat(),
             "working_days": 2,
         }
     ]
@@ -114,15 +116,17 @@ def test_special_procedure_pushes_the_review_deadline_by_its_working_days() -> N
         "review", result="pass", opinion="", needs_special_procedure=True, special_kind="expert_review"
     )
     assert case.rt.pending_timers() == []  # the review (and its timer) is left while the procedure runs
-    case.complete(
+    case.at(shanghai(2025, 10, 16, 15)).complete(  # the procedure ran 13-15 Oct by the engine's clock
         "special_procedure",
         kind="expert_review",
         result="通过",
-        started_on="2025-10-13",
-        finished_on="2025-10-15",
+        started_on="2025-01-02",  # what the officer writes is a record: it moves no deadline
+        finished_on="2025-10-16",
     )
     (timer,) = case.rt.pending_timers()
-    assert timer.due_at == shanghai(2025, 10, 25)  # three working days later: all of 24 Oct
+    # paused on the day of acceptance (never counted) until 16 Oct: 9-15 Oct (11 Oct adjusted) ended
+    # paused, six working days later, as the promised clock: all of 29 Oct
+    assert timer.due_at == shanghai(2025, 10, 30)
 
 
 def test_deny_delivers_the_denial_notice() -> None:
