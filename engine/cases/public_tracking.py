@@ -79,10 +79,12 @@ class PublicTracking:
         now = self.clock()
         with self.engine.connect() as conn:
             stored = None
-            if is_valid_case_number(number):
+            well_formed = is_valid_case_number(number)
+            if well_formed:
                 stored = conn.execute(select(cases.c.check_code).where(cases.c.id == number)).first()
-            # an unknown number gets no counter of its own (nothing to protect), only its address does
-            keys = ([f"case:{number}"] if stored is not None else []) + (
+            # every well-formed number has its counter, whether a case has it or not: a limit only known
+            # numbers reached would tell which numbers exist (a malformed one: only its address counts)
+            keys = ([f"case:{number}"] if well_formed else []) + (
                 [f"address:{address[:64]}"] if address else []
             )
             self._refuse_if_limited(conn, keys, now)

@@ -273,7 +273,21 @@ def test_failed_codes_at_one_case_are_limited_from_any_address(
         owner.post(TRACK, json={"case_number": case_id, "check_code": code}), 429, "too_many_attempts"
     )
     assert body["detail"]["scope"] == "case"
-    other = format_case_number(date(2025, 9, 30), 7777)  # an unknown number is still just not found
+    other = format_case_number(date(2025, 9, 30), 7777)  # another number is not affected
     error_of(owner.post(TRACK, json={"case_number": other, "check_code": code}), 404, "case_not_found")
     clock.advance(minutes=POLICY.window_minutes, seconds=1)
     assert owner.post(TRACK, json={"case_number": case_id, "check_code": code}).status_code == 200
+
+
+def test_a_number_no_case_has_is_limited_as_a_case_number_is_so_the_limit_tells_nothing(
+    from_address: Callable[[str], TestClient], online_case: dict[str, Any]
+) -> None:
+    """The per-number limit would otherwise be an oracle: only numbers that exist reached it."""
+    answers = []
+    for number in (online_case["case"], format_case_number(date(2025, 9, 30), 7777)):
+        for n in range(POLICY.case_failures):
+            guesser = from_address(f"192.0.2.{n + 1}")
+            guesser.post(TRACK, json={"case_number": number, "check_code": "ZZZZZZ"})
+        last = from_address("198.51.100.77").post(TRACK, json={"case_number": number, "check_code": "ZZZZZZ"})
+        answers.append((last.status_code, last.json()["code"], last.json()["detail"].get("scope")))
+    assert answers[0] == answers[1] == (429, "too_many_attempts", "case")
