@@ -76,9 +76,7 @@ def render(
         "home": home_of(caller),
         "current_path": request.url.path,
     }
-    response = TEMPLATES.TemplateResponse(
-        request, template, {**header, **context}, status_code=status_code
-    )
+    response = TEMPLATES.TemplateResponse(request, template, {**header, **context}, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"

@@ -60,6 +60,14 @@ class ActiveIn(BaseModel):
     active: bool = Field(strict=True, description="true 启用，false 停用（停用即结束其会话与令牌）")
 
 
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(
+        max_length=1024, description=f"新密码（{MIN_PASSWORD}-{MAX_PASSWORD} 位，不记录、不回显）"
+    )
+
+
 class DepartmentsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -121,6 +129,17 @@ def set_active(
     svc = services(request)
     with unit_of_work(svc.engine) as conn:
         return _row(set_account_active(svc.accounts, conn, account_id, body.active, caller))
+
+
+@router.put("/accounts/{account_id}/password", response_model=AccountRowOut, summary="重置密码")
+def reset_password(
+    request: Request, caller: Administrator, account_id: AccountId, body: PasswordIn
+) -> AccountRowOut:
+    """A new password for an account (a forgotten one): its sessions and API tokens end."""
+    svc = services(request)
+    with unit_of_work(svc.engine) as conn:
+        svc.accounts.reset_password(conn, account_id, body.password, caller.actor)
+        return _row(account(svc.accounts, conn, account_id))
 
 
 @router.put("/accounts/{account_id}/departments", response_model=AccountRowOut, summary="调整所属部门")

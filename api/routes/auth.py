@@ -27,6 +27,7 @@ from api.auth import (
 )
 from api.limits import StrictJSONRoute
 from engine.accounts.principal import ROLE_LABELS, Principal, Role
+from engine.accounts.service import MAX_PASSWORD, MIN_PASSWORD
 from engine.errors import Forbidden
 
 router = APIRouter(prefix="/auth", route_class=StrictJSONRoute, tags=["登录 auth"])
@@ -66,6 +67,17 @@ class TokenIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, description="令牌名称（用于识别调用系统）")
     days: int = Field(strict=True, description="有效天数（1-365）")
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024, description="当前密码（不记录、不回显）")
+    new_password: str = Field(max_length=1024, description=f"新密码（{MIN_PASSWORD}-{MAX_PASSWORD} 位）")
+
+
+class PasswordChanged(BaseModel):
+    changed: bool = Field(description="密码已修改；本账号其他会话与全部访问令牌已结束")
 
 
 class TokenOut(BaseModel):
@@ -128,6 +140,15 @@ def issue_token(request: Request, caller: Caller, body: TokenIn) -> NewTokenOut:
     token_id, raw, _ = svc.accounts.issue_token(caller, body.name, body.days)
     row = next(t for t in svc.accounts.tokens(caller) if t["id"] == token_id)
     return NewTokenOut(**row, token=raw)
+
+
+@router.post("/password", response_model=PasswordChanged, summary="修改本人密码")
+def change_password(request: Request, caller: Caller, body: PasswordIn) -> PasswordChanged:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if request.headers.get("authorization") or not cookie:
+        raise Forbidden("只能在登录会话中修改密码，不能用访问令牌修改", code="session_required")
+    services(request).accounts.change_password(caller, body.current_password, body.new_password, cookie)
+    return PasswordChanged(changed=True)
 
 
 @router.get("/tokens", response_model=list[TokenOut], summary="我的访问令牌")

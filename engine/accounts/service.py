@@ -297,12 +297,12 @@ class AccountService:
         return depts
 
     @staticmethod
-    def _check_password(password: str) -> None:
+    def _check_password(password: str, field: str = "password") -> None:
         if not isinstance(password, str) or not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
             raise InvalidInput(
                 f"密码长度须为 {MIN_PASSWORD}-{MAX_PASSWORD} 位",
                 code="bad_password",
-                field="password",
+                field=field,
                 min=MIN_PASSWORD,
                 max=MAX_PASSWORD,
             )
@@ -364,6 +364,55 @@ class AccountService:
                 row, self._departments_of(conn, [int(row["id"])]).get(int(row["id"]), [])
             )
         return NewSession(token, csrf, expires, principal)
+
+    def change_password(self, principal: Principal, current: str, new: str, session_token: str) -> None:
+        """The account's own password, in its session (``session_token``): the current password is checked
+        (an attempt counts against the account as a sign-in does), then the account's other sessions and
+        its API tokens end; this session stays."""
+        self._check_password(new, field="new_password")
+        now = self.clock()
+        key = f"account:{principal.username.lower()}"
+        with unit_of_work(self.engine) as conn:
+            over = self._count_attempt(conn, [key], now)
+        if over is not None:
+            raise over
+        with unit_of_work(self.engine) as conn:
+            stored = conn.execute(
+                select(accounts.c.password_hash).where(accounts.c.id == principal.account_id)
+            ).scalar_one()
+            if not self._verify(stored, current):
+                raise InvalidInput("当前密码不正确", code="wrong_password", field="current_password")
+            conn.execute(delete(login_failures).where(login_failures.c.key == key))
+            self._set_password(conn, principal.account_id, new, now, keep=self._digest(session_token))
+            AuditRepository(conn).record(
+                now, principal.actor, "password_changed", detail={"id": principal.account_id}
+            )
+
+    def reset_password(self, conn: Connection, account_id: int, new: str, actor: str) -> None:
+        """An administrator sets an account's password (a forgotten one); every session and API token of
+        the account ends."""
+        self._check_password(new)
+        now = self.clock()
+        if conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
+            raise NotFound("账号不存在", code="account_not_found", account_id=account_id)
+        self._set_password(conn, account_id, new, now, keep=None)
+        AuditRepository(conn).record(now, actor, "password_reset", detail={"id": account_id})
+
+    def _set_password(
+        self, conn: Connection, account_id: int, new: str, now: datetime, keep: str | None
+    ) -> None:
+        conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(password_hash=self.hasher.hash(new))
+        )
+        others = [auth_sessions.c.account_id == account_id, auth_sessions.c.revoked_at.is_(None)]
+        if keep is not None:
+            others.append(auth_sessions.c.id != keep)
+        conn.execute(update(auth_sessions).where(*others).values(revoked_at=now))
+        conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.account_id == account_id, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
 
     def _verify(self, stored: str | None, password: Any) -> bool:
         if not isinstance(password, str) or len(password) > MAX_PASSWORD:

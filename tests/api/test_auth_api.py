@@ -15,6 +15,7 @@ from tests.conftest import FakeClock
 
 ME = "/api/v1/auth/me"
 TOKENS = "/api/v1/auth/tokens"
+PASSWORD_URL = "/api/v1/auth/password"
 
 
 @pytest.fixture
@@ -230,3 +231,58 @@ def test_the_password_is_never_in_a_response_or_a_log_line(
     assert caplog.records  # the logs were captured (the audit log and the HTTP client log)
     logged = caplog.text + " ".join(str(r.args) for r in caplog.records)
     assert PASSWORD not in logged and secret not in logged
+
+
+def test_a_password_is_changed_with_the_current_one_and_reset_by_an_administrator(
+    client: TestClient, svc: Services, wang: int
+) -> None:
+    """Changing one's password needs the current one (its failures count as sign-in failures) and ends
+    every other session and token of the account, not this session; an administrator's reset ends all."""
+    new = "a brand new passphrase"
+    sign_in(client, "wang.officer")
+    phone = TestClient(client.app, raise_server_exceptions=False)
+    sign_in(phone, "wang.officer")
+    token = client.post(TOKENS, json={"name": "统计系统", "days": 30}).json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    wrong = client.post(PASSWORD_URL, json={"current_password": "not it at all", "new_password": new})
+    assert error_of(wrong, 422, "wrong_password")["detail"]["field"] == "current_password"
+    short = client.post(PASSWORD_URL, json={"current_password": PASSWORD, "new_password": "short"})
+    assert error_of(short, 422, "bad_password")["detail"]["field"] == "new_password"
+    by_token = phone.post(
+        PASSWORD_URL, json={"current_password": PASSWORD, "new_password": new}, headers=bearer
+    )
+    error_of(by_token, 403, "session_required")
+    done = client.post(PASSWORD_URL, json={"current_password": PASSWORD, "new_password": new})
+    assert done.status_code == 200 and done.json() == {"changed": True}
+    assert client.get(ME).status_code == 200  # this session goes on
+    error_of(phone.get(ME), 401, "session_expired")
+    error_of(phone.get(ME, headers=bearer), 401, "bad_token")
+    error_of(
+        phone.post(LOGIN, json={"username": "wang.officer", "password": PASSWORD}), 401, "bad_credentials"
+    )
+    sign_in(phone, "wang.officer", new)
+
+    add_account(svc, "root.admin", "administrator")
+    admin = TestClient(client.app, raise_server_exceptions=False)
+    sign_in(admin, "root.admin")
+    reset = admin.put(f"/api/v1/admin/accounts/{wang}/password", json={"password": "set by the admin"})
+    assert reset.status_code == 200 and "password" not in reset.text
+    for signed in (client, phone):
+        error_of(signed.get(ME), 401, "session_expired")
+    sign_in(client, "wang.officer", "set by the admin")
+    error_of(
+        admin.put("/api/v1/admin/accounts/999999/password", json={"password": "set by the admin"}),
+        404,
+        "account_not_found",
+    )
+
+
+def test_wrong_current_passwords_are_limited_as_sign_ins_are(client: TestClient, wang: int) -> None:
+    sign_in(client, "wang.officer")
+    for _ in range(5):
+        wrong = client.post(
+            PASSWORD_URL, json={"current_password": "guess guess guess", "new_password": "x" * 12}
+        )
+        error_of(wrong, 422, "wrong_password")
+    right = client.post(PASSWORD_URL, json={"current_password": PASSWORD, "new_password": "x" * 12})
+    error_of(right, 429, "too_many_attempts")

@@ -232,10 +232,16 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("PUT", "/api/v1/admin/accounts/{account_id}/departments"): Call(
         ADMINS, params={"account_id": "spare_account"}, json={"departments": ["market"], "intake": False}
     ),
+    ("PUT", "/api/v1/admin/accounts/{account_id}/password"): Call(
+        ADMINS, params={"account_id": "spare_account"}, json={"password": "matrix new password"}
+    ),
     ("GET", "/api/v1/admin/roles"): Call(ADMINS),
     ("GET", "/api/v1/admin/departments"): Call(ADMINS),
     ("POST", "/api/v1/admin/departments"): Call(ADMINS, json="new_department"),
-    # ends the session: last
+    # ends the other sessions and the tokens, then the session: last
+    ("POST", "/api/v1/auth/password"): Call(
+        ANY_CALLER, json={"current_password": PASSWORD, "new_password": "matrix new password"}
+    ),
     ("POST", "/api/v1/auth/logout"): Call(ANY_CALLER),
 }
 
