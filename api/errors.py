@@ -115,12 +115,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 # ------------------------------------------------------------------ bodies
 def _render(content: Mapping[str, Any]) -> bytes:
-    """The JSON of an error body; a ``detail`` that cannot be JSON is left out rather than failing."""
+    """The JSON of an error body; a ``detail`` that cannot be JSON is left out rather than failing. One
+    that quotes the caller's lone surrogate (no UTF-8 for it) is written with ASCII escapes (``\\ud800``)."""
     try:
         text = json.dumps(content, ensure_ascii=False, allow_nan=False, default=str, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
         text = json.dumps({"code": content["code"], "message": content["message"], "detail": {}})
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(json.loads(text), separators=(",", ":")).encode("ascii")
 
 
 def error_response(

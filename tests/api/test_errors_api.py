@@ -201,3 +201,20 @@ def test_the_server_error_middleware_handler_answers_json(app: FastAPI) -> None:
         response = client.get("/healthz")
     body = typed(app, response, 500, "internal")
     assert body["detail"]["correlation_id"] == response.headers["X-Request-ID"]
+
+
+def test_an_error_quoting_a_lone_surrogate_the_caller_sent_is_still_typed(
+    app: FastAPI, client: TestClient
+) -> None:
+    """A data key holding a lone surrogate is refused (bad_character) and the refusal, which names where
+    it sits, is written with ASCII escapes: UTF-8 has no bytes for it (it was a 500)."""
+    json_body = {"content-type": "application/json"}
+    for raw in (
+        b'{"key": "nope", "data": {"\\ud800": 1}}',
+        b'{"key": "nope", "data": {"a": {"b\\udfff": 1}}}',
+    ):
+        refused = typed(
+            app, client.post(f"{E}/instances", content=raw, headers=json_body), 422, "bad_character"
+        )
+        path = refused["detail"]["path"]
+        assert "\ud800" in path or "\udfff" in path
