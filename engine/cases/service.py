@@ -395,15 +395,18 @@ class CaseService:
                 raise Conflict(
                     f"办件已{LABELS[row['status']]}，不能再补交材料", code="case_closed", case=case_id
                 )
-            if row["accepted_at"] is None:  # the materials are supplied under the commitment, after it
+            self._refuse_after_supplement_deadline(row)
+            held = materials_of(conn, case_id)
+            pending = {m.code for m in held if m.state in PENDING_MATERIALS}
+            tolerated = sorted({m.code for m in held if m.state == "missing_tolerated"} & set(codes))
+            if tolerated and row["accepted_at"] is None:  # supplied under the commitment, after it
                 raise Conflict(
-                    "办件尚未受理（容缺受理须先签署承诺书），不能补交容缺材料",
+                    "容缺受理尚未受理（须先签署承诺书），容缺材料在受理后按承诺补交：" + "、".join(tolerated),
                     code="case_not_accepted",
                     case=case_id,
                     status=row["status"],
+                    materials=tolerated,
                 )
-            self._refuse_after_supplement_deadline(row)
-            pending = {m.code for m in materials_of(conn, case_id) if m.state in PENDING_MATERIALS}
             unknown = set(codes) - pending
             if not codes or unknown:
                 raise InvalidInput(
