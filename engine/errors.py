@@ -114,6 +114,16 @@ class ExpressionBudgetExceeded(UnsafeExpression):
     http_status = 422
 
 
+class CommandBudgetExceeded(OneWindowError):
+    """A command would make the engine run or hold more than one command may (``detail['budget']``:
+    ``tasks_run``, ``tasks_held`` or ``cpu_seconds``, with ``limit``, ``setting`` and the ``element``), or
+    left automatic steps the library could not reach (``automatic_steps_too_deep``): see
+    ``engine.workflow.budget``. The command fails and nothing of it is kept."""
+
+    code = "command_budget_exceeded"
+    http_status = 422
+
+
 class NotFound(OneWindowError):
     code = "not_found"
     http_status = 404

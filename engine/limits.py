@@ -14,6 +14,9 @@ limit                  default                            what
 ``data_max_string``    100,000                            characters in one string (keys included)
 ``data_max_integer``   2**53 - 1 (9,007,199,254,740,991)  magnitude of an integer (floats: finite)
 ``mi_max_branches``    200                                branches one multi-instance task may open
+``step_max_tasks``     5,000                              engine tasks one command runs without a wait
+``step_max_held``      20,000                             tasks an instance holds during a command
+``step_max_seconds``   10                                 CPU seconds of one command's engine steps
 =====================  =================================  ==========================================
 
 Strings must also be storable on every backend: no NUL character, no lone UTF-16 surrogate.
@@ -52,6 +55,14 @@ class DataLimits:
     data_max_string: int = 100_000
     data_max_integer: int = 2**53 - 1
     mi_max_branches: int = 200
+    step_max_tasks: int = 5_000
+    step_max_held: int = 20_000
+    step_max_seconds: float = 10.0
+
+    @property
+    def step(self) -> tuple[int, int, float]:
+        """The bounds of one command's engine steps (``engine.workflow.StepLimits``' fields)."""
+        return self.step_max_tasks, self.step_max_held, self.step_max_seconds
 
     @classmethod
     def from_settings(cls, settings: Any) -> DataLimits:

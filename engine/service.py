@@ -54,6 +54,7 @@ from engine.workflow import (
     Definition,
     ReadyTask,
     Runtime,
+    StepLimits,
     document_text,
     load_definitions,
     load_document_set,
@@ -216,7 +217,12 @@ class WorkflowService:
             data = {**data, definition.initiator_variable: actor}
         now = self.clock()
         runtime = Runtime.start(
-            definition, dict(data), now, self.calendar(), branch_limit=self.limits.mi_max_branches
+            definition,
+            dict(data),
+            now,
+            self.calendar(),
+            branch_limit=self.limits.mi_max_branches,
+            step_limits=StepLimits(*self.limits.step),
         )
         instance_id = str(uuid.uuid4())
         ctx = StepContext(conn, instance_id, business_key, runtime, now, actor, "start")
@@ -481,6 +487,7 @@ class WorkflowService:
             now,
             self.calendar(),
             branch_limit=self.limits.mi_max_branches,
+            step_limits=StepLimits(*self.limits.step),
         )
         before_ready = {t.task_id: t for t in runtime.ready_tasks()}
         before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
@@ -492,6 +499,7 @@ class WorkflowService:
     ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
         live.runtime.calendar = self.calendar()
         live.runtime.branch_limit = self.limits.mi_max_branches
+        live.runtime.step_limits = StepLimits(*self.limits.step)
         ctx = StepContext(
             conn, live.instance_id, live.business_key, live.runtime, self.clock(), actor, action
         )

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     """Largest magnitude of an integer in a command's data (default: the largest exact JSON integer)."""
     mi_max_branches: int = Field(default=200, ge=1, le=100_000)
     """Most branches one multi-instance task may open (the size of its collection, or its cardinality)."""
+    step_max_tasks: int = Field(default=5_000, ge=10, le=1_000_000)
+    """Most engine tasks (scripts, gateways, events) one command runs without a wait (workflow.budget)."""
+    step_max_held: int = Field(default=20_000, ge=100, le=10_000_000)
+    """Most tasks an instance may hold while one command runs."""
+    step_max_seconds: float = Field(default=10.0, gt=0, le=3_600)
+    """Most CPU seconds one command's engine steps may take (each expression has its own budget too)."""
 
     @field_validator("district_code")
     @classmethod

@@ -19,6 +19,7 @@ from .api import (
     ReadyTask,
     TaskMeta,
 )
+from .budget import StepLimits
 from .definition import Definition, load_definitions, load_document_set
 from .runtime import Runtime
 from .sandbox import check_source as check_expression
@@ -35,6 +36,7 @@ __all__ = [
     "ProcessReport",
     "ReadyTask",
     "Runtime",
+    "StepLimits",
     "TaskMeta",
     "check_expression",
     "document_text",

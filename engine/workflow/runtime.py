@@ -36,6 +36,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.errors import Conflict, NotFound, OneWindowError
 
 from .api import PendingMessage, PendingTimer, ReadyTask, TaskMeta
+from .budget import CommandBudget, StepLimits
 from .checks import recursion_room
 from .clock import use_calendar, use_clock
 from .definition import Definition
@@ -84,12 +85,14 @@ class Runtime:
         calendar: Any = None,
         *,
         branch_limit: int | None = None,
+        step_limits: StepLimits | None = None,
         pruning: bool = True,
     ) -> None:
         self.definition = definition
         self.workflow = workflow
         self.calendar = calendar  # working-day calendar for the expression helpers (None: package default)
         self.branch_limit = branch_limit  # most branches of one multi-instance task (None: unbounded)
+        self.step_limits = step_limits or StepLimits()  # what one command may make the library do
         self.pruning = pruning  # drop finished history on dump and restore (see .pruning); off: comparisons
         self.output: list[tuple[str | None, str]] = []  # what scripts printed: (element id, line)
         self.workflow.script_engine = SCRIPT_ENGINE
@@ -104,15 +107,23 @@ class Runtime:
         calendar: Any = None,
         *,
         branch_limit: int | None = None,
+        step_limits: StepLimits | None = None,
         pruning: bool = True,
     ) -> Runtime:
         with recursion_room(definition.size):  # a long chain of tasks is predicted recursively
             workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=SCRIPT_ENGINE)
-        runtime = cls(definition, workflow, calendar, branch_limit=branch_limit, pruning=pruning)
+        runtime = cls(
+            definition,
+            workflow,
+            calendar,
+            branch_limit=branch_limit,
+            step_limits=step_limits,
+            pruning=pruning,
+        )
         initial = copy.deepcopy(dict(data or {}))
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(copy.deepcopy(initial))
-        runtime._engine(now, workflow.do_engine_steps)
+        runtime._engine(now, runtime._steps)
         return runtime
 
     @classmethod
@@ -124,13 +135,21 @@ class Runtime:
         calendar: Any = None,
         *,
         branch_limit: int | None = None,
+        step_limits: StepLimits | None = None,
         pruning: bool = True,
     ) -> Runtime:
         """The instance ``state`` holds, its finished history pruned: a state stored before pruning existed
         (or too deep for the library) becomes compact here, before any step runs on it."""
         with recursion_room(definition.size):
             workflow = restore_instance(state, definition.spec, definition.subprocess_specs)
-        runtime = cls(definition, workflow, calendar, branch_limit=branch_limit, pruning=pruning)
+        runtime = cls(
+            definition,
+            workflow,
+            calendar,
+            branch_limit=branch_limit,
+            step_limits=step_limits,
+            pruning=pruning,
+        )
         runtime.prune()
         return runtime
 
@@ -167,6 +186,12 @@ class Runtime:
         return copy.deepcopy({k: v for k, v in source.items() if k != "data_objects"})
 
     # ------------------------------------------------------------ engine calls
+    def _steps(self) -> None:
+        """The library's engine steps under this command's budget (``.budget``)."""
+        budget = CommandBudget(self.workflow, self.step_limits)
+        self.workflow.do_engine_steps(will_complete_task=budget.tick)
+        budget.finish()
+
     def _engine(self, now: datetime, call: Callable[[], T]) -> T:
         with (
             use_clock(now),
@@ -258,7 +283,7 @@ class Runtime:
 
         def run() -> None:
             task.run()
-            self.workflow.do_engine_steps()
+            self._steps()
 
         self._engine(now, run)
 
@@ -283,7 +308,7 @@ class Runtime:
 
         def run() -> None:
             self.workflow.refresh_timers()
-            self.workflow.do_engine_steps()
+            self._steps()
 
         self._engine(now, run)
         return [t.element_id for t in due]
@@ -346,7 +371,7 @@ class Runtime:
             event = BpmnEvent(MessageEventDefinition(name), payload=body, correlations=correlations)
             caught = self.workflow.event_manager.catch(event, internal=False)
             if caught:
-                self.workflow.do_engine_steps()
+                self._steps()
             return bool(caught)
 
         return self._engine(now, run)

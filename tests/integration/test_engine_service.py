@@ -234,6 +234,19 @@ def test_the_person_the_model_assigns_a_task_to_is_its_candidate_and_a_claim_alo
     assert may_work(legacy, "alice", set()) and not may_work(legacy, "bob", {"market"})
 
 
+def test_a_start_over_the_command_budget_stores_nothing_and_says_why(db, clock) -> None:
+    from engine.errors import CommandBudgetExceeded
+    from tests.unit.test_command_budget import automatic_loop
+
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy(automatic_loop(2_000), "loop.bpmn", "designer")
+    with pytest.raises(CommandBudgetExceeded) as err:
+        svc.start("p", {"n": 0}, "a")
+    assert err.value.code == "automatic_steps_too_deep"
+    assert count(db, instances) == 0 and count(db, tasks) == 0 and count(db, timers) == 0
+    assert svc.start("p", {"n": 1_990}, "a").instance_id  # the same model within the budget
+
+
 def test_an_instance_whose_timer_fails_is_set_aside_and_the_others_still_fire(db, service, clock) -> None:
     service.deploy((BPMN / "timer_fails.bpmn").read_bytes(), "timer_fails.bpmn", "designer")
     broken = service.start("timer_then_broken_script", {"count": 1, "total": 0}, "a").instance_id
