@@ -37,6 +37,7 @@ from .checks import (
 )
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
+from .structure import recursion_problems, token_problems
 from .timers import check_timer_expression
 from .xml import BPMN_MODEL_NS, parse_xml
 
@@ -410,6 +411,7 @@ def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[
     more, notes = process_checks(process)
     notes = [*translated, *notes]
     problems.extend(more)
+    problems.extend(token_problems(process))
     extension_problems, extension_notes = camunda_checks(process)
     problems.extend(extension_problems)
     notes = [*notes, *extension_notes]
@@ -487,6 +489,9 @@ def compile_documents(documents: list[tuple[bytes, str]]) -> list[CompiledDocume
                     Problem(None, "set_not_checked", f"同时部署的文件 {failed} 有问题，本文件未能完整校验")
                 )
 
+    for process_id, found in recursion_problems(every_process).items():
+        if process_id in per_process:
+            per_process[process_id].extend(found)
     scan_of = {process_id: scan for scan, _ in scans for process_id in scan.processes}
     if parser is not None:
         for process_id, problems in per_process.items():

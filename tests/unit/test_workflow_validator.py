@@ -338,3 +338,38 @@ def test_collections_the_model_or_the_data_get_wrong_are_named() -> None:
             "review",
             "people",
         )
+
+
+def test_branches_that_multiply_without_a_join_are_refused_at_deploy_not_xor_branches() -> None:
+    """Thirty stages of two plain flows each ask the library to predict 2^30 tasks when an instance is
+    made, before any budget can stop it; branches of exclusive gateways do not multiply."""
+    from tests.unit.test_command_budget import doubling
+
+    assert validate_document(doubling(12)).processes[0].executable
+    assert ("t14", "tokens_multiply") in codes(doubling(30))
+    diamonds = '<bpmn:startEvent id="start"/>' + flow("start", "x0")
+    for i in range(30):
+        diamonds += f'<bpmn:exclusiveGateway id="x{i}" default="fa{i}"/>'
+        diamonds += flow(f"x{i}", f"a{i}", None, f"fa{i}") + flow(f"x{i}", f"b{i}", "go", f"fb{i}")
+        diamonds += user_task(f"a{i}") + user_task(f"b{i}") + f'<bpmn:exclusiveGateway id="m{i}"/>'
+        diamonds += flow(f"a{i}", f"m{i}") + flow(f"b{i}", f"m{i}") + flow(f"m{i}", f"x{i + 1}")
+    diamonds += '<bpmn:endEvent id="x30"/>'
+    assert not problems_of(document(diamonds))
+
+
+def test_a_call_activity_that_calls_back_into_its_own_process_is_refused() -> None:
+    def calling(process_id: str, called: str) -> bytes:
+        body = linear(
+            f'<bpmn:callActivity id="call_{called}" calledElement="{called}"/>',
+            f"call_{called}",
+            f"call_{called}",
+        )
+        return document(body, process_id=process_id)
+
+    assert ("call_p", "recursive_call") in codes(calling("p", "p"))
+    a, b = validate_documents([(calling("a", "b"), "a.bpmn"), (calling("b", "a"), "b.bpmn")])
+    assert {p["code"] for p in a.processes[0].problems} >= {"recursive_call"}
+    assert {p["code"] for p in b.processes[0].problems} >= {"recursive_call"}
+    leaf = document(linear(user_task("work"), "work", "work"), process_id="c")
+    caller, called = validate_documents([(calling("a", "c"), "a.bpmn"), (leaf, "c.bpmn")])
+    assert caller.processes[0].executable and called.processes[0].executable

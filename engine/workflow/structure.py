@@ -1,0 +1,134 @@
+"""Two shapes of a model that no run-time budget can stop in time, refused when it is deployed.
+
+* **Tokens that multiply without a join.** An activity with two plain flows to the next one is an implicit
+  parallel split into an uncontrolled merge: the next one runs twice, the one after it four times. The
+  library predicts every such path when an instance is created (before any task runs), so thirty stages
+  ask it for 2^30 tasks: memory runs out before the command's budget (``.budget``) is ever consulted.
+  :func:`token_problems` counts, over the model's flows without their back edges, how many tokens can reach
+  each node (a gateway that merges passes on the most of its inputs, any other node the sum) and refuses
+  a process where one node could be reached more than ``MAX_TOKENS`` times.
+* **A call activity that calls back into its own process** (directly or through others of the deployed
+  set): every instance starts another one, without end. :func:`recursion_problems` names each call activity
+  on such a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import Problem
+
+from .checks import local
+from .xml import BPMN_MODEL_NS
+
+__all__ = ["MAX_TOKENS", "recursion_problems", "token_problems"]
+
+B = f"{{{BPMN_MODEL_NS}}}"
+MAX_TOKENS = 10_000
+_MERGING = {"parallelGateway", "inclusiveGateway", "exclusiveGateway", "eventBasedGateway", "complexGateway"}
+
+
+def token_problems(process: Any) -> list[Problem]:
+    """The first node (in flow order) that more than ``MAX_TOKENS`` tokens could reach in one pass."""
+    element = {el.get("id"): el for el in process.iter() if el.get("id")}
+    kind = {key: local(el) for key, el in element.items()}
+    incoming: dict[str, list[str]] = {}
+    outgoing: dict[str, list[str]] = {}
+    for flow in process.iter(f"{B}sequenceFlow"):
+        source, target = flow.get("sourceRef") or "", flow.get("targetRef") or ""
+        outgoing.setdefault(source, []).append(target)
+        incoming.setdefault(target, []).append(source)
+    nodes = set(outgoing) | set(incoming)
+    order, back = _order_without_back_edges(nodes, outgoing, incoming)
+    tokens: dict[str, int] = {}
+    for node in order:
+        sources = [s for s in incoming.get(node, []) if (s, node) not in back]
+        if not sources:
+            tokens[node] = 1
+        elif kind.get(node) in _MERGING:
+            tokens[node] = max(tokens[s] for s in sources)
+        else:
+            tokens[node] = min(sum(tokens[s] for s in sources), MAX_TOKENS + 1)
+        if tokens[node] > MAX_TOKENS:
+            return [
+                Problem(
+                    node,
+                    "tokens_multiply",
+                    f"环节 {node} 一次执行中可能被触发超过 {MAX_TOKENS} 次：多条无条件连线（隐式并行分支）"
+                    "逐级汇入同一环节而没有汇合网关，令牌成倍增加；请用并行网关分支与汇合",
+                    element[node].sourceline if node in element else None,
+                )
+            ]
+    return []
+
+
+def _order_without_back_edges(
+    nodes: set[str], outgoing: Mapping[str, list[str]], incoming: Mapping[str, list[str]]
+) -> tuple[list[str], set[tuple[str, str]]]:
+    """A topological order of ``nodes`` once the back edges of an iterative depth-first walk (from the
+    nodes without incoming flows, then any left) are set aside; and those back edges."""
+    back: set[tuple[str, str]] = set()
+    state: dict[str, int] = {}  # 1: on the walk's path, 2: done
+    roots = sorted(n for n in nodes if not incoming.get(n)) + sorted(nodes)
+    for root in roots:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(outgoing.get(root, [])))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                back.add((node, child))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(outgoing.get(child, []))))
+    pending = {n: sum(1 for s in incoming.get(n, []) if (s, n) not in back) for n in nodes}
+    ready = sorted(n for n, count in pending.items() if count == 0)
+    order: list[str] = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for child in outgoing.get(node, []):
+            if (node, child) in back:
+                continue
+            pending[child] -= 1
+            if pending[child] == 0:
+                ready.append(child)
+    return order, back
+
+
+def recursion_problems(processes: Mapping[str, Any]) -> dict[str, list[Problem]]:
+    """Per process id, its call activities that lie on a cycle of calls among ``processes``."""
+    calls = {
+        pid: [(c.get("id"), c.get("calledElement"), c.sourceline) for c in p.iter(f"{B}callActivity")]
+        for pid, p in processes.items()
+    }
+    reaches: dict[str, set[str]] = {}
+    for pid in processes:  # every process a process's instances can start, through any chain of calls
+        seen: set[str] = set()
+        todo = [called for _, called, _ in calls[pid] if called in processes]
+        while todo:
+            called = todo.pop()
+            if called not in seen:
+                seen.add(called)
+                todo.extend(c for _, c, _ in calls[called] if c in processes)
+        reaches[pid] = seen
+    found: dict[str, list[Problem]] = {}
+    for pid, own in calls.items():
+        for call_id, called, line in own:
+            if called in processes and (called == pid or pid in reaches[called]):
+                found.setdefault(pid, []).append(
+                    Problem(
+                        call_id,
+                        "recursive_call",
+                        f"调用活动 {call_id} 调用的流程 {called} 会再调用回流程 {pid}："
+                        "每个实例都会启动下一个，永不结束；请去掉循环调用",
+                        line,
+                    )
+                )
+    return found
