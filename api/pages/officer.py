@@ -283,6 +283,7 @@ def task_page(
         case=detail.case,
         promised_due=_promised_due(view),
         branches=_open_branches(request, view),
+        files=view.files if view else [],
         allowed=[a.action for a in detail.actions],
         action_labels={a.action: a.label for a in detail.actions},
         action_paths=ACTION_PATHS,

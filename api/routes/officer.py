@@ -25,11 +25,20 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Officer, services
 from api.limits import StrictJSONRoute
-from api.routes.applicant import NoticeOut, ProvenanceOut, SkippedOut
+from api.routes.applicant import (
+    CaseFileOut,
+    FileId,
+    NoticeOut,
+    ProvenanceOut,
+    SkippedOut,
+    case_files_of,
+    file_response,
+)
 from api.routes.public import ClockOut, DepartmentRef, ItemRef
 from engine.accounts.principal import Principal
 from engine.bootstrap import Services
@@ -586,6 +595,7 @@ class OfficerCaseOut(BaseModel):
     tasks: list[CaseTaskOut] = Field(description="办理环节（任务）")
     events: list[AuditEventOut] = Field(description="审计记录")
     withdrawal: OfficerWithdrawalOut | None = Field(description="最近一次撤回申请")
+    files: list[CaseFileOut] = Field(description="申请人上传的材料电子件（下载：files/{id}）")
 
 
 @router.get("/cases/{case_id}", response_model=OfficerCaseOut, summary="办件（审批人员视图）")
@@ -594,6 +604,7 @@ def get_case(request: Request, caller: Officer, case_id: CaseNumber) -> OfficerC
     view = _desk(request).case(case_id, _viewer(caller))
     with svc.engine.connect() as conn:
         withdrawal = latest_withdrawal(conn, case_id)
+        files = case_files_of(svc).list(conn, case_id)
     return OfficerCaseOut(
         view="officer",
         case=CaseRecordOut(**view["case"]),
@@ -608,7 +619,20 @@ def get_case(request: Request, caller: Officer, case_id: CaseNumber) -> OfficerC
         tasks=[CaseTaskOut(**t) for t in view["tasks"]],
         events=[AuditEventOut(**e) for e in view["events"]],
         withdrawal=OfficerWithdrawalOut(**withdrawal) if withdrawal else None,
+        files=[CaseFileOut(**f) for f in files],
     )
+
+
+@router.get(
+    "/cases/{case_id}/files/{file_id}",
+    response_class=FileResponse,
+    summary="下载申请人上传的材料电子件",
+    responses={200: {"content": {"application/pdf": {}, "image/jpeg": {}, "image/png": {}}}},
+)
+def download_file(request: Request, caller: Officer, case_id: CaseNumber, file_id: FileId) -> FileResponse:
+    svc = services(request)
+    _desk(request).case(case_id, _viewer(caller))  # outside the officer's scope the case does not exist
+    return file_response(svc, case_id, file_id)
 
 
 class WithdrawalDecisionIn(BaseModel):

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from engine.cases.access import case_not_found, same_holder
 from engine.cases.applicant_tables import case_files
 from engine.cases.status import CLOSED, LABELS
-from engine.errors import Conflict, InvalidInput, OneWindowError
+from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import case_materials, cases
@@ -236,6 +236,17 @@ class CaseFiles:
             raise Conflict(
                 f"每个办件最多上传 {MAX_FILES_PER_CASE} 个文件", code="too_many_files", case=case_id
             )
+
+    def stored(self, conn: Connection, case_id: str, file_id: int) -> tuple[dict[str, Any], Path]:
+        """The row of one of the case's files and where its content lies (``NotFound`` ``file_not_found``
+        for another case's file, as for none). The caller has checked the reader may see the case."""
+        row = conn.execute(
+            select(case_files).where(case_files.c.id == file_id, case_files.c.case_id == case_id)
+        ).first()
+        path = self.upload_dir / row.stored_name if row is not None else None
+        if row is None or path is None or not path.is_file():
+            raise NotFound("文件不存在", code="file_not_found", case=case_id, file_id=file_id)
+        return dict(row._mapping), path
 
     def list(self, conn: Connection, case_id: str) -> list[dict[str, Any]]:
         rows = conn.execute(

@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
@@ -145,6 +146,7 @@ ROUTES = [
     ("get", "/cases"),
     ("get", "/cases/250930-0001-6"),
     ("post", "/cases/250930-0001-6/files"),
+    ("get", "/cases/250930-0001-6/files/1"),
     ("post", "/cases/250930-0001-6/supplement"),
     ("post", "/cases/250930-0001-6/commitment"),
     ("post", "/cases/250930-0001-6/withdrawal"),
@@ -750,3 +752,38 @@ def test_concurrent_retries_with_one_key_make_one_case(pg, clock: FakeClock) -> 
     assert sorted(replayed for _, replayed in results) == [False] + [True] * 7
     with pg.connect() as conn:
         assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 1
+
+
+def test_an_uploaded_file_is_read_back_by_its_applicant_and_the_case_officers_only(
+    company: TestClient, rival: TestClient, signed_in: Callable[..., TestClient]
+) -> None:
+    """The officers who review the case open the files the applicant handed in (they could not); as an
+    attachment of the sniffed type, never rendered in our pages; outside the case's scope like no case."""
+    case_id = submit(company)["case_number"]
+    stored = upload(company, case_id, "layout_plan", PDF, name="平面图 (终稿).pdf").json()
+    path = f"{case_id}/files/{stored['id']}"
+    own = company.get(f"{API}/cases/{path}")
+    assert own.status_code == 200 and own.content == PDF
+    assert (
+        own.headers["content-type"] == "application/pdf"
+        and own.headers["x-content-type-options"] == "nosniff"
+    )
+    assert own.headers["content-disposition"].startswith("attachment;")
+    assert quote("平面图 (终稿).pdf") in own.headers["content-disposition"]
+    assert "sandbox" in own.headers["content-security-policy"]
+    assert_like_missing(
+        rival.get(f"{API}/cases/{path}"), rival.get(f"{API}/cases/{unknown_case()}/files/1"), case_id
+    )
+    market = signed_in("mkt.li", "officer", departments=["market"])
+    health = signed_in("hlt.wu", "officer", departments=["health"])
+    listed = market.get(f"/api/v1/officer/cases/{case_id}").json()["files"]
+    assert [(f["id"], f["original_name"], f["sha256"]) for f in listed] == [
+        (stored["id"], "平面图 (终稿).pdf", hashlib.sha256(PDF).hexdigest())
+    ]
+    assert market.get(f"/api/v1/officer/cases/{path}").content == PDF
+    page = market.get(f"/officer/cases/{case_id}")  # the officer's case page links it
+    assert page.status_code == 200 and f'href="/api/v1/officer/cases/{path}"' in page.text
+    error_of(health.get(f"/api/v1/officer/cases/{path}"), 404, "case_not_found")
+    error_of(market.get(f"/api/v1/officer/cases/{case_id}/files/{stored['id'] + 99}"), 404, "file_not_found")
+    other = submit(company)["case_number"]  # a file of another case is not this case's
+    error_of(company.get(f"{API}/cases/{other}/files/{stored['id']}"), 404, "file_not_found")

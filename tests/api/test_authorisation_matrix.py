@@ -15,6 +15,7 @@ what another sees works on objects of its own (its own token, a spare account, i
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sqlalchemy import select
 from api.auth import CSRF_HEADER
 from api.routes import admin, applicant, auth, designer, engine, officer, public, supervisor
 from engine.bootstrap import Services
+from engine.cases.files import CaseFiles
 from engine.cases.numbers import format_case_number
 from engine.persistence.tables import cases, tasks
 from licence.demo import demo_persons
@@ -116,6 +118,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/applicant/cases/{case_id}/files"): Call(
         OWN_CASE, CASE, upload=True, missing="case_not_found"
     ),
+    ("GET", "/api/v1/applicant/cases/{case_id}/files/{file_id}"): Call(
+        OWN_CASE, {**CASE, "file_id": "case_file"}, missing="case_not_found"
+    ),
     ("POST", "/api/v1/applicant/cases/{case_id}/supplement"): Call(
         OWN_CASE, CASE, json={"materials": ["layout_plan"]}, missing="case_not_found"
     ),
@@ -139,6 +144,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ),
     ("GET", "/api/v1/officer/tasks/{task_id}"): Call(CASE_OFFICERS, TASK, missing="task_not_found"),
     ("GET", "/api/v1/officer/cases/{case_id}"): Call(CASE_OFFICERS, CASE, missing="case_not_found"),
+    ("GET", "/api/v1/officer/cases/{case_id}/files/{file_id}"): Call(
+        CASE_OFFICERS, {**CASE, "file_id": "case_file"}, missing="case_not_found"
+    ),
     ("POST", "/api/v1/officer/cases/{case_id}/withdrawal"): Call(
         CASE_OFFICERS, CASE, json={"grant": False, "opinion": "继续办理"}, missing="case_not_found"
     ),
@@ -343,6 +351,14 @@ def world(app: FastAPI, svc: Services) -> Iterator[World]:
     spare = add_account(svc, "m.spare", "officer", departments=["health"])
 
     case_id = food_case(svc)
+    case_file = CaseFiles(svc.engine, svc.clock, svc.settings.upload_dir, 1_000_000).store(
+        case_id,
+        "layout_plan",
+        "平面图.pdf",
+        io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
+        holder_id=org.credit_code,
+        actor="setup",
+    )["id"]
     with svc.engine.connect() as conn:
         check_code = conn.execute(select(cases.c.check_code).where(cases.c.id == case_id)).scalar_one()
         intake = conn.execute(
@@ -371,6 +387,7 @@ def world(app: FastAPI, svc: Services) -> Iterator[World]:
         "raw_task": raw_tasks,
         "spare_day": days,
         "spare_account": spare,
+        "case_file": case_file,
         "tokens": tokens,
     }
     yield World(clients, values, names)
@@ -383,7 +400,9 @@ def _fill(path: str, call: Call, world: World, principal: str, missing: bool = F
         if key == "own_token":
             value: Any = world.values["tokens"].get(principal, 1)
         elif missing:
-            value = str(uuid.uuid4()) if key == "intake_task" else format_case_number(date(2025, 9, 30), 9876)
+            value = {"intake_task": str(uuid.uuid4()), "case_file": 987654321}.get(
+                key, format_case_number(date(2025, 9, 30), 9876)
+            )
         else:
             value = world.values[key]
             if isinstance(value, dict):  # one of the caller's own (any one for a denied caller)
@@ -447,7 +466,8 @@ def test_every_principal_gets_exactly_what_the_table_allows(world: World) -> Non
             path = _fill(template, call, world, principal)
             response = _request(client, method, path, call, _body(call, world, principal, n))
             status = response.status_code
-            body = response.json() if response.content else {}
+            json_answer = response.headers.get("content-type", "").startswith("application/json")
+            body = response.json() if response.content and json_answer else {}  # a file is no JSON
             code = body.get("code") if isinstance(body, dict) else None
             where = f"{method} {template} as {principal}: expected {expected}, got {status} {str(body)[:200]}"
             if expected == OK:
