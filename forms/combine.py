@@ -1,13 +1,15 @@
 """One form for a joint application (一表申请): the application forms of the chosen items merged.
 
 An applicant who picks several items from the menu fills ONE form: every field of every item's form,
-each shared field once (the first form's definition of it wins), requirements and conditional rules of
-all the forms together, groups in the order of the items.
+each shared field once (the first form's definition of it wins, but a field any of the forms locks is
+locked, whatever order the items come in, its sources those of the forms in order, each once),
+requirements and conditional rules of all the forms together, groups in the order of the items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from forms.definition import FormDefinition, LayoutGroup
@@ -52,13 +54,19 @@ def combine_forms(definitions: Sequence[FormDefinition], title: str) -> FormDefi
             shown.update(fields)
             if fields:
                 layout.append(LayoutGroup(f"{definition.title} · {group.group}", fields))
-    fields_spec = {}
-    bindings = {}
+    fields_spec: dict[str, Any] = {}
+    bindings: dict[str, tuple[Any, ...]] = {}
     for definition in definitions:
         for name, spec in definition.fields.items():
-            fields_spec.setdefault(name, spec)
-        for name, chain in definition.bindings.items():
-            bindings.setdefault(name, chain)
+            first = fields_spec.setdefault(name, spec)
+            if spec.locked and not first.locked:  # locked by one of the forms: locked in the joint one
+                fields_spec[name] = replace(first, locked=True)
+    for locking in (True, False):  # the sources of the forms that lock a field first, then the others'
+        for definition in definitions:
+            for name, chain in definition.bindings.items():
+                spec = definition.fields.get(name)
+                if (spec is not None and spec.locked) is locking:
+                    bindings[name] = tuple(dict.fromkeys((*bindings.get(name, ()), *chain)))
     return FormDefinition(
         key=combined_key([d.key for d in definitions]),
         title=title,
