@@ -272,7 +272,6 @@ _SERIALS_AND_OWN = select(_TAKEN.c.serials, _OWN).select_from(_TAKEN.outerjoin(_
 _USABLE = and_(  # LicenceRecord.is_usable in SQL
     licences.c.status == "valid", licences.c.valid_from <= bindparam("today"), _unexpired(bindparam("today"))
 )
-_VALID_NOW = and_(licences.c.status == "valid", _unexpired(bindparam("today")))
 _LASTING = func.coalesce(licences.c.valid_until, literal(dt.date.max, Date))  # open-ended ranks first
 _CODE_POINT_ORDER = {"postgresql": "C", "sqlite": "BINARY"}
 """The collation that orders text as Python compares ``str`` (by code point), per dialect."""
@@ -283,7 +282,7 @@ def _for_forms_statement(dialect: str) -> Any:
     """``LicenceLibrary.for_forms``'s read: every licence of the holder of the types, numbered by
     autofill's order (``forms.autofill._preference``, best first: longest validity, latest issue, then
     licence number and id compared by code point) and by newest first among those valid now; kept are
-    the best usable one of each type (all of a type where none is usable) and the newest valid one.
+    the best usable one of each type (all of a type where none is usable) and the newest usable one.
     Those autofill ranks above the best usable one are not needed: it skips them, and it reports a
     skipped licence only for a field no licence fills, which the best usable one does unless it lacks
     the value (then ``forms.autofill.fills_from`` says so and every licence of the types is read)."""
@@ -304,9 +303,9 @@ def _for_forms_statement(dialect: str) -> Any:
             case((_USABLE, 1), else_=0).label("usable"),
             func.row_number().over(partition_by=licences.c.type_code, order_by=by_use).label("place"),
             func.row_number()
-            .over(partition_by=(licences.c.type_code, case((_VALID_NOW, 1), else_=0)), order_by=_NEWEST_FIRST)
+            .over(partition_by=(licences.c.type_code, case((_USABLE, 1), else_=0)), order_by=_NEWEST_FIRST)
             .label("newest"),
-            case((_VALID_NOW, 1), else_=0).label("valid_now"),
+            case((_USABLE, 1), else_=0).label("valid_now"),
         )
         .where(
             licences.c.holder_id == bindparam("holder"),
@@ -579,7 +578,7 @@ class LicenceLibrary:
         """The holder's licences of these types that can fill a form or stand in for a material today,
         newest first, without their status history: of each type its best usable one (autofill's pick:
         longest validity, latest issue, then number and id; all of a type none of which is usable) and
-        the newest one stored valid and unexpired (the material check's). A form whose best
+        the newest usable one (the material check's: valid, in force and unexpired). A form whose best
         usable licence lacks a bound value needs the rest too (``forms.autofill.fills_from``); a holder
         with hundreds of licences of a type, issued the same day for the same term or not, reads a few."""
         if not type_codes:

@@ -79,8 +79,8 @@ def material_states(
         library = LicenceLibrary(conn, clock=clock)
         licences = library.by_holder(holder, include_inactive=False, today=today, type_codes=types)
     valid: dict[str, str] = {}
-    for lic in licences:  # stored valid and not past its last day, as by_holder(include_inactive=False)
-        if lic.status == "valid" and (lic.valid_until is None or lic.valid_until >= today):
+    for lic in licences:  # the newest the holder may rely on today: valid, in force, not past its last day
+        if lic.is_usable(today):
             valid.setdefault(lic.type_code, lic.id)
     out = []
     for item in items:

@@ -441,6 +441,31 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
         assert LicenceLibrary(conn).get(licence_id).status == "revoked"
 
 
+def test_a_licence_not_yet_in_force_does_not_stand_in_for_a_material(svc: Services, clock) -> None:
+    """Autofill skips a licence whose validity has not begun; the material check judged it the same way
+    only by status and end date, so it stood in for the business licence the applicant did not hand in."""
+    from sqlalchemy import update
+
+    from engine.cases.intake import Application
+    from licence.tables import licences
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    with svc.engine.begin() as conn:
+        conn.execute(
+            update(licences)
+            .where(licences.c.holder_id == org.credit_code, licences.c.type_code == "business_licence")
+            .values(valid_from=datetime(2026, 1, 1).date())
+        )
+    provided = {"MR-001": ["application", "legal_rep_id", "layout_plan", "safety_rules", "manager_health"]}
+    form = {**FOOD_FORM, "operator_name": org.name, "credit_code": org.credit_code}
+    form |= {"legal_representative": "张三", "address": "福州市鼓楼区"}
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], form=form, provided=provided), "a"
+    )
+    mats = {m["code"]: m for m in svc.cases.track(case_id)["materials"]}
+    assert mats["business_licence"]["state"] == "missing" and mats["business_licence"]["licence_id"] is None
+
+
 def test_tolerated_materials_are_supplied_under_the_commitment_not_before_it(svc: Services, clock) -> None:
     """Before the commitment is signed the case is not accepted: a supply is refused and changes nothing
     (it made the commitment impossible to sign, so the case stayed submitted for good)."""

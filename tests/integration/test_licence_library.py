@@ -467,18 +467,19 @@ def test_licences_alike_in_term_and_issue_are_read_as_autofill_ranks_them(lib, c
     made = [food() for _ in range(30)]
     ranked = sorted(made, key=lambda x: (x.licence_number, x.id), reverse=True)
     lib.suspend(ranked[0].id, "暂扣", "局长")  # not valid: skipped
-    later = {"valid_from": today + dt.timedelta(days=30)}  # valid, not in force: skipped; the newest valid
+    later = {"valid_from": today + dt.timedelta(days=30)}  # valid, not in force: skipped
     conn.execute(update(licences).where(licences.c.id == ranked[1].id).values(**later))
     everything = lib.by_holder(org.credit_code, history=False)
+    newest_usable = next(x for x in everything if x.is_usable(today))  # the material check's
     read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
-    assert {x.id for x in read if x.type_code == "food_business_licence"} == {ranked[1].id, ranked[2].id}
+    assert {x.id for x in read if x.type_code == "food_business_licence"} == {ranked[2].id, newest_usable.id}
     filled = autofill(form, licences=read, today=today)
     assert filled == autofill(form, licences=everything, today=today)
     assert {p.licence_id for p in filled.provenance.values() if p.source == "licence"} == {ranked[2].id}
 
 
-def _valid_on(record, today):
-    return record.status == "valid" and (record.valid_until is None or record.valid_until >= today)
+def _valid_on(record, today):  # what the material check relies on: valid, in force, not past its last day
+    return record.is_usable(today)
 
 
 def test_the_newest_valid_licence_is_read_even_where_an_older_one_fills_the_form(lib, conn, issuer):
