@@ -22,7 +22,7 @@ JUEL                                                   sandbox expression
 ``== != < > <= >=``, ``eq ne lt gt le ge``             the Python comparison
 ``+ - * / %``, ``div``, ``mod``, unary ``-``           the Python operator
 ``c ? a : b``                                          ``(a if c else b)``
-``empty x``                                            ``(x is None or x == '' or x == [] or x == {})``
+``empty x``                                            ``(x in (None, '', [], {}))``
 ``execution.getVariable('x')``                         ``get_variable('x')`` (null when ``x`` is not set)
 ``dateTime()``, ``now()``                              ``now()`` (the case clock)
 ``dateTime().plusDays(n)`` (also ``plusHours``,        ``plus_time(now(), n, 'days')``: an ISO date-time
@@ -256,7 +256,7 @@ class _Parser:
             self.deeper()
             x = self.value(self.unary())
             self.depth -= 1
-            return _Value(f"({x} is None or {x} == '' or {x} == [] or {x} == {{}})")
+            return _Value(f"({x} in (None, '', [], {{}}))")  # the operand once: nested, it stays linear
         return self.postfix(self.primary())
 
     def arguments(self) -> list[str]:
@@ -391,7 +391,10 @@ def translate(text: str) -> str:
         raise JuelError(f"表达式超过 {MAX_JUEL} 个字符", "bad_expression")
     if not value.strip():
         raise JuelError("表达式为空", "bad_expression")
-    return _Parser(value).parse()
+    translated = _Parser(value).parse()
+    if len(translated) > 4 * MAX_JUEL:  # no rule copies an operand, so this is a bound, not a limit
+        raise JuelError(f"表达式译文超过 {4 * MAX_JUEL} 个字符", "bad_expression")
+    return translated
 
 
 def to_sandbox(text: str | None) -> str | None:
