@@ -70,9 +70,9 @@ class CaseLifecycle:
             return
         data = ctx.data
         current, seq = case.row["status"], case.row["status_seq"]
-        for new in self._new_statuses(data, seq, current):
+        for new, given in self._new_statuses(data, seq, current):
             if new != current:
-                self._transition(ctx, case, current, new, data, clocks)
+                self._transition(ctx, case, current, new, data, clocks, given)
                 current = new
         history = data.get("status_history")
         if isinstance(history, list) and len(history) > seq:
@@ -194,14 +194,19 @@ class CaseLifecycle:
                 mark(ctx.conn, case_id, codes, state, ctx.now, from_states)
 
     @staticmethod
-    def _new_statuses(data: dict[str, Any], seq: int, current: str) -> list[str]:
-        """Statuses the model reached in this step: the entries of ``status_history`` not applied yet
-        (one step may pass several); when a branch's data lacks the history, the plain ``case_status``."""
+    def _new_statuses(data: dict[str, Any], seq: int, current: str) -> list[tuple[str, str | None]]:
+        """Statuses the model reached in this step, each with the reason its entry gives (None: none): the
+        entries of ``status_history`` not applied yet (one step may pass several); when a branch's data
+        lacks the history, the plain ``case_status``."""
         history = data.get("status_history")
         if isinstance(history, list) and len(history) > seq:
-            return [str(h.get("status")) for h in history[seq:] if isinstance(h, dict) and h.get("status")]
+            return [
+                (str(h["status"]), h["reason"] if isinstance(h.get("reason"), str) and h["reason"] else None)
+                for h in history[seq:]
+                if isinstance(h, dict) and h.get("status")
+            ]
         status = data.get("case_status")
-        return [status] if isinstance(status, str) and status != current else []
+        return [(status, None)] if isinstance(status, str) and status != current else []
 
     def _transition(
         self,
@@ -211,6 +216,7 @@ class CaseLifecycle:
         new: str,
         data: dict[str, Any],
         clocks: ClockRepository,
+        given: str | None = None,
     ) -> None:
         case_id = case.id
         if not can_move(old, new):
@@ -222,7 +228,7 @@ class CaseLifecycle:
                 from_status=old,
                 to_status=new,
             )
-        reason = self._reason(ctx, data, new)
+        reason = given or self._reason(ctx, data, new)  # the reason the model's entry gives comes first
         values: dict[str, Any] = {"status": new, "status_reason": reason}
         row = dict(case.row)  # as it stands before this transition
         if new == "accepted" and row["accepted_at"] is None:

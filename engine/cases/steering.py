@@ -78,6 +78,7 @@ MODEL_STATE: frozenset[str] = frozenset(
         "status_reason",
         "termination_reason",
         "refusal_reason",
+        "grounds",
         # clocks and deadlines
         "accepted_at",
         "review_deadline",

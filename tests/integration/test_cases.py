@@ -534,6 +534,57 @@ def test_joint_approval_menu_selection_one_denial_denies_all(svc: Services, orde
     assert clocks["legal"]["limit"] == max(svc.catalogue.get(c).joint_limit_days for c in order)
 
 
+def test_a_joint_denial_tells_the_applicant_the_departments_grounds_and_a_lead_denies_only_with_its_own(
+    svc: Services,
+) -> None:
+    """The one result notice of a joint approval gives the grounds: each denying department's opinion
+    (and the lead's); a lead that denies over every approval must give its own."""
+    from engine.cases.intake import Application
+
+    org = org_with(svc, {"business_licence"})
+    codes = ["MR-001", "HE-001", "PL-001"]
+
+    def joint() -> str:
+        app = Application(
+            org.credit_code, org.name, codes, lead_department="market", form=dict(JOINT_FORM),
+            provided=every_material(svc, *codes),
+        )  # fmt: skip
+        case_id = svc.cases.submit(app, "a")
+        do(svc, case_id, "lead_intake", decision="accept", opinion="受理")
+        return case_id
+
+    def review(case_id: str, verdicts: dict[str, tuple[str, str]]) -> None:
+        for dept, task_id in branches(svc, case_id).items():
+            verdict, opinion = verdicts[dept]
+            svc.cases.complete_task(task_id, {"decision": verdict, "opinion": opinion}, dept, groups={dept})
+
+    denied = joint()
+    review(
+        denied,
+        {
+            "market": ("approve", "同意"),
+            "health": ("deny", "卫生条件不符合要求"),
+            "planning": ("approve", "同意"),
+        },
+    )
+    do(svc, denied, "consolidation", outcome="deny", opinion="卫健部门不予许可")
+    [notice] = svc.cases.track(denied, Viewer.applicant(org.credit_code))["notices"]
+    assert notice["status"] == "denied"
+    assert notice["reason"] == "公共场所卫生许可：卫生条件不符合要求；卫健部门不予许可"
+
+    overruled = joint()
+    review(
+        overruled,
+        {"market": ("approve", "同意"), "health": ("approve", "同意"), "planning": ("approve", "同意")},
+    )
+    with pytest.raises(InvalidInput) as err:
+        do(svc, overruled, "consolidation", outcome="deny", opinion="")
+    assert err.value.code == "invalid_form"
+    do(svc, overruled, "consolidation", outcome="deny", opinion="项目不符合区域规划")
+    [notice] = svc.cases.track(overruled, Viewer.applicant(org.credit_code))["notices"]
+    assert notice["reason"] == "项目不符合区域规划"
+
+
 def test_a_task_clock_turns_red_while_the_case_finished_on_time_and_the_worker_runs_every_job(
     svc: Services, clock
 ) -> None:
