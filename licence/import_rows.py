@@ -32,7 +32,7 @@ from typing import Any, cast
 from engine.errors import InvalidInput
 from licence.checkdigits import HolderIdKind, holder_id_kind, validate_holder_id
 from licence.import_reader import RECORD_FIELDS, REQUIRED_FIELDS, BadRow
-from licence.model import STATUSES, LicenceIdentifier, LicenceStatus
+from licence.model import STATUSES, LicenceIdentifier, LicenceStatus, format_licence_number
 from licence.types import LicenceType, find_type, holder_id_kind_for
 from licence.values import parse_date, shown
 
@@ -333,7 +333,16 @@ def validate_row(number: int, raw: Any, today: dt.date) -> tuple[Candidate | Non
             status=cast(LicenceStatus, status),
             face=clean_face,
             source_case=_text(raw, "source_case"),
-            licence_number=_text(raw, "licence_number"),
+            # a row that names its identifier but no number gets the number the identifier implies, as
+            # the library gives one (checked for clashes like any number the file gives)
+            licence_number=_text(raw, "licence_number")
+            or (
+                format_licence_number(
+                    identifier.type_id, identifier.issuer_credit_code, identifier.serial, identifier.version
+                )
+                if identifier is not None
+                else None
+            ),
             identifier=identifier,
             note=note,
         ),

@@ -14,7 +14,7 @@ from licence.cli import register
 from licence.demo import demo_issuers, demo_organisations, make_demo_rows
 from licence.importer import ImportReport, import_file, import_rows, write_csv
 from licence.library import LicenceLibrary
-from licence.model import LicenceIdentifier
+from licence.model import LicenceIdentifier, format_licence_number
 from licence.tables import licence_status_events, licences
 
 AT = dt.datetime(2025, 4, 1, 8, 0, tzinfo=dt.UTC)
@@ -183,6 +183,22 @@ def test_identifiers_given_in_the_file_are_checked_and_kept(engine):
         generated = lib.find_by_number(rows_in[-1]["licence_number"])
         # the generated serial lies above the serial 7 given in the file
         assert generated.identifier.is_valid() and generated.identifier.serial == 8
+
+
+def test_a_row_with_an_identifier_and_no_number_gets_the_number_the_identifier_implies(engine):
+    """The real run ended in an AssertionError where the dry run said the row was fine."""
+    rows = [r for r in make_demo_rows(30, seed=14) if r["type_code"] == "business_licence"][:2]
+    given = LicenceIdentifier.build("02", rows[0]["issuer_credit_code"], 41)
+    bare = {k: v for k, v in rows[0].items() if k != "licence_number"} | {"identifier": str(given)}
+    for dry_run in (True, False):
+        with engine.begin() as conn:
+            report = import_rows(conn, enumerate([bare, rows[1]], 1), at=AT, dry_run=dry_run)
+            assert report.accepted == 2 and report.rejected == []
+    with engine.connect() as conn:
+        kept = LicenceLibrary(conn).find_by_identifier(str(given))
+    assert kept is not None and kept.licence_number == format_licence_number(
+        "02", given.issuer_credit_code, 41
+    )
 
 
 def test_dry_run_validates_everything_and_writes_nothing(engine, tmp_path):
