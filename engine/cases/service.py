@@ -14,7 +14,7 @@ the clocks, and issues the licence on approval.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -24,7 +24,7 @@ from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_ho
 from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
 from engine.cases.intake import Application, choose_flow, material_states, next_case_number
-from engine.cases.intake_rules import IntakeRules
+from engine.cases.intake_rules import INTAKE_FORM, IntakeRules
 from engine.cases.licences import CaseLicences, licences_for_form
 from engine.cases.lifecycle import (
     CaseLifecycle,
@@ -254,10 +254,18 @@ class CaseService:
             if task["assignee"] and task["assignee"] != actor:
                 raise Forbidden("任务已由他人认领", code="claimed_by_other", task_id=task_id)
             entered = self._task_input(conn, task, data, case)
+            accepted_at = case["accepted_at"] if case is not None else None
             if self.intake_rules.before_complete(
                 conn, task, entered, actor, self.now, self.calendar(), case_row=case
             ):
                 forget_handed_case(conn)  # deemed accepted: the lifecycle reads the case row again
+                accepted_at = conn.execute(
+                    select(cases.c.accepted_at).where(cases.c.id == task["business_key"])
+                ).scalar_one()
+            if accepted_at is not None and task["form_key"] == INTAKE_FORM:
+                # accepted by law from the receipt (deemed): the model's deadlines count from it, as the
+                # case clocks do; the engine's word, not a form field
+                entered = {**entered, "deemed_accepted_at": accepted_at.astimezone(UTC).isoformat()}
             return self.workflow.complete_task_in(conn, task_id, entered, actor)
 
         return self.workflow.run(command)

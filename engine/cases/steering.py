@@ -93,6 +93,7 @@ MODEL_STATE: frozenset[str] = frozenset(
         "escalated",
         "escalated_at",
         "escalation_count",
+        "review_overdue_on_entry",
         "refused_at",
         "decided_at",
         "supplied_at",

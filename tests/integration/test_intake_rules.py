@@ -23,7 +23,7 @@ from engine.cases.intake import Application
 from engine.cases.intake_rules import notice_deadline
 from engine.cases.lifecycle import read_task_with_case
 from engine.errors import Conflict, InvalidInput
-from engine.persistence.tables import audit_log, case_clocks, case_materials, cases
+from engine.persistence.tables import audit_log, case_clocks, case_materials, cases, timers
 from engine.time.clocks import Clock
 from licence.demo import demo_persons
 from processes.catalogue import load_catalogue
@@ -352,6 +352,14 @@ def test_no_notice_within_five_working_days_counts_as_accepted_from_the_day_of_r
     row = case_row(svc, case_id)
     assert row["status"] == "under_review" and row["accepted_at"] == received
     assert {k: c.to_dict() for k, c in case_clocks_of(svc, case_id).items()} == before
+    if flow is SINGLE:  # the review's escalation timer counts from the receipt too, as the clocks do
+        with svc.engine.connect() as conn:
+            due = conn.execute(
+                select(timers.c.due_at).where(
+                    timers.c.element_id == "review_timer", timers.c.fired_at.is_(None)
+                )
+            ).scalar_one()
+        assert due == clocks["promised"].due_at(svc.calendar())
 
 
 @pytest.mark.parametrize(("received", "deadline"), NOTICE_PERIODS)

@@ -84,23 +84,26 @@ def test_rework_with_overdue_reviews_escalations_and_special_procedures_matches_
         rework(case, round_)
     assert case.data["rework_count"] == 15
     assert len(case.data["special_procedure_log"]) == special == 3
-    assert fired >= 1 and len(escalated) >= 5 and len(case.ready("escalation")) >= 2
+    assert fired >= 1 and len(escalated) >= 1  # one escalation a deadline, however often the review reopens
     while case.ready("escalation"):
         case.complete_task(case.ready("escalation")[0], opinion="已办结", due_on="2025-11-30")
     approve(case)
 
 
-def test_returned_200_times_overdue_with_an_escalation_each_round_its_state_stays_one_round() -> None:
-    """Each round the review runs late: its timer opens an escalation, which is closed, its branch ending
-    on its own end event. The process's end merges those branches' data, so the tree kept them all (about
+def test_returned_200_times_overdue_its_timer_firing_each_round_its_state_stays_one_round() -> None:
+    """Each round the review runs late: its timer fires (the first round it opens the escalation, which
+    is closed; later rounds, reopened after the deadline, end on their own end event at once), a branch
+    ending every round. The process's end merges those branches' data, so the tree kept them all (about
     1.8 KB a round); now only those whose data a later one does not cover."""
     case = start(shadow=False)
     sizes: dict[int, int] = {}
     for round_ in range(1, 201):
         case.at(case.now + timedelta(days=60))
-        case.fire_timers()  # the first review's timer; each later review's fires as it opens, already due
-        (escalation,) = case.ready("escalation")
-        case.complete_task(escalation, opinion=f"第{round_}次督办", due_on="2027-11-30")
+        assert case.fire_timers() == (["review_timer"] if round_ == 1 else [])  # later: fired as it opened
+        escalations = case.ready("escalation")
+        assert len(escalations) == (1 if round_ == 1 else 0)
+        for escalation in escalations:
+            case.complete_task(escalation, opinion=f"第{round_}次督办", due_on="2027-11-30")
         rework(case, round_)
         if round_ in (1, 200):
             sizes[round_] = len(case.rt.dump())

@@ -218,6 +218,34 @@ class TestReviewEscalationAcrossNationalDay2025:
         assert case.completed
         assert case.statuses == ["submitted", "accepted", "under_review", "approved", "delivered"]
 
+    def test_a_review_reopened_after_its_deadline_is_not_escalated_again(self) -> None:
+        """Reworked, or back from a special procedure, after the deadline, the review's timer fires at once:
+        that deadline's escalation went out already (it opened one more each time)."""
+        case = self.case()
+        case.at(shanghai(2025, 10, 13, 9)).fire_timers()
+        assert case.ready_ids() == ["escalation", "review"]
+        for _ in range(2):
+            case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+            case.complete("decision", decision="rework", opinion="补充审查")
+            assert case.fire_timers() == [] and sorted(t.element_id for t in case.ready()) == [
+                "escalation",
+                "review",
+            ]
+        case.complete(
+            "review", result="pass", opinion="", needs_special_procedure=True, special_kind="expert_review"
+        )
+        case.at(shanghai(2025, 10, 16, 9)).complete(  # 13-15 Oct suspended: due at the end of 15 Oct, passed
+            "special_procedure",
+            kind="expert_review",
+            result="通过",
+            started_on="2025-10-13",
+            finished_on="2025-10-15",
+        )
+        assert case.fire_timers() == [] and sorted(t.element_id for t in case.ready()) == [
+            "escalation",
+            "review",
+        ]
+
     def test_open_escalation_is_closed_when_the_case_ends(self) -> None:
         case = self.case()
         case.at(shanghai(2025, 10, 13, 9)).fire_timers()
