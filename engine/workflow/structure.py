@@ -10,6 +10,10 @@
 * **A call activity that calls back into its own process** (directly or through others of the deployed
   set): every instance starts another one, without end. :func:`recursion_problems` names each call activity
   on such a cycle.
+
+:func:`reference_problems` names the references the library would drop silently or fail on with its own
+text: an error, signal or escalation that is not defined, a boundary event attached to nothing (or to no
+activity), a ``default`` that is not one of the element's outgoing flows, a flow whose end is missing.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from typing import Any
 
 from engine.errors import Problem
 
-from .checks import local
+from .checks import FLOW_NODES, GATEWAYS, local
 from .xml import BPMN_MODEL_NS
 
-__all__ = ["MAX_TOKENS", "recursion_problems", "token_problems"]
+__all__ = ["MAX_TOKENS", "recursion_problems", "reference_problems", "token_problems"]
 
 B = f"{{{BPMN_MODEL_NS}}}"
 MAX_TOKENS = 10_000
@@ -132,3 +136,81 @@ def recursion_problems(processes: Mapping[str, Any]) -> dict[str, list[Problem]]
                     )
                 )
     return found
+
+
+_REFERENCES = {
+    "errorEventDefinition": ("errorRef", "error", "错误"),
+    "signalEventDefinition": ("signalRef", "signal", "信号"),
+    "escalationEventDefinition": ("escalationRef", "escalation", "升级"),
+}
+_ACTIVITIES = (
+    FLOW_NODES
+    - GATEWAYS
+    - {
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+    }
+)
+
+
+def reference_problems(process: Any, ids: Mapping[str, Any]) -> list[Problem]:
+    """The references of ``process`` (``ids``: every element of the document by id) that point nowhere."""
+    problems: list[Problem] = []
+    outgoing: dict[str, set[str]] = {}
+    for flow in process.iter(f"{B}sequenceFlow"):
+        outgoing.setdefault(flow.get("sourceRef") or "", set()).add(flow.get("id") or "")
+        for end, label in (("sourceRef", "起点"), ("targetRef", "终点")):
+            ref = flow.get(end)
+            node = ids.get(ref) if ref else None
+            if node is None or local(node) not in FLOW_NODES:
+                problems.append(
+                    Problem(
+                        flow.get("id"),
+                        "missing_flow_node",
+                        f"顺序流 {flow.get('id')} 的{label} {ref} 不是本文档中的环节",
+                        flow.sourceline,
+                    )
+                )
+    for element in process.iter():
+        name = local(element)
+        if name in _REFERENCES:
+            attribute, kind, label = _REFERENCES[name]
+            ref = element.get(attribute)
+            if ref is not None and (ref not in ids or local(ids[ref]) != kind):
+                owner = element.getparent().get("id")
+                text = f"引用了不存在的{label}定义：{ref}（请在文档中定义 bpmn:{kind}，或去掉引用）"
+                problems.append(Problem(owner, f"missing_{kind}", text, element.sourceline))
+        elif name == "boundaryEvent":
+            attached = element.get("attachedToRef")
+            if not any(local(child).endswith("EventDefinition") for child in element):
+                problems.append(
+                    Problem(
+                        element.get("id"),
+                        "missing_event_definition",
+                        "边界事件没有事件定义（定时器、消息、错误、信号、升级等）",
+                        element.sourceline,
+                    )
+                )
+            if attached not in ids or local(ids[attached]) not in _ACTIVITIES:
+                problems.append(
+                    Problem(
+                        element.get("id"),
+                        "bad_attachment",
+                        f"边界事件附着的 {attached} 不是本文档中的活动（任务、子流程、调用活动）",
+                        element.sourceline,
+                    )
+                )
+        default = element.get("default") if name in FLOW_NODES else None
+        if default is not None and default not in outgoing.get(element.get("id") or "", set()):
+            problems.append(
+                Problem(
+                    element.get("id"),
+                    "bad_default",
+                    f"默认顺序流 {default} 不是 {element.get('id')} 的出口",
+                    element.sourceline,
+                )
+            )
+    return problems

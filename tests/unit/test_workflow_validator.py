@@ -373,3 +373,34 @@ def test_a_call_activity_that_calls_back_into_its_own_process_is_refused() -> No
     leaf = document(linear(user_task("work"), "work", "work"), process_id="c")
     caller, called = validate_documents([(calling("a", "c"), "a.bpmn"), (leaf, "c.bpmn")])
     assert caller.processes[0].executable and called.processes[0].executable
+
+
+def test_references_that_point_nowhere_are_problems_of_their_elements_not_the_librarys_text() -> None:
+    """A missing error, signal or escalation definition was the library's TypeError; a boundary event
+    attached to nothing, or a default flow that is not the element's, was dropped and the model run."""
+    task = user_task("work")
+
+    def with_boundary(inner: str, attached: str = "work") -> bytes:
+        boundary = f'<bpmn:boundaryEvent id="b" attachedToRef="{attached}">{inner}</bpmn:boundaryEvent>'
+        return document(linear(task + boundary + flow("b", "end", None, "f_b"), "work", "work"))
+
+    assert ("b", "missing_error") in codes(with_boundary('<bpmn:errorEventDefinition errorRef="nope"/>'))
+    assert ("b", "missing_signal") in codes(with_boundary('<bpmn:signalEventDefinition signalRef="nope"/>'))
+    escalation = '<bpmn:escalationEventDefinition escalationRef="nope"/>'
+    assert ("b", "missing_escalation") in codes(with_boundary(escalation))
+    assert ("b", "missing_event_definition") in codes(with_boundary(""))
+    timer = (
+        "<bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>"
+    )
+    assert ("b", "bad_attachment") in codes(with_boundary(timer, attached="nowhere"))
+    assert not problems_of(with_boundary(timer))
+    gateway = (
+        '<bpmn:startEvent id="start"/>' + flow("start", "gw")
+        + '<bpmn:exclusiveGateway id="gw" default="nope"/>'
+        + flow("gw", "a", "x == 1", "f_a") + flow("gw", "b2", "x == 2", "f_b2")
+        + user_task("a") + user_task("b2") + flow("a", "end") + flow("b2", "end")
+        + '<bpmn:endEvent id="end"/>'
+    )  # fmt: skip
+    assert ("gw", "bad_default") in codes(document(gateway))
+    dangling = document(linear(task, "work", "work") + flow("work", "ghost", None, "f_ghost"))
+    assert ("f_ghost", "missing_flow_node") in codes(dangling)
