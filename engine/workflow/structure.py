@@ -183,6 +183,18 @@ def reference_problems(process: Any, ids: Mapping[str, Any]) -> list[Problem]:
                 owner = element.getparent().get("id")
                 text = f"引用了不存在的{label}定义：{ref}（请在文档中定义 bpmn:{kind}，或去掉引用）"
                 problems.append(Problem(owner, f"missing_{kind}", text, element.sourceline))
+        if name in ("messageEventDefinition", "signalEventDefinition", "receiveTask", "sendTask"):
+            ref = element.get("messageRef") or element.get("signalRef")
+            named = ids.get(ref or "")
+            shown = (named.get("name") or "") if named is not None else ""
+            if named is not None and ("${" in shown or "#{" in shown):  # Camunda resolves them; not here
+                owner = element.get("id") if name.endswith("Task") else element.getparent().get("id")
+                what = "信号" if local(named) == "signal" else "消息"
+                text = (
+                    f"{what}名称 {shown} 是表达式：本系统按名称原样匹配，"
+                    "请用固定名称（区分实例的值放在关联键或业务键中）"
+                )
+                problems.append(Problem(owner, "unsupported_juel", text, element.sourceline))
         elif name == "boundaryEvent":
             attached = element.get("attachedToRef")
             if not any(local(child).endswith("EventDefinition") for child in element):

@@ -404,3 +404,16 @@ def test_references_that_point_nowhere_are_problems_of_their_elements_not_the_li
     assert ("gw", "bad_default") in codes(document(gateway))
     dangling = document(linear(task, "work", "work") + flow("work", "ghost", None, "f_ghost"))
     assert ("f_ghost", "missing_flow_node") in codes(dangling)
+
+
+def test_a_message_name_written_as_an_expression_is_reported_not_matched_literally() -> None:
+    """Camunda resolves ``paid_${orderId}`` for each instance; matched here as the literal text, the
+    message never arrived."""
+    catch = (
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition messageRef="m"/>'
+        "</bpmn:intermediateCatchEvent>"
+    )
+    model = document(linear(catch, "wait", "wait"), extra='<bpmn:message id="m" name="paid_${orderId}"/>')
+    assert ("wait", "unsupported_juel") in codes(model)
+    fixed = document(linear(catch, "wait", "wait"), extra='<bpmn:message id="m" name="paid"/>')
+    assert ("wait", "unsupported_juel") not in codes(fixed)
