@@ -55,6 +55,7 @@ from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
 from licence.checkdigits import holder_id_kind, validate_holder_id
 from licence.model import LicenceRecord
+from licence.types import find_type
 from processes.catalogue import TOLERANT_PROCESS, Catalogue
 
 TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
@@ -150,6 +151,7 @@ class CaseService:
         held = licences_for_form(conn, self.workflow.clock, applicant_id, form, today, materials_types)
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
+        _refuse_another_holder(data, items, applicant_id, name)
         materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held, today=today)
         if app.tolerant:
             missing_key = [m for m in materials if m["key"] and m["state"] == "missing"]
@@ -453,3 +455,24 @@ class CaseService:
         """The applicant's view of the case, or the full one for an officer of the case
         (:mod:`engine.cases.tracking`)."""
         return self.tracking.track(case_id, viewer)
+
+
+def _refuse_another_holder(
+    data: Mapping[str, Any], items: list[Any], holder_id: str, holder_name: str
+) -> None:
+    """The fields that name the holder on a licence the items issue (its id and name fields) must name the
+    applicant: another holder's credit code typed into the form was accepted, reviewed, and then stopped
+    the approval (the licence library refuses a face naming someone else), a case that could never end."""
+    for item in items:
+        ltype = find_type(item.issues_licence_type) if item.issues_licence_type else None
+        if ltype is None:
+            continue
+        for field, own in ((ltype.holder_id_field, holder_id), (ltype.holder_name_field, holder_name)):
+            given = data.get(field) if field else None
+            if isinstance(given, str) and given.strip() and given.strip() != own:
+                raise InvalidInput(
+                    f"表单中的「{field}」与申请人不一致：证照只能颁发给申请人本人",
+                    code="holder_mismatch",
+                    field=field,
+                    item=item.code,
+                )

@@ -378,6 +378,20 @@ def test_a_joint_application_nobody_names_a_lead_for_is_led_as_the_catalogue_say
     assert leads == {first}
 
 
+def test_a_form_naming_another_holder_is_refused_at_submission_not_at_approval(svc: Services) -> None:
+    """An applicant with no business licence types another company's credit code: the case was accepted
+    and reviewed, and the approval then failed on the licence face (face_holder_mismatch) for good."""
+    newcomer = "91350102M0T6T6T67H"  # a company the licence library holds nothing of: no field is locked
+    other = next(o for o in demo_organisations() if o.credit_code.startswith("91"))
+    form = {**FOOD_FORM, "operator_name": "新开业餐饮有限公司", "legal_representative": "王五"}
+    form |= {"address": "福州市鼓楼区", "credit_code": other.credit_code}
+    with pytest.raises(InvalidInput) as err:
+        svc.cases.submit(Application(newcomer, "新开业餐饮有限公司", ["MR-001"], form=form), "a")
+    assert (err.value.code, err.value.detail["field"]) == ("holder_mismatch", "credit_code")
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(cases.c.id)).all() == []
+
+
 def test_only_a_joint_application_names_a_lead_department(svc: Services) -> None:
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     for other in sorted(set(svc.catalogue.departments) - {"market"}):
