@@ -13,6 +13,9 @@ A row comes from ``licence.import_reader`` (a dict, or a ``BadRow``); ``validate
   value starting with ``=`` or ``@`` is refused, and one starting with ``+`` or ``-`` unless it is only a
   signed number or a phone number (``-5``, ``+86 591 8765 4321``), which no spreadsheet can turn into a
   call;
+- a row without a last valid day takes its type's term from the first one (as an issue in the library
+  does; a type without a term is 长期有效); an issue date after ``today`` (``issued_in_future``) or
+  before 1949-10-01, or validity starting before the issue, is an error of the row;
 - a row whose status is ``valid`` but whose last valid day is before ``today`` is stored as ``expired``
   (its ``Candidate.note`` says so);
 - a holder id or issuer code is judged as the kind the licence type expects (an issuer is always a credit
@@ -211,6 +214,10 @@ def _holder(
         return None
 
 
+EARLIEST_ISSUE = dt.date(1949, 10, 1)
+"""No licence of the library's types was issued before this day: an earlier one is a typing error."""
+
+
 def validate_row(number: int, raw: Any, today: dt.date) -> tuple[Candidate | None, list[RowError]]:
     if isinstance(raw, BadRow):
         return None, [RowError(number, "", raw.code, raw.message)]
@@ -252,8 +259,19 @@ def validate_row(number: int, raw: Any, today: dt.date) -> tuple[Candidate | Non
     valid_from, from_ok = _date(number, raw, "valid_from", "有效期起始日期", errors)
     valid_until, until_ok = _date(number, raw, "valid_until", "有效期截止日期", errors)
     valid_from = valid_from or (issue_date if from_ok else None)
+    if issue_date and issue_date > today:
+        errors.append(RowError(number, "issue_date", "issued_in_future", "颁发日期晚于今天"))
+    elif issue_date and issue_date < EARLIEST_ISSUE:
+        errors.append(
+            RowError(number, "issue_date", "bad_date", f"颁发日期早于 {EARLIEST_ISSUE.isoformat()}")
+        )
+    if issue_date and valid_from and valid_from < issue_date:
+        errors.append(RowError(number, "valid_from", "bad_validity", "有效期起始日期早于颁发日期"))
     if valid_from and valid_until and valid_until < valid_from:
         errors.append(RowError(number, "valid_until", "bad_validity", "有效期截止日期早于起始日期"))
+    if valid_until is None and until_ok and licence_type and valid_from:
+        # no end date on the paper: the type's term, as an issue in the library gives it (None: 长期有效)
+        valid_until = licence_type.default_valid_until(valid_from)
 
     status = _text(raw, "status") or "valid"
     if status not in STATUSES:

@@ -201,6 +201,28 @@ def test_a_row_with_an_identifier_and_no_number_gets_the_number_the_identifier_i
     )
 
 
+def test_a_row_without_an_end_takes_its_types_term_and_impossible_dates_are_refused(engine):
+    """A 5-year food licence of 2010 without its end date was stored valid for ever and filled forms in
+    2025 as 长期有效; issue dates in 2099 or year 1, and validity from 1900, were taken as written."""
+    food = [r for r in make_demo_rows(60, seed=15) if r["type_code"] == "food_business_licence"]
+    old = {**food[0], "issue_date": "2010-01-01", "valid_from": "2010-01-01", "valid_until": ""}
+    rows = [
+        old,
+        {**food[1], "issue_date": "2099-12-31", "valid_from": "", "valid_until": ""},
+        {**food[2], "issue_date": "0001-01-01", "valid_from": "", "valid_until": ""},
+        {**food[3], "issue_date": "2020-01-01", "valid_from": "1900-01-01"},
+    ]
+    with engine.begin() as conn:
+        report = import_rows(conn, enumerate(rows, 1), at=AT)
+        assert {(e.row_number, e.field, e.code) for e in report.rejected} == {
+            (2, "issue_date", "issued_in_future"),
+            (3, "issue_date", "bad_date"),
+            (4, "valid_from", "bad_validity"),
+        }
+        stored = LicenceLibrary(conn).find_by_number(old["licence_number"])
+    assert stored.valid_until == dt.date(2014, 12, 31) and stored.status == "expired"
+
+
 def test_dry_run_validates_everything_and_writes_nothing(engine, tmp_path):
     rows, expected = malformed_rows()
     path = tmp_path / "paper.csv"
