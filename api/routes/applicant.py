@@ -352,6 +352,12 @@ def case_files_of(svc: Services) -> CaseFiles:
     return CaseFiles(svc.engine, svc.clock, settings.upload_dir, settings.max_upload_body_bytes)
 
 
+FILE_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {kind: {} for kind in ("application/pdf", "image/jpeg", "image/png", "application/ofd")}}
+}
+"""What a file download answers (the types ``engine.cases.files`` sniffs), for the OpenAPI document."""
+
+
 def file_response(svc: Services, case_id: str, file_id: int) -> FileResponse:
     """One of the case's files, once the caller's right to the case is checked: as an attachment of the
     type sniffed from its bytes, never shown inside our pages (``nosniff``, a sandboxing CSP)."""
@@ -463,11 +469,11 @@ def upload_file(
     "/cases/{case_id}/files/{file_id}",
     response_class=FileResponse,
     summary="下载本人上传的材料电子件",
-    responses={200: {"content": {"application/pdf": {}, "image/jpeg": {}, "image/png": {}}}},
+    responses=FILE_CONTENT,
 )
 def download_file(request: Request, caller: Applicant, case_id: CaseNumber, file_id: FileId) -> FileResponse:
     svc = services(request)
-    svc.cases.track(case_id, Viewer.applicant(_holder(caller)))  # another's case: it does not exist
+    svc.cases.tracking.require_access(case_id, Viewer.applicant(_holder(caller)))  # another's: none
     return file_response(svc, case_id, file_id)
 
 

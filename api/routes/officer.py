@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Officer, services
 from api.limits import StrictJSONRoute
 from api.routes.applicant import (
+    FILE_CONTENT,
     CaseFileOut,
     FileId,
     NoticeOut,
@@ -627,11 +628,11 @@ def get_case(request: Request, caller: Officer, case_id: CaseNumber) -> OfficerC
     "/cases/{case_id}/files/{file_id}",
     response_class=FileResponse,
     summary="下载申请人上传的材料电子件",
-    responses={200: {"content": {"application/pdf": {}, "image/jpeg": {}, "image/png": {}}}},
+    responses=FILE_CONTENT,
 )
 def download_file(request: Request, caller: Officer, case_id: CaseNumber, file_id: FileId) -> FileResponse:
     svc = services(request)
-    _desk(request).case(case_id, _viewer(caller))  # outside the officer's scope the case does not exist
+    svc.cases.tracking.require_access(case_id, _viewer(caller))  # outside the officer's scope: none
     return file_response(svc, case_id, file_id)
 
 

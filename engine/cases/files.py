@@ -244,7 +244,7 @@ class CaseFiles:
             select(case_files).where(case_files.c.id == file_id, case_files.c.case_id == case_id)
         ).first()
         path = self.upload_dir / row.stored_name if row is not None else None
-        if row is None or path is None or not path.is_file():
+        if path is None or not path.is_file():
             raise NotFound("文件不存在", code="file_not_found", case=case_id, file_id=file_id)
         return dict(row._mapping), path
 

@@ -121,20 +121,32 @@ class CaseTracking:
         summaries = {str(r.case_id): Clock.from_dict(r.clock).summary(now, cal) for r in rows}
         return {case_id: _pick(summary, _CLOCK_FIELDS) for case_id, summary in summaries.items()}
 
-    def track(self, case_id: str, viewer: Viewer | None = None) -> dict[str, Any]:
+    def _in_scope(
+        self, conn: Connection, case_id: str, viewer: Viewer | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+        """The case row, its tasks and whether ``viewer`` sees it as an officer of it (``None``: the public
+        view); outside the viewer's scope the case does not exist."""
         if not is_valid_case_number(case_id):
             raise InvalidInput("办件编号格式或校验位不正确", code="bad_case_number", field="case_id")
+        row = self._case(conn, case_id)
+        tasks = TaskRepository(conn).of_instance(row["instance_id"]) if row["instance_id"] else []
+        if viewer is None:
+            return row, tasks, False
+        if is_officer_of(viewer, row, tasks):
+            return row, tasks, True
+        if same_holder(viewer.holder_id, row["applicant_id"]):
+            return row, tasks, False
+        raise case_not_found(case_id)
+
+    def require_access(self, case_id: str, viewer: Viewer) -> None:
+        """``case_not_found`` unless ``viewer`` is the case's applicant or an officer of it (what
+        :meth:`track` checks, without building the view)."""
         with self.engine.connect() as conn:
-            row = self._case(conn, case_id)
-            tasks = TaskRepository(conn).of_instance(row["instance_id"]) if row["instance_id"] else []
-            if viewer is None:
-                officer = False
-            elif is_officer_of(viewer, row, tasks):
-                officer = True
-            elif same_holder(viewer.holder_id, row["applicant_id"]):
-                officer = False
-            else:
-                raise case_not_found(case_id)
+            self._in_scope(conn, case_id, viewer)
+
+    def track(self, case_id: str, viewer: Viewer | None = None) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row, tasks, officer = self._in_scope(conn, case_id, viewer)
             mats = [
                 dict(r._mapping)
                 for r in conn.execute(
