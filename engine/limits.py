@@ -59,11 +59,6 @@ class DataLimits:
     step_max_held: int = 20_000
     step_max_seconds: float = 10.0
 
-    @property
-    def step(self) -> tuple[int, int, float]:
-        """The bounds of one command's engine steps (``engine.workflow.StepLimits``' fields)."""
-        return self.step_max_tasks, self.step_max_held, self.step_max_seconds
-
     @classmethod
     def from_settings(cls, settings: Any) -> DataLimits:
         return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})

@@ -222,7 +222,7 @@ class WorkflowService:
             now,
             self.calendar(),
             branch_limit=self.limits.mi_max_branches,
-            step_limits=StepLimits(*self.limits.step),
+            step_limits=self._step_limits(),
         )
         instance_id = str(uuid.uuid4())
         ctx = StepContext(conn, instance_id, business_key, runtime, now, actor, "start")
@@ -487,7 +487,7 @@ class WorkflowService:
             now,
             self.calendar(),
             branch_limit=self.limits.mi_max_branches,
-            step_limits=StepLimits(*self.limits.step),
+            step_limits=self._step_limits(),
         )
         before_ready = {t.task_id: t for t in runtime.ready_tasks()}
         before_timers = {t.task_id: t.due_at for t in runtime.pending_timers()}
@@ -499,7 +499,7 @@ class WorkflowService:
     ) -> tuple[StepContext, dict[str, ReadyTask], dict[str, datetime], int]:
         live.runtime.calendar = self.calendar()
         live.runtime.branch_limit = self.limits.mi_max_branches
-        live.runtime.step_limits = StepLimits(*self.limits.step)
+        live.runtime.step_limits = self._step_limits()
         ctx = StepContext(
             conn, live.instance_id, live.business_key, live.runtime, self.clock(), actor, action
         )
@@ -634,6 +634,11 @@ class WorkflowService:
             ),
             notes=dict(ctx.notes),
         )
+
+    def _step_limits(self) -> StepLimits:
+        """What one command may make the library do (``engine.workflow.budget``), from the data limits."""
+        limits = self.limits
+        return StepLimits(limits.step_max_tasks, limits.step_max_held, limits.step_max_seconds)
 
     def _task_row(self, ctx: StepContext, task: ReadyTask, workflow_data: dict[str, Any]) -> dict[str, Any]:
         meta = task.meta
