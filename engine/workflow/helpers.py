@@ -121,15 +121,19 @@ def add_working_days(start: Any, n: Any) -> str:
 def working_days_between(a: Any, b: Any) -> int:
     """Working days between two dates (as defined by the calendar)."""
     first, last = _to_date(a, "working_days_between", "a"), _to_date(b, "working_days_between", "b")
+    _refuse_long_span(first, last, "working_days_between", "b")
+    return int(_calendar().working_days_between(first, last))
+
+
+def _refuse_long_span(first: date, last: date, helper: str, argument: str) -> None:
     if abs((last - first).days) > MAX_SPAN_DAYS:
         raise InvalidInput(
-            f"working_days_between() 的两个日期相距超过 {MAX_SPAN_DAYS} 天",
+            f"{helper}() 的两个日期相距超过 {MAX_SPAN_DAYS} 天",
             code="span_too_long",
-            helper="working_days_between",
-            argument="b",
+            helper=helper,
+            argument=argument,
             limit=MAX_SPAN_DAYS,
         )
-    return int(_calendar().working_days_between(first, last))
 
 
 def paused_working_days(start: Any, end: Any, since: Any = None) -> int:
@@ -141,14 +145,7 @@ def paused_working_days(start: Any, end: Any, since: Any = None) -> int:
     first, last = _to_date(start, "paused_working_days", "start"), _to_date(end, "paused_working_days", "end")
     if since is not None:
         first = max(first, _to_date(since, "paused_working_days", "since") + timedelta(days=1))
-    if abs((last - first).days) > MAX_SPAN_DAYS:
-        raise InvalidInput(
-            f"paused_working_days() 的两个日期相距超过 {MAX_SPAN_DAYS} 天",
-            code="span_too_long",
-            helper="paused_working_days",
-            argument="end",
-            limit=MAX_SPAN_DAYS,
-        )
+    _refuse_long_span(first, last, "paused_working_days", "end")
     if last <= first:
         return 0
     return int(_calendar().working_days_between(first - timedelta(days=1), last - timedelta(days=1)))
