@@ -1,6 +1,6 @@
 """Routes of the group «系统管理 admin» (administrators): accounts (list, create with role, departments,
-counter duty and holder id; enable or disable; change departments), the roles with their labels, and the
-departments (list, add)."""
+counter duty and holder id; enable or disable; change departments or role; reset a password), the roles
+with their labels, and the departments (list, add)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Administrator, services
 from api.limits import StrictJSONRoute
-from engine.accounts.administration import account, set_account_active
+from engine.accounts.administration import account, set_account_active, set_account_role
 from engine.accounts.principal import ROLE_LABELS, ROLES, Role
 from engine.accounts.service import MAX_PASSWORD, MIN_PASSWORD
 from engine.persistence.database import unit_of_work
@@ -73,6 +73,19 @@ class DepartmentsIn(BaseModel):
 
     departments: list[str] = Field(max_length=50, description="所属部门代码")
     intake: bool = Field(strict=True, default=False, description="综合窗口受理人员")
+
+
+class RoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role = Field(description="新角色：applicant / officer / designer / supervisor / administrator")
+    departments: list[str] = Field(
+        default_factory=list, max_length=50, description="所属部门（新角色为审批人员时必填）"
+    )
+    intake: bool = Field(strict=True, default=False, description="综合窗口受理人员（审批人员）")
+    holder_id: str | None = Field(
+        default=None, max_length=64, description="身份证号或统一社会信用代码（新角色为申请人时必填）"
+    )
 
 
 class RoleOut(BaseModel):
@@ -150,6 +163,26 @@ def set_departments(
     with unit_of_work(svc.engine) as conn:
         svc.accounts.set_departments(conn, account_id, body.departments, body.intake, caller.actor)
         return _row(account(svc.accounts, conn, account_id))
+
+
+@router.put("/accounts/{account_id}/role", response_model=AccountRowOut, summary="变更角色")
+def set_role(request: Request, caller: Administrator, account_id: AccountId, body: RoleIn) -> AccountRowOut:
+    """Another role for an account, with what it needs (an officer's departments, an applicant's holder
+    id): the account signs in again, and the tasks it claimed outside its new scope are released. Not
+    the caller's own (``own_account``)."""
+    svc = services(request)
+    with unit_of_work(svc.engine) as conn:
+        row = set_account_role(
+            svc.accounts,
+            conn,
+            account_id,
+            body.role,
+            caller,
+            departments_of=body.departments,
+            intake=body.intake,
+            holder_id=body.holder_id,
+        )
+        return _row(row)
 
 
 # ------------------------------------------------------------------ roles and departments

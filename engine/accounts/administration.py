@@ -1,6 +1,7 @@
 """What an administrator does to accounts, beyond :class:`~engine.accounts.service.AccountService`: read
-one account, and enable or disable one, never their own (an administrator who disabled themselves would
-be signed out at once, and the last one would lock everybody out). All take the caller's connection."""
+one account, enable or disable one, change its role; never their own (an administrator who disabled
+themselves would be signed out at once, and the last one would lock everybody out). All take the caller's
+connection."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from engine.accounts.service import AccountService
 from engine.accounts.tables import accounts
 from engine.errors import Conflict, Forbidden, NotFound
 
-__all__ = ["account", "set_account_active"]
+__all__ = ["account", "set_account_active", "set_account_role"]
 
 
 def account(service: AccountService, conn: Connection, account_id: int) -> dict[str, Any]:
@@ -35,10 +36,46 @@ def set_account_active(
     if not active and account_id == by.account_id:
         raise Conflict("不能停用自己的账号", code="own_account", account_id=account_id)
     if not active:
-        administrators = select(accounts.c.id).where(
-            accounts.c.role == "administrator", accounts.c.active.is_(True)
-        )
-        if by.account_id not in set(conn.execute(administrators.with_for_update()).scalars()):
-            raise Forbidden("您的账号已被停用，不能再停用其他账号", code="caller_disabled")
+        _require_active_administrator(conn, by)
     service.set_active(conn, account_id, active, by.actor)
     return account(service, conn, account_id)
+
+
+def set_account_role(
+    service: AccountService,
+    conn: Connection,
+    account_id: int,
+    role: str,
+    by: Principal,
+    *,
+    departments_of: list[str],
+    intake: bool,
+    holder_id: str | None,
+) -> dict[str, Any]:
+    """Give ``account_id`` another role (:meth:`AccountService.set_role`), never the caller's own
+    (``Conflict`` ``own_account``: an administrator who stepped down would leave the installation without
+    one), and nothing once the caller has been disabled or lost the role meanwhile (``Forbidden``
+    ``caller_disabled``), checked under the same lock as a disabling. Returns the account row."""
+    if account_id == by.account_id:
+        raise Conflict("不能修改自己账号的角色", code="own_account", account_id=account_id)
+    _require_active_administrator(conn, by)
+    service.set_role(
+        conn,
+        account_id,
+        role,
+        actor=by.actor,
+        departments_of=departments_of,
+        intake=intake,
+        holder_id=holder_id,
+    )
+    return account(service, conn, account_id)
+
+
+def _require_active_administrator(conn: Connection, by: Principal) -> None:
+    """The active administrators' rows locked (such commands run one after the other), the caller among
+    them, else ``Forbidden`` ``caller_disabled``."""
+    administrators = select(accounts.c.id).where(
+        accounts.c.role == "administrator", accounts.c.active.is_(True)
+    )
+    if by.account_id not in set(conn.execute(administrators.with_for_update()).scalars()):
+        raise Forbidden("您的管理员账号已被停用或变更，不能再修改其他账号", code="caller_disabled")

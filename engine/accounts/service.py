@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -57,6 +58,15 @@ class TooManyAttempts(OneWindowError):
 
     code = "too_many_attempts"
     http_status = 429
+
+    @classmethod
+    def for_the_rest_of(cls, what: str, remaining: timedelta, **detail: Any) -> TooManyAttempts:
+        """Refused while ``remaining`` lasts: ``retry_after_seconds`` rounded up to a whole second (at
+        least 1), and the message names the whole minutes it takes, rounded up (15:00 left is 15
+        minutes, 15:01 is 16)."""
+        retry = max(1, math.ceil(remaining.total_seconds()))
+        minutes = math.ceil(retry / 60)
+        return cls(f"{what}失败次数过多，请 {minutes} 分钟后再试", retry_after_seconds=retry, **detail)
 
 
 class Unauthenticated(OneWindowError):
@@ -151,12 +161,7 @@ class AccountService:
         if not display_name.strip() or len(display_name) > 200:
             raise InvalidInput("姓名不能为空且不超过 200 字", code="bad_display_name", field="display_name")
         depts = self._check_departments(conn, role, departments_of, intake)
-        if role == "applicant":
-            if not holder_id:
-                raise InvalidInput("申请人须有身份证号或统一社会信用代码", code="required", field="holder_id")
-            holder_id = validate_holder_id(holder_id, "holder_id")
-        elif holder_id:
-            raise InvalidInput("只有申请人有持证主体代码", code="holder_not_allowed", field="holder_id")
+        holder_id = self._check_holder(role, holder_id)
         if conn.execute(select(accounts.c.id).where(accounts.c.username == username)).first():
             raise Conflict("用户名已被使用", code="username_taken", field="username")
         now = self.clock()
@@ -190,17 +195,7 @@ class AccountService:
         if not found.rowcount:
             raise NotFound("账号不存在", code="account_not_found", account_id=account_id)
         if not active:
-            now = self.clock()
-            conn.execute(
-                update(auth_sessions)
-                .where(auth_sessions.c.account_id == account_id, auth_sessions.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            conn.execute(
-                update(api_tokens)
-                .where(api_tokens.c.account_id == account_id, api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
+            self._end_sessions(conn, account_id, self.clock(), keep=None)
         AuditRepository(conn).record(
             self.clock(),
             actor,
@@ -225,6 +220,41 @@ class AccountService:
         detail = {"id": account_id, "departments": depts, "intake": intake}
         AuditRepository(conn).record(self.clock(), actor, "account_departments", detail=detail)
         release_lost_claims(conn, self.principal(conn, account_id), active=True, by=actor, at=self.clock())
+
+    def set_role(
+        self,
+        conn: Connection,
+        account_id: int,
+        role: str,
+        *,
+        actor: str,
+        departments_of: Iterable[str] = (),
+        intake: bool = False,
+        holder_id: str | None = None,
+    ) -> None:
+        """Give an account another role, with what that role needs (an officer's departments, an
+        applicant's holder id) and nothing the old one had: the account signs in again (its sessions and
+        API tokens end, as they were granted to the old role) and the tasks it claimed outside its new
+        scope are released."""
+        if role not in ROLES:
+            raise InvalidInput("角色不存在：" + str(role), code="bad_role", field="role", allowed=list(ROLES))
+        before = self.principal(conn, account_id)
+        depts = self._check_departments(conn, role, departments_of, intake)
+        holder_id = self._check_holder(role, holder_id)
+        conn.execute(delete(account_departments).where(account_departments.c.account_id == account_id))
+        if depts:
+            rows = [{"account_id": account_id, "department_code": d} for d in depts]
+            conn.execute(insert(account_departments), rows)
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(role=role, intake=intake, holder_id=holder_id)
+        )
+        now = self.clock()
+        self._end_sessions(conn, account_id, now, keep=None)
+        detail = {"id": account_id, "from": before.role, "role": role, "departments": depts, "intake": intake}
+        AuditRepository(conn).record(now, actor, "account_role", detail=detail)
+        release_lost_claims(conn, self.principal(conn, account_id), active=True, by=actor, at=now)
 
     def list_accounts(self, conn: Connection) -> list[dict[str, Any]]:
         rows = conn.execute(select(accounts).order_by(accounts.c.id)).mappings().all()
@@ -295,6 +325,17 @@ class AccountService:
                 "部门不存在：" + "、".join(unknown), code="unknown_department", field="departments"
             )
         return depts
+
+    @staticmethod
+    def _check_holder(role: str, holder_id: str | None) -> str | None:
+        """An applicant's holder id (resident id or credit code, checked); nobody else has one."""
+        if role == "applicant":
+            if not holder_id:
+                raise InvalidInput("申请人须有身份证号或统一社会信用代码", code="required", field="holder_id")
+            return validate_holder_id(holder_id, "holder_id")
+        if holder_id:
+            raise InvalidInput("只有申请人有持证主体代码", code="holder_not_allowed", field="holder_id")
+        return None
 
     @staticmethod
     def _check_password(password: str, field: str = "password") -> None:
@@ -404,6 +445,11 @@ class AccountService:
         conn.execute(
             update(accounts).where(accounts.c.id == account_id).values(password_hash=self.hasher.hash(new))
         )
+        self._end_sessions(conn, account_id, now, keep)
+
+    @staticmethod
+    def _end_sessions(conn: Connection, account_id: int, now: datetime, keep: str | None) -> None:
+        """End the account's sessions (but the one ``keep`` names) and its API tokens."""
         others = [auth_sessions.c.account_id == account_id, auth_sessions.c.revoked_at.is_(None)]
         if keep is not None:
             others.append(auth_sessions.c.id != keep)
@@ -445,11 +491,8 @@ class AccountService:
                 self.policy.account_failures if key.startswith("account:") else self.policy.address_failures
             )
             if count > limit and refusal is None:
-                retry = int((started + window - now).total_seconds()) + 1
-                refusal = TooManyAttempts(
-                    f"登录失败次数过多，请 {retry // 60 + 1} 分钟后再试",
-                    retry_after_seconds=retry,
-                    scope=key.split(":", 1)[0],
+                refusal = TooManyAttempts.for_the_rest_of(
+                    "登录", started + window - now, scope=key.split(":", 1)[0]
                 )
         return refusal
 

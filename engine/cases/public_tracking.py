@@ -187,11 +187,8 @@ class PublicTracking:
         )
         for key, count, started in rows:
             if count >= self._limit(key) and now < started + window:
-                retry = int((started + window - now).total_seconds()) + 1
-                raise TooManyAttempts(
-                    f"查询失败次数过多，请 {retry // 60 + 1} 分钟后再试",
-                    retry_after_seconds=retry,
-                    scope=key.split(":", 1)[0],
+                raise TooManyAttempts.for_the_rest_of(
+                    "查询", started + window - now, scope=key.split(":", 1)[0]
                 )
 
     def _count_failure(self, conn: Connection, keys: list[str], now: datetime) -> None:

@@ -1,4 +1,4 @@
-"""The administrator's API over HTTP: accounts (list, create, enable/disable, departments), roles,
+"""The administrator's API over HTTP: accounts (list, create, enable/disable, departments, role), roles,
 departments; every rule of an account answered with its typed error."""
 
 from __future__ import annotations
@@ -241,3 +241,83 @@ def test_a_flag_or_a_number_is_taken_as_sent_and_every_schema_error_says_in_chin
     assert bad_day["message"] == "请求不符合接口定义：period_start：应为有效的日期（YYYY-MM-DD）"
     (problem,) = bad_day["detail"]["errors"]
     assert problem["code"] == "date_from_datetime_parsing" and "month" in problem["reason"]
+
+
+def test_changing_a_role_gives_what_the_new_role_needs_and_signs_the_account_in_again(
+    admin: TestClient, signed_in: Callable[..., TestClient], client: TestClient, svc: Services
+) -> None:
+    officer = signed_in("wang.officer", "officer", departments=["market"])
+    officer_id = next(a["id"] for a in admin.get(f"{A}/accounts").json() if a["username"] == "wang.officer")
+    url = f"{A}/accounts/{officer_id}/role"
+    # each rule of the new role, with nothing changed
+    error_of(admin.put(url, json={"role": "applicant"}), 422, "required")
+    error_of(admin.put(url, json={"role": "officer"}), 422, "departments_required")
+    error_of(
+        admin.put(url, json={"role": "supervisor", "departments": ["market"]}), 422, "departments_not_allowed"
+    )
+    error_of(admin.put(url, json={"role": "designer", "holder_id": RESIDENT}), 422, "holder_not_allowed")
+    error_of(admin.put(url, json={"role": "officer", "departments": ["nope"]}), 422, "unknown_department")
+    error_of(admin.put(url, json={"role": "owner"}), 422, "invalid_request")
+    error_of(
+        admin.put(url, json={"role": "applicant", "holder_id": "110105194912310021"}), 422, "bad_check_digit"
+    )
+    assert officer.get("/api/v1/auth/me").json()["role"] == "officer"  # still signed in, still an officer
+
+    changed = admin.put(url, json={"role": "supervisor"})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["role"], body["role_label"], body["departments"], body["intake"]) == (
+        "supervisor",
+        "监督人员",
+        [],
+        False,
+    )
+    error_of(officer.get("/api/v1/auth/me"), 401, "session_expired")  # granted to the old role: ended
+    sign_in(client, "wang.officer")
+    assert client.get("/api/v1/auth/me").json()["role"] == "supervisor"
+    error_of(client.get("/api/v1/officer/inbox"), 403, "forbidden_role")
+    assert client.get("/api/v1/supervisor/alerts").status_code == 200
+
+    as_applicant = admin.put(url, json={"role": "applicant", "holder_id": RESIDENT})
+    assert as_applicant.status_code == 200 and as_applicant.json()["holder_id"] == RESIDENT
+    back = admin.put(url, json={"role": "officer", "departments": ["health"], "intake": True})
+    assert back.json()["holder_id"] is None and back.json()["departments"] == ["health"]
+
+    own = next(a["id"] for a in admin.get(f"{A}/accounts").json() if a["username"] == "admin.root")
+    error_of(admin.put(f"{A}/accounts/{own}/role", json={"role": "supervisor"}), 409, "own_account")
+    error_of(admin.put(f"{A}/accounts/999999/role", json={"role": "supervisor"}), 404, "account_not_found")
+    with svc.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from engine.persistence.tables import audit_log
+
+        actions = (
+            conn.execute(
+                select(audit_log.c.detail)
+                .where(audit_log.c.action == "account_role")
+                .order_by(audit_log.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert [(d["from"], d["role"]) for d in actions] == [
+        ("officer", "supervisor"),
+        ("supervisor", "applicant"),
+        ("applicant", "officer"),
+    ]
+
+
+def test_an_administrator_demoted_meanwhile_changes_no_role(
+    admin: TestClient, signed_in: Callable[..., TestClient], svc: Services
+) -> None:
+    other = signed_in("admin.two", "administrator", display_name="第二管理员")
+    ids = {a["username"]: a["id"] for a in admin.get(f"{A}/accounts").json()}
+    assert other.put(f"{A}/accounts/{ids['admin.root']}/role", json={"role": "supervisor"}).status_code == 200
+    # admin.root is no administrator any more: its session ended with the role
+    error_of(
+        admin.put(f"{A}/accounts/{ids['admin.two']}/role", json={"role": "supervisor"}),
+        401,
+        "session_expired",
+    )
+    roles = {a["username"]: a["role"] for a in other.get(f"{A}/accounts").json()}
+    assert roles["admin.two"] == "administrator"

@@ -243,6 +243,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("PUT", "/api/v1/admin/accounts/{account_id}/password"): Call(
         ADMINS, params={"account_id": "spare_account"}, json={"password": "matrix new password"}
     ),
+    ("PUT", "/api/v1/admin/accounts/{account_id}/role"): Call(
+        ADMINS, params={"account_id": "spare_account"}, json={"role": "officer", "departments": ["health"]}
+    ),
     ("GET", "/api/v1/admin/roles"): Call(ADMINS),
     ("GET", "/api/v1/admin/departments"): Call(ADMINS),
     ("POST", "/api/v1/admin/departments"): Call(ADMINS, json="new_department"),

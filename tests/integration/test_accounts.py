@@ -84,6 +84,8 @@ def test_failed_sign_ins_are_limited_per_account_then_per_address(svc: AccountSe
     with pytest.raises(TooManyAttempts) as err:  # the right password does not help inside the window
         svc.login("wang.officer", PASSWORD, "10.0.0.2")
     assert err.value.detail["scope"] == "account" and err.value.detail["retry_after_seconds"] > 0
+    retry = err.value.detail["retry_after_seconds"]
+    assert f"请 {-(-retry // 60)} 分钟后再试" in str(err.value.message)
     svc.login("li.applicant", PASSWORD, "10.0.0.1")  # the other account from that address still works
     clock.advance(minutes=16)
     assert svc.login("wang.officer", PASSWORD, "10.0.0.2").principal.username == "wang.officer"
@@ -311,3 +313,19 @@ def test_two_administrators_disabling_each_other_at_once_leave_one(pg: Engine, c
         assert results == ["caller_disabled", "disabled"] and len(_active(pg)) == 1
         with unit_of_work(pg) as conn:
             conn.execute(accounts.delete().where(accounts.c.username.in_(["admin.a", "admin.b"])))
+
+
+@pytest.mark.parametrize(
+    ("remaining", "seconds", "minutes"),
+    [
+        (timedelta(minutes=15), 900, 15),  # a whole window: 15 minutes, not 16
+        (timedelta(minutes=15, milliseconds=1), 901, 16),
+        (timedelta(seconds=60), 60, 1),
+        (timedelta(seconds=61), 61, 2),
+        (timedelta(milliseconds=200), 1, 1),  # never 0 seconds, never 0 minutes
+    ],
+)
+def test_a_refusal_names_the_time_left_rounded_up(remaining: timedelta, seconds: int, minutes: int) -> None:
+    refused = TooManyAttempts.for_the_rest_of("登录", remaining, scope="account")
+    assert refused.detail == {"retry_after_seconds": seconds, "scope": "account"}
+    assert str(refused.message) == f"登录失败次数过多，请 {minutes} 分钟后再试"
