@@ -1,4 +1,4 @@
-"""Pages for everyone: the home page (each role's own start page), sign-in."""
+"""Pages for everyone: the home page (each role's own start page), sign-in, one's own password."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from api.pages.guard import MaybeVisitor
+from api.pages.guard import MaybeVisitor, SignedIn
 from api.pages.nav import home_of, safe_next
 from api.pages.render import render
 from api.pages.route import PageRoute
+from engine.accounts.service import MAX_PASSWORD, MIN_PASSWORD
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -31,3 +32,11 @@ def login_page(
     if caller is not None:
         return RedirectResponse(target or home_of(caller), status_code=303)
     return render(request, "login.html", None, next=target or "")
+
+
+@router.get("/account/password")
+def password_page(request: Request, caller: SignedIn) -> Response:
+    """Every signed-in role changes its own password here (``POST /api/v1/auth/password``)."""
+    return render(
+        request, "account_password.html", caller, min_password=MIN_PASSWORD, max_password=MAX_PASSWORD
+    )

@@ -2,7 +2,8 @@
  *
  * <form data-api="POST /api/v1/..." data-then="reload|redirect:/path|none"> sends its named controls as
  * JSON (name "a.b" nests; data-type="int|number|bool|list|json"; checkboxes of one name make a list) with the
- * CSRF secret of the session. A refusal is shown where it belongs: the API's message above the button, and
+ * CSRF secret of the session; a control with data-same-as="name" (and data-skip) must repeat that control
+ * (data-mismatch: what to say when it does not), and data-then="message" shows the form's .form-done. A refusal is shown where it belongs: the API's message above the button, and
  * each problem the API names (detail.errors[].field, detail.field, detail.fields) next to its control, in
  * Chinese. What was typed stays. A page may set form.owBuild = (form) => body to shape the body itself, and
  * listens to "ow:done" (detail: the answer) to act on success.
@@ -96,6 +97,8 @@
     form.querySelectorAll(".invalid").forEach((e) => { e.classList.remove("invalid"); e.removeAttribute("aria-invalid"); });
     const top = form.querySelector(".form-error");
     if (top) { top.hidden = true; top.textContent = ""; }
+    const done = form.querySelector(".form-done");
+    if (done) done.hidden = true;
   }
 
   function findControl(form, field) {
@@ -138,6 +141,7 @@
   function then(form, data) {
     const rule = form.dataset.then || "reload";
     if (rule === "none") return;
+    if (rule === "message") { form.reset(); form.querySelector(".form-done").hidden = false; return; }
     if (rule.startsWith("redirect:")) { window.location.assign(rule.slice(9)); return; }
     window.location.reload();
   }
@@ -146,6 +150,12 @@
     event.preventDefault();
     clearErrors(form);
     const [method, path] = form.dataset.api.split(" ");
+    const differs = Array.from(form.querySelectorAll("[data-same-as]"))
+      .find((c) => c.value !== form.elements[c.dataset.sameAs].value);
+    if (differs) {
+      showError(form, { message: differs.dataset.mismatch || "两次输入不一致", detail: { field: differs.name } });
+      return;
+    }
     let body;
     try {
       body = form.owBuild ? form.owBuild(form) : formData(form);
