@@ -8,6 +8,8 @@ version, deploying one or several documents at once, and the lists a modeler fil
 * :func:`deploy_documents` deploys several BPMN documents in ONE transaction: they are validated as one set
   (safe parse, per-element rules, sandbox check; a call activity may call a process of another document of
   the set) and either all are stored or none is.
+* :func:`with_group_notes` notes the candidate groups a validated document names that the installation
+  has no department (or built-in group) for.
 * :data:`CLOCK_KINDS` names the values of ``ow:clock`` (the limit a user task counts against).
 
 Reads take the caller's connection; nothing here commits but :func:`deploy_documents`.
@@ -15,16 +17,17 @@ Reads take the caller's connection; nothing here commits but :func:`deploy_docum
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, get_args
 
 from sqlalchemy import Connection, func, select
 
-from engine.errors import InvalidInput, NotFound
+from engine.errors import InvalidInput, NotFound, Problem
 from engine.persistence.database import unit_of_work
 from engine.persistence.tables import definitions, instances
 from engine.service import WorkflowService
-from engine.workflow.api import ClockKind
+from engine.workflow.api import ClockKind, DocumentReport
 
 __all__ = [
     "CLOCK_KINDS",
@@ -33,6 +36,7 @@ __all__ = [
     "list_models",
     "model",
     "version_document",
+    "with_group_notes",
 ]
 
 CLOCK_KINDS: tuple[dict[str, str], ...] = (
@@ -126,6 +130,30 @@ def version_document(conn: Connection, key: str, version: int) -> dict[str, Any]
         )
     running = _running_per_definition(conn, key).get(int(row["id"]), 0)
     return {**dict(row), "running_instances": running}
+
+
+def with_group_notes(report: DocumentReport, known: Iterable[str]) -> DocumentReport:
+    """``report`` with a note (``unknown_candidate_group``) on every user task whose candidate group is
+    no group of this installation (``known``: its departments and the built-in groups): no officer would
+    ever see that task, so a case reaching it would wait for good. A note, not a problem: the model is
+    sound, the installation lacks the department (a model from another tool names its own groups); add
+    the department, or name one that exists."""
+    groups = set(known)
+    processes = []
+    for process in report.processes:
+        notes = [
+            Problem(
+                element_id,
+                "unknown_candidate_group",
+                f"候选组「{group}」不是本系统的部门或办理组：该任务不会出现在任何人的待办中，"
+                "请先由系统管理员新增该部门，或改用已有的部门代码",
+                line,
+            )
+            for element_id, group, line in process.groups
+            if group not in groups
+        ]
+        processes.append(replace(process, notes=(*process.notes, *notes)) if notes else process)
+    return replace(report, processes=tuple(processes))
 
 
 def deploy_documents(

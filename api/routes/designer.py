@@ -20,6 +20,7 @@ from api.auth import Designer, services
 from api.limits import BODY_CLASS, StrictJSONRoute
 from api.routes.admin import DepartmentOut
 from api.routes.engine import DeployedOut, ValidationOut, validation_out
+from engine.accounts.principal import BUILT_IN_GROUPS
 from engine.errors import InvalidInput
 from engine.modelling import (
     CLOCK_KINDS,
@@ -28,6 +29,7 @@ from engine.modelling import (
     list_models,
     model,
     version_document,
+    with_group_notes,
 )
 from engine.workflow import parse_xml, validate_document, validate_documents
 
@@ -160,13 +162,20 @@ def one_version(
 async def validate(request: Request, caller: Designer, filename: Filename = "upload.bpmn") -> ValidationOut:
     bpmn = await request.body()
     report = await run_in_threadpool(validate_document, bpmn, filename)
-    return validation_out(report)
+    return validation_out(with_group_notes(report, _known_groups(request)))
 
 
-def _validate_set(documents: list[tuple[bytes, str]]) -> list[ValidationOut]:
+def _known_groups(request: Request) -> set[str]:
+    """The groups a model's candidate groups may name here: the departments and the built-in groups."""
+    svc = services(request)
+    with svc.engine.connect() as conn:
+        return {d["code"] for d in svc.accounts.list_departments(conn)} | BUILT_IN_GROUPS
+
+
+def _validate_set(documents: list[tuple[bytes, str]], known: set[str]) -> list[ValidationOut]:
     for bpmn, filename in documents:  # an unsafe document refuses the request, naming its file
         parse_xml(bpmn, filename)
-    return [validation_out(report) for report in validate_documents(documents)]
+    return [validation_out(with_group_notes(report, known)) for report in validate_documents(documents)]
 
 
 @router.post(
@@ -181,7 +190,7 @@ async def validate_set(
     documents = await read_documents(request, filename)
     if not documents:
         raise InvalidInput("请至少上传一个 BPMN 文件", code="no_documents", field="files")
-    return await run_in_threadpool(_validate_set, documents)
+    return await run_in_threadpool(_validate_set, documents, _known_groups(request))
 
 
 @router.post(

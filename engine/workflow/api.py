@@ -52,6 +52,10 @@ class ProcessReport:
     notes: tuple[Problem, ...] = ()
     """What the validator changed or read differently from the drawing, without refusing it (an implicit
     split run as a parallel split, a message correlated by the event's name): same shape as a problem."""
+    groups: tuple[tuple[str, str, int | None], ...] = ()
+    """The candidate groups its user tasks name outright (lanes included): (element id, group, line).
+    A placeholder is not listed: it names a group only at run time. Which groups exist is the
+    installation's (its departments), not the document's: :func:`engine.modelling.with_group_notes`."""
 
 
 @dataclass(frozen=True)

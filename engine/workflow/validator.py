@@ -405,6 +405,20 @@ class CompiledDocument:
     unsafe: list[Problem]
 
 
+def _literal_groups(scan: _Scan, process: Any) -> tuple[tuple[str, str, int | None], ...]:
+    """:attr:`ProcessReport.groups` of ``process``."""
+    found: list[tuple[str, str, int | None]] = []
+    for element in _walk(process):
+        if element.tag in USER_TAGS:
+            meta, _ = extract_task_meta(element, lane_of(scan.lanes, element))
+            found += [
+                (element.get("id"), group.strip(), element.sourceline)
+                for group in meta.candidate_groups
+                if group.strip() and "${" not in group and "#{" not in group
+            ]
+    return tuple(found)
+
+
 def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[Problem], list[Problem]]:
     translated = translate_conditional_flows(process, scan.ids)
     problems = _static_problems(scan, process)
@@ -535,6 +549,7 @@ def compile_documents(documents: list[tuple[bytes, str]]) -> list[CompiledDocume
                 executable=not per_process[process_id] and not doc_problems,
                 problems=tuple(per_process[process_id]),
                 notes=tuple(notes[process_id]),
+                groups=_literal_groups(scan, scan.processes[process_id]),
             )
             for process_id in scan.processes
             if owner_file.get(process_id) == filename

@@ -253,3 +253,24 @@ def test_more_files_than_a_set_may_hold_are_refused_by_name_and_nothing_is_deplo
         assert refused["detail"]["max"] == MAX_DOCUMENTS
     with svc.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(definitions)).scalar_one() == before
+
+
+def test_a_candidate_group_that_is_no_department_here_is_noted_on_its_task(
+    designer: TestClient, signed_in: Callable[..., TestClient]
+) -> None:
+    typo = THREE.replace(b' ow:candidateGroups="market"', b' ow:candidateGroups="marekt, window"')
+    assert typo != THREE
+    report = designer.post(f"{D}/validate?filename=typo.bpmn", content=typo).json()
+    [process] = report["processes"]
+    assert process["executable"] is True  # sound BPMN: the installation lacks the department
+    [note] = [n for n in process["notes"] if n["code"] == "unknown_candidate_group"]
+    assert note["element_id"] == "review" and note["line"] == 8 and "「marekt」" in note["message"]
+    sets = designer.post(f"{D}/validations", files=[("files", ("typo.bpmn", typo, "text/xml"))]).json()
+    assert [n["code"] for n in sets[0]["processes"][0]["notes"]] == ["unknown_candidate_group"]
+    placeholder = THREE.replace(b' ow:candidateGroups="market"', b' ow:candidateGroups="${department}"')
+    assert designer.post(f"{D}/validate", content=placeholder).json()["processes"][0]["notes"] == []
+    # the department added, the same document has nothing to note
+    admin = signed_in("admin.root", "administrator")
+    added = admin.post("/api/v1/admin/departments", json={"code": "marekt", "name": "新设部门"})
+    assert added.status_code == 201, added.text
+    assert designer.post(f"{D}/validate", content=typo).json()["processes"][0]["notes"] == []
