@@ -9,10 +9,10 @@ result processing gives them (the UTC times' type decorator, for one).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Select
+from sqlalchemy import Connection, CursorResult, Select, column, text
 from sqlalchemy.dialects.postgresql import psycopg2
 from sqlalchemy.exc import DBAPIError
 
@@ -24,7 +24,12 @@ _DIALECT = psycopg2.dialect(paramstyle="numeric_dollar")
 
 
 class Prepared:
-    """``statement`` under ``name``, PREPAREd on first use in each PostgreSQL session."""
+    """``statement`` under ``name``, PREPAREd on first use in each PostgreSQL session.
+
+    The ``EXECUTE`` is a textual statement typed with the columns the statement returns, built once: its
+    compiled form and its result's column metadata are cached as a Core statement's are, where a plain
+    string would have them built again from the cursor for every execution (for a read of 60 columns, a
+    third of its time in Python)."""
 
     def __init__(self, name: str, statement: Select[Any]) -> None:
         compiled = statement.compile(dialect=_DIALECT)
@@ -32,22 +37,19 @@ class Prepared:
         self.prepare = f"PREPARE {name} AS {compiled.string}"
         self.order: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.constants = {k: v for k, v in compiled.params.items() if v is not None}
-        self.execute = f"EXECUTE {name}({', '.join(['%s'] * len(self.order))})"
-        processors = [_processor(name, column) for column in statement.selected_columns]
-        self._processors = processors if any(processors) else None
+        for selected in statement.selected_columns:
+            _processor(name, selected)  # refuses a column the driver's values cannot be processed for
+        binds = ", ".join(f":p{i}" for i in range(len(self.order)))
+        returned = [column(f"c{i}", c.type) for i, c in enumerate(statement.selected_columns)]
+        self.execute = text(f"EXECUTE {name}({binds})").columns(*returned)
 
     def one(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, ...]:
         """The one row the statement returns."""
-        return self._processed(self._run(conn, params).one())
+        return tuple(self._run(conn, params).one())
 
     def all(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Every row the statement returns, as tuples in its column order."""
-        return [self._processed(row) for row in self._run(conn, params).all()]
-
-    def _processed(self, row: Sequence[Any]) -> tuple[Any, ...]:
-        if self._processors is None:
-            return tuple(row)
-        return tuple(p(v) if p else v for p, v in zip(self._processors, row, strict=True))
+        return [tuple(row) for row in self._run(conn, params).all()]
 
     def _run(self, conn: Connection, params: dict[str, Any]) -> CursorResult[Any]:
         prepared: set[str] = conn.connection.info.setdefault("onewindow.prepared", set())
@@ -56,7 +58,7 @@ class Prepared:
             prepared.add(self.name)
         values = {**self.constants, **params}
         try:
-            return conn.exec_driver_sql(self.execute, tuple(values[k] for k in self.order))
+            return conn.execute(self.execute, {f"p{i}": values[k] for i, k in enumerate(self.order)})
         except DBAPIError as exc:
             if getattr(exc.orig, "pgcode", None) != "26000":  # invalid_sql_statement_name
                 raise
@@ -68,9 +70,10 @@ class Prepared:
             ) from exc
 
 
-def _processor(name: str, column: Any) -> Callable[[Any], Any] | None:
-    """The result processing of ``column`` on psycopg2 (None: its values come as the driver gives them)."""
+def _processor(name: str, selected: Any) -> Callable[[Any], Any] | None:
+    """The result processing of ``selected`` on psycopg2 (None: its values come as the driver gives
+    them)."""
     try:
-        return column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        return selected.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
     except TypeError as exc:  # a type whose processing depends on the driver's column type (Numeric)
-        raise TypeError(f"{name}: the prepared path cannot process a {column.type!r} column") from exc
+        raise TypeError(f"{name}: the prepared path cannot process a {selected.type!r} column") from exc
