@@ -24,7 +24,7 @@ from engine.errors import Problem, UnsafeDocument
 from .api import CAMUNDA_NS, OW_NS, TaskMeta
 from .camunda import attach_hooks, sandbox_text, start_meta, vendor_attr
 from .sandbox import normalize
-from .specs import OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
+from .specs import OwNoneTask, OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
 from .timers import swap_timer
 from .xml import BPMN_MODEL_NS, is_hardened, parse_xml
 
@@ -206,6 +206,10 @@ class _OwNodeMixin:
         self.task.extensions = {"ow_results": results} if results else {}
 
 
+SPEC_CLASSES: dict[str, type] = {full_tag("task"): OwNoneTask}
+"""Our spec class for a tag where the library's runs differently from BPMN (see ``.specs``)."""
+
+
 def _wrap(parser_class: type) -> type:
     return type(f"Ow{parser_class.__name__}", (_OwNodeMixin, parser_class), {})
 
@@ -218,7 +222,7 @@ class OwBpmnParser(BpmnParser):
     """
 
     OVERRIDE_PARSER_CLASSES = {
-        tag: (_wrap(parser_class), spec_class)
+        tag: (_wrap(parser_class), SPEC_CLASSES.get(tag, spec_class))
         for tag, (parser_class, spec_class) in BpmnParser.PARSER_CLASSES.items()
     }
 

@@ -22,14 +22,14 @@ from typing import Any
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
-from SpiffWorkflow.bpmn.serializer.default.task_spec import MultiInstanceTaskConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, MultiInstanceTaskConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 
 from .camunda import OwTaskHooks, OwTaskHooksConverter
-from .specs import OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
+from .specs import OwNoneTask, OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
 from .timers import OwCycleTimerEventDefinition, OwDurationTimerEventDefinition, OwTimeDateEventDefinition
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
@@ -148,6 +148,7 @@ def _configure() -> Any:
     config[OwParallelMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwSequentialMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwTaskHooks] = OwTaskHooksConverter
+    config[OwNoneTask] = BpmnTaskSpecConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
 
@@ -205,4 +206,5 @@ def full_registry() -> Any:
     config[OwParallelMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwSequentialMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwTaskHooks] = OwTaskHooksConverter
+    config[OwNoneTask] = BpmnTaskSpecConverter
     return BpmnWorkflowSerializer.configure(config)

@@ -1,4 +1,10 @@
-"""Our task-spec classes: multi-instance tasks whose branches never overwrite each other.
+"""Our task-spec classes: multi-instance tasks whose branches never overwrite each other, and an abstract
+task (``bpmn:task``, no type) that passes through.
+
+An abstract task is a pass-through in BPMN 2.0 ("a Task which is not further specified", 10.3.3: it does
+no work) and in Camunda 7 ("behaves like a pass-through" in the engine). The library's ``NoneTask`` makes it
+a manual task (``manual=True``), i.e. a wait for a person the model never named: ``OwNoneTask`` runs it as
+an engine step instead.
 
 SpiffWorkflow merges every finished branch's data into the parent with a deep merge unless the model
 names an output collection and output item, so two officers' decisions on the same key overwrite
@@ -26,7 +32,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
-from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask, SequentialMultiInstanceTask
+from SpiffWorkflow.bpmn.specs.defaults import NoneTask, ParallelMultiInstanceTask, SequentialMultiInstanceTask
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import InvalidInput
@@ -221,3 +227,12 @@ class OwSequentialMultiInstanceTask(_CollectingMixin, SequentialMultiInstanceTas
             my_task._set_state(TaskState.READY)
         else:
             self.add_next_child(my_task)
+
+
+class OwNoneTask(NoneTask):
+    """``bpmn:task`` without a type: completed by the engine as soon as it is reached (see the module doc)."""
+
+    def __init__(self, wf_spec: Any, bpmn_id: str, **kwargs: Any) -> None:
+        kwargs.pop("manual", None)  # a spec restored from its dict names it: it is never a wait
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
