@@ -18,9 +18,14 @@ Executed:
 * SpiffWorkflow's ``spiffworkflow:preScript`` / ``postScript``: run in the sandbox before the task starts
   and when it completes, as SpiffWorkflow's own ``SpiffBpmnTask`` does.
 
-Both run through ``OwTaskHooks``, a data specification placed in the task spec's data input and output
-associations (the seams ``BpmnTaskSpec._update_hook`` / ``_on_complete_hook`` call), so the library's own
-task classes and serializer stay in use.
+* ``camunda:in`` / ``camunda:out`` on a call activity (``variables="all"``, ``source`` or ``sourceExpression``
+  to ``target``) and Flowable's ``inheritVariables``: only what they name passes in and comes back
+  (``call_mappings``, run by ``specs.OwCallActivity``); a call activity that maps nothing passes every
+  variable both ways, the library's rule.
+
+The first ones run through ``OwTaskHooks``, a data specification placed in the task spec's data input and
+output associations (the seams ``BpmnTaskSpec._update_hook`` / ``_on_complete_hook`` call), so the library's
+own task classes and serializer stay in use.
 
 Accepted with a note (``notes`` of the process report): ``camunda:asyncBefore`` / ``asyncAfter`` /
 ``exclusive`` / ``jobPriority`` / ``taskPriority`` / ``historyTimeToLive`` (every step here runs
@@ -29,7 +34,9 @@ synchronously in one transaction; there is no job executor and no history cleanu
 Reported (problem of the element): execution and task listeners, ``camunda:formData`` (generated forms),
 ``camunda:connector`` / ``camunda:field``, external script resources, a script or condition ``language``
 other than ours, a Quartz cron ``timeCycle``, JUEL outside the subset, Camunda's multi-instance variables
-(``nrOfInstances``...), input/output parameters given as scripts or on a multi-instance activity.
+(``nrOfInstances``...), input/output parameters given as scripts or on a multi-instance activity,
+``camunda:in`` / ``out`` with ``local`` or ``targetExpression``; a ``businessKey`` is a note (no business key
+here).
 """
 
 from __future__ import annotations
@@ -91,8 +98,6 @@ REPORTED_EXTENSIONS = {
     "connector": "连接器（connector）没有实现",
     "field": "字段注入（field）没有实现",
     "failedJobRetryTimeCycle": None,  # a note: there are no jobs to retry
-    "in": "调用活动的变量传入（camunda:in）没有实现",
-    "out": "调用活动的变量传出（camunda:out）没有实现",
 }
 CAMUNDA_MI_VARIABLES = ("nrOfInstances", "nrOfCompletedInstances", "nrOfActiveInstances", "loopCounter")
 _QUARTZ = re.compile(r"^\s*(\S+\s+){5,6}\S*\s*$")
@@ -296,6 +301,117 @@ def attach_hooks(task_spec: Any, node: etree._Element) -> None:
         task_spec.data_output_associations = [*task_spec.data_output_associations, hooks]
 
 
+# ---------------------------------------------------------------- call activity variables (camunda:in / out)
+
+
+def _call_mapping(element: etree._Element) -> dict[str, Any]:
+    """One ``camunda:in`` / ``camunda:out``: ``{"all": True}``, ``{"target", "source"}`` or
+    ``{"target", "expr"}`` (the source expression, JUEL translated)."""
+    if (element.get("variables") or "").strip() == "all":
+        return {"all": True}
+    target = (element.get("target") or "").strip()
+    expression = (element.get("sourceExpression") or "").strip()
+    if expression:
+        return {"target": target, "expr": sandbox_text(expression)}
+    return {"target": target, "source": (element.get("source") or "").strip()}
+
+
+def call_mappings(node: etree._Element) -> dict[str, Any] | None:
+    """The variables a call activity passes in and takes back, as Camunda 7 / Flowable map them (None when
+    the model maps none: then the library's rule holds, every variable in and out).
+
+    Camunda 7 (Call Activity, "Passing Variables"): the called instance gets only what ``camunda:in`` names
+    (``variables="all"``: every variable; ``source`` / ``sourceExpression`` to ``target``), the caller gets
+    back only what ``camunda:out`` names: a call activity with ``camunda:in`` but no ``camunda:out`` changes
+    nothing of the caller. A source the instance does not hold is passed as null. Flowable's
+    ``flowable:inheritVariables="true"`` is ``<flowable:in variables="all"/>``."""
+    inputs: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+    mapped = False
+    if (vendor_attr(node, "inheritVariables") or "").lower() == "true":
+        inputs.append({"all": True})
+    for child in node.iterfind(f"{B}extensionElements/*"):
+        found = _vendor(child.tag) if isinstance(child.tag, str) else None
+        if found is None or found[1] not in ("in", "out"):
+            continue
+        mapped = True
+        if child.get("businessKey") is not None and len(child.attrib) == 1:
+            continue  # a business key only: noted by the checks, no variable
+        (inputs if found[1] == "in" else outputs).append(_call_mapping(child))
+        mapped = True
+    if not inputs and not mapped:
+        return None
+    return {"in": inputs, "out": outputs}
+
+
+def _call_problems(node: etree._Element, problems: list[Problem], notes: list[Problem]) -> None:
+    """What of a call activity's ``camunda:in`` / ``out`` is not executed as Camunda does: reported."""
+    element_id = node.get("id")
+    for child in node.iterfind(f"{B}extensionElements/*"):
+        found = _vendor(child.tag) if isinstance(child.tag, str) else None
+        if found is None or found[1] not in ("in", "out"):
+            continue
+        prefix, name = found
+        line = child.sourceline
+        label = f"{prefix}:{name}"
+        if child.get("businessKey") is not None:
+            notes.append(
+                Problem(
+                    element_id,
+                    "ignored_extension",
+                    f"{label} businessKey 已接受但不起作用：本系统的实例没有业务键（business key）",
+                    line,
+                )
+            )
+            if len(child.attrib) == 1:
+                continue
+        unsupported = [
+            attr
+            for attr in ("local", "targetExpression")
+            if child.get(attr) is not None and (attr != "local" or child.get(attr, "").lower() != "false")
+        ]
+        for attr in unsupported:
+            problems.append(
+                Problem(
+                    element_id,
+                    "unsupported_extension",
+                    f'{label} 的 {attr}={child.get(attr)!r} 没有实现：请用 variables="all" 或 source/target',
+                    line,
+                )
+            )
+        mapping = _call_mapping(child)
+        if mapping.get("all") or unsupported:
+            continue
+        target = mapping["target"]
+        if not target.isidentifier() or target.startswith("_"):
+            problems.append(
+                Problem(
+                    element_id,
+                    "bad_extension_value",
+                    f"{label} 的 target 不是合法的数据名：{target!r}",
+                    line,
+                )
+            )
+        if "expr" in mapping:
+            text = (child.get("sourceExpression") or "").strip()
+            juel = juel_problem(element_id, text, f"{label} 的 sourceExpression", line)
+            if juel is not None:
+                problems.append(juel)
+            else:
+                _check_value(
+                    problems, element_id, ["expr", mapping["expr"]], f"{label} 的 sourceExpression", line
+                )
+        elif not mapping["source"]:
+            problems.append(
+                Problem(
+                    element_id,
+                    "bad_extension_value",
+                    f'{label} 既没有 source 也没有 sourceExpression，也不是 variables="all"',
+                    line,
+                )
+            )
+
+
 # ---------------------------------------------------------------- the validator's checks
 
 
@@ -421,6 +537,8 @@ def camunda_checks(process: etree._Element) -> tuple[list[Problem], list[Problem
                 )
             if element.find(f"{B}extensionElements/{C}inputOutput") is not None:
                 _io_problems(element, problems)
+            if local == "callActivity":
+                _call_problems(element, problems, notes)
             for name in ("preScript", "postScript"):
                 script = _spiff_script(element, name)
                 if script is not None:
@@ -431,8 +549,18 @@ def camunda_checks(process: etree._Element) -> tuple[list[Problem], list[Problem
                         problems.append(Problem(element_id, code, f"{name} 脚本：{err.message}", line))
         elif _vendor(element.tag) is not None:
             prefix, name = _vendor(element.tag)  # type: ignore[misc]
-            if name in ("in", "out") and element.get("variables") == "all" and len(element.attrib) == 1:
-                continue  # every variable passed: what a call activity does here anyway
+            holder = element.getparent()  # extensionElements
+            holder = holder.getparent() if holder is not None else None
+            owner_tag = holder.tag if holder is not None else ""
+            if name in ("in", "out") and owner_tag != f"{B}callActivity":
+                problems.append(
+                    Problem(
+                        _owner(element),
+                        "unsupported_extension",
+                        f"{prefix}:{name} 只在调用活动上起作用，这里不会传递任何变量",
+                        line,
+                    )
+                )
             if name in REPORTED_EXTENSIONS:
                 owner = _owner(element)
                 sentence = REPORTED_EXTENSIONS[name]

@@ -22,14 +22,21 @@ from SpiffWorkflow.bpmn.parser.util import full_tag
 from engine.errors import Problem, UnsafeDocument
 
 from .api import CAMUNDA_NS, OW_NS, TaskMeta
-from .camunda import attach_hooks, sandbox_text, start_meta, vendor_attr
+from .camunda import attach_hooks, call_mappings, sandbox_text, start_meta, vendor_attr
 from .sandbox import normalize
-from .specs import OwNoneTask, OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
+from .specs import (
+    CALL_KEY,
+    OwCallActivity,
+    OwNoneTask,
+    OwParallelMultiInstanceTask,
+    OwSequentialMultiInstanceTask,
+)
 from .timers import swap_timer
 from .xml import BPMN_MODEL_NS, is_hardened, parse_xml
 
 USER_TAGS = (full_tag("userTask"), full_tag("manualTask"))
 START_TAG = full_tag("startEvent")
+CALL_TAG = full_tag("callActivity")
 CLOCKS = ("legal", "promised", "task", "none")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -162,6 +169,9 @@ class _OwNodeMixin:
         if target.tag == START_TAG:
             found = start_meta(target)
             return {"ow_start": found} if found else {}
+        if target.tag == CALL_TAG:
+            mappings = call_mappings(target)
+            return {CALL_KEY: mappings} if mappings is not None else {}
         return {}
 
     def parse_condition(self, sequence_flow: etree._Element) -> str | None:
@@ -206,7 +216,7 @@ class _OwNodeMixin:
         self.task.extensions = {"ow_results": results} if results else {}
 
 
-SPEC_CLASSES: dict[str, type] = {full_tag("task"): OwNoneTask}
+SPEC_CLASSES: dict[str, type] = {full_tag("task"): OwNoneTask, CALL_TAG: OwCallActivity}
 """Our spec class for a tag where the library's runs differently from BPMN (see ``.specs``)."""
 
 

@@ -22,14 +22,18 @@ from typing import Any
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
-from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, MultiInstanceTaskConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import (
+    BpmnTaskSpecConverter,
+    MultiInstanceTaskConverter,
+    SubWorkflowConverter,
+)
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 
 from .camunda import OwTaskHooks, OwTaskHooksConverter
-from .specs import OwNoneTask, OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
+from .specs import OwCallActivity, OwNoneTask, OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
 from .timers import OwCycleTimerEventDefinition, OwDurationTimerEventDefinition, OwTimeDateEventDefinition
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
@@ -149,6 +153,7 @@ def _configure() -> Any:
     config[OwSequentialMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwTaskHooks] = OwTaskHooksConverter
     config[OwNoneTask] = BpmnTaskSpecConverter
+    config[OwCallActivity] = SubWorkflowConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
 
@@ -207,4 +212,5 @@ def full_registry() -> Any:
     config[OwSequentialMultiInstanceTask] = MultiInstanceTaskConverter
     config[OwTaskHooks] = OwTaskHooksConverter
     config[OwNoneTask] = BpmnTaskSpecConverter
+    config[OwCallActivity] = SubWorkflowConverter
     return BpmnWorkflowSerializer.configure(config)

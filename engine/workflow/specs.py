@@ -29,10 +29,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar
+from copy import deepcopy
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
-from SpiffWorkflow.bpmn.specs.defaults import NoneTask, ParallelMultiInstanceTask, SequentialMultiInstanceTask
+from SpiffWorkflow.bpmn.specs.defaults import (
+    CallActivity,
+    NoneTask,
+    ParallelMultiInstanceTask,
+    SequentialMultiInstanceTask,
+)
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import InvalidInput
@@ -236,3 +242,44 @@ class OwNoneTask(NoneTask):
         kwargs.pop("manual", None)  # a spec restored from its dict names it: it is never a wait
         super().__init__(wf_spec, bpmn_id, **kwargs)
         self.manual = False
+
+
+CALL_KEY = "ow_call"  # the call activity's variable mappings in ``extensions`` (``camunda.call_mappings``)
+
+
+def _mapped(task: Any, mappings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The variables ``mappings`` take from ``task``'s data (an expression evaluated in its scope)."""
+    values: dict[str, Any] = {}
+    for mapping in mappings:
+        if mapping.get("all"):
+            values.update(deepcopy({k: v for k, v in task.data.items() if k != "data_objects"}))
+        elif "expr" in mapping:
+            values[mapping["target"]] = deepcopy(task.workflow.script_engine.evaluate(task, mapping["expr"]))
+        else:
+            values[mapping["target"]] = deepcopy(task.data.get(mapping["source"]))
+    return values
+
+
+class OwCallActivity(CallActivity):
+    """A call activity that passes only what its ``camunda:in`` name and takes back only what its
+    ``camunda:out`` name, as Camunda 7 does; without mappings, the library's rule (everything both ways)."""
+
+    def _mappings(self) -> dict[str, Any] | None:
+        extensions = getattr(self, "extensions", None) or {}
+        found: dict[str, Any] | None = extensions.get(CALL_KEY)
+        return found
+
+    def copy_data(self, my_task: Any, subworkflow: Any) -> None:
+        mappings = self._mappings()
+        if mappings is None:
+            super().copy_data(my_task, subworkflow)
+            return
+        start = subworkflow.get_next_task(subworkflow.task_tree, skip_subprocesses=True, spec_name="Start")
+        start.set_data(**_mapped(my_task, mappings["in"]))
+
+    def update_data(self, my_task: Any, subworkflow: Any) -> None:
+        mappings = self._mappings()
+        if mappings is None:
+            super().update_data(my_task, subworkflow)
+            return
+        my_task.data.update(_mapped(subworkflow.last_task, mappings["out"]))

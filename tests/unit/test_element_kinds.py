@@ -158,7 +158,8 @@ def test_embedded_subprocess_and_call_activity_in_the_same_file() -> None:
     ("inner", "verdict"),
     [
         ('<camunda:in variables="all"/><camunda:out variables="all"/>', None),
-        ('<camunda:in source="a" target="b"/>', "unsupported_extension"),
+        ('<camunda:in source="a" target="b"/>', None),
+        ('<camunda:in variables="all" local="true"/>', "unsupported_extension"),
     ],
 )
 def test_camunda_in_out_on_a_call_activity(inner: str, verdict: str | None) -> None:
