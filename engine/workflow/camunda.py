@@ -29,7 +29,14 @@ own task classes and serializer stay in use.
 
 Accepted with a note (``notes`` of the process report): ``camunda:asyncBefore`` / ``asyncAfter`` /
 ``exclusive`` / ``jobPriority`` / ``taskPriority`` / ``historyTimeToLive`` (every step here runs
-synchronously in one transaction; there is no job executor and no history cleanup).
+synchronously in one transaction; there is no job executor and no history cleanup), and the attributes of
+``HARMLESS_ATTRIBUTES`` (modeler templates, version tags, task priorities...).
+
+Every vendor attribute of a BPMN element is one of three (``_attribute_checks``): executed on that element
+(``EXECUTED_ATTRIBUTES``), a note, or a problem (``unsupported_attribute``): the known ones of
+``REPORTED_ATTRIBUTES`` (Java delegates, result and error variables, Camunda Forms, skip expressions,
+called versions) with a sentence of their own, any other (or a known one on an element that does not read
+it) with a general one.
 
 Reported (problem of the element): execution and task listeners, ``camunda:formData`` (generated forms),
 ``camunda:connector`` / ``camunda:field``, external script resources, a script or condition ``language``
@@ -88,8 +95,75 @@ def _vendor(tag: str) -> tuple[str, str] | None:
 HOOKS_ID = "ow:hooks"  # the bpmn_id of our hooks: never a data name
 OUR_LANGUAGES = frozenset({"python", "text/x-python", "py", "python3", "juel", "javascript/juel"})
 
-IGNORED_ATTRIBUTES = ("asyncBefore", "asyncAfter", "exclusive", "jobPriority", "taskPriority",
-                      "historyTimeToLive")  # fmt: skip
+IGNORED_ATTRIBUTES = ("asyncBefore", "asyncAfter", "async", "exclusive", "jobPriority", "taskPriority",
+                      "historyTimeToLive", "completeAsync")  # fmt: skip
+"""Attributes of the job executor and history: a note when set (not ``false``), every step runs at once."""
+_USER_TASK_ATTRIBUTES = frozenset({"candidateGroups", "candidateUsers", "assignee", "formKey", "dueDate"})
+EXECUTED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "userTask": _USER_TASK_ATTRIBUTES,
+    "manualTask": _USER_TASK_ATTRIBUTES,
+    "startEvent": frozenset({"initiator", "formKey"}),
+    "process": frozenset({"candidateStarterGroups", "candidateStarterUsers"}),
+    "multiInstanceLoopCharacteristics": frozenset({"collection", "elementVariable"}),
+    "callActivity": frozenset({"inheritVariables"}),
+    "scriptTask": frozenset({"resource"}),  # reported on its own (an external script)
+}
+"""The vendor attributes executed here, by the element they are executed on (``parser``, ``start_meta``,
+``call_mappings``); anywhere else, as any attribute not listed here or below, one is a problem."""
+HARMLESS_ATTRIBUTES: dict[str, str] = {
+    "modelerTemplate": "建模器模板信息，只供建模器使用",
+    "modelerTemplateVersion": "建模器模板信息，只供建模器使用",
+    "modelerTemplateIcon": "建模器模板信息，只供建模器使用",
+    "versionTag": "本系统按部署自动编版本",
+    "isStartableInTasklist": "流程由事项目录或接口启动，不经任务列表",
+    "priority": "待办按时限和到达时间排序，不按优先级",
+    "followUpDate": "跟进日期只在 Camunda 任务列表中显示",
+    "category": "任务分类只在 Flowable 任务列表中显示",
+    "owner": "任务所有人不分派任务：办理人由 assignee / 候选组决定",
+    "formFieldValidation": "本系统的表单总会校验",
+    "errorMessage": "错误说明只供显示",
+    "calledElementTenantId": "本系统没有租户",
+    "tenantId": "本系统没有租户",
+    "fallbackToDefaultTenant": "本系统没有租户",
+    "businessKey": "本系统的实例没有业务键（business key）",
+    "inheritBusinessKey": "本系统的实例没有业务键（business key）",
+    "autoStoreVariables": "只对 JavaScript / Groovy 脚本起作用",
+}
+"""Vendor attributes whose absence changes nothing that runs here: a note (``ignored_attribute``)."""
+_DELEGATE = "Camunda / Flowable 在这里调用的 Java 类、委托或表达式（或外部任务）在本系统中不会执行"
+_FORM_REF = "Camunda Forms 的表单引用没有实现：请用 camunda:formKey 指向本系统的表单"
+_CATCH_VARIABLE = "捕获到的错误码/说明/升级码不会写入这个变量，后面读取它的表达式会得不到值"
+_CALLED_VERSION = "本系统调用与调用方一起部署的被调流程版本，不能按版本号或版本标签选择"
+_CASE = "CMMN 案例没有实现"
+REPORTED_ATTRIBUTES: dict[str, str] = {
+    "class": _DELEGATE,
+    "delegateExpression": _DELEGATE,
+    "expression": _DELEGATE,
+    "type": _DELEGATE,
+    "topic": _DELEGATE,
+    "triggerable": _DELEGATE,
+    "resultVariable": "结果变量没有实现：脚本请直接给数据赋值（Python 脚本没有“结果”）",
+    "resultVariableName": "结果变量没有实现：脚本请直接给数据赋值（Python 脚本没有“结果”）",
+    "errorCodeVariable": _CATCH_VARIABLE,
+    "errorMessageVariable": _CATCH_VARIABLE,
+    "escalationCodeVariable": _CATCH_VARIABLE,
+    "formRef": _FORM_REF,
+    "formRefBinding": _FORM_REF,
+    "formRefVersion": _FORM_REF,
+    "formHandlerClass": _FORM_REF,
+    "skipExpression": "条件成立时 Flowable 跳过这个环节，这里总会执行它",
+    "calledElementVersion": _CALLED_VERSION,
+    "calledElementVersionTag": _CALLED_VERSION,
+    "variableMappingClass": "变量映射类没有实现：请用 camunda:in / camunda:out",
+    "variableMappingDelegateExpression": "变量映射委托没有实现：请用 camunda:in / camunda:out",
+    "caseRef": _CASE,
+    "caseBinding": _CASE,
+    "caseVersion": _CASE,
+    "caseTenantId": _CASE,
+    "elementIndexVariable": "多实例序号变量没有实现：每个实例的序号不会写入这个变量",
+    "calledElementType": "被调流程只能按流程 id（calledElement）查找",
+}
+"""Known vendor attributes whose meaning is not executed here, with the sentence that says what changes."""
 REPORTED_EXTENSIONS = {
     "executionListener": "执行监听器（executionListener）没有实现，不会被调用",
     "taskListener": "任务监听器（taskListener）没有实现，不会被调用",
@@ -481,6 +555,64 @@ def _io_problems(node: etree._Element, problems: list[Problem]) -> None:
             _check_value(problems, element_id, _param_value(param), f"{label} {name}", line)
 
 
+def _attribute_owner(element: etree._Element) -> str | None:
+    """The element an attribute is reported on: an event or loop definition's is its activity or event."""
+    tag = element.tag[len(B) :]
+    parent = element.getparent()
+    if (tag.endswith("EventDefinition") or tag.endswith("LoopCharacteristics")) and parent is not None:
+        return _owner(parent)
+    return _owner(element)
+
+
+def _binding_check(value: str) -> tuple[str, str] | None:
+    """``camunda:calledElementBinding`` / ``flowable:sameDeployment``: the called version is always the one
+    deployed with the caller (Camunda's ``deployment``); ``(code, sentence)`` when the model asks for
+    another."""
+    binding = value.strip().lower()
+    if binding in ("deployment", "true"):
+        return None
+    if binding in ("latest", "false"):
+        return ("ignored_attribute", "被调流程用与调用方一起部署的版本：被调流程单独重新部署后，"
+                "要调用方也重新部署（与被调流程一起）才用到新版本")  # fmt: skip
+    return ("unsupported_attribute", _CALLED_VERSION)
+
+
+def _attribute_checks(element: etree._Element, problems: list[Problem], notes: list[Problem]) -> None:
+    """Every Camunda / Flowable / Activiti attribute of one BPMN element: executed here (``EXECUTED_
+    ATTRIBUTES``), or a note (harmless to ignore), or a problem (ignoring it changes what runs)."""
+    kind = element.tag[len(B) :]
+    line = element.sourceline
+    for key, value in element.attrib.items():
+        vendor = _vendor(key)
+        if vendor is None:
+            continue
+        prefix, name = vendor
+        label = f"{prefix}:{name}={_short(value)!r}"
+        owner = _attribute_owner(element)
+        if name in EXECUTED_ATTRIBUTES.get(kind, ()):
+            continue
+        found: tuple[str, str] | None
+        if name in IGNORED_ATTRIBUTES:
+            if value.strip().lower() in ("", "false"):
+                continue
+            found = ("ignored_attribute", "本系统每一步都在一个事务中同步执行，没有作业执行器和历史清理")
+        elif kind == "callActivity" and name in ("calledElementBinding", "sameDeployment"):
+            found = _binding_check(value)
+        elif name in HARMLESS_ATTRIBUTES:
+            found = ("ignored_attribute", HARMLESS_ATTRIBUTES[name])
+        elif name in REPORTED_ATTRIBUTES:
+            found = ("unsupported_attribute", REPORTED_ATTRIBUTES[name])
+        else:
+            found = ("unsupported_attribute", f"本系统在 bpmn:{kind} 上不执行这个属性")
+        if found is None:
+            continue
+        code, reason = found
+        if code == "ignored_attribute":
+            notes.append(Problem(owner, code, f"{label} 已接受但不起作用：{reason}", line))
+        else:
+            problems.append(Problem(owner, code, f"{label} 没有实现：{reason}", line))
+
+
 def camunda_checks(process: etree._Element) -> tuple[list[Problem], list[Problem]]:  # noqa: C901
     """Problems and notes for the extensions of one process (see the module doc)."""
     problems: list[Problem] = []
@@ -491,20 +623,7 @@ def camunda_checks(process: etree._Element) -> tuple[list[Problem], list[Problem
         line = element.sourceline
         if element.tag.startswith(B):
             element_id = element.get("id")
-            for key, value in element.attrib.items():
-                vendor = _vendor(key)
-                if vendor is None or vendor[1] not in IGNORED_ATTRIBUTES:
-                    continue
-                if value.strip().lower() not in ("", "false"):
-                    notes.append(
-                        Problem(
-                            element_id,
-                            "ignored_attribute",
-                            f"{vendor[0]}:{vendor[1]}={value!r} 已接受但不起作用：本系统每一步都在一个事务中"
-                            "同步执行，没有作业执行器和历史清理",
-                            line,
-                        )
-                    )
+            _attribute_checks(element, problems, notes)
             resource = vendor_attr(element, "resource")
             if resource:
                 problems.append(

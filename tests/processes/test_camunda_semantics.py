@@ -6,6 +6,8 @@ model run end to end on the workflow service (SQLite and PostgreSQL).
   work (BPMN 2.0, 10.3.3), and Camunda 7 runs it as a pass-through;
 * a call activity's ``camunda:in`` / ``camunda:out`` (Camunda 7 reference, Call Activity, "Passing
   Variables"): the called instance gets only what ``in`` names, the caller only what ``out`` names back;
+* a Camunda / Flowable attribute is executed, a note (harmless to ignore) or a problem of its element (it
+  changes what runs: a send task's Java delegate, a result or error-code variable, a skip expression...);
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from engine.errors import InvalidModel
 from engine.persistence.repositories import InstanceRepository
 from engine.persistence.tables import instances, tasks
 from engine.service import WorkflowService
@@ -204,3 +207,120 @@ def test_call_activity_mappings_not_executed_as_camunda_does_are_reported(mappin
     assert [(p["element_id"], p["code"]) for p in listed] == [("Call_expert", code)]
     assert all(p["message"] and p["line"] for p in listed)
     assert permit.executable is (kind == "note")
+
+
+# ---------------------------------------------------------------- vendor attributes, none dropped
+
+DROPPED = model("""
+  <bpmn:process id="notify_applicant" isExecutable="true" camunda:versionTag="v2">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_score" />
+    <bpmn:scriptTask id="Task_score" scriptFormat="python" camunda:resultVariable="score">
+      <bpmn:script>amount * 2</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_score" targetRef="Task_mail" />
+    <bpmn:sendTask id="Task_mail" name="通知申请人" camunda:class="org.example.MailDelegate" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_mail" targetRef="Task_sms" />
+    <bpmn:sendTask id="Task_sms" name="短信" camunda:delegateExpression="${smsSender}" />
+    <bpmn:sequenceFlow id="Flow_4" sourceRef="Task_sms" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" camunda:candidateGroups="market" camunda:formRef="review-form"
+                   camunda:formRefBinding="latest" flowable:skipExpression="${amount &lt; 100}"
+                   camunda:priority="80" camunda:modelerTemplate="com.example.review" />
+    <bpmn:sequenceFlow id="Flow_5" sourceRef="Task_review" targetRef="Call_archive" />
+    <bpmn:boundaryEvent id="Event_failed" attachedToRef="Task_review">
+      <bpmn:errorEventDefinition id="ErrorEventDefinition_1" errorRef="Error_1"
+                                 camunda:errorCodeVariable="errorCode"
+                                 camunda:errorMessageVariable="errorText" />
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="Flow_6" sourceRef="Event_failed" targetRef="EndEvent_1" />
+    <bpmn:callActivity id="Call_archive" calledElement="archive" camunda:calledElementBinding="version"
+                       camunda:calledElementVersion="3" />
+    <bpmn:sequenceFlow id="Flow_7" sourceRef="Call_archive" targetRef="Call_latest" />
+    <bpmn:callActivity id="Call_latest" calledElement="archive" camunda:calledElementBinding="latest" />
+    <bpmn:sequenceFlow id="Flow_8" sourceRef="Call_latest" targetRef="Call_deployed" />
+    <bpmn:callActivity id="Call_deployed" calledElement="archive" camunda:calledElementBinding="deployment" />
+    <bpmn:sequenceFlow id="Flow_9" sourceRef="Call_deployed" targetRef="Task_note" />
+    <bpmn:scriptTask id="Task_note" camunda:assignee="demo">
+      <bpmn:script>noted = True</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="Flow_10" sourceRef="Task_note" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+  <bpmn:process id="archive" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_archive" />
+    <bpmn:sequenceFlow id="Flow_a" sourceRef="StartEvent_archive" targetRef="EndEvent_archive" />
+    <bpmn:endEvent id="EndEvent_archive" />
+  </bpmn:process>
+  <bpmn:error id="Error_1" name="failed" errorCode="FAILED" camunda:errorMessage="审查失败" />
+""")
+
+
+def test_vendor_attributes_that_change_what_runs_are_problems_of_their_elements(db, clock) -> None:
+    reports = {p.process_id: p for p in validate_document(DROPPED, "notify.bpmn").processes}
+    process = reports["notify_applicant"]
+    assert not process.executable
+    found = sorted((p["element_id"], p["code"], p["message"].split("=")[0]) for p in process.problems)
+    assert found == [
+        ("Call_archive", "unsupported_attribute", "camunda:calledElementBinding"),
+        ("Call_archive", "unsupported_attribute", "camunda:calledElementVersion"),
+        ("Event_failed", "unsupported_attribute", "camunda:errorCodeVariable"),  # on its event definition
+        ("Event_failed", "unsupported_attribute", "camunda:errorMessageVariable"),
+        ("Task_mail", "unsupported_attribute", "camunda:class"),
+        ("Task_note", "unsupported_attribute", "camunda:assignee"),  # read on user tasks only
+        ("Task_review", "unsupported_attribute", "camunda:formRef"),
+        ("Task_review", "unsupported_attribute", "camunda:formRefBinding"),
+        ("Task_review", "unsupported_attribute", "flowable:skipExpression"),
+        ("Task_score", "unsupported_attribute", "camunda:resultVariable"),
+        ("Task_sms", "unsupported_attribute", "camunda:delegateExpression"),
+    ]
+    assert all(p["line"] and "没有实现" in p["message"] for p in process.problems)
+    notes = sorted((n["element_id"], n["code"], n["message"].split("=")[0]) for n in process.notes)
+    assert notes == [
+        ("Call_latest", "ignored_attribute", "camunda:calledElementBinding"),  # Camunda's default
+        ("Task_review", "ignored_attribute", "camunda:modelerTemplate"),
+        ("Task_review", "ignored_attribute", "camunda:priority"),
+        ("notify_applicant", "ignored_attribute", "camunda:versionTag"),
+    ]
+    svc = WorkflowService(db, clock=clock)
+    with pytest.raises(InvalidModel) as refused:
+        svc.deploy(DROPPED, "notify.bpmn", "designer")
+    assert "Task_mail" in {p["element_id"] for p in refused.value.detail["problems"]}
+
+
+HARMLESS = model("""
+  <bpmn:process id="harmless" isExecutable="true" camunda:versionTag="1.0.3"
+                camunda:isStartableInTasklist="false" camunda:historyTimeToLive="P30D">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" camunda:candidateGroups="market" camunda:priority="80"
+                   camunda:followUpDate="${dateTime().plusDays(1).toDate()}" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_review" targetRef="Call_archive" />
+    <bpmn:callActivity id="Call_archive" calledElement="archive" camunda:calledElementBinding="deployment" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Call_archive" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+  <bpmn:process id="archive" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_archive" />
+    <bpmn:sequenceFlow id="Flow_a" sourceRef="StartEvent_archive" targetRef="EndEvent_archive" />
+    <bpmn:endEvent id="EndEvent_archive" />
+  </bpmn:process>
+""")
+
+
+def test_vendor_attributes_harmless_to_ignore_are_notes_and_the_model_runs(db, clock) -> None:
+    process = next(
+        p for p in validate_document(HARMLESS, "harmless.bpmn").processes if p.process_id == "harmless"
+    )
+    assert process.executable and not process.problems
+    assert sorted((n["element_id"], n["message"].split("=")[0]) for n in process.notes) == [
+        ("Task_review", "camunda:followUpDate"),
+        ("Task_review", "camunda:priority"),
+        ("harmless", "camunda:historyTimeToLive"),
+        ("harmless", "camunda:isStartableInTasklist"),
+        ("harmless", "camunda:versionTag"),
+    ]
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy(HARMLESS, "harmless.bpmn", "designer")
+    case = svc.start("harmless", {}, "applicant").instance_id
+    complete(svc, db, case, "Task_review")
+    assert status(db, case) == "completed"
