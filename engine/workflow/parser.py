@@ -3,7 +3,8 @@
 * ``OwBpmnParser`` only accepts trees from ``engine.workflow.xml.parse_xml``; ``add_bpmn_str``,
   ``add_bpmn_io`` and ``add_bpmn_file(s)`` route through that hardened parser.
 * Every node parser class is wrapped with ``_OwNodeMixin``: user/manual tasks get their ``TaskMeta``
-  (``ow:`` attributes over ``camunda:`` attributes over the lane name) in ``spec.extensions``; timer
+  (``ow:`` attributes over ``camunda:`` attributes, with the BPMN resource roles ``potentialOwner`` /
+  ``humanPerformer``, over the lane name) in ``spec.extensions``; timer
   definitions become our clock-injected ones; multi-instance tasks accept ``camunda:collection`` /
   ``camunda:elementVariable`` and use our non-overwriting multi-instance specs.
 """
@@ -11,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,11 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
     groups = _split(pick("candidateGroups"))
     users = _split(pick("candidateUsers"))
     assignee = pick("assignee")
+    performers = performer_assignment(node)
+    problems.extend(performers.problems)
+    groups = _union(groups, performers.groups)
+    users = _union(users, performers.users)
+    assignee = assignee or performers.assignee
     if not groups and not users and not assignee and lane:
         groups = (lane,)
     meta = TaskMeta(
@@ -126,6 +132,104 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
         lane=lane,
     )
     return meta, problems
+
+
+def _union(first: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*first, *more)))
+
+
+_OWNER_PART = re.compile(r"^(user|group)\s*\((.*)\)$", re.DOTALL)
+
+
+@dataclass
+class Performers:
+    """What a task's BPMN resource roles assign: ``humanPerformer`` the assignee, ``potentialOwner`` the
+    candidates (``user(..)`` / ``group(..)``, a bare name a group), as Camunda 7 and Flowable read them."""
+
+    groups: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    assignee: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _owner_parts(text: str) -> list[str]:
+    """``user(kermit), group(management)`` split at the commas outside parentheses and braces."""
+    parts: list[str] = []
+    depth = 0
+    current = ""
+    for char in text:
+        if char in "({":
+            depth += 1
+        elif char in ")}":
+            depth -= 1
+        if char == "," and depth <= 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def performer_assignment(node: etree._Element) -> Performers:
+    """The assignment of a user task's ``bpmn:humanPerformer`` / ``bpmn:potentialOwner`` (BPMN 2.0 10.3.2,
+    "Human Performer" / "Potential Owner"; Camunda 7 User Task, "User Assignment"): the formal expression of
+    the resource assignment names a user (the performer) or users and groups (``user(id)``, ``group(id)``;
+    a name without either is a group, Camunda's default). A role given only by ``resourceRef`` (a
+    ``bpmn:resource`` and its parameters) or with an empty expression is a problem: nobody could be
+    assigned by it. The lane comes only after them."""
+    bpmn = f"{{{BPMN_MODEL_NS}}}"
+    found = Performers()
+    groups: list[str] = []
+    users: list[str] = []
+    for role in node:
+        if role.tag not in (f"{bpmn}humanPerformer", f"{bpmn}potentialOwner", f"{bpmn}performer"):
+            continue
+        kind = role.tag[len(bpmn) :]
+        line = role.sourceline
+        if kind == "performer":
+            found.problems.append(
+                Problem(node.get("id"), "unsupported_assignment",
+                        "bpmn:performer 不分派任务（Camunda 也不读它）：请用 humanPerformer（办理人）或"
+                        " potentialOwner（候选人/候选组）", line)
+            )  # fmt: skip
+            continue
+        expression = role.find(f"{bpmn}resourceAssignmentExpression/{bpmn}formalExpression")
+        if expression is None:
+            expression = role.find(f"{bpmn}resourceAssignmentExpression/{bpmn}expression")
+        text = (expression.text or "").strip() if expression is not None else ""
+        if not text:
+            has_ref = role.find(f"{bpmn}resourceRef") is not None
+            how = "只引用了资源（resourceRef）" if has_ref else "没有表达式"
+            found.problems.append(
+                Problem(node.get("id"), "unsupported_assignment",
+                        f"bpmn:{kind} {how}：请在 resourceAssignmentExpression 的 formalExpression 中写明"
+                        "用户或组（如 user(zhangsan), group(market)）", line)
+            )  # fmt: skip
+            continue
+        parts = _owner_parts(text)
+        if kind == "humanPerformer":
+            match = _OWNER_PART.match(parts[0]) if len(parts) == 1 else None
+            if len(parts) != 1 or (match is not None and match.group(1) == "group"):
+                found.problems.append(
+                    Problem(node.get("id"), "bad_extension_value",
+                            f"bpmn:humanPerformer 只能指定一个用户（办理人）：{text!r}；"
+                            "多个候选人或组请用 potentialOwner", line)
+                )  # fmt: skip
+                continue
+            found.assignee = (match.group(2).strip() if match is not None else parts[0]) or None
+            continue
+        for part in parts:
+            match = _OWNER_PART.match(part)
+            if match is None:
+                groups.append(part)
+            elif match.group(1) == "user":
+                users.append(match.group(2).strip())
+            else:
+                groups.append(match.group(2).strip())
+    found.groups = tuple(g for g in dict.fromkeys(groups) if g)
+    found.users = tuple(u for u in dict.fromkeys(users) if u)
+    return found
 
 
 def meta_to_dict(meta: TaskMeta) -> dict[str, Any]:

@@ -8,6 +8,9 @@ model run end to end on the workflow service (SQLite and PostgreSQL).
   Variables"): the called instance gets only what ``in`` names, the caller only what ``out`` names back;
 * a Camunda / Flowable attribute is executed, a note (harmless to ignore) or a problem of its element (it
   changes what runs: a send task's Java delegate, a result or error-code variable, a skip expression...);
+* ``bpmn:potentialOwner`` / ``humanPerformer`` assign the task as Camunda 7 reads them (User Task, "User
+  Assignment": ``user(..)`` / ``group(..)``, a bare name a group; the human performer the assignee), before
+  the lane.
 """
 
 from __future__ import annotations
@@ -55,9 +58,11 @@ def case_data(svc: WorkflowService, instance_id: str) -> dict:
         return Runtime.restore(svc.definition(conn, row.definition_id), row.state, svc.clock()).data
 
 
-def complete(svc: WorkflowService, db, instance_id: str, element_id: str, **data) -> None:
+def complete(
+    svc: WorkflowService, db, instance_id: str, element_id: str, actor: str = "officer", **data
+) -> None:
     [task] = [t for t in ready(db, instance_id) if t["element_id"] == element_id]
-    svc.complete_task(task["id"], data, "officer")
+    svc.complete_task(task["id"], data, actor)
 
 
 # ---------------------------------------------------------------- abstract task
@@ -324,3 +329,118 @@ def test_vendor_attributes_harmless_to_ignore_are_notes_and_the_model_runs(db, c
     case = svc.start("harmless", {}, "applicant").instance_id
     complete(svc, db, case, "Task_review")
     assert status(db, case) == "completed"
+
+
+# ---------------------------------------------------------------- resource roles
+
+PERFORMERS = model("""
+  <bpmn:collaboration id="Collaboration_1">
+    <bpmn:participant id="Participant_1" processRef="performers" />
+  </bpmn:collaboration>
+  <bpmn:process id="performers" isExecutable="true">
+    <bpmn:laneSet id="LaneSet_1">
+      <bpmn:lane id="Lane_window" name="window">
+        <bpmn:flowNodeRef>StartEvent_1</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>Task_owners</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>Task_performer</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>Task_group</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>Task_lane</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>EndEvent_1</bpmn:flowNodeRef>
+      </bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_owners" />
+    <bpmn:userTask id="Task_owners" name="审查">
+      <bpmn:potentialOwner>
+        <bpmn:resourceAssignmentExpression>
+          <bpmn:formalExpression>user(kermit), group(market), group(health)</bpmn:formalExpression>
+        </bpmn:resourceAssignmentExpression>
+      </bpmn:potentialOwner>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_owners" targetRef="Task_performer" />
+    <bpmn:userTask id="Task_performer" name="复核">
+      <bpmn:humanPerformer>
+        <bpmn:resourceAssignmentExpression>
+          <bpmn:formalExpression>${reviewer}</bpmn:formalExpression>
+        </bpmn:resourceAssignmentExpression>
+      </bpmn:humanPerformer>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_performer" targetRef="Task_group" />
+    <bpmn:userTask id="Task_group" name="决定" camunda:candidateUsers="director">
+      <bpmn:potentialOwner>
+        <bpmn:resourceAssignmentExpression>
+          <bpmn:formalExpression>planning</bpmn:formalExpression>
+        </bpmn:resourceAssignmentExpression>
+      </bpmn:potentialOwner>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="Flow_4" sourceRef="Task_group" targetRef="Task_lane" />
+    <bpmn:userTask id="Task_lane" name="送达" />
+    <bpmn:sequenceFlow id="Flow_5" sourceRef="Task_lane" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+""")
+
+
+def assignment(db, case: str, element_id: str) -> tuple[str, str, str | None]:
+    [task] = [t for t in ready(db, case) if t["element_id"] == element_id]
+    return task["candidate_groups"], task["candidate_users"], task["assignee"]
+
+
+def test_potential_owner_and_human_performer_assign_the_task_before_the_lane(db, clock) -> None:
+    (process,) = validate_document(PERFORMERS, "performers.bpmn").processes
+    assert process.executable and not process.problems
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy(PERFORMERS, "performers.bpmn", "designer")
+    case = svc.start("performers", {"reviewer": "wangwu"}, "applicant").instance_id
+    # user(..) a candidate user, group(..) a candidate group: not the lane "window"
+    assert assignment(db, case, "Task_owners") == (",market,health,", ",kermit,", None)
+    complete(svc, db, case, "Task_owners")
+    assert assignment(db, case, "Task_performer")[2] == "wangwu"  # the human performer is the assignee
+    complete(svc, db, case, "Task_performer", "wangwu")
+    # a name without user(..) / group(..) is a group (Camunda's default), beside camunda:candidateUsers
+    assert assignment(db, case, "Task_group") == (",planning,", ",director,", None)
+    complete(svc, db, case, "Task_group")
+    assert assignment(db, case, "Task_lane") == (",window,", "", None)  # no role: the lane assigns
+    complete(svc, db, case, "Task_lane")
+    assert status(db, case) == "completed"
+
+
+@pytest.mark.parametrize(
+    ("role", "code"),
+    [
+        (
+            "<bpmn:potentialOwner><bpmn:resourceRef>Resource_clerk</bpmn:resourceRef></bpmn:potentialOwner>",
+            "unsupported_assignment",
+        ),
+        (
+            "<bpmn:humanPerformer><bpmn:resourceAssignmentExpression><bpmn:formalExpression>user(a), user(b)"
+            "</bpmn:formalExpression></bpmn:resourceAssignmentExpression></bpmn:humanPerformer>",
+            "bad_extension_value",
+        ),
+        (
+            "<bpmn:performer><bpmn:resourceAssignmentExpression><bpmn:formalExpression>"
+            "clerk</bpmn:formalExpression></bpmn:resourceAssignmentExpression></bpmn:performer>",
+            "unsupported_assignment",
+        ),
+        (
+            "<bpmn:potentialOwner><bpmn:resourceAssignmentExpression><bpmn:formalExpression>"
+            "group(${dept}-x)</bpmn:formalExpression></bpmn:resourceAssignmentExpression></bpmn:potentialOwner>",
+            "bad_group_placeholder",
+        ),
+    ],
+)
+def test_resource_roles_that_assign_nobody_are_problems_of_their_task(role: str, code: str) -> None:
+    data = model(f"""
+  <bpmn:resource id="Resource_clerk" name="clerk" />
+  <bpmn:process id="roles" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" camunda:candidateGroups="market">{role}</bpmn:userTask>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_review" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+""")
+    (process,) = validate_document(data, "roles.bpmn").processes
+    assert not process.executable
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [("Task_review", code)]
+    assert all(p["line"] and p["message"] for p in process.problems)
