@@ -80,6 +80,21 @@ UNSUPPORTED_REASON = {
     "subChoreography": "不支持编排",
     "implicitThrowEvent": "不支持隐式抛出事件",
 }
+CONDITIONAL_EVENT = (
+    "不支持条件事件：本引擎只在流程到达该事件时判断一次条件（用它到达时的数据），之后其他环节改变数据不会再判断，"
+    "条件不成立就一直等待；Camunda 在变量变化时重新判断。请改用网关，或消息/定时事件"
+)
+"""A conditional catch (intermediate, boundary, start): the library evaluates it when the event is reached,
+against that task's own copy of the data, and never again (its waiting tasks are refreshed for timers only);
+Camunda 7 evaluates it again on every variable change. A start event's condition would need Camunda's
+``evaluateStartConditions`` call, which has no counterpart here."""
+TIMER_START = (
+    "不支持流程的定时开始事件：本系统不按时间自动启动流程实例；手工（或由事项目录）启动的实例会停在开始事件等到"
+    "该时间，而 Camunda 让手工启动的实例立即开始、另按时间自动启动新实例。请用空开始事件，需要等待时在其后加"
+    "定时中间事件"
+)
+"""A timer start event of a top-level process (an event subprocess's timer start is supported): see the
+sentence; both ways the model would run differently from Camunda 7, so it is reported, not guessed."""
 LOOP_LABELS = {
     "loopCardinality": "多实例基数",
     "completionCondition": "完成条件",
@@ -282,6 +297,9 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             else:
                 _check_expr(problems, script, "脚本", "exec")
         elif name == "timerEventDefinition":
+            holder = element.getparent()
+            if local(holder) == "startEvent" and local(holder.getparent()) == "process":
+                problems.append(Problem(owner, "unsupported_element", TIMER_START, line))
             specs = [c for c in element if local(c) in ("timeDate", "timeDuration", "timeCycle")]
             if not specs or not _text(specs[0]):
                 problems.append(
@@ -307,6 +325,7 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             elif ref is not None and ref not in scan.messages:
                 problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
         elif name == "conditionalEventDefinition":
+            problems.append(Problem(owner, "unsupported_element", CONDITIONAL_EVENT, line))
             condition = element.find(f"{B}condition")
             if condition is None or not _text(condition):
                 problems.append(Problem(owner, "missing_condition", "条件事件没有条件", line))

@@ -10,7 +10,9 @@ model run end to end on the workflow service (SQLite and PostgreSQL).
   changes what runs: a send task's Java delegate, a result or error-code variable, a skip expression...);
 * ``bpmn:potentialOwner`` / ``humanPerformer`` assign the task as Camunda 7 reads them (User Task, "User
   Assignment": ``user(..)`` / ``group(..)``, a bare name a group; the human performer the assignee), before
-  the lane.
+  the lane;
+* what runs differently and cannot be made to run as Camunda does is reported: a conditional event (never
+  evaluated again after its arrival) and a process's timer start event.
 """
 
 from __future__ import annotations
@@ -444,3 +446,90 @@ def test_resource_roles_that_assign_nobody_are_problems_of_their_task(role: str,
     assert not process.executable
     assert [(p["element_id"], p["code"]) for p in process.problems] == [("Task_review", code)]
     assert all(p["line"] and p["message"] for p in process.problems)
+
+
+# ---------------------------------------------------------------- conditional events, timer start events
+
+PAID = model("""
+  <bpmn:process id="pay_then_issue" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Gateway_fork" />
+    <bpmn:parallelGateway id="Gateway_fork" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Gateway_fork" targetRef="Event_paid" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Gateway_fork" targetRef="Task_cashier" />
+    <bpmn:intermediateCatchEvent id="Event_paid" name="已缴费">
+      <bpmn:conditionalEventDefinition camunda:variableName="paid">
+        <bpmn:condition xsi:type="bpmn:tFormalExpression">${paid}</bpmn:condition>
+      </bpmn:conditionalEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="Flow_4" sourceRef="Event_paid" targetRef="Task_issue" />
+    <bpmn:userTask id="Task_issue" camunda:candidateGroups="market" />
+    <bpmn:boundaryEvent id="Event_withdrawn" attachedToRef="Task_issue">
+      <bpmn:conditionalEventDefinition>
+        <bpmn:condition xsi:type="bpmn:tFormalExpression">${withdrawn}</bpmn:condition>
+      </bpmn:conditionalEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="Flow_5" sourceRef="Task_issue" targetRef="EndEvent_issued" />
+    <bpmn:sequenceFlow id="Flow_6" sourceRef="Event_withdrawn" targetRef="EndEvent_issued" />
+    <bpmn:endEvent id="EndEvent_issued" />
+    <bpmn:userTask id="Task_cashier" camunda:candidateGroups="window" />
+    <bpmn:sequenceFlow id="Flow_7" sourceRef="Task_cashier" targetRef="EndEvent_paid" />
+    <bpmn:endEvent id="EndEvent_paid" />
+  </bpmn:process>
+""")
+
+
+def test_a_conditional_event_is_reported_on_its_element_not_left_waiting_for_ever(db, clock) -> None:
+    """Camunda 7 fires Event_paid once the cashier's branch sets paid; the library evaluated its condition
+    on arrival, against that branch's own data, and never again: the case stopped with no task open."""
+    (process,) = validate_document(PAID, "pay_then_issue.bpmn").processes
+    assert not process.executable
+    assert sorted((p["element_id"], p["code"]) for p in process.problems) == [
+        ("Event_paid", "unsupported_attribute"),  # camunda:variableName: changes of that variable only
+        ("Event_paid", "unsupported_element"),
+        ("Event_withdrawn", "unsupported_element"),
+    ]
+    assert all(p["line"] for p in process.problems)
+    assert all("条件" in p["message"] for p in process.problems if p["code"] == "unsupported_element")
+    svc = WorkflowService(db, clock=clock)
+    with pytest.raises(InvalidModel):
+        svc.deploy(PAID, "pay_then_issue.bpmn", "designer")
+
+
+def test_a_timer_start_event_of_a_process_is_reported_an_event_subprocess_timer_is_not() -> None:
+    data = model("""
+  <bpmn:process id="nightly" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_nightly">
+      <bpmn:timerEventDefinition>
+        <bpmn:timeCycle xsi:type="bpmn:tFormalExpression">R/P1D</bpmn:timeCycle>
+      </bpmn:timerEventDefinition>
+    </bpmn:startEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_nightly" targetRef="Task_check" />
+    <bpmn:userTask id="Task_check" camunda:candidateGroups="window" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_check" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+  <bpmn:process id="reminded" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_r1" sourceRef="StartEvent_1" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" camunda:candidateGroups="market" />
+    <bpmn:sequenceFlow id="Flow_r2" sourceRef="Task_review" targetRef="EndEvent_r" />
+    <bpmn:endEvent id="EndEvent_r" />
+    <bpmn:subProcess id="Sub_remind" triggeredByEvent="true">
+      <bpmn:startEvent id="StartEvent_remind" isInterrupting="false">
+        <bpmn:timerEventDefinition>
+          <bpmn:timeDuration xsi:type="bpmn:tFormalExpression">P3D</bpmn:timeDuration>
+        </bpmn:timerEventDefinition>
+      </bpmn:startEvent>
+      <bpmn:sequenceFlow id="Flow_s1" sourceRef="StartEvent_remind" targetRef="EndEvent_remind" />
+      <bpmn:endEvent id="EndEvent_remind" />
+    </bpmn:subProcess>
+  </bpmn:process>
+""")
+    reports = {p.process_id: p for p in validate_document(data, "timers.bpmn").processes}
+    nightly = reports["nightly"]
+    assert [(p["element_id"], p["code"]) for p in nightly.problems] == [
+        ("StartEvent_nightly", "unsupported_element")
+    ]
+    assert "定时开始事件" in nightly.problems[0]["message"]
+    assert reports["reminded"].executable, reports["reminded"].problems
