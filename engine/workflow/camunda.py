@@ -32,6 +32,10 @@ Accepted with a note (``notes`` of the process report): ``camunda:asyncBefore`` 
 synchronously in one transaction; there is no job executor and no history cleanup), and the attributes of
 ``HARMLESS_ATTRIBUTES`` (modeler templates, version tags, task priorities...).
 
+Every vendor extension element directly in ``bpmn:extensionElements`` is executed (``inputOutput``,
+``in`` / ``out``), reported by name (``REPORTED_EXTENSIONS``), a note (``HARMLESS_EXTENSIONS``) or, any other,
+a problem; Camunda 8's ``zeebe:`` elements included.
+
 Every vendor attribute of a BPMN element is one of three (``_attribute_checks``): executed on that element
 (``EXECUTED_ATTRIBUTES``), a note, or a problem (``unsupported_attribute``): the known ones of
 ``REPORTED_ATTRIBUTES`` (Java delegates, result and error variables, Camunda Forms, skip expressions,
@@ -69,6 +73,9 @@ ACTIVITI_NS = "http://activiti.org/bpmn"
 VENDORS = {CAMUNDA_NS: "camunda", FLOWABLE_NS: "flowable", ACTIVITI_NS: "activiti"}
 """Namespaces whose attributes and extension elements mean the same (Flowable and Camunda 7 both grew out
 of Activiti 5): ``flowable:candidateGroups`` is read as ``camunda:candidateGroups``."""
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+CHECKED = {**VENDORS, ZEEBE_NS: "zeebe"}
+"""Namespaces whose attributes and extension elements are checked (Camunda 8's too: none of it runs here)."""
 B = f"{{{BPMN_MODEL_NS}}}"
 C = f"{{{CAMUNDA_NS}}}"
 S = f"{{{SPIFF_NS}}}"
@@ -83,12 +90,12 @@ def vendor_attr(node: etree._Element, name: str) -> str | None:
     return None
 
 
-def _vendor(tag: str) -> tuple[str, str] | None:
-    """``(prefix, local name)`` of a Camunda / Flowable / Activiti element tag."""
+def _vendor(tag: str, namespaces: dict[str, str] = VENDORS) -> tuple[str, str] | None:
+    """``(prefix, local name)`` of a Camunda / Flowable / Activiti element tag (or of ``namespaces``)."""
     if tag.startswith("{"):
         ns, _, name = tag[1:].partition("}")
-        if ns in VENDORS:
-            return VENDORS[ns], name
+        if ns in namespaces:
+            return namespaces[ns], name
     return None
 
 
@@ -172,7 +179,21 @@ REPORTED_EXTENSIONS = {
     "connector": "连接器（connector）没有实现",
     "field": "字段注入（field）没有实现",
     "failedJobRetryTimeCycle": None,  # a note: there are no jobs to retry
+    "potentialStarter": "可启动者（potentialStarter）没有实现：请用流程的 candidateStarterGroups 属性",
+    "eventListener": "事件监听器（eventListener）没有实现，不会被调用",
+    "errorEventDefinition": "外部任务的错误事件（camunda:errorEventDefinition）没有实现",
+    "exceptionMap": "异常映射（exceptionMap）没有实现",
+    "customResource": "自定义身份关联（customResource）没有实现：请用候选组、候选人或办理人",
+    "assignmentDefinition": "Camunda 8 的分派（assignmentDefinition）没有实现：请用候选组/办理人属性",
 }
+EXECUTED_EXTENSIONS = frozenset({"inputOutput", "in", "out"})
+"""Vendor extension elements executed here (``_io_parameters``, ``call_mappings``)."""
+HARMLESS_EXTENSIONS = {
+    "properties": "扩展属性（properties）只供其他工具读取",
+    "userTask": "Camunda 8 的用户任务标记：本系统的用户任务本来就由人办理",
+}
+"""Vendor extension elements harmless to ignore: a note (``ignored_extension``). Any other one directly in
+``bpmn:extensionElements`` that is not reported by name above is a problem (``unsupported_extension``)."""
 CAMUNDA_MI_VARIABLES = ("nrOfInstances", "nrOfCompletedInstances", "nrOfActiveInstances", "loopCounter")
 _QUARTZ = re.compile(r"^\s*(\S+\s+){5,6}\S*\s*$")
 
@@ -577,13 +598,32 @@ def _binding_check(value: str) -> tuple[str, str] | None:
     return ("unsupported_attribute", _CALLED_VERSION)
 
 
+def _unknown_extension(
+    element: etree._Element, prefix: str, name: str, problems: list[Problem], notes: list[Problem]
+) -> None:
+    """A vendor extension element directly in ``bpmn:extensionElements`` that no rule above names."""
+    if name in EXECUTED_EXTENSIONS:
+        return
+    owner = _owner(element)
+    if name in HARMLESS_EXTENSIONS:
+        notes.append(
+            Problem(owner, "ignored_extension",
+                    f"{prefix}:{name} 已接受但不起作用：{HARMLESS_EXTENSIONS[name]}", element.sourceline)
+        )  # fmt: skip
+        return
+    problems.append(
+        Problem(owner, "unsupported_extension", f"扩展元素 {prefix}:{name} 没有实现：本系统不执行它",
+                element.sourceline)
+    )  # fmt: skip
+
+
 def _attribute_checks(element: etree._Element, problems: list[Problem], notes: list[Problem]) -> None:
     """Every Camunda / Flowable / Activiti attribute of one BPMN element: executed here (``EXECUTED_
     ATTRIBUTES``), or a note (harmless to ignore), or a problem (ignoring it changes what runs)."""
     kind = element.tag[len(B) :]
     line = element.sourceline
     for key, value in element.attrib.items():
-        vendor = _vendor(key)
+        vendor = _vendor(key, CHECKED)
         if vendor is None:
             continue
         prefix, name = vendor
@@ -666,8 +706,8 @@ def camunda_checks(process: etree._Element) -> tuple[list[Problem], list[Problem
                     except UnsafeExpression as err:
                         code = "unsafe_expression" if err.code.startswith("forbidden_") else "bad_expression"
                         problems.append(Problem(element_id, code, f"{name} 脚本：{err.message}", line))
-        elif _vendor(element.tag) is not None:
-            prefix, name = _vendor(element.tag)  # type: ignore[misc]
+        elif _vendor(element.tag, CHECKED) is not None:
+            prefix, name = _vendor(element.tag, CHECKED)  # type: ignore[misc]
             holder = element.getparent()  # extensionElements
             holder = holder.getparent() if holder is not None else None
             owner_tag = holder.tag if holder is not None else ""
@@ -680,6 +720,12 @@ def camunda_checks(process: etree._Element) -> tuple[list[Problem], list[Problem
                         line,
                     )
                 )
+            if (
+                name not in REPORTED_EXTENSIONS
+                and holder is not None
+                and element.getparent().tag == f"{B}extensionElements"
+            ):
+                _unknown_extension(element, prefix, name, problems, notes)
             if name in REPORTED_EXTENSIONS:
                 owner = _owner(element)
                 sentence = REPORTED_EXTENSIONS[name]

@@ -31,6 +31,7 @@ HEAD = """<?xml version="1.0" encoding="UTF-8"?>
                   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
                   xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
                   xmlns:flowable="http://flowable.org/bpmn"
+                  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0"
                   id="Definitions_1" targetNamespace="http://bpmn.io/schema/bpmn"
                   exporter="Camunda Modeler" exporterVersion="5.20.0">
 """
@@ -331,6 +332,61 @@ def test_vendor_attributes_harmless_to_ignore_are_notes_and_the_model_runs(db, c
     case = svc.start("harmless", {}, "applicant").instance_id
     complete(svc, db, case, "Task_review")
     assert status(db, case) == "completed"
+
+
+@pytest.mark.parametrize(
+    ("extension", "found"),
+    [
+        (
+            '<camunda:properties><camunda:property name="sla" value="3" /></camunda:properties>',
+            "ignored_extension",
+        ),
+        ("<zeebe:userTask />", "ignored_extension"),
+        ('<zeebe:assignmentDefinition candidateGroups="market" />', "unsupported_extension"),
+        ('<zeebe:formDefinition formKey="camunda-forms:bpmn:review" />', "unsupported_extension"),
+        ('<flowable:customResource flowable:name="businessAdministrator" />', "unsupported_extension"),
+        ('<camunda:errorEventDefinition id="e" expression="${failed}" />', "unsupported_extension"),
+        ('<camunda:somethingNew value="1" />', "unsupported_extension"),
+    ],
+)
+def test_vendor_extension_elements_are_executed_noted_or_reported(extension: str, found: str) -> None:
+    data = model(f"""
+  <bpmn:process id="extended" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" camunda:candidateGroups="market">
+      <bpmn:extensionElements>{extension}</bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_review" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+""")
+    (process,) = validate_document(data, "extended.bpmn").processes
+    listed = process.notes if found == "ignored_extension" else process.problems
+    assert [(p["element_id"], p["code"]) for p in listed] == [("Task_review", found)]
+    assert process.executable is (found == "ignored_extension")
+
+
+def test_a_process_level_starter_or_listener_extension_is_reported() -> None:
+    data = model("""
+  <bpmn:process id="starters" isExecutable="true">
+    <bpmn:extensionElements>
+      <camunda:potentialStarter>
+        <camunda:resourceAssignmentExpression><camunda:formalExpression>group(window)</camunda:formalExpression>
+        </camunda:resourceAssignmentExpression>
+      </camunda:potentialStarter>
+      <flowable:eventListener class="org.example.AuditListener" />
+    </bpmn:extensionElements>
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+""")
+    (process,) = validate_document(data, "starters.bpmn").processes
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [
+        ("starters", "unsupported_extension"),
+        ("starters", "unsupported_extension"),
+    ]
 
 
 # ---------------------------------------------------------------- resource roles
