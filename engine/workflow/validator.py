@@ -80,6 +80,9 @@ UNSUPPORTED_REASON = {
     "subChoreography": "不支持编排",
     "implicitThrowEvent": "不支持隐式抛出事件",
 }
+RESERVED_ID = "Start"
+"""The name of the library's own start task in every process spec: a flow node with this id replaces it, and
+the instance fails to start (``No output task connected``)."""
 CONDITIONAL_EVENT = (
     "不支持条件事件：本引擎只在流程到达该事件时判断一次条件（用它到达时的数据），之后其他环节改变数据不会再判断，"
     "条件不成立就一直等待；Camunda 在变量变化时重新判断。请改用网关，或消息/定时事件"
@@ -249,6 +252,16 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
         if name not in SUPPORTED_NODES and name not in STRUCTURE and name not in CONTAINERS:
             problems.append(Problem(owner, "unsupported_element", f"不支持的元素：bpmn:{name}", line))
             continue
+        if element_id == RESERVED_ID and name in SUPPORTED_NODES:
+            problems.append(
+                Problem(
+                    element_id,
+                    "reserved_id",
+                    f"元素 id “{RESERVED_ID}”与流程引擎内部的开始任务同名，流程启动时会失败：请换一个 id"
+                    "（如 StartEvent_1）",
+                    line,
+                )
+            )
         if element.get("isForCompensation") == "true":
             problems.append(Problem(element_id, "unsupported_element", "不支持补偿活动", line))
         if name in ("exclusiveGateway", "inclusiveGateway"):

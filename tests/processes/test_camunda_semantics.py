@@ -589,3 +589,13 @@ def test_a_timer_start_event_of_a_process_is_reported_an_event_subprocess_timer_
     ]
     assert "定时开始事件" in nightly.problems[0]["message"]
     assert reports["reminded"].executable, reports["reminded"].problems
+
+
+def test_a_flow_node_named_like_the_engines_start_task_is_reported_not_failing_at_start(db, clock) -> None:
+    data = ABSTRACT_TASK.replace(b'"StartEvent_1"', b'"Start"')
+    (process,) = validate_document(data, "abstract_task.bpmn").processes
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [("Start", "reserved_id")]
+    assert "StartEvent_1" in process.problems[0]["message"] and process.problems[0]["line"]
+    svc = WorkflowService(db, clock=clock)
+    with pytest.raises(InvalidModel):
+        svc.deploy(data, "abstract_task.bpmn", "designer")

@@ -230,6 +230,7 @@ def test_what_cannot_be_executed_is_reported_on_its_element(db, clock) -> None:
     assert not process.executable
     assert {(p["element_id"], p["code"]) for p in process.problems} == {
         ("Start", "unsupported_extension"),  # camunda:executionListener
+        ("Start", "reserved_id"),  # the library's own start task is named Start
         ("Task_form", "unsupported_extension"),  # camunda:formData, camunda:taskListener
         ("Task_form", "unsupported_language"),  # an input parameter given as a Groovy script
         ("Task_form", "unsafe_expression"),  # spiffworkflow:preScript: import os
