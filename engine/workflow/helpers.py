@@ -21,6 +21,7 @@ from typing import Any
 from engine.errors import InvalidInput
 
 from .clock import SHANGHAI, current_calendar, current_now
+from .el import EL_HELPERS
 from .scripting import DATE, DATETIME, print_line, timedelta_of
 
 MAX_DATE_TEXT = 40  # characters of an ISO date / date-time argument
@@ -274,4 +275,5 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "working_deadline": working_deadline,
     "days": days,
     "hours": hours,
+    **EL_HELPERS,  # what translated JUEL calls: Java EL's operators and coercions (``el``)
 }

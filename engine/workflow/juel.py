@@ -20,7 +20,9 @@ JUEL                                                   sandbox expression
 ``!x``, ``not x``                                      ``(not x)``
 ``a && b``, ``a and b``, ``a || b``, ``a or b``        ``(a and b)``, ``(a or b)``
 ``== != < > <= >=``, ``eq ne lt gt le ge``             the Python comparison
-``+ - * / %``, ``div``, ``mod``, unary ``-``           the Python operator
+``+ - * / %``, ``div``, ``mod``, unary ``-``           ``el_add(a, b)`` ... ``el_neg(a)`` (``el``): EL's
+                                                       arithmetic, numeric only (``'1' + '2'`` is 3), ``/``
+                                                       a Double, ``mod`` with the dividend's sign
 ``c ? a : b``                                          ``(a if c else b)``
 ``empty x``                                            ``(x in (None, '', [], {}))``
 ``execution.getVariable('x')``                         ``get_variable('x')`` (null when ``x`` is not set)
@@ -219,8 +221,8 @@ class _Parser:
         {"&&": "and", "and": "and"},
         {"==": "==", "!=": "!=", "eq": "==", "ne": "!="},
         {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "lt": "<", "gt": ">", "le": "<=", "ge": ">="},
-        {"+": "+", "-": "-"},
-        {"*": "*", "/": "/", "div": "/", "%": "%", "mod": "%"},
+        {"+": "el_add", "-": "el_sub"},
+        {"*": "el_mul", "/": "el_div", "div": "el_div", "%": "el_mod", "mod": "el_mod"},
     )
 
     def binary(self, level: int) -> _Value:
@@ -233,7 +235,10 @@ class _Parser:
             self.deeper()
             right = self.binary(level + 1)
             self.depth -= 1
-            left = _Value(f"({self.value(left)} {op} {self.value(right)})")
+            if op.startswith("el_"):  # EL's arithmetic (1.7), not Python's: el.py
+                left = _Value(f"{op}({self.value(left)}, {self.value(right)})")
+            else:
+                left = _Value(f"({self.value(left)} {op} {self.value(right)})")
         if self.at("instanceof"):
             raise JuelError("不支持 instanceof")
         return left
@@ -248,9 +253,12 @@ class _Parser:
         if self.at("-"):
             self.take()
             self.deeper()
-            operand = self.value(self.unary())
+            node = self.unary()
+            operand = self.value(node)
             self.depth -= 1
-            return _Value(f"(-{operand})")
+            if node.kind == "number":  # a literal keeps its type: Python's minus is Java's
+                return _Value(f"(-{operand})", "number")
+            return _Value(f"el_neg({operand})")
         if self.at("empty"):
             self.take()
             self.deeper()
@@ -274,7 +282,7 @@ class _Parser:
         token = self.token
         if token.kind == "num":
             self.take()
-            return _Value(token.text)
+            return _Value(token.text, "number")
         if token.kind == "str":
             self.take()
             return _Value(repr(token.value))

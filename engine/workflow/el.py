@@ -1,0 +1,238 @@
+"""The operators of Java EL 2.2 (JSR-245, the Unified Expression Language that Camunda 7 and Flowable run
+through JUEL) for JUEL translated into the sandbox's language (``engine.workflow.juel``).
+
+A JUEL operator does not do what the Python operator of the same spelling does: ``'1' + '2'`` is 3,
+``-7 mod 3`` is -1, ``5 / 0`` is Infinity. The translation therefore writes each operator as a call of one
+function here (``el_add(a, b)`` ...), chosen once at deploy time; each function applies the rules of the
+spec's section 1.7 and its type coercions (1.18), as JUEL implements them, to the values it is given.
+Nothing is parsed at run time.
+
+Java types are read from the task data's JSON values: ``None`` is null, ``bool`` Boolean, ``int`` Long
+(an int outside Java's long range is a BigInteger), ``float`` Double, ``str`` String, ``list`` List,
+``dict`` Map. Long arithmetic wraps at 64 bits as Java's does. What EL would do with a BigDecimal (a
+BigInteger met with a Double or a division) is refused (``juel_error``) rather than approximated. An EL
+error (a text that is no number, a remainder by zero) is ``InvalidInput`` with the code ``juel_error``.
+
+Each function is bounded: a Long is 64 bits, a BigInteger goes through ``guards.binop``, long texts and
+collections are charged to the evaluation's budget before they are compared.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import InvalidInput
+
+__all__ = ["EL_HELPERS"]
+
+LONG_MIN = -(2**63)
+LONG_MAX = 2**63 - 1
+INT_MIN = -(2**31)
+_LONG_TEXT = re.compile(r"[+-]?0*(\d{1,19})")  # Long.valueOf: a sign and decimal digits
+_BIG_TEXT = re.compile(r"[+-]?\d+")  # new BigInteger(text)
+_DOUBLE_TEXT = re.compile(r"[+-]?(NaN|Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?")  # Double.valueOf
+MAX_NUMBER_TEXT = 400  # characters of a text coerced to a number (Java would read more; no real value has)
+
+
+def _guards() -> Any:
+    """``engine.workflow.guards``, imported when first needed (it builds its builtins from ``helpers``,
+    which lists these functions)."""
+    from . import guards
+
+    return guards
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:40] + "…")
+    if value is None or isinstance(value, bool | int | float):
+        return "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+    return {list: "List", tuple: "List", dict: "Map"}.get(type(value), type(value).__name__)
+
+
+def _error(text: str, operator: str) -> InvalidInput:
+    return InvalidInput(f"JUEL 表达式求值出错：{text}", code="juel_error", operator=operator)
+
+
+def _wrap(n: int) -> int:
+    """A Long result: Java's two's-complement overflow."""
+    return (n - LONG_MIN) % 2**64 + LONG_MIN
+
+
+def _is_long(value: Any) -> bool:
+    return type(value) is int and LONG_MIN <= value <= LONG_MAX
+
+
+def _is_big(value: Any) -> bool:
+    return type(value) is int and not LONG_MIN <= value <= LONG_MAX
+
+
+def _dot_ee(value: Any) -> bool:
+    """A String containing '.', 'e' or 'E' (the spec's test for a String taken as a Double)."""
+    return type(value) is str and ("." in value or "e" in value or "E" in value)
+
+
+def _text_of_number(value: str, operator: str) -> str:
+    if len(value) > MAX_NUMBER_TEXT:
+        raise _error(f"文字 {_shown(value)} 过长，不能转换为数字", operator)
+    return value
+
+
+def to_long(value: Any, operator: str) -> int:
+    """Coerce to Long (1.18.3): null and '' are 0, a Boolean is an error, a Double is truncated
+    (Java's longValue), a String is read by Long.valueOf."""
+    t = type(value)
+    if value is None or (t is str and value == ""):
+        return 0
+    if t is int:
+        return value if LONG_MIN <= value <= LONG_MAX else _wrap(value)  # BigInteger.longValue()
+    if t is float:
+        if value != value:
+            return 0
+        if math.isinf(value):
+            return LONG_MAX if value > 0 else LONG_MIN
+        return max(LONG_MIN, min(LONG_MAX, int(value)))
+    if t is str:
+        match = _LONG_TEXT.fullmatch(_text_of_number(value, operator))
+        if match is not None:
+            number = int(value)
+            if LONG_MIN <= number <= LONG_MAX:
+                return number
+        raise _error(f"文字 {_shown(value)} 不能转换为整数（Long）", operator)
+    raise _error(f"{_shown(value)} 不能转换为数字", operator)
+
+
+def to_big(value: Any, operator: str) -> int:
+    """Coerce to BigInteger: like ``to_long`` without the range."""
+    t = type(value)
+    if t is int:
+        return value
+    if t is str and value != "":
+        if _BIG_TEXT.fullmatch(_text_of_number(value, operator)) is None:
+            raise _error(f"文字 {_shown(value)} 不能转换为整数（BigInteger）", operator)
+        return int(value)
+    return to_long(value, operator)
+
+
+def to_double(value: Any, operator: str) -> float:
+    """Coerce to Double (1.18.3): null and '' are 0.0, a Boolean is an error, a String is read by
+    Double.valueOf (surrounding blanks ignored, as Java does)."""
+    t = type(value)
+    if value is None or (t is str and value == ""):
+        return 0.0
+    if t is float:
+        return value
+    if t is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if t is str:
+        text = _text_of_number(value, operator).strip(" \t\n\r\x0b\x0c\x00")
+        match = _DOUBLE_TEXT.fullmatch(text)
+        if match is None:
+            raise _error(f"文字 {_shown(value)} 不能转换为数字（Double）", operator)
+        body = text.rstrip("fFdD")
+        return float(body.replace("Infinity", "inf"))
+    raise _error(f"{_shown(value)} 不能转换为数字", operator)
+
+
+def _unsupported_big(operator: str) -> InvalidInput:
+    return _error("超出 Java long 范围的整数与小数或除法一起运算（BigDecimal）在本系统中不支持", operator)
+
+
+# ---------------------------------------------------------------- arithmetic (1.7)
+
+
+def _arith(op: str, a: Any, b: Any, symbol: str) -> Any:
+    """A {+,-,*} B (1.7.1)."""
+    if a is None and b is None:
+        return 0
+    if type(a) is float or type(b) is float or _dot_ee(a) or _dot_ee(b):
+        if _is_big(a) or _is_big(b):
+            raise _unsupported_big(symbol)
+        x, y = to_double(a, symbol), to_double(b, symbol)
+        return x + y if op == "add" else x - y if op == "sub" else x * y
+    if _is_big(a) or _is_big(b):
+        return _guards().binop(op, to_big(a, symbol), to_big(b, symbol))
+    x, y = to_long(a, symbol), to_long(b, symbol)
+    return _wrap(x + y if op == "add" else x - y if op == "sub" else x * y)
+
+
+def el_add(a: Any, b: Any) -> Any:
+    """JUEL ``a + b``: always numeric (``'1' + '2'`` is 3; a text that is no number is an error)."""
+    return _arith("add", a, b, "+")
+
+
+def el_sub(a: Any, b: Any) -> Any:
+    """JUEL ``a - b``."""
+    return _arith("sub", a, b, "-")
+
+
+def el_mul(a: Any, b: Any) -> Any:
+    """JUEL ``a * b``."""
+    return _arith("mul", a, b, "*")
+
+
+def el_div(a: Any, b: Any) -> Any:
+    """JUEL ``a / b`` and ``a div b`` (1.7.2): a Double (``5 / 2`` is 2.5), by zero Infinity or NaN as
+    in Java."""
+    if a is None and b is None:
+        return 0
+    if _is_big(a) or _is_big(b):
+        raise _unsupported_big("/")
+    x, y = to_double(a, "/"), to_double(b, "/")
+    if y == 0.0:
+        if x == 0.0 or x != x:
+            return math.nan
+        return math.copysign(math.inf, x) * math.copysign(1.0, y)
+    return x / y
+
+
+def el_mod(a: Any, b: Any) -> Any:
+    """JUEL ``a % b`` and ``a mod b`` (1.7.3): Java's remainder, whose sign is the dividend's
+    (``-7 mod 3`` is -1); a Long remainder by zero is an error, a Double one NaN."""
+    if a is None and b is None:
+        return 0
+    if type(a) is float or type(b) is float or _dot_ee(a) or _dot_ee(b):
+        x, y = to_double(a, "%"), to_double(b, "%")
+        if y == 0.0 or x != x or y != y or math.isinf(x):
+            return math.nan
+        return math.fmod(x, y)
+    if _is_big(a) or _is_big(b):
+        x, y = to_big(a, "%"), to_big(b, "%")
+    else:
+        x, y = to_long(a, "%"), to_long(b, "%")
+    if y == 0:
+        raise _error("整数除以零（取余）", "%")
+    remainder = _guards().binop("mod", abs(x), abs(y))
+    return -remainder if x < 0 else remainder
+
+
+def el_neg(value: Any) -> Any:
+    """JUEL unary ``-a`` (1.7.4): null is 0, a String a Long or a Double by its text, a Boolean or a
+    collection an error."""
+    t = type(value)
+    if value is None:
+        return 0
+    if t is float:
+        return -value
+    if t is int:
+        return -value if _is_big(value) else _wrap(-value)
+    if t is str:
+        return -to_double(value, "-") if _dot_ee(value) else _wrap(-to_long(value, "-"))
+    raise _error(f"{_shown(value)} 不能取负", "-")
+
+
+EL_HELPERS: dict[str, Callable[..., Any]] = {
+    "el_add": el_add,
+    "el_sub": el_sub,
+    "el_mul": el_mul,
+    "el_div": el_div,
+    "el_mod": el_mod,
+    "el_neg": el_neg,
+}
+"""The functions translated JUEL calls (also callable by name from our own expressions)."""

@@ -1,0 +1,117 @@
+"""Translated JUEL evaluates as Java EL 2.2 does (JSR-245, "Expression Language Specification Version 2.2",
+sections 1.6-1.10 and the coercions of 1.18; JUEL, which Camunda 7 and Flowable embed, implements them in
+``NumberOperations``, ``BooleanOperations`` and ``TypeConverterImpl``). Each row is an expression, the task
+data and what EL gives, with the rule that gives it; an EL error is ``juel_error``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from engine.errors import InvalidInput
+from engine.workflow.clock import use_clock
+from engine.workflow.el import EL_HELPERS
+from engine.workflow.helpers import HELPERS
+from engine.workflow.juel import translate
+from engine.workflow.sandbox import SandboxEnvironment, allowed_callables, check_source
+
+NOW = datetime(2025, 1, 6, 1, 0, tzinfo=UTC)
+ERROR = object()  # the row's expression is an ELException in JUEL
+
+
+def run(juel: str, data: dict | None = None) -> object:
+    source = translate(juel)
+    check_source(source)  # the translation stays inside the sandbox
+    with use_clock(NOW):
+        return SandboxEnvironment().evaluate(source, dict(data or {}))
+
+
+def check(juel: str, data: dict, expected: object) -> None:
+    if expected is ERROR:
+        with pytest.raises(InvalidInput) as info:
+            run(juel, data)
+        assert info.value.code == "juel_error"
+        return
+    got = run(juel, data)
+    if isinstance(expected, float) and math.isnan(expected):
+        assert isinstance(got, float) and math.isnan(got)
+        return
+    assert got == expected and type(got) is type(expected), (juel, data, got)
+
+
+ARITHMETIC = [
+    # 1.7.3 A {%,mod} B, Longs: Java's remainder takes the sign of the dividend
+    ("${-7 mod 3}", {}, -1),
+    ("${x % 3}", {"x": -7}, -1),
+    ("${7 % -3}", {}, 1),
+    ("${x mod 2 == 1}", {"x": -3}, False),  # Python's % said -3 % 2 == 1
+    # 1.7.3, a Double or a String with . e E: Double remainder (Java's % is fmod)
+    ("${-7.5 mod 2}", {}, -1.5),
+    ("${x % 3}", {"x": "-7.0"}, -1.0),
+    ("${x % 0.0}", {"x": 1}, math.nan),
+    # 1.7.3: a Long remainder by zero is an ArithmeticException, so an EL error
+    ("${x % 0}", {"x": 1}, ERROR),
+    # 1.7.1 A {+,-,*} B: numeric only, Strings coerced to numbers (1.18.3), never concatenated
+    ("${'1' + '2'}", {}, 3),
+    ("${a + b}", {"a": "1", "b": "2"}, 3),
+    ("${a + 1}", {"a": "1.5"}, 2.5),  # a String with '.' is a Double
+    ("${a * b}", {"a": "3", "b": 2}, 6),
+    ("${a - b}", {"a": "1e3", "b": 1}, 999.0),
+    ("${a + b}", {"a": "x", "b": "y"}, ERROR),  # Long.valueOf("x") fails
+    ("${a + 1}", {"a": True}, ERROR),  # 1.18.3: a Boolean coerced to a number is an error
+    ("${a + 1}", {"a": [1]}, ERROR),  # nor is a List a number
+    # 1.7.1: both null is 0; one null is coerced to 0 (1.18.3)
+    ("${a + b}", {"a": None, "b": None}, 0),
+    ("${a + 2}", {"a": None}, 2),
+    ("${a + b}", {"a": "", "b": 2}, 2),  # "" coerces to 0
+    # 1.7.1: Long arithmetic is Java's 64-bit arithmetic
+    ("${a + 1}", {"a": 2**63 - 1}, -(2**63)),
+    ("${a * 2}", {"a": 2**62}, -(2**63)),
+    ("${1 + 2.0}", {}, 3.0),
+    # 1.7.2 A {/,div} B: always a Double (coerced to Double), by zero Java's Infinity / NaN
+    ("${5 / 2}", {}, 2.5),
+    ("${6 div 3}", {}, 2.0),
+    ("${a / b}", {"a": "5", "b": "2"}, 2.5),
+    ("${1 / 0}", {}, math.inf),
+    ("${-1 / 0}", {}, -math.inf),
+    ("${0 / 0}", {}, math.nan),
+    ("${a / 2}", {"a": None}, 0.0),
+    ("${a / b}", {"a": None, "b": None}, 0),
+    # 1.7.4 -A: null is 0, a String is a Long or (with . e E) a Double, a Boolean is an error
+    ("${-x}", {"x": "5"}, -5),
+    ("${-x}", {"x": "2.5"}, -2.5),
+    ("${-x}", {"x": None}, 0),
+    ("${-x}", {"x": True}, ERROR),
+    ("${-x}", {"x": "abc"}, ERROR),
+    ("${-x}", {"x": -(2**63)}, -(2**63)),  # Java: -Long.MIN_VALUE overflows to itself
+    ("${- -3}", {}, 3),
+]
+
+
+@pytest.mark.parametrize(("juel", "data", "expected"), ARITHMETIC)
+def test_arithmetic_follows_el(juel: str, data: dict, expected: object) -> None:
+    check(juel, data, expected)
+
+
+def test_arithmetic_is_translated_to_el_functions_once() -> None:
+    assert translate("${a mod 3}") == "el_mod(a, 3)"
+    assert translate("${(a + b) * 2 / c}") == "el_div(el_mul((el_add(a, b)), 2), c)"
+    assert translate("${-7}") == "(-7)"  # a literal keeps its type: no call
+    assert translate("${-x}") == "el_neg(x)"
+
+
+def test_integers_beyond_a_java_long_are_big_integers_and_bounded() -> None:
+    assert run("${a + 1}", {"a": 2**70}) == 2**70 + 1  # BigInteger arithmetic is exact
+    assert run("${a mod 7}", {"a": -(2**70)}) == -((2**70) % 7)  # BigInteger.remainder
+    for juel in ("${a / 2}", "${a + 0.5}"):  # BigDecimal in EL: refused, not approximated
+        with pytest.raises(InvalidInput) as info:
+            run(juel, {"a": 2**70})
+        assert info.value.code == "juel_error"
+
+
+def test_the_el_functions_are_sandbox_helpers() -> None:
+    assert set(EL_HELPERS) <= set(HELPERS) and set(EL_HELPERS) <= allowed_callables()
+    assert all(name.startswith("el_") for name in EL_HELPERS)
