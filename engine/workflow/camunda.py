@@ -201,11 +201,12 @@ _QUARTZ = re.compile(r"^\s*(\S+\s+){5,6}\S*\s*$")
 # ---------------------------------------------------------------- expressions
 
 
-def sandbox_text(text: str | None) -> str | None:
-    """At parse time: the sandbox expression for a model's text (JUEL translated). A text outside the
-    subset is left as it is: the validator has reported it, and the process was not called executable."""
+def sandbox_text(text: str | None, condition: bool = False) -> str | None:
+    """At parse time: the sandbox expression for a model's text (JUEL translated; a ``condition`` must
+    give a Boolean). A text outside the subset is left as it is: the validator has reported it, and the
+    process was not called executable."""
     try:
-        return to_sandbox(text)
+        return to_sandbox(text, condition)
     except JuelError:
         return text
 

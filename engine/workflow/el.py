@@ -2,16 +2,18 @@
 through JUEL) for JUEL translated into the sandbox's language (``engine.workflow.juel``).
 
 A JUEL operator does not do what the Python operator of the same spelling does: ``'1' + '2'`` is 3,
-``-7 mod 3`` is -1, ``5 / 0`` is Infinity. The translation therefore writes each operator as a call of one
-function here (``el_add(a, b)`` ...), chosen once at deploy time; each function applies the rules of the
-spec's section 1.7 and its type coercions (1.18), as JUEL implements them, to the values it is given.
-Nothing is parsed at run time.
+``-7 mod 3`` is -1, ``'false'`` coerces to false, ``null > 5`` is false, ``'5' == 5`` is true, ``a.b`` on a
+null ``a`` is null. The translation therefore writes each operator as a call of one function here
+(``el_add(a, b)`` ...), chosen once at deploy time; each function applies the rules of the spec's sections
+1.6-1.10 and its type coercions (1.18), as JUEL implements them, to the values it is given. Nothing is
+parsed at run time.
 
 Java types are read from the task data's JSON values: ``None`` is null, ``bool`` Boolean, ``int`` Long
 (an int outside Java's long range is a BigInteger), ``float`` Double, ``str`` String, ``list`` List,
 ``dict`` Map. Long arithmetic wraps at 64 bits as Java's does. What EL would do with a BigDecimal (a
-BigInteger met with a Double or a division) is refused (``juel_error``) rather than approximated. An EL
-error (a text that is no number, a remainder by zero) is ``InvalidInput`` with the code ``juel_error``.
+BigInteger met with a Double or a division) is refused (``juel_error``) rather than approximated; so is the
+Java text of a List or Map where a String rule would need it. An EL error (a text that is no number, a
+number where a Boolean is needed, a remainder by zero) is ``InvalidInput`` with the code ``juel_error``.
 
 Each function is bounded: a Long is 64 bits, a BigInteger goes through ``guards.binop``, long texts and
 collections are charged to the evaluation's budget before they are compared.
@@ -140,6 +142,19 @@ def to_double(value: Any, operator: str) -> float:
     raise _error(f"{_shown(value)} 不能转换为数字", operator)
 
 
+def to_bool(value: Any, operator: str) -> bool:
+    """Coerce to Boolean (1.18.5): null and '' are false, a String is Boolean.valueOf (true only for
+    'true', any case), anything else is an error."""
+    t = type(value)
+    if t is bool:
+        return value
+    if value is None:
+        return False
+    if t is str:
+        return len(value) == 4 and value.lower() == "true"
+    raise _error(f"{_shown(value)} 不能转换为布尔值（只有 true、false 和文字可以）", operator)
+
+
 def _unsupported_big(operator: str) -> InvalidInput:
     return _error("超出 Java long 范围的整数与小数或除法一起运算（BigDecimal）在本系统中不支持", operator)
 
@@ -227,6 +242,24 @@ def el_neg(value: Any) -> Any:
     raise _error(f"{_shown(value)} 不能取负", "-")
 
 
+# ---------------------------------------------------------------- logic (1.9, 1.11)
+
+
+def el_bool(value: Any) -> bool:
+    """A value where JUEL wants a Boolean (``!``, ``&&``, ``||``, the condition of ``? :``): the
+    coercion of 1.18.5 (``'false'`` is false, ``''`` and null are false, a number is an error)."""
+    return to_bool(value, "boolean")
+
+
+def el_condition(value: Any) -> bool:
+    """The value of a JUEL condition (sequence flow, loop or completion condition, conditional event):
+    Camunda and Flowable evaluate it to Object and refuse anything but a Boolean (``condition expression
+    returns non-Boolean``, ``... returns null``); so does this, rather than reading it as Python would."""
+    if type(value) is bool:
+        return value
+    raise _error(f"条件表达式的结果必须是布尔值，实际为 {_shown(value)}", "condition")
+
+
 EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_add": el_add,
     "el_sub": el_sub,
@@ -234,5 +267,7 @@ EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_div": el_div,
     "el_mod": el_mod,
     "el_neg": el_neg,
+    "el_bool": el_bool,
+    "el_condition": el_condition,
 }
 """The functions translated JUEL calls (also callable by name from our own expressions)."""

@@ -17,13 +17,19 @@ JUEL                                                   sandbox expression
 ``items[0]``, ``m[key]``                               ``items[0]``, ``m[key]``
 ``'text'``, ``"text"``, ``12``, ``1.5``, ``true``,     the same literal (``null`` is ``None``)
 ``false``, ``null``
-``!x``, ``not x``                                      ``(not x)``
-``a && b``, ``a and b``, ``a || b``, ``a or b``        ``(a and b)``, ``(a or b)``
+``!x``, ``not x``                                      ``(not el_bool(x))``: EL's coercion to Boolean
+                                                       (``'false'`` and ``''`` are false, a number is an
+                                                       error); ``el_bool`` is left out where the operand
+                                                       is a Boolean already (a comparison, ``empty``...)
+``a && b``, ``a and b``, ``a || b``, ``a or b``        ``(el_bool(a) and el_bool(b))``, ``... or ...``
 ``== != < > <= >=``, ``eq ne lt gt le ge``             the Python comparison
 ``+ - * / %``, ``div``, ``mod``, unary ``-``           ``el_add(a, b)`` ... ``el_neg(a)`` (``el``): EL's
                                                        arithmetic, numeric only (``'1' + '2'`` is 3), ``/``
                                                        a Double, ``mod`` with the dividend's sign
-``c ? a : b``                                          ``(a if c else b)``
+``c ? a : b``                                          ``(a if el_bool(c) else b)``
+a condition's value                                    ``el_condition(x)`` unless ``x`` is a Boolean: as
+                                                       Camunda and Flowable, anything else (null, the
+                                                       text ``'true'``) is an error
 ``empty x``                                            ``(x in (None, '', [], {}))``
 ``execution.getVariable('x')``                         ``get_variable('x')`` (null when ``x`` is not set)
 ``dateTime()``, ``now()``                              ``now()`` (the case clock)
@@ -185,6 +191,11 @@ class _Parser:
         sentence = f"第 {token.pos + 1} 个字符处的 {shown} 无法理解" + (f"（{why}）" if why else "")
         return JuelError(sentence, "bad_expression", token.pos)
 
+    def boolean(self, node: _Value) -> str:
+        """``node`` where EL wants a Boolean (1.18.5: ``'false'`` is false, a number an error)."""
+        text = self.value(node)
+        return text if node.kind == "bool" else f"el_bool({text})"
+
     def value(self, node: _Value) -> str:
         if node.kind == "execution":
             raise JuelError("只支持 execution.getVariable('名称')，不支持直接使用 execution 对象")
@@ -196,12 +207,15 @@ class _Parser:
             raise JuelError(f"表达式嵌套超过 {MAX_NESTING} 层", "bad_expression", self.token.pos)
 
     # ------------------------------------------------------------ grammar (EL 2.2 precedence)
-    def parse(self) -> str:
-        result = self.value(self.ternary())
+    def parse(self, condition: bool = False) -> str:
+        node = self.ternary()
+        result = self.value(node)
         if self.token.kind != "end":
             if self.at("=", "+=", ";", "->", "{"):
                 raise JuelError(f"不支持 JUEL 的 {self.token.text!r}（赋值、分号、lambda 或集合构造）")
             raise self.unexpected("多余的内容")
+        if condition and node.kind != "bool":  # Camunda and Flowable take a Boolean, nothing else
+            return f"el_condition({result})"
         return result
 
     def ternary(self) -> _Value:
@@ -212,7 +226,7 @@ class _Parser:
             yes = self.value(self.ternary())
             self.expect(":")
             no = self.value(self.ternary())
-            condition = _Value(f"({yes} if {self.value(condition)} else {no})")
+            condition = _Value(f"({yes} if {self.boolean(condition)} else {no})")
         self.depth -= 1
         return condition
 
@@ -237,8 +251,10 @@ class _Parser:
             self.depth -= 1
             if op.startswith("el_"):  # EL's arithmetic (1.7), not Python's: el.py
                 left = _Value(f"{op}({self.value(left)}, {self.value(right)})")
+            elif op in ("and", "or"):  # 1.9: each operand coerced to Boolean, the second only if needed
+                left = _Value(f"({self.boolean(left)} {op} {self.boolean(right)})", "bool")
             else:
-                left = _Value(f"({self.value(left)} {op} {self.value(right)})")
+                left = _Value(f"({self.value(left)} {op} {self.value(right)})", "bool")
         if self.at("instanceof"):
             raise JuelError("不支持 instanceof")
         return left
@@ -247,9 +263,9 @@ class _Parser:
         if self.at("!", "not"):
             self.take()
             self.deeper()
-            operand = self.value(self.unary())
+            operand = self.boolean(self.unary())
             self.depth -= 1
-            return _Value(f"(not {operand})")
+            return _Value(f"(not {operand})", "bool")
         if self.at("-"):
             self.take()
             self.deeper()
@@ -264,7 +280,7 @@ class _Parser:
             self.deeper()
             x = self.value(self.unary())
             self.depth -= 1
-            return _Value(f"({x} in (None, '', [], {{}}))")  # the operand once: nested, it stays linear
+            return _Value(f"({x} in (None, '', [], {{}}))", "bool")  # the operand once: it stays linear
         return self.postfix(self.primary())
 
     def arguments(self) -> list[str]:
@@ -288,15 +304,15 @@ class _Parser:
             return _Value(repr(token.value))
         if self.at("("):
             self.take()
-            inner = self.value(self.ternary())
+            node = self.ternary()
             self.expect(")")
-            return _Value(f"({inner})")
+            return _Value(f"({self.value(node)})", node.kind if node.kind in ("bool", "number") else "expr")
         if token.kind != "name":
             raise self.unexpected()
         self.take()
         word = token.text
         if word in _LITERALS:
-            return _Value(_LITERALS[word])
+            return _Value(_LITERALS[word], "bool" if word != "null" else "expr")
         if self.at("("):
             return self.call(word, self.arguments())
         colon = self.token
@@ -389,9 +405,10 @@ def is_juel(text: str | None) -> bool:
     return len(value) >= 3 and value[0] in "$#" and value[1] == "{" and value.endswith("}")
 
 
-def translate(text: str) -> str:
+def translate(text: str, condition: bool = False) -> str:
     """The sandbox expression for one JUEL text (``${...}`` or its inside); ``JuelError`` if outside the
-    subset."""
+    subset. A ``condition`` (of a sequence flow, loop, completion or conditional event) must give a
+    Boolean, as in Camunda and Flowable (``el_condition``)."""
     value = text.strip()
     if is_juel(value):
         value = value[2:-1]
@@ -399,20 +416,21 @@ def translate(text: str) -> str:
         raise JuelError(f"表达式超过 {MAX_JUEL} 个字符", "bad_expression")
     if not value.strip():
         raise JuelError("表达式为空", "bad_expression")
-    translated = _Parser(value).parse()
+    translated = _Parser(value).parse(condition)
     if len(translated) > 4 * MAX_JUEL:  # no rule copies an operand, so this is a bound, not a limit
         raise JuelError(f"表达式译文超过 {4 * MAX_JUEL} 个字符", "bad_expression")
     return translated
 
 
-def to_sandbox(text: str | None) -> str | None:
-    """The expression the sandbox runs for a text read from a model: JUEL translated, ours unchanged.
-    A text mixing literal text and ``${...}`` raises ``JuelError``."""
+def to_sandbox(text: str | None, condition: bool = False) -> str | None:
+    """The expression the sandbox runs for a text read from a model: JUEL translated (a ``condition``
+    must give a Boolean), ours unchanged. A text mixing literal text and ``${...}`` raises
+    ``JuelError``."""
     if text is None:
         return None
     value = text.strip()
     if is_juel(value) and _one_expression(value):
-        return translate(value)
+        return translate(value, condition)
     if "${" in value or "#{" in value:
         if _looks_composite(value):
             raise JuelError("不支持混合文字与 ${...} 的组合表达式；请写成一个完整的 ${...}")

@@ -280,11 +280,11 @@ class _OwNodeMixin:
 
     def parse_condition(self, sequence_flow: etree._Element) -> str | None:
         """A sequence flow's condition: JUEL translated once, here (``camunda.sandbox_text``)."""
-        return sandbox_text(super().parse_condition(sequence_flow))  # type: ignore[misc]
+        return sandbox_text(super().parse_condition(sequence_flow), condition=True)  # type: ignore[misc]
 
     def parse_conditional_event(self, event: etree._Element) -> Any:
         definition = super().parse_conditional_event(event)  # type: ignore[misc]
-        definition.expression = sandbox_text(definition.expression)
+        definition.expression = sandbox_text(definition.expression, condition=True)
         return definition
 
     def handles_multiple_outgoing(self) -> bool:
@@ -299,7 +299,7 @@ class _OwNodeMixin:
 
     def _add_loop_task(self, loop_characteristics: etree._Element) -> None:
         super()._add_loop_task(loop_characteristics)  # type: ignore[misc]
-        self.task.condition = sandbox_text(self.task.condition)
+        self.task.condition = sandbox_text(self.task.condition, condition=True)
 
     def _add_multiinstance_task(self, loop_characteristics: etree._Element) -> None:
         bpmn = f"{{{BPMN_MODEL_NS}}}"
@@ -315,7 +315,7 @@ class _OwNodeMixin:
                 )
         super()._add_multiinstance_task(loop_characteristics)  # type: ignore[misc]
         self.task.cardinality = sandbox_text(self.task.cardinality)
-        self.task.condition = sandbox_text(self.task.condition)
+        self.task.condition = sandbox_text(self.task.condition, condition=True)  # completionCondition
         results = _attr(loop_characteristics, OW_NS, "resultsVariable")
         self.task.extensions = {"ow_results": results} if results else {}
 

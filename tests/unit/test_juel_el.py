@@ -115,3 +115,69 @@ def test_integers_beyond_a_java_long_are_big_integers_and_bounded() -> None:
 def test_the_el_functions_are_sandbox_helpers() -> None:
     assert set(EL_HELPERS) <= set(HELPERS) and set(EL_HELPERS) <= allowed_callables()
     assert all(name.startswith("el_") for name in EL_HELPERS)
+
+
+BOOLEAN = [
+    # 1.18.5 coerce A to Boolean: a String is Boolean.valueOf(A), "" and null are false
+    ("${!flag}", {"flag": "false"}, True),  # Python's truthiness made the text 'false' true
+    ("${not flag}", {"flag": "TRUE"}, False),  # Boolean.valueOf ignores case
+    ("${!flag}", {"flag": "yes"}, True),  # any other text is false
+    ("${!flag}", {"flag": ""}, True),
+    ("${!flag}", {"flag": None}, True),
+    ("${!flag}", {"flag": 0}, ERROR),  # a number is not coerced to Boolean: an error
+    ("${!flag}", {"flag": [1]}, ERROR),
+    # 1.9.1 A {&&,and} B / A {||,or} B: both operands coerced to Boolean, B only when needed
+    ("${flag && true}", {"flag": "false"}, False),
+    ("${flag and other}", {"flag": "true", "other": "true"}, True),
+    ("${flag || other}", {"flag": "false", "other": ""}, False),
+    ("${flag or other}", {"flag": "false", "other": "True"}, True),
+    ("${flag || other}", {"flag": True, "other": 5}, True),  # B is never evaluated
+    ("${flag && other}", {"flag": True, "other": 5}, ERROR),
+    # 1.11 A ? B : C: A coerced to Boolean
+    ("${flag ? 1 : 2}", {"flag": "false"}, 2),
+    ("${flag ? 1 : 2}", {"flag": None}, 2),
+    ("${flag ? 'y' : 'n'}", {"flag": "true"}, "y"),
+    ("${flag ? 1 : 2}", {"flag": 1}, ERROR),
+]
+
+
+@pytest.mark.parametrize(("juel", "data", "expected"), BOOLEAN)
+def test_boolean_coercion_follows_el(juel: str, data: dict, expected: object) -> None:
+    check(juel, data, expected)
+
+
+def run_condition(juel: str, data: dict) -> object:
+    source = translate(juel, condition=True)
+    check_source(source)
+    return SandboxEnvironment().evaluate(source, dict(data))
+
+
+@pytest.mark.parametrize(
+    ("juel", "data", "expected"),
+    [
+        ("${approved}", {"approved": True}, True),
+        ("${approved}", {"approved": False}, False),
+        ("${!approved}", {"approved": "false"}, True),  # inside the expression EL coerces
+        # Camunda's UelExpressionCondition (and Flowable's) evaluate the expression to Object and refuse
+        # anything but a Boolean: "condition expression returns non-Boolean" / "... returns null"
+        ("${approved}", {"approved": "false"}, ERROR),
+        ("${approved}", {"approved": None}, ERROR),
+        ("${amount}", {"amount": 1}, ERROR),
+        ("${approved ? 'a' : 'b'}", {"approved": True}, ERROR),
+    ],
+)
+def test_a_condition_must_give_a_boolean_as_in_camunda(juel: str, data: dict, expected: object) -> None:
+    if expected is ERROR:
+        with pytest.raises(InvalidInput) as info:
+            run_condition(juel, data)
+        assert info.value.code == "juel_error"
+    else:
+        assert run_condition(juel, data) is expected
+
+
+def test_boolean_operands_are_not_coerced_twice() -> None:
+    assert translate("${!approved}") == "(not el_bool(approved))"
+    assert translate("${!(a && b)}") == "(not ((el_bool(a) and el_bool(b))))"
+    assert translate("${!empty x}", condition=True) == "(not (x in (None, '', [], {})))"
+    assert translate("${approved}", condition=True) == "el_condition(approved)"
+    assert translate("${true}", condition=True) == "True"
