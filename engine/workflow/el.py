@@ -155,6 +155,19 @@ def to_bool(value: Any, operator: str) -> bool:
     raise _error(f"{_shown(value)} 不能转换为布尔值（只有 true、false 和文字可以）", operator)
 
 
+def to_text(value: Any, operator: str) -> str:
+    """Coerce to String (1.18.2) where an operator's String rule needs it: null is '', a Boolean 'true' /
+    'false'. Numbers never reach it (their rules come first); a List or Map (Java's toString) is refused."""
+    t = type(value)
+    if t is str:
+        return value
+    if value is None:
+        return ""
+    if t is bool:
+        return "true" if value else "false"
+    raise _error(f"{_shown(value)} 不能作为文字比较", operator)
+
+
 def _unsupported_big(operator: str) -> InvalidInput:
     return _error("超出 Java long 范围的整数与小数或除法一起运算（BigDecimal）在本系统中不支持", operator)
 
@@ -260,6 +273,99 @@ def el_condition(value: Any) -> bool:
     raise _error(f"条件表达式的结果必须是布尔值，实际为 {_shown(value)}", "condition")
 
 
+# ---------------------------------------------------------------- comparisons (1.8)
+
+
+def _java_text_order(a: str, b: str) -> int:
+    """String.compareTo: by UTF-16 code units (a character above U+FFFF sorts below U+E000..U+FFFF)."""
+    if max(len(a), len(b)) > 256:
+        _guards().budget().charge(min(len(a), len(b)) + 1)
+    if not (a.isascii() and b.isascii()):
+        ea, eb = a.encode("utf-16-be", "surrogatepass"), b.encode("utf-16-be", "surrogatepass")
+        return (ea > eb) - (ea < eb)
+    return (a > b) - (a < b)
+
+
+def _order(a: Any, b: Any, operator: str) -> int | None:
+    """-1 / 0 / 1 for two non-null values by the rules of 1.8.1; None when a Double is NaN."""
+    if type(a) is float or type(b) is float:
+        x, y = to_double(a, operator), to_double(b, operator)
+        if x != x or y != y:
+            return None
+        return (x > y) - (x < y)
+    if _is_big(a) or _is_big(b):
+        x, y = to_big(a, operator), to_big(b, operator)
+        return (x > y) - (x < y)
+    if type(a) is int or type(b) is int:
+        x, y = to_long(a, operator), to_long(b, operator)
+        return (x > y) - (x < y)
+    if type(a) is str or type(b) is str:
+        return _java_text_order(to_text(a, operator), to_text(b, operator))
+    if type(a) is bool and type(b) is bool:  # Boolean is Comparable: false < true
+        return (a > b) - (a < b)
+    raise _error(f"{_shown(a)} 与 {_shown(b)} 不能比较大小", operator)
+
+
+def _relational(a: Any, b: Any, operator: str, test: Callable[[int | None], bool], same: bool) -> bool:
+    if a is b:
+        return same
+    if a is None or b is None:
+        return False
+    return test(_order(a, b, operator))
+
+
+def el_lt(a: Any, b: Any) -> bool:
+    """JUEL ``a < b`` / ``lt`` (1.8.1): false when either is null; a String and a number compare as
+    numbers (``'10' > 9``), two Strings by their text."""
+    return _relational(a, b, "<", lambda o: o is not None and o < 0, False)
+
+
+def el_gt(a: Any, b: Any) -> bool:
+    """JUEL ``a > b`` / ``gt``."""
+    return _relational(a, b, ">", lambda o: o is not None and o > 0, False)
+
+
+def el_le(a: Any, b: Any) -> bool:
+    """JUEL ``a <= b`` / ``le`` (true for null <= null, false for one null). JUEL computes it as
+    ``!(a > b)``, so a NaN operand gives true."""
+    return _relational(a, b, "<=", lambda o: not (o is not None and o > 0), True)
+
+
+def el_ge(a: Any, b: Any) -> bool:
+    """JUEL ``a >= b`` / ``ge`` (``!(a < b)``, as JUEL computes it)."""
+    return _relational(a, b, ">=", lambda o: not (o is not None and o < 0), True)
+
+
+def el_eq(a: Any, b: Any) -> bool:
+    """JUEL ``a == b`` / ``eq`` (1.8.2): a number and a String compare as numbers (``'5' == 5``; a text
+    that is no number is an error), a Boolean and a String as Booleans (``'true' == true``); Doubles as
+    Double.equals does (NaN equals NaN, 0.0 is not -0.0); null equals only null."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    ta, tb = type(a), type(b)
+    if ta is float or tb is float:
+        x, y = to_double(a, "=="), to_double(b, "==")
+        if x != x or y != y:
+            return x != x and y != y
+        return x == y and math.copysign(1.0, x) == math.copysign(1.0, y)
+    if _is_big(a) or _is_big(b):
+        return to_big(a, "==") == to_big(b, "==")
+    if ta is int or tb is int:
+        return to_long(a, "==") == to_long(b, "==")
+    if ta is bool or tb is bool:
+        return to_bool(a, "==") == to_bool(b, "==")
+    if ta is str or tb is str:
+        return bool(_guards().compare("eq", to_text(a, "=="), to_text(b, "==")))
+    return bool(_guards().compare("eq", a, b))  # List / Map: equals (elements by Python's ==)
+
+
+def el_ne(a: Any, b: Any) -> bool:
+    """JUEL ``a != b`` / ``ne``: the negation of ``el_eq``."""
+    return not el_eq(a, b)
+
+
 EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_add": el_add,
     "el_sub": el_sub,
@@ -269,5 +375,11 @@ EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_neg": el_neg,
     "el_bool": el_bool,
     "el_condition": el_condition,
+    "el_eq": el_eq,
+    "el_ne": el_ne,
+    "el_lt": el_lt,
+    "el_gt": el_gt,
+    "el_le": el_le,
+    "el_ge": el_ge,
 }
 """The functions translated JUEL calls (also callable by name from our own expressions)."""

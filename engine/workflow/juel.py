@@ -22,7 +22,10 @@ JUEL                                                   sandbox expression
                                                        error); ``el_bool`` is left out where the operand
                                                        is a Boolean already (a comparison, ``empty``...)
 ``a && b``, ``a and b``, ``a || b``, ``a or b``        ``(el_bool(a) and el_bool(b))``, ``... or ...``
-``== != < > <= >=``, ``eq ne lt gt le ge``             the Python comparison
+``== != < > <= >=``, ``eq ne lt gt le ge``             ``el_eq(a, b)`` ... ``el_ge(a, b)``: EL's rules
+                                                       (``'5' == 5``, ``'10' > 9``, ``'true' == true``;
+                                                       false when one side is null, ``==`` true for
+                                                       two nulls)
 ``+ - * / %``, ``div``, ``mod``, unary ``-``           ``el_add(a, b)`` ... ``el_neg(a)`` (``el``): EL's
                                                        arithmetic, numeric only (``'1' + '2'`` is 3), ``/``
                                                        a Double, ``mod`` with the dividend's sign
@@ -48,8 +51,7 @@ a condition's value                                    ``el_condition(x)`` unles
 Anything else (another function or method, a bean such as ``${myService.check(x)}``, ``instanceof``,
 lambdas, assignment, a composite text) raises ``JuelError`` with a ``code`` and a Chinese sentence; the
 validator turns it into a problem of the element (``unsupported_juel``, or ``bad_expression`` for text
-that is not an expression at all). Known differences: comparisons do not coerce between strings and numbers
-as JUEL does (``'5' == 5`` is false), and a variable that is not set is an error, as in Camunda (``Cannot
+that is not an expression at all). A variable that is not set is an error, as in Camunda (``Cannot
 resolve identifier``), except through ``execution.getVariable``.
 """
 
@@ -233,8 +235,17 @@ class _Parser:
     _LEVELS: tuple[dict[str, str], ...] = (
         {"||": "or", "or": "or"},
         {"&&": "and", "and": "and"},
-        {"==": "==", "!=": "!=", "eq": "==", "ne": "!="},
-        {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "lt": "<", "gt": ">", "le": "<=", "ge": ">="},
+        {"==": "el_eq", "!=": "el_ne", "eq": "el_eq", "ne": "el_ne"},
+        {
+            "<": "el_lt",
+            ">": "el_gt",
+            "<=": "el_le",
+            ">=": "el_ge",
+            "lt": "el_lt",
+            "gt": "el_gt",
+            "le": "el_le",
+            "ge": "el_ge",
+        },
         {"+": "el_add", "-": "el_sub"},
         {"*": "el_mul", "/": "el_div", "div": "el_div", "%": "el_mod", "mod": "el_mod"},
     )
@@ -249,12 +260,11 @@ class _Parser:
             self.deeper()
             right = self.binary(level + 1)
             self.depth -= 1
-            if op.startswith("el_"):  # EL's arithmetic (1.7), not Python's: el.py
-                left = _Value(f"{op}({self.value(left)}, {self.value(right)})")
-            elif op in ("and", "or"):  # 1.9: each operand coerced to Boolean, the second only if needed
+            if op in ("and", "or"):  # 1.9: each operand coerced to Boolean, the second only if needed
                 left = _Value(f"({self.boolean(left)} {op} {self.boolean(right)})", "bool")
-            else:
-                left = _Value(f"({self.value(left)} {op} {self.value(right)})", "bool")
+            else:  # EL's arithmetic (1.7) and comparisons (1.8), not Python's: el.py
+                kind = "bool" if level in (2, 3) else "expr"
+                left = _Value(f"{op}({self.value(left)}, {self.value(right)})", kind)
         if self.at("instanceof"):
             raise JuelError("不支持 instanceof")
         return left

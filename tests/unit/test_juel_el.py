@@ -181,3 +181,60 @@ def test_boolean_operands_are_not_coerced_twice() -> None:
     assert translate("${!empty x}", condition=True) == "(not (x in (None, '', [], {})))"
     assert translate("${approved}", condition=True) == "el_condition(approved)"
     assert translate("${true}", condition=True) == "True"
+
+
+COMPARISONS = [
+    # 1.8.1 A {<,>,<=,>=} B: if A == B, <= and >= are true; if A or B is null, false
+    ("${x > 5}", {"x": None}, False),
+    ("${x < 5}", {"x": None}, False),
+    ("${x <= 5}", {"x": None}, False),
+    ("${x >= y}", {"x": None, "y": None}, True),
+    ("${x lt y}", {"x": None, "y": None}, False),
+    # 1.8.1: a Long and a String: both coerced to Long; a Double and a String: both to Double
+    ("${x > 3}", {"x": "5"}, True),
+    ("${x > 9}", {"x": "10"}, True),  # as text '10' < '9'
+    ("${x < 2.5}", {"x": "2.25"}, True),
+    ("${x > 3}", {"x": "abc"}, ERROR),  # Long.valueOf('abc') fails
+    ("${x > 3}", {"x": "3.5"}, ERROR),  # Long.valueOf('3.5') fails: a Long rule, not a Double one
+    ("${x ge 3}", {"x": True}, ERROR),  # a Boolean is no number
+    # 1.8.1: two Strings compare lexically (String.compareTo)
+    ("${a < b}", {"a": "10", "b": "9"}, True),
+    ("${a gt b}", {"a": "b", "b": "a"}, True),
+    ("${a < b}", {"a": "\uffff", "b": "\U0001f600"}, False),  # by UTF-16 code units, as Java does
+    ("${a < b}", {"a": [1], "b": [2]}, ERROR),  # a List is not Comparable
+    # 1.8.2 A {==,!=} B: null equals only null
+    ("${x == null}", {"x": None}, True),
+    ("${x == 0}", {"x": None}, False),
+    ("${x != null}", {"x": ""}, True),
+    ("${x eq y}", {"x": None, "y": None}, True),
+    # 1.8.2: a number and a String: the String coerced to the number's type
+    ("${x == 5}", {"x": "5"}, True),  # Python said '5' == 5 is false
+    ("${x == 5.0}", {"x": "5"}, True),
+    ("${x == 5}", {"x": 5.0}, True),  # Long and Double compare as Doubles
+    ("${x ne 5}", {"x": "6"}, True),
+    ("${x == 0}", {"x": ""}, True),  # "" coerces to 0
+    ("${x == 5}", {"x": "five"}, ERROR),
+    ("${x == 1}", {"x": True}, ERROR),  # Python said True == 1
+    # 1.8.2: a Boolean and a String: the String coerced to Boolean
+    ("${x == true}", {"x": "true"}, True),
+    ("${x == false}", {"x": "no"}, True),
+    ("${x eq true}", {"x": True}, True),
+    # 1.8.2: Doubles compare as Double.equals (JUEL): NaN equals NaN, 0.0 is not -0.0
+    ("${0 / 0 == 0 / 0}", {}, True),
+    ("${x == 0.0}", {"x": -0.0}, False),
+    # 1.8.2: Strings by their text, Lists and Maps by equals
+    ("${a == 'x'}", {"a": "x"}, True),
+    ("${a == b}", {"a": [1, "a"], "b": [1, "a"]}, True),
+    ("${a == 'x'}", {"a": ["x"]}, ERROR),  # Java would compare List.toString(): refused
+]
+
+
+@pytest.mark.parametrize(("juel", "data", "expected"), COMPARISONS)
+def test_comparisons_follow_el(juel: str, data: dict, expected: object) -> None:
+    check(juel, data, expected)
+
+
+def test_nan_compares_as_juel_computes_it() -> None:
+    """JUEL writes ``a <= b`` as ``!(a > b)`` and ``a >= b`` as ``!(a < b)``: with NaN, true."""
+    assert run("${0 / 0 <= 1}") is True and run("${0 / 0 >= 1}") is True
+    assert run("${0 / 0 < 1}") is False and run("${0 / 0 > 1}") is False
