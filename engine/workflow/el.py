@@ -366,6 +366,43 @@ def el_ne(a: Any, b: Any) -> bool:
     return not el_eq(a, b)
 
 
+# ---------------------------------------------------------------- properties (1.6)
+
+
+def _index(key: Any) -> int:
+    """ListELResolver's index: a Number's intValue, a String by Integer.valueOf, else an error."""
+    t = type(key)
+    if t is int:
+        return (key - INT_MIN) % 2**32 + INT_MIN
+    if t is float:  # Double.intValue(): NaN is 0, out of range the nearest bound
+        if key != key:
+            return 0
+        return -INT_MIN - 1 if key >= -INT_MIN else INT_MIN if key <= INT_MIN else int(key)
+    if t is str:
+        match = _LONG_TEXT.fullmatch(_text_of_number(key, "[]"))
+        if match is not None and INT_MIN <= int(key) <= -INT_MIN - 1:
+            return int(key)
+    raise _error(f"{_shown(key)} 不能作为列表下标", "[]")
+
+
+def el_get(base: Any, key: Any) -> Any:
+    """JUEL ``base.key`` / ``base[key]`` (1.6): null when ``base`` or ``key`` is null, a Map's value
+    (null when the key is missing), a List's item (null when the index is out of range, a negative one
+    included); a property of a text, number or Boolean is an error."""
+    if base is None or key is None:
+        return None
+    t = type(base)
+    if t is dict:
+        if type(key) not in (str, int, float, bool):
+            return None  # Map.get of a List or Map key: the data's keys are texts
+        _guards().key(key)
+        return base.get(key)
+    if t is list or t is tuple:
+        index = _index(key)
+        return base[index] if 0 <= index < len(base) else None
+    raise _error(f"{_shown(base)} 没有属性 {_shown(key)}", ".")
+
+
 EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_add": el_add,
     "el_sub": el_sub,
@@ -381,5 +418,6 @@ EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_gt": el_gt,
     "el_le": el_le,
     "el_ge": el_ge,
+    "el_get": el_get,
 }
 """The functions translated JUEL calls (also callable by name from our own expressions)."""

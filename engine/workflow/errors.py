@@ -4,7 +4,8 @@ While the library runs a step it raises
 
 * ``WorkflowTaskException``: a script or expression failed; it carries the task (so the element) and the
   original exception (``TypeError``, ``ZeroDivisionError``, ``KeyError``...); the line is read from the
-  sandbox frame of the traceback -> ``InvalidInput(code="expression_failed", element_id, line, error_type)``;
+  sandbox frame of the traceback -> ``InvalidInput(code="expression_failed", element_id, line, error_type)``
+  (a ``NameError``: ``variable``, the name that is not set, as Camunda's ``Cannot resolve identifier``);
 * ``WorkflowException``: it carries the task spec; "No conditions satisfied" is an exclusive gateway with
   no true condition and no default flow -> ``InvalidInput(code="no_condition_satisfied", element_id)``,
   anything else ``InvalidInput(code="engine_error", element_id)``;
@@ -113,13 +114,16 @@ def step_failure(exc: BaseException) -> OneWindowError | None:
         cause = exc.__cause__ or exc.__context__
         element_id = _spec_element(getattr(task, "task_spec", None))
         line = _script_line(cause) or (exc.line_number or None)
+        unset = cause.name if isinstance(cause, NameError) and isinstance(cause.name, str) else None
+        text = f"变量 {unset} 没有设置" if unset else _text(exc)  # JUEL: Cannot resolve identifier
         return InvalidInput(
-            f"流程执行失败{_where(element_id, line)}：{_text(exc)}",
+            f"流程执行失败{_where(element_id, line)}：{text}",
             code="expression_failed" if cause is not None or exc.error_type != "unknown" else "engine_error",
             element_id=element_id,
             task_id=str(task.id) if task is not None else None,
             line=line,
             error_type=exc.error_type if exc.error_type != "unknown" else None,
+            variable=unset,
         )
     if isinstance(exc, WorkflowException):
         element_id = _spec_element(exc.task_spec)

@@ -12,9 +12,10 @@ The subset, and what it becomes:
 =====================================================  ==================================================
 JUEL                                                   sandbox expression
 =====================================================  ==================================================
-``amount``, ``order.total``, ``order['total']``        ``amount``, ``order.get('total')`` (a missing key
-                                                       is null, as for a Java map)
-``items[0]``, ``m[key]``                               ``items[0]``, ``m[key]``
+``amount``, ``order.total``, ``order['total']``        ``amount``, ``el_get(order, 'total')``: null when
+``items[0]``, ``m[key]``                               ``order`` is null or has no such key (1.6), a
+                                                       list's item or null when the index is out of
+                                                       range (``items[-1]`` too), else an error
 ``'text'``, ``"text"``, ``12``, ``1.5``, ``true``,     the same literal (``null`` is ``None``)
 ``false``, ``null``
 ``!x``, ``not x``                                      ``(not el_bool(x))``: EL's coercion to Boolean
@@ -52,7 +53,9 @@ Anything else (another function or method, a bean such as ``${myService.check(x)
 lambdas, assignment, a composite text) raises ``JuelError`` with a ``code`` and a Chinese sentence; the
 validator turns it into a problem of the element (``unsupported_juel``, or ``bad_expression`` for text
 that is not an expression at all). A variable that is not set is an error, as in Camunda (``Cannot
-resolve identifier``), except through ``execution.getVariable``.
+resolve identifier``), except through ``execution.getVariable``. The methods are Python's on the same
+value (``'abc'.size()`` is 3 where Java has no such method; ``equals`` and ``contains`` compare with
+Python's ``==``).
 """
 
 from __future__ import annotations
@@ -358,11 +361,7 @@ class _Parser:
             if self.take().text == "[":
                 key = self.ternary()
                 self.expect("]")
-                target = self.value(node)
-                if key.text.startswith(("'", '"')) and key.kind == "expr" and _is_string_literal(key.text):
-                    node = _Value(f"{target}.get({key.text})")
-                else:
-                    node = _Value(f"{target}[{self.value(key)}]")
+                node = _Value(f"el_get({self.property_base(node)}, {self.value(key)})")  # 1.6
                 continue
             token = self.take()
             if token.kind not in ("name", "op"):
@@ -375,8 +374,13 @@ class _Parser:
             else:
                 if not member.isidentifier() or member.startswith("_"):
                     raise JuelError(f"不支持的属性名：{member!r}")
-                node = _Value(f"{self.value(node)}.get({member!r})")
+                node = _Value(f"el_get({self.property_base(node)}, {member!r})")  # a.b is a['b'] (1.6)
         return node
+
+    def property_base(self, node: _Value) -> str:
+        if node.kind == "date":
+            raise JuelError("dateTime() 的值没有属性：只支持 plusDays/plusHours/... 与 toDate()")
+        return self.value(node)
 
     def method(self, node: _Value, name: str, args: list[str]) -> _Value:  # noqa: C901 - one per method
         if node.kind == "execution":

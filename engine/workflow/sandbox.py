@@ -25,7 +25,8 @@ A model's JUEL (``${...}``) is translated into this language once, when the mode
 (``engine.workflow.juel``); a ``${expr}`` wrapper that still reaches ``evaluate`` is stripped and the inside
 evaluated as a Python expression. ``get_variable``, ``print``, ``datetime`` / ``date`` / ``timedelta`` and
 ``plus_time`` come from ``helpers`` / ``scripting`` (each bounded, each with its tests in
-``tests/unit/test_script_powers.py``).
+``tests/unit/test_script_powers.py``). The ``el_*`` functions translated JUEL calls (Java EL's operators and
+coercions) come from ``el``, with their tests in ``tests/unit/test_juel_el.py``.
 Values written back to task data must be JSON (tuples/sets become lists; callables are dropped).
 """
 

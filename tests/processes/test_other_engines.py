@@ -245,3 +245,57 @@ def test_what_cannot_be_executed_is_reported_on_its_element(db, clock) -> None:
     with pytest.raises(OneWindowError) as refused:  # the unsafe preScript makes it unsafe_expression
         svc.deploy(data, "camunda7_unsupported.bpmn", "designer")
     assert refused.value.code in ("unsafe_expression", "invalid_model")
+
+
+# ---------------------------------------------------------------- Camunda 7: the rules of EL 2.2
+
+
+def _fee_case(db, clock, data: dict) -> tuple[WorkflowService, str]:
+    svc = deployed(db, clock, "camunda7_fee.bpmn")
+    case = svc.start("camunda7_fee", data, "clerk01").instance_id
+    return svc, case
+
+
+def test_camunda7_fee_conditions_take_the_branch_el_gives(db, clock) -> None:
+    """Form fields arrive as texts. Camunda 7 (JUEL, EL 2.2) reads ``!feeWaived`` with the text 'false' as
+    true (1.18.5, Boolean.valueOf) and ``price + postage`` with '80' and '30' as 110 (1.7.1): the fee is
+    due. Python's truthiness and concatenation took the free branch."""
+    svc, case = _fee_case(
+        db, clock, {"feeWaived": "false", "price": "80", "postage": "30", "agent": {"name": None}}
+    )
+    svc.complete_task(one_task(db, case, "Task_check")["id"], {}, "window")
+    assert [t["element_id"] for t in ready(db, case)] == ["Task_pay"]
+
+
+def test_camunda7_a_property_of_null_is_null_and_the_default_flow_is_taken(db, clock) -> None:
+    """``agent.name`` with ``agent`` null is null (EL 1.6), so ``agent.name != null`` is false: the
+    default flow. It raised an AttributeError."""
+    svc, case = _fee_case(db, clock, {"feeWaived": "true", "agent": None})
+    svc.complete_task(one_task(db, case, "Task_check")["id"], {}, "window")
+    assert [t["element_id"] for t in ready(db, case)] == ["Task_issue"]
+    svc, case = _fee_case(db, clock, {"feeWaived": "TRUE", "agent": {"name": "李四"}})
+    svc.complete_task(one_task(db, case, "Task_check")["id"], {}, "window")
+    assert [t["element_id"] for t in ready(db, case)] == ["Task_agent"]
+
+
+def test_camunda7_a_text_that_is_no_number_fails_the_step_and_nothing_is_stored(db, clock) -> None:
+    """``price + postage`` with the text 'eighty': JUEL raises an ELException (Long.valueOf fails), the
+    step fails with juel_error naming the flow, and the case stays at its task."""
+    svc, case = _fee_case(db, clock, {"feeWaived": "false", "price": "eighty", "postage": "30"})
+    task = one_task(db, case, "Task_check")
+    with pytest.raises(OneWindowError) as info:
+        svc.complete_task(task["id"], {}, "window")
+    assert info.value.code == "juel_error"
+    assert [t["element_id"] for t in ready(db, case)] == ["Task_check"]
+
+
+def test_camunda7_an_unknown_variable_fails_the_step_as_in_camunda(db, clock) -> None:
+    """Camunda raises PropertyNotFoundException (``Cannot resolve identifier 'agent'``) for a variable
+    that was never set; so do we, rather than reading it as null."""
+    svc, case = _fee_case(db, clock, {"feeWaived": "true"})
+    task = one_task(db, case, "Task_check")
+    with pytest.raises(OneWindowError) as info:
+        svc.complete_task(task["id"], {}, "window")
+    assert info.value.code == "expression_failed"
+    assert info.value.detail["variable"] == "agent" and "变量 agent 没有设置" in info.value.message
+    assert [t["element_id"] for t in ready(db, case)] == ["Task_check"]

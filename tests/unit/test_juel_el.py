@@ -238,3 +238,75 @@ def test_nan_compares_as_juel_computes_it() -> None:
     """JUEL writes ``a <= b`` as ``!(a > b)`` and ``a >= b`` as ``!(a < b)``: with NaN, true."""
     assert run("${0 / 0 <= 1}") is True and run("${0 / 0 >= 1}") is True
     assert run("${0 / 0 < 1}") is False and run("${0 / 0 > 1}") is False
+
+
+PROPERTIES = [
+    # 1.6 A.B / A[B]: if A is null, null; if B is null, null
+    ("${a.b}", {"a": None}, None),  # an AttributeError before
+    ("${a.b.c}", {"a": {"b": None}}, None),
+    ("${a[k]}", {"a": {"x": 1}, "k": None}, None),
+    ("${a.b == null}", {"a": None}, True),
+    ("${empty a.b}", {"a": None}, True),
+    # 1.6, a Map: its value, null when the key is missing (MapELResolver)
+    ("${a.b}", {"a": {"b": 2}}, 2),
+    ("${a['b']}", {"a": {"b": 2}}, 2),
+    ("${a[k]}", {"a": {"b": 2}, "k": "c"}, None),  # a KeyError before
+    ("${a[1]}", {"a": {"1": 2}}, None),  # Map.get(1L) finds no key '1'
+    # 1.6, a List: B coerced to an index; out of range is null (ListELResolver), a negative one too
+    ("${a[1]}", {"a": ["x", "y"]}, "y"),
+    ("${a['1']}", {"a": ["x", "y"]}, "y"),  # Integer.valueOf('1')
+    ("${a[2]}", {"a": ["x", "y"]}, None),  # an IndexError before
+    ("${a[-1]}", {"a": ["x", "y"]}, None),  # Python said 'y'
+    ("${a[1.9]}", {"a": ["x", "y"]}, "y"),  # Double.intValue()
+    ("${a['x']}", {"a": ["x", "y"]}, ERROR),
+    ("${a[true]}", {"a": ["x", "y"]}, ERROR),
+    # 1.6: a String, a number or a Boolean has no such property (BeanELResolver): an error
+    ("${a.b}", {"a": "text"}, ERROR),
+    ("${a.b}", {"a": 5}, ERROR),
+    # methods keep working on what a property gives
+    ("${a.b.size() == 2}", {"a": {"b": [1, 2]}}, True),
+]
+
+
+@pytest.mark.parametrize(("juel", "data", "expected"), PROPERTIES)
+def test_properties_follow_el(juel: str, data: dict, expected: object) -> None:
+    check(juel, data, expected)
+
+
+def test_a_property_of_a_date_is_refused_at_deploy() -> None:
+    from engine.workflow.juel import JuelError
+
+    with pytest.raises(JuelError) as info:
+        translate("${dateTime().year}")
+    assert info.value.code == "unsupported_juel"
+
+
+def test_an_unknown_variable_is_an_error_as_in_camunda() -> None:
+    """Camunda: PropertyNotFoundException, ``Cannot resolve identifier 'x'``; not null."""
+    with pytest.raises(NameError):
+        run("${x == null}", {})
+    assert run("${execution.getVariable('x') == null}", {}) is True  # the way to ask for a maybe-unset one
+
+
+def test_every_el_function_is_exercised_by_the_tables() -> None:
+    used = " ".join(
+        translate(j, condition=True) for j, _, _ in ARITHMETIC + BOOLEAN + COMPARISONS + PROPERTIES
+    )
+    assert {name for name in EL_HELPERS if f"{name}(" in used} == set(EL_HELPERS)
+
+
+def test_the_el_functions_are_bounded_by_the_expression_budget() -> None:
+    from engine.errors import ExpressionBudgetExceeded
+    from engine.workflow import guards
+    from engine.workflow.el import el_eq, el_lt
+
+    big = list(range(300_000))
+    with guards.activate(guards.Budget(max_work=10_000)):  # charged before the C call runs
+        with pytest.raises(ExpressionBudgetExceeded):
+            el_eq(big, list(big))  # List.equals
+        with pytest.raises(ExpressionBudgetExceeded):
+            el_lt("a" * 50_000, "a" * 50_000 + "b")  # String.compareTo
+    with pytest.raises(InvalidInput) as info:
+        run("${a + 1}", {"a": "1" * 100_000})  # a text too long to be a number is not parsed
+    assert info.value.code == "juel_error"
+    assert run("${a * a * a * a}", {"a": 2**40}) == 0  # Long arithmetic stays 64 bits: 2**160 wraps to 0
