@@ -6,7 +6,8 @@ A JUEL operator does not do what the Python operator of the same spelling does: 
 null ``a`` is null. The translation therefore writes each operator as a call of one function here
 (``el_add(a, b)`` ...), chosen once at deploy time; each function applies the rules of the spec's sections
 1.6-1.10 and its type coercions (1.18), as JUEL implements them, to the values it is given. Nothing is
-parsed at run time.
+parsed at run time. The methods the subset allows (``size()``, ``equals()``, ``trim()``...) are the Java
+classes' own (``el_method``): ``'𠀀'.length()`` is 2 (UTF-16 units), ``trim()`` keeps U+3000.
 
 Java types are read from the task data's JSON values: ``None`` is null, ``bool`` Boolean, ``int`` Long
 (an int outside Java's long range is a BigInteger), ``float`` Double, ``str`` String, ``list`` List,
@@ -403,6 +404,106 @@ def el_get(base: Any, key: Any) -> Any:
     raise _error(f"{_shown(base)} 没有属性 {_shown(key)}", ".")
 
 
+# ---------------------------------------------------------------- methods (1.2.1.2, the Java classes')
+
+_JAVA_BLANK = "".join(chr(c) for c in range(0x21))  # String.trim() removes every char <= U+0020, no more
+
+
+def java_equals(a: Any, b: Any) -> bool:
+    """Object.equals as the Java values would answer: no coercion (a Long never equals a Double or a
+    Boolean), Double.equals for Doubles, List and Map element by element."""
+    ta, tb = type(a), type(b)
+    if ta is tuple:
+        ta = list
+    if tb is tuple:
+        tb = list
+    if ta is not tb:
+        return False
+    if ta is float:
+        if a != a or b != b:
+            return a != a and b != b
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if ta is list:
+        if len(a) != len(b):
+            return False
+        _guards().budget().charge(len(a) + 1)
+        return all(java_equals(x, y) for x, y in zip(a, b, strict=True))
+    if ta is dict:
+        if len(a) != len(b):
+            return False
+        _guards().budget().charge(len(a) + 1)
+        return all(k in b and java_equals(v, b[k]) for k, v in a.items())
+    if ta is str and len(a) > 256:
+        _guards().budget().charge(min(len(a), len(b)) + 1)
+    return bool(a == b)
+
+
+def _java_kind(value: Any) -> str:
+    t = type(value)
+    if t is str:
+        return "String"
+    if t is list or t is tuple:
+        return "List"
+    if t is dict:
+        return "Map"
+    return "Object"
+
+
+def _text_argument(value: Any, method: str) -> str:
+    """A method's String parameter: EL coerces the argument (1.18.2): null is '', a Long or Boolean its
+    text; a Double (whose Java text this does not reproduce) or a collection is refused."""
+    t = type(value)
+    if t is str:
+        return value
+    if value is None:
+        return ""
+    if t is bool:
+        return "true" if value else "false"
+    if t is int:
+        return str(value)
+    raise _error(f"{method}() 的参数 {_shown(value)} 不能作为文字", method)
+
+
+def el_method(target: Any, name: str, *args: Any) -> Any:
+    """A method of a Java String, List or Map as JUEL invokes it: ``size()`` (List, Map), ``length()``
+    (String, in UTF-16 units as Java counts them), ``isEmpty()``, ``equals(x)`` (Object.equals, no
+    coercion), ``contains(x)`` (String: a text argument; List: by equals), ``startsWith`` / ``endsWith``
+    (String, the argument coerced to String), ``toUpperCase()`` / ``toLowerCase()``, ``trim()`` (the
+    characters up to U+0020 only: an ideographic space U+3000 stays, as in Java). A method of null, or one
+    the value's class does not have, is an error."""
+    if target is None:
+        raise _error(f"不能在 null 上调用 {name}()", name)
+    kind = _java_kind(target)
+    if name == "equals" and len(args) == 1:
+        return java_equals(target, args[0])
+    if kind == "String":
+        if len(target) > 256:
+            _guards().budget().charge(len(target) + 1)
+        if name == "length" and not args:
+            return len(target) if target.isascii() else len(target.encode("utf-16-le", "surrogatepass")) // 2
+        if name == "isEmpty" and not args:
+            return target == ""
+        if name == "contains" and len(args) == 1:
+            if type(args[0]) is not str:
+                raise _error(f"contains() 的参数 {_shown(args[0])} 不是文字", name)
+            return bool(_guards().compare("in", args[0], target))
+        if name in ("startsWith", "endsWith") and len(args) == 1:
+            prefix = _text_argument(args[0], name)
+            return target.startswith(prefix) if name == "startsWith" else target.endswith(prefix)
+        if name in ("toUpperCase", "toLowerCase") and not args:
+            return target.upper() if name == "toUpperCase" else target.lower()
+        if name == "trim" and not args:
+            return target.strip(_JAVA_BLANK)
+    elif kind in ("List", "Map"):
+        if name == "size" and not args:
+            return len(target)
+        if name == "isEmpty" and not args:
+            return len(target) == 0
+        if kind == "List" and name == "contains" and len(args) == 1:
+            return any(java_equals(item, args[0]) for item in target)
+    raise _error(f"{_shown(target)} 没有方法 {name}()（参数 {len(args)} 个）", name)
+
+
 EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_add": el_add,
     "el_sub": el_sub,
@@ -419,5 +520,6 @@ EL_HELPERS: dict[str, Callable[..., Any]] = {
     "el_le": el_le,
     "el_ge": el_ge,
     "el_get": el_get,
+    "el_method": el_method,
 }
 """The functions translated JUEL calls (also callable by name from our own expressions)."""

@@ -41,10 +41,10 @@ a condition's value                                    ``el_condition(x)`` unles
 ``plusMinutes``, ``plusSeconds``, ``plusWeeks``,       that timers and due dates accept; ``minus*``
 ``plusMonths``, ``plusYears``, ``minus*``,             subtracts; ``toDate()`` keeps the value
 ``toDate()``)
-``x.size()``, ``x.length()``, ``x.isEmpty()``,         ``len(x)``, ``(len(x) == 0)``, ``(x == y)``,
-``x.equals(y)``, ``x.contains(y)``,                    ``(y in x)``, ``x.startswith(y)``...
-``x.startsWith(y)``, ``x.endsWith(y)``,
-``x.toUpperCase()``, ``x.toLowerCase()``, ``x.trim()``
+``x.size()``, ``x.length()``, ``x.isEmpty()``,         ``el_method(x, 'size')`` ...: the Java class's
+``x.equals(y)``, ``x.contains(y)``,                    method (``length()`` in UTF-16 units, ``equals``
+``x.startsWith(y)``, ``x.endsWith(y)``,                without coercion, ``trim()`` up to U+0020 only);
+``x.toUpperCase()``, ``x.toLowerCase()``, ``x.trim()`` one the class lacks (``'a'.size()``) is an error
 ``f(a, b)`` for one of our helpers (``days``,          the same call
 ``working_deadline``, ...) or builtins (``len``)
 =====================================================  ==================================================
@@ -53,9 +53,7 @@ Anything else (another function or method, a bean such as ``${myService.check(x)
 lambdas, assignment, a composite text) raises ``JuelError`` with a ``code`` and a Chinese sentence; the
 validator turns it into a problem of the element (``unsupported_juel``, or ``bad_expression`` for text
 that is not an expression at all). A variable that is not set is an error, as in Camunda (``Cannot
-resolve identifier``), except through ``execution.getVariable``. The methods are Python's on the same
-value (``'abc'.size()`` is 3 where Java has no such method; ``equals`` and ``contains`` compare with
-Python's ``==``).
+resolve identifier``), except through ``execution.getVariable``.
 """
 
 from __future__ import annotations
@@ -99,8 +97,9 @@ _UNITS = {
     "Months": "months", "Years": "years",
 }  # fmt: skip
 _DATE_METHODS = {f"{sign}{unit}": (sign, name) for sign in ("plus", "minus") for unit, name in _UNITS.items()}
-_STRING_METHODS = {"startsWith": "startswith", "endsWith": "endswith", "toUpperCase": "upper",
-                   "toLowerCase": "lower", "trim": "strip"}  # fmt: skip
+_METHODS = {"size": 0, "length": 0, "isEmpty": 0, "equals": 1, "contains": 1, "startsWith": 1, "endsWith": 1,
+            "toUpperCase": 0, "toLowerCase": 0, "trim": 0}  # fmt: skip
+"""The methods of a String, List or Map the subset allows, with their number of arguments."""
 
 
 def _helpers() -> frozenset[str]:
@@ -396,16 +395,9 @@ class _Parser:
                 return node
             raise JuelError(f"dateTime() 只支持 plusDays/plusHours/... 与 toDate()，不支持 {name}()")
         target = self.value(node)
-        if name in ("size", "length") and not args:
-            return _Value(f"len({target})")
-        if name == "isEmpty" and not args:
-            return _Value(f"(len({target}) == 0)")
-        if name == "equals" and len(args) == 1:
-            return _Value(f"({target} == {args[0]})")
-        if name == "contains" and len(args) == 1:
-            return _Value(f"({args[0]} in {target})")
-        if name in _STRING_METHODS and len(args) == (1 if name in ("startsWith", "endsWith") else 0):
-            return _Value(f"{target}.{_STRING_METHODS[name]}({', '.join(args)})")
+        if name in _METHODS and len(args) == _METHODS[name]:  # the Java class's method: el_method
+            kind = "bool" if name in ("isEmpty", "equals", "contains", "startsWith", "endsWith") else "expr"
+            return _Value(f"el_method({', '.join([target, repr(name), *args])})", kind)
         raise JuelError(f"不支持的方法调用：{name}()（只能调用本系统提供的函数）")
 
 

@@ -288,9 +288,45 @@ def test_an_unknown_variable_is_an_error_as_in_camunda() -> None:
     assert run("${execution.getVariable('x') == null}", {}) is True  # the way to ask for a maybe-unset one
 
 
+METHODS = [
+    # EL 2.2 1.2.1.2: a method of the base's Java class, its arguments coerced to the parameter types
+    ("${a.length()}", {"a": "张三"}, 2),
+    ("${a.length()}", {"a": "\U00020000三"}, 3),  # String.length() counts UTF-16 units: 𠀀 is two
+    ("${a.size()}", {"a": [1, 2]}, 2),
+    ("${a.size()}", {"a": {"k": 1}}, 1),
+    ("${a.size()}", {"a": "abc"}, ERROR),  # String has no size()
+    ("${a.length()}", {"a": [1]}, ERROR),  # List has no length()
+    ("${a.isEmpty()}", {"a": ""}, True),
+    ("${a.size()}", {"a": None}, ERROR),  # a method of null: PropertyNotFoundException
+    # Object.equals: no coercion, unlike ==
+    ("${a.equals(5)}", {"a": "5"}, False),
+    ("${a.equals(5)}", {"a": 5.0}, False),  # Double.equals(Long) is false; Python said 5.0 == 5
+    ("${a.equals(1)}", {"a": True}, False),
+    ("${a.equals(b)}", {"a": [1, "x"], "b": [1, "x"]}, True),
+    ("${a.equals(b)}", {"a": [1], "b": [1.0]}, False),
+    # String.contains(CharSequence) / List.contains(Object) by equals
+    ("${a.contains('营业')}", {"a": "营业执照"}, True),
+    ("${a.contains(1)}", {"a": [1.0, 2.0]}, False),
+    ("${a.contains(1)}", {"a": [1, 2]}, True),
+    ("${a.contains(5)}", {"a": "15"}, ERROR),  # a Long is no CharSequence
+    # startsWith(String): the argument coerced to String (1.18.2: null is '')
+    ("${a.startsWith(1)}", {"a": "123"}, True),
+    ("${a.endsWith(b)}", {"a": "abc", "b": None}, True),
+    # String.trim() removes the characters up to U+0020 only: the ideographic space stays
+    ("${a.trim() == '张三'}", {"a": "  张三\t"}, True),
+    ("${a.trim() == '张三'}", {"a": "\u3000张三"}, False),  # Python's strip() removed it
+    ("${a.toUpperCase()}", {"a": "abc"}, "ABC"),
+]
+
+
+@pytest.mark.parametrize(("juel", "data", "expected"), METHODS)
+def test_methods_are_the_java_classes(juel: str, data: dict, expected: object) -> None:
+    check(juel, data, expected)
+
+
 def test_every_el_function_is_exercised_by_the_tables() -> None:
     used = " ".join(
-        translate(j, condition=True) for j, _, _ in ARITHMETIC + BOOLEAN + COMPARISONS + PROPERTIES
+        translate(j, condition=True) for j, _, _ in ARITHMETIC + BOOLEAN + COMPARISONS + PROPERTIES + METHODS
     )
     assert {name for name in EL_HELPERS if f"{name}(" in used} == set(EL_HELPERS)
 
