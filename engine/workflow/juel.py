@@ -122,6 +122,12 @@ def _tokens(text: str) -> list[_Token]:  # noqa: C901 - one branch per token kin
             while j < n and text[j] != quote:
                 if text[j] == "\\" and j + 1 < n:
                     j += 1
+                    if text[j] not in ("\\", quote):  # EL 1.3: only \\ and the quote are escapes
+                        raise JuelError(
+                            f"字符串中的转义 \\{text[j]} 无效（只能写 \\\\ 与 \\{quote}）",
+                            "bad_expression",
+                            j,
+                        )
                 chars.append(text[j])
                 j += 1
             if j >= n:
@@ -133,6 +139,8 @@ def _tokens(text: str) -> list[_Token]:  # noqa: C901 - one branch per token kin
         if number and (ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit())):
             literal = number.group(0)
             value: object = float(literal) if any(c in literal for c in ".eE") else int(literal)
+            if isinstance(value, int) and value > 2**63 - 1:  # JUEL's parser: Long.valueOf or a failure
+                raise JuelError(f"整数 {literal} 超出 Java long 的范围", "bad_expression", i)
             out.append(_Token("num", literal, i, value))
             i = number.end()
             continue
@@ -310,7 +318,8 @@ class _Parser:
         token = self.token
         if token.kind == "num":
             self.take()
-            return _Value(token.text, "number")
+            shown = str(token.value) if isinstance(token.value, int) else token.text  # 012 is 12
+            return _Value(shown, "number")
         if token.kind == "str":
             self.take()
             return _Value(repr(token.value))

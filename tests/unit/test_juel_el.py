@@ -346,3 +346,19 @@ def test_the_el_functions_are_bounded_by_the_expression_budget() -> None:
         run("${a + 1}", {"a": "1" * 100_000})  # a text too long to be a number is not parsed
     assert info.value.code == "juel_error"
     assert run("${a * a * a * a}", {"a": 2**40}) == 0  # Long arithmetic stays 64 bits: 2**160 wraps to 0
+
+
+def test_literals_are_read_as_juel_reads_them() -> None:
+    """JUEL's scanner: in a string only \\\\ and the string's own quote are escapes (any other is a
+    ScanException, "invalid escape sequence"); an integer literal is Long.valueOf of its digits (012 is 12,
+    beyond a long a parse failure)."""
+    from engine.workflow.juel import JuelError
+
+    assert run(r"${'it\'s' == " + '"it\'s"}') is True
+    assert run(r"${'a\\b'}") == "a\\b"
+    for text in (r"${'a\nb'}", r"${'say \"hi\"'}", "${9223372036854775808}"):
+        with pytest.raises(JuelError) as info:
+            translate(text)
+        assert info.value.code == "bad_expression"
+    assert run("${012 + 1}") == 13  # Python's parser refused 012
+    assert run("${9223372036854775807 + 1}") == -(2**63)
