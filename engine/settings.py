@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from licence.checkdigits import is_valid_division_code
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,8 +68,10 @@ class Settings(BaseSettings):
     @field_validator("district_code")
     @classmethod
     def _six_digits(cls, value: str) -> str:
-        if len(value) != 6 or not value.isdigit():
-            raise ValueError("district_code must be a 6-digit administrative division code")
+        if not is_valid_division_code(value):  # the credit codes of the district's departments carry it
+            raise ValueError(
+                "district_code must be a 6-digit administrative division code (GB/T 2260) of a province"
+            )
         return value
 
     @field_validator("database_url")

@@ -1,14 +1,19 @@
 """Domain checks of single field values beyond JSON Schema.
 
-Each rule takes the field label and a (non-empty) value and returns ``(code, message)`` for the first
-broken rule, or None. Codes are stable English words; messages are Chinese and name the field.
+Each rule takes the field label, a (non-empty) value and the day (``today``, for the birth date in a
+resident ID; None: today) and returns ``(code, message)`` for the first broken rule, or None. Codes are
+stable English words; messages are Chinese and name the field.
 
 =================  =====================================================================
 validator          rule
 =================  =====================================================================
-resident_id        18-digit resident ID (GB 11643): shape ``format``, check ``bad_check_digit``
-credit_code        unified social credit code (GB 32100): ``format`` / ``bad_check_digit``
-identity_number    either of the two above
+resident_id        18-digit resident ID (GB 11643), the rule of ``licence.checkdigits``:
+                   ``bad_format``, ``bad_region``, ``bad_birth_date``,
+                   ``birth_date_in_future``, ``birth_date_too_early``, ``bad_check_digit``
+credit_code        unified social credit code (GB 32100), the rule of ``licence.checkdigits``:
+                   ``bad_format``, ``bad_registration_authority``,
+                   ``bad_organisation_category``, ``bad_region``, ``bad_check_digit``
+identity_number    either of the two above (judged as the kind it most plausibly is)
 date               ``YYYY-MM-DD`` and a real calendar date: ``format``
 amount             number, not negative (``negative_amount``), at most 2 decimals (``amount_precision``)
 phone              11-digit mainland mobile or landline ``0xx(x)-xxxxxxx(x)[-ext]``: ``bad_phone``
@@ -23,19 +28,12 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from licence.checkdigits import (
-    CREDIT_CODE_ALPHABET,
-    credit_code_check_char,
-    is_valid_credit_code,
-    is_valid_resident_id,
-    resident_id_check_char,
-)
+from licence.checkdigits import IdProblem, credit_code_problem, identity_problem, resident_id_problem
 
 __all__ = ["RULES", "check_value", "parse_date"]
 
 Finding = tuple[str, str] | None
 
-_RESIDENT_ID_SHAPE = re.compile(r"\d{17}[\dX]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}(-\d{1,6})?")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -53,44 +51,29 @@ def parse_date(value: Any) -> date | None:
         return None
 
 
-def _resident_id(label: str, value: Any) -> Finding:
-    text = str(value)
-    if not _RESIDENT_ID_SHAPE.fullmatch(text):
-        return "format", f"「{label}」应为 18 位居民身份证号码（前 17 位数字，末位数字或 X）"
-    if is_valid_resident_id(text):
-        return None
-    if resident_id_check_char(text[:17]) != text[17]:
-        return "bad_check_digit", f"「{label}」校验位错误，请核对居民身份证号码（GB 11643）"
-    return "format", f"「{label}」的行政区划代码或出生日期无效"
+def _named(label: str, problem: IdProblem | None) -> Finding:
+    return None if problem is None else (problem.code, f"「{label}」：{problem.message}")
 
 
-def _credit_code(label: str, value: Any) -> Finding:
-    text = str(value)
-    if len(text) != 18 or any(ch not in CREDIT_CODE_ALPHABET for ch in text):
-        return "format", f"「{label}」应为 18 位统一社会信用代码（数字和除 I、O、Z、S、V 外的大写字母）"
-    if is_valid_credit_code(text):
-        return None
-    if credit_code_check_char(text[:17]) != text[17]:
-        return "bad_check_digit", f"「{label}」校验位错误，请核对统一社会信用代码（GB 32100）"
-    return "bad_check_digit", f"「{label}」中的组织机构代码校验位错误（GB 11714）"
+def _resident_id(label: str, value: Any, today: date | None = None) -> Finding:
+    return _named(label, resident_id_problem(str(value), today))
 
 
-def _identity_number(label: str, value: Any) -> Finding:
-    text = str(value)
-    if is_valid_resident_id(text) or is_valid_credit_code(text):
-        return None
-    if _RESIDENT_ID_SHAPE.fullmatch(text):
-        return _resident_id(label, text)
-    return _credit_code(label, text)
+def _credit_code(label: str, value: Any, today: date | None = None) -> Finding:
+    return _named(label, credit_code_problem(str(value)))
 
 
-def _date(label: str, value: Any) -> Finding:
+def _identity_number(label: str, value: Any, today: date | None = None) -> Finding:
+    return _named(label, identity_problem(str(value), today=today))
+
+
+def _date(label: str, value: Any, today: date | None = None) -> Finding:
     if parse_date(value) is None:
         return "format", f"「{label}」应为有效日期，格式 YYYY-MM-DD（如 2025-03-01）"
     return None
 
 
-def _amount(label: str, value: Any) -> Finding:
+def _amount(label: str, value: Any, today: date | None = None) -> Finding:
     if isinstance(value, bool):
         return "type", f"「{label}」应为金额数字"
     try:
@@ -107,14 +90,14 @@ def _amount(label: str, value: Any) -> Finding:
     return None
 
 
-def _phone(label: str, value: Any) -> Finding:
+def _phone(label: str, value: Any, today: date | None = None) -> Finding:
     text = str(value).strip()
     if _MOBILE.fullmatch(text) or _LANDLINE.fullmatch(text):
         return None
     return "bad_phone", f"「{label}」应为 11 位手机号或带区号的固定电话（如 0591-87654321）"
 
 
-RULES: dict[str, Callable[[str, Any], Finding]] = {
+RULES: dict[str, Callable[[str, Any, date | None], Finding]] = {
     "resident_id": _resident_id,
     "credit_code": _credit_code,
     "identity_number": _identity_number,
@@ -124,6 +107,6 @@ RULES: dict[str, Callable[[str, Any], Finding]] = {
 }
 
 
-def check_value(validator: str, label: str, value: Any) -> Finding:
-    """Apply one named rule; ``(code, message)`` when it is broken, otherwise None."""
-    return RULES[validator](label, value)
+def check_value(validator: str, label: str, value: Any, today: date | None = None) -> Finding:
+    """Apply one named rule (on ``today``; None: today); ``(code, message)`` when it is broken, else None."""
+    return RULES[validator](label, value, today)

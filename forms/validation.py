@@ -230,7 +230,8 @@ def _domain_errors(
             continue
         value = values[name]
         finding = next(
-            (f for f in (check_value(v, spec.label, value) for v in spec.validators) if f is not None), None
+            (f for f in (check_value(v, spec.label, value, today) for v in spec.validators) if f is not None),
+            None,
         )
         if finding is not None:
             result.append(FieldError(name, *finding))

@@ -19,7 +19,8 @@ A row comes from ``licence.import_reader`` (a dict, or a ``BadRow``); ``validate
 - a row whose status is ``valid`` but whose last valid day is before ``today`` is stored as ``expired``
   (its ``Candidate.note`` says so);
 - a holder id or issuer code is judged as the kind the licence type expects (an issuer is always a credit
-  code), so a wrong check character is reported as that kind's (``bad_check_digit``).
+  code), so a broken rule is reported as that kind's (``licence.checkdigits``: ``bad_check_digit``,
+  ``bad_region``, ``birth_date_in_future``...), a birth date against ``today``.
 """
 
 from __future__ import annotations
@@ -202,13 +203,18 @@ def _date(
 
 
 def _holder(
-    number: int, raw: Mapping[str, Any], name: str, expected: HolderIdKind | None, errors: list[RowError]
+    number: int,
+    raw: Mapping[str, Any],
+    name: str,
+    expected: HolderIdKind | None,
+    today: dt.date,
+    errors: list[RowError],
 ) -> str | None:
     text = _text(raw, name)
     if text is None:
         return None
     try:
-        return validate_holder_id(text, name, expected)
+        return validate_holder_id(text, name, expected, today)
     except InvalidInput as exc:
         errors.append(RowError(number, name, exc.code, exc.message))
         return None
@@ -242,15 +248,15 @@ def validate_row(number: int, raw: Any, today: dt.date) -> tuple[Candidate | Non
         )
 
     holder_kind = holder_id_kind_for(licence_type) if licence_type else None
-    holder_id = _holder(number, raw, "holder_id", holder_kind, errors)
-    if holder_id and licence_type and holder_id_kind(holder_id) != holder_kind:
+    holder_id = _holder(number, raw, "holder_id", holder_kind, today, errors)
+    if holder_id and licence_type and holder_id_kind(holder_id, today) != holder_kind:
         errors.append(
             RowError(
                 number, "holder_id", "holder_kind_mismatch", f"{licence_type.name}的持证主体证件类型不符"
             )
         )
-    issuer = _holder(number, raw, "issuer_credit_code", "credit_code", errors)
-    if issuer and holder_id_kind(issuer) != "credit_code":
+    issuer = _holder(number, raw, "issuer_credit_code", "credit_code", today, errors)
+    if issuer and holder_id_kind(issuer, today) != "credit_code":
         errors.append(
             RowError(number, "issuer_credit_code", "bad_format", "颁发机构应以统一社会信用代码标识")
         )
@@ -279,7 +285,7 @@ def validate_row(number: int, raw: Any, today: dt.date) -> tuple[Candidate | Non
 
     clean_face: dict[str, Any] = {}
     if licence_type is not None:
-        clean_face, problems = licence_type.check_face(face)
+        clean_face, problems = licence_type.check_face(face, today=today)
         errors.extend(
             RowError(number, p.field, p.code, p.message) for p in problems if p.field not in refused
         )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ARRAY,
@@ -38,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Conflict, InvalidInput, NotFound, Problem
-from licence.checkdigits import holder_id_kind, validate_holder_id
+from licence.checkdigits import holder_id_kind, holder_id_problem, validate_holder_id
 from licence.model import (
     ROOT_CODE,
     STATUS_LABELS,
@@ -64,6 +65,7 @@ __all__ = [
     "utc_now",
 ]
 
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's bound-parameter limit
 
 # action -> (statuses it may start from, status it leads to, Chinese verb)
@@ -80,6 +82,11 @@ def utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
+
+
+def local_date(value: dt.datetime) -> dt.date:
+    """The Asia/Shanghai calendar day of an aware ``value``."""
+    return value.astimezone(_SHANGHAI).date()
 
 
 def utc_now() -> dt.datetime:
@@ -403,9 +410,11 @@ class LicenceLibrary:
         (their counters locked at once); None: taken here.
         """
         licence_type = get_type(type_code)
+        at = utc(at or self._clock())
+        today = local_date(at)  # the day a holder's birth date is judged against
         expected_kind = holder_id_kind_for(licence_type)
-        holder_id = validate_holder_id(holder_id, "holder_id", expected_kind)
-        if holder_id_kind(holder_id) != expected_kind:
+        holder_id = validate_holder_id(holder_id, "holder_id", expected_kind, today)
+        if holder_id_kind(holder_id, today) != expected_kind:
             wanted = "公民身份号码" if expected_kind == "resident_id" else "统一社会信用代码"
             raise InvalidInput(
                 f"{licence_type.name}的持证主体应以{wanted}标识",
@@ -413,20 +422,21 @@ class LicenceLibrary:
                 field="holder_id",
             )
         holder_name = _required_text(holder_name, "holder_name", "持证主体名称")
-        issuer_credit_code = validate_holder_id(issuer_credit_code, "issuer_credit_code", "credit_code")
-        if holder_id_kind(issuer_credit_code) != "credit_code":
+        issuer_credit_code = validate_holder_id(
+            issuer_credit_code, "issuer_credit_code", "credit_code", today
+        )
+        if holder_id_kind(issuer_credit_code, today) != "credit_code":
             raise InvalidInput(
                 "颁发机构应以统一社会信用代码标识", code="bad_format", field="issuer_credit_code"
             )
         issuer_name = _required_text(issuer_name, "issuer_name", "颁发机构名称")
-        clean_face = licence_type.validate_face(face)
+        clean_face = licence_type.validate_face(face, today=today)
         self._check_face_matches_holder(licence_type, clean_face, holder_id, holder_name)
         valid_from = valid_from or issue_date
         if valid_until is None:
             valid_until = licence_type.default_valid_until(valid_from)
         if valid_until is not None and valid_until < valid_from:
             raise InvalidInput("有效期截止日期早于起始日期", code="bad_validity", field="valid_until")
-        at = utc(at or self._clock())
 
         renewed = self.get(renews) if renews else None
         if renewed is not None and (renewed.type_code != type_code or renewed.holder_id != holder_id):
@@ -612,8 +622,12 @@ class LicenceLibrary:
             problems.append(
                 Problem("type_code", "unknown_licence_type", f"未知的证照类型：{record.type_code}")
             )
-        if holder_id_kind(record.holder_id) != record.holder_id_kind:
-            problems.append(Problem("holder_id", "bad_check_digit", "持证主体证件号码未通过校验"))
+        kind = "resident_id" if record.holder_id_kind == "resident_id" else "credit_code"
+        broken = holder_id_problem(record.holder_id, kind, local_date(utc(self._clock())))
+        if broken is not None or record.holder_id_kind != kind:
+            why = f"：{broken.message}" if broken else ""
+            code = broken.code if broken else "bad_format"
+            problems.append(Problem("holder_id", code, f"持证主体证件号码未通过校验{why}"))
         return VerifyResult.of(problems)
 
     # --- status -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import InvalidInput
-from licence.checkdigits import holder_id_problem, is_valid_credit_code, is_valid_resident_id
+from licence.checkdigits import holder_id_problem
 from licence.values import FieldProblem, parse_date, parse_number, shown
 
 __all__ = [
@@ -82,12 +82,13 @@ class LicenceType:
         return end - dt.timedelta(days=1)
 
     def check_face(
-        self, face: dict[str, Any], prefix: str = "face."
+        self, face: dict[str, Any], prefix: str = "face.", today: dt.date | None = None
     ) -> tuple[dict[str, Any], list[FieldProblem]]:
         """Normalise ``face`` to JSON-native values and list every broken rule.
 
         Dates become ISO strings, numbers ``int``/``float``, strings are stripped; empty values count as
-        missing. Returns the normalised dict (only fields that passed) and the problems found.
+        missing; an id field follows its standard's rule (``licence.checkdigits``) on ``today`` (default:
+        today). Returns the normalised dict (only fields that passed) and the problems found.
         """
         problems: list[FieldProblem] = []
         clean: dict[str, Any] = {}
@@ -110,16 +111,18 @@ class LicenceType:
                     problems.append(FieldProblem(where, "required", f"{self.name}的“{spec.label}”为必填项"))
                 continue
             try:
-                clean[spec.name] = _normalise(spec, raw)
+                clean[spec.name] = _normalise(spec, raw, today)
             except _IdProblem as exc:
                 problems.append(FieldProblem(where, exc.code, f"“{spec.label}”：{exc}"))
             except ValueError as exc:
                 problems.append(FieldProblem(where, "bad_value", f"“{spec.label}”：{exc}"))
         return clean, problems
 
-    def validate_face(self, face: dict[str, Any], prefix: str = "face.") -> dict[str, Any]:
+    def validate_face(
+        self, face: dict[str, Any], prefix: str = "face.", today: dt.date | None = None
+    ) -> dict[str, Any]:
         """The normalised face, or ``InvalidInput`` naming the first problem (all of them in ``problems``)."""
-        clean, problems = self.check_face(face, prefix)
+        clean, problems = self.check_face(face, prefix, today)
         if problems:
             first = problems[0]
             raise InvalidInput(
@@ -133,14 +136,14 @@ class LicenceType:
 
 
 class _IdProblem(ValueError):
-    """A face id field breaks its standard: ``code`` is ``bad_format`` or ``bad_check_digit``."""
+    """A face id field breaks its standard: ``code`` names the rule (``licence.checkdigits``)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-def _normalise(spec: FieldSpec, raw: Any) -> Any:
+def _normalise(spec: FieldSpec, raw: Any, today: dt.date | None) -> Any:
     if spec.type == "date":
         return parse_date(raw).isoformat()
     if spec.type == "number":
@@ -153,9 +156,9 @@ def _normalise(spec: FieldSpec, raw: Any) -> Any:
         raise ValueError(f"文本长度超过 {_MAX_TEXT} 字")
     if spec.format == "resident_id" or spec.format == "credit_code":
         value = raw.upper()
-        valid = is_valid_resident_id if spec.format == "resident_id" else is_valid_credit_code
-        if not valid(value):
-            raise _IdProblem(*(holder_id_problem(value, spec.format) or ("bad_format", "证件号码无效")))
+        problem = holder_id_problem(value, spec.format, today)
+        if problem is not None:
+            raise _IdProblem(problem.code, problem.message)
         return value
     return raw
 

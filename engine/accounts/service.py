@@ -41,6 +41,7 @@ from engine.accounts.tables import (
 from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository
+from engine.time.calendar import local_date
 from licence.checkdigits import validate_holder_id
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -326,13 +327,13 @@ class AccountService:
             )
         return depts
 
-    @staticmethod
-    def _check_holder(role: str, holder_id: str | None) -> str | None:
-        """An applicant's holder id (resident id or credit code, checked); nobody else has one."""
+    def _check_holder(self, role: str, holder_id: str | None) -> str | None:
+        """An applicant's holder id (resident id or credit code, checked on today's date); nobody else
+        has one."""
         if role == "applicant":
             if not holder_id:
                 raise InvalidInput("申请人须有身份证号或统一社会信用代码", code="required", field="holder_id")
-            return validate_holder_id(holder_id, "holder_id")
+            return validate_holder_id(holder_id, "holder_id", today=local_date(self.clock()))
         if holder_id:
             raise InvalidInput("只有申请人有持证主体代码", code="holder_not_allowed", field="holder_id")
         return None

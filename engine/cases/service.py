@@ -127,8 +127,9 @@ class CaseService:
             {"applicant_name": name, "contact_phone": app.contact_phone, "department": app.lead_department},
             fields={"department": "lead_department"},
         )
-        applicant_id = validate_holder_id(app.applicant_id, "applicant_id")
-        kind = "person" if holder_id_kind(applicant_id) == "resident_id" else "organisation"
+        today = local_date(self.now)
+        applicant_id = validate_holder_id(app.applicant_id, "applicant_id", today=today)
+        kind = "person" if holder_id_kind(applicant_id, today) == "resident_id" else "organisation"
         if not app.applicant_name.strip():
             raise InvalidInput("申请人名称不能为空", code="required", field="applicant_name")
         if not app.items:
@@ -147,7 +148,6 @@ class CaseService:
         # read once, for the form and the materials: of the types they take (neither reads a licence's
         # status history)
         materials_types = {m.licence_type for i in items for m in i.materials if m.licence_type}
-        today = local_date(self.now)
         held = licences_for_form(conn, self.workflow.clock, applicant_id, form, today, materials_types)
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)

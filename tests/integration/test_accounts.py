@@ -199,6 +199,8 @@ def test_disabling_an_account_ends_its_sessions_and_tokens(svc: AccountService, 
         ({"role": "designer", "departments_of": ["market"]}, "departments_not_allowed"),
         ({"role": "applicant", "holder_id": None}, "required"),
         ({"role": "applicant", "holder_id": "110105194912310021"}, "bad_check_digit"),
+        ({"role": "applicant", "holder_id": "110105209901010020"}, "birth_date_in_future"),  # born 2099
+        ({"role": "applicant", "holder_id": "0" * 18}, "bad_region"),  # both check characters right
         ({"role": "designer", "holder_id": "11010519491231002X"}, "holder_not_allowed"),
         ({"display_name": " "}, "bad_display_name"),
     ],

@@ -392,6 +392,29 @@ def test_a_form_naming_another_holder_is_refused_at_submission_not_at_approval(s
         assert conn.execute(select(cases.c.id)).all() == []
 
 
+@pytest.mark.parametrize(
+    ("applicant_id", "code"),
+    [
+        ("0" * 18, "bad_region"),  # both check characters right; judged as a resident ID (all digits)
+        ("94350102MA2XN4K8XL", "bad_organisation_category"),
+        ("91000000MA2XN4K8X3", "bad_region"),
+        ("110105209901010020", "birth_date_in_future"),  # born 2099
+        ("350102202509300019", "birth_date_in_future"),  # born the day after the service's today
+    ],
+)
+def test_an_applicant_id_is_refused_by_the_rule_it_breaks(
+    svc: Services, applicant_id: str, code: str
+) -> None:
+    """The application names its applicant by an id that only its check characters make look right:
+    refused with the rule and the field, nothing stored."""
+    form = {**FOOD_FORM, "credit_code": applicant_id}
+    with pytest.raises(InvalidInput) as err:
+        svc.cases.submit(Application(applicant_id, "某申请人", ["MR-001"], form=form), "a")
+    assert (err.value.code, err.value.detail["field"]) == (code, "applicant_id")
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(cases.c.id)).all() == []
+
+
 def test_only_a_joint_application_names_a_lead_department(svc: Services) -> None:
     org = org_with(svc, {"business_licence"}, {"food_business_licence"})
     for other in sorted(set(svc.catalogue.departments) - {"market"}):

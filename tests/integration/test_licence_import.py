@@ -83,7 +83,45 @@ def malformed_rows():
     r = base[12]
     r["issuer_credit_code"] = corrupt_last_char(r["issuer_credit_code"])
     bad(r, "issuer_credit_code", "bad_check_digit")
+    # check characters right, the standards' other rules broken
+    r = base[20]  # a resident ID row: its holder born in 2099
+    assert r["type_code"] == "resident_id"
+    r["holder_id"] = with_resident_check("35010220990615001")
+    bad(r, "holder_id", "birth_date_in_future")
+    r = base[30]  # a resident ID row: the id number on its face born in 2099
+    assert r["type_code"] == "resident_id"
+    r["face"]["id_number"] = with_resident_check("11010520990101002")
+    bad(r, "face.id_number", "birth_date_in_future")
+    r = base[31]  # a business licence held by an all-zero credit code
+    assert r["type_code"] == "business_licence"
+    r["holder_id"] = "0" * 18
+    bad(r, "holder_id", "bad_registration_authority")
+    r = base[13]
+    r["issuer_credit_code"] = "0" * 18
+    bad(r, "issuer_credit_code", "bad_registration_authority")
     return rows, expected
+
+
+def with_resident_check(first17: str) -> str:
+    from licence.checkdigits import resident_id_check_char
+
+    return first17 + resident_id_check_char(first17)
+
+
+def test_a_holder_born_after_the_import_day_is_an_error_of_its_row(engine):
+    """The birth date in a resident ID is judged against the import's own day (``at`` in Shanghai)."""
+    row = next(r for r in make_demo_rows(10, seed=21) if r["type_code"] == "resident_id")
+    born = with_resident_check("11010520250402001")  # AT is 2025-04-01 in Shanghai
+    row = dict(row, holder_id=born, face=dict(row["face"], id_number=born, birth_date="2025-04-02"))
+    with engine.begin() as conn:
+        report = import_rows(conn, [(1, row)], at=AT)
+    assert {(e.field, e.code) for e in report.rejected} == {
+        ("holder_id", "birth_date_in_future"),
+        ("face.id_number", "birth_date_in_future"),
+    }
+    assert report.accepted == 0
+    with engine.begin() as conn:
+        assert import_rows(conn, [(1, row)], at=AT + dt.timedelta(days=1)).accepted == 1
 
 
 def check_report(report: ImportReport, expected, good: int):

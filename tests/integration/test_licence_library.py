@@ -142,6 +142,12 @@ def test_serials_run_per_type_and_issuer(lib, org, issuer):
         ({"face_change": {"credit_code": "91350100M000100Y43"}}, "face_holder_mismatch", "face.credit_code"),
         ({"face_change": {"name": "别家公司"}}, "face_holder_mismatch", "face.name"),
         ({"valid_until": dt.date(2025, 3, 2)}, "bad_validity", "valid_until"),
+        # check characters right, the standards' other rules broken (GB 32100 table 1, GB/T 2260)
+        ({"holder_id": "0" * 18}, "bad_registration_authority", "holder_id"),
+        ({"issuer_credit_code": "0" * 18}, "bad_registration_authority", "issuer_credit_code"),
+        ({"holder_id": "94350102MA2XN4K8XL"}, "bad_organisation_category", "holder_id"),
+        ({"holder_id": "91000000MA2XN4K8X3"}, "bad_region", "holder_id"),
+        ({"face_change": {"credit_code": "0" * 18}}, "bad_registration_authority", "face.credit_code"),
     ],
 )
 def test_issue_refuses_bad_input(lib, conn, org, issuer, change, code, field):
@@ -162,6 +168,58 @@ def test_issue_refuses_bad_input(lib, conn, org, issuer, change, code, field):
         lib.issue(**args)
     assert (info.value.code, info.value.detail.get("field")) == (code, field)
     assert conn.execute(select(func.count()).select_from(licences)).scalar() == 0
+
+
+def person_face(person, id_number=None):
+    return {
+        "name": person.name,
+        "gender": person.gender,
+        "ethnicity": person.ethnicity,
+        "birth_date": person.birth_date.isoformat(),
+        "address": person.address,
+        "id_number": id_number or person.resident_id,
+    }
+
+
+def with_check(first17: str) -> str:
+    from licence.checkdigits import resident_id_check_char
+
+    return first17 + resident_id_check_char(first17)
+
+
+@pytest.mark.parametrize(
+    ("first17", "code"),
+    [
+        ("11010520990101002", "birth_date_in_future"),  # born 2099
+        ("11010520250304001", "birth_date_in_future"),  # born the day after the library's today (T0)
+        ("11010518900101002", "birth_date_too_early"),
+        ("11010519490230002", "bad_birth_date"),  # 30 February
+        ("00000019491231002", "bad_region"),
+    ],
+)
+def test_a_resident_id_is_refused_by_the_rule_it_breaks_as_holder_and_on_the_face(
+    lib, conn, issuer, first17, code
+):
+    """Check characters right: the birth date (a real day, not after the library's today, not absurdly
+    old) and the division decide, for the holder and for the face's id number alike; nothing is stored."""
+    person = demo_persons()[0]
+    bad = with_check(first17)
+    police = demo_issuers()["police"]
+    for holder, face, field in (
+        (bad, person_face(person, bad), "holder_id"),
+        (person.resident_id, person_face(person, bad), "face.id_number"),
+    ):
+        with pytest.raises(InvalidInput) as info:
+            lib.issue("resident_id", holder, person.name, face, *police, dt.date(2025, 3, 3))
+        assert (info.value.code, info.value.detail["field"]) == (code, field)
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in info.value.message)
+    assert conn.execute(select(func.count()).select_from(licences)).scalar() == 0
+    born_today = with_check("11010520250303001")  # T0 is 2025-03-03 in Shanghai: born that day is fine
+    face = person_face(person, born_today) | {"birth_date": "2025-03-03"}
+    assert (
+        lib.issue("resident_id", born_today, person.name, face, *police, dt.date(2025, 3, 3)).status
+        == "valid"
+    )
 
 
 def test_status_transitions_and_history(lib, org, issuer):

@@ -41,12 +41,48 @@ def test_bad_credit_code_check_digit_names_field_and_rule() -> None:
     assert len(errors) == 1
     assert errors[0].field == "credit_code"
     assert errors[0].code == "bad_check_digit"
-    assert "统一社会信用代码" in errors[0].message and "校验位" in errors[0].message
+    assert "统一社会信用代码" in errors[0].message and "校验码" in errors[0].message
 
 
 def test_credit_code_with_forbidden_letters_is_a_format_error() -> None:
     errors = validate(REGISTRY.get("apply.food_business"), {**FOOD, "credit_code": "91350100M000100I43"})
-    assert _codes(errors) == {"credit_code": "format"}
+    assert _codes(errors) == {"credit_code": "bad_format"}  # the licence library's code for the rule
+
+
+def test_identifiers_follow_the_standards_beyond_their_check_characters() -> None:
+    """An all-zero credit code and a resident ID born in 2099 have right check characters; the forms
+    refuse them by the rule they break (licence.checkdigits), on the field that holds them."""
+    zeros = "0" * 18
+    born_2099 = "110105209901010020"  # check character right
+    errors = validate(REGISTRY.get("apply.food_business"), {**FOOD, "credit_code": zeros})
+    assert _codes(errors) == {"credit_code": "bad_registration_authority"}
+    assert errors[0].message.startswith("「统一社会信用代码」")
+    definition = REGISTRY.get("apply.business_registration")
+    data = {
+        "company_name": "福州好味食品有限公司",
+        "company_type": "有限责任公司",
+        "registered_capital": 100.5,
+        "address": "福州市鼓楼区五四路 1 号",
+        "business_scope": "食品销售",
+        "legal_representative": "张三",
+        "legal_rep_id": born_2099,
+        "contact_phone": "0591-87654321",
+    }
+    today = date(2025, 6, 1)
+    assert _codes(validate(definition, data, today=today)) == {"legal_rep_id": "birth_date_in_future"}
+    born_tomorrow = {**data, "legal_rep_id": "110105202506020016"}
+    assert _codes(validate(definition, born_tomorrow, today=today)) == {
+        "legal_rep_id": "birth_date_in_future"
+    }
+    assert validate(definition, born_tomorrow, today=date(2025, 6, 2)) == []
+    general = REGISTRY.get("apply.general")
+    base = {"applicant_name": "张三", "address": "福州", "contact_phone": "13800138000", "request": "查询"}
+    for value, code in (
+        (zeros, {"bad_region", "bad_registration_authority"}),
+        (born_2099, {"birth_date_in_future"}),
+    ):
+        found = _codes(validate(general, {**base, "applicant_id": value}, today=today))
+        assert found.keys() == {"applicant_id"} and found["applicant_id"] in code
 
 
 def test_resident_id_check_digit() -> None:

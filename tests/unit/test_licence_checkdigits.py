@@ -1,5 +1,6 @@
 """Check characters of resident IDs (GB 11643), credit codes (GB 32100 / GB 11714) and ISO 7064 MOD 37,36."""
 
+import datetime as dt
 import random
 
 import pytest
@@ -7,8 +8,10 @@ import pytest
 from engine.errors import InvalidInput
 from licence.checkdigits import (
     CREDIT_CODE_ALPHABET,
+    MAX_AGE_YEARS,
     MOD37_36_ALPHABET,
     credit_code_check_char,
+    credit_code_problem,
     holder_id_kind,
     is_valid_credit_code,
     is_valid_mod37_36,
@@ -17,6 +20,7 @@ from licence.checkdigits import (
     mod37_36_check_char,
     organisation_code_check_char,
     resident_id_check_char,
+    resident_id_problem,
     validate_holder_id,
 )
 from licence.demo import make_credit_code, make_resident_id
@@ -143,10 +147,10 @@ def test_mod37_36_refuses_characters_outside_its_alphabet():
     [
         ("11010519491231002", "bad_format"),
         ("110105194912310021", "bad_check_digit"),
-        ("11010519491331002X", "bad_format"),
+        ("11010519491331002X", "bad_birth_date"),
         ("91350100M000100Y44", "bad_check_digit"),
         ("91350100M000100Y4I", "bad_format"),
-        ("91ABCDEFM000100Y43", "bad_format"),
+        ("91ABCDEFM000100Y43", "bad_region"),
         ("", "bad_format"),
     ],
 )
@@ -168,3 +172,142 @@ def test_generated_demo_ids_pass():
     for _ in range(200):
         assert is_valid_resident_id(make_resident_id(rng))
         assert is_valid_credit_code(make_credit_code(rng))
+
+
+# --- the rules of the standards beyond the check characters (GB 32100 table 1, GB/T 2260, GB 11643) --
+
+
+TODAY = dt.date(2026, 12, 4)
+
+
+def credit_code(first16: str) -> str:
+    """``first16`` (authority, category, division, organisation code body) with both check characters."""
+    first17 = first16 + organisation_code_check_char(first16[8:16])
+    return first17 + credit_code_check_char(first17)
+
+
+def resident_id(first17: str) -> str:
+    return first17 + resident_id_check_char(first17)
+
+
+def refusal(value: str, **kwargs) -> InvalidInput:
+    with pytest.raises(InvalidInput) as info:
+        validate_holder_id(value, field="holder_id", **kwargs)
+    assert info.value.detail["field"] == "holder_id"
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in info.value.message)
+    return info.value
+
+
+def test_an_all_zero_credit_code_is_refused_though_both_check_characters_hold():
+    zeros = "0" * 18
+    assert credit_code_check_char(zeros[:17]) == "0" and is_valid_organisation_code(zeros[8:17])
+    assert not is_valid_credit_code(zeros) and holder_id_kind(zeros) is None
+    assert credit_code_problem(zeros).code == "bad_registration_authority"
+    assert refusal(zeros, expected="credit_code").code == "bad_registration_authority"
+    assert refusal(zeros).code in {"bad_region", "bad_registration_authority"}  # either kind's rule
+
+
+@pytest.mark.parametrize(
+    ("authority", "categories"),
+    [
+        ("1", "1239"), ("2", "19"), ("3", "123459"), ("4", "19"), ("5", "1239"), ("6", "129"), ("7", "129"),
+        ("8", "19"), ("9", "123"), ("A", "19"), ("N", "1239"), ("Y", "1"),
+    ],
+)  # fmt: skip
+def test_credit_code_authority_and_category_follow_the_table(authority, categories):
+    for category in CREDIT_CODE_ALPHABET:
+        code = credit_code(f"{authority}{category}350102MA2XN4K8")
+        problem = credit_code_problem(code)
+        if category in categories:
+            assert problem is None, code
+        else:
+            assert problem is not None and problem.code == "bad_organisation_category", code
+            assert f"第 2 位“{category}”" in problem.message
+
+
+def test_a_registration_authority_outside_the_table_is_refused():
+    known = set("123456789ANY")
+    for authority in CREDIT_CODE_ALPHABET:
+        if authority in known:
+            continue
+        code = credit_code(f"{authority}1350102MA2XN4K8")
+        problem = credit_code_problem(code)
+        assert problem is not None and problem.code == "bad_registration_authority", code
+        assert refusal(code, expected="credit_code").code == "bad_registration_authority"
+
+
+@pytest.mark.parametrize("division", ["000000", "990000", "000102", "720101", "100101"])
+def test_credit_code_division_must_be_plausible(division):
+    code = credit_code(f"91{division}MA2XN4K8")
+    assert credit_code_problem(code).code == "bad_region", code
+    assert refusal(code).code == "bad_region"
+
+
+@pytest.mark.parametrize("division", ["350102", "110000", "100000", "650000", "810000"])
+def test_credit_code_divisions_that_exist_pass(division):
+    assert is_valid_credit_code(credit_code(f"91{division}MA2XN4K8"))
+
+
+def test_credit_code_organisation_code_has_its_own_check_character():
+    good = credit_code("91350102MA2XN4K8")
+    wrong_org = good[:16] + ("0" if good[16] != "0" else "1")
+    wrong_org += credit_code_check_char(wrong_org)  # position 18 made right again: only GB 11714 breaks
+    assert credit_code_check_char(wrong_org[:17]) == wrong_org[17]
+    problem = credit_code_problem(wrong_org)
+    assert problem.code == "bad_check_digit" and "GB 11714" in problem.message
+
+
+def test_a_birth_date_after_today_is_refused():
+    born_2099 = resident_id("11010520990101002")
+    assert not is_valid_resident_id(born_2099) and holder_id_kind(born_2099) is None
+    assert resident_id_problem(born_2099).code == "birth_date_in_future"
+    assert refusal(born_2099).code == "birth_date_in_future"
+    tomorrow = resident_id(f"110105{TODAY + dt.timedelta(days=1):%Y%m%d}002")
+    born_today = resident_id(f"110105{TODAY:%Y%m%d}002")
+    assert resident_id_problem(tomorrow, TODAY).code == "birth_date_in_future"
+    assert is_valid_resident_id(born_today, TODAY)
+    assert is_valid_resident_id(tomorrow, TODAY + dt.timedelta(days=1))  # the rule follows the day given
+    assert refusal(tomorrow, today=TODAY).code == "birth_date_in_future"
+    assert validate_holder_id(tomorrow, today=TODAY + dt.timedelta(days=1)) == tomorrow
+
+
+def test_a_birth_date_absurdly_long_ago_is_refused():
+    oldest = TODAY.replace(year=TODAY.year - MAX_AGE_YEARS)
+    assert is_valid_resident_id(resident_id(f"110105{oldest:%Y%m%d}002"), TODAY)
+    older = resident_id(f"110105{oldest - dt.timedelta(days=1):%Y%m%d}002")
+    assert resident_id_problem(older, TODAY).code == "birth_date_too_early"
+    assert refusal(older, today=TODAY).code == "birth_date_too_early"
+
+
+@pytest.mark.parametrize("birth", ["19490230", "20230229", "19491300", "19490100", "00000000"])
+def test_an_impossible_birth_date_is_refused(birth):
+    value = resident_id(f"110105{birth}002")
+    assert resident_id_problem(value, TODAY).code == "bad_birth_date"
+    assert refusal(value, expected="resident_id").code == "bad_birth_date"
+
+
+@pytest.mark.parametrize("division", ["000000", "110000", "990105", "710000", "910000"])
+def test_a_resident_id_division_must_be_plausible(division):
+    value = resident_id(f"{division}19491231002")
+    assert resident_id_problem(value, TODAY).code == "bad_region"
+    assert refusal(value, expected="resident_id").code == "bad_region"
+
+
+def test_residence_permits_of_hong_kong_macao_and_taiwan_residents_pass():
+    for region in ("810000", "820000", "830000"):
+        assert is_valid_resident_id(resident_id(f"{region}19880808001"), TODAY)
+
+
+def test_every_field_rule_of_the_forms_is_the_same_rule():
+    """The form validators name the field by its label and carry the shared rule's code."""
+    from forms.field_rules import check_value
+
+    born_2099 = resident_id("11010520990101002")
+    zeros = "0" * 18
+    assert check_value("resident_id", "法定代表人身份证号", born_2099)[0] == "birth_date_in_future"
+    assert check_value("identity_number", "证件号码", born_2099)[0] == "birth_date_in_future"
+    assert check_value("credit_code", "统一社会信用代码", zeros)[0] == "bad_registration_authority"
+    code, message = check_value("identity_number", "证件号码", credit_code("94350102MA2XN4K8"))
+    assert code == "bad_organisation_category" and message.startswith("「证件号码」")
+    assert check_value("resident_id", "身份证号", born_2099, dt.date(2099, 1, 1)) is None
+    assert check_value("credit_code", "统一社会信用代码", GOOD_CREDIT_CODE) is None
