@@ -55,6 +55,7 @@ from licence.tables import licence_status_events, licences
 from licence.types import LicenceType, find_type, get_type, holder_id_kind_for
 
 __all__ = [
+    "IllegalTransition",
     "LicenceLibrary",
     "licence_row",
     "new_id",
@@ -75,6 +76,39 @@ _TRANSITIONS: dict[str, tuple[frozenset[str], LicenceStatus, str]] = {
     "revoke": (frozenset({"valid", "suspended"}), "revoked", "吊销"),
     "cancel": (frozenset({"valid", "suspended", "expired"}), "cancelled", "注销"),
 }
+
+
+class IllegalTransition(Conflict):
+    """The licence's status does not allow the action (``code="illegal_transition"``): ``detail`` names the
+    licence (``licence_id``, ``licence_number``), its ``status`` on the action's day (a valid licence past
+    its last day is ``expired`` there, whether or not the worker has marked it yet) and the ``action``
+    (suspend, reinstate, revoke, cancel, renew, replace)."""
+
+    code = "illegal_transition"
+
+
+_CONTINUATIONS: dict[str, dict[str, str]] = {
+    "renew": {
+        "revoked": "已被吊销，不能延续；须重新申请许可",
+        "cancelled": "已注销，不能延续；须重新申请许可",
+        "expired": "已于 {until} 有效期届满，{type}没有届满后延续的规定，不能延续；须重新申请许可"
+        "（延续应在有效期届满前申请）",
+        "suspended": "处于暂扣期间，不能延续；恢复后方可办理",
+    },
+    "replace": {
+        "revoked": "已被吊销，不能换发或补发",
+        "cancelled": "已注销，不能换发或补发",
+        "expired": "已于 {until} 有效期届满，不能换发或补发；须先延续或重新申请许可",
+        "suspended": "处于暂扣期间，不能换发或补发；恢复后方可办理",
+    },
+}
+"""What renewal (延续: a new licence continuing the old one's term) and replacement (换发/补发: a new version
+of the same licence, same term) need of the licence they continue: that it is in force (``valid`` on the
+day, not past its last day). Per status, why not: a revoked (吊销) or cancelled (注销) licence has ended
+(行政许可法第七十条); an expired one can no longer be renewed, since renewal is applied for before the term
+ends (第五十条) and no licence type of the catalogue has rules for a late renewal, nor replaced, which would
+give a licence that has ended a new version; a suspended one (暂扣) is neither, until it is reinstated,
+or the new licence would be valid while the sanction runs."""
 
 
 def utc(value: dt.datetime) -> dt.datetime:
@@ -432,23 +466,40 @@ class LicenceLibrary:
         issuer_name = _required_text(issuer_name, "issuer_name", "颁发机构名称")
         clean_face = licence_type.validate_face(face, today=today)
         self._check_face_matches_holder(licence_type, clean_face, holder_id, holder_name)
+
+        # the licence a renewal or replacement continues: locked, then checked, before anything is written
+        renewed = self._locked(renews) if renews else None
+        if renewed is not None:
+            if renewed.type_code != type_code or renewed.holder_id != holder_id:
+                raise InvalidInput(
+                    "延续的证照须为同一持证主体的同类证照",
+                    code="renewal_mismatch",
+                    field="renews",
+                    licence_id=renews,
+                )
+            self._check_continuable(renewed, "renew", issue_date)
+            self._check_not_renewed(renewed)
+        replaced = self._locked(replaces) if replaces else None
+        if replaced is not None:
+            self._check_replaceable(replaced, type_code, holder_id, issuer_credit_code)
+            self._check_continuable(replaced, "replace", issue_date)
+            # a new version of the same licence: its term, never a new one (that is a renewal)
+            valid_from = valid_from or replaced.valid_from
+            if valid_until is None:
+                valid_until = replaced.valid_until
+            elif replaced.valid_until is None or valid_until > replaced.valid_until:
+                raise InvalidInput(
+                    "换发的证照沿用原证照的有效期，不能延长（延长有效期须办理延续）",
+                    code="replacement_extends_validity",
+                    field="valid_until",
+                    licence_id=replaced.id,
+                )
         valid_from = valid_from or issue_date
-        if valid_until is None:
+        if valid_until is None and replaced is None:
             valid_until = licence_type.default_valid_until(valid_from)
         if valid_until is not None and valid_until < valid_from:
             raise InvalidInput("有效期截止日期早于起始日期", code="bad_validity", field="valid_until")
-
-        renewed = self.get(renews) if renews else None
-        if renewed is not None and (renewed.type_code != type_code or renewed.holder_id != holder_id):
-            raise InvalidInput(
-                "延续的证照须为同一持证主体的同类证照",
-                code="renewal_mismatch",
-                field="renews",
-                licence_id=renews,
-            )
-        replaced = self.get(replaces) if replaces else None
         if replaced is not None:
-            self._check_replaceable(replaced, type_code, holder_id, issuer_credit_code)
             serial, version = replaced.identifier.serial, replaced.identifier.version + 1
         else:
             if serial is None:
@@ -519,13 +570,51 @@ class LicenceLibrary:
                 field="replaces",
                 licence_id=old.id,
             )
-        if old.status in ("revoked", "cancelled"):
-            raise Conflict(
-                f"证照已{STATUS_LABELS[old.status]}，不能换发",
-                code="illegal_transition",
+
+    @staticmethod
+    def _check_continuable(old: LicenceRecord, action: str, day: dt.date) -> None:
+        """Refuse renewing or replacing ``old`` unless it is in force on ``day``, the new licence's issue
+        date (``_CONTINUATIONS``): a status other than valid is the stored one, the term is judged on
+        that day."""
+        status = old.effective_status(day)
+        if status == "valid":
+            return
+        until = old.valid_until.isoformat() if old.valid_until else ""
+        reason = _CONTINUATIONS[action][status].format(until=until, type=old.type_name)
+        raise IllegalTransition(
+            f"证照 {old.licence_number}（{old.type_name}）{reason}",
+            licence_id=old.id,
+            licence_number=old.licence_number,
+            status=status,
+            action=action,
+            field="renews" if action == "renew" else "replaces",
+        )
+
+    def _check_not_renewed(self, old: LicenceRecord) -> None:
+        """Refuse renewing ``old`` a second time: one licence continues it."""
+        stmt = select(licences.c.id, licences.c.licence_number).where(licences.c.renews_id == old.id).limit(1)
+        found = self.conn.execute(stmt).first()
+        if found is not None:
+            raise IllegalTransition(
+                f"证照 {old.licence_number}（{old.type_name}）已延续为 {found.licence_number}，不能再次延续",
                 licence_id=old.id,
+                licence_number=old.licence_number,
                 status=old.status,
+                action="renew",
+                field="renews",
+                renewed_by=found.id,
             )
+
+    def _locked(self, licence_id: str) -> LicenceRecord:
+        """The licence with this id, its row locked until the transaction ends (PostgreSQL; SQLite writers
+        are serialised already), so that no concurrent writer changes it between our check and our write."""
+        stmt = select(licences).where(licences.c.id == licence_id)
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            raise NotFound(f"证照不存在：{licence_id}", code="licence_not_found", licence_id=licence_id)
+        return self._records([row])[0]
 
     # --- read ---------------------------------------------------------------------------------------
 
@@ -658,16 +747,18 @@ class LicenceLibrary:
         reason = _required_text(reason, "reason", "原因")
         actor = _required_text(actor, "actor", "操作人")
         allowed, target, verb = _TRANSITIONS[action]
+        at = utc(at or self._clock())
         record = self.get(licence_id)
-        if record.status not in allowed:
-            raise Conflict(
-                f"证照当前状态为“{STATUS_LABELS[record.status]}”，不能{verb}",
-                code="illegal_transition",
+        status = record.effective_status(local_date(at))  # past its last day, a valid licence has expired
+        if status not in allowed:
+            raise IllegalTransition(
+                f"证照 {record.licence_number} 当前状态为“{STATUS_LABELS[status]}”，不能{verb}",
                 licence_id=licence_id,
-                status=record.status,
+                licence_number=record.licence_number,
+                status=status,
                 action=action,
             )
-        self._transition(record, target, reason, actor, utc(at or self._clock()))
+        self._transition(record, target, reason, actor, at)
         return self.get(licence_id)
 
     def _transition(

@@ -245,6 +245,7 @@ class CaseLicences:
         conn: Connection, licence_ids: Sequence[str], reason: str, now: datetime, actor: str
     ) -> None:
         library = LicenceLibrary(conn, clock=lambda: now)
-        for licence_id in licence_ids:
-            if library.get(licence_id).status == "valid":
+        today = local_date(now)
+        for licence_id in licence_ids:  # in force or suspended (not one that has ended: expired, cancelled)
+            if library.get(licence_id).effective_status(today) in ("valid", "suspended"):
                 library.revoke(licence_id, reason, actor, at=now)

@@ -399,9 +399,11 @@ def test_rating_only_after_close_once_and_bad_ratings_need_a_reason(svc: Service
         svc.cases.track(case_id[:-1] + str((int(case_id[-1]) + 1) % 10))
 
 
+@pytest.mark.parametrize("suspended_meanwhile", [False, True])
 def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broken(
-    svc: Services, clock
+    svc: Services, clock, suspended_meanwhile: bool
 ) -> None:
+    """Also when it was suspended meanwhile: left suspended, it could be reinstated after the case ended."""
     from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"hr_service_licence"})
@@ -434,6 +436,9 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
     [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
     do(svc, case_id, "delivery_early", delivery_method="window", delivered_on="2026-02-11")
     assert svc.cases.track(case_id)["case"]["status"] == "delivered"
+    if suspended_meanwhile:
+        with svc.engine.begin() as conn:
+            LicenceLibrary(conn, clock=clock).suspend(licence_id, "责令停业整顿", "执法一队")
     clock.set(shanghai(2026, 3, 3, 10))
     assert svc.workflow.fire_due_timers("w1") == 1
     assert svc.cases.track(case_id)["case"]["status"] == "terminated"

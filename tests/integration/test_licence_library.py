@@ -13,7 +13,7 @@ from engine.errors import Conflict, InvalidInput, NotFound
 from forms.autofill import autofill
 from forms.registry import FormRegistry
 from licence.demo import demo_issuers, demo_organisations, demo_persons, load_demo
-from licence.library import LicenceLibrary
+from licence.library import IllegalTransition, LicenceLibrary
 from licence.model import LicenceIdentifier
 from licence.tables import licence_status_events, licences, metadata
 
@@ -270,7 +270,8 @@ def test_expire_due_marks_only_valid_licences_past_their_last_day_and_is_idempot
 
     due = food(orgs[0], dt.date(2018, 3, 1))  # valid until 2023-02-28
     last_day = food(orgs[1], dt.date(2018, 3, 2))  # valid until 2023-03-01
-    suspended = lib.suspend(food(orgs[2], dt.date(2018, 1, 1)).id, "整顿", "执法队")
+    in_force = dt.datetime(2022, 6, 1, 2, tzinfo=dt.UTC)  # suspended while in force (until 2022-12-31)
+    suspended = lib.suspend(food(orgs[2], dt.date(2018, 1, 1)).id, "整顿", "执法队", in_force)
     today = dt.date(2023, 3, 1)
     assert due.effective_status(today) == "expired" and due.status == "valid"
     assert last_day.effective_status(today) == "valid"
@@ -488,10 +489,11 @@ def test_the_licences_read_for_a_form_fill_it_as_all_of_the_holders_would(lib, c
         if n % 4 == 3:  # a face lacking a value the form binds (stored before faces were checked)
             face.pop(rng.choice(["premises", "business_items", "main_business"]))
             conn.execute(update(licences).where(licences.c.id == record.id).values(face=face))
+        in_force = dt.datetime.combine(issued, dt.time(2), tzinfo=dt.UTC)  # a sanction of a licence in force
         if n % 5 == 4:
-            lib.revoke(record.id, "吊销", "局长")
+            lib.revoke(record.id, "吊销", "局长", in_force)
         elif n % 9 == 2:
-            lib.suspend(record.id, "暂扣", "局长")
+            lib.suspend(record.id, "暂扣", "局长", in_force)
     issue_business(lib, org, issuer)
     everything = lib.by_holder(org.credit_code, history=False)
     materials = {"business_licence", "resident_id"}
@@ -565,3 +567,133 @@ def test_the_newest_valid_licence_is_read_even_where_an_older_one_fills_the_form
     assert [x.id for x in read] == [newest.id, lasting.id]
     filled = autofill(form, licences=read, today=today)
     assert {p.licence_id for p in filled.provenance.values() if p.source == "licence"} == {lasting.id}
+
+
+# --- renewal (延续) and replacement (换发) continue a licence in force only ----------------------------
+
+
+def table_rows(conn):
+    return (
+        sorted(tuple(r) for r in conn.execute(select(licences))),
+        sorted(tuple(r) for r in conn.execute(select(licence_status_events))),
+    )
+
+
+def food_licence_in(lib, org, issuer, status):
+    """A food business licence of ``org`` in ``status`` on T0 (2025-03-03); ``expired_unmarked``: past its
+    last day, but not yet marked by the worker (stored valid)."""
+    code, name = issuer
+    issued = dt.date(2015, 1, 1) if status.startswith("expired") else dt.date(2024, 1, 1)
+    record = lib.issue("food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued)
+    if status == "revoked":
+        lib.revoke(record.id, "严重违法", "执法一队")
+    elif status == "cancelled":
+        lib.cancel(record.id, "申请注销", "窗口")
+    elif status == "suspended":
+        lib.suspend(record.id, "责令停业整顿", "执法一队")
+    elif status == "expired":
+        assert lib.expire_due(T0.date()) == 1
+    return lib.get(record.id)
+
+
+@pytest.mark.parametrize("action", ["renews", "replaces"])
+@pytest.mark.parametrize(
+    ("status", "seen"),
+    [
+        ("revoked", "revoked"),
+        ("cancelled", "cancelled"),
+        ("suspended", "suspended"),
+        ("expired", "expired"),
+        ("expired_unmarked", "expired"),
+    ],
+)
+def test_a_licence_not_in_force_is_neither_renewed_nor_replaced(lib, conn, org, issuer, action, status, seen):
+    """Revoked and cancelled licences have ended, an expired one can no longer be renewed (no type has rules
+    for a late renewal) nor replaced, a suspended one waits for its reinstatement: the refusal names the
+    licence and its status, and nothing is written."""
+    code, name = issuer
+    old = food_licence_in(lib, org, issuer, status)
+    before = table_rows(conn)
+    with pytest.raises(IllegalTransition) as info:
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+            **{action: old.id},
+        )  # fmt: skip
+    err = info.value
+    assert isinstance(err, Conflict) and err.code == "illegal_transition"
+    assert err.detail["licence_id"] == old.id and err.detail["licence_number"] == old.licence_number
+    assert (
+        err.detail["status"] == seen
+        and err.detail["action"] == {"renews": "renew", "replaces": "replace"}[action]
+    )
+    assert err.detail["field"] == action
+    assert old.licence_number in err.message and STATUS_WORDS[seen] in err.message
+    assert table_rows(conn) == before
+    assert lib.get(old.id) == old
+
+
+STATUS_WORDS = {"revoked": "吊销", "cancelled": "注销", "suspended": "暂扣", "expired": "届满"}
+
+
+def test_a_licence_in_force_is_renewed_once_up_to_its_last_day(lib, conn, org, issuer):
+    code, name = issuer
+    old = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2020, 3, 1)
+    )
+    assert old.valid_until == dt.date(2025, 2, 28)
+    late = old.valid_until + dt.timedelta(days=1)
+    with pytest.raises(IllegalTransition) as info:
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, late,
+            renews=old.id,
+        )  # fmt: skip
+    assert info.value.detail["status"] == "expired"
+    renewal = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, old.valid_until,
+        renews=old.id,
+    )  # fmt: skip
+    assert renewal.renews_id == old.id and renewal.status == "valid"
+    before = table_rows(conn)
+    with pytest.raises(IllegalTransition) as info:
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, old.valid_until,
+            renews=old.id,
+        )  # fmt: skip
+    assert info.value.detail["renewed_by"] == renewal.id and renewal.licence_number in info.value.message
+    assert table_rows(conn) == before
+
+
+def test_a_replacement_keeps_the_term_of_the_licence_it_replaces(lib, conn, org, issuer):
+    code, name = issuer
+    old = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2024, 1, 1)
+    )
+    before = table_rows(conn)
+    with pytest.raises(InvalidInput) as info:
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+            replaces=old.id, valid_until=old.valid_until + dt.timedelta(days=1),
+        )  # fmt: skip
+    assert (info.value.code, info.value.detail["field"]) == ("replacement_extends_validity", "valid_until")
+    assert table_rows(conn) == before
+    replacement = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+        replaces=old.id,
+    )  # fmt: skip
+    assert (replacement.valid_from, replacement.valid_until) == (old.valid_from, old.valid_until)
+    assert lib.get(old.id).status == "cancelled"
+
+
+@pytest.mark.parametrize("action", ["suspend", "revoke"])
+def test_a_licence_past_its_last_day_is_expired_for_every_action(lib, conn, org, issuer, action):
+    """Not yet marked by the worker, a licence past its last day is expired all the same: suspending it
+    (the worker would then never expire it) or revoking it is refused; cancelling it is allowed."""
+    old = food_licence_in(lib, org, issuer, "expired_unmarked")
+    assert old.status == "valid"
+    before = table_rows(conn)
+    with pytest.raises(IllegalTransition) as info:
+        getattr(lib, action)(old.id, "原因", "执法一队")
+    assert (info.value.detail["status"], info.value.detail["action"]) == ("expired", action)
+    assert old.licence_number in info.value.message
+    assert table_rows(conn) == before
+    assert lib.cancel(old.id, "有效期届满未延续，依法注销", "窗口").status == "cancelled"

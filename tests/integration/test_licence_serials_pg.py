@@ -16,7 +16,7 @@ from engine.demo import ACCEPT, APPROVE, FOOD, REVIEW_PASS, DemoClock
 from engine.persistence.database import unit_of_work
 from engine.persistence.tables import cases
 from licence.demo import demo_issuers, demo_organisations
-from licence.library import LicenceLibrary
+from licence.library import IllegalTransition, LicenceLibrary
 from licence.model import LicenceIdentifier
 from licence.tables import licences
 from tests.conftest import FakeClock, services_on
@@ -248,3 +248,46 @@ def test_two_imports_numbering_the_same_counters_in_opposite_orders_both_land(pg
         ).all()
     for pair in (first, second):
         assert sorted(s for t, i, s in serials if (t, i) == pair) == [1, 2]
+
+
+@pytest.mark.parametrize("action", ["renews", "replaces"])
+def test_concurrent_renewals_or_replacements_of_one_licence_continue_it_once(pg, action: str) -> None:
+    """Each continuation locks the licence it continues before checking it: of several at once, one is
+    issued and the others are refused (already renewed / cancelled by the replacement), never two."""
+    from tests.integration.test_licence_library import food_face
+
+    org = demo_organisations()[0]
+    code, name = demo_issuers()["market"]
+    with pg.begin() as conn:
+        old = LicenceLibrary(conn, clock=lambda: T0).issue(
+            "food_business_licence",
+            org.credit_code,
+            org.name,
+            food_face(org),
+            code,
+            name,
+            dt.date(2024, 1, 1),
+        )
+    threads = 6
+    barrier = threading.Barrier(threads)
+
+    def continue_it(_: int) -> str:
+        try:
+            with pg.begin() as conn:
+                lib = LicenceLibrary(conn, clock=lambda: T0)
+                barrier.wait()
+                lib.issue(
+                    "food_business_licence", org.credit_code, org.name, food_face(org), code, name,
+                    dt.date(2025, 3, 3), **{action: old.id},
+                )  # fmt: skip
+                return "issued"
+        except IllegalTransition as exc:
+            return exc.detail["action"]
+
+    with ThreadPoolExecutor(threads) as pool:
+        outcomes = sorted(pool.map(continue_it, range(threads)))
+    refused = "renew" if action == "renews" else "replace"
+    assert outcomes == ["issued"] + [refused] * (threads - 1)
+    with pg.connect() as conn:
+        column = licences.c.renews_id if action == "renews" else licences.c.replaces_id
+        assert len(conn.execute(select(licences.c.id).where(column == old.id)).all()) == 1
