@@ -16,22 +16,27 @@ received (``items``:    :func:`received_rows`        ``received``, ``online``, `
 the case's item codes,  (submission);                ``zero_visits`` (visits are the *current* count:
 ``event_day = day``)    :func:`visit_rows`           a visit at the counter moves the case out of a
                         (a visit at the counter)     bucket, on its day of receipt)
-event (``items`` '')    :func:`closing_rows`         ``finished`` (accepted) or ``not_accepted``; of a
-                        (the case closes; a          finished case its promised clock once stopped:
-                        re-closing moves it)         ``promised_stopped``, ``promised_late``
+event (``items`` '')    :func:`closing_rows`         one of ``withdrawn`` (the applicant withdrew,
+                        (the case closes; a          撤回件: whether accepted or not), ``finished``
+                        re-closing moves it)         (closed otherwise after acceptance: 办结) or
+                                                     ``not_accepted`` (:func:`closing_counter`); of a
+                                                     finished case its promised clock once stopped:
+                                                     ``promised_stopped``, ``promised_late``
                                                      (stopped at or after its kept deadline),
                                                      ``promised_no_due`` (no deadline kept: the
-                                                     figures recount those from the clock's JSON)
+                                                     figures recount those from the clock's JSON); a
+                                                     withdrawn case has none (not in 按时办结率)
                         :func:`count_rating`         ``rated_1`` .. ``rated_5`` (once per case)
 ======================  ===========================  ==================================================
 
 Why sums stay exact (what never changes after the fact): ``submitted_at``, ``department``, ``items`` and
 ``channel`` are written once; ``accepted_at`` is set only while a case is open; a closed status only
 moves to another closed status (``closed_at`` moves to the later day: :func:`closing_rows` moves the
-case's counts); a case's case-level clocks are stopped at the decision, before or when it closes, and a
-stopped clock row never changes again (calendar changes recount open clocks only); a rating is written
-once. The item set is kept (its codes, sorted), so handled-at-once (马上就办) follows the catalogue of the
-day the figures are asked for, as the scan does.
+case's counts, to another counter too if the new status counts elsewhere); a case's case-level clocks
+are stopped at the decision, before or when it closes, and a stopped clock row never changes again
+(calendar changes recount open clocks only); a rating is written once. The item set is kept (its codes,
+sorted), so handled-at-once (马上就办) follows the catalogue of the day the figures are asked for, as the
+scan does.
 
 :func:`rebuild` recomputes the rows from the cases (operators, and the 0140 migration's backfill does
 the same); :func:`engine.cases.figures.scan_figures` is the reference the rows must equal.
@@ -72,11 +77,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from engine.cases.status import WITHDRAWN
 from engine.persistence.tables import FIGURE_COUNTERS, case_clocks, cases, figure_counts
 from engine.time.calendar import local_date, local_midnight
 
 __all__ = [
     "EVENT_ROW",
+    "closing_counter",
     "closing_rows",
     "count_closing",
     "count_rating",
@@ -128,7 +135,8 @@ def _bump(conn: Connection, key: Mapping[str, Any], deltas: Mapping[str, Any]) -
 def _add(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Add to rows (keys with their grain, the same counters in each; with ``case_id`` and ``sign``: the
     case's promised clock counts too) in one statement (several rows: one multi-row INSERT)."""
-    names = tuple(sorted(k for k in rows[0] if k not in KEY and k not in ("case_id", "sign")))
+    names = tuple(sorted({k for r in rows for k in r if k not in KEY and k not in ("case_id", "sign")}))
+    rows = [{**dict.fromkeys(names, 0), **r} for r in rows]  # a moved closing may change its counter
     stmt = _upsert(conn.dialect.name, names, "case_id" in rows[0])
     conn.execute(stmt, rows if len(rows) > 1 else rows[0])
 
@@ -242,9 +250,23 @@ def promised_counts(stopped: tuple[datetime, datetime | None] | None) -> dict[st
     }
 
 
-def _closing(case: Mapping[str, Any], sign: int, promised: Mapping[str, int] | None) -> dict[str, Any]:
-    if case["accepted_at"] is None:
-        return {"not_accepted": sign}
+def closing_counter(status: str, accepted: bool) -> str:
+    """The counter a case closing with ``status`` (``accepted``: it had been accepted) adds to: a case
+    the applicant withdrew (撤回) is ``withdrawn``, accepted or not: neither 办结 nor in the on-time rate;
+    any other closing after acceptance is ``finished`` (办结: approved or denied and delivered, 不予许可
+    included, or terminated by the office, 终止办理); a closing without acceptance is ``not_accepted``
+    (不予受理, or ended at intake)."""
+    if status == WITHDRAWN:
+        return "withdrawn"
+    return "finished" if accepted else "not_accepted"
+
+
+def _closing(
+    case: Mapping[str, Any], status: str, sign: int, promised: Mapping[str, int] | None
+) -> dict[str, Any]:
+    counter = closing_counter(status, case["accepted_at"] is not None)
+    if counter != "finished":
+        return {counter: sign}
     if promised is None:  # its promised clock's counts, read by the statement
         return {"finished": sign, "case_id": str(case["id"]), "sign": sign}
     return {"finished": sign, **{name: sign * n for name, n in promised.items()}}
@@ -252,36 +274,45 @@ def _closing(case: Mapping[str, Any], sign: int, promised: Mapping[str, int] | N
 
 def closing_rows(
     case: Mapping[str, Any],
+    status: str,
     closed_at: datetime,
     was_closed_at: datetime | None,
     promised: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """What the case closing at ``closed_at`` adds (``case``: its row as it was, with ``id``,
-    ``submitted_at``, ``department``, ``accepted_at``); ``was_closed_at``: when it had closed before (a
-    closed status moving on to another one), whose counts move to the new day (none when the day is the
-    same). ``promised``: the :func:`promised_counts` of a finished case; None: the rows name the case for
-    :func:`count_closing`'s statement to count its stored promised clock."""
+    """What the case closing with ``status`` at ``closed_at`` adds (``case``: its row as it was, with
+    ``id``, ``status``, ``submitted_at``, ``department``, ``accepted_at``); ``was_closed_at``: when it had
+    closed before (with ``case["status"]``, a closed status moving on to another one), whose counts move
+    to the new day and counter (none when both are the same). ``promised``: the :func:`promised_counts` of
+    a finished case; None: the rows name the case for :func:`count_closing`'s statement to count its
+    stored promised clock."""
     key = {"day": local_date(case["submitted_at"]), "department": case["department"], "items": EVENT_ROW}
     new_day = local_date(closed_at)
     if was_closed_at is None:
-        return [{**k, **_closing(case, 1, promised)} for k in _grains({**key, "event_day": new_day})]
-    old_day = local_date(was_closed_at)
-    if old_day == new_day:
+        return [{**k, **_closing(case, status, 1, promised)} for k in _grains({**key, "event_day": new_day})]
+    old_day, was = local_date(was_closed_at), str(case["status"])
+    accepted = case["accepted_at"] is not None
+    same_counter = closing_counter(was, accepted) == closing_counter(status, accepted)
+    if old_day == new_day and same_counter:
         return []
-    # moved: the day rows (earlier day first), then the month rows if the month changed
+    # moved: the day rows (earlier day first), then the month rows if the month or the counter changed
     old, new = _grains({**key, "event_day": old_day}), _grains({**key, "event_day": new_day})
-    rows = [{**old[0], **_closing(case, -1, promised)}, {**new[0], **_closing(case, 1, promised)}]
-    if old[1] != new[1]:
-        rows += [{**old[1], **_closing(case, -1, promised)}, {**new[1], **_closing(case, 1, promised)}]
+    removed, added = _closing(case, was, -1, promised), _closing(case, status, 1, promised)
+    rows = [{**old[0], **removed}, {**new[0], **added}]
+    if old[1] != new[1] or not same_counter:
+        rows += [{**old[1], **removed}, {**new[1], **added}]
     return rows
 
 
 def count_closing(
-    conn: Connection, case: Mapping[str, Any], closed_at: datetime, was_closed_at: datetime | None
+    conn: Connection,
+    case: Mapping[str, Any],
+    status: str,
+    closed_at: datetime,
+    was_closed_at: datetime | None,
 ) -> None:
     """:func:`closing_rows` written on ``conn``, the promised clock's counts read from its stored row:
     call it after the case's clocks were stopped in the same transaction."""
-    rows = closing_rows(case, closed_at, was_closed_at)
+    rows = closing_rows(case, status, closed_at, was_closed_at)
     if rows:
         _add(conn, rows)
 
@@ -399,8 +430,9 @@ def _contributions(row: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...], di
     )
     if row["closed_at"] is not None:
         key = (day, row["department"], EVENT_ROW, local_date(row["closed_at"]))
-        if row["accepted_at"] is None:
-            yield key, {"not_accepted": 1}
+        counter = closing_counter(str(row["status"]), row["accepted_at"] is not None)
+        if counter != "finished":
+            yield key, {counter: 1}
         else:
             stopped, due = row["promised_stopped_at"], row["promised_due_at"]
             yield (
@@ -430,6 +462,7 @@ def rebuild(conn: Connection, since: date | None = None) -> int:
         cases.c["items"],
         cases.c.channel,
         cases.c.visits,
+        cases.c.status,
         cases.c.accepted_at,
         cases.c.closed_at,
         cases.c.rating,

@@ -8,13 +8,18 @@ figure                   definition (numerator / denominator)
 =======================  ================================================================================
 ``received`` 办件         cases submitted in the period (online and at the counter)
 ``finished`` 办结件       received cases that were **accepted** and are closed (``closed_at`` set) before the
-                         period ends: finished, delivered or terminated after acceptance (准予/不予许可送达、
-                         终止办理). A refusal (不予受理) never counts as 办结.
+                         period ends, except those the applicant withdrew: finished, delivered or terminated
+                         after acceptance (准予/不予许可送达、终止办理). A refusal (不予受理) never counts as
+                         办结, nor does a withdrawal (撤回).
 ``not_accepted``         received cases closed before the period ends without ever being accepted
-                         (不予受理, or ended at intake)
-``open``                 received - finished - not_accepted (still in hand at the end of the period)
+                         (不予受理, or ended at intake), except those the applicant withdrew
+``withdrawn`` 撤回件      received cases the applicant withdrew (撤回申请, granted) before the period ends,
+                         accepted or not: neither 办结 nor 不予受理, and not in the on-time rate
+``open``                 received - finished - not_accepted - withdrawn (still in hand at the end of the
+                         period)
 ``on_time`` 按时办结率     finished cases whose promised clock (承诺时限, case level) stopped before its
-                         deadline / finished cases with a stopped promised clock
+                         deadline / finished cases with a stopped promised clock (a withdrawn case is in
+                         neither: its clock stopped at the withdrawal, not at a decision)
 ``satisfaction`` 满意度    ratings 3-5 (非常满意 + 满意 + 基本满意) / rated cases (rated before the period
                          ends), as 好差评 reports count it; ``ratings`` gives the count per level and
                          ``mean_rating`` the sum of levels / rated (the mean, 1-5)
@@ -60,6 +65,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from engine.cases.figure_counts import summary_rows
 from engine.cases.rating import RATINGS
+from engine.cases.status import WITHDRAWN
 from engine.errors import InvalidInput
 from engine.persistence.tables import FIGURE_COUNTERS, case_clocks, cases
 from engine.time.calendar import SHANGHAI, WorkingCalendar, local_midnight
@@ -90,6 +96,7 @@ LABELS: dict[str, str] = {
     "received": "办件量",
     "finished": "办结量",
     "not_accepted": "不予受理（未受理即结束）",
+    "withdrawn": "撤回件",
     "open": "在办量",
     "on_time": "按时办结率",
     "satisfaction": "群众满意度",
@@ -147,6 +154,7 @@ class Figures:
     received: int = 0
     finished: int = 0
     not_accepted: int = 0
+    withdrawn: int = 0
     on_time: Ratio = ZERO
     satisfaction: Ratio = ZERO
     mean_rating: Ratio = ZERO
@@ -160,13 +168,14 @@ class Figures:
 
     @property
     def open(self) -> int:
-        return self.received - self.finished - self.not_accepted
+        return self.received - self.finished - self.not_accepted - self.withdrawn
 
     def add_cases(self, other: Figures) -> None:
         """Add the case counts of ``other`` (not its guide figures: those come from the catalogue)."""
         self.received += other.received
         self.finished += other.finished
         self.not_accepted += other.not_accepted
+        self.withdrawn += other.withdrawn
         for name in _CASE_RATIOS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for level, n in other.ratings.items():
@@ -179,6 +188,7 @@ class Figures:
             "received": self.received,
             "finished": self.finished,
             "not_accepted": self.not_accepted,
+            "withdrawn": self.withdrawn,
             "open": self.open,
             "on_time": self.on_time.to_dict(),
             "satisfaction": self.satisfaction.to_dict(),
@@ -258,7 +268,9 @@ def _cohort_query(cohort: list[ColumnElement[bool]], end: datetime, bounds: list
     per-case values are computed in a subquery and grouped outside: PostgreSQL does not see two CASE
     expressions with their own bound parameters as the same grouping expression."""
     promised = _PROMISED
-    closed = and_(cases.c.closed_at.is_not(None), cases.c.closed_at < end)
+    ended = and_(cases.c.closed_at.is_not(None), cases.c.closed_at < end)
+    withdrawn = and_(ended, cases.c.status == WITHDRAWN)
+    closed = and_(ended, cases.c.status != WITHDRAWN)  # by the centre: 办结 or 不予受理
     finished = and_(closed, cases.c.accepted_at.is_not(None))
     rated = and_(cases.c.rating.is_not(None), cases.c.rated_at < end)
     joined = cases.outerjoin(
@@ -277,6 +289,7 @@ def _cohort_query(cohort: list[ColumnElement[bool]], end: datetime, bounds: list
             _bucket_of(cases.c.submitted_at, bounds).label("received_in"),
             case((finished, _bucket_of(cases.c.closed_at, bounds))).label("finished_in"),
             _flag(and_(closed, cases.c.accepted_at.is_(None))).label("not_accepted"),
+            _flag(withdrawn).label("withdrawn"),
             _flag(and_(finished, promised.c.id.is_not(None))).label("with_promised"),
             _flag(and_(finished, promised.c.stopped_at >= promised.c.due_at)).label("late"),
             _flag(and_(finished, promised.c.id.is_not(None), promised.c.due_at.is_(None))).label("unknown"),
@@ -294,6 +307,7 @@ def _cohort_query(cohort: list[ColumnElement[bool]], end: datetime, bounds: list
         *keys,
         func.count().label("received"),
         func.sum(c.not_accepted).label("not_accepted"),
+        func.sum(c.withdrawn).label("withdrawn"),
         func.sum(c.with_promised).label("with_promised"),
         func.sum(c.late).label("late"),
         func.sum(c.unknown).label("unknown"),
@@ -363,6 +377,7 @@ def _from_tally(catalogue: Catalogue, department: str, t: dict[str, int]) -> Fig
         received=received,
         finished=t["finished"],
         not_accepted=t["not_accepted"],
+        withdrawn=t["withdrawn"],
         on_time=Ratio(with_promised - t["promised_late"], with_promised),
         satisfaction=Ratio(sum(ratings[level] for level in SATISFIED_LEVELS), n_rated),
         mean_rating=Ratio(sum(level * n for level, n in ratings.items()), n_rated),
@@ -414,6 +429,7 @@ def scan_figures(
                 received=received,
                 finished=finished,
                 not_accepted=int(row["not_accepted"] or 0),
+                withdrawn=int(row["withdrawn"] or 0),
                 on_time=Ratio(with_promised - late, with_promised),
                 satisfaction=Ratio(sum(ratings[level] for level in SATISFIED_LEVELS), n_rated),
                 mean_rating=Ratio(sum(level * n for level, n in ratings.items()), n_rated),
@@ -548,6 +564,7 @@ def _recount_legacy_clocks(
             *cohort,
             cases.c.closed_at < end,
             cases.c.accepted_at.is_not(None),
+            cases.c.status != WITHDRAWN,  # not in the on-time rate
             case_clocks.c.kind == "promised",
             case_clocks.c.task_id.is_(None),
             case_clocks.c.stopped_at.is_not(None),

@@ -258,7 +258,7 @@ class CaseLifecycle:
         case.set(**values)
         if new in CLOSED:  # the figures' summary rows: its promised clock stopped above or before
             promised = promised_counts(clocks.stopped_here("promised") or case.promised_stopped)
-            case.figures += closing_rows(row, ctx.now, row["closed_at"], promised)
+            case.figures += closing_rows(row, new, ctx.now, row["closed_at"], promised)
         case.audit(ctx, "case_status", {"from": old, "to": new, "reason": reason})
 
     @staticmethod

@@ -73,6 +73,9 @@ DECIDED = {"approved", "denied", "refused", "terminated", "returned"}
 """Statuses at which the case's legal and promised clocks stop (a decision or an end was reached)."""
 
 CLOSED = {"refused", "finished", "delivered", "terminated", "withdrawn"}
+WITHDRAWN = "withdrawn"
+"""The applicant withdrew the case (撤回): closed, but neither 办结 nor in the on-time rate (the figures
+count it as 撤回件, :func:`engine.cases.figure_counts.closing_counter`)."""
 
 
 def can_move(old: str | None, new: str) -> bool:

@@ -217,7 +217,8 @@ def _close_withdrawn(
         .values(status="withdrawn", status_reason=reason, closed_at=now)
         .returning(cases.c.id, cases.c.submitted_at, cases.c.department, cases.c.accepted_at)
     ).one()
-    count_closing(conn, closed._mapping, now, None)  # a withdrawable case was not closed before
+    # a withdrawable case was not closed before; it counts as withdrawn (撤回件), never as finished
+    count_closing(conn, closed._mapping, "withdrawn", now, None)
     AuditRepository(conn).record(
         now,
         actor,

@@ -374,6 +374,7 @@ FIGURE_COUNTERS = (
     "rated_3",
     "rated_4",
     "rated_5",
+    "withdrawn",
 )
 """The counters of ``figure_counts`` (see ``engine.cases.figure_counts`` for what each counts)."""
 

@@ -4,6 +4,7 @@ warning, set and clear with a note; every open deadline follows)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date
 
@@ -16,7 +17,15 @@ from engine.bootstrap import Services
 from engine.persistence.tables import audit_log, escalations
 from tests.api.conftest import error_of, food_case
 from tests.conftest import FakeClock
-from tests.integration.test_figures import build_alerts, build_two_months, conn_task, ready, report, sh
+from tests.integration.test_figures import (
+    build_alerts,
+    build_two_months,
+    build_withdrawn,
+    conn_task,
+    ready,
+    report,
+    sh,
+)
 
 S = "/api/v1/supervisor"
 
@@ -57,6 +66,39 @@ def test_the_figures_of_a_period_for_the_centre_and_a_department(
     market = supervisor.get(f"{S}/figures", params={**period, "department": "market"}).json()
     assert market["department"] == "market" and [d["department"] for d in market["departments"]] == ["market"]
     assert market["centre"]["received"] == 4  # D, A, B, F
+
+
+def test_withdrawn_cases_are_shown_apart_from_the_finished_ones(
+    later: Callable[[], TestClient], svc: Services, clock: FakeClock
+) -> None:
+    build_withdrawn(svc, clock)  # the two months and two withdrawn cases (one accepted, one not)
+    supervisor = later()
+    period = {"period_start": "2025-11-01", "period_end": "2025-12-31"}
+    body = supervisor.get(f"{S}/figures", params=period).json()
+    centre = body["centre"]
+    assert (centre["received"], centre["finished"], centre["not_accepted"], centre["open"]) == (9, 4, 1, 2)
+    assert centre["withdrawn"] == 2 and body["labels"]["withdrawn"] == "撤回件"
+    assert (centre["on_time"]["numerator"], centre["on_time"]["denominator"]) == (3, 4)
+    by_dept = {d["department"]: d for d in body["departments"]}
+    assert {d: by_dept[d]["withdrawn"] for d in ("market", "police", "hr")} == {
+        "market": 1,
+        "police": 1,
+        "hr": 0,
+    }
+
+    # the dashboard page says the same: a tile, a column, and the report line keeps them out of 办结
+    page = supervisor.get("/supervisor/dashboard", params=period)
+    assert page.status_code == 200, page.text
+    html = page.text
+    tile = re.search(
+        r'data-testid="stat-withdrawn">\s*<div class="value" data-testid="value">(\d+)</div>', html
+    )
+    assert tile is not None and tile.group(1) == "2"
+    assert '<div class="label">撤回件</div>' in html
+    assert re.search(r'data-testid="report-finished">4</strong>', html)
+    assert re.search(r'data-testid="report-withdrawn">2</strong> 件，不计入办结', html)
+    cells = re.findall(r'data-testid="withdrawn" class="num">(\d+)</td>', html)
+    assert len(cells) == len(body["departments"]) + 1 and cells[-1] == "2"  # every department, the centre
 
 
 def test_the_figures_default_to_the_month_so_far(later: Callable[[], TestClient], clock: FakeClock) -> None:

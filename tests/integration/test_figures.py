@@ -8,7 +8,7 @@ working days) and the police department (公章刻制备案 PS-001, immediate an
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,9 +16,10 @@ from sqlalchemy import insert, select
 
 from engine.bootstrap import Services
 from engine.cases.clocks import tick_clocks
-from engine.cases.figures import figures
+from engine.cases.figures import figures, scan_figures
 from engine.cases.intake import Application
 from engine.cases.supervision import SUPERVISOR_LEVEL, clock_alerts, escalate
+from engine.cases.withdrawal import decide_withdrawal, request_withdrawal
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.persistence.database import unit_of_work
 from engine.persistence.tables import audit_log, case_clocks, escalations, tasks
@@ -294,6 +295,60 @@ def test_figures_of_two_months_by_department_and_for_the_centre(svc: Services, c
     again = report(svc, date(2025, 11, 1), date(2025, 12, 31))
     assert ratios(again["centre"])["on_time"] == (3, 4)
     assert ratios(again["departments"][0])["on_time"] == (1, 2)  # market: B still late
+
+
+def withdraw(svc: Services, clock: FakeClock, case_id: str, holder_id: str, group: str, at: datetime) -> None:
+    """The applicant asks to withdraw the case the day before ``at``; an officer grants it at ``at``."""
+    clock.set(at - timedelta(days=1))
+    request_withdrawal(svc.cases, case_id, "不再需要", holder_id=holder_id, actor="applicant")
+    clock.set(at)
+    decide_withdrawal(svc.cases, case_id, grant=True, note="", actor=f"{group}-1", groups={group})
+
+
+def build_withdrawn(svc: Services, clock: FakeClock) -> dict[str, str]:
+    """The nine cases of :func:`build_two_months` and two withdrawn ones: W1 (market) accepted on 5 Nov and
+    withdrawn on 25 Nov, after its promised deadline (end of 19 Nov): it would count late if it counted;
+    W2 (police) withdrawn on 7 Nov before it was accepted."""
+    ids = build_two_months(svc, clock)
+    w = World(svc, clock)
+    ids["w1"] = w.submit("MR-001", sh(2025, 11, 5, 9))
+    w.accept(ids["w1"], sh(2025, 11, 5, 10))
+    ids["w2"] = w.submit("PS-002", sh(2025, 11, 6, 9), "counter")
+    withdraw(svc, clock, ids["w1"], w.food_org.credit_code, "market", sh(2025, 11, 25, 9))
+    withdraw(svc, clock, ids["w2"], w.org.credit_code, "police", sh(2025, 11, 7, 9))
+    return ids
+
+
+def test_a_withdrawn_case_is_not_finished_and_not_in_the_on_time_rate(
+    svc: Services, clock: FakeClock
+) -> None:
+    build_withdrawn(svc, clock)
+    result = report(svc, date(2025, 11, 1), date(2025, 12, 31))
+    centre = result["centre"]
+    by_dept = {d["department"]: d for d in result["departments"]}
+    # as in the two months without them, and the two withdrawn cases counted apart (撤回件), neither
+    # finished (办结) nor refused at intake (不予受理) nor open
+    assert (*counts(centre), centre["withdrawn"]) == (9, 4, 1, 2, 2)
+    assert (*counts(by_dept["market"]), by_dept["market"]["withdrawn"]) == (5, 2, 1, 1, 1)
+    assert (*counts(by_dept["police"]), by_dept["police"]["withdrawn"]) == (4, 2, 0, 1, 1)
+    assert ratios(centre)["on_time"] == (3, 4)  # W1's promised clock stopped late: not in the rate
+    assert ratios(by_dept["market"])["on_time"] == (1, 2)
+    assert by_dept["hr"]["withdrawn"] == 0
+    assert sum(b["finished"] for b in result["series"]["buckets"]) == 4
+    assert result["labels"]["withdrawn"] == "撤回件"
+    with svc.engine.connect() as conn:  # the summary rows give what the scan of the cases gives
+        kw = {"period_start": date(2025, 11, 1), "period_end": date(2025, 12, 31)}
+        assert scan_figures(conn, svc.catalogue, svc.calendar, **kw).to_dict() == result
+
+    # as the period ended on 15 Nov: W2 had been withdrawn, W1 was still in hand
+    half = report(svc, date(2025, 11, 1), date(2025, 11, 15))["centre"]
+    assert (*counts(half), half["withdrawn"]) == (6, 2, 1, 2, 1)
+
+    # promised clocks stored without their deadline are recounted: a withdrawn one still is not
+    with unit_of_work(svc.engine) as conn:
+        conn.execute(case_clocks.update().where(case_clocks.c.stopped_at.is_not(None)).values(due_at=None))
+    again = report(svc, date(2025, 11, 1), date(2025, 12, 31))
+    assert ratios(again["centre"])["on_time"] == (3, 4) and again["centre"]["finished"] == 4
 
 
 def test_figures_refuse_a_bad_period_or_an_unknown_department(svc: Services) -> None:

@@ -105,8 +105,8 @@ def build_more(svc: Services, clock: FakeClock) -> dict[str, str]:
     assert svc.workflow.fire_due_timers("w1") >= 1  # (other cases' timers fire too)
     assert svc.cases.track(ids["i"])["case"]["status"] == "terminated"
 
-    # J: withdrawn after acceptance (finished: the promised clock stops at the withdrawal); K: withdrawn
-    # before acceptance (not accepted)
+    # J: withdrawn after acceptance (withdrawn, not finished: the promised clock stops at the withdrawal,
+    # not in the on-time rate); K: withdrawn before acceptance (withdrawn, not 不予受理)
     ids["j"] = w.submit("MR-001", sh(2026, 1, 5, 9))
     w.accept(ids["j"], sh(2026, 1, 5, 10))
     ids["k"] = w.submit("PS-002", sh(2026, 1, 6, 9), "counter")
@@ -223,7 +223,8 @@ def test_the_summary_gives_the_figures_of_the_scan_for_every_period_and_departme
     # the figures are not trivially empty: the centre of the whole span sees every case
     new, _ = both(svc, date(2025, 10, 1), date(2026, 3, 31), None)
     assert new["centre"]["received"] == len(ids)
-    assert new["centre"]["finished"] >= 7 and new["centre"]["not_accepted"] == 3
+    assert new["centre"]["finished"] == 6 and new["centre"]["not_accepted"] == 2  # A B C E I M; D O
+    assert new["centre"]["withdrawn"] == 2  # J, K
     assert sum(r["count"] for r in new["centre"]["ratings"]) == 8
 
     # the case closed twice counts on its last closing day: in the February figures it is still open
@@ -267,6 +268,59 @@ def test_a_lost_summary_is_rebuilt_by_the_repair_and_by_the_migration(
     with svc.engine.connect() as conn:
         assert stored_rows(conn) == kept
     assert_same_everywhere(svc)
+
+
+def test_the_0160_migration_moves_the_counts_of_withdrawn_cases_and_back(
+    db: Engine, svc: Services, clock: FakeClock
+) -> None:
+    """A database counted before 0160 (a withdrawn case as finished or not accepted, its promised clock in
+    the on-time rate) gets the figures of the rule now: the rows the commands keep; downgrade gives back
+    the rows of the rule before (as the 0140 backfill counts them)."""
+    build_more(svc, clock)
+    with svc.engine.connect() as conn:
+        kept = stored_rows(conn)
+    cfg = alembic_config(db.url.render_as_string(hide_password=False))
+
+    def migrate(to: str, down: bool) -> dict[tuple, dict[str, int]]:
+        with db.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, to)
+            return _raw_rows(conn) if "figure_counts" in _tables(conn) else {}
+
+    before = migrate("0150", down=True)
+    assert all("withdrawn" not in counters for counters in before.values())
+    # J (accepted 5 Jan, withdrawn 8 Jan) counted finished with its promised clock; K refused at intake
+    jan = ("d", date(2026, 1, 5), "market", "", date(2026, 1, 8))
+    k = ("d", date(2026, 1, 6), "police", "", date(2026, 1, 8))
+    assert before[jan]["finished"] == 1 and before[jan]["promised_stopped"] == 1
+    assert before[k]["not_accepted"] == 1
+    assert before[("m", date(2026, 1, 1), "market", "", date(2026, 1, 1))]["finished"] >= 1
+    # the rows of the rule before are the rows the 0140 backfill counts from the cases
+    migrate("0130", down=True)
+    assert migrate("0150", down=False) == before
+
+    after = migrate("head", down=False)
+    assert {key: tuple(c[n] for n in FIGURE_COUNTERS) for key, c in after.items()} == kept
+    assert after[jan]["withdrawn"] == 1 and after[jan]["finished"] == after[jan]["promised_stopped"] == 0
+    assert (after[k]["withdrawn"], after[k]["not_accepted"]) == (1, 0)
+    assert_same_everywhere(svc)
+    whole = both(svc, date(2025, 10, 1), date(2026, 3, 31), None)[0]["centre"]
+    assert (whole["finished"], whole["not_accepted"], whole["withdrawn"]) == (6, 2, 2)
+
+
+def _raw_rows(conn: Any) -> dict[tuple, dict[str, int]]:
+    """The stored rows as key -> counters, whatever counters the table has at its revision."""
+    rows = conn.execute(text("SELECT * FROM figure_counts")).mappings()
+    key = ("grain", "day", "department", "items", "event_day")
+    found = {}
+    for r in rows:
+        day, event_day = (
+            d if isinstance(d, date) else date.fromisoformat(d) for d in (r["day"], r["event_day"])
+        )
+        counters = {n: int(v) for n, v in r.items() if n not in key}
+        if any(counters.values()):  # rows with every counter 0 left out (a moved closing leaves one)
+            found[(r["grain"], day, r["department"], r["items"], event_day)] = counters
+    return found
 
 
 def test_promised_clocks_stored_without_their_deadline_are_recounted_as_the_scan_does(
