@@ -103,7 +103,9 @@ def time_left(clock: ClockOut | None) -> str:
         return "受理后开始计时"
     unit = "小时" if clock.unit == "hours" else "个工作日"
     if clock.status == "stopped":
-        return "已办结，按时完成" if clock.finished_on_time is not False else "已办结，超出时限"
+        if clock.finished_on_time is None:  # stopped by a withdrawal: not finished, no verdict
+            return "已停止计时（未办结）"
+        return "已办结，按时完成" if clock.finished_on_time else "已办结，超出时限"
     remaining = clock.remaining or 0.0
     text = f"剩余 {_amount(remaining)} {unit}" if remaining >= 0 else f"已超期 {_amount(-remaining)} {unit}"
     return text + ("（时限中止中）" if clock.paused else "")

@@ -52,7 +52,7 @@ class ClockOut(BaseModel):
     used: float | None = Field(description="已用（工作日或小时，不含中止时间）")
     remaining: float | None = Field(description="剩余（工作日或小时；负数为已超期）")
     due_at: str | None = Field(description="到期时刻（ISO 8601，UTC）")
-    finished_on_time: bool | None = Field(description="停止时是否按时（未停止为空）")
+    finished_on_time: bool | None = Field(description="停止时是否按时（未停止或因撤回而停止为空）")
 
 
 def item_ref(svc: Services, code: str) -> ItemRef:

@@ -14,6 +14,10 @@
 Both views show the calendar warnings of the case's own dates only (submission, acceptance, decision,
 closing, the clocks' starts, pauses, stops and deadlines, the steps' dates): a year the holiday calendar
 does not know is flagged on the cases it touches, not on every case.
+
+A clock the applicant's withdrawal stopped (撤回: every clock running at that instant) gives no verdict
+(``finished_on_time`` None, in both views and in :meth:`CaseTracking.promised_clocks`): the case was not
+finished (办结), neither on time nor late, as the supervisor figures count it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, is_offi
 from engine.cases.clocks import ClockRepository
 from engine.cases.materials import PENDING_MATERIALS
 from engine.cases.numbers import is_valid_case_number
-from engine.cases.status import DECIDED, LABELS, NOTICE_STATUSES
+from engine.cases.status import DECIDED, LABELS, NOTICE_STATUSES, WITHDRAWN
 from engine.errors import InvalidInput
 from engine.persistence.repositories import AuditRepository, TaskRepository
 from engine.persistence.tables import case_clocks, case_materials, cases
@@ -88,6 +92,15 @@ _EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {  # action -> (label, detail 
 }
 
 
+def _summary(clock: Clock, case: Any, now: datetime, cal: WorkingCalendar) -> dict[str, Any]:
+    """The clock's summary as the views show it (``case``: its case's row, with ``status`` and
+    ``closed_at``): a clock stopped by the withdrawal of its case has no on-time verdict."""
+    summary = clock.summary(now, cal)
+    if case["status"] == WITHDRAWN and clock.stopped_at is not None and clock.stopped_at >= case["closed_at"]:
+        summary["finished_on_time"] = None  # withdrawn (撤回): not finished, neither on time nor late
+    return summary
+
+
 def _pick(row: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     return {k: row.get(k) for k in fields}
 
@@ -109,7 +122,8 @@ class CaseTracking:
             return {}
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(case_clocks.c.case_id, case_clocks.c.clock)
+                select(case_clocks.c.case_id, case_clocks.c.clock, cases.c.status, cases.c.closed_at)
+                .join(cases, cases.c.id == case_clocks.c.case_id)
                 .where(
                     case_clocks.c.case_id.in_(case_ids),
                     case_clocks.c.kind == "promised",
@@ -118,7 +132,7 @@ class CaseTracking:
                 .order_by(case_clocks.c.id)  # the latest promised clock of a case stays
             ).all()
         now, cal = self.clock(), self.calendar()
-        summaries = {str(r.case_id): Clock.from_dict(r.clock).summary(now, cal) for r in rows}
+        summaries = {str(r.case_id): _summary(Clock.from_dict(r.clock), r._mapping, now, cal) for r in rows}
         return {case_id: _pick(summary, _CLOCK_FIELDS) for case_id, summary in summaries.items()}
 
     def _in_scope(
@@ -166,7 +180,7 @@ class CaseTracking:
         deadlines: list[datetime | None] = [t["due_at"] for t in tasks]
         for c in clocks:
             clk = Clock.from_dict(c["clock"])
-            summary = clk.summary(now, cal)
+            summary = _summary(clk, row, now, cal)
             clock_views.append({**summary, "id": c["id"], "task_id": c["task_id"]})
             # a running clock counts up to now: the working days of now's year are in its numbers
             dates += [clk.started_at, clk.stopped_at or max(now, clk.started_at)]

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from engine.bootstrap import Services
+from engine.cases.access import Viewer
 from engine.cases.applicant_tables import case_files, case_withdrawals, submission_keys
 from engine.cases.check_codes import ALPHABET
 from engine.cases.intake import Application
@@ -675,6 +676,47 @@ def test_a_withdrawal_request_changes_nothing_until_an_officer_of_the_case_decid
     assert detail["events"][-1]["detail"]["to"] == "withdrawn"
     error_of(company.post(url, json={"reason": "again"}), 409, "not_withdrawable")
     error_of(upload(company, case_id, "layout_plan", PDF), 409, "case_closed")
+
+
+def test_a_withdrawn_case_is_not_shown_as_finished_on_time_or_late(
+    company: TestClient, client: TestClient, svc: Services, clock: FakeClock
+) -> None:
+    submitted = submit(company)
+    case_id, code = submitted["case_number"], submitted["check_code"]
+    officer_does(svc, case_id, "intake", decision="accept", opinion="材料齐全")
+    clock.advance(hours=1)
+    assert (
+        company.post(f"{API}/cases/{case_id}/withdrawal", json={"reason": "经营计划调整"}).status_code == 201
+    )
+    decide_withdrawal(svc.cases, case_id, grant=True, note="", **officer_of_market())
+
+    # the clocks the withdrawal stopped give no verdict: neither 按时 nor 超时 (as the figures count it)
+    detail = company.get(f"{API}/cases/{case_id}").json()
+    assert detail["status"] == "withdrawn"
+    assert sorted((c["kind"], c["status"], c["finished_on_time"]) for c in detail["clocks"]) == [
+        ("legal", "stopped", None),
+        ("promised", "stopped", None),
+    ]
+    [listed] = [c for c in company.get(f"{API}/cases").json()["cases"] if c["case_number"] == case_id]
+    assert listed["promised"]["status"] == "stopped" and listed["promised"]["finished_on_time"] is None
+    tracked = client.post("/api/v1/public/track", json={"case_number": case_id, "check_code": code})
+    assert tracked.status_code == 200, tracked.text
+    view = tracked.json()
+    assert view["promised"]["finished_on_time"] is None and view["legal"]["finished_on_time"] is None
+    # the officer view: the intake step's clock stopped at the acceptance, before the withdrawal, keeps it
+    officer = svc.cases.track(case_id, viewer=Viewer.officer("market-1", {"market"}))
+    verdicts = {(c["kind"], c["task_id"] is None): c["finished_on_time"] for c in officer["clocks"]}
+    assert verdicts[("promised", True)] is None and verdicts[("legal", True)] is None
+    assert verdicts[("task", False)] is True
+
+    # the applicant's page says the case stopped without being finished
+    page = company.get(f"/my/cases/{case_id}")
+    assert page.status_code == 200, page.text
+    days_left = re.search(r'data-testid="days-left">([^<]*)<', page.text)
+    assert days_left is not None and days_left.group(1) == "已停止计时（未办结）"
+    current = re.search(r'data-testid="current-step">([^<]*)<', page.text)
+    assert current is not None and current.group(1) == "已撤回"
+    assert "已办结" not in page.text
 
 
 def test_a_decided_case_can_no_longer_be_withdrawn(company: TestClient, svc: Services) -> None:

@@ -11,7 +11,14 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.journeys import FOOD_FORM, JOINT_ITEMS, Api, finished_joint_case, submit_case
+from tests.browser.journeys import (
+    FOOD_FORM,
+    JOINT_ITEMS,
+    Api,
+    accept_joint,
+    finished_joint_case,
+    submit_case,
+)
 
 CASE_NUMBER = re.compile(r"^\d{6}-\d{4}-\d$")
 BUSINESS_LICENCE = "营业执照 No.0235010260BN16KM00000001"
@@ -179,6 +186,24 @@ def test_a_visitor_tracks_a_finished_case_and_the_applicant_rates_it_once(
     shoot(page, "applicant-case-rated")
     page.goto("/my/cases")
     expect(page.locator(f"[data-case='{done['case_number']}']")).to_contain_text("已评价")
+
+
+def test_a_visitor_tracks_a_withdrawn_case_not_as_finished(user: Any, shoot: Any, server: Any) -> None:
+    submitted = submit_case(server.url, JOINT_ITEMS)
+    case_id = submitted["case_number"]
+    accept_joint(server.url, case_id)
+    Api(server.url, "company").post(f"/applicant/cases/{case_id}/withdrawal", {"reason": "经营计划调整"}, 201)
+    Api(server.url, "market").post(f"/officer/cases/{case_id}/withdrawal", {"grant": True})
+    visitor = user(None)
+    visitor.goto("/track")
+    visitor.fill("#track-case", case_id)
+    visitor.fill("#track-code", submitted["check_code"])
+    visitor.get_by_test_id("track-submit").click()
+    expect(visitor.get_by_test_id("track-result")).to_be_visible()
+    expect(visitor.get_by_test_id("track-status")).to_have_text("已撤回")
+    expect(visitor.get_by_test_id("track-days-left")).to_have_text("已停止计时（未办结）")
+    expect(visitor.get_by_test_id("track-current-step")).to_have_text("已撤回")
+    shoot(visitor, "public-track-withdrawn")
 
 
 def test_a_visitor_who_picks_items_signs_in_on_the_way_to_the_form(user: Any) -> None:

@@ -6,6 +6,7 @@
 
   const ZONE = "Asia/Shanghai";
   const CLOSED = new Set(["refused", "finished", "delivered", "terminated", "withdrawn"]);
+  const NOT_FINISHED = new Set(["refused", "withdrawn"]); // closed, but not 办结 (不予受理, 撤回)
 
   // ---------------------------------------------------------------- dates (UTC in, Beijing time out)
   function clockParts(date) {
@@ -43,7 +44,12 @@
   function timeLeft(clock) {
     if (!clock) return "受理后开始计时";
     const unit = clock.unit === "hours" ? "小时" : "个工作日";
-    if (clock.status === "stopped") return clock.finished_on_time === false ? "已办结，超出时限" : "已办结，按时完成";
+    if (clock.status === "stopped") {
+      if (clock.finished_on_time === null || clock.finished_on_time === undefined) {
+        return "已停止计时（未办结）"; // stopped by a withdrawal: not finished, no verdict
+      }
+      return clock.finished_on_time ? "已办结，按时完成" : "已办结，超出时限";
+    }
     const remaining = clock.remaining || 0;
     const text = remaining >= 0 ? `剩余 ${amount(remaining)} ${unit}` : `已超期 ${amount(-remaining)} ${unit}`;
     return text + (clock.paused ? "（时限中止中）" : "");
@@ -295,7 +301,7 @@
     const closed = CLOSED.has(data.status);
     slot(root, "current").textContent = data.current_steps.length
       ? data.current_steps.map((s) => (s.name || "办理中") + (s.for_applicant ? "（待申请人办理）" : "")).join("、")
-      : (closed ? "已办结" : "—");
+      : (closed ? (NOT_FINISHED.has(data.status) ? data.status_label : "已办结") : "—");
     slot(root, "missing_box").hidden = !data.missing.length;
     fillList(slot(root, "missing"), data.missing, (m) => {
       const li = document.createElement("li");
