@@ -16,6 +16,7 @@ unwraps it on restore: round trips are exact, at any depth, inside lists too.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from typing import Any
 
@@ -31,6 +32,8 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
+
+from engine.errors import InvalidInput
 
 from .camunda import OwTaskHooks, OwTaskHooksConverter
 from .specs import OwCallActivity, OwNoneTask, OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
@@ -185,7 +188,55 @@ def dump_instance(workflow: BpmnWorkflow) -> str:
         finally:
             REGISTRY._encoder_mode = False
     dct[VERSION_KEY] = SERIALIZER.VERSION
-    return json.dumps(dct, cls=SERIALIZER._encoder_cls, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return json.dumps(
+            dct, cls=SERIALIZER._encoder_cls, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError as exc:  # NaN or an infinity a script computed (1e308 * 10): no JSON holds it
+        raise _not_finite(dct) from exc
+
+
+def _not_finite(dct: dict[str, Any]) -> InvalidInput:
+    """The refusal of a state holding a NaN or infinity, naming the task (element) whose data holds it and
+    where (``path``), as the data limits name one handed in (``number_not_finite``). Data in JSON has
+    finite numbers only: stored, every reading of the case (API, pages) would fail."""
+    tasks = list((dct.get("tasks") or {}).values())
+    for task in tasks:  # a task's data, then what a task changed (its delta's updates)
+        path = _non_finite_path(task.get("data"), "")
+        if path is not None:
+            return _refusal(task.get("task_spec"), path)
+    for task in tasks:
+        path = _non_finite_path((task.get("delta") or {}).get("updates"), "")
+        if path is not None:
+            return _refusal(task.get("task_spec"), path)
+    return _refusal(None, _non_finite_path(dct, "") or "")
+
+
+def _refusal(element_id: str | None, path: str) -> InvalidInput:
+    where = f"（环节 {element_id}，数据 {path}）" if element_id else f"（数据 {path}）"
+    return InvalidInput(
+        f"流程计算出了非有限数值（NaN 或无穷大）{where}，不能保存",
+        code="number_not_finite",
+        element_id=element_id,
+        path=path,
+    )
+
+
+def _non_finite_path(value: Any, path: str) -> str | None:
+    """Where the first NaN or infinity in ``value`` sits (``a.b[0]``), None: nowhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "$"
+    if isinstance(value, dict):
+        children = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for where, item in children:
+        found = _non_finite_path(item, where)
+        if found is not None:
+            return found
+    return None
 
 
 def restore_instance(state: str, spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:

@@ -440,3 +440,35 @@ def test_inbox_filters_are_literal_and_bounded(db: Engine, clock) -> None:
             repo.inbox([f"g{i}" for i in range(51)])
         assert (many.value.code, many.value.detail["max"]) == ("too_many_groups", 50)
         assert len(repo.inbox([f"g{i}" for i in range(49)] + ["abc"])) == 1
+
+
+def test_a_nan_or_infinity_a_script_computes_is_refused_naming_its_task_and_nothing_is_stored(
+    db: Engine, clock
+) -> None:
+    """JSON has finite numbers only: a state holding ``1e308 * 10`` would have been stored (as the
+    non-standard ``Infinity``) and then failed every reading of the instance and its case."""
+    body = linear(
+        '<bpmn:userTask id="ask" ow:candidateGroups="market"/>\n'
+        '<bpmn:sequenceFlow id="f_ask" sourceRef="ask" targetRef="calc"/>\n'
+        '<bpmn:scriptTask id="calc"><bpmn:script>total = 1e308 * factor\nrows = [1, total - total]'
+        "</bpmn:script></bpmn:scriptTask>\n"
+        '<bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="check"/>\n'
+        '<bpmn:userTask id="check" ow:candidateGroups="market"/>',
+        "ask",
+        "check",
+    )
+    service = WorkflowService(db, clock=clock)
+    service.deploy(document(body), "nan.bpmn", "designer")
+    started = service.start("p", {}, "applicant")
+    task = ready(db, "ask")[0]
+    before = counts(db)
+    for svc in (service, fresh(db, clock)):  # the live workflow and a restored one alike
+        with pytest.raises(InvalidInput) as err:
+            svc.complete_task(task["id"], {"factor": 10}, "officer")
+        assert err.value.code == "number_not_finite"
+        assert (err.value.detail["element_id"], err.value.detail["path"]) == ("calc", "total")
+        assert counts(db) == before and ready(db)[0]["element_id"] == "ask"  # nothing stored
+    service.complete_task(task["id"], {"factor": 1}, "officer")  # the instance moves on with sound data
+    [check] = ready(db, "check")
+    assert stored_ready_data(db, clock, started.instance_id)[0]["total"] == 1e308
+    assert check["element_id"] == "check"
