@@ -58,6 +58,7 @@ __all__ = [
     "is_valid_mod37_36",
     "holder_id_kind",
     "holder_id_problem",
+    "is_holder_id_of",
     "identity_problem",
     "validate_holder_id",
 ]
@@ -312,6 +313,13 @@ def holder_id_kind(s: str, today: _dt.date | None = None) -> HolderIdKind | None
     if is_valid_credit_code(s):
         return "credit_code"
     return None
+
+
+def is_holder_id_of(s: str, kind: HolderIdKind, today: _dt.date | None = None) -> bool:
+    """Whether ``s`` is a valid id of ``kind`` (on ``today``). Not ``holder_id_kind(s) == kind``: a code can
+    be valid as both (``121101196005011081`` is a 事业单位's credit code and has a resident ID's shape), and
+    where the caller knows the kind, that kind decides."""
+    return holder_id_problem(s, kind, today) is None
 
 
 def holder_id_problem(value: str, kind: HolderIdKind, today: _dt.date | None = None) -> IdProblem | None:

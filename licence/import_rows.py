@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from engine.errors import InvalidInput
-from licence.checkdigits import HolderIdKind, holder_id_kind, validate_holder_id
+from licence.checkdigits import HolderIdKind, is_holder_id_of, validate_holder_id
 from licence.import_reader import RECORD_FIELDS, REQUIRED_FIELDS, BadRow
 from licence.model import STATUSES, LicenceIdentifier, LicenceStatus, format_licence_number
 from licence.types import LicenceType, find_type, holder_id_kind_for
@@ -249,14 +249,14 @@ def validate_row(number: int, raw: Any, today: dt.date) -> tuple[Candidate | Non
 
     holder_kind = holder_id_kind_for(licence_type) if licence_type else None
     holder_id = _holder(number, raw, "holder_id", holder_kind, today, errors)
-    if holder_id and licence_type and holder_id_kind(holder_id, today) != holder_kind:
+    if holder_id and licence_type and holder_kind and not is_holder_id_of(holder_id, holder_kind, today):
         errors.append(
             RowError(
                 number, "holder_id", "holder_kind_mismatch", f"{licence_type.name}的持证主体证件类型不符"
             )
         )
     issuer = _holder(number, raw, "issuer_credit_code", "credit_code", today, errors)
-    if issuer and holder_id_kind(issuer, today) != "credit_code":
+    if issuer and not is_holder_id_of(issuer, "credit_code", today):
         errors.append(
             RowError(number, "issuer_credit_code", "bad_format", "颁发机构应以统一社会信用代码标识")
         )

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Conflict, InvalidInput, NotFound, Problem
-from licence.checkdigits import holder_id_kind, holder_id_problem, validate_holder_id
+from licence.checkdigits import holder_id_problem, is_holder_id_of, validate_holder_id
 from licence.model import (
     ROOT_CODE,
     STATUS_LABELS,
@@ -448,7 +448,7 @@ class LicenceLibrary:
         today = local_date(at)  # the day a holder's birth date is judged against
         expected_kind = holder_id_kind_for(licence_type)
         holder_id = validate_holder_id(holder_id, "holder_id", expected_kind, today)
-        if holder_id_kind(holder_id, today) != expected_kind:
+        if not is_holder_id_of(holder_id, expected_kind, today):
             wanted = "公民身份号码" if expected_kind == "resident_id" else "统一社会信用代码"
             raise InvalidInput(
                 f"{licence_type.name}的持证主体应以{wanted}标识",
@@ -459,7 +459,7 @@ class LicenceLibrary:
         issuer_credit_code = validate_holder_id(
             issuer_credit_code, "issuer_credit_code", "credit_code", today
         )
-        if holder_id_kind(issuer_credit_code, today) != "credit_code":
+        if not is_holder_id_of(issuer_credit_code, "credit_code", today):
             raise InvalidInput(
                 "颁发机构应以统一社会信用代码标识", code="bad_format", field="issuer_credit_code"
             )
@@ -477,12 +477,12 @@ class LicenceLibrary:
                     field="renews",
                     licence_id=renews,
                 )
-            self._check_continuable(renewed, "renew", issue_date)
+            self._check_continuable(renewed, "renew", today)
             self._check_not_renewed(renewed)
         replaced = self._locked(replaces) if replaces else None
         if replaced is not None:
             self._check_replaceable(replaced, type_code, holder_id, issuer_credit_code)
-            self._check_continuable(replaced, "replace", issue_date)
+            self._check_continuable(replaced, "replace", today)
             # a new version of the same licence: its term, never a new one (that is a renewal)
             valid_from = valid_from or replaced.valid_from
             if valid_until is None:
@@ -573,9 +573,9 @@ class LicenceLibrary:
 
     @staticmethod
     def _check_continuable(old: LicenceRecord, action: str, day: dt.date) -> None:
-        """Refuse renewing or replacing ``old`` unless it is in force on ``day``, the new licence's issue
-        date (``_CONTINUATIONS``): a status other than valid is the stored one, the term is judged on
-        that day."""
+        """Refuse renewing or replacing ``old`` unless it is in force on ``day``, the day of the command
+        (``_CONTINUATIONS``; not the issue date the caller gives, which a backdated renewal would move):
+        a status other than valid is the stored one, the term is judged on that day."""
         status = old.effective_status(day)
         if status == "valid":
             return
@@ -591,8 +591,18 @@ class LicenceLibrary:
         )
 
     def _check_not_renewed(self, old: LicenceRecord) -> None:
-        """Refuse renewing ``old`` a second time: one licence continues it."""
-        stmt = select(licences.c.id, licences.c.licence_number).where(licences.c.renews_id == old.id).limit(1)
+        """Refuse renewing ``old`` a second time: one licence continues it, whichever version of it
+        (a replacement is a new version of the same licence, same root and serial) was renewed."""
+        versions = licences.alias("versions")
+        this = select(licences.c.root_code, licences.c.serial).where(licences.c.id == old.id).subquery()
+        same_licence = select(versions.c.id).where(
+            versions.c.root_code == this.c.root_code, versions.c.serial == this.c.serial
+        )
+        stmt = (
+            select(licences.c.id, licences.c.licence_number)
+            .where(licences.c.renews_id.in_(same_licence))
+            .limit(1)
+        )
         found = self.conn.execute(stmt).first()
         if found is not None:
             raise IllegalTransition(

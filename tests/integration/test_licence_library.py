@@ -318,8 +318,8 @@ def test_by_holder_lists_newest_first_and_filters_inactive(lib, org, issuer):
 
 def test_renewal_and_replacement_are_linked(lib, org, issuer):
     code, name = issuer
-    old = lib.issue(
-        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2020, 1, 1)
+    old = lib.issue(  # in force on T0, the day of the renewal
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2020, 6, 1)
     )
     renewal = lib.issue(
         "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2024, 12, 1),
@@ -636,30 +636,55 @@ STATUS_WORDS = {"revoked": "吊销", "cancelled": "注销", "suspended": "暂扣
 
 
 def test_a_licence_in_force_is_renewed_once_up_to_its_last_day(lib, conn, org, issuer):
+    """Judged on the day of the command (``at``), never on the issue date the caller gives: a backdated
+    renewal of a licence that has ended is refused, one on its last day is not, and one licence is
+    renewed once, whichever of its versions (a replacement is a new version of it) is named."""
     code, name = issuer
     old = lib.issue(
         "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2020, 3, 1)
     )
     assert old.valid_until == dt.date(2025, 2, 28)
-    late = old.valid_until + dt.timedelta(days=1)
-    with pytest.raises(IllegalTransition) as info:
-        lib.issue(
-            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, late,
-            renews=old.id,
+
+    def renew(issued: dt.date, on: dt.date, renews: str):
+        at = dt.datetime.combine(on, dt.time(10), tzinfo=dt.UTC)
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued,
+            renews=renews, at=at,
         )  # fmt: skip
-    assert info.value.detail["status"] == "expired"
-    renewal = lib.issue(
-        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, old.valid_until,
-        renews=old.id,
-    )  # fmt: skip
+
+    for issued in (old.valid_until, old.valid_until - dt.timedelta(days=30)):  # backdated: still refused
+        with pytest.raises(IllegalTransition) as info:
+            renew(issued, old.valid_until + dt.timedelta(days=1), old.id)
+        assert info.value.detail["status"] == "expired"
+    renewal = renew(old.valid_until, old.valid_until, old.id)
     assert renewal.renews_id == old.id and renewal.status == "valid"
     before = table_rows(conn)
     with pytest.raises(IllegalTransition) as info:
-        lib.issue(
-            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, old.valid_until,
-            renews=old.id,
-        )  # fmt: skip
+        renew(old.valid_until, old.valid_until, old.id)
     assert info.value.detail["renewed_by"] == renewal.id and renewal.licence_number in info.value.message
+    assert table_rows(conn) == before
+
+
+def test_a_replaced_licence_renewed_before_is_not_renewed_again(lib, conn, org, issuer):
+    code, name = issuer
+    first = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2024, 1, 1)
+    )
+    renewal = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+        renews=first.id,
+    )  # fmt: skip
+    replacement = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+        replaces=first.id,
+    )  # fmt: skip
+    before = table_rows(conn)
+    with pytest.raises(IllegalTransition) as info:
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+            renews=replacement.id,
+        )  # fmt: skip
+    assert info.value.detail["renewed_by"] == renewal.id
     assert table_rows(conn) == before
 
 
@@ -697,3 +722,12 @@ def test_a_licence_past_its_last_day_is_expired_for_every_action(lib, conn, org,
     assert old.licence_number in info.value.message
     assert table_rows(conn) == before
     assert lib.cancel(old.id, "有效期届满未延续，依法注销", "窗口").status == "cancelled"
+
+
+def test_an_issuer_whose_credit_code_has_a_resident_ids_shape_issues(lib, org):
+    code = "121101196005011081"  # a valid credit code that also passes as a resident ID
+    record = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, "北京市延庆区某事业单位",
+        T0.date(),
+    )  # fmt: skip
+    assert record.issuer_credit_code == code

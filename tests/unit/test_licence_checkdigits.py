@@ -311,3 +311,17 @@ def test_every_field_rule_of_the_forms_is_the_same_rule():
     assert code == "bad_organisation_category" and message.startswith("「证件号码」")
     assert check_value("resident_id", "身份证号", born_2099, dt.date(2099, 1, 1)) is None
     assert check_value("credit_code", "统一社会信用代码", GOOD_CREDIT_CODE) is None
+
+
+def test_a_credit_code_with_a_resident_ids_shape_is_a_credit_code_where_one_is_expected():
+    """A 事业单位's code (registration authority 1, category 2, division 110119, organisation code
+    60050110-8) whose 18 digits also pass as a resident ID: where the kind is known, the kind decides."""
+    from licence.checkdigits import holder_id_kind, is_holder_id_of
+
+    code = "121101196005011081"
+    today = dt.date(2025, 3, 3)
+    assert is_valid_credit_code(code) and is_valid_resident_id(code, today)
+    assert is_holder_id_of(code, "credit_code", today) and is_holder_id_of(code, "resident_id", today)
+    assert holder_id_kind(code, today) == "resident_id"  # no kind known: the resident ID's reading first
+    assert not is_holder_id_of("91350100M000100Y43", "resident_id", today)
+    assert validate_holder_id(code, "issuer_credit_code", "credit_code", today) == code
