@@ -20,6 +20,7 @@ from engine.persistence.database import unit_of_work
 router = APIRouter(prefix="/admin", route_class=StrictJSONRoute, tags=["系统管理 admin"])
 
 AccountId = Annotated[int, Path(ge=1, le=2**62, description="账号编号")]
+DepartmentCode = Annotated[str, Field(min_length=1, max_length=40, description="部门代码")]
 
 
 # ------------------------------------------------------------------ schemas
@@ -45,7 +46,7 @@ class AccountIn(BaseModel):
     )
     role: Role = Field(description="角色：applicant / officer / designer / supervisor / administrator")
     display_name: str = Field(min_length=1, max_length=200, description="姓名或单位名称")
-    departments: list[str] = Field(
+    departments: list[DepartmentCode] = Field(
         default_factory=list, max_length=50, description="所属部门（审批人员必填）"
     )
     intake: bool = Field(strict=True, default=False, description="综合窗口受理人员（审批人员）")
@@ -71,7 +72,7 @@ class PasswordIn(BaseModel):
 class DepartmentsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    departments: list[str] = Field(max_length=50, description="所属部门代码")
+    departments: list[DepartmentCode] = Field(max_length=50, description="所属部门代码")
     intake: bool = Field(strict=True, default=False, description="综合窗口受理人员")
 
 
@@ -79,7 +80,7 @@ class RoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role = Field(description="新角色：applicant / officer / designer / supervisor / administrator")
-    departments: list[str] = Field(
+    departments: list[DepartmentCode] = Field(
         default_factory=list, max_length=50, description="所属部门（新角色为审批人员时必填）"
     )
     intake: bool = Field(strict=True, default=False, description="综合窗口受理人员（审批人员）")

@@ -162,7 +162,8 @@ def one_version(
 async def validate(request: Request, caller: Designer, filename: Filename = "upload.bpmn") -> ValidationOut:
     bpmn = await request.body()
     report = await run_in_threadpool(validate_document, bpmn, filename)
-    return validation_out(with_group_notes(report, _known_groups(request)))
+    known = await run_in_threadpool(_known_groups, request)
+    return validation_out(with_group_notes(report, known))
 
 
 def _known_groups(request: Request) -> set[str]:
@@ -190,7 +191,8 @@ async def validate_set(
     documents = await read_documents(request, filename)
     if not documents:
         raise InvalidInput("请至少上传一个 BPMN 文件", code="no_documents", field="files")
-    return await run_in_threadpool(_validate_set, documents, _known_groups(request))
+    known = await run_in_threadpool(_known_groups, request)
+    return await run_in_threadpool(_validate_set, documents, known)
 
 
 @router.post(

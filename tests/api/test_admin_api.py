@@ -325,3 +325,16 @@ def test_an_administrator_demoted_meanwhile_changes_no_role(
     )
     roles = {a["username"]: a["role"] for a in other.get(f"{A}/accounts").json()}
     assert roles["admin.two"] == "administrator"
+
+
+def test_a_department_code_longer_than_any_is_refused_without_echoing_it(admin: TestClient) -> None:
+    officer_id = admin.post(f"{A}/accounts", json=new_officer()).json()["id"]
+    long = "x" * 100_000
+    for method, url, body in (
+        ("post", f"{A}/accounts", new_officer(username="li.officer", departments=[long])),
+        ("put", f"{A}/accounts/{officer_id}/departments", {"departments": [long]}),
+        ("put", f"{A}/accounts/{officer_id}/role", {"role": "officer", "departments": [long]}),
+    ):
+        refused = getattr(admin, method)(url, json=body)
+        error_of(refused, 422, "invalid_request")
+        assert len(refused.text) < 5_000
