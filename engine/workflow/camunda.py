@@ -618,6 +618,19 @@ def _unknown_extension(
     )  # fmt: skip
 
 
+_DEFAULTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("callActivity", "calledElementType"): ("key",),  # Flowable Modeler's: look up by calledElement, as here
+    ("callActivity", "useLocalScopeForOutParameters"): ("false",),
+}
+"""Values of vendor attributes that say what runs here anyway (a modeler writes them by default)."""
+
+
+def _is_default(kind: str, name: str, value: str) -> bool:
+    """An empty attribute (``flowable:skipExpression=""``) asks nothing; some values are what runs here."""
+    text = value.strip().lower()
+    return not text or text in _DEFAULTS.get((kind, name), ())
+
+
 def _attribute_checks(element: etree._Element, problems: list[Problem], notes: list[Problem]) -> None:
     """Every Camunda / Flowable / Activiti attribute of one BPMN element: executed here (``EXECUTED_
     ATTRIBUTES``), or a note (harmless to ignore), or a problem (ignoring it changes what runs)."""
@@ -630,7 +643,7 @@ def _attribute_checks(element: etree._Element, problems: list[Problem], notes: l
         prefix, name = vendor
         label = f"{prefix}:{name}={_short(value)!r}"
         owner = _attribute_owner(element)
-        if name in EXECUTED_ATTRIBUTES.get(kind, ()):
+        if name in EXECUTED_ATTRIBUTES.get(kind, ()) or _is_default(kind, name, value):
             continue
         found: tuple[str, str] | None
         if name in IGNORED_ATTRIBUTES:

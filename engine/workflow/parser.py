@@ -217,6 +217,13 @@ def performer_assignment(node: etree._Element) -> Performers:
                             "多个候选人或组请用 potentialOwner", line)
                 )  # fmt: skip
                 continue
+            if found.assignee is not None:  # Camunda 7 refuses it too (multiple humanPerformer elements)
+                found.problems.append(
+                    Problem(node.get("id"), "bad_extension_value",
+                            "一个用户任务只能有一个 bpmn:humanPerformer（办理人）；多个候选人或组请用"
+                            " potentialOwner", line)
+                )  # fmt: skip
+                continue
             found.assignee = (match.group(2).strip() if match is not None else parts[0]) or None
             continue
         for part in parts:

@@ -25,7 +25,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from engine.assignment import PLACEHOLDER
 from engine.errors import InvalidInput, Problem, UnsafeExpression
 
-from .api import DocumentReport, ProcessReport
+from .api import OW_NS, DocumentReport, ProcessReport
 from .camunda import camunda_checks, is_cron, juel_problem, sandbox_text
 from .checks import (
     flow_node_count,
@@ -42,6 +42,7 @@ from .timers import check_timer_expression
 from .xml import BPMN_MODEL_NS, parse_xml
 
 B = f"{{{BPMN_MODEL_NS}}}"
+OW_PREFIX = f"{{{OW_NS}}}"
 NS = {"bpmn": BPMN_MODEL_NS}
 
 SUPPORTED_NODES = {
@@ -80,9 +81,44 @@ UNSUPPORTED_REASON = {
     "subChoreography": "不支持编排",
     "implicitThrowEvent": "不支持隐式抛出事件",
 }
-RESERVED_ID = "Start"
-"""The name of the library's own start task in every process spec: a flow node with this id replaces it, and
-the instance fails to start (``No output task connected``)."""
+RESERVED_IDS = ("Start", "End")
+"""The names of the library's own start and end tasks in every process spec (with ``<process id>.EndJoin``,
+:func:`_reserved`): a flow node of that id replaces one, and the instance fails to start (``No output task
+connected``) or ends at once, its human steps never opened. An end event may be called ``End``: it ends the
+process where the library's end task would."""
+USER_TASK_ONLY = frozenset(
+    {"candidateGroups", "candidateUsers", "assignee", "formKey", "deadlineDays", "deadlineHours",
+     "warnRatio", "dueDate", "clock", "suspendsCaseClock"}
+)  # fmt: skip
+"""The ``ow:`` attributes a human task (userTask, manualTask) reads; on any other element they do nothing."""
+HUMAN_ROLES = (f"{{{BPMN_MODEL_NS}}}potentialOwner", f"{{{BPMN_MODEL_NS}}}humanPerformer")
+
+
+def _reserved(element_id: str | None, kind: str, process_id: str) -> bool:
+    if element_id == "End":
+        return kind != "endEvent"
+    return element_id in RESERVED_IDS or element_id == f"{process_id}.EndJoin"
+
+
+def _human_only_problems(element: Any, owner: str | None) -> list[Problem]:
+    """An element that is no human task but carries what only a human task reads (``ow:candidateGroups``,
+    a ``potentialOwner``...): it would run without anyone acting (a ``bpmn:task`` passes through)."""
+    found = [f"ow:{k[len(OW_PREFIX):]}" for k in element.attrib if k.startswith(OW_PREFIX)
+             and k[len(OW_PREFIX):] in USER_TASK_ONLY]  # fmt: skip
+    found += [f"bpmn:{local(child)}" for child in element if child.tag in HUMAN_ROLES]
+    if not found:
+        return []
+    return [
+        Problem(
+            owner,
+            "unsupported_attribute",
+            f"{'、'.join(found)} 只用于人工任务：bpmn:{local(element)} 不等待任何人办理，这些设置不会生效；"
+            "需要人办理的环节请改为用户任务（userTask）",
+            element.sourceline,
+        )
+    ]
+
+
 CONDITIONAL_EVENT = (
     "不支持条件事件：本引擎只在流程到达该事件时判断一次条件（用它到达时的数据），之后其他环节改变数据不会再判断，"
     "条件不成立就一直等待；Camunda 在变量变化时重新判断。请改用网关，或消息/定时事件"
@@ -252,16 +288,18 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
         if name not in SUPPORTED_NODES and name not in STRUCTURE and name not in CONTAINERS:
             problems.append(Problem(owner, "unsupported_element", f"不支持的元素：bpmn:{name}", line))
             continue
-        if element_id == RESERVED_ID and name in SUPPORTED_NODES:
+        if _reserved(element_id, name, process.get("id") or "") and name in SUPPORTED_NODES:
             problems.append(
                 Problem(
                     element_id,
                     "reserved_id",
-                    f"元素 id “{RESERVED_ID}”与流程引擎内部的开始任务同名，流程启动时会失败：请换一个 id"
-                    "（如 StartEvent_1）",
+                    f"元素 id “{element_id}”与流程引擎内部的开始或结束任务同名，流程无法按图运行：请换一个 id"
+                    "（如 StartEvent_1、Task_End）",
                     line,
                 )
             )
+        if element.tag not in USER_TAGS and name in SUPPORTED_NODES:
+            problems.extend(_human_only_problems(element, owner))
         if element.get("isForCompensation") == "true":
             problems.append(Problem(element_id, "unsupported_element", "不支持补偿活动", line))
         if name in ("exclusiveGateway", "inclusiveGateway"):

@@ -599,3 +599,64 @@ def test_a_flow_node_named_like_the_engines_start_task_is_reported_not_failing_a
     svc = WorkflowService(db, clock=clock)
     with pytest.raises(InvalidModel):
         svc.deploy(data, "abstract_task.bpmn", "designer")
+
+
+def _validated(body: str) -> list[tuple[str | None, str]]:
+    (process,) = validate_document(model(body), "second_reading.bpmn").processes
+    return [(p["element_id"], p["code"]) for p in process.problems]
+
+
+def test_what_only_a_human_task_reads_on_a_plain_task_is_reported_not_dropped() -> None:
+    """A bpmn:task passes through: ow:candidateGroups or a potentialOwner on it would have made an approval
+    step vanish without a word (the case went straight on)."""
+    owner = (
+        "<bpmn:potentialOwner><bpmn:resourceAssignmentExpression><bpmn:formalExpression>group(market)"
+        "</bpmn:formalExpression></bpmn:resourceAssignmentExpression></bpmn:potentialOwner>"
+    )
+    for task in (
+        '<bpmn:task id="Review" ow:candidateGroups="market" ow:deadlineDays="5" ow:formKey="task.review"/>',
+        f'<bpmn:task id="Review">{owner}</bpmn:task>',
+        '<bpmn:scriptTask id="Review" ow:formKey="task.review">'
+        "<bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>",
+    ):
+        body = f"""<bpmn:process id="p" isExecutable="true"><bpmn:startEvent id="S"/>
+<bpmn:sequenceFlow id="f1" sourceRef="S" targetRef="Review"/>{task}
+<bpmn:sequenceFlow id="f2" sourceRef="Review" targetRef="E"/><bpmn:endEvent id="E"/></bpmn:process>"""
+        ow = 'xmlns:ow="http://onewindow.org/schema/bpmn"'
+        with_ow = body.replace("<bpmn:process", f"<bpmn:process {ow}", 1)
+        assert _validated(with_ow) == [("Review", "unsupported_attribute")], task
+
+
+@pytest.mark.parametrize("element_id", ["End", "p.EndJoin"])
+def test_a_task_named_like_the_engines_end_task_is_reported(element_id: str) -> None:
+    body = f"""<bpmn:process id="p" isExecutable="true"><bpmn:startEvent id="S"/>
+<bpmn:sequenceFlow id="f1" sourceRef="S" targetRef="{element_id}"/>
+<bpmn:userTask id="{element_id}" camunda:candidateGroups="market"/>
+<bpmn:sequenceFlow id="f2" sourceRef="{element_id}" targetRef="Done"/>
+<bpmn:userTask id="Done" camunda:candidateGroups="market"/>
+<bpmn:sequenceFlow id="f3" sourceRef="Done" targetRef="E"/><bpmn:endEvent id="E"/></bpmn:process>"""
+    assert _validated(body) == [(element_id, "reserved_id")]
+
+
+def test_a_flowable_modelers_defaults_are_accepted_and_two_human_performers_are_not() -> None:
+    sub = """<bpmn:process id="sub" isExecutable="true"><bpmn:startEvent id="S2"/>
+<bpmn:sequenceFlow id="g1" sourceRef="S2" targetRef="E2"/><bpmn:endEvent id="E2"/></bpmn:process>"""
+    caller = """<bpmn:process id="p" isExecutable="true"><bpmn:startEvent id="S"/>
+<bpmn:sequenceFlow id="f1" sourceRef="S" targetRef="Call"/>
+<bpmn:callActivity id="Call" calledElement="sub" flowable:calledElementType="key"
+ flowable:useLocalScopeForOutParameters="false" flowable:skipExpression=""/>
+<bpmn:sequenceFlow id="f2" sourceRef="Call" targetRef="E"/><bpmn:endEvent id="E"/></bpmn:process>"""
+    report = validate_document(model(caller + sub), "flowable_call.bpmn")
+    assert [(p.process_id, p.executable, p.problems) for p in report.processes] == [
+        ("p", True, ()),
+        ("sub", True, ()),
+    ]
+    performer = (
+        "<bpmn:humanPerformer><bpmn:resourceAssignmentExpression><bpmn:formalExpression>{}"
+        "</bpmn:formalExpression></bpmn:resourceAssignmentExpression></bpmn:humanPerformer>"
+    )
+    two = f"""<bpmn:process id="p" isExecutable="true"><bpmn:startEvent id="S"/>
+<bpmn:sequenceFlow id="f1" sourceRef="S" targetRef="T"/>
+<bpmn:userTask id="T">{performer.format("kermit")}{performer.format("gonzo")}</bpmn:userTask>
+<bpmn:sequenceFlow id="f2" sourceRef="T" targetRef="E"/><bpmn:endEvent id="E"/></bpmn:process>"""
+    assert _validated(two) == [("T", "bad_extension_value")]
