@@ -280,7 +280,8 @@ def el_condition(value: Any) -> bool:
 def _java_text_order(a: str, b: str) -> int:
     """String.compareTo: by UTF-16 code units (a character above U+FFFF sorts below U+E000..U+FFFF)."""
     if max(len(a), len(b)) > 256:
-        _guards().budget().charge(min(len(a), len(b)) + 1)
+        ascii_only = a.isascii() and b.isascii()  # else both are encoded in full below
+        _guards().budget().charge((min(len(a), len(b)) if ascii_only else len(a) + len(b)) + 1)
     if not (a.isascii() and b.isascii()):
         ea, eb = a.encode("utf-16-be", "surrogatepass"), b.encode("utf-16-be", "surrogatepass")
         return (ea > eb) - (ea < eb)
@@ -359,7 +360,7 @@ def el_eq(a: Any, b: Any) -> bool:
         return to_bool(a, "==") == to_bool(b, "==")
     if ta is str or tb is str:
         return bool(_guards().compare("eq", to_text(a, "=="), to_text(b, "==")))
-    return bool(_guards().compare("eq", a, b))  # List / Map: equals (elements by Python's ==)
+    return java_equals(a, b)  # List / Map: List.equals / Map.equals, element by element (no coercion)
 
 
 def el_ne(a: Any, b: Any) -> bool:
@@ -491,7 +492,10 @@ def el_method(target: Any, name: str, *args: Any) -> Any:
             prefix = _text_argument(args[0], name)
             return target.startswith(prefix) if name == "startsWith" else target.endswith(prefix)
         if name in ("toUpperCase", "toLowerCase") and not args:
-            return target.upper() if name == "toUpperCase" else target.lower()
+            changed = target.upper() if name == "toUpperCase" else target.lower()
+            if len(changed) > _guards().MAX_SEQUENCE:  # 'ΐ'.upper() is three characters
+                raise _guards().too_large(f"{name}() 的结果有 {len(changed)} 个字符")
+            return changed
         if name == "trim" and not args:
             return target.strip(_JAVA_BLANK)
     elif kind in ("List", "Map"):
@@ -500,6 +504,7 @@ def el_method(target: Any, name: str, *args: Any) -> Any:
         if name == "isEmpty" and not args:
             return len(target) == 0
         if kind == "List" and name == "contains" and len(args) == 1:
+            _guards().budget().charge(len(target) + 1)  # a scan of the whole list, as `in` is charged
             return any(java_equals(item, args[0]) for item in target)
     raise _error(f"{_shown(target)} 没有方法 {name}()（参数 {len(args)} 个）", name)
 

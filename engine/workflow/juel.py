@@ -138,7 +138,10 @@ def _tokens(text: str) -> list[_Token]:  # noqa: C901 - one branch per token kin
         number = _NUMBER.match(text, i)
         if number and (ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit())):
             literal = number.group(0)
-            value: object = float(literal) if any(c in literal for c in ".eE") else int(literal)
+            decimal = any(c in literal for c in ".eE")
+            if not decimal and len(literal.lstrip("0")) > 19:  # beyond any long: before int() (4300 digits)
+                raise JuelError(f"整数 {literal[:30]}… 超出 Java long 的范围", "bad_expression", i)
+            value: object = float(literal) if decimal else int(literal)
             if isinstance(value, int) and value > 2**63 - 1:  # JUEL's parser: Long.valueOf or a failure
                 raise JuelError(f"整数 {literal} 超出 Java long 的范围", "bad_expression", i)
             out.append(_Token("num", literal, i, value))
@@ -371,9 +374,9 @@ class _Parser:
                 self.expect("]")
                 node = _Value(f"el_get({self.property_base(node)}, {self.value(key)})")  # 1.6
                 continue
-            token = self.take()
-            if token.kind not in ("name", "op"):
+            if self.token.kind not in ("name", "op"):  # the end of the expression among them
                 raise self.unexpected("点号后应为属性名或方法名")
+            token = self.take()
             member = token.text
             if self.at("("):
                 node = self.method(node, member, self.arguments())

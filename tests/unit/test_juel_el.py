@@ -362,3 +362,32 @@ def test_literals_are_read_as_juel_reads_them() -> None:
         assert info.value.code == "bad_expression"
     assert run("${012 + 1}") == 13  # Python's parser refused 012
     assert run("${9223372036854775807 + 1}") == -(2**63)
+
+
+def test_lists_and_maps_compare_as_java_equals_them_and_their_methods_stay_in_the_budget() -> None:
+    """List.equals / Map.equals do not coerce ([1] is not [1.0]); List.contains is charged as a scan (a
+    script looping over it ran 33 s of CPU under a 2 s limit), and toUpperCase past the sandbox's result
+    bound is refused (it grew memory past the 64 MiB bound)."""
+    from engine.errors import ExpressionBudgetExceeded
+    from engine.workflow import guards
+    from engine.workflow.el import el_eq, el_method, el_ne
+
+    assert not el_eq([1], [1.0]) and not el_eq([True], [1]) and not el_eq({"k": 1}, {"k": 1.0})
+    assert el_eq([1, "a"], [1, "a"]) and el_ne({"k": 1}, {"k": True})
+    big = [0] * 100_000
+    with guards.activate(guards.Budget(max_work=10_000)):
+        with pytest.raises(ExpressionBudgetExceeded):
+            el_method(big, "contains", -1)
+    with guards.activate(guards.Budget(max_work=10**9)):
+        with pytest.raises(ExpressionBudgetExceeded) as info:
+            el_method("\u0390" * 400_000, "toUpperCase")  # three characters each in upper case
+    assert info.value.code == "result_too_large"
+
+
+def test_a_member_missing_after_a_dot_or_an_endless_integer_is_a_problem_not_a_crash() -> None:
+    from engine.workflow.juel import JuelError
+
+    for text in ("${order.}", "${dateTime().}", "${a.b.}", "${x > " + "1" * 5000 + "}"):
+        with pytest.raises(JuelError) as info:
+            translate(text)
+        assert info.value.code == "bad_expression", text
