@@ -139,7 +139,11 @@ class WorkflowService:
         out: list[Deployed] = []
         for key, definition in parsed.items():
             latest = repo.latest(key)
-            if latest is not None and latest.checksum == checksum:
+            if (
+                latest is not None
+                and latest.checksum == checksum
+                and Definition.read_as_now(repo.get(latest.id).spec_json)
+            ):  # the same document, read as this release reads it: no new version
                 out.append(Deployed(latest.id, key, latest.version, checksum, created=False))
                 continue
             version = (latest.version + 1) if latest else 1

@@ -24,6 +24,11 @@ from .serializer import specs_from_dict, specs_to_dict
 from .validator import CompiledDocument, compile_document, compile_documents
 
 SPEC_FORMAT = 1
+READING = 2
+"""How this release reads a BPMN document into a spec; raised when the same text runs differently from an
+earlier release's reading (2: a bpmn:task passes through, camunda:in/out map as Camunda 7's, JUEL has EL's
+semantics). A stored spec of another reading still loads and runs the instances started on it; deploying
+the same document again makes a new version read this way (:meth:`Definition.read_as_now`)."""
 
 
 def _all_task_specs(spec: Any, subprocess_specs: dict[str, Any]) -> list[Any]:
@@ -102,12 +107,18 @@ class Definition:
         body.update(
             {
                 "format": SPEC_FORMAT,
+                "reading": READING,
                 "process_id": self.process_id,
                 "name": self.name,
                 "task_meta": {key: meta_to_dict(meta) for key, meta in self.task_meta.items()},
             }
         )
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+    @staticmethod
+    def read_as_now(spec_json: str) -> bool:
+        """Whether a stored spec was read from its document as this release reads it (:data:`READING`)."""
+        return json.loads(spec_json).get("reading") == READING
 
     @classmethod
     def from_spec_json(cls, text: str) -> Definition:

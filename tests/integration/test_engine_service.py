@@ -57,6 +57,43 @@ def test_deploy_is_versioned_and_idempotent(db, clock) -> None:
     assert sorted(rows) == [(1, "designer"), (2, "d2")]
 
 
+def test_a_document_read_by_an_earlier_release_is_read_again_when_deployed_again(db, clock) -> None:
+    """The same text deployed again is no new version, unless the stored spec came from an earlier
+    release's reading of it (a bpmn:task that waited, JUEL with Python's semantics): then a new version
+    runs as this release reads it, while an instance started on the old one still moves on it."""
+    svc = WorkflowService(db, clock=clock)
+    xml = (BPMN / "three_tasks.bpmn").read_bytes()
+    [first] = svc.deploy(xml, "three_tasks.bpmn", "designer")
+    with db.begin() as conn:  # as an earlier release stored it: no reading mark
+        stored = json.loads(
+            conn.execute(
+                select(definitions.c.spec_json).where(definitions.c.id == first.definition_id)
+            ).scalar_one()
+        )
+        stored.pop("reading")
+        conn.execute(
+            definitions.update()
+            .where(definitions.c.id == first.definition_id)
+            .values(spec_json=json.dumps(stored, ensure_ascii=False))
+        )
+    old = WorkflowService(db, clock=clock).start("three_tasks", {}, "applicant")
+    [again] = WorkflowService(db, clock=clock).deploy(xml, "three_tasks.bpmn", "designer")
+    assert (again.version, again.created) == (2, True)
+    [same] = WorkflowService(db, clock=clock).deploy(xml, "three_tasks.bpmn", "designer")
+    assert (same.version, same.created) == (2, False)
+    fresh = WorkflowService(db, clock=clock)
+    fresh.complete_task(old.opened_tasks[0], {}, "officer")  # the old version still runs its instance
+    with db.connect() as conn:
+        assert (
+            conn.execute(
+                select(definitions.c.version)
+                .join(instances, instances.c.definition_id == definitions.c.id)
+                .where(instances.c.id == old.instance_id)
+            ).scalar_one()
+            == 1
+        )
+
+
 def test_unsafe_model_is_refused_and_nothing_is_stored(db, clock, tmp_path) -> None:
     target = tmp_path / "pwned"
     xml = (BPMN / "parallel.bpmn").read_text()
