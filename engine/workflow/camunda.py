@@ -406,10 +406,13 @@ def _call_mapping(element: etree._Element) -> dict[str, Any]:
     if (element.get("variables") or "").strip() == "all":
         return {"all": True}
     target = (element.get("target") or "").strip()
+    source = (element.get("source") or "").strip()
     expression = (element.get("sourceExpression") or "").strip()
-    if expression:
-        return {"target": target, "expr": sandbox_text(expression)}
-    return {"target": target, "source": (element.get("source") or "").strip()}
+    if source or not expression:  # Camunda reads source first, sourceExpression only without one
+        return {"target": target, "source": source}
+    if "${" not in expression and "#{" not in expression:  # an EL text without ${}: the text itself
+        return {"target": target, "expr": repr(expression)}
+    return {"target": target, "expr": sandbox_text(expression)}
 
 
 def call_mappings(node: etree._Element) -> dict[str, Any] | None:

@@ -154,6 +154,13 @@ START = {"applicant": "张三", "amount": 120, "status": "submitted"}
             {"name": "张三", "doubled": 240, "deadline": None},
             {**START, "opinion": "同意"},
         ),
+        # source comes before sourceExpression; a sourceExpression without ${} is its text (EL literal text)
+        (
+            '<camunda:in source="applicant" sourceExpression="${amount}" target="name" />'
+            '<camunda:in sourceExpression="amount" target="label" />',
+            {"name": "张三", "label": "amount"},
+            START,
+        ),
         # camunda:out variables="all": every variable of the called instance comes back
         (
             '<camunda:in source="applicant" target="applicant" /><camunda:out variables="all" />',
