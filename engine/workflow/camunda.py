@@ -444,8 +444,21 @@ def call_mappings(node: etree._Element) -> dict[str, Any] | None:
 
 
 def _call_problems(node: etree._Element, problems: list[Problem], notes: list[Problem]) -> None:
-    """What of a call activity's ``camunda:in`` / ``out`` is not executed as Camunda does: reported."""
+    """What of a call activity's ``camunda:in`` / ``out`` is not executed as Camunda does: reported; one
+    that maps nothing is noted, as it runs by BPMN's and SpiffWorkflow's rule (every variable in and back)
+    where Camunda 7 passes none."""
     element_id = node.get("id")
+    if call_mappings(node) is None:
+        notes.append(
+            Problem(
+                element_id,
+                "implicit_call_mapping",
+                "调用活动没有 camunda:in / camunda:out：本系统把全部变量传入被调流程并带回"
+                "（BPMN 与 SpiffWorkflow 的规则），Camunda 7 则一个也不传；"
+                "只想传部分变量时请写 camunda:in / camunda:out",
+                node.sourceline,
+            )
+        )
     for child in node.iterfind(f"{B}extensionElements/*"):
         found = _vendor(child.tag) if isinstance(child.tag, str) else None
         if found is None or found[1] not in ("in", "out"):
