@@ -34,9 +34,12 @@ __all__ = ["EL_HELPERS"]
 LONG_MIN = -(2**63)
 LONG_MAX = 2**63 - 1
 INT_MIN = -(2**31)
-_LONG_TEXT = re.compile(r"[+-]?0*(\d{1,19})")  # Long.valueOf: a sign and decimal digits
-_BIG_TEXT = re.compile(r"[+-]?\d+")  # new BigInteger(text)
-_DOUBLE_TEXT = re.compile(r"[+-]?(NaN|Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?")  # Double.valueOf
+# ASCII digits only: Java's parsers refuse other scripts' digits, which Python's int() and float() read
+_LONG_TEXT = re.compile(r"[+-]?0*(\d{1,19})", re.ASCII)  # Long.valueOf: a sign and decimal digits
+_BIG_TEXT = re.compile(r"[+-]?\d+", re.ASCII)  # new BigInteger(text)
+_DOUBLE_TEXT = re.compile(  # Double.valueOf
+    r"[+-]?(NaN|Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?", re.ASCII
+)
 MAX_NUMBER_TEXT = 400  # characters of a text coerced to a number (Java would read more; no real value has)
 
 
@@ -134,7 +137,7 @@ def to_double(value: Any, operator: str) -> float:
         except OverflowError:
             return math.inf if value > 0 else -math.inf
     if t is str:
-        text = _text_of_number(value, operator).strip(" \t\n\r\x0b\x0c\x00")
+        text = _text_of_number(value, operator).strip("".join(chr(c) for c in range(0x21)))  # String.trim
         match = _DOUBLE_TEXT.fullmatch(text)
         if match is None:
             raise _error(f"文字 {_shown(value)} 不能转换为数字（Double）", operator)

@@ -391,3 +391,18 @@ def test_a_member_missing_after_a_dot_or_an_endless_integer_is_a_problem_not_a_c
         with pytest.raises(JuelError) as info:
             translate(text)
         assert info.value.code == "bad_expression", text
+
+
+def test_texts_become_numbers_as_javas_parsers_read_them() -> None:
+    """Double.valueOf trims every character up to U+0020 and reads ASCII digits only; Long.valueOf trims
+    nothing (Python's float() and int() read Arabic-Indic digits and skip only whitespace)."""
+    from engine.workflow.el import to_double, to_long
+
+    assert to_double("1.5\x01", "+") == 1.5 and to_double(" 2 ", "+") == 2.0
+    for text in ("٥.٥", "١٢", "1_000"):
+        for coerce in (to_double, to_long):
+            with pytest.raises(InvalidInput) as info:
+                coerce(text, "+")
+            assert info.value.code == "juel_error", (text, coerce)
+    with pytest.raises(InvalidInput):
+        to_long(" 2 ", "+")
