@@ -213,10 +213,7 @@ class AccountService:
     ) -> None:
         principal = self.principal(conn, account_id)
         depts = self._check_departments(conn, principal.role, codes, intake)
-        conn.execute(delete(account_departments).where(account_departments.c.account_id == account_id))
-        if depts:
-            rows = [{"account_id": account_id, "department_code": d} for d in depts]
-            conn.execute(insert(account_departments), rows)
+        self._replace_departments(conn, account_id, depts)
         conn.execute(update(accounts).where(accounts.c.id == account_id).values(intake=intake))
         detail = {"id": account_id, "departments": depts, "intake": intake}
         AuditRepository(conn).record(self.clock(), actor, "account_departments", detail=detail)
@@ -242,10 +239,7 @@ class AccountService:
         before = self.principal(conn, account_id)
         depts = self._check_departments(conn, role, departments_of, intake)
         holder_id = self._check_holder(role, holder_id)
-        conn.execute(delete(account_departments).where(account_departments.c.account_id == account_id))
-        if depts:
-            rows = [{"account_id": account_id, "department_code": d} for d in depts]
-            conn.execute(insert(account_departments), rows)
+        self._replace_departments(conn, account_id, depts)
         conn.execute(
             update(accounts)
             .where(accounts.c.id == account_id)
@@ -326,6 +320,14 @@ class AccountService:
                 "部门不存在：" + "、".join(unknown), code="unknown_department", field="departments"
             )
         return depts
+
+    @staticmethod
+    def _replace_departments(conn: Connection, account_id: int, depts: list[str]) -> None:
+        """The account's departments are ``depts`` (checked), no others."""
+        conn.execute(delete(account_departments).where(account_departments.c.account_id == account_id))
+        if depts:
+            rows = [{"account_id": account_id, "department_code": d} for d in depts]
+            conn.execute(insert(account_departments), rows)
 
     def _check_holder(self, role: str, holder_id: str | None) -> str | None:
         """An applicant's holder id (resident id or credit code, checked on today's date); nobody else

@@ -457,14 +457,10 @@ def _text_argument(value: Any, method: str) -> str:
     """A method's String parameter: EL coerces the argument (1.18.2): null is '', a Long or Boolean its
     text; a Double (whose Java text this does not reproduce) or a collection is refused."""
     t = type(value)
-    if t is str:
-        return value
-    if value is None:
-        return ""
-    if t is bool:
-        return "true" if value else "false"
     if t is int:
         return str(value)
+    if value is None or t is str or t is bool:
+        return to_text(value, method)
     raise _error(f"{method}() 的参数 {_shown(value)} 不能作为文字", method)
 
 
