@@ -18,13 +18,12 @@ model run end to end on the workflow service (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from engine.errors import InvalidModel
 from engine.persistence.repositories import InstanceRepository
-from engine.persistence.tables import instances, tasks
 from engine.service import WorkflowService
 from engine.workflow import Runtime, validate_document
+from tests.processes.test_other_engines import ready, status
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -40,19 +39,6 @@ TAIL = "</bpmn:definitions>\n"
 
 def model(body: str) -> bytes:
     return (HEAD + body + TAIL).encode()
-
-
-def ready(db, instance_id: str) -> list[dict]:
-    with db.connect() as conn:
-        rows = conn.execute(
-            select(tasks).where(tasks.c.instance_id == instance_id, tasks.c.state == "ready")
-        ).all()
-    return sorted((dict(r._mapping) for r in rows), key=lambda r: r["element_id"])
-
-
-def status(db, instance_id: str) -> str:
-    with db.connect() as conn:
-        return str(conn.execute(select(instances.c.status).where(instances.c.id == instance_id)).scalar_one())
 
 
 def case_data(svc: WorkflowService, instance_id: str) -> dict:
