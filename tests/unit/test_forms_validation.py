@@ -28,6 +28,17 @@ FOOD = {
 }
 
 
+BUSINESS = {  # apply.business_registration, filled
+    "company_name": "福州好味食品有限公司",
+    "company_type": "有限责任公司",
+    "registered_capital": 100.5,
+    "address": "福州市鼓楼区五四路 1 号",
+    "business_scope": "食品销售",
+    "legal_representative": "张三",
+    "contact_phone": "0591-87654321",
+}
+
+
 def _codes(errors: list) -> dict[str | None, str]:
     return {e.field: e.code for e in errors}
 
@@ -58,16 +69,7 @@ def test_identifiers_follow_the_standards_beyond_their_check_characters() -> Non
     assert _codes(errors) == {"credit_code": "bad_registration_authority"}
     assert errors[0].message.startswith("「统一社会信用代码」")
     definition = REGISTRY.get("apply.business_registration")
-    data = {
-        "company_name": "福州好味食品有限公司",
-        "company_type": "有限责任公司",
-        "registered_capital": 100.5,
-        "address": "福州市鼓楼区五四路 1 号",
-        "business_scope": "食品销售",
-        "legal_representative": "张三",
-        "legal_rep_id": born_2099,
-        "contact_phone": "0591-87654321",
-    }
+    data = {**BUSINESS, "legal_rep_id": born_2099}
     today = date(2025, 6, 1)
     assert _codes(validate(definition, data, today=today)) == {"legal_rep_id": "birth_date_in_future"}
     born_tomorrow = {**data, "legal_rep_id": "110105202506020016"}
@@ -87,16 +89,7 @@ def test_identifiers_follow_the_standards_beyond_their_check_characters() -> Non
 
 def test_resident_id_check_digit() -> None:
     definition = REGISTRY.get("apply.business_registration")
-    data = {
-        "company_name": "福州好味食品有限公司",
-        "company_type": "有限责任公司",
-        "registered_capital": 100.5,
-        "address": "福州市鼓楼区五四路 1 号",
-        "business_scope": "食品销售",
-        "legal_representative": "张三",
-        "legal_rep_id": VALID_RESIDENT_ID,
-        "contact_phone": "0591-87654321",
-    }
+    data = {**BUSINESS, "legal_rep_id": VALID_RESIDENT_ID}
     assert validate(definition, data) == []
     errors = validate(definition, {**data, "legal_rep_id": "110105194912310021"})
     assert _codes(errors) == {"legal_rep_id": "bad_check_digit"}
