@@ -696,9 +696,16 @@ class SandboxScriptEngine(PythonScriptEngine):
         return err
 
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
+        return self.evaluate_in(task, expression, task.data, external_context)
+
+    def evaluate_in(
+        self, task: Any, expression: str, data: dict[str, Any], external_context: Any = None
+    ) -> Any:
+        """``expression`` over ``data``, its errors naming ``task``'s element: a call activity's output
+        mapping reads the called instance's data, and its error is the call activity's."""
         try:
             with in_element(getattr(task.task_spec, "bpmn_id", None)):
-                return self.environment.evaluate(expression, task.data, external_context)
+                return self.environment.evaluate(expression, data, external_context)
         except OneWindowError as err:
             raise self._tag(err, task) from None
         except Exception as err:

@@ -247,16 +247,18 @@ class OwNoneTask(NoneTask):
 CALL_KEY = "ow_call"  # the call activity's variable mappings in ``extensions`` (``camunda.call_mappings``)
 
 
-def _mapped(task: Any, mappings: list[dict[str, Any]]) -> dict[str, Any]:
-    """The variables ``mappings`` take from ``task``'s data (an expression evaluated in its scope)."""
+def _mapped(call: Any, data: dict[str, Any], mappings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The variables ``mappings`` take from ``data`` (an expression evaluated over it); an error is the
+    call activity's (task ``call``), whichever side's data it read."""
     values: dict[str, Any] = {}
     for mapping in mappings:
         if mapping.get("all"):
-            values.update(deepcopy({k: v for k, v in task.data.items() if k != "data_objects"}))
+            values.update(deepcopy({k: v for k, v in data.items() if k != "data_objects"}))
         elif "expr" in mapping:
-            values[mapping["target"]] = deepcopy(task.workflow.script_engine.evaluate(task, mapping["expr"]))
+            value = call.workflow.script_engine.evaluate_in(call, mapping["expr"], data)
+            values[mapping["target"]] = deepcopy(value)
         else:
-            values[mapping["target"]] = deepcopy(task.data.get(mapping["source"]))
+            values[mapping["target"]] = deepcopy(data.get(mapping["source"]))
     return values
 
 
@@ -275,11 +277,11 @@ class OwCallActivity(CallActivity):
             super().copy_data(my_task, subworkflow)
             return
         start = subworkflow.get_next_task(subworkflow.task_tree, skip_subprocesses=True, spec_name="Start")
-        start.set_data(**_mapped(my_task, mappings["in"]))
+        start.set_data(**_mapped(my_task, my_task.data, mappings["in"]))
 
     def update_data(self, my_task: Any, subworkflow: Any) -> None:
         mappings = self._mappings()
         if mappings is None:
             super().update_data(my_task, subworkflow)
             return
-        my_task.data.update(_mapped(subworkflow.last_task, mappings["out"]))
+        my_task.data.update(_mapped(my_task, subworkflow.last_task.data, mappings["out"]))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import InvalidModel
+from engine.errors import InvalidModel, OneWindowError
 from engine.persistence.repositories import InstanceRepository
 from engine.service import WorkflowService
 from engine.workflow import Runtime, validate_document
@@ -175,6 +175,27 @@ def test_a_call_activity_passes_in_and_back_only_what_camunda_in_and_out_name(
     assert ready_data(svc, case, "Task_decide") == caller_gets
     complete(svc, db, case, "Task_decide")
     assert status(db, case) == "completed"
+
+
+@pytest.mark.parametrize("side", ["in", "out"])
+def test_a_failing_mapping_expression_names_the_call_activity_and_stores_nothing(db, clock, side) -> None:
+    """An ``in`` mapping reads the caller's data and an ``out`` mapping the called instance's: either way
+    the error is the call activity's (not the called process's end task), and the step is not stored."""
+    mapping = f'<camunda:{side} sourceExpression="${{nobody_set_this}}" target="opinion" />'
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy(caller(mapping), "permit.bpmn", "designer")
+    if side == "in":
+        with pytest.raises(OneWindowError) as failed:
+            svc.start("permit", dict(START), "applicant")
+    else:
+        case = svc.start("permit", dict(START), "applicant").instance_id
+        with pytest.raises(OneWindowError) as failed:
+            complete(svc, db, case, "Task_expert", expert_opinion="同意")
+        assert [t["element_id"] for t in ready(db, case)] == ["Task_expert"]
+    assert failed.value.code == "expression_failed"
+    assert failed.value.detail["element_id"] == "Call_expert"
+    assert failed.value.detail["variable"] == "nobody_set_this"
+    assert "Call_expert" in str(failed.value)
 
 
 def test_a_call_activity_that_maps_nothing_is_noted_as_passing_everything(db, clock) -> None:
