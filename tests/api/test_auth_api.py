@@ -136,6 +136,7 @@ def test_a_new_login_replaces_the_session_the_browser_had(client: TestClient, wa
     first = client.cookies[SESSION_COOKIE]
     sign_in(client, "wang.officer")
     assert client.get(ME).status_code == 200
+    client.cookies.delete(SESSION_COOKIE)  # the browser sends the first session's cookie again
     client.cookies.set(SESSION_COOKIE, first)
     error_of(client.get(ME), 401, "session_expired")
 

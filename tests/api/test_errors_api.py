@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import jsonschema
 import pytest
 from fastapi import Depends, FastAPI

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 V1 = "/api/v1"
 PASSWORD = "onewindow-demo"
