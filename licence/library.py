@@ -438,8 +438,10 @@ class LicenceLibrary:
 
         ``valid_until=None`` takes the type's default validity from ``valid_from`` (itself defaulting to
         ``issue_date``); types without a default are indefinite. ``renews`` links a renewal (new serial) to
-        the licence it renews; ``replaces`` issues a new version of a licence (same serial, version + 1)
-        and cancels the old one in the same transaction. ``serial``: the next free serial of the type and
+        the licence it renews, whose term it continues: it begins the day after the renewed licence's last
+        day (``valid_from`` defaults to that day and may be no other), never overlapping it; ``replaces``
+        issues a new version of a licence (same serial, version + 1) and cancels the old one in the same
+        transaction. ``serial``: the next free serial of the type and
         issuer, taken with :func:`next_serials` in this transaction by a caller issuing several licences
         (their counters locked at once); None: taken here.
         """
@@ -479,6 +481,7 @@ class LicenceLibrary:
                 )
             self._check_continuable(renewed, "renew", today)
             self._check_not_renewed(renewed)
+            valid_from = self._renewal_start(renewed, valid_from)
         replaced = self._locked(replaces) if replaces else None
         if replaced is not None:
             self._check_replaceable(replaced, type_code, holder_id, issuer_credit_code)
@@ -588,6 +591,34 @@ class LicenceLibrary:
             status=status,
             action=action,
             field="renews" if action == "renew" else "replaces",
+        )
+
+    @staticmethod
+    def _renewal_start(old: LicenceRecord, valid_from: dt.date | None) -> dt.date:
+        """The first day of the term of a renewal of ``old``: the day after its last day (延续 extends the
+        term: the new licence takes over where the old one ends, so that the two are never in force on the
+        same day, whenever the renewal is issued before the old term ends). A ``valid_from`` given must be
+        that day; a licence without a last day (长期有效) has no term to extend."""
+        if old.valid_until is None:
+            raise InvalidInput(
+                f"证照 {old.licence_number}（{old.type_name}）长期有效，没有可延续的有效期",
+                code="renewal_of_indefinite_licence",
+                field="renews",
+                licence_id=old.id,
+                licence_number=old.licence_number,
+            )
+        start = old.valid_until + dt.timedelta(days=1)
+        if valid_from is None or valid_from == start:
+            return start
+        overlaps = valid_from < start
+        raise InvalidInput(
+            f"延续的证照有效期自原证照 {old.licence_number} 有效期届满次日（{start.isoformat()}）起计算，"
+            + ("不能与原证照的有效期重叠" if overlaps else "不能与原证照的有效期之间留有间断"),
+            code="renewal_overlaps_validity" if overlaps else "renewal_validity_gap",
+            field="valid_from",
+            licence_id=old.id,
+            licence_number=old.licence_number,
+            valid_from=start.isoformat(),
         )
 
     def _check_not_renewed(self, old: LicenceRecord) -> None:

@@ -665,6 +665,59 @@ def test_a_licence_in_force_is_renewed_once_up_to_its_last_day(lib, conn, org, i
     assert table_rows(conn) == before
 
 
+def test_a_renewal_takes_over_the_day_after_the_term_it_renews_ends(lib, conn, org, issuer):
+    """延续 extends the term: renewed before the old licence ends, the new one is valid from the day after
+    the old one's last day (never both in force on one day); a ``valid_from`` given must be that day (one
+    before overlaps the old term, one after leaves a gap), and a licence without a last day has no term to
+    extend. Every refusal names the field and writes nothing."""
+    code, name = issuer
+    old = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2020, 6, 1)
+    )
+    assert old.valid_until == dt.date(2025, 5, 31)
+
+    def renew(renews: str, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+            renews=renews, **kwargs,
+        )  # fmt: skip
+
+    before = table_rows(conn)
+    for valid_from, wanted in (
+        (T0.date(), "renewal_overlaps_validity"),
+        (old.valid_until, "renewal_overlaps_validity"),
+        (old.valid_until + dt.timedelta(days=2), "renewal_validity_gap"),
+    ):
+        with pytest.raises(InvalidInput) as info:
+            renew(old.id, valid_from=valid_from)
+        assert (info.value.code, info.value.detail["field"]) == (wanted, "valid_from")
+        assert info.value.detail["licence_id"] == old.id and old.licence_number in info.value.message
+        assert info.value.detail["valid_from"] == "2025-06-01" and "2025-06-01" in info.value.message
+        assert table_rows(conn) == before
+    business = issue_business(lib, org, issuer)  # 长期有效
+    before = table_rows(conn)
+    with pytest.raises(InvalidInput) as info:
+        lib.issue(
+            "business_licence", org.credit_code, org.name, business_face(org), code, name, T0.date(),
+            renews=business.id,
+        )  # fmt: skip
+    assert (info.value.code, info.value.detail["field"]) == ("renewal_of_indefinite_licence", "renews")
+    assert table_rows(conn) == before
+
+    renewal = renew(old.id)
+    assert (renewal.issue_date, renewal.valid_from) == (T0.date(), dt.date(2025, 6, 1))
+    assert renewal.valid_until == dt.date(2030, 5, 31)  # the type's five years from its first day
+    assert lib.get(renewal.id) == renewal
+    for day, in_force in ((T0.date(), old), (old.valid_until, old), (renewal.valid_from, renewal)):
+        assert [r.id for r in (old, renewal) if r.is_usable(day)] == [in_force.id], day
+        assert lib.latest_usable(org.credit_code, "food_business_licence", day).id == in_force.id
+    # the day it must begin, given, is taken (a second licence, the first one renewed already)
+    other = lib.issue(
+        "food_business_licence", org.credit_code, org.name, food_face(org), code, name, dt.date(2021, 1, 1)
+    )
+    assert renew(other.id, valid_from=dt.date(2026, 1, 1)).valid_from == dt.date(2026, 1, 1)
+
+
 def test_a_replaced_licence_renewed_before_is_not_renewed_again(lib, conn, org, issuer):
     code, name = issuer
     first = lib.issue(
