@@ -443,8 +443,17 @@ class LicenceLibrary:
         issues a new version of a licence (same serial, version + 1) and cancels the old one in the same
         transaction. ``serial``: the next free serial of the type and
         issuer, taken with :func:`next_serials` in this transaction by a caller issuing several licences
-        (their counters locked at once); None: taken here.
+        (their counters locked at once); None: taken here. A licence is a renewal or a new version, never
+        both: ``renews`` and ``replaces`` together are refused (``renews_and_replaces``) before anything is
+        read or written.
         """
+        if renews and replaces:
+            raise InvalidInput(
+                "证照只能是延续（renews）或换发新版本（replaces）之一，不能同时指定",
+                code="renews_and_replaces",
+                field="renews",
+                fields=["renews", "replaces"],
+            )
         licence_type = get_type(type_code)
         at = utc(at or self._clock())
         today = local_date(at)  # the day a holder's birth date is judged against

@@ -718,6 +718,33 @@ def test_a_renewal_takes_over_the_day_after_the_term_it_renews_ends(lib, conn, o
     assert renew(other.id, valid_from=dt.date(2026, 1, 1)).valid_from == dt.date(2026, 1, 1)
 
 
+def test_a_licence_is_a_renewal_or_a_new_version_never_both(lib, conn, org, issuer):
+    """``renews`` and ``replaces`` together are refused before anything is read or written, whether they
+    name one licence or two: the error names both fields, and nothing is stored or cancelled."""
+    code, name = issuer
+    first, second = (
+        lib.issue("food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued)
+        for issued in (dt.date(2024, 1, 1), dt.date(2024, 6, 1))
+    )
+    before = table_rows(conn)
+    # renewing the first (its term ends first) while replacing the second was stored as both
+    for renews, replaces in ((first.id, second.id), (first.id, first.id), (second.id, "no-such-licence")):
+        with pytest.raises(InvalidInput) as info:
+            lib.issue(
+                "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+                renews=renews, replaces=replaces,
+            )  # fmt: skip
+        err = info.value
+        assert (err.code, err.detail["field"], err.detail["fields"]) == (
+            "renews_and_replaces",
+            "renews",
+            ["renews", "replaces"],
+        )
+        assert "延续" in err.message and "换发" in err.message
+        assert table_rows(conn) == before
+    assert lib.get(first.id) == first and lib.get(second.id) == second
+
+
 def test_a_replaced_licence_renewed_before_is_not_renewed_again(lib, conn, org, issuer):
     code, name = issuer
     first = lib.issue(
