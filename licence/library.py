@@ -496,6 +496,13 @@ class LicenceLibrary:
             self._check_replaceable(replaced, type_code, holder_id, issuer_credit_code)
             self._check_continuable(replaced, "replace", today)
             # a new version of the same licence: its term, never a new one (that is a renewal)
+            if valid_from is not None and valid_from < replaced.valid_from:
+                raise InvalidInput(
+                    "换发的证照沿用原证照的有效期，起始日期不能早于原证照的起始日期",
+                    code="replacement_extends_validity",
+                    field="valid_from",
+                    licence_id=replaced.id,
+                )
             valid_from = valid_from or replaced.valid_from
             if valid_until is None:
                 valid_until = replaced.valid_until

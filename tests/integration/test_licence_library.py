@@ -781,6 +781,14 @@ def test_a_replacement_keeps_the_term_of_the_licence_it_replaces(lib, conn, org,
         )  # fmt: skip
     assert (info.value.code, info.value.detail["field"]) == ("replacement_extends_validity", "valid_until")
     assert table_rows(conn) == before
+    with pytest.raises(InvalidInput) as info:  # nor backwards, from an earlier first day
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+            replaces=old.id, valid_from=old.valid_from - dt.timedelta(days=1),
+        )  # fmt: skip
+    assert (info.value.code, info.value.detail["field"]) == ("replacement_extends_validity", "valid_from")
+    assert info.value.detail["licence_id"] == old.id
+    assert table_rows(conn) == before
     replacement = lib.issue(
         "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
         replaces=old.id,
