@@ -445,7 +445,8 @@ class LicenceLibrary:
         issuer, taken with :func:`next_serials` in this transaction by a caller issuing several licences
         (their counters locked at once); None: taken here. A licence is a renewal or a new version, never
         both: ``renews`` and ``replaces`` together are refused (``renews_and_replaces``) before anything is
-        read or written.
+        read or written, and so is a ``serial`` with ``replaces`` (``serial_and_replaces``: a new version
+        keeps the serial of the licence it replaces).
         """
         if renews and replaces:
             raise InvalidInput(
@@ -453,6 +454,13 @@ class LicenceLibrary:
                 code="renews_and_replaces",
                 field="renews",
                 fields=["renews", "replaces"],
+            )
+        if serial is not None and replaces:
+            raise InvalidInput(
+                "换发新版本（replaces）沿用原证照的序号，不能另行指定序号（serial）",
+                code="serial_and_replaces",
+                field="serial",
+                fields=["serial", "replaces"],
             )
         licence_type = get_type(type_code)
         at = utc(at or self._clock())

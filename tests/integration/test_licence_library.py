@@ -743,6 +743,14 @@ def test_a_licence_is_a_renewal_or_a_new_version_never_both(lib, conn, org, issu
         assert "延续" in err.message and "换发" in err.message
         assert table_rows(conn) == before
     assert lib.get(first.id) == first and lib.get(second.id) == second
+    # a new version keeps the serial of the licence it replaces: another one given is refused, not ignored
+    with pytest.raises(InvalidInput) as info:
+        lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, T0.date(),
+            replaces=first.id, serial=second.identifier.serial + 1,
+        )  # fmt: skip
+    assert (info.value.code, info.value.detail["fields"]) == ("serial_and_replaces", ["serial", "replaces"])
+    assert table_rows(conn) == before
 
 
 def test_a_replaced_licence_renewed_before_is_not_renewed_again(lib, conn, org, issuer):
