@@ -36,7 +36,7 @@ from engine.persistence.repositories import (
     candidate_of,
 )
 from engine.persistence.tables import cases, instances, tasks
-from engine.service import WorkflowService
+from engine.service import WorkflowService, refuse_two_message_targets
 from engine.step import StepResult
 
 __all__ = ["CASE_NUMBER_SHAPE", "RawEngine", "case_instance", "belongs_to_case"]
@@ -184,6 +184,8 @@ class RawEngine:
         instance_id: str | None = None,
         business_key: str | None = None,
     ) -> bool:
+        refuse_two_message_targets(instance_id, business_key)  # before reading what either names
+
         def command(conn: Connection) -> bool:
             if belongs_to_case(conn, instance_id=instance_id, business_key=business_key):
                 raise case_instance(instance_id=instance_id, business_key=business_key)

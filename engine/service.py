@@ -71,6 +71,18 @@ def _listed(values: Sequence[str]) -> str:
     return ("," + ",".join(values) + ",") if values else ""
 
 
+def refuse_two_message_targets(instance_id: str | None, business_key: str | None) -> None:
+    """A message goes to one instance, named by its id or by its business key, never by both (the id
+    would win over a business key naming another instance): ``InvalidInput`` ``message_two_targets``."""
+    if instance_id is not None and business_key is not None:
+        raise InvalidInput(
+            "消息只能指定目标流程实例编号（instance_id）或业务编号（business_key）之一，不能同时指定",
+            code="message_two_targets",
+            field="instance_id",
+            fields=["instance_id", "business_key"],
+        )
+
+
 class WorkflowService:
     """Commands over persisted workflow instances."""
 
@@ -370,6 +382,7 @@ class WorkflowService:
         instance_id: str | None = None,
         business_key: str | None = None,
     ) -> bool:
+        refuse_two_message_targets(instance_id, business_key)
         if not isinstance(payload, dict):
             raise InvalidInput("消息内容必须是对象", code="bad_message_payload", message_name=name)
         check_row(messages, {"name": name}, fields={"name": "message"})

@@ -126,6 +126,10 @@ def test_messages_and_cancel(designer: TestClient) -> None:
     sent = designer.post(f"{E}/messages", json={"name": "ping", "business_key": "K-2", "payload": {"a": 1}})
     assert sent.status_code == 200 and sent.json() == {"delivered": False}  # buffered: nothing waits for it
     error_of(designer.post(f"{E}/messages", json={"name": "ping"}), 422, "message_without_target")
+    other = designer.post(f"{E}/instances", json={"key": "three_tasks", "business_key": "K-3"}).json()
+    both = {"name": "ping", "instance_id": other["instance_id"], "business_key": "K-2"}
+    two = error_of(designer.post(f"{E}/messages", json=both), 422, "message_two_targets")
+    assert two["detail"]["fields"] == ["instance_id", "business_key"]
     error_of(
         designer.post(f"{E}/messages", json={"name": "ping", "business_key": "K-404"}),
         404,

@@ -187,6 +187,18 @@ def test_message_to_a_waiting_catch_is_delivered_at_once(db, service) -> None:
     assert instance_id
 
 
+def test_a_message_names_its_instance_by_id_or_by_business_key_never_both(db, service) -> None:
+    """The id won over a business key naming another instance: both together are refused, nothing kept."""
+    first = service.start("message_wait", {}, "a", business_key="B-1").instance_id
+    service.start("message_wait", {}, "a", business_key="B-2")
+    for business_key in ("B-2", "B-1"):
+        with pytest.raises(InvalidInput) as err:
+            service.correlate_message("fee_paid", {}, "bank", instance_id=first, business_key=business_key)
+        assert err.value.code == "message_two_targets"
+        assert err.value.detail["fields"] == ["instance_id", "business_key"]
+    assert count(db, messages) == 0
+
+
 def test_cancel_needs_a_reason_and_closes_tasks(db, service) -> None:
     instance_id = service.start("parallel_three", {}, "a").instance_id
     assert len(ready(db)) == 3
