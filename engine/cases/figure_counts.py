@@ -26,7 +26,8 @@ event (``items`` '')    :func:`closing_rows`         one of ``withdrawn`` (the a
                                                      ``promised_no_due`` (no deadline kept: the
                                                      figures recount those from the clock's JSON); a
                                                      withdrawn case has none (not in 按时办结率)
-                        :func:`count_rating`         ``rated_1`` .. ``rated_5`` (once per case)
+                        :func:`count_rating`         ``rated_1`` .. ``rated_5`` (once per case; none
+                        (a rating)                   for a withdrawn case: not in 满意度)
 ======================  ===========================  ==================================================
 
 Why sums stay exact (what never changes after the fact): ``submitted_at``, ``department``, ``items`` and
@@ -94,6 +95,7 @@ __all__ = [
     "month_of",
     "pieces",
     "promised_counts",
+    "rating_counts",
     "rebuild",
     "received_rows",
     "summary_query",
@@ -317,10 +319,26 @@ def count_closing(
         _add(conn, rows)
 
 
+def rating_counts(status: str) -> bool:
+    """Whether the rating of a case in ``status`` counts in the figures (满意度, the ratings per level,
+    the mean): not that of a case the applicant withdrew (撤回件), which is neither 办结 nor in the on-time
+    rate either. A withdrawn case stays withdrawn (no closed status moves to it or from it)."""
+    return status != WITHDRAWN
+
+
 def count_rating(
-    conn: Connection, *, submitted_at: datetime, department: str, level: int, rated_at: datetime
+    conn: Connection,
+    *,
+    submitted_at: datetime,
+    department: str,
+    status: str,
+    level: int,
+    rated_at: datetime,
 ) -> None:
-    """The case was rated ``level`` (1-5) at ``rated_at`` (once per case)."""
+    """The case (closed with ``status``) was rated ``level`` (1-5) at ``rated_at`` (once per case); a
+    rating that does not count (:func:`rating_counts`) writes nothing."""
+    if not rating_counts(status):
+        return
     key = {
         "day": local_date(submitted_at),
         "department": department,
@@ -444,7 +462,7 @@ def _contributions(row: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...], di
                     "promised_no_due": int(stopped is not None and due is None),
                 },
             )
-    if row["rating"] is not None and row["rated_at"] is not None:
+    if row["rating"] is not None and row["rated_at"] is not None and rating_counts(str(row["status"])):
         key = (day, row["department"], EVENT_ROW, local_date(row["rated_at"]))
         yield key, {f"rated_{int(row['rating'])}": 1}
 

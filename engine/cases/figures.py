@@ -22,7 +22,9 @@ figure                   definition (numerator / denominator)
                          neither: its clock stopped at the withdrawal, not at a decision)
 ``satisfaction`` 满意度    ratings 3-5 (非常满意 + 满意 + 基本满意) / rated cases (rated before the period
                          ends), as 好差评 reports count it; ``ratings`` gives the count per level and
-                         ``mean_rating`` the sum of levels / rated (the mean, 1-5)
+                         ``mean_rating`` the sum of levels / rated (the mean, 1-5). The rating of a case
+                         the applicant withdrew is kept with the case but counts in none of the three, as
+                         the case counts in neither 办结 nor the on-time rate
 ``online`` 网办率         received with channel online / received
 ``at_most_one_visit``    received with visits <= 1 / received (最多跑一次)
 ``zero_visits``          received with visits == 0 / received (零跑动)
@@ -272,7 +274,7 @@ def _cohort_query(cohort: list[ColumnElement[bool]], end: datetime, bounds: list
     withdrawn = and_(ended, cases.c.status == WITHDRAWN)
     closed = and_(ended, cases.c.status != WITHDRAWN)  # by the centre: 办结 or 不予受理
     finished = and_(closed, cases.c.accepted_at.is_not(None))
-    rated = and_(cases.c.rating.is_not(None), cases.c.rated_at < end)
+    rated = and_(cases.c.rating.is_not(None), cases.c.rated_at < end, cases.c.status != WITHDRAWN)
     joined = cases.outerjoin(
         promised,
         and_(

@@ -10,6 +10,9 @@ Rules:
   row; the other is a :class:`~engine.errors.Conflict`. The write is a conditional ``UPDATE ... WHERE
   rating IS NULL`` whose row count decides (on PostgreSQL the second writer waits on the row lock and then
   finds the rating set).
+* A withdrawn case (撤回) is closed and rated too (the service up to the withdrawal; a bad rating has its
+  reason for the follow-up), but its rating counts in no figure, as the case counts in neither 办结 nor
+  the on-time rate (:func:`engine.cases.figure_counts.rating_counts`).
 """
 
 from __future__ import annotations
@@ -85,7 +88,12 @@ class CaseRatings:
             if written != 1:  # another rating committed since the read above
                 raise Conflict("该办件已评价", code="already_rated", case=case_id)
             count_rating(
-                conn, submitted_at=row.submitted_at, department=row.department, level=level, rated_at=now
+                conn,
+                submitted_at=row.submitted_at,
+                department=row.department,
+                status=row.status,
+                level=level,
+                rated_at=now,
             )
             AuditRepository(conn).append(
                 [

@@ -322,12 +322,21 @@ def build_withdrawn(svc: Services, clock: FakeClock) -> dict[str, str]:
 def test_a_withdrawn_case_is_not_finished_and_not_in_the_on_time_rate(
     svc: Services, clock: FakeClock
 ) -> None:
-    build_withdrawn(svc, clock)
+    ids = build_withdrawn(svc, clock)
+    # a withdrawn case is closed and may be rated: kept with the case, counted in no figure
+    w = World(svc, clock)
+    w.rate(ids["w1"], 5, sh(2025, 11, 26, 9))
+    w.rate(ids["w2"], 1, sh(2025, 11, 8, 9))
+    assert svc.cases.track(ids["w2"])["case"]["rating"] == 1
     result = report(svc, date(2025, 11, 1), date(2025, 12, 31))
     centre = result["centre"]
     by_dept = {d["department"]: d for d in result["departments"]}
     # as in the two months without them, and the two withdrawn cases counted apart (撤回件), neither
-    # finished (办结) nor refused at intake (不予受理) nor open
+    # finished (办结) nor refused at intake (不予受理) nor open, nor their ratings in 满意度
+    assert ratios(centre)["satisfaction"] == (2, 4) and ratios(centre)["mean_rating"] == (11, 4)
+    assert levels(centre) == {5: 1, 4: 0, 3: 1, 2: 1, 1: 1}
+    assert ratios(by_dept["market"])["satisfaction"] == (2, 3)
+    assert ratios(by_dept["police"])["satisfaction"] == (0, 1)
     assert (*counts(centre), centre["withdrawn"]) == (9, 4, 1, 2, 2)
     assert (*counts(by_dept["market"]), by_dept["market"]["withdrawn"]) == (5, 2, 1, 1, 1)
     assert (*counts(by_dept["police"]), by_dept["police"]["withdrawn"]) == (4, 2, 0, 1, 1)

@@ -115,7 +115,7 @@ def build_more(svc: Services, clock: FakeClock) -> dict[str, str]:
         request_withdrawal(svc.cases, case_id, "不再需要", holder_id=holder.credit_code, actor="applicant")
         clock.set(sh(2026, 1, 8, 9))
         decide_withdrawal(svc.cases, case_id, grant=True, note="", actor=f"{group}-1", groups={group})
-    w.rate(ids["j"], 5, sh(2026, 2, 2, 9))  # rated in another month than it closed
+    w.rate(ids["j"], 5, sh(2026, 2, 2, 9))  # rated in another month than it closed: not in the figures
 
     # L: left at intake on 12 Jan: deemed accepted from the day of receipt by the worker; then a
     # supplement at the counter (a second visit) is not possible any more, so a visit on another case
@@ -225,7 +225,7 @@ def test_the_summary_gives_the_figures_of_the_scan_for_every_period_and_departme
     assert new["centre"]["received"] == len(ids)
     assert new["centre"]["finished"] == 6 and new["centre"]["not_accepted"] == 2  # A B C E I M; D O
     assert new["centre"]["withdrawn"] == 2  # J, K
-    assert sum(r["count"] for r in new["centre"]["ratings"]) == 8
+    assert sum(r["count"] for r in new["centre"]["ratings"]) == 7  # J's rating (withdrawn) not counted
 
     # the case closed twice counts on its last closing day: in the February figures it is still open
     feb = both(svc, date(2026, 2, 1), date(2026, 2, 28), "hr")[0]
@@ -306,6 +306,44 @@ def test_the_0160_migration_moves_the_counts_of_withdrawn_cases_and_back(
     assert_same_everywhere(svc)
     whole = both(svc, date(2025, 10, 1), date(2026, 3, 31), None)[0]["centre"]
     assert (whole["finished"], whole["not_accepted"], whole["withdrawn"]) == (6, 2, 2)
+
+
+def test_the_0170_migration_takes_the_ratings_of_withdrawn_cases_out_and_back(
+    db: Engine, svc: Services, clock: FakeClock
+) -> None:
+    """A database counted before 0170 (the rating of a withdrawn case in 满意度) gets the figures of the rule
+    now: the rows the commands keep; downgrade gives back the rows of the rule before (as the 0140
+    backfill and 0160 count them)."""
+    ids = build_more(svc, clock)
+    with svc.engine.connect() as conn:
+        kept = stored_rows(conn)
+        assert conn.execute(select(cases.c.rating).where(cases.c.id == ids["j"])).scalar_one() == 5
+    cfg = alembic_config(db.url.render_as_string(hide_password=False))
+
+    def migrate(to: str, down: bool) -> dict[tuple, dict[str, int]]:
+        with db.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, to)
+            return _raw_rows(conn) if "figure_counts" in _tables(conn) else {}
+
+    # J (received 5 Jan, withdrawn 8 Jan) rated 5 on 2 Feb: counted under the rule before
+    rated_day = ("d", date(2026, 1, 5), "market", "", date(2026, 2, 2))
+    rated_month = ("m", date(2026, 1, 1), "market", "", date(2026, 2, 1))
+    assert rated_day not in kept
+    before = migrate("0160", down=True)
+    assert before[rated_day]["rated_5"] == 1 and before[rated_month]["rated_5"] >= 1
+    whole = both(svc, date(2025, 10, 1), date(2026, 3, 31), None)[0]["centre"]
+    assert sum(r["count"] for r in whole["ratings"]) == 8
+    # the rows of the rule before are the rows the 0140 backfill and 0160 count from the cases
+    migrate("0130", down=True)
+    assert migrate("0160", down=False) == before
+
+    after = migrate("head", down=False)
+    assert {key: tuple(c[n] for n in FIGURE_COUNTERS) for key, c in after.items()} == kept
+    assert rated_day not in after and after[rated_month]["rated_5"] == before[rated_month]["rated_5"] - 1
+    assert_same_everywhere(svc)
+    whole = both(svc, date(2025, 10, 1), date(2026, 3, 31), None)[0]["centre"]
+    assert sum(r["count"] for r in whole["ratings"]) == 7
 
 
 def _raw_rows(conn: Any) -> dict[tuple, dict[str, int]]:
