@@ -38,7 +38,7 @@ from engine.errors import Conflict, InvalidInput
 from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import cases, instances, tasks
-from engine.time.calendar import WorkingCalendar, end_of_local_day, local_date
+from engine.time.calendar import WorkingCalendar, end_of_local_day, local_date, local_start_date
 
 __all__ = [
     "INTAKE_FORM",
@@ -78,8 +78,9 @@ CaseClockOpener = Callable[[ClockRepository, str, list[str], datetime], None]
 
 def notice_deadline(received_at: datetime, cal: WorkingCalendar) -> datetime:
     """The instant the notice period ends: the end (24:00 Beijing) of the 5th working day after the day
-    of receipt (the day of receipt itself is not counted, as for every limit in working days)."""
-    return end_of_local_day(cal.add_working_days(local_date(received_at), NOTICE_WORKING_DAYS))
+    of receipt (the day of receipt itself is not counted, as for every limit in working days; received at
+    exactly 00:00:00, at 24:00 of the day before, as a clock started then)."""
+    return end_of_local_day(cal.add_working_days(local_start_date(received_at), NOTICE_WORKING_DAYS))
 
 
 def deemed_reason(received_at: datetime) -> str:

@@ -46,7 +46,7 @@ from engine.persistence.steps import insert_case
 from engine.persistence.tables import cases
 from engine.service import WorkflowService
 from engine.step import StepResult
-from engine.time.calendar import WorkingCalendar, local_date
+from engine.time.calendar import WorkingCalendar, local_date, local_start_date
 from engine.time.clocks import Clock
 from forms.autofill import AutofillResult, autofill, merge, provenance_as_submitted
 from forms.combine import combine_forms
@@ -351,7 +351,7 @@ class CaseService:
                 case=case_id,
             )
         days = self.catalogue.get(item_codes[0]).supplement_deadline_days
-        deadline = self.calendar().add_working_days(local_date(self.now), days)
+        deadline = self.calendar().add_working_days(local_start_date(self.now), days)  # as the clock counts
         promised = date.fromisoformat(str(entered["promised_date"]))
         if promised > deadline:
             raise InvalidInput(

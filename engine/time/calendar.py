@@ -11,7 +11,9 @@ silently: a ``strict`` calendar raises :class:`~engine.errors.CalendarUnknownYea
 and records a bilingual warning in ``WorkingCalendar.warnings``.
 
 Working-day questions are about Asia/Shanghai local dates: turn stored UTC instants into dates with
-:func:`local_date` first (the calendar methods do so themselves when handed a ``datetime``).
+:func:`local_date` first (the calendar methods do so themselves when handed a ``datetime``); an instant a
+count of working days starts from goes through :func:`local_start_date` (00:00:00 is the end of the day
+before, as a deadline is written).
 
 Speed: each calendar keeps, per year, the sorted tuple of its working days, so ``is_working_day`` is a
 set lookup and ``add_working_days`` / ``working_days_between`` are a few bisections per year crossed.
@@ -43,6 +45,7 @@ __all__ = [
     "default_calendar",
     "known_years",
     "local_date",
+    "local_start_date",
     "local_midnight",
     "end_of_local_day",
     "unknown_year_warning",
@@ -66,6 +69,15 @@ def local_date(dt: datetime) -> date:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise InvalidInput("时间必须带时区（按 UTC 存储）", code="naive_datetime", value=dt.isoformat())
     return dt.astimezone(SHANGHAI).date()
+
+
+def local_start_date(dt: datetime) -> date:
+    """The Asia/Shanghai date a count of working days from the aware instant ``dt`` starts after (the day
+    itself not counted): its local date, except that an instant at exactly 00:00:00 is 24:00 of the day
+    before, the way every deadline is written (:func:`end_of_local_day`). So a deadline used as a start
+    counts on from its own day: N working days and then M more are N + M, not N + M + 1."""
+    day = local_date(dt)
+    return day - _ONE_DAY if dt.astimezone(SHANGHAI).time() == time(0) else day
 
 
 def local_midnight(d: date) -> datetime:
@@ -136,6 +148,11 @@ def _as_date(value: date) -> date:
     if not isinstance(value, date):
         raise InvalidInput("需要日期", code="not_a_date", value=repr(value))
     return value
+
+
+def _as_bound(value: date) -> date:
+    """A bound of a count of working days: a datetime through :func:`local_start_date`."""
+    return local_start_date(value) if isinstance(value, datetime) else _as_date(value)
 
 
 class WorkingCalendar:
@@ -212,9 +229,10 @@ class WorkingCalendar:
         """The ``n``-th working day after ``start`` (``start`` itself is not counted).
 
         ``n == 0`` gives ``start`` when it is a working day, else the next working day. A negative
-        ``n`` counts backwards: the ``|n|``-th working day before ``start``.
+        ``n`` counts backwards: the ``|n|``-th working day before ``start``. An aware datetime ``start``
+        is taken by :func:`local_start_date` (00:00:00 is the end of the day before).
         """
-        start = _as_date(start)
+        start = _as_bound(start)
         if n == 0:
             return start if self.is_working_day(start) else self.next_working_day(start)
         year = start.year
@@ -237,8 +255,9 @@ class WorkingCalendar:
         return days[i - remaining]
 
     def working_days_between(self, start: date, end: date) -> int:
-        """How many working days lie in ``(start, end]``; negative (the mirror count) when ``end < start``."""
-        start, end = _as_date(start), _as_date(end)
+        """How many working days lie in ``(start, end]``; negative (the mirror count) when ``end < start``.
+        Aware datetimes are taken by :func:`local_start_date` (00:00:00 is the end of the day before)."""
+        start, end = _as_bound(start), _as_bound(end)
         if end < start:
             return -self.working_days_between(end, start)
         total = 0

@@ -12,7 +12,9 @@ Rules for limits in working days (``limit_days = N``):
 
 * The day the clock starts (受理当日) is not counted. The deadline is the end (24:00 Asia/Shanghai) of the
   N-th counted working day after it; with ``N == 0`` (即办件) it is the end of the start day when that is a
-  working day, else of the next working day.
+  working day, else of the next working day. A clock started at exactly 00:00:00 starts at 24:00 of the
+  day before (``local_start_date``: how a deadline is written, so a clock started at another's deadline
+  counts on from that deadline's day), except with ``N == 0``, whose day is the one it runs in.
 * A working day is *counted* unless the clock was paused when it ended: a pause from instant ``s`` to
   instant ``e`` takes out the working days from ``local_date(s)`` (inclusive) to ``local_date(e)``
   (exclusive). A pause that spans a holiday therefore pushes the deadline back by the *working* days it
@@ -47,7 +49,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from engine.errors import Conflict, InvalidInput
-from engine.time.calendar import WorkingCalendar, end_of_local_day, local_date, local_midnight
+from engine.time.calendar import (
+    WorkingCalendar,
+    end_of_local_day,
+    local_date,
+    local_midnight,
+    local_start_date,
+)
 
 __all__ = ["ClockKind", "ClockStatus", "Pause", "Clock", "CLOCK_KINDS", "CLOCK_STATUSES"]
 
@@ -256,7 +264,7 @@ class Clock:
                 spent += _working_day_span(cal, running, s)
                 running = e
             return spent + _working_day_span(cal, running, until)
-        start_day, today = local_date(self.started_at), local_date(until)
+        start_day, today = self._start_day(), local_date(until)
         first = start_day + _ONE_DAY
         ended = _working_days_in(cal, first, today)
         for a, b in self._excluded_days(pauses):
@@ -333,7 +341,7 @@ class Clock:
             return self.started_at + timedelta(microseconds=math.ceil(threshold * 3600e6))
         whole = math.floor(threshold)
         share = threshold - whole
-        start_day = local_date(self.started_at)
+        start_day = self._start_day()
         if share == 0:
             return end_of_local_day(cal.add_working_days(start_day, whole))
         day = cal.add_working_days(start_day, whole + 1)
@@ -418,10 +426,17 @@ class Clock:
         ranges = [(local_date(s), local_date(e)) for s, e in pauses]
         return [(a, b) for a, b in ranges if a < b]
 
+    def _start_day(self) -> date:
+        """The local date a limit in working days counts after: at exactly 00:00:00 the day before (a
+        deadline used as a start), except for a zero limit, whose day is the one the clock runs in."""
+        if self.limit_days == 0:
+            return local_date(self.started_at)
+        return local_start_date(self.started_at)
+
     def _due_date(self, cal: WorkingCalendar, pauses: list[tuple[datetime, datetime]]) -> date:
         """The local date of the N-th counted working day after the start day."""
         assert self.limit_days is not None
-        start_day = local_date(self.started_at)
+        start_day = self._start_day()
         if self.limit_days == 0 and cal.is_working_day(start_day):
             return start_day
         remaining = max(self.limit_days, 1)

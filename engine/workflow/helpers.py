@@ -40,9 +40,20 @@ def _calendar() -> Any:
     return default_calendar()
 
 
-def _parse_date(value: Any, helper: str, argument: str) -> date:
+def _day_of(moment: datetime, as_bound: bool) -> date:
+    """The Asia/Shanghai date of ``moment`` (naive: Asia/Shanghai). ``as_bound``: the date of a bound of
+    a count of working days (its start, or the end of ``working_days_between``), where 00:00:00 is 24:00
+    of the day before, as ``working_deadline`` writes a deadline (``engine.time.calendar.local_start_date``
+    for the clocks)."""
+    local = moment.astimezone(SHANGHAI) if moment.tzinfo else moment
+    if as_bound and local.time() == time(0):
+        return local.date() - timedelta(days=1)
+    return local.date()
+
+
+def _parse_date(value: Any, helper: str, argument: str, as_bound: bool = False) -> date:
     if isinstance(value, datetime):
-        return value.astimezone(SHANGHAI).date() if value.tzinfo else value.date()
+        return _day_of(value, as_bound)
     if isinstance(value, date):
         return value
     if isinstance(value, str) and len(value) <= MAX_DATE_TEXT:
@@ -54,7 +65,7 @@ def _parse_date(value: Any, helper: str, argument: str) -> date:
         except ValueError:
             pass
         else:
-            return parsed.astimezone(SHANGHAI).date() if parsed.tzinfo else parsed.date()
+            return _day_of(parsed, as_bound)
     shown = repr(value) if isinstance(value, str) and len(value) <= 50 else type(value).__name__
     raise InvalidInput(
         f"{helper}() 的参数 {argument} 不是可识别的日期：{shown}",
@@ -64,12 +75,14 @@ def _parse_date(value: Any, helper: str, argument: str) -> date:
     )
 
 
-def _to_date(value: Any, helper: str = "helper", argument: str = "date") -> date:
+def _to_date(value: Any, helper: str = "helper", argument: str = "date", *, as_bound: bool = False) -> date:
     """An ISO date / datetime string (or date object) as a Shanghai calendar date, within the years the
-    working-day calendar knows plus ``HELPER_YEAR_MARGIN``."""
+    working-day calendar knows plus ``HELPER_YEAR_MARGIN``. ``as_bound``: the instant bounds a count of
+    working days, and a date-time at exactly 00:00:00 is the end of the day before (a plain date is
+    that date)."""
     from engine.time.calendar import known_years
 
-    parsed = _parse_date(value, helper, argument)
+    parsed = _parse_date(value, helper, argument, as_bound)
     known = known_years()
     low, high = known.start - HELPER_YEAR_MARGIN, known.stop - 1 + HELPER_YEAR_MARGIN
     if not low <= parsed.year <= high:
@@ -113,15 +126,19 @@ def today() -> str:
 
 
 def add_working_days(start: Any, n: Any) -> str:
-    """``start`` plus ``n`` working days (Chinese calendar), as an ISO date."""
-    first = _to_date(start, "add_working_days", "start")
+    """``start`` plus ``n`` working days (Chinese calendar), as an ISO date. A date-time ``start`` at
+    exactly 00:00:00 Asia/Shanghai (a ``working_deadline``) is the end of the day before."""
+    first = _to_date(start, "add_working_days", "start", as_bound=True)
     count = _to_count(n, "工作日数", "add_working_days", "n")
     return _calendar().add_working_days(first, count).isoformat()
 
 
 def working_days_between(a: Any, b: Any) -> int:
-    """Working days between two dates (as defined by the calendar)."""
-    first, last = _to_date(a, "working_days_between", "a"), _to_date(b, "working_days_between", "b")
+    """Working days between two dates (as defined by the calendar): those after ``a``'s day up to
+    ``b``'s. A date-time at exactly 00:00:00 Asia/Shanghai is the end of the day before, so that
+    ``working_days_between(x, working_deadline(x, n))`` is ``n``."""
+    first = _to_date(a, "working_days_between", "a", as_bound=True)
+    last = _to_date(b, "working_days_between", "b", as_bound=True)
     _refuse_long_span(first, last, "working_days_between", "b")
     return int(_calendar().working_days_between(first, last))
 
@@ -140,12 +157,14 @@ def _refuse_long_span(first: date, last: date, helper: str, argument: str) -> No
 def paused_working_days(start: Any, end: Any, since: Any = None) -> int:
     """The working days a pause from ``start`` to ``end`` takes out of a working-day limit counted from
     ``since``, by the case clocks' rule: those from the start's day up to, not including, the end's day,
-    and after ``since``'s day (which a limit never counts). With the instants the engine recorded
+    and after ``since``'s day (which a limit never counts; at exactly 00:00:00 the day before, as for a
+    clock started then). With the instants the engine recorded
     (``now()`` when the pause began and ended, ``accepted_at``), a model's timer moves as the suspended
     clock does."""
     first, last = _to_date(start, "paused_working_days", "start"), _to_date(end, "paused_working_days", "end")
     if since is not None:
-        first = max(first, _to_date(since, "paused_working_days", "since") + timedelta(days=1))
+        counted_from = _to_date(since, "paused_working_days", "since", as_bound=True)
+        first = max(first, counted_from + timedelta(days=1))
     _refuse_long_span(first, last, "paused_working_days", "end")
     if last <= first:
         return 0
@@ -156,8 +175,11 @@ def working_deadline(start: Any, days: Any) -> str:
     """The instant the ``days``-th working day after ``start`` ends: 24:00 Asia/Shanghai, written as
     00:00 of the next day (an ISO datetime usable as a timer ``timeDate``). A deadline on day N is the
     whole of day N: a timer set to it fires at 00:00 of day N + 1, as ``Clock.due_at`` turns red then.
-    For the day itself (to show it) use ``add_working_days``."""
-    first = _to_date(start, "working_deadline", "start")
+    For the day itself (to show it) use ``add_working_days``. A date-time ``start`` at exactly 00:00:00
+    Asia/Shanghai is the end of the day before, so a deadline used as a start chains exactly:
+    ``working_deadline(working_deadline(x, a), b) == working_deadline(x, a + b)`` (``b == 0`` gives the
+    deadline itself; a case clock with a zero limit started at 00:00:00 has the day it runs in)."""
+    first = _to_date(start, "working_deadline", "start", as_bound=True)
     count = _to_count(days, "工作日数", "working_deadline", "days")
     end = _calendar().add_working_days(first, count)
     return datetime.combine(end + timedelta(days=1), time(0), SHANGHAI).isoformat()

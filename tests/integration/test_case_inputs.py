@@ -287,6 +287,33 @@ def test_the_promised_date_cannot_lie_past_the_supplement_deadline(
     assert local_date(due.replace(tzinfo=due.tzinfo or clock().tzinfo) - timedelta(seconds=1)) == deadline
 
 
+def test_a_commitment_signed_at_midnight_promises_by_the_deadline_the_clock_and_the_timer_count(
+    svc: Services, clock: FakeClock
+) -> None:
+    """00:00:00 is 24:00 of the day before (how every deadline is written): the letter's check, the
+    supplement deadline and the model's timer all count the day that begins as the first working day."""
+    _with_supplement_days(svc, "MR-001", 3)
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    case_id = tolerant_food_case(svc, clock, org, sign=False)  # 11 Feb 2026
+    clock.set(shanghai(2026, 2, 12, 0))  # signed at 00:00:00 on Thu 12 Feb
+    deadline = date(2026, 2, 14)  # 12, 13 and Sat 14 Feb (an adjusted working day), not Tue 24 Feb
+    task_id = _ready_id(svc, case_id, "commitment")
+    letter = {"missing_materials": ["layout_plan", "safety_rules", "manager_health"], "signed": True}
+    with pytest.raises(InvalidInput) as refused:
+        late = deadline + timedelta(days=1)
+        svc.cases.complete_task(task_id, {**letter, "promised_date": late.isoformat()}, "applicant")
+    assert refused.value.code == "promised_date_after_deadline"
+    assert refused.value.detail["deadline"] == deadline.isoformat()
+    svc.cases.complete_task(task_id, {**letter, "promised_date": deadline.isoformat()}, "applicant")
+    with svc.engine.connect() as conn:
+        case = conn.execute(select(cases).where(cases.c.id == case_id)).one()._mapping
+        instance_id = InstanceRepository(conn).by_business_key(case_id).id
+        [due] = conn.execute(select(timers.c.due_at).where(timers.c.instance_id == instance_id)).scalars()
+    due = due.replace(tzinfo=due.tzinfo or clock().tzinfo)
+    assert case["accepted_at"] is not None
+    assert due == svc.cases.supplement_deadline(case) == shanghai(2026, 2, 15, 0)
+
+
 @pytest.mark.parametrize(
     "listed",
     [

@@ -14,13 +14,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.cases.clocks import warn_at
+from engine.cases.intake_rules import notice_deadline
 from engine.step import default_due
 from engine.time.calendar import WorkingCalendar
 from engine.time.clocks import Clock
 from engine.workflow import Runtime, load_definitions
 from engine.workflow.api import TaskMeta
 from engine.workflow.clock import use_calendar
-from engine.workflow.helpers import working_deadline
+from engine.workflow.helpers import (
+    add_working_days,
+    paused_working_days,
+    working_days_between,
+    working_deadline,
+)
 from engine.workflow.timers import parse_instant
 from tests.unit.bpmn.models import document, flow, linear, script_task, user_task
 
@@ -30,6 +36,7 @@ ACCEPTED = datetime(2025, 9, 30, 9, 0, tzinfo=SH).astimezone(UTC)  # before Nati
 # 10 working days: 9, 10, 11 (Sat, adjusted), 13, 14, 15, 16, 17, 20, 21 Oct -> day N = Tue 21 Oct
 LAST_SECOND = datetime(2025, 10, 21, 23, 59, 59, tzinfo=SH)
 NEXT_MIDNIGHT = datetime(2025, 10, 22, 0, 0, tzinfo=SH)
+DAY = timedelta(days=1)
 
 
 def promised() -> Clock:
@@ -203,3 +210,119 @@ def test_the_warning_instant_of_a_clock_is_the_end_of_the_day_or_the_share_it_ne
         assert warned is not None and instant - timedelta(milliseconds=1) < warned <= instant
         assert clock.status(warned, CAL) == "yellow"
         assert clock.status(warned - timedelta(microseconds=1), CAL) == "normal"
+
+
+# -- a deadline used as a start: 00:00:00 is 24:00 of the day before -----------------------------------
+# National Day 2025 (1-8 Oct off, Sat 11 Oct an adjusted workday) and Spring Festival 2026 (15-23 Feb off,
+# Sat 14 Feb and Sat 28 Feb adjusted workdays)
+CHAIN_STARTS = [
+    datetime(2025, 9, 26, 9, 0, tzinfo=SH),  # Fri, before the adjusted Sun 28 Sep
+    datetime(2025, 9, 30, 9, 0, tzinfo=SH),  # the last working day before National Day
+    datetime(2025, 10, 3, 15, 0, tzinfo=SH),  # inside the holiday
+    datetime(2026, 2, 12, 16, 0, tzinfo=SH),  # before Spring Festival 2026
+    datetime(2026, 2, 13, 0, 0, 1, tzinfo=SH),  # one second into a working day: that day is not counted
+]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "due"),
+    [
+        # 30 Sep + 1 = 9 Oct; + 1 more = Fri 10 Oct (not Sat 11 Oct, the adjusted workday after it)
+        (1, 1, datetime(2025, 10, 11, 0, 0, tzinfo=SH)),
+        # 30 Sep + 2 = 10 Oct; + 1 more = Sat 11 Oct, the adjusted workday (not Mon 13 Oct)
+        (2, 1, datetime(2025, 10, 12, 0, 0, tzinfo=SH)),
+        # 30 Sep + 1 = 9 Oct; + 4 more = 10, 11, 13, 14 Oct
+        (1, 4, datetime(2025, 10, 15, 0, 0, tzinfo=SH)),
+    ],
+)
+def test_a_working_deadline_used_as_a_start_counts_on_from_its_own_day(
+    first: int, then: int, due: datetime
+) -> None:
+    start = datetime(2025, 9, 30, 9, 0, tzinfo=SH)
+    with use_calendar(CAL):
+        chained = working_deadline(working_deadline(start.isoformat(), first), then)
+        assert parse_instant(chained) == due
+        assert chained == working_deadline(start.isoformat(), first + then)
+        assert (
+            add_working_days(working_deadline(start.isoformat(), first), then)
+            == (due - DAY).date().isoformat()
+        )
+
+
+def test_working_deadlines_chain_exactly_over_holidays_and_adjusted_workdays() -> None:
+    with use_calendar(CAL):
+        for start in CHAIN_STARTS:
+            x = start.isoformat()
+            for a in range(1, 25):
+                deadline = working_deadline(x, a)
+                assert working_days_between(x, deadline) == a, (x, a)
+                for b in range(0, 25):
+                    assert working_deadline(deadline, b) == working_deadline(x, a + b), (x, a, b)
+                    assert add_working_days(deadline, b) == add_working_days(x, a + b), (x, a, b)
+                for b in range(1, a):  # counted back from the deadline's own day
+                    assert add_working_days(deadline, -b) == add_working_days(x, a - b), (x, a, b)
+                # the UTC spelling of the same instant, and a naive one (Asia/Shanghai), chain the same
+                utc = parse_instant(deadline).astimezone(UTC).isoformat()
+                naive = parse_instant(deadline).astimezone(SH).replace(tzinfo=None).isoformat()
+                assert working_deadline(utc, 1) == working_deadline(naive, 1) == working_deadline(x, a + 1)
+
+
+def test_a_plain_date_and_a_day_begun_do_not_move() -> None:
+    with use_calendar(CAL):
+        # a date is that day, not counted: 30 Sep + 1 = 9 Oct
+        assert working_deadline("2025-09-30", 1) == "2025-10-10T00:00:00+08:00"
+        assert working_deadline(date(2025, 9, 30), 1) == "2025-10-10T00:00:00+08:00"
+        assert add_working_days("2025-10-10", 1) == "2025-10-11"  # not shifted back to 9 Oct
+        # accepted at 09:00, or one microsecond after midnight: that day is the day not counted
+        assert working_deadline("2025-10-10T09:00:00+08:00", 1) == "2025-10-12T00:00:00+08:00"
+        assert working_deadline("2025-10-10T00:00:00.000001+08:00", 1) == "2025-10-12T00:00:00+08:00"
+        # exactly 00:00:00 of 10 Oct is 24:00 of 9 Oct
+        assert working_deadline("2025-10-10T00:00:00+08:00", 1) == "2025-10-11T00:00:00+08:00"
+        assert working_deadline("2025-10-09T16:00:00Z", 1) == "2025-10-11T00:00:00+08:00"
+
+
+def test_a_clock_started_at_a_deadline_counts_as_the_helper_does() -> None:
+    for start in CHAIN_STARTS:
+        for a in range(1, 15):
+            first = Clock(kind="task", started_at=start, limit_days=a).due_at(CAL)
+            assert first is not None
+            for b in range(1, 15):
+                second = Clock(kind="task", started_at=first, limit_days=b).due_at(CAL)
+                assert second == Clock(kind="task", started_at=start, limit_days=a + b).due_at(CAL)
+                with use_calendar(CAL):
+                    assert parse_instant(working_deadline(first.isoformat(), b)) == second
+                assert default_due(TaskMeta("t", "t", deadline_days=b), first, CAL) == second
+            # the notice period (5 working days) of an application received at that instant
+            assert notice_deadline(first, CAL) == Clock(
+                kind="task", started_at=start, limit_days=a + 5
+            ).due_at(CAL)
+            assert CAL.working_days_between(start, first) == a  # the calendar takes it the same way
+            after = Clock(kind="task", started_at=start, limit_days=a + 1).due_at(CAL)
+            assert after is not None and CAL.add_working_days(first, 1) == (after - DAY).astimezone(SH).date()
+
+
+def test_a_clock_started_at_midnight_counts_the_day_it_begins_and_its_warning_agrees() -> None:
+    midnight = datetime(2025, 10, 10, 0, 0, tzinfo=SH)  # Fri 10 Oct begins (24:00 of Thu 9 Oct)
+    clock = Clock(kind="promised", started_at=midnight, limit_days=2)
+    assert clock.due_at(CAL) == datetime(2025, 10, 12, 0, 0, tzinfo=SH)  # 10 Oct and Sat 11 Oct (adjusted)
+    assert clock.used_working_days(datetime(2025, 10, 10, 12, 0, tzinfo=SH), CAL) == pytest.approx(0.5)
+    warned = warn_at(clock, CAL)
+    assert warned is not None and clock.status(warned, CAL) == "yellow"
+    assert clock.status(warned - timedelta(microseconds=1), CAL) == "normal"
+    # a zero limit (即办件) started at midnight has that whole day, as at 09:00
+    immediate = Clock(kind="promised", started_at=midnight, limit_days=0)
+    assert immediate.due_at(CAL) == datetime(2025, 10, 11, 0, 0, tzinfo=SH)
+    assert immediate.status(midnight, CAL) == "normal"
+
+
+def test_a_pause_on_the_first_counted_day_of_a_clock_started_at_midnight_is_taken_out() -> None:
+    midnight = datetime(2025, 10, 10, 0, 0, tzinfo=SH)
+    clock = Clock(kind="promised", started_at=midnight, limit_days=3)  # 10, 11, 13 Oct
+    assert clock.due_at(CAL) == datetime(2025, 10, 14, 0, 0, tzinfo=SH)
+    clock.pause(datetime(2025, 10, 10, 10, 0, tzinfo=SH), "等待补正")
+    clock.resume(datetime(2025, 10, 11, 10, 0, tzinfo=SH))  # takes out Fri 10 Oct
+    assert clock.due_at(CAL) == datetime(2025, 10, 15, 0, 0, tzinfo=SH)
+    with use_calendar(CAL):
+        taken = paused_working_days("2025-10-10T10:00:00+08:00", "2025-10-11T10:00:00+08:00", midnight)
+        assert taken == 1
+        assert parse_instant(working_deadline(midnight.isoformat(), 3 + taken)) == clock.due_at(CAL)
