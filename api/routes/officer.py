@@ -677,6 +677,11 @@ class CounterApplicationIn(BaseModel):
     )
     green_channel: bool = Field(strict=True, default=False, description="绿色通道（重点企业、重点项目）")
     lead_department: str | None = Field(default=None, max_length=40, description="并联审批的牵头部门")
+    applicant_kind: Literal["person", "organisation"] | None = Field(
+        default=None,
+        description="申请人类型：person 自然人 / organisation 法人或其他组织（证件号码同时符合公民身份号码和"
+        "统一社会信用代码时必填，否则须与证件号码相符）",
+    )
 
 
 class CounterSubmittedOut(BaseModel):
@@ -701,6 +706,7 @@ def counter_application(request: Request, caller: Officer, body: CounterApplicat
         tolerant=body.tolerant,
         lead_department=body.lead_department,
         priority="green" if body.green_channel else "normal",
+        applicant_kind=body.applicant_kind,
     )
     done = submit_at_counter(services(request).cases, application, actor=caller.actor, intake=caller.intake)
     return CounterSubmittedOut(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -15,11 +15,22 @@ from engine.cases.numbers import format_case_number
 from engine.errors import InvalidInput
 from engine.persistence.tables import case_counters
 from engine.time.calendar import local_date
+from forms.definition import FormDefinition
+from licence.checkdigits import HolderIdKind, is_holder_id_of
 from licence.library import LicenceLibrary
 from licence.model import LicenceRecord
+from licence.types import HolderKind
 from processes.catalogue import JOINT_PROCESS, TOLERANT_PROCESS, Catalogue, ServiceItem
 
 Channel = Literal["online", "counter"]
+
+APPLICANT_KIND_FIELD = "applicant_kind"
+"""The application form's field in which the applicant says what they are (申请人类型: ``person`` 自然人 /
+``organisation`` 法人或其他组织), where a form declares it."""
+_ID_OF_KIND: dict[str, HolderIdKind] = {"person": "resident_id", "organisation": "credit_code"}
+_KIND_OF_ID: dict[str, HolderKind] = {"resident_id": "person", "credit_code": "organisation"}
+_KIND_ZH = {"person": "自然人", "organisation": "法人或其他组织"}
+_ID_ZH = {"resident_id": "公民身份号码（GB 11643）", "credit_code": "统一社会信用代码（GB 32100）"}
 
 
 @dataclass
@@ -34,6 +45,60 @@ class Application:
     tolerant: bool = False
     lead_department: str | None = None
     priority: Literal["normal", "green"] = "normal"
+    applicant_kind: HolderKind | None = None  # as declared (at the counter); decides an id valid as both
+
+
+def applicant_kind(
+    applicant_id: str,
+    declared: HolderKind | None,
+    form: FormDefinition,
+    data: Mapping[str, Any],
+    today: date,
+) -> HolderKind:
+    """Person or organisation, for the valid (normalised) ``applicant_id``: the kind of id it is. An id
+    valid both as a resident ID (GB 11643) and as a credit code (GB 32100), ``121101196005011081`` say, is
+    decided by what is said of it, never guessed: the kind ``declared`` with the application, the form's
+    applicant type field (:data:`APPLICANT_KIND_FIELD`), or a field of the form checked as one of the two
+    standards that holds the applicant's id. What is said must fit the id (``holder_kind_mismatch``) and
+    agree (``applicant_kind_conflict``); such an id with nothing said is ``applicant_kind_required``. As
+    in the licence library (``licence.checkdigits.is_holder_id_of``): where the kind is known, it decides."""
+    said: list[tuple[HolderKind, str, str]] = []  # kind, field, its label
+    if declared is not None:
+        said.append((declared, "applicant_kind", "申请时注明的申请人类型"))
+    typed = data.get(APPLICANT_KIND_FIELD) if APPLICANT_KIND_FIELD in form.properties else None
+    if typed == "person" or typed == "organisation":
+        said.append((typed, APPLICANT_KIND_FIELD, f"「{form.field(APPLICANT_KIND_FIELD).label}」"))
+    for name, spec in form.fields.items():
+        value = data.get(name)
+        if isinstance(value, str) and value.strip().upper() == applicant_id:
+            said += [(_KIND_OF_ID[v], name, f"「{spec.label}」") for v in spec.validators if v in _KIND_OF_ID]
+    for kind, where, _ in said:
+        if not is_holder_id_of(applicant_id, _ID_OF_KIND[kind], today):
+            raise InvalidInput(
+                f"申请人类型为{_KIND_ZH[kind]}，证件号码应为有效的{_ID_ZH[_ID_OF_KIND[kind]]}",
+                code="holder_kind_mismatch",
+                field=where,
+                applicant_kind=kind,
+            )
+    kinds = sorted({kind for kind, _, _ in said})
+    if len(kinds) > 1:
+        raise InvalidInput(
+            "申请人类型前后不一致：" + "，".join(f"{label}为{_KIND_ZH[kind]}" for kind, _, label in said),
+            code="applicant_kind_conflict",
+            field=said[-1][1],
+            fields=[where for _, where, _ in said],
+        )
+    if kinds:
+        return kinds[0]
+    person = is_holder_id_of(applicant_id, "resident_id", today)
+    if person and is_holder_id_of(applicant_id, "credit_code", today):
+        raise InvalidInput(
+            f"证件号码 {applicant_id} 既是有效的公民身份号码（GB 11643），也是有效的统一社会信用代码"
+            "（GB 32100），请注明申请人类型（自然人 / 法人或其他组织）",
+            code="applicant_kind_required",
+            field="applicant_kind",
+        )
+    return "person" if person else "organisation"
 
 
 def choose_flow(

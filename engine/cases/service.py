@@ -23,7 +23,7 @@ from engine.assignment import authorise_task, task_not_found
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_holder
 from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
-from engine.cases.intake import Application, choose_flow, material_states, next_case_number
+from engine.cases.intake import Application, applicant_kind, choose_flow, material_states, next_case_number
 from engine.cases.intake_rules import INTAKE_FORM, IntakeRules
 from engine.cases.licences import CaseLicences, licences_for_form
 from engine.cases.lifecycle import (
@@ -53,7 +53,7 @@ from forms.combine import combine_forms
 from forms.definition import FormDefinition
 from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
-from licence.checkdigits import holder_id_kind, validate_holder_id
+from licence.checkdigits import validate_holder_id
 from licence.model import LicenceRecord
 from licence.types import find_type
 from processes.catalogue import TOLERANT_PROCESS, Catalogue
@@ -129,7 +129,6 @@ class CaseService:
         )
         today = local_date(self.now)
         applicant_id = validate_holder_id(app.applicant_id, "applicant_id", today=today)
-        kind = "person" if holder_id_kind(applicant_id, today) == "resident_id" else "organisation"
         if not app.applicant_name.strip():
             raise InvalidInput("申请人名称不能为空", code="required", field="applicant_name")
         if not app.items:
@@ -151,6 +150,7 @@ class CaseService:
         held = licences_for_form(conn, self.workflow.clock, applicant_id, form, today, materials_types)
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
+        kind = applicant_kind(applicant_id, app.applicant_kind, form, data, today)
         _refuse_another_holder(data, items, applicant_id, name)
         materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held, today=today)
         if app.tolerant:

@@ -851,3 +851,29 @@ def test_an_officer_of_the_case_grants_or_refuses_a_withdrawal(
     assert [t["state"] for t in view["tasks"]] == ["cancelled"]
     assert inbox(window)["items"] == []
     assert error_of(window.post(url, json={"grant": True}), 409, "no_pending_withdrawal")
+
+
+def test_the_counter_names_the_applicants_kind_when_the_id_is_valid_as_both(
+    svc: Services, window: TestClient
+) -> None:
+    """``121101196005011081`` is a 事业单位's credit code and passes as a resident ID: without a kind the
+    application is refused (nothing guessed), with one the case is of that kind; a kind the id does not
+    fit is refused."""
+    body = {
+        "applicant_id": "121101196005011081",
+        "applicant_name": "福州市某某中心",
+        "items": ["HR-001"],
+        "form": {"address": "福州市鼓楼区五四路1号", "contact_phone": "13800138000", "request": "申请许可"},
+    }
+    refused = error_of(window.post(f"{API}/counter/applications", json=body), 422, "applicant_kind_required")
+    assert refused["detail"]["field"] == "applicant_kind"
+    received = window.post(f"{API}/counter/applications", json={**body, "applicant_kind": "organisation"})
+    case_id = ok(received, 201)["case_number"]
+    assert ok(window.get(f"{API}/cases/{case_id}"))["case"]["applicant_kind"] == "organisation"
+    person = {**body, "applicant_id": demo_organisations()[0].credit_code, "applicant_kind": "person"}
+    error_of(window.post(f"{API}/counter/applications", json=person), 422, "holder_kind_mismatch")
+    error_of(
+        window.post(f"{API}/counter/applications", json={**body, "applicant_kind": "x"}),
+        422,
+        "invalid_request",
+    )
