@@ -92,6 +92,9 @@ _SYMBOLS = ("&&", "||", "==", "!=", "<=", ">=", "->", "+=", "(", ")", "[", "]", 
             "!", "<", ">", "+", "-", "*", "/", "%", "=", ";", "{", "}")  # fmt: skip
 _NUMBER = re.compile(r"(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
 _NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_HEX = re.compile(r"0[xX][0-9A-Fa-f]*(\.[0-9A-Fa-f]*)?([pP][+-]?\d*)?[fFdDlL]?")
+"""What a Java programmer writes as a hexadecimal literal (``0x10``, ``0x10p0``): not a number in EL, whose
+IntegerLiteral and FloatingPointLiteral are decimal only (JUEL reads ``0`` and then the name ``x10p0``)."""
 _UNITS = {
     "Seconds": "seconds", "Minutes": "minutes", "Hours": "hours", "Days": "days", "Weeks": "weeks",
     "Months": "months", "Years": "years",
@@ -138,6 +141,14 @@ def _tokens(text: str) -> list[_Token]:  # noqa: C901 - one branch per token kin
         number = _NUMBER.match(text, i)
         if number and (ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit())):
             literal = number.group(0)
+            hexadecimal = _HEX.match(text, i) if literal == "0" else None
+            if hexadecimal is not None:
+                raise JuelError(
+                    f"第 {i + 1} 个字符处的 {hexadecimal.group(0)!r} 不是 EL 的数字：EL 的整数和小数只能用"
+                    "十进制书写（没有 Java 的十六进制写法 0x…、0x…p…）",
+                    "bad_expression",
+                    i,
+                )
             decimal = any(c in literal for c in ".eE")
             if not decimal and len(literal.lstrip("0")) > 19:  # beyond any long: before int() (4300 digits)
                 raise JuelError(f"整数 {literal[:30]}… 超出 Java long 的范围", "bad_expression", i)

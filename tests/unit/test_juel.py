@@ -152,6 +152,29 @@ def test_juel_outside_the_subset_is_a_problem_of_its_element() -> None:
     assert all("原文" in p["message"] for p in process.problems)  # the original text is quoted
 
 
+def test_a_hexadecimal_literal_is_a_problem_of_its_element_as_in_el() -> None:
+    """EL has decimal literals only (JUEL: a syntax error at deploy): the element, the rule and the original
+    text are named, and the deploy is refused with the typed error, not a crash."""
+    from engine.errors import InvalidModel
+
+    body = (
+        '<bpmn:startEvent id="start"/>'
+        + flow("start", "gw")
+        + '<bpmn:exclusiveGateway id="gw" default="f_no"/>'
+        + flow("gw", "end", "${amount > 0x10p0}", "f_yes")
+        + flow("gw", "end", None, "f_no")
+        + '<bpmn:endEvent id="end"/>'
+    )
+    (process,) = validate_document(document(body)).processes
+    [problem] = process.problems
+    assert (problem["element_id"], problem["code"]) == ("f_yes", "bad_expression")
+    assert "'0x10p0'" in problem["message"] and "十进制" in problem["message"]
+    assert "原文 ${amount > 0x10p0}" in problem["message"]
+    with pytest.raises(InvalidModel) as refused:
+        load_definitions(document(body))
+    assert refused.value.detail["problems"] == [problem]
+
+
 def test_a_juel_timer_and_due_date_run_on_the_case_clock() -> None:
     body = (
         '<bpmn:startEvent id="start"/>'

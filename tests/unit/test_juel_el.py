@@ -406,3 +406,29 @@ def test_texts_become_numbers_as_javas_parsers_read_them() -> None:
             assert info.value.code == "juel_error", (text, coerce)
     with pytest.raises(InvalidInput):
         to_long(" 2 ", "+")
+
+
+def test_numeric_literals_are_decimal_only_as_in_el() -> None:
+    """EL's grammar (EL 3.0, 1.19: IntegerLiteral ``[0-9]+``, FloatingPointLiteral digits, '.', an ``e``
+    exponent) has no hexadecimal or octal literal, and JUEL's scanner reads ``0x10p0`` as ``0`` and the name
+    ``x10p0``, a syntax error: refused at deploy with a sentence that says so (not a crash, not 16.0). A
+    leading zero is not octal: ``010`` is Long.valueOf("010"), 10."""
+    from engine.workflow.juel import JuelError
+
+    for text in (
+        "${0x10p0}",
+        "${amount > 0x10p0}",
+        "${0X1.8P1 == 3.0}",
+        "${0x10 == 16}",
+        "${0xFFL}",
+        "${0x}",
+    ):
+        with pytest.raises(JuelError) as info:
+            translate(text)
+        assert info.value.code == "bad_expression", text
+        assert "十进制" in info.value.message and "0x" in info.value.message.lower(), text
+    assert run("${010 == 10 && 010 + 1 == 11 && 00 == 0 && 0.5 == .5 && 0e1 == 0.0}") is True
+    assert run("${1eq 1}") is True  # a word operator right after a number is still one (JUEL's scanner)
+    for text in ("${1f}", "${1L}", "${08x}"):
+        with pytest.raises(JuelError):
+            translate(text)
