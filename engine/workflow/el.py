@@ -37,8 +37,10 @@ INT_MIN = -(2**31)
 # ASCII digits only: Java's parsers refuse other scripts' digits, which Python's int() and float() read
 _LONG_TEXT = re.compile(r"[+-]?0*(\d{1,19})", re.ASCII)  # Long.valueOf: a sign and decimal digits
 _BIG_TEXT = re.compile(r"[+-]?\d+", re.ASCII)  # new BigInteger(text)
-_DOUBLE_TEXT = re.compile(  # Double.valueOf
-    r"[+-]?(NaN|Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?", re.ASCII
+_DOUBLE_TEXT = re.compile(  # Double.valueOf: NaN, Infinity, a decimal or a hexadecimal (0x1.8p1) number
+    r"[+-]?(NaN|Infinity|(?P<number>(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
+    r"|(?P<hex>0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+))[fFdD]?)",
+    re.ASCII,
 )
 MAX_NUMBER_TEXT = 400  # characters of a text coerced to a number (Java would read more; no real value has)
 
@@ -125,7 +127,9 @@ def to_big(value: Any, operator: str) -> int:
 
 def to_double(value: Any, operator: str) -> float:
     """Coerce to Double (1.18.3): null and '' are 0.0, a Boolean is an error, a String is read by
-    Double.valueOf (surrounding blanks ignored, as Java does)."""
+    Double.valueOf (surrounding blanks ignored, as Java does): a decimal number, ``NaN``, ``Infinity`` or a
+    hexadecimal one (``0x1.8p1`` is 3.0; Java's, not EL's: EL's own literals are decimal only), with a
+    type suffix (``f``, ``d``) after a number only."""
     t = type(value)
     if value is None or (t is str and value == ""):
         return 0.0
@@ -141,7 +145,13 @@ def to_double(value: Any, operator: str) -> float:
         match = _DOUBLE_TEXT.fullmatch(text)
         if match is None:
             raise _error(f"文字 {_shown(value)} 不能转换为数字（Double）", operator)
-        body = text.rstrip("fFdD")
+        if match["hex"] is not None:  # Java reads a hexadecimal significand with a binary exponent too
+            sign = -1.0 if text.startswith("-") else 1.0
+            try:
+                return sign * float.fromhex(match["hex"])
+            except OverflowError:
+                return sign * math.inf
+        body = text.rstrip("fFdD") if match["number"] is not None else text
         return float(body.replace("Infinity", "inf"))
     raise _error(f"{_shown(value)} 不能转换为数字", operator)
 

@@ -432,3 +432,35 @@ def test_numeric_literals_are_decimal_only_as_in_el() -> None:
     for text in ("${1f}", "${1L}", "${08x}"):
         with pytest.raises(JuelError):
             translate(text)
+
+
+@pytest.mark.parametrize(
+    ("juel", "data", "expected"),
+    [
+        # 1.7.2 A / B: both coerced to Double, a String by Double.valueOf, which reads Java's hexadecimal
+        # floating-point form (a significand and a binary exponent) as Java's source does
+        ("${x / 1}", {"x": "0x10p0"}, 16.0),
+        ("${x / 2}", {"x": "0X1.8P1"}, 1.5),
+        ("${x / 1}", {"x": " -0x.8p1d "}, -1.0),
+        ("${x + 1}", {"x": "0x1.8p1"}, 4.0),  # 1.7.1: a String with '.' is a Double
+        ("${x - 0}", {"x": "0x1ep1"}, 60.0),  # ... or with an 'e' (a hexadecimal digit here)
+        ("${x / 1}", {"x": "0x1p99999"}, math.inf),
+        ("${-x}", {"x": "0x1.8p1"}, -3.0),
+        ("${x == 16.0}", {"x": "0x10p0"}, True),  # 1.8.2: the other side is a Double
+        # what Double.valueOf refuses: no binary exponent, no digit, a suffix after NaN / Infinity
+        ("${x / 1}", {"x": "0x10"}, ERROR),
+        ("${x / 1}", {"x": "0xp1"}, ERROR),
+        ("${x / 1}", {"x": "0x1_0p0"}, ERROR),
+        ("${x / 1}", {"x": "NaNd"}, ERROR),
+        ("${x / 1}", {"x": "Infinityf"}, ERROR),
+        # 1.7.1 with no '.', 'e', 'E': both coerced to Long, and Long.valueOf reads decimal digits only
+        ("${x + 1}", {"x": "0x10p0"}, ERROR),
+        ("${x + 1}", {"x": "0x10"}, ERROR),
+        ("${x + 1}", {"x": "010"}, 11),  # not octal
+        ("${x > 9}", {"x": "010"}, True),
+    ],
+)
+def test_texts_in_javas_hexadecimal_form_become_numbers_where_java_reads_them(
+    juel: str, data: dict, expected: object
+) -> None:
+    check(juel, data, expected)
