@@ -6,7 +6,8 @@
   (``ow:`` attributes over ``camunda:`` attributes, with the BPMN resource roles ``potentialOwner`` /
   ``humanPerformer``, over the lane name) in ``spec.extensions``; timer
   definitions become our clock-injected ones; multi-instance tasks accept ``camunda:collection`` /
-  ``camunda:elementVariable`` and use our non-overwriting multi-instance specs.
+  ``camunda:elementVariable`` and use our non-overwriting multi-instance specs; parallel and inclusive
+  gateways join with our merge of what each branch changed (``.specs``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from .sandbox import normalize
 from .specs import (
     CALL_KEY,
     OwCallActivity,
+    OwInclusiveGateway,
     OwNoneTask,
+    OwParallelGateway,
     OwParallelMultiInstanceTask,
     OwSequentialMultiInstanceTask,
 )
@@ -327,7 +330,12 @@ class _OwNodeMixin:
         self.task.extensions = {"ow_results": results} if results else {}
 
 
-SPEC_CLASSES: dict[str, type] = {full_tag("task"): OwNoneTask, CALL_TAG: OwCallActivity}
+SPEC_CLASSES: dict[str, type] = {
+    full_tag("task"): OwNoneTask,
+    CALL_TAG: OwCallActivity,
+    full_tag("parallelGateway"): OwParallelGateway,
+    full_tag("inclusiveGateway"): OwInclusiveGateway,
+}
 """Our spec class for a tag where the library's runs differently from BPMN (see ``.specs``)."""
 
 

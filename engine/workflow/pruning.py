@@ -20,7 +20,10 @@ among kept tasks is unchanged. It keeps, in the top workflow and in every subpro
   every kept instance of such a join: they read ``parent.state``, ``parent.data`` and ``parent.task_spec``
   of their own instances. The process's end join (``_EndJoin``) counts no arrivals, it only merges the data
   of the branches that ended before it: of those it keeps the ones whose data no later ended branch covers
-  (``_covered``), so a branch that ends every round of a loop (an escalation) keeps one, not one a round.
+  (``_covered``), so a branch that ends every round of a loop (an escalation) keeps one, not one a round;
+* the fork of kept branches (``_forks``: a task under which kept tasks sit in two or more of its children's
+  subtrees): a join merges what each branch changed since the data of their nearest common task
+  (``specs.OwParallelGateway``), which must be the fork's, not an older ancestor's.
 
 A kept task that loses its parent is always finished, so it never inherits data again; its data is unchanged
 in memory and the serializer stores it as a delta from the new parent. Subprocesses whose task was removed go
@@ -79,11 +82,34 @@ def _keep(workflow: Any) -> set[UUID]:
     if last is not None and last.id in tasks:
         with_parent(last)
     keep.update(_arrivals(tasks.values()))
+    keep.update(_forks(workflow, keep))
     for task_id in list(keep):
         task = tasks.get(task_id)
         if task is not None and isinstance(task.task_spec, UnstructuredJoin) and task._parent is not None:
             keep.add(task._parent)
     return keep
+
+
+def _forks(workflow: Any, keep: set[UUID]) -> set[UUID]:
+    """The tasks under which tasks of ``keep`` sit in two or more children's subtrees: the nearest common
+    task of any kept tasks is one of them (or one of the kept tasks), so it stays the same once pruned. At
+    most one per kept task: the tree stays the size of a round."""
+    tasks: dict[UUID, Any] = workflow.tasks
+    order: list[UUID] = []
+    stack = [workflow.task_tree.id]
+    while stack:  # pre-order, without recursion
+        task_id = stack.pop()
+        order.append(task_id)
+        stack.extend(child for child in tasks[task_id]._children if child in tasks)
+    holds: set[UUID] = set()  # tasks whose subtree holds a kept task
+    forks: set[UUID] = set()
+    for task_id in reversed(order):  # every child before its parent
+        below = sum(1 for child in tasks[task_id]._children if child in holds)
+        if below >= 2:
+            forks.add(task_id)
+        if below or task_id in keep:
+            holds.add(task_id)
+    return forks
 
 
 def _arrivals(tasks: Iterable[Any]) -> set[UUID]:

@@ -1,9 +1,9 @@
 """Serialization of specs (once per deployed version) and of instances (without their spec).
 
 ``SERIALIZER`` is SpiffWorkflow's ``BpmnWorkflowSerializer`` configured with converters for our
-spec classes (clock-injected timers, collecting multi-instance tasks) and a workflow converter that
-leaves ``spec`` and ``subprocess_specs`` out of an instance's dict; they are passed back in from the
-``Definition`` on restore, so an instance's state never repeats (or re-parses) its model.
+spec classes (clock-injected timers, collecting multi-instance tasks, merging joins) and a workflow
+converter that leaves ``spec`` and ``subprocess_specs`` out of an instance's dict; they are passed back in
+from the ``Definition`` on restore, so an instance's state never repeats (or re-parses) its model.
 
 Task data is data. SpiffWorkflow marks the objects it serializes with a ``typename`` key and revives any
 dict with that key on restore, so a user dict such as ``{"typename": "UUID", "value": ...}`` would come
@@ -25,7 +25,9 @@ from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.task_spec import (
     BpmnTaskSpecConverter,
+    ConditionalGatewayConverter,
     MultiInstanceTaskConverter,
+    ParallelGatewayConverter,
     SubWorkflowConverter,
 )
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
@@ -36,7 +38,14 @@ from SpiffWorkflow.task import Task
 from engine.errors import InvalidInput
 
 from .camunda import OwTaskHooks, OwTaskHooksConverter
-from .specs import OwCallActivity, OwNoneTask, OwParallelMultiInstanceTask, OwSequentialMultiInstanceTask
+from .specs import (
+    OwCallActivity,
+    OwInclusiveGateway,
+    OwNoneTask,
+    OwParallelGateway,
+    OwParallelMultiInstanceTask,
+    OwSequentialMultiInstanceTask,
+)
 from .timers import OwCycleTimerEventDefinition, OwDurationTimerEventDefinition, OwTimeDateEventDefinition
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
@@ -157,6 +166,8 @@ def _configure() -> Any:
     config[OwTaskHooks] = OwTaskHooksConverter
     config[OwNoneTask] = BpmnTaskSpecConverter
     config[OwCallActivity] = SubWorkflowConverter
+    config[OwParallelGateway] = ParallelGatewayConverter
+    config[OwInclusiveGateway] = ConditionalGatewayConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
 
@@ -264,4 +275,6 @@ def full_registry() -> Any:
     config[OwTaskHooks] = OwTaskHooksConverter
     config[OwNoneTask] = BpmnTaskSpecConverter
     config[OwCallActivity] = SubWorkflowConverter
+    config[OwParallelGateway] = ParallelGatewayConverter
+    config[OwInclusiveGateway] = ConditionalGatewayConverter
     return BpmnWorkflowSerializer.configure(config)

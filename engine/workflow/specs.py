@@ -1,5 +1,6 @@
-"""Our task-spec classes: multi-instance tasks whose branches never overwrite each other, and an abstract
-task (``bpmn:task``, no type) that passes through.
+"""Our task-spec classes: multi-instance tasks whose branches never overwrite each other, parallel and
+inclusive joins that merge what each branch changed, and an abstract task (``bpmn:task``, no type) that
+passes through.
 
 An abstract task is a pass-through in BPMN 2.0 ("a Task which is not further specified", 10.3.3: it does
 no work) and in Camunda 7 ("behaves like a pass-through" in the engine). The library's ``NoneTask`` makes it
@@ -22,6 +23,18 @@ Two bounds keep a multi-instance task affordable:
   (a subprocess branch a deep copy), so a collection of N items cost N copies of N items. A branch sees
   the case data and its own item; the collection it iterates, the output collection and the collected
   results stay with the multi-instance task, which is where the merge writes them.
+
+Joins (``OwParallelGateway``, ``OwInclusiveGateway``). Each branch of a fork works on its own copy of the
+data, and the library's join deep-merges the copies of every arrived branch in arrival order, so a branch
+that never touched a variable put its old copy back over what another branch wrote (``x = 1`` before the
+fork, ``x = 2`` in one branch, ``x`` was 1 again when the other branch arrived last). In Camunda and
+Flowable variables live in the process scope and a write is never reverted by a branch that did not make
+it. Our joins merge, over the data at the fork (the branches' nearest common task, which pruning keeps),
+only what each branch changed since the fork, in the order the branches arrived: a variable added or given
+another value; a dict the fork held too is merged key by key by the same rule, any other value (a list
+too) replaces the old one whole. Where two branches changed the same variable the later arrival wins
+(Camunda: the later write). A variable a branch deleted is not deleted for the case: the library's merge
+never removes one either, and the bundled tolerant acceptance drops its branch's copies with ``del``.
 """
 
 from __future__ import annotations
@@ -32,13 +45,17 @@ from contextvars import ContextVar
 from copy import deepcopy
 from typing import Any
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.defaults import (
     CallActivity,
+    InclusiveGateway,
     NoneTask,
+    ParallelGateway,
     ParallelMultiInstanceTask,
     SequentialMultiInstanceTask,
 )
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import InvalidInput
@@ -233,6 +250,99 @@ class OwSequentialMultiInstanceTask(_CollectingMixin, SequentialMultiInstanceTas
             my_task._set_state(TaskState.READY)
         else:
             self.add_next_child(my_task)
+
+
+def _same(old: Any, new: Any) -> bool:
+    return type(old) is type(new) and bool(old == new)
+
+
+def _merge_changes(target: dict[str, Any], fork: Mapping[str, Any], branch: Mapping[str, Any]) -> None:
+    """Write into ``target`` what ``branch`` changed relative to ``fork`` (see the module doc)."""
+    for key, value in branch.items():
+        if key in fork:
+            old = fork[key]
+            if _same(old, value):
+                continue  # this branch did not write it: its copy says nothing
+            current = target.get(key)
+            if isinstance(old, dict) and isinstance(value, dict) and isinstance(current, dict):
+                _merge_changes(current, old, value)
+                continue
+        target[key] = deepcopy(value)
+
+
+def _common_ancestor(tasks: list[Any]) -> Any:
+    """The nearest task that is, or is an ancestor of, every one of ``tasks`` (found without recursion)."""
+    chain: list[Any] = []
+    node = tasks[0]
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    position = {task.id: index for index, task in enumerate(chain)}
+    highest = 0
+    for task in tasks[1:]:
+        node = task
+        while node is not None and node.id not in position:
+            node = node.parent
+        if node is None:
+            return None
+        highest = max(highest, position[node.id])
+    return chain[highest]
+
+
+class _BranchMergingJoin:
+    """Mixed into a join: merges what each arrived branch changed since the fork, in arrival order."""
+
+    def _merge_branches(self, my_task: Any) -> None:
+        arrived = sorted(  # the library's arrivals (UnstructuredJoin._run_hook), in the order it merges them
+            (
+                task
+                for task in my_task.workflow.tasks.values()
+                if task.task_spec == self
+                and task.has_state(TaskState.FINISHED_MASK)
+                and not my_task.is_descendant_of(task)
+            ),
+            key=lambda task: task.last_state_change,
+        )
+        fork = _common_ancestor([task.parent for task in [*arrived, my_task]]) if arrived else None
+        if fork is None:
+            UnstructuredJoin._run_hook(self, my_task)
+            return
+        data = deepcopy(fork.data)
+        for task in arrived:
+            _merge_changes(data, fork.data, task.parent.data)
+            if task.has_state(TaskState.COMPLETED):  # a branch reset inside the join's region (the library's)
+                task._drop_children(force=True)
+        _merge_changes(data, fork.data, my_task.parent.data)
+        my_task.data = _ordered_like(data, my_task.parent.data)
+
+
+def _ordered_like(value: Any, model: Any) -> Any:
+    """``value`` with the keys it shares with ``model`` first, in ``model``'s order, at every depth: the
+    order a restore gives it (the serializer stores a task's data as its changes from the parent's)."""
+    if not (isinstance(value, dict) and isinstance(model, dict)):
+        return value
+    ordered = {key: _ordered_like(value[key], model[key]) for key in model if key in value}
+    ordered.update((key, item) for key, item in value.items() if key not in ordered)
+    return ordered
+
+
+class OwParallelGateway(_BranchMergingJoin, ParallelGateway):
+    def _run_hook(self, my_task: Any) -> bool:
+        self._merge_branches(my_task)
+        return True
+
+
+class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
+    def _run_hook(self, my_task: Any) -> bool:
+        """``InclusiveGateway._run_hook`` with our merge in place of ``UnstructuredJoin._run_hook``."""
+        self._merge_branches(my_task)
+        matches, defaults = self._get_matching_outputs(my_task)
+        if len(matches + defaults) == 0:
+            raise WorkflowTaskException("No conditions satisfied on gateway", task=my_task)
+        my_task._sync_children(matches or defaults, TaskState.FUTURE)
+        for child in my_task.children:
+            child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
+        return True
 
 
 class OwNoneTask(NoneTask):
