@@ -8,11 +8,24 @@ a manual task (``manual=True``), i.e. a wait for a person the model never named:
 an engine step instead.
 
 SpiffWorkflow merges every finished branch's data into the parent with a deep merge unless the model
-names an output collection and output item, so two officers' decisions on the same key overwrite
-each other. Our multi-instance specs keep the standard behaviour when both ``loopDataOutputRef`` and
-``outputDataItem`` are modelled; otherwise each branch's *changes* (keys it added or changed, minus
-the input item) are collected into ``<element id>_results`` (or ``ow:resultsVariable``): a list
-indexed like the input list / cardinality, or a dict keyed like the input dict.
+names an output collection and output item, so two officers' decisions on the same key overwrite each
+other; with an output collection it keeps each branch's output item only, appended in the order the
+branches finish, and drops whatever else a branch wrote. Our multi-instance specs:
+
+* **Results.** With or without an output collection, each branch's *changes* (keys it added or changed,
+  minus the input and output items) are collected into ``<element id>_results`` (or
+  ``ow:resultsVariable``): a list indexed like the input list / cardinality, or a dict keyed like the
+  input dict, made anew each time the activity runs (absent when no branch ran). Nothing a branch writes
+  becomes a case variable by itself, so no branch overwrites another's (in Camunda it goes to the process
+  scope, where the last write wins): a step after the activity reads the results
+  (``any(r.get("hearing") for r in review_results)``).
+* **Output collection** (``loopDataOutputRef`` + ``outputDataItem``): each branch's output item at the
+  branch's place in the loop, as BPMN and Camunda 8 collect it (the order of the input collection or of
+  the cardinality, not of completion; a list holds None for a branch that did not complete, e.g. when the
+  completion condition ended the loop). A list output starts empty each time the activity runs, as
+  Camunda 8 makes it anew (the library refused a non-empty one, and failed with a ``NameError`` on any
+  existing one with a cardinality), so a loop can run the activity again; a dict output is updated (the
+  library's rule), an input collection updated in place stays so.
 
 Two bounds keep a multi-instance task affordable:
 
@@ -39,7 +52,7 @@ never removes one either, and the bundled tolerant acceptance drops its branch's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar
 from copy import deepcopy
@@ -175,9 +188,94 @@ class _CollectingMixin:
     def _standard_output(self) -> bool:
         return self.data_output is not None and self.output_item is not None
 
+    # ---------------------------------------------------------------- output collection
+    def init_data_output_with_input_data(self, my_task: Any, input_data: Any) -> None:
+        if self.data_output.exists(my_task):
+            output = self.data_output.get(my_task)
+            if isinstance(output, list) and output is not input_data:
+                self.data_output.set(my_task, [])  # this activation's list (see the module doc)
+        super().init_data_output_with_input_data(my_task, input_data)  # type: ignore[misc]
+
+    def init_data_output_with_cardinality(self, my_task: Any) -> None:
+        """The library's, without its ``NameError`` on an existing output (``data_ouput``)."""
+        output = self.data_output.get(my_task) if self.data_output.exists(my_task) else None
+        if output is None or isinstance(output, list):
+            self.data_output.set(my_task, [])
+        elif not isinstance(output, MutableMapping):
+            name = getattr(self.data_output, "bpmn_id", None) or "?"
+            raise InvalidInput(
+                f"多实例的输出集合 {name} 必须是列表或字典，而不是 {type(output).__name__}",
+                code="bad_collection",
+                element_id=self.bpmn_id,
+                task_id=str(my_task.id),
+                collection=name,
+            )
+
+    def _place_output(self, child: Any) -> None:
+        """The output collection with the branch's output item at its place in the loop (the library's
+        ``merge_child`` appends it). A list of this run is made again from every finished branch, so a
+        state stored while the library appended comes out in loop order too."""
+        if not self.output_item.exists(child):
+            self.raise_data_exception("Expected an output item", child)  # type: ignore[attr-defined]
+        my_task = child.parent
+        output = self.data_output.get(my_task)
+        collection = self.data_input.get(my_task) if self.data_input is not None else None
+        if isinstance(output, MutableMapping) or output is collection:  # updated, as the library does
+            index = child.internal_data.get("key_or_index")
+            if index is not None:
+                output[index] = self.output_item.get(child)
+            else:
+                output.append(self.output_item.get(child))
+            return
+        finished = {*self._merged_children(my_task), str(child.id)}  # type: ignore[attr-defined]
+        placed: list[Any] = []
+        for branch in my_task.children:  # in the order the branches were opened
+            if str(branch.id) not in finished:
+                continue
+            item = self.output_item.get(branch) if self.output_item.exists(branch) else None
+            index = branch_index(branch)
+            if isinstance(index, int) and not isinstance(index, bool):
+                placed.extend([None] * (index + 1 - len(placed)))
+                placed[index] = item
+            else:
+                placed.append(item)
+        output[:] = placed
+
+    # ---------------------------------------------------------------- results
+    def _on_complete_hook(self, my_task: Any) -> None:
+        if not my_task.internal_data.get("merged"):  # no branch ran: no results of an earlier activation
+            my_task.data.pop(self.results_variable, None)
+        if self._standard_output():
+            output = self.data_output.get(my_task)
+            collection = self.data_input.get(my_task) if self.data_input is not None else None
+            size = self._loop_size(my_task)
+            if isinstance(output, list) and size is not None:  # a place for every branch, completed or not
+                output.extend([None] * (size - len(output)))
+            elif (
+                isinstance(output, MutableMapping)
+                and isinstance(collection, Mapping)
+                and output is not collection
+            ):
+                keys = [key for key in collection if key in output]  # the input's order, not completion's
+                values = dict(output)
+                output.clear()
+                output.update((key, value) for key, value in values.items() if key not in collection)
+                output.update((key, values[key]) for key in keys)
+        super()._on_complete_hook(my_task)  # type: ignore[misc]
+
+    def _loop_size(self, my_task: Any) -> int | None:
+        if self.data_input is not None:
+            collection = self.data_input.get(my_task)
+            return len(collection) if isinstance(collection, Sized) else None
+        size = my_task.internal_data.get("cardinality")  # kept by a sequential one
+        if isinstance(size, int):
+            return size
+        opened = self._instances(my_task)  # type: ignore[attr-defined]  # a parallel one opens them all at once
+        return len(list(opened))
+
     def _collect(self, child: Any) -> None:
         parent = child.parent
-        skip = {self.input_item.bpmn_id} if self.input_item is not None else set()
+        skip = {item.bpmn_id for item in (self.input_item, self.output_item) if item is not None}
         skip.add(self.results_variable)
         changes = {
             key: value
@@ -186,15 +284,16 @@ class _CollectingMixin:
         }
         index = branch_index(child)
         name = self.results_variable
+        first = not parent.internal_data["merged"]  # the first branch of this activation to finish
         if isinstance(index, int) and not isinstance(index, bool):
-            results = parent.data.get(name)
+            results = None if first else parent.data.get(name)
             if not isinstance(results, list):
                 results = []
             while len(results) <= index:
                 results.append(None)
             results[index] = changes
         else:
-            results = parent.data.get(name)
+            results = None if first else parent.data.get(name)
             if not isinstance(results, Mapping):
                 results = {}
             results = dict(results)
@@ -216,8 +315,7 @@ class OwParallelMultiInstanceTask(_CollectingMixin, ParallelMultiInstanceTask):
 
     def merge_child(self, workflow: Any, child: Any) -> None:
         if self._standard_output():
-            super().merge_child(workflow, child)
-            return
+            self._place_output(child)
         self._collect(child)
         my_task = child.parent
         if self.check_completion_condition(my_task):
@@ -242,8 +340,7 @@ class OwSequentialMultiInstanceTask(_CollectingMixin, SequentialMultiInstanceTas
 
     def merge_child(self, workflow: Any, child: Any) -> None:
         if self._standard_output():
-            super().merge_child(workflow, child)
-            return
+            self._place_output(child)
         self._collect(child)
         my_task = child.parent
         if self.children_complete(my_task) or self.check_completion_condition(my_task):
