@@ -226,8 +226,17 @@ def get_variable(name: Any) -> Any:
         )
     for scope in _DATA.get():
         if name in scope:
-            return scope[name]
+            return copy_json(scope[name])  # a copy: what a script does to it is not a write
     return None
+
+
+def copy_json(value: Any) -> Any:
+    """A copy of the JSON containers in ``value`` (task data holds JSON values only)."""
+    if type(value) is dict:
+        return {k: copy_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [copy_json(v) for v in value]
+    return value
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

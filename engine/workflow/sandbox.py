@@ -49,7 +49,7 @@ from engine.errors import ExpressionBudgetExceeded, OneWindowError, UnsafeExpres
 
 from . import guards
 from .guards import MAX_INT_BITS, MAX_RANGE, MAX_SEQUENCE
-from .helpers import HELPERS, use_data
+from .helpers import HELPERS, copy_json, use_data
 from .scripting import in_element
 
 __all__ = [
@@ -641,19 +641,34 @@ def run_code(
         guards.swap(previous_budget)
 
 
+@lru_cache(maxsize=2048)
+def _names(code: CodeType) -> frozenset[str]:
+    """Every name ``code`` (and a comprehension or lambda in it) may read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _names(const)
+    return frozenset(names)
+
+
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     """SpiffWorkflow environment that evaluates/executes only sandbox-checked code."""
 
     def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
         code = compile_safe(normalize(expression), "eval")
-        namespace = {**context, **(external_context or {})}
+        # an expression is read-only: it gets copies of the values it names (a method such as append
+        # would change them in place), and get_variable() gives copies too
+        named = {k: copy_json(context[k]) for k in _names(code) if k in context}
+        namespace = {**context, **named, **(external_context or {})}
         with use_data(context, external_context or {}):  # what get_variable() reads
             return run_code(code, namespace)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
         code = compile_safe(script, "exec")
         external = dict(external_context or {})
-        namespace = {**context, **external}
+        # the script works on copies: the library shares nested values between a task's data and its
+        # parent's and siblings', so a write in place (d['a']['b'] = 1) reached the other branches too
+        namespace = {**{k: copy_json(v) for k, v in context.items()}, **external}
         current = guards.Budget()
         with use_data(namespace):
             run_code(code, namespace, budget=current)

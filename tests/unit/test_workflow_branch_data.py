@@ -141,3 +141,17 @@ def test_a_variable_a_branch_deleted_is_not_removed_from_the_case(restore: bool)
     case = Case(_fork_join("parallelGateway", branch_a, user_task("b")), restore)
     case.complete("b")
     assert case.after()["x"] == 1
+
+
+@pytest.mark.parametrize("restore", [False, True], ids=["live", "restored"])
+def test_a_script_changing_a_nested_value_in_place_changes_only_its_own_branch(restore: bool) -> None:
+    """The library copies data one level deep, so a script writing ``shared['inner']['n']`` in place used
+    to change the other branch's copy too (and the fork's), live only: after a restore the copies are
+    apart. A branch sees only its own writes, whether the workflow was kept in memory or restored."""
+    branch_a = script_task("a", "shared['inner']['n'] = 5\nlist_value.append(2)")
+    case = Case(_fork_join("parallelGateway", branch_a, user_task("b")), restore)
+    [b_task] = case.rt.ready_tasks()
+    assert b_task.data["shared"] == {"k": 0, "inner": {"n": 0}} and b_task.data["list_value"] == [1]
+    case.complete("b")
+    data = case.after()
+    assert data["shared"] == {"k": 0, "inner": {"n": 5}} and data["list_value"] == [1, 2]

@@ -218,3 +218,30 @@ def test_runtime_refuses_tampered_timer_and_cardinality(workdir: Path) -> None:
         Runtime.start(evil_mi, {"count": 1}, NOW)
     assert info.value.detail["element_id"] == "review"
     assert_untouched(workdir)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "items.append(2) is None",  # a method that changes its list in place
+        "form.update({'x': 2}) is None",
+        "[n for n in [1] if form['inner'].setdefault('y', 1)] == [1]",  # inside a comprehension
+        "get_variable('items').append(3) is None",
+    ],
+)
+def test_an_expression_reads_the_data_and_never_changes_it(expression: str) -> None:
+    """A condition, a timer or a deadline expression is a reading: what it does to a value it names (or
+    gets with get_variable) is done to a copy, never to the task's data or to the copies other tasks share."""
+    inner = {"n": 1}
+    data = {"items": [1], "form": {"inner": inner}}
+    assert SandboxEnvironment().evaluate(expression, data) is True
+    assert data == {"items": [1], "form": {"inner": {"n": 1}}} and inner == {"n": 1}
+
+
+def test_a_script_writes_only_its_own_tasks_data_even_in_place() -> None:
+    """A script's write in place (``form['inner']['n'] = 2``) changes the task's data, not the nested value
+    it shares with its parent's and its sibling branches' copies (the library copies one level deep)."""
+    inner = {"n": 1}
+    data = {"form": {"inner": inner}}
+    SandboxEnvironment().execute("form['inner']['n'] = 2", data)
+    assert data == {"form": {"inner": {"n": 2}}} and inner == {"n": 1}
