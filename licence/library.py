@@ -253,8 +253,9 @@ def next_serials(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tup
 def own_business_licences(
     conn: Connection, holder_ids: Iterable[str], today: dt.date
 ) -> dict[str, LicenceRecord | None]:
-    """Each holder's own valid business licence on ``today`` (the newest, as ``LicenceLibrary.by_holder``
-    orders them; None: none), by the holder ids given, in one read."""
+    """Each holder's own valid business licence on ``today`` (the newest in force that day, as
+    ``LicenceLibrary.by_holder`` orders them; None: none), by the holder ids given, in one read: not one
+    whose term has not begun (a renewal issued before the licence it renews ends)."""
     given = set(holder_ids)
     rows = conn.execute(select(_OWN), {"holders": sorted({_holder(h) for h in given}), "today": today})
     return _by_given(given, rows)
@@ -302,6 +303,7 @@ _RANKED = (  # the valid business licences of the holders, numbered newest first
         licences.c.holder_id.in_(bindparam("holders", expanding=True)),
         licences.c.type_code == "business_licence",
         licences.c.status == "valid",
+        licences.c.valid_from <= bindparam("today"),  # in force: not a renewal whose term begins later
         _unexpired(bindparam("today")),
     )
     .subquery("ranked")

@@ -427,6 +427,26 @@ def test_serials_and_own_licences_read_together_are_what_they_read_apart(lib, or
     assert library_module.serials_and_own_licences(conn, [], [], today) == ({}, {})
 
 
+def test_the_own_business_licence_is_the_one_in_force_not_a_renewal_yet_to_begin(lib, org, issuer, conn):
+    """A business licence renewed before it ends: the renewal (newer, a new address on its face) begins
+    the day after the old one's last day; until then the holder's own business licence, whose face fills
+    the licences a case issues, is the old one, as every other reader of a licence in force takes it."""
+    code, name = issuer
+    old = issue_business(lib, org, issuer, valid_until=dt.date(2025, 12, 31))
+    renewal = lib.issue(
+        "business_licence", org.credit_code, org.name, business_face(org, address="福州市鼓楼区新址路1号"),
+        code, name, T0.date(), renews=old.id, valid_until=dt.date(2045, 12, 31),
+    )  # fmt: skip
+    assert renewal.valid_from == dt.date(2026, 1, 1)
+    pairs = [("food_business_licence", code)]
+    for day, in_force in ((T0.date(), old), (old.valid_until, old), (renewal.valid_from, renewal)):
+        owned = library_module.own_business_licences(conn, [org.credit_code], day)
+        assert owned[org.credit_code].id == in_force.id, day
+        _, together = library_module.serials_and_own_licences(conn, pairs, [org.credit_code], day)
+        assert together == owned
+        assert lib.latest_usable(org.credit_code, "business_licence", day).id == in_force.id
+
+
 def test_a_lost_serial_race_is_a_conflict(lib, org, issuer, monkeypatch):
     issue_business(lib, org, issuer)
     monkeypatch.setattr(library_module, "next_serials", lambda conn, pairs: dict.fromkeys(pairs, 1))
