@@ -277,7 +277,10 @@ def validate_row(number: int, raw: Any, today: dt.date) -> tuple[Candidate | Non
         errors.append(RowError(number, "valid_until", "bad_validity", "有效期截止日期早于起始日期"))
     if valid_until is None and until_ok and licence_type and valid_from:
         # no end date on the paper: the type's term, as an issue in the library gives it (None: 长期有效)
-        valid_until = licence_type.default_valid_until(valid_from)
+        try:
+            valid_until = licence_type.default_valid_until(valid_from)
+        except InvalidInput as exc:  # a term past 9999-12-31
+            errors.append(RowError(number, "valid_until", exc.code, exc.message))
 
     status = _text(raw, "status") or "valid"
     if status not in STATUSES:

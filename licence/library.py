@@ -624,10 +624,12 @@ class LicenceLibrary:
         """The first day of the term of a renewal of ``old``: the day after its last day (延续 extends the
         term: the new licence takes over where the old one ends, so that the two are never in force on the
         same day, whenever the renewal is issued before the old term ends). A ``valid_from`` given must be
-        that day; a licence without a last day (长期有效) has no term to extend."""
-        if old.valid_until is None:
+        that day; a licence without a last day (长期有效), or valid up to the last day a date can be
+        (9999-12-31, as other systems write 长期有效), has no term to extend."""
+        if old.valid_until is None or old.valid_until == dt.date.max:
+            until = "" if old.valid_until is None else f"（有效期至 {old.valid_until.isoformat()}）"
             raise InvalidInput(
-                f"证照 {old.licence_number}（{old.type_name}）长期有效，没有可延续的有效期",
+                f"证照 {old.licence_number}（{old.type_name}）长期有效{until}，没有可延续的有效期",
                 code="renewal_of_indefinite_licence",
                 field="renews",
                 licence_id=old.id,

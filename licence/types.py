@@ -72,9 +72,22 @@ class LicenceType:
         return None
 
     def default_valid_until(self, valid_from: dt.date) -> dt.date | None:
-        """The last day of validity for a licence valid from ``valid_from`` (None = indefinite)."""
+        """The last day of validity for a licence valid from ``valid_from`` (None = indefinite); a term
+        that would end after 9999-12-31 (the last day a date can be) is ``InvalidInput``
+        ``date_out_of_range`` naming ``valid_until``, never an ``OverflowError``."""
         if self.validity_years is None:
             return None
+        year = valid_from.year + self.validity_years
+        if year > dt.MAXYEAR:
+            if (year, valid_from.month, valid_from.day) == (dt.MAXYEAR + 1, 1, 1):
+                return dt.date.max
+            raise InvalidInput(
+                f"{self.name}的有效期自 {valid_from.isoformat()} 起 {self.validity_years} 年，"
+                f"截止日期超出可表示的日期范围（至 {dt.date.max.isoformat()}）",
+                code="date_out_of_range",
+                field="valid_until",
+                valid_from=valid_from.isoformat(),
+            )
         try:
             end = valid_from.replace(year=valid_from.year + self.validity_years)
         except ValueError:  # 29 February

@@ -249,6 +249,8 @@ def test_a_row_without_an_end_takes_its_types_term_and_impossible_dates_are_refu
         {**food[1], "issue_date": "2099-12-31", "valid_from": "", "valid_until": ""},
         {**food[2], "issue_date": "0001-01-01", "valid_from": "", "valid_until": ""},
         {**food[3], "issue_date": "2020-01-01", "valid_from": "1900-01-01"},
+        # its five years end past 9999-12-31: an error of its row, not a ValueError ending the import
+        {**food[4], "issue_date": "2020-01-01", "valid_from": "9998-01-01", "valid_until": ""},
     ]
     with engine.begin() as conn:
         report = import_rows(conn, enumerate(rows, 1), at=AT)
@@ -256,6 +258,7 @@ def test_a_row_without_an_end_takes_its_types_term_and_impossible_dates_are_refu
             (2, "issue_date", "issued_in_future"),
             (3, "issue_date", "bad_date"),
             (4, "valid_from", "bad_validity"),
+            (5, "valid_until", "date_out_of_range"),
         }
         stored = LicenceLibrary(conn).find_by_number(old["licence_number"])
     assert stored.valid_until == dt.date(2014, 12, 31) and stored.status == "expired"

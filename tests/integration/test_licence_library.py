@@ -738,6 +738,32 @@ def test_a_renewal_takes_over_the_day_after_the_term_it_renews_ends(lib, conn, o
     assert renew(other.id, valid_from=dt.date(2026, 1, 1)).valid_from == dt.date(2026, 1, 1)
 
 
+def test_a_renewal_near_the_last_day_a_date_can_be_is_refused_not_a_crash(lib, conn, org, issuer):
+    """A licence stored valid up to 9999-12-31 (as other systems write 长期有效, and as an import takes it)
+    has no day after its last one; one ending in 9998 has one, but the type's five years from there end
+    past any date: both refusals name their field and write nothing (they were an OverflowError and a
+    ValueError); the renewal with its last day given is stored."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    for until, wanted, field in (
+        (dt.date.max, "renewal_of_indefinite_licence", "renews"),
+        (dt.date(9998, 6, 1), "date_out_of_range", "valid_until"),
+    ):
+        old = food(dt.date(2024, 1, 1), valid_until=until)
+        before = table_rows(conn)
+        with pytest.raises(InvalidInput) as info:
+            food(T0.date(), renews=old.id)
+        assert (info.value.code, info.value.detail["field"]) == (wanted, field)
+        assert table_rows(conn) == before
+    renewal = food(T0.date(), renews=old.id, valid_until=dt.date.max)
+    assert (renewal.valid_from, renewal.valid_until) == (dt.date(9998, 6, 2), dt.date.max)
+
+
 def test_a_licence_is_a_renewal_or_a_new_version_never_both(lib, conn, org, issuer):
     """``renews`` and ``replaces`` together are refused before anything is read or written, whether they
     name one licence or two: the error names both fields, and nothing is stored or cancelled."""

@@ -52,6 +52,16 @@ def test_default_validity_counts_whole_years_inclusive():
     assert get_type("business_licence").default_valid_until(dt.date(2024, 3, 1)) is None
 
 
+def test_a_default_term_past_the_last_day_a_date_can_be_is_refused_not_a_crash():
+    food = get_type("food_business_licence")  # 5 years
+    assert food.default_valid_until(dt.date(9994, 12, 31)) == dt.date(9999, 12, 30)
+    assert food.default_valid_until(dt.date(9995, 1, 1)) == dt.date.max  # 5 whole years, just
+    with pytest.raises(InvalidInput) as info:
+        food.default_valid_until(dt.date(9995, 1, 2))
+    assert (info.value.code, info.value.detail["field"]) == ("date_out_of_range", "valid_until")
+    assert "9995-01-02" in info.value.message and "食品经营许可证" in info.value.message
+
+
 def test_check_face_normalises_and_lists_every_problem():
     t = get_type("construction_permit")
     clean, problems = t.check_face(
