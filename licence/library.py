@@ -443,7 +443,9 @@ class LicenceLibrary:
         the licence it renews, whose term it continues: it begins the day after the renewed licence's last
         day (``valid_from`` defaults to that day and may be no other), never overlapping it; ``replaces``
         issues a new version of a licence (same serial, version + 1) and cancels the old one in the same
-        transaction. ``serial``: the next free serial of the type and
+        transaction: it keeps the old one's term, neither beginning before it nor ending after it, nor
+        beginning after the day it is issued (or the old one's first day, when later), since the old one
+        is in force no more. ``serial``: the next free serial of the type and
         issuer, taken with :func:`next_serials` in this transaction by a caller issuing several licences
         (their counters locked at once); None: taken here. A licence is a renewal or a new version, never
         both: ``renews`` and ``replaces`` together are refused (``renews_and_replaces``) before anything is
@@ -512,6 +514,17 @@ class LicenceLibrary:
                     code="replacement_extends_validity",
                     field="valid_from",
                     licence_id=replaced.id,
+                )
+            # the old version is cancelled now: the new one is in force from now on, as the old one was
+            latest = max(replaced.valid_from, today)
+            if valid_from is not None and valid_from > latest:
+                raise InvalidInput(
+                    f"换发的证照沿用原证照的有效期，起始日期不能晚于 {latest.isoformat()}"
+                    "（原证照换发即注销，其间将没有有效的证照）",
+                    code="replacement_validity_gap",
+                    field="valid_from",
+                    licence_id=replaced.id,
+                    valid_from=latest.isoformat(),
                 )
             valid_from = valid_from or replaced.valid_from
             if valid_until is None:

@@ -851,6 +851,35 @@ def test_a_replacement_keeps_the_term_of_the_licence_it_replaces(lib, conn, org,
     assert lib.get(old.id).status == "cancelled"
 
 
+def test_a_replacement_leaves_no_day_without_a_licence_in_force(lib, conn, org, issuer):
+    """The old version is cancelled when its replacement is issued: a replacement beginning later than
+    that day (T0, 2025-03-03) left the holder without a licence in force until then, the old one's term
+    running; a replacement of a licence whose term has not begun (a renewal issued early) begins on its
+    first day at the latest. Refused naming valid_from and the latest day it may begin; nothing written."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    old = food(dt.date(2024, 1, 1))  # in force 2024-01-01 .. 2028-12-31
+    pending = food(T0.date(), valid_from=dt.date(2025, 6, 1))  # its term begins later
+    for replaced, latest in ((old, T0.date()), (pending, dt.date(2025, 6, 1))):
+        before = table_rows(conn)
+        with pytest.raises(InvalidInput) as info:
+            food(T0.date(), replaces=replaced.id, valid_from=latest + dt.timedelta(days=1))
+        assert (info.value.code, info.value.detail["field"]) == ("replacement_validity_gap", "valid_from")
+        assert (
+            info.value.detail["valid_from"] == latest.isoformat() and latest.isoformat() in info.value.message
+        )
+        assert info.value.detail["licence_id"] == replaced.id
+        assert table_rows(conn) == before
+        assert lib.get(replaced.id).status == "valid"
+        replacement = food(T0.date(), replaces=replaced.id, valid_from=latest)
+        assert replacement.is_usable(latest) and lib.get(replaced.id).status == "cancelled"
+
+
 @pytest.mark.parametrize("action", ["suspend", "revoke"])
 def test_a_licence_past_its_last_day_is_expired_for_every_action(lib, conn, org, issuer, action):
     """Not yet marked by the worker, a licence past its last day is expired all the same: suspending it
