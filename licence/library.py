@@ -536,6 +536,19 @@ class LicenceLibrary:
                     field="valid_until",
                     licence_id=replaced.id,
                 )
+            elif valid_until < replaced.valid_until:
+                renewal = self._renewal_of(replaced)
+                if renewal is not None:  # its renewal begins the day after the old last day
+                    raise InvalidInput(
+                        f"证照 {replaced.licence_number} 已延续为 {renewal.licence_number}（自 "
+                        f"{renewal.valid_from.isoformat()} 起），换发的证照有效期须至 "
+                        f"{replaced.valid_until.isoformat()}，不能提前届满而与延续的证照之间留有间断",
+                        code="replacement_validity_gap",
+                        field="valid_until",
+                        licence_id=replaced.id,
+                        renewed_by=renewal.id,
+                        valid_until=replaced.valid_until.isoformat(),
+                    )
         valid_from = valid_from or issue_date
         if valid_until is None and replaced is None:
             valid_until = licence_type.default_valid_until(valid_from)
@@ -665,17 +678,7 @@ class LicenceLibrary:
     def _check_not_renewed(self, old: LicenceRecord) -> None:
         """Refuse renewing ``old`` a second time: one licence continues it, whichever version of it
         (a replacement is a new version of the same licence, same root and serial) was renewed."""
-        versions = licences.alias("versions")
-        this = select(licences.c.root_code, licences.c.serial).where(licences.c.id == old.id).subquery()
-        same_licence = select(versions.c.id).where(
-            versions.c.root_code == this.c.root_code, versions.c.serial == this.c.serial
-        )
-        stmt = (
-            select(licences.c.id, licences.c.licence_number)
-            .where(licences.c.renews_id.in_(same_licence))
-            .limit(1)
-        )
-        found = self.conn.execute(stmt).first()
+        found = self._renewal_of(old)
         if found is not None:
             raise IllegalTransition(
                 f"证照 {old.licence_number}（{old.type_name}）已延续为 {found.licence_number}，不能再次延续",
@@ -686,6 +689,20 @@ class LicenceLibrary:
                 field="renews",
                 renewed_by=found.id,
             )
+
+    def _renewal_of(self, old: LicenceRecord) -> Row[Any] | None:
+        """The licence renewing ``old``, whichever version of it was renewed (id, number, first day)."""
+        versions = licences.alias("versions")
+        this = select(licences.c.root_code, licences.c.serial).where(licences.c.id == old.id).subquery()
+        same_licence = select(versions.c.id).where(
+            versions.c.root_code == this.c.root_code, versions.c.serial == this.c.serial
+        )
+        stmt = (
+            select(licences.c.id, licences.c.licence_number, licences.c.valid_from)
+            .where(licences.c.renews_id.in_(same_licence))
+            .limit(1)
+        )
+        return self.conn.execute(stmt).first()
 
     def _locked(self, licence_id: str) -> LicenceRecord:
         """The licence with this id, its row locked until the transaction ends (PostgreSQL; SQLite writers

@@ -851,6 +851,41 @@ def test_a_replacement_keeps_the_term_of_the_licence_it_replaces(lib, conn, org,
     assert lib.get(old.id).status == "cancelled"
 
 
+def test_a_replacement_of_a_renewed_licence_keeps_its_last_day(lib, conn, org, issuer):
+    """A licence renewed (the renewal begins the day after its last day) and then replaced: a replacement
+    ending sooner left days between it and the renewal on which the holder had no licence in force (a
+    renewal is refused such a gap itself). Refused naming valid_until, the day it must run to and the
+    renewal; nothing written. Without a renewal a shorter term is taken as before."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    old = food(dt.date(2024, 1, 1))  # 2024-01-01 .. 2028-12-31
+    renewal = food(T0.date(), renews=old.id)
+    assert renewal.valid_from == dt.date(2029, 1, 1)
+    before = table_rows(conn)
+    with pytest.raises(InvalidInput) as info:
+        food(T0.date(), replaces=old.id, valid_until=dt.date(2027, 12, 31))
+    err = info.value
+    assert (err.code, err.detail["field"]) == ("replacement_validity_gap", "valid_until")
+    assert err.detail["valid_until"] == "2028-12-31" and err.detail["renewed_by"] == renewal.id
+    assert renewal.licence_number in err.message and "2028-12-31" in err.message
+    assert table_rows(conn) == before
+    replacement = food(T0.date(), replaces=old.id)
+    assert replacement.valid_until + dt.timedelta(days=1) == renewal.valid_from
+    # a second version of the renewed licence is held to the same last day
+    with pytest.raises(InvalidInput) as info:
+        food(T0.date(), replaces=replacement.id, valid_until=dt.date(2028, 12, 30))
+    assert info.value.code == "replacement_validity_gap"
+    other = food(dt.date(2024, 6, 1))  # not renewed
+    assert food(T0.date(), replaces=other.id, valid_until=dt.date(2027, 12, 31)).valid_until == dt.date(
+        2027, 12, 31
+    )
+
+
 def test_a_replacement_leaves_no_day_without_a_licence_in_force(lib, conn, org, issuer):
     """The old version is cancelled when its replacement is issued: a replacement beginning later than
     that day (T0, 2025-03-03) left the holder without a licence in force until then, the old one's term
