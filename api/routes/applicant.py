@@ -20,7 +20,7 @@ not exist (404 ``case_not_found``).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Header, Path, Query, Request, UploadFile
@@ -132,6 +132,11 @@ class SubmitIn(BaseModel):
         default_factory=dict, description="按事项列出本人提交的材料编码（电子件随后上传）"
     )
     contact_phone: str | None = Field(default=None, max_length=40, description="联系电话")
+    applicant_kind: Literal["person", "organisation"] | None = Field(
+        default=None,
+        description="申请人类型：person 自然人 / organisation 法人或其他组织（证件号码同时符合公民身份号码和"
+        "统一社会信用代码时，申请表又没有注明的，须在此注明；否则须与证件号码相符）",
+    )
 
 
 class SubmittedOut(BaseModel):
@@ -159,7 +164,11 @@ def submit(
 ) -> SubmittedOut:
     svc = services(request)
     app = OnlineApplication(
-        items=list(body.items), form=body.form, provided=dict(body.provided), contact_phone=body.contact_phone
+        items=list(body.items),
+        form=body.form,
+        provided=dict(body.provided),
+        contact_phone=body.contact_phone,
+        applicant_kind=body.applicant_kind,
     )
     done = submit_online(
         svc.cases,

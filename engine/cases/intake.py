@@ -45,7 +45,7 @@ class Application:
     tolerant: bool = False
     lead_department: str | None = None
     priority: Literal["normal", "green"] = "normal"
-    applicant_kind: HolderKind | None = None  # as declared (at the counter); decides an id valid as both
+    applicant_kind: HolderKind | None = None  # as declared (counter or online); decides an id valid as both
 
 
 def applicant_kind(

@@ -36,6 +36,7 @@ from engine.errors import Conflict, Forbidden, InvalidInput
 from engine.persistence.tables import cases, task_candidates
 from forms.autofill import AutofillResult
 from forms.definition import FormDefinition
+from licence.types import HolderKind
 
 __all__ = [
     "IDEMPOTENCY_KEY",
@@ -64,6 +65,7 @@ class OnlineApplication:
     form: dict[str, Any] = field(default_factory=dict)
     provided: dict[str, list[str]] = field(default_factory=dict)  # item code -> materials handed in
     contact_phone: str | None = None
+    applicant_kind: HolderKind | None = None  # decides an id valid both as a resident ID and a credit code
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,16 @@ def application_form_for(
 
 def request_hash(app: OnlineApplication) -> str:
     """SHA-256 of the canonical JSON of the request (keys sorted, no spaces)."""
+    request: dict[str, Any] = {
+        "items": app.items,
+        "form": app.form,
+        "provided": app.provided,
+        "contact_phone": app.contact_phone,
+    }
+    if app.applicant_kind is not None:  # only when said: the keys stored before it keep their hash
+        request["applicant_kind"] = app.applicant_kind
     canonical = json.dumps(
-        {"items": app.items, "form": app.form, "provided": app.provided, "contact_phone": app.contact_phone},
+        request,
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -159,6 +169,7 @@ def submit_online(
         tolerant=False,
         lead_department=None,
         priority="normal",
+        applicant_kind=app.applicant_kind,
     )
 
     def command(conn: Connection) -> Submitted:

@@ -829,3 +829,24 @@ def test_an_uploaded_file_is_read_back_by_its_applicant_and_the_case_officers_on
     error_of(market.get(f"/api/v1/officer/cases/{case_id}/files/{stored['id'] + 99}"), 404, "file_not_found")
     other = submit(company)["case_number"]  # a file of another case is not this case's
     error_of(company.get(f"{API}/cases/{other}/files/{stored['id']}"), 404, "file_not_found")
+
+
+def test_an_online_applicant_whose_id_is_valid_as_both_kinds_names_the_kind(
+    signed_in: Callable[..., TestClient],
+) -> None:
+    """``121101196005011081`` is a 事业单位's credit code and passes as a resident ID. Online, as at the
+    counter, the applicant says which it is (``applicant_kind``) when the form does not: without it the
+    application is refused and nothing is stored, with it the case is of that kind."""
+    centre = signed_in("centre", "applicant", holder_id="121101196005011081", display_name="福州市某某中心")
+    body = {
+        "items": ["HR-001"],
+        "form": {"address": "福州市鼓楼区五四路1号", "contact_phone": "13800138000", "request": "申请许可"},
+    }
+    refused = error_of(centre.post(f"{API}/cases", json=body), 422, "applicant_kind_required")
+    assert refused["detail"]["field"] == "applicant_kind"
+    assert centre.get(f"{API}/cases").json()["cases"] == []
+    submitted = centre.post(f"{API}/cases", json={**body, "applicant_kind": "organisation"})
+    assert submitted.status_code == 201, submitted.text
+    case = centre.get(f"{API}/cases/{submitted.json()['case_number']}").json()
+    assert case["applicant_kind"] == "organisation"
+    error_of(centre.post(f"{API}/cases", json={**body, "applicant_kind": "x"}), 422, "invalid_request")
