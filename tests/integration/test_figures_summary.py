@@ -345,6 +345,21 @@ def test_the_0170_migration_takes_the_ratings_of_withdrawn_cases_out_and_back(
     whole = both(svc, date(2025, 10, 1), date(2026, 3, 31), None)[0]["centre"]
     assert sum(r["count"] for r in whole["ratings"]) == 7
 
+    # a row repaired away by hand has nothing to take out: it stays missing, no count goes below 0
+    migrate("0160", down=True)
+    with db.begin() as conn:
+        month = {"g": "m", "d": rated_month[1], "dep": "market", "e": rated_month[4]}
+        conn.execute(
+            text(
+                "DELETE FROM figure_counts WHERE grain = :g AND day = :d AND department = :dep "
+                "AND items = '' AND event_day = :e"
+            ),
+            month,
+        )
+    after = migrate("head", down=False)
+    assert rated_month not in after and rated_day not in after
+    assert all(value >= 0 for counters in after.values() for value in counters.values())
+
 
 def _raw_rows(conn: Any) -> dict[tuple, dict[str, int]]:
     """The stored rows as key -> counters, whatever counters the table has at its revision."""

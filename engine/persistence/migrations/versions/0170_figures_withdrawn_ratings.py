@@ -81,10 +81,14 @@ def _deltas(conn: sa.Connection, sign: int) -> Iterator[dict[str, Any]]:
 
 
 def _move(conn: sa.Connection, sign: int) -> None:
-    """Add the deltas to the event rows (a row missing, e.g. after a repair by hand, is created with
-    them)."""
+    """Add the deltas to the event rows. Taken out, a rating leaves a row's count at 0 at least and a
+    row missing (e.g. after a repair by hand) missing: it had nothing to take out; put back, a missing row
+    is created with them."""
     rows = list(_deltas(conn, sign))
     if not rows:
+        return
+    if sign < 0:
+        _take_out(conn, rows)
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     # the counters the rows do not move are 0 in a created row (there is no server default)
@@ -105,3 +109,20 @@ def _move(conn: sa.Connection, sign: int) -> None:
     filled = [{**dict.fromkeys(others, 0), **row} for row in rows]
     for start in range(0, len(filled), BATCH):
         conn.execute(stmt, filled[start : start + BATCH])
+
+
+def _take_out(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    table = sa.table(
+        "figure_counts", *[sa.column(name) for name in KEY], *[sa.column(n, sa.Integer) for n in MOVED]
+    )
+    at_least_0 = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
+    stmt = (
+        sa.update(table)
+        .where(*[table.c[name] == sa.bindparam(f"k_{name}") for name in KEY])
+        .values({n: at_least_0(table.c[n] + sa.bindparam(f"d_{n}", type_=sa.Integer), 0) for n in MOVED})
+    )
+    params = [
+        {**{f"k_{name}": row[name] for name in KEY}, **{f"d_{n}": row[n] for n in MOVED}} for row in rows
+    ]
+    for start in range(0, len(params), BATCH):
+        conn.execute(stmt, params[start : start + BATCH])
