@@ -127,9 +127,10 @@ def today() -> str:
 
 def add_working_days(start: Any, n: Any) -> str:
     """``start`` plus ``n`` working days (Chinese calendar), as an ISO date. A date-time ``start`` at
-    exactly 00:00:00 Asia/Shanghai (a ``working_deadline``) is the end of the day before."""
-    first = _to_date(start, "add_working_days", "start", as_bound=True)
+    exactly 00:00:00 Asia/Shanghai (a ``working_deadline``) is the end of the day before, except for
+    ``n == 0``: the day ``start`` runs in (or the next working day), as ``working_deadline`` counts it."""
     count = _to_count(n, "工作日数", "add_working_days", "n")
+    first = _to_date(start, "add_working_days", "start", as_bound=count != 0)
     return _calendar().add_working_days(first, count).isoformat()
 
 
@@ -177,10 +178,11 @@ def working_deadline(start: Any, days: Any) -> str:
     whole of day N: a timer set to it fires at 00:00 of day N + 1, as ``Clock.due_at`` turns red then.
     For the day itself (to show it) use ``add_working_days``. A date-time ``start`` at exactly 00:00:00
     Asia/Shanghai is the end of the day before, so a deadline used as a start chains exactly:
-    ``working_deadline(working_deadline(x, a), b) == working_deadline(x, a + b)`` (``b == 0`` gives the
-    deadline itself; a case clock with a zero limit started at 00:00:00 has the day it runs in)."""
-    first = _to_date(start, "working_deadline", "start", as_bound=True)
+    ``working_deadline(working_deadline(x, a), b) == working_deadline(x, a + b)`` for ``b >= 1``. A zero
+    limit (即办件) is the end of the day ``start`` runs in (or of the next working day), as the case clock
+    counts it: from 00:00:00 that is the day beginning then, never the start instant itself."""
     count = _to_count(days, "工作日数", "working_deadline", "days")
+    first = _to_date(start, "working_deadline", "start", as_bound=count != 0)
     end = _calendar().add_working_days(first, count)
     return datetime.combine(end + timedelta(days=1), time(0), SHANGHAI).isoformat()
 

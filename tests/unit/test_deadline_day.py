@@ -8,7 +8,7 @@ The BPMN side (a timer set with ``working_deadline`` does not fire at 23:59:59 o
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -256,7 +256,7 @@ def test_working_deadlines_chain_exactly_over_holidays_and_adjusted_workdays() -
             for a in range(1, 25):
                 deadline = working_deadline(x, a)
                 assert working_days_between(x, deadline) == a, (x, a)
-                for b in range(0, 25):
+                for b in range(1, 25):
                     assert working_deadline(deadline, b) == working_deadline(x, a + b), (x, a, b)
                     assert add_working_days(deadline, b) == add_working_days(x, a + b), (x, a, b)
                 for b in range(1, a):  # counted back from the deadline's own day
@@ -313,6 +313,22 @@ def test_a_clock_started_at_midnight_counts_the_day_it_begins_and_its_warning_ag
     immediate = Clock(kind="promised", started_at=midnight, limit_days=0)
     assert immediate.due_at(CAL) == datetime(2025, 10, 11, 0, 0, tzinfo=SH)
     assert immediate.status(midnight, CAL) == "normal"
+    with use_calendar(CAL):  # a model's timer says the same, never the start instant itself
+        assert parse_instant(working_deadline(midnight.isoformat(), 0)) == immediate.due_at(CAL)
+        assert add_working_days(midnight.isoformat(), 0) == "2025-10-10"
+
+
+def test_a_zero_limit_from_any_midnight_ends_when_the_case_clock_says() -> None:
+    """Every midnight of 2025-2026 (holidays and adjusted workdays included): a zero limit counted by the
+    helper a model's timer uses and by the case clock ends at the same instant, after the start."""
+    day = date(2025, 1, 1)
+    with use_calendar(CAL):
+        while day < date(2027, 1, 1):
+            midnight = datetime.combine(day, time(0), SH)
+            due = Clock(kind="task", started_at=midnight, limit_days=0).due_at(CAL)
+            assert parse_instant(working_deadline(midnight.isoformat(), 0)) == due, day
+            assert due is not None and due > midnight
+            day += DAY
 
 
 def test_a_pause_on_the_first_counted_day_of_a_clock_started_at_midnight_is_taken_out() -> None:
