@@ -19,12 +19,15 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
+from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
+from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 
 from engine.errors import Problem, UnsafeDocument
 
 from .api import CAMUNDA_NS, OW_NS, TaskMeta
 from .camunda import attach_hooks, call_mappings, sandbox_text, start_meta, vendor_attr
+from .event_subprocesses import with_scope_end
 from .sandbox import normalize
 from .specs import (
     CALL_KEY,
@@ -330,6 +333,28 @@ class _OwNodeMixin:
         self.task.extensions = {"ow_results": results} if results else {}
 
 
+class _EventSubprocessParser:
+    """An embedded sub-process with ``triggeredByEvent="true"`` gets the library's event sub-process spec:
+    the library looks for the attribute in the BPMN namespace (``bpmn:triggeredByEvent``), where no modeler
+    writes it, and so built every event sub-process as a plain sub-process."""
+
+    node: etree._Element
+
+    def create_task(self) -> Any:
+        if self.node.get("triggeredByEvent") != "true":
+            return super().create_task()  # type: ignore[misc]
+        spec = SubprocessParser.get_subprocess_spec(self)
+        return self.EVENT_SUBPROCESS_CLASS(  # type: ignore[attr-defined]
+            self.spec,  # type: ignore[attr-defined]
+            self.bpmn_id,  # type: ignore[attr-defined]
+            subworkflow_spec=spec,
+            **self.bpmn_attributes,  # type: ignore[attr-defined]
+        )
+
+
+PARSER_MIXINS: dict[str, tuple[type, ...]] = {full_tag("subProcess"): (_EventSubprocessParser,)}
+"""Mixins of one tag's node parser, before ``_OwNodeMixin``."""
+
 SPEC_CLASSES: dict[str, type] = {
     full_tag("task"): OwNoneTask,
     CALL_TAG: OwCallActivity,
@@ -339,8 +364,17 @@ SPEC_CLASSES: dict[str, type] = {
 """Our spec class for a tag where the library's runs differently from BPMN (see ``.specs``)."""
 
 
-def _wrap(parser_class: type) -> type:
-    return type(f"Ow{parser_class.__name__}", (_OwNodeMixin, parser_class), {})
+def _wrap(tag: str, parser_class: type) -> type:
+    bases = (*PARSER_MIXINS.get(tag, ()), _OwNodeMixin, parser_class)
+    return type(f"Ow{parser_class.__name__}", bases, {})
+
+
+class OwProcessParser(ProcessParser):
+    """A process or embedded sub-process: its end join lets an idle event sub-process go
+    (``.event_subprocesses``)."""
+
+    def create_spec(self) -> Any:
+        return with_scope_end(super().create_spec())
 
 
 class OwBpmnParser(BpmnParser):
@@ -350,8 +384,9 @@ class OwBpmnParser(BpmnParser):
     parser may have resolved entities or fetched a DTD) is refused.
     """
 
+    PROCESS_PARSER_CLASS = OwProcessParser
     OVERRIDE_PARSER_CLASSES = {
-        tag: (_wrap(parser_class), SPEC_CLASSES.get(tag, spec_class))
+        tag: (_wrap(tag, parser_class), SPEC_CLASSES.get(tag, spec_class))
         for tag, (parser_class, spec_class) in BpmnParser.PARSER_CLASSES.items()
     }
 

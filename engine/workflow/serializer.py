@@ -38,6 +38,7 @@ from SpiffWorkflow.task import Task
 from engine.errors import InvalidInput
 
 from .camunda import OwTaskHooks, OwTaskHooksConverter
+from .event_subprocesses import OwEndJoin
 from .specs import (
     OwCallActivity,
     OwInclusiveGateway,
@@ -168,6 +169,7 @@ def _configure() -> Any:
     config[OwCallActivity] = SubWorkflowConverter
     config[OwParallelGateway] = ParallelGatewayConverter
     config[OwInclusiveGateway] = ConditionalGatewayConverter
+    config[OwEndJoin] = BpmnTaskSpecConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
 
@@ -277,4 +279,5 @@ def full_registry() -> Any:
     config[OwCallActivity] = SubWorkflowConverter
     config[OwParallelGateway] = ParallelGatewayConverter
     config[OwInclusiveGateway] = ConditionalGatewayConverter
+    config[OwEndJoin] = BpmnTaskSpecConverter
     return BpmnWorkflowSerializer.configure(config)

@@ -1,0 +1,86 @@
+"""Event sub-processes (``bpmn:subProcess triggeredByEvent="true"``) as BPMN 2.0 (10.3.5, "Event
+Sub-Process") and Camunda 7 run them.
+
+The library starts an event sub-process with a timer start event as a branch of its scope (the process or
+the embedded sub-process it is drawn in) when the scope starts: the branch waits at the start event. What
+the library leaves out is added here, through its seams (the parser's process spec and node parsers,
+task-spec classes):
+
+* **It is one.** The library's sub-process parser looks for ``bpmn:triggeredByEvent`` (a namespaced
+  attribute no modeler writes) and so built every event sub-process as a plain sub-process;
+  ``parser._EventSubprocessParser`` gives it the library's ``EventSubprocess`` spec.
+
+* **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
+  not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
+  cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
+  that runs (its start event fired) is waited for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.control import _EndJoin
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
+from SpiffWorkflow.util.task import TaskIterator, TaskState
+
+__all__ = ["OwEndJoin", "idle", "with_scope_end"]
+
+_RUNNING = TaskState.READY | TaskState.STARTED | TaskState.ERROR
+
+
+def _under(task: Any, ancestors: set[Any]) -> bool:
+    """Whether ``task`` or one of its ancestors has an id in ``ancestors`` (without recursion)."""
+    current = task
+    while current is not None:
+        if current.id in ancestors:
+            return True
+        current = current.parent
+    return False
+
+
+def idle(task: Any) -> bool:
+    """Whether ``task`` is an event sub-process of its scope in which nothing runs: its start event still
+    waits for its event (a cycle timer between two firings included), and no task of it is ready, started
+    or waiting on anything else."""
+    if not isinstance(task.task_spec, EventSubprocess) or task.state != TaskState.STARTED:
+        return False
+    subprocess = task.workflow.top_workflow.subprocesses.get(task.id)
+    if subprocess is None:
+        return False
+    for inner in subprocess.tasks.values():
+        if inner.state & _RUNNING:
+            return False
+        if inner.state == TaskState.WAITING and not isinstance(inner.task_spec, StartEvent | _EndJoin):
+            return False
+    return True
+
+
+class OwEndJoin(_EndJoin):
+    """The end join of a process or sub-process: it waits for every branch of its scope but an idle event
+    sub-process (:func:`idle`), which it cancels when it fires."""
+
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        workflow = my_task.workflow
+        waiting = [task for task in workflow.tasks.values() if idle(task)]
+        skipped = {task.id for task in waiting}
+        for task in TaskIterator(
+            workflow.task_tree, state=TaskState.NOT_FINISHED_MASK, end_at_spec=self.name
+        ):
+            if task == my_task or _under(task, skipped):
+                continue
+            return False
+        for task in waiting:
+            task.cancel()
+        return True
+
+
+def with_scope_end(spec: Any) -> Any:
+    """``spec`` (a new process spec, before its tasks are added) with ``OwEndJoin`` as its end join."""
+    old = spec.end
+    del spec.task_specs[old.name]
+    end = OwEndJoin(spec, old.name)
+    end._outputs = list(old._outputs)
+    spec.end = end
+    return spec

@@ -1,0 +1,154 @@
+"""Event sub-processes (``subProcess triggeredByEvent="true"``) run as BPMN 2.0 (10.3.5) and Camunda 7 run
+them, each model driven on the workflow service (SQLite and PostgreSQL) with every command restoring the
+instance from its stored state (no live copy kept between commands):
+
+* an event sub-process whose event has not come does not keep its scope open: the scope (the process, an
+  embedded sub-process) ends with its main flow, and the waiting timer is dropped.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from engine.live import LiveWorkflows
+from engine.persistence.tables import timers
+from engine.service import WorkflowService
+from engine.workflow import validate_document
+from tests.processes.test_other_engines import ready, status
+
+HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+                  id="Definitions_1" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:message id="Message_withdraw" name="withdraw" />
+  <bpmn:signal id="Signal_suspend" name="suspend" />
+  <bpmn:error id="Error_missing" name="材料缺失" errorCode="missing" />
+  <bpmn:escalation id="Escalation_late" name="超期" escalationCode="late" />
+"""
+TAIL = "</bpmn:definitions>\n"
+
+TIMER = "<bpmn:timerEventDefinition><bpmn:timeDuration>P2D</bpmn:timeDuration></bpmn:timerEventDefinition>"
+
+
+def event_subprocess(
+    start: str, *, interrupting: bool, element: str = "Sub_event", task: str = "Task_handle"
+) -> str:
+    flag = str(interrupting).lower()
+    return f"""
+    <bpmn:subProcess id="{element}" triggeredByEvent="true">
+      <bpmn:startEvent id="{element}_start" isInterrupting="{flag}">{start}</bpmn:startEvent>
+      <bpmn:sequenceFlow id="{element}_f1" sourceRef="{element}_start" targetRef="{task}" />
+      <bpmn:userTask id="{task}" name="处理" camunda:candidateGroups="window" />
+      <bpmn:sequenceFlow id="{element}_f2" sourceRef="{task}" targetRef="{element}_end" />
+      <bpmn:endEvent id="{element}_end" />
+    </bpmn:subProcess>"""
+
+
+def process(inner: str) -> bytes:
+    """A review (``Task_review``) with the event sub-process ``inner`` beside it."""
+    return (
+        HEAD
+        + f"""
+  <bpmn:process id="permit" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" name="审查" camunda:candidateGroups="market" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_review" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />{inner}
+  </bpmn:process>
+"""
+        + TAIL
+    ).encode()
+
+
+def embedded(inner: str) -> bytes:
+    """A stage (embedded sub-process ``Sub_stage`` holding ``Task_review`` and the event sub-process
+    ``inner``), then a decision ``Task_decide``."""
+    return (
+        HEAD
+        + f"""
+  <bpmn:process id="permit" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Sub_stage" />
+    <bpmn:subProcess id="Sub_stage" name="审查阶段">
+      <bpmn:startEvent id="Stage_start" />
+      <bpmn:sequenceFlow id="Stage_f1" sourceRef="Stage_start" targetRef="Task_review" />
+      <bpmn:userTask id="Task_review" name="审查" camunda:candidateGroups="market" />
+      <bpmn:sequenceFlow id="Stage_f2" sourceRef="Task_review" targetRef="Stage_end" />
+      <bpmn:endEvent id="Stage_end" />{inner}
+    </bpmn:subProcess>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Sub_stage" targetRef="Task_decide" />
+    <bpmn:userTask id="Task_decide" name="决定" camunda:candidateGroups="market" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_decide" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+"""
+        + TAIL
+    ).encode()
+
+
+def deployed(db, clock, data: bytes) -> WorkflowService:
+    (report,) = validate_document(data, "event_subprocess.bpmn").processes
+    assert report.executable, report.problems
+    svc = WorkflowService(db, clock=clock)
+    svc.live = LiveWorkflows(capacity=0)  # every command restores the instance from its stored state
+    svc.deploy(data, "event_subprocess.bpmn", "designer")
+    return svc
+
+
+def open_ids(db, instance_id: str) -> list[str]:
+    return [t["element_id"] for t in ready(db, instance_id)]
+
+
+def complete(svc: WorkflowService, db, instance_id: str, element_id: str, **data) -> None:
+    [task] = [t for t in ready(db, instance_id) if t["element_id"] == element_id]
+    svc.complete_task(task["id"], data, "officer")
+
+
+def waiting_timers(db, instance_id: str) -> list[str]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(timers.c.element_id).where(
+                timers.c.instance_id == instance_id, timers.c.fired_at.is_(None)
+            )
+        ).all()
+    return [row.element_id for row in rows]
+
+
+# ---------------------------------------------------------------- the scope ends without an idle one
+
+
+def test_a_timer_event_subprocess_that_never_fired_does_not_keep_the_process_running(db, clock) -> None:
+    svc = deployed(db, clock, process(event_subprocess(TIMER, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert open_ids(db, case) == ["Task_review"]
+    assert waiting_timers(db, case) == ["Sub_event_start"]
+    complete(svc, db, case, "Task_review", approved=True)
+    assert status(db, case) == "completed"
+    assert ready(db, case) == [] and waiting_timers(db, case) == []
+    clock.advance(days=3)
+    assert svc.fire_due_timers() == 0
+
+
+def test_an_embedded_subprocess_ends_with_its_main_flow_and_its_idle_event_subprocess(db, clock) -> None:
+    svc = deployed(db, clock, embedded(event_subprocess(TIMER, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    complete(svc, db, case, "Task_review")
+    assert open_ids(db, case) == ["Task_decide"]
+    assert waiting_timers(db, case) == []
+    clock.advance(days=3)
+    assert svc.fire_due_timers() == 0
+    complete(svc, db, case, "Task_decide")
+    assert status(db, case) == "completed"
+
+
+def test_a_timer_event_subprocess_that_runs_is_waited_for(db, clock) -> None:
+    svc = deployed(db, clock, process(event_subprocess(TIMER, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    clock.advance(days=2, minutes=1)
+    assert svc.fire_due_timers() == 1
+    assert open_ids(db, case) == ["Task_handle", "Task_review"]
+    complete(svc, db, case, "Task_review")
+    assert status(db, case) == "running" and open_ids(db, case) == ["Task_handle"]
+    complete(svc, db, case, "Task_handle")
+    assert status(db, case) == "completed"
