@@ -10,6 +10,13 @@ task-spec classes):
   attribute no modeler writes) and so built every event sub-process as a plain sub-process;
   ``parser._EventSubprocessParser`` gives it the library's ``EventSubprocess`` spec.
 
+* **It waits while its scope runs, and only then.** The library starts one with a message or signal start
+  event only from the top-level process's own start task, when such an event reaches the top workflow (a
+  sub-process's own one never), and on the way connects that start task to it in the shared, deployed
+  spec. ``arm_with_scope`` connects every event sub-process to its scope's start, as the library does for
+  a timer one: it waits at its start event while the scope runs (a message reaches it through
+  ``Runtime.deliver_message`` as any waiting catch event, a signal thrown anywhere in the instance
+  reaches it), and its wait ends with the scope.
 * **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
   not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
   cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
@@ -25,7 +32,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
-__all__ = ["OwEndJoin", "idle", "with_scope_end"]
+__all__ = ["OwEndJoin", "arm_with_scope", "idle", "with_scope_end"]
 
 _RUNNING = TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
@@ -84,3 +91,15 @@ def with_scope_end(spec: Any) -> Any:
     end._outputs = list(old._outputs)
     spec.end = end
     return spec
+
+
+def arm_with_scope(spec: Any) -> None:
+    """Connect every event sub-process of ``spec`` (a process or sub-process spec, its tasks added) that the
+    library left to be started by an event (its start's ``trigger_specs``) to the scope's start and end, as
+    the library connects one with a timer start event."""
+    start = spec.start
+    for name in start.trigger_specs:
+        task_spec = spec.task_specs[name]
+        start.connect(task_spec)
+        task_spec.connect(spec.end)
+    start.trigger_specs = []

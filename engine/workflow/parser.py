@@ -27,7 +27,7 @@ from engine.errors import Problem, UnsafeDocument
 
 from .api import CAMUNDA_NS, OW_NS, TaskMeta
 from .camunda import attach_hooks, call_mappings, sandbox_text, start_meta, vendor_attr
-from .event_subprocesses import with_scope_end
+from .event_subprocesses import arm_with_scope, with_scope_end
 from .sandbox import normalize
 from .specs import (
     CALL_KEY,
@@ -370,11 +370,15 @@ def _wrap(tag: str, parser_class: type) -> type:
 
 
 class OwProcessParser(ProcessParser):
-    """A process or embedded sub-process: its end join lets an idle event sub-process go
-    (``.event_subprocesses``)."""
+    """A process or embedded sub-process: its end join lets an idle event sub-process go, and every event
+    sub-process drawn in it waits for its event while it runs (``.event_subprocesses``)."""
 
     def create_spec(self) -> Any:
         return with_scope_end(super().create_spec())
+
+    def add_tasks(self) -> None:
+        super().add_tasks()
+        arm_with_scope(self.spec)
 
 
 class OwBpmnParser(BpmnParser):

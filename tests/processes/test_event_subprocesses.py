@@ -3,7 +3,10 @@ them, each model driven on the workflow service (SQLite and PostgreSQL) with eve
 instance from its stored state (no live copy kept between commands):
 
 * an event sub-process whose event has not come does not keep its scope open: the scope (the process, an
-  embedded sub-process) ends with its main flow, and the waiting timer is dropped.
+  embedded sub-process) ends with its main flow, and the waiting timer is dropped;
+* it waits for its event while its scope is active, and only then: a message correlated through the
+  engine's API (``correlate_message``) or a signal thrown in the scope starts it, one that comes after its
+  scope ended does not.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 """
 TAIL = "</bpmn:definitions>\n"
 
+MESSAGE = '<bpmn:messageEventDefinition messageRef="Message_withdraw" />'
+SIGNAL = '<bpmn:signalEventDefinition signalRef="Signal_suspend" />'
 TIMER = "<bpmn:timerEventDefinition><bpmn:timeDuration>P2D</bpmn:timeDuration></bpmn:timerEventDefinition>"
 
 
@@ -152,3 +157,46 @@ def test_a_timer_event_subprocess_that_runs_is_waited_for(db, clock) -> None:
     assert status(db, case) == "running" and open_ids(db, case) == ["Task_handle"]
     complete(svc, db, case, "Task_handle")
     assert status(db, case) == "completed"
+
+
+# ---------------------------------------------------------------- waiting while the scope is active
+
+
+def test_a_message_correlated_through_the_api_starts_a_message_event_subprocess(db, clock) -> None:
+    svc = deployed(db, clock, process(event_subprocess(MESSAGE, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert svc.correlate_message("withdraw", {"reason": "撤回申请"}, "applicant", instance_id=case)
+    assert open_ids(db, case) == ["Task_handle", "Task_review"]
+    complete(svc, db, case, "Task_handle")
+    complete(svc, db, case, "Task_review")
+    assert status(db, case) == "completed"
+
+
+def test_an_event_subprocess_of_an_embedded_subprocess_waits_only_while_the_stage_runs(db, clock) -> None:
+    svc = deployed(db, clock, embedded(event_subprocess(MESSAGE, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert svc.correlate_message("withdraw", {}, "applicant", instance_id=case)
+    assert open_ids(db, case) == ["Task_handle", "Task_review"]
+    complete(svc, db, case, "Task_handle")
+    complete(svc, db, case, "Task_review")
+    assert open_ids(db, case) == ["Task_decide"]
+    assert not svc.correlate_message("withdraw", {}, "applicant", instance_id=case)  # the stage ended
+    assert open_ids(db, case) == ["Task_decide"]
+    complete(svc, db, case, "Task_decide")
+    assert status(db, case) == "completed"
+
+
+def test_a_signal_thrown_in_an_embedded_subprocess_starts_its_event_subprocess(db, clock) -> None:
+    throw = """
+      <bpmn:sequenceFlow id="Stage_f3" sourceRef="Stage_start" targetRef="Throw_suspend" />
+      <bpmn:intermediateThrowEvent id="Throw_suspend">
+        <bpmn:signalEventDefinition signalRef="Signal_suspend" />
+      </bpmn:intermediateThrowEvent>
+      <bpmn:sequenceFlow id="Stage_f4" sourceRef="Throw_suspend" targetRef="Stage_end_2" />
+      <bpmn:endEvent id="Stage_end_2" />"""
+    svc = deployed(db, clock, embedded(event_subprocess(SIGNAL, interrupting=False) + throw))
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert open_ids(db, case) == ["Task_handle", "Task_review"]
+    complete(svc, db, case, "Task_review")
+    complete(svc, db, case, "Task_handle")
+    assert open_ids(db, case) == ["Task_decide"]
