@@ -17,6 +17,12 @@ task-spec classes):
   a timer one: it waits at its start event while the scope runs (a message reaches it through
   ``Runtime.deliver_message`` as any waiting catch event, a signal thrown anywhere in the instance
   reaches it), and its wait ends with the scope.
+* **An interrupting one interrupts.** The library reads no ``isInterrupting``: every event sub-process ran
+  beside the main flow, which went on and ended the scope as if nothing had happened. When the start
+  event of an interrupting one (BPMN's default) fires, ``OwStartEvent`` cancels everything else of its
+  scope (the main flow's tasks, whatever other event sub-process waits or runs there, with their
+  sub-processes); the event sub-process runs, and its end ends the scope (the instance completes when the
+  scope is the process), as Camunda 7 does.
 * **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
   not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
   cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
@@ -27,13 +33,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from lxml import etree
 from SpiffWorkflow.bpmn.specs.control import _EndJoin
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent as LibraryStartEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
-__all__ = ["OwEndJoin", "arm_with_scope", "idle", "with_scope_end"]
+from .xml import BPMN_MODEL_NS
 
+__all__ = [
+    "INTERRUPTING",
+    "OwEndJoin",
+    "OwStartEvent",
+    "arm_with_scope",
+    "idle",
+    "in_event_subprocess",
+    "interrupting",
+    "with_scope_end",
+]
+
+INTERRUPTING = "ow_interrupting"
+"""The key in a start event's ``extensions`` that says whether its event sub-process interrupts its scope
+(set on the start events of event sub-processes only)."""
 _RUNNING = TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
 
@@ -62,6 +84,50 @@ def idle(task: Any) -> bool:
         if inner.state == TaskState.WAITING and not isinstance(inner.task_spec, StartEvent | _EndJoin):
             return False
     return True
+
+
+def in_event_subprocess(node: etree._Element) -> bool:
+    """Whether the start event ``node`` starts an event sub-process."""
+    parent = node.getparent()
+    return (
+        parent is not None
+        and parent.tag == f"{{{BPMN_MODEL_NS}}}subProcess"
+        and (parent.get("triggeredByEvent") or "").strip() == "true"
+    )
+
+
+def interrupting(node: etree._Element) -> bool:
+    """``isInterrupting`` of a start event (BPMN's default: true)."""
+    return (node.get("isInterrupting") or "true").strip().lower() != "false"
+
+
+def _event_subprocess_of(start_task: Any) -> Any:
+    """The task (in its scope) of the event sub-process that ``start_task`` starts, or None."""
+    workflow = start_task.workflow
+    if workflow.parent_task_id is None:
+        return None
+    task = workflow.top_workflow.get_task_from_id(workflow.parent_task_id)
+    return task if task is not None and isinstance(task.task_spec, EventSubprocess) else None
+
+
+def _interrupt(esp_task: Any) -> None:
+    """Cancel every unfinished task of ``esp_task``'s scope but ``esp_task`` and what follows it."""
+    scope = esp_task.workflow
+    own = {esp_task.id}
+    for task in list(scope.tasks.values()):
+        if task.id in scope.tasks and not task.has_state(TaskState.FINISHED_MASK) and not _under(task, own):
+            task.cancel()
+
+
+class OwStartEvent(LibraryStartEvent):
+    """A start event; the one of an interrupting event sub-process interrupts its scope when it fires."""
+
+    def _run_hook(self, my_task: Any) -> Any:
+        esp_task = _event_subprocess_of(my_task)
+        extensions = getattr(self, "extensions", None) or {}
+        if esp_task is not None and extensions.get(INTERRUPTING, True):
+            _interrupt(esp_task)
+        return super()._run_hook(my_task)
 
 
 class OwEndJoin(_EndJoin):

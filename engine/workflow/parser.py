@@ -27,7 +27,14 @@ from engine.errors import Problem, UnsafeDocument
 
 from .api import CAMUNDA_NS, OW_NS, TaskMeta
 from .camunda import attach_hooks, call_mappings, sandbox_text, start_meta, vendor_attr
-from .event_subprocesses import arm_with_scope, with_scope_end
+from .event_subprocesses import (
+    INTERRUPTING,
+    OwStartEvent,
+    arm_with_scope,
+    in_event_subprocess,
+    interrupting,
+    with_scope_end,
+)
 from .sandbox import normalize
 from .specs import (
     CALL_KEY,
@@ -285,7 +292,10 @@ class _OwNodeMixin:
             return {"ow_task_meta": meta_to_dict(meta)}
         if target.tag == START_TAG:
             found = start_meta(target)
-            return {"ow_start": found} if found else {}
+            extensions: dict[str, Any] = {"ow_start": found} if found else {}
+            if in_event_subprocess(target):
+                extensions[INTERRUPTING] = interrupting(target)
+            return extensions
         if target.tag == CALL_TAG:
             mappings = call_mappings(target)
             return {CALL_KEY: mappings} if mappings is not None else {}
@@ -360,6 +370,7 @@ SPEC_CLASSES: dict[str, type] = {
     CALL_TAG: OwCallActivity,
     full_tag("parallelGateway"): OwParallelGateway,
     full_tag("inclusiveGateway"): OwInclusiveGateway,
+    START_TAG: OwStartEvent,
 }
 """Our spec class for a tag where the library's runs differently from BPMN (see ``.specs``)."""
 

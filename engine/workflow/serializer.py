@@ -26,6 +26,7 @@ from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditio
 from SpiffWorkflow.bpmn.serializer.default.task_spec import (
     BpmnTaskSpecConverter,
     ConditionalGatewayConverter,
+    EventConverter,
     MultiInstanceTaskConverter,
     ParallelGatewayConverter,
     SubWorkflowConverter,
@@ -38,7 +39,7 @@ from SpiffWorkflow.task import Task
 from engine.errors import InvalidInput
 
 from .camunda import OwTaskHooks, OwTaskHooksConverter
-from .event_subprocesses import OwEndJoin
+from .event_subprocesses import OwEndJoin, OwStartEvent
 from .specs import (
     OwCallActivity,
     OwInclusiveGateway,
@@ -170,6 +171,7 @@ def _configure() -> Any:
     config[OwParallelGateway] = ParallelGatewayConverter
     config[OwInclusiveGateway] = ConditionalGatewayConverter
     config[OwEndJoin] = BpmnTaskSpecConverter
+    config[OwStartEvent] = EventConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
 
@@ -280,4 +282,5 @@ def full_registry() -> Any:
     config[OwParallelGateway] = ParallelGatewayConverter
     config[OwInclusiveGateway] = ConditionalGatewayConverter
     config[OwEndJoin] = BpmnTaskSpecConverter
+    config[OwStartEvent] = EventConverter
     return BpmnWorkflowSerializer.configure(config)

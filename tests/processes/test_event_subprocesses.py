@@ -6,7 +6,10 @@ instance from its stored state (no live copy kept between commands):
   embedded sub-process) ends with its main flow, and the waiting timer is dropped;
 * it waits for its event while its scope is active, and only then: a message correlated through the
   engine's API (``correlate_message``) or a signal thrown in the scope starts it, one that comes after its
-  scope ended does not.
+  scope ended does not;
+* an interrupting one (BPMN's default) cancels the rest of its scope when its event comes (the inbox drops
+  the cancelled tasks), runs, and ends the scope: the instance completes, or the flow goes on after the
+  embedded sub-process.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from engine.live import LiveWorkflows
-from engine.persistence.tables import timers
+from engine.persistence.tables import tasks, timers
 from engine.service import WorkflowService
 from engine.workflow import validate_document
 from tests.processes.test_other_engines import ready, status
@@ -110,6 +113,14 @@ def complete(svc: WorkflowService, db, instance_id: str, element_id: str, **data
     svc.complete_task(task["id"], data, "officer")
 
 
+def task_states(db, instance_id: str) -> list[tuple[str, str]]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(tasks.c.element_id, tasks.c.state).where(tasks.c.instance_id == instance_id)
+        ).all()
+    return sorted((row.element_id, row.state) for row in rows)
+
+
 def waiting_timers(db, instance_id: str) -> list[str]:
     with db.connect() as conn:
         rows = conn.execute(
@@ -200,3 +211,44 @@ def test_a_signal_thrown_in_an_embedded_subprocess_starts_its_event_subprocess(d
     complete(svc, db, case, "Task_review")
     complete(svc, db, case, "Task_handle")
     assert open_ids(db, case) == ["Task_decide"]
+
+
+# ---------------------------------------------------------------- interrupting
+
+
+def test_an_interrupting_message_event_subprocess_cancels_the_process_and_ends_it(db, clock) -> None:
+    svc = deployed(db, clock, process(event_subprocess(MESSAGE, interrupting=True)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert svc.correlate_message("withdraw", {}, "applicant", instance_id=case)
+    assert task_states(db, case) == [("Task_handle", "ready"), ("Task_review", "cancelled")]
+    complete(svc, db, case, "Task_handle")
+    assert status(db, case) == "completed"
+
+
+def test_an_interrupting_timer_event_subprocess_ends_its_embedded_subprocess(db, clock) -> None:
+    svc = deployed(db, clock, embedded(event_subprocess(TIMER, interrupting=True)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    clock.advance(days=2, minutes=1)
+    assert svc.fire_due_timers() == 1
+    assert task_states(db, case) == [("Task_handle", "ready"), ("Task_review", "cancelled")]
+    complete(svc, db, case, "Task_handle")
+    assert open_ids(db, case) == ["Task_decide"]
+    complete(svc, db, case, "Task_decide")
+    assert status(db, case) == "completed"
+
+
+def test_an_interrupting_event_subprocess_cancels_the_others_of_its_scope(db, clock) -> None:
+    beside = event_subprocess(TIMER, interrupting=False, element="Sub_remind", task="Task_remind")
+    svc = deployed(db, clock, process(event_subprocess(MESSAGE, interrupting=True) + beside))
+    case = svc.start("permit", {}, "applicant").instance_id
+    clock.advance(days=2, minutes=1)
+    assert svc.fire_due_timers() == 1
+    assert open_ids(db, case) == ["Task_remind", "Task_review"]
+    assert svc.correlate_message("withdraw", {}, "applicant", instance_id=case)
+    assert task_states(db, case) == [
+        ("Task_handle", "ready"),
+        ("Task_remind", "cancelled"),
+        ("Task_review", "cancelled"),
+    ]
+    complete(svc, db, case, "Task_handle")
+    assert status(db, case) == "completed"
