@@ -23,6 +23,10 @@ task-spec classes):
   scope (the main flow's tasks, whatever other event sub-process waits or runs there, with their
   sub-processes); the event sub-process runs, and its end ends the scope (the instance completes when the
   scope is the process), as Camunda 7 does.
+* **A non-interrupting one runs beside, as often as its event comes.** The main flow goes on; a message,
+  signal or escalation start event waits again as soon as it fired (``OwStartEvent`` arms a new instance
+  of the event sub-process in its scope), so each such event runs one more instance, as in Camunda 7. A
+  timer fires as its definition says: a date or a duration once, a cycle at each repetition.
 * **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
   not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
   cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
@@ -36,6 +40,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.control import _EndJoin
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent as LibraryStartEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.util.task import TaskIterator, TaskState
@@ -119,14 +124,25 @@ def _interrupt(esp_task: Any) -> None:
             task.cancel()
 
 
+def _arm_again(esp_task: Any) -> None:
+    """A new instance of ``esp_task``'s event sub-process in its scope, waiting at its start event."""
+    child = esp_task.parent._add_child(esp_task.task_spec, TaskState.FUTURE)
+    child.triggered = True  # added by the engine, not predicted: the library's prediction keeps it
+    child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
+    child.task_spec._update(child)
+
+
 class OwStartEvent(LibraryStartEvent):
-    """A start event; the one of an interrupting event sub-process interrupts its scope when it fires."""
+    """A start event. The one of an event sub-process, when it fires: interrupting, it interrupts its
+    scope; non-interrupting (and not a timer), it arms the event sub-process again for the next event."""
 
     def _run_hook(self, my_task: Any) -> Any:
         esp_task = _event_subprocess_of(my_task)
         extensions = getattr(self, "extensions", None) or {}
         if esp_task is not None and extensions.get(INTERRUPTING, True):
             _interrupt(esp_task)
+        elif esp_task is not None and not isinstance(self.event_definition, TimerEventDefinition):
+            _arm_again(esp_task)
         return super()._run_hook(my_task)
 
 

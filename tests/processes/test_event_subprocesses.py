@@ -9,7 +9,9 @@ instance from its stored state (no live copy kept between commands):
   scope ended does not;
 * an interrupting one (BPMN's default) cancels the rest of its scope when its event comes (the inbox drops
   the cancelled tasks), runs, and ends the scope: the instance completes, or the flow goes on after the
-  embedded sub-process.
+  embedded sub-process;
+* a non-interrupting one runs beside the main flow, once for each message that comes; the instance
+  completes when both are done.
 """
 
 from __future__ import annotations
@@ -251,4 +253,20 @@ def test_an_interrupting_event_subprocess_cancels_the_others_of_its_scope(db, cl
         ("Task_review", "cancelled"),
     ]
     complete(svc, db, case, "Task_handle")
+    assert status(db, case) == "completed"
+
+
+# ---------------------------------------------------------------- non-interrupting
+
+
+def test_a_non_interrupting_event_subprocess_runs_once_for_each_message(db, clock) -> None:
+    svc = deployed(db, clock, process(event_subprocess(MESSAGE, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert svc.correlate_message("withdraw", {}, "applicant", instance_id=case)
+    assert svc.correlate_message("withdraw", {}, "applicant", instance_id=case)
+    assert open_ids(db, case) == ["Task_handle", "Task_handle", "Task_review"]
+    complete(svc, db, case, "Task_review")
+    assert status(db, case) == "running"
+    for task in ready(db, case):
+        svc.complete_task(task["id"], {}, "officer")
     assert status(db, case) == "completed"
