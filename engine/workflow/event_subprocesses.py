@@ -27,6 +27,13 @@ task-spec classes):
   signal or escalation start event waits again as soon as it fired (``OwStartEvent`` arms a new instance
   of the event sub-process in its scope), so each such event runs one more instance, as in Camunda 7. A
   timer fires as its definition says: a date or a duration once, a cycle at each repetition.
+* **An error or escalation starts the one of its scope.** The library's start-event parser reads no error
+  or escalation definition (such an event sub-process started with its scope, as a none start), and hands
+  an error or escalation that the thrower's own scopes do not catch to any task of the instance waiting
+  for it. ``parser._EventStartParser`` reads them; ``OwEventManager`` (installed by ``Runtime``) looks
+  for a catcher scope by scope, from the thrower's outwards: the library's own (the boundary events
+  there), then the event sub-processes drawn in that scope. A thrown error or escalation that no scope
+  catches never starts an event sub-process of another scope (of a sibling sub-process).
 * **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
   not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
   cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
@@ -40,9 +47,14 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.control import _EndJoin
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent as LibraryStartEvent
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    EscalationEventDefinition,
+    SignalEventDefinition,
+)
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
+from SpiffWorkflow.bpmn.util.event import EventManager
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
 from .xml import BPMN_MODEL_NS
@@ -50,17 +62,23 @@ from .xml import BPMN_MODEL_NS
 __all__ = [
     "INTERRUPTING",
     "OwEndJoin",
+    "OwEventManager",
+    "AGAIN",
     "OwStartEvent",
     "arm_with_scope",
     "idle",
     "in_event_subprocess",
     "interrupting",
+    "scoped_events",
     "with_scope_end",
 ]
 
 INTERRUPTING = "ow_interrupting"
 """The key in a start event's ``extensions`` that says whether its event sub-process interrupts its scope
 (set on the start events of event sub-processes only)."""
+AGAIN = (MessageEventDefinition, SignalEventDefinition, EscalationEventDefinition)
+"""The events after which a non-interrupting event sub-process waits again (a timer fires as its definition
+says; a start event without a definition is refused by the validator: it would fire again at once)."""
 _RUNNING = TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
 
@@ -141,7 +159,7 @@ class OwStartEvent(LibraryStartEvent):
         extensions = getattr(self, "extensions", None) or {}
         if esp_task is not None and extensions.get(INTERRUPTING, True):
             _interrupt(esp_task)
-        elif esp_task is not None and not isinstance(self.event_definition, TimerEventDefinition):
+        elif esp_task is not None and isinstance(self.event_definition, AGAIN):
             _arm_again(esp_task)
         return super()._run_hook(my_task)
 
@@ -185,3 +203,61 @@ def arm_with_scope(spec: Any) -> None:
         start.connect(task_spec)
         task_spec.connect(spec.end)
     start.trigger_specs = []
+
+
+class OwEventManager(EventManager):
+    """The library's event manager, with an event sub-process's start event catching a thrown error or
+    escalation for the scope it is drawn in (see the module doc)."""
+
+    def catch(self, event: Any, internal: bool = True) -> int:
+        if event.target is None:  # a message or signal: every waiting catch event, as the library does
+            return int(super().catch(event, internal))
+        scope = event.target
+        while scope is not None:
+            event.target = scope
+            tasks = [
+                t
+                for t in self.tasks.values()
+                if t.workflow == scope and t.task_spec.event_definition.catches(t, event)
+            ]
+            if not tasks:
+                tasks = self._starts_in(scope, event)
+            if tasks:
+                return self._deliver(tasks, event)
+            scope = scope.parent_workflow
+        event.target = None  # no scope of the thrower catches it: the library's last resort, without
+        self.update_collaboration(event)  # the event sub-processes of other scopes
+        tasks = [
+            t
+            for t in self.tasks.values()
+            if _event_subprocess_of(t) is None and t.task_spec.catches(t, event)
+        ]
+        if not tasks and internal:
+            self.workflow.bpmn_events.append(event)
+        return self._deliver(tasks, event)
+
+    def _starts_in(self, scope: Any, event: Any) -> list[Any]:
+        """The waiting start events of the event sub-processes of ``scope`` that catch ``event``; one that
+        names the thrown code before one that catches any."""
+        found = []
+        for task in self.tasks.values():
+            esp_task = _event_subprocess_of(task) if isinstance(task.task_spec, StartEvent) else None
+            if esp_task is not None and esp_task.workflow == scope and task.task_spec.catches(task, event):
+                found.append(task)
+        named = [t for t in found if getattr(t.task_spec.event_definition, "code", None) is not None]
+        return named or found
+
+    def _deliver(self, tasks: list[Any], event: Any) -> int:
+        for task in tasks:
+            task.task_spec.catch(task, event)
+            task.task_spec._update(task)
+        return len(tasks)
+
+
+def scoped_events(workflow: Any) -> None:
+    """Give ``workflow`` (a top workflow, new or restored) an ``OwEventManager`` holding what its event
+    manager holds."""
+    if not isinstance(workflow.event_manager, OwEventManager):
+        manager = OwEventManager(workflow)
+        manager.tasks = workflow.event_manager.tasks
+        workflow.event_manager = manager

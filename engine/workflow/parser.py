@@ -19,6 +19,14 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    CONDITIONAL_EVENT_XPATH,
+    ERROR_EVENT_XPATH,
+    ESCALATION_EVENT_XPATH,
+    MESSAGE_EVENT_XPATH,
+    SIGNAL_EVENT_XPATH,
+    TIMER_EVENT_XPATH,
+)
 from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
 from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
@@ -362,7 +370,35 @@ class _EventSubprocessParser:
         )
 
 
-PARSER_MIXINS: dict[str, tuple[type, ...]] = {full_tag("subProcess"): (_EventSubprocessParser,)}
+class _EventStartParser:
+    """The start event of an event sub-process reads an error or escalation definition too: the library's
+    start-event parser reads only message, signal, timer and conditional ones, so an error or escalation
+    event sub-process started as a none start event would, with its scope, before anything was thrown."""
+
+    node: etree._Element
+
+    def create_task(self) -> Any:
+        if not in_event_subprocess(self.node):
+            return super().create_task()  # type: ignore[misc]
+        definition = self.get_event_definition(  # type: ignore[attr-defined]
+            [
+                MESSAGE_EVENT_XPATH,
+                SIGNAL_EVENT_XPATH,
+                TIMER_EVENT_XPATH,
+                CONDITIONAL_EVENT_XPATH,
+                ERROR_EVENT_XPATH,
+                ESCALATION_EVENT_XPATH,
+            ]
+        )
+        task = self._create_task(definition)  # type: ignore[attr-defined]
+        self.spec.start.connect(task)  # type: ignore[attr-defined]
+        return task
+
+
+PARSER_MIXINS: dict[str, tuple[type, ...]] = {
+    full_tag("subProcess"): (_EventSubprocessParser,),
+    START_TAG: (_EventStartParser,),
+}
 """Mixins of one tag's node parser, before ``_OwNodeMixin``."""
 
 SPEC_CLASSES: dict[str, type] = {

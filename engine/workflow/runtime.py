@@ -41,6 +41,7 @@ from .checks import recursion_room
 from .clock import use_calendar, use_clock
 from .definition import Definition
 from .errors import step_failure, wrapped_error
+from .event_subprocesses import scoped_events
 from .pruning import prune
 from .sandbox import SandboxScriptEngine
 from .scripting import collect_output
@@ -96,6 +97,7 @@ class Runtime:
         self.pruning = pruning  # drop finished history on dump and restore (see .pruning); off: comparisons
         self.output: list[tuple[str | None, str]] = []  # what scripts printed: (element id, line)
         self.workflow.script_engine = SCRIPT_ENGINE
+        scoped_events(self.workflow)  # a thrown error or escalation is caught scope by scope
 
     # ------------------------------------------------------------ lifecycle
     @classmethod

@@ -11,7 +11,10 @@ instance from its stored state (no live copy kept between commands):
   the cancelled tasks), runs, and ends the scope: the instance completes, or the flow goes on after the
   embedded sub-process;
 * a non-interrupting one runs beside the main flow, once for each message that comes; the instance
-  completes when both are done.
+  completes when both are done;
+* an error or escalation start event waits for what is thrown in its scope (not from the start), and is
+  found scope by scope from the thrower outwards: an event sub-process inside an embedded sub-process
+  catches before a boundary event on it, and one of a sibling sub-process never does.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ TAIL = "</bpmn:definitions>\n"
 
 MESSAGE = '<bpmn:messageEventDefinition messageRef="Message_withdraw" />'
 SIGNAL = '<bpmn:signalEventDefinition signalRef="Signal_suspend" />'
+ERROR = '<bpmn:errorEventDefinition errorRef="Error_missing" />'
+ESCALATION = '<bpmn:escalationEventDefinition escalationRef="Escalation_late" />'
 TIMER = "<bpmn:timerEventDefinition><bpmn:timeDuration>P2D</bpmn:timeDuration></bpmn:timerEventDefinition>"
 
 
@@ -270,3 +275,101 @@ def test_a_non_interrupting_event_subprocess_runs_once_for_each_message(db, cloc
     for task in ready(db, case):
         svc.complete_task(task["id"], {}, "officer")
     assert status(db, case) == "completed"
+
+
+# ---------------------------------------------------------------- error and escalation
+
+
+def stage(element: str, end: str, inner: str = "") -> str:
+    """An embedded sub-process with one review ``Task_<element>`` ending in the end event ``end``."""
+    return f"""
+    <bpmn:subProcess id="{element}">
+      <bpmn:startEvent id="{element}_start" />
+      <bpmn:sequenceFlow id="{element}_f1" sourceRef="{element}_start" targetRef="Task_{element}" />
+      <bpmn:userTask id="Task_{element}" camunda:candidateGroups="market" />
+      <bpmn:sequenceFlow id="{element}_f2" sourceRef="Task_{element}" targetRef="{element}_end" />
+      <bpmn:endEvent id="{element}_end">{end}</bpmn:endEvent>{inner}
+    </bpmn:subProcess>"""
+
+
+def parallel_stages(first: str, second: str, more: str = "") -> bytes:
+    return (
+        HEAD
+        + f"""
+  <bpmn:process id="permit" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Split" />
+    <bpmn:parallelGateway id="Split" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Split" targetRef="Stage_a" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Split" targetRef="Stage_b" />{first}{second}
+    <bpmn:sequenceFlow id="Flow_4" sourceRef="Stage_a" targetRef="Join" />
+    <bpmn:sequenceFlow id="Flow_5" sourceRef="Stage_b" targetRef="Join" />
+    <bpmn:parallelGateway id="Join" />
+    <bpmn:sequenceFlow id="Flow_6" sourceRef="Join" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />{more}
+  </bpmn:process>
+"""
+        + TAIL
+    ).encode()
+
+
+def test_an_error_event_subprocess_waits_for_the_error_thrown_in_its_scope(db, clock) -> None:
+    data = parallel_stages(
+        stage("Stage_a", ""), stage("Stage_b", ERROR), event_subprocess(ERROR, interrupting=True)
+    )
+    svc = deployed(db, clock, data)
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert open_ids(db, case) == ["Task_Stage_a", "Task_Stage_b"]  # not started with the process
+    complete(svc, db, case, "Task_Stage_b")  # its end event throws the error
+    assert task_states(db, case) == [
+        ("Task_Stage_a", "cancelled"),
+        ("Task_Stage_b", "completed"),
+        ("Task_handle", "ready"),
+    ]
+    complete(svc, db, case, "Task_handle")
+    assert status(db, case) == "completed"
+
+
+def test_the_event_subprocess_inside_a_subprocess_catches_before_a_boundary_event_on_it(db, clock) -> None:
+    inner = event_subprocess(ERROR, interrupting=True)
+    boundary = """
+    <bpmn:boundaryEvent id="Boundary_missing" attachedToRef="Stage_b">
+      <bpmn:errorEventDefinition errorRef="Error_missing" />
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="Flow_b1" sourceRef="Boundary_missing" targetRef="Task_outer" />
+    <bpmn:userTask id="Task_outer" camunda:candidateGroups="window" />
+    <bpmn:sequenceFlow id="Flow_b2" sourceRef="Task_outer" targetRef="EndEvent_outer" />
+    <bpmn:endEvent id="EndEvent_outer" />"""
+    svc = deployed(db, clock, parallel_stages(stage("Stage_a", ""), stage("Stage_b", ERROR, inner), boundary))
+    case = svc.start("permit", {}, "applicant").instance_id
+    complete(svc, db, case, "Task_Stage_b")
+    assert open_ids(db, case) == ["Task_Stage_a", "Task_handle"]
+    complete(svc, db, case, "Task_handle")  # the stage ends (handled inside), the process goes on
+    complete(svc, db, case, "Task_Stage_a")
+    assert status(db, case) == "completed"
+
+
+def test_an_error_thrown_in_a_sibling_subprocess_does_not_start_this_ones_event_subprocess(db, clock) -> None:
+    inner = event_subprocess(ERROR, interrupting=True)
+    svc = deployed(db, clock, parallel_stages(stage("Stage_a", "", inner), stage("Stage_b", ERROR)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    complete(svc, db, case, "Task_Stage_b")
+    assert open_ids(db, case) == ["Task_Stage_a"]
+    complete(svc, db, case, "Task_Stage_a")
+    assert status(db, case) == "completed"
+
+
+def test_a_non_interrupting_escalation_event_subprocess_runs_beside_the_stage(db, clock) -> None:
+    throw = """
+      <bpmn:sequenceFlow id="Stage_f3" sourceRef="Stage_start" targetRef="Throw_late" />
+      <bpmn:intermediateThrowEvent id="Throw_late">
+        <bpmn:escalationEventDefinition escalationRef="Escalation_late" />
+      </bpmn:intermediateThrowEvent>
+      <bpmn:sequenceFlow id="Stage_f4" sourceRef="Throw_late" targetRef="Stage_end_2" />
+      <bpmn:endEvent id="Stage_end_2" />"""
+    svc = deployed(db, clock, embedded(event_subprocess(ESCALATION, interrupting=False) + throw))
+    case = svc.start("permit", {}, "applicant").instance_id
+    assert open_ids(db, case) == ["Task_handle", "Task_review"]
+    complete(svc, db, case, "Task_handle")
+    complete(svc, db, case, "Task_review")
+    assert open_ids(db, case) == ["Task_decide"]
