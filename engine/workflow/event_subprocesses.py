@@ -34,6 +34,11 @@ task-spec classes):
   for a catcher scope by scope, from the thrower's outwards: the library's own (the boundary events
   there), then the event sub-processes drawn in that scope. A thrown error or escalation that no scope
   catches never starts an event sub-process of another scope (of a sibling sub-process).
+* **It starts with the scope's data of the moment.** The library gives an event sub-process the data its
+  scope had when it started (when it was armed); Camunda 7's event sub-process reads the scope's variables
+  as they are when the event comes. When its start event fires, ``OwStartEvent`` takes the data of its
+  scope's active tasks and of the scope's last finished task over it (the event's payload on top), so
+  what it does (and, interrupting, what the scope ends with) starts from what the scope had then.
 * **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
   not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
   cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
@@ -42,6 +47,7 @@ task-spec classes):
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 from lxml import etree
@@ -79,6 +85,7 @@ INTERRUPTING = "ow_interrupting"
 AGAIN = (MessageEventDefinition, SignalEventDefinition, EscalationEventDefinition)
 """The events after which a non-interrupting event sub-process waits again (a timer fires as its definition
 says; a start event without a definition is refused by the validator: it would fire again at once)."""
+_ACTIVE = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 _RUNNING = TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
 
@@ -142,6 +149,21 @@ def _interrupt(esp_task: Any) -> None:
             task.cancel()
 
 
+def _scope_data(esp_task: Any) -> dict[str, Any]:
+    """The data of ``esp_task``'s scope now: what it was armed with, the data of the scope's active tasks
+    outside event sub-processes (oldest first), then its last finished task's data."""
+    scope = esp_task.workflow
+    data = dict(esp_task.data)
+    esp_ids = {t.id for t in scope.tasks.values() if isinstance(t.task_spec, EventSubprocess)}
+    active = [t for t in scope.tasks.values() if t.state & _ACTIVE and not _under(t, esp_ids)]
+    for task in sorted(active, key=lambda t: t.last_state_change):
+        data.update(task.data)
+    last = scope.last_task
+    if last is not None and last.id in scope.tasks and not _under(last, esp_ids):
+        data.update(last.data)
+    return deepcopy(data)
+
+
 def _arm_again(esp_task: Any) -> None:
     """A new instance of ``esp_task``'s event sub-process in its scope, waiting at its start event."""
     child = esp_task.parent._add_child(esp_task.task_spec, TaskState.FUTURE)
@@ -151,12 +173,15 @@ def _arm_again(esp_task: Any) -> None:
 
 
 class OwStartEvent(LibraryStartEvent):
-    """A start event. The one of an event sub-process, when it fires: interrupting, it interrupts its
-    scope; non-interrupting (and not a timer), it arms the event sub-process again for the next event."""
+    """A start event. The one of an event sub-process, when it fires, takes its scope's data of the moment
+    (:func:`_scope_data`); interrupting, it interrupts its scope; non-interrupting, after a message, signal
+    or escalation (:data:`AGAIN`), it arms the event sub-process again for the next one."""
 
     def _run_hook(self, my_task: Any) -> Any:
         esp_task = _event_subprocess_of(my_task)
         extensions = getattr(self, "extensions", None) or {}
+        if esp_task is not None:
+            my_task.data.update(_scope_data(esp_task))
         if esp_task is not None and extensions.get(INTERRUPTING, True):
             _interrupt(esp_task)
         elif esp_task is not None and isinstance(self.event_definition, AGAIN):

@@ -14,7 +14,9 @@ instance from its stored state (no live copy kept between commands):
   completes when both are done;
 * an error or escalation start event waits for what is thrown in its scope (not from the start), and is
   found scope by scope from the thrower outwards: an event sub-process inside an embedded sub-process
-  catches before a boundary event on it, and one of a sibling sub-process never does.
+  catches before a boundary event on it, and one of a sibling sub-process never does;
+* it starts with its scope's data as it is when its event comes (as Camunda's event sub-process reads the
+  scope's variables then), and an interrupting one ends the scope with that data and its own.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from engine.live import LiveWorkflows
+from engine.persistence.repositories import InstanceRepository
 from engine.persistence.tables import tasks, timers
 from engine.service import WorkflowService
-from engine.workflow import validate_document
+from engine.workflow import Runtime, validate_document
 from tests.processes.test_other_engines import ready, status
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
@@ -373,3 +376,56 @@ def test_a_non_interrupting_escalation_event_subprocess_runs_beside_the_stage(db
     complete(svc, db, case, "Task_handle")
     complete(svc, db, case, "Task_review")
     assert open_ids(db, case) == ["Task_decide"]
+
+
+# ---------------------------------------------------------------- data
+
+
+def two_steps(inner: str) -> bytes:
+    """``Task_review`` (sets the department) then ``Task_sign``, with the event sub-process ``inner``."""
+    return (
+        HEAD
+        + f"""
+  <bpmn:process id="permit" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" name="审查" camunda:candidateGroups="market" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_review" targetRef="Task_sign" />
+    <bpmn:userTask id="Task_sign" name="签发" camunda:candidateGroups="market" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_sign" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />{inner}
+  </bpmn:process>
+"""
+        + TAIL
+    ).encode()
+
+
+def instance_data(svc: WorkflowService, instance_id: str) -> dict:
+    with svc.engine.connect() as conn:
+        row = InstanceRepository(conn).get(instance_id)
+        return Runtime.restore(svc.definition(conn, row.definition_id), row.state, svc.clock()).data
+
+
+def test_an_event_subprocess_starts_with_the_scopes_data_when_its_event_comes(db, clock) -> None:
+    inner = event_subprocess(MESSAGE, interrupting=False).replace('"window"', '"${department}"')
+    svc = deployed(db, clock, two_steps(inner))
+    case = svc.start("permit", {"department": "market"}, "applicant").instance_id
+    complete(svc, db, case, "Task_review", department="health", opinion="材料齐全")
+    assert svc.correlate_message("withdraw", {"reason": "撤回"}, "applicant", instance_id=case)
+    [handle] = [t for t in ready(db, case) if t["element_id"] == "Task_handle"]
+    assert handle["candidate_groups"] == ",health,"
+
+
+def test_an_interrupting_event_subprocess_ends_the_scope_with_the_scopes_data(db, clock) -> None:
+    svc = deployed(db, clock, two_steps(event_subprocess(MESSAGE, interrupting=True)))
+    case = svc.start("permit", {"applicant": "张三"}, "applicant").instance_id
+    complete(svc, db, case, "Task_review", opinion="材料齐全")
+    assert svc.correlate_message("withdraw", {"reason": "撤回"}, "applicant", instance_id=case)
+    complete(svc, db, case, "Task_handle", handled=True)
+    assert status(db, case) == "completed"
+    assert instance_data(svc, case) == {
+        "applicant": "张三",
+        "opinion": "材料齐全",
+        "reason": "撤回",
+        "handled": True,
+    }
