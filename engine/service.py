@@ -396,8 +396,8 @@ class WorkflowService:
         else:
             row = repo.get(instance_id)
         ctx, before_ready, before_timers, version = self._load(conn, row, actor, "message")
-        MessageRepository(conn).buffer(row.id, name, dict(payload), ctx.now)
-        delivered_before = self._deliver_buffered(ctx)
+        fresh = MessageRepository(conn).buffer(row.id, name, dict(payload), ctx.now)
+        delivered_before = self._deliver_buffered(ctx, fresh)
         self._persist(
             ctx,
             before_ready,
@@ -522,15 +522,16 @@ class WorkflowService:
         )
         return ctx, live.ready, live.timers, live.version
 
-    def _deliver_buffered(self, ctx: StepContext) -> int:
-        """Hand buffered messages to catch events that now wait for them."""
+    def _deliver_buffered(self, ctx: StepContext, fresh: int | None = None) -> int:
+        """Hand buffered messages to catch events that now wait for them. Only ``fresh`` (the message being
+        correlated) may start an event sub-process: one kept from before did not find its scope active."""
         repo = MessageRepository(ctx.conn)
         delivered = 0
         for _ in range(20):
             names = sorted({m.message_name for m in ctx.runtime.pending_messages()})
             progress = False
             for message_id, name, payload in repo.waiting(ctx.instance_id, names):
-                if ctx.runtime.deliver_message(name, payload, ctx.now):
+                if ctx.runtime.deliver_message(name, payload, ctx.now, starts=message_id == fresh):
                     repo.delivered(message_id, ctx.now)
                     delivered += 1
                     progress = True

@@ -39,6 +39,11 @@ task-spec classes):
   as they are when the event comes. When its start event fires, ``OwStartEvent`` takes the data of its
   scope's active tasks and of the scope's last finished task over it (the event's payload on top), so
   what it does (and, interrupting, what the scope ends with) starts from what the scope had then.
+* **A message that found its scope inactive never starts it later.** The engine keeps a message that
+  nothing waited for and hands it to a catch event that waits for it later (``Runtime``); an event
+  sub-process's start event waits only while its scope is active, and a message that came before the
+  scope started or after it ended must not start it when the scope runs (again): such a message is
+  delivered ``without_event_subprocess_starts``.
 * **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
   not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
   cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
@@ -47,6 +52,9 @@ task-spec classes):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from copy import deepcopy
 from typing import Any
 
@@ -76,7 +84,9 @@ __all__ = [
     "in_event_subprocess",
     "interrupting",
     "scoped_events",
+    "starts_event_subprocess",
     "with_scope_end",
+    "without_event_subprocess_starts",
 ]
 
 INTERRUPTING = "ow_interrupting"
@@ -85,6 +95,7 @@ INTERRUPTING = "ow_interrupting"
 AGAIN = (MessageEventDefinition, SignalEventDefinition, EscalationEventDefinition)
 """The events after which a non-interrupting event sub-process waits again (a timer fires as its definition
 says; a start event without a definition is refused by the validator: it would fire again at once)."""
+_NO_STARTS: ContextVar[bool] = ContextVar("onewindow_no_event_subprocess_starts", default=False)
 _ACTIVE = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 _RUNNING = TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
@@ -140,6 +151,21 @@ def _event_subprocess_of(start_task: Any) -> Any:
     return task if task is not None and isinstance(task.task_spec, EventSubprocess) else None
 
 
+def starts_event_subprocess(task: Any) -> bool:
+    """Whether ``task`` is the start event of an event sub-process."""
+    return isinstance(task.task_spec, StartEvent) and _event_subprocess_of(task) is not None
+
+
+@contextmanager
+def without_event_subprocess_starts() -> Iterator[None]:
+    """Inside the block no event sub-process's start event catches anything (a buffered message)."""
+    token = _NO_STARTS.set(True)
+    try:
+        yield
+    finally:
+        _NO_STARTS.reset(token)
+
+
 def _interrupt(esp_task: Any) -> None:
     """Cancel every unfinished task of ``esp_task``'s scope but ``esp_task`` and what follows it."""
     scope = esp_task.workflow
@@ -176,6 +202,11 @@ class OwStartEvent(LibraryStartEvent):
     """A start event. The one of an event sub-process, when it fires, takes its scope's data of the moment
     (:func:`_scope_data`); interrupting, it interrupts its scope; non-interrupting, after a message, signal
     or escalation (:data:`AGAIN`), it arms the event sub-process again for the next one."""
+
+    def catches(self, my_task: Any, event: Any) -> bool:
+        if _NO_STARTS.get() and _event_subprocess_of(my_task) is not None:
+            return False
+        return bool(super().catches(my_task, event))
 
     def _run_hook(self, my_task: Any) -> Any:
         esp_task = _event_subprocess_of(my_task)

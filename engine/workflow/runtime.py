@@ -41,7 +41,7 @@ from .checks import recursion_room
 from .clock import use_calendar, use_clock
 from .definition import Definition
 from .errors import step_failure, wrapped_error
-from .event_subprocesses import scoped_events
+from .event_subprocesses import scoped_events, starts_event_subprocess, without_event_subprocess_starts
 from .pruning import prune
 from .sandbox import SandboxScriptEngine
 from .scripting import collect_output
@@ -354,10 +354,17 @@ class Runtime:
                     result.append(PendingMessage(str(task.id), _element_id(task), definition.name))
         return result
 
-    def deliver_message(self, name: str, payload: dict[str, Any], now: datetime) -> bool:
+    def deliver_message(
+        self, name: str, payload: dict[str, Any], now: datetime, *, starts: bool = True
+    ) -> bool:
+        """Hand the message to what waits for it now. ``starts=False`` for a message that found nothing
+        waiting when it came (buffered): it reaches catch events and receive tasks only, never the start
+        event of an event sub-process, which waits only while its scope is active
+        (``.event_subprocesses``)."""
         waiting = [
             definition
             for task in self._waiting()
+            if starts or not starts_event_subprocess(task)
             for definition in _definitions(task.task_spec.event_definition)
             if isinstance(definition, MessageEventDefinition) and definition.name == name
         ]
@@ -371,7 +378,11 @@ class Runtime:
             if props:
                 correlations = waiting[0].calculate_correlations(SCRIPT_ENGINE, props, body)
             event = BpmnEvent(MessageEventDefinition(name), payload=body, correlations=correlations)
-            caught = self.workflow.event_manager.catch(event, internal=False)
+            if starts:
+                caught = self.workflow.event_manager.catch(event, internal=False)
+            else:
+                with without_event_subprocess_starts():
+                    caught = self.workflow.event_manager.catch(event, internal=False)
             if caught:
                 self._steps()
             return bool(caught)

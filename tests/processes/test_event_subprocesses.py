@@ -6,7 +6,8 @@ instance from its stored state (no live copy kept between commands):
   embedded sub-process) ends with its main flow, and the waiting timer is dropped;
 * it waits for its event while its scope is active, and only then: a message correlated through the
   engine's API (``correlate_message``) or a signal thrown in the scope starts it, one that comes after its
-  scope ended does not;
+  scope ended does not, not even when the scope runs again (the engine keeps such a message for a catch
+  event that waits later, never for an event sub-process);
 * an interrupting one (BPMN's default) cancels the rest of its scope when its event comes (the inbox drops
   the cancelled tasks), runs, and ends the scope: the instance completes, or the flow goes on after the
   embedded sub-process;
@@ -221,6 +222,28 @@ def test_a_signal_thrown_in_an_embedded_subprocess_starts_its_event_subprocess(d
     complete(svc, db, case, "Task_review")
     complete(svc, db, case, "Task_handle")
     assert open_ids(db, case) == ["Task_decide"]
+
+
+def test_a_message_that_came_while_the_stage_was_not_active_never_starts_its_event_subprocess(
+    db, clock
+) -> None:
+    rework = embedded(event_subprocess(MESSAGE, interrupting=False)).replace(
+        b'<bpmn:sequenceFlow id="Flow_3" sourceRef="Task_decide" targetRef="EndEvent_1" />',
+        b"""<bpmn:sequenceFlow id="Flow_3" sourceRef="Task_decide" targetRef="Gateway_rework" />
+    <bpmn:exclusiveGateway id="Gateway_rework" default="Flow_done" />
+    <bpmn:sequenceFlow id="Flow_again" sourceRef="Gateway_rework" targetRef="Sub_stage">
+      <bpmn:conditionExpression>rework</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="Flow_done" sourceRef="Gateway_rework" targetRef="EndEvent_1" />""",
+    )
+    svc = deployed(db, clock, rework)
+    case = svc.start("permit", {}, "applicant").instance_id
+    complete(svc, db, case, "Task_review")
+    assert not svc.correlate_message("withdraw", {}, "applicant", instance_id=case)  # kept, not delivered
+    complete(svc, db, case, "Task_decide", rework=True)
+    assert open_ids(db, case) == ["Task_review"]  # the stage again, its event sub-process not started
+    assert svc.correlate_message("withdraw", {}, "applicant", instance_id=case)  # while it runs: starts
+    assert open_ids(db, case) == ["Task_handle", "Task_review"]
 
 
 # ---------------------------------------------------------------- interrupting
