@@ -573,6 +573,19 @@ class WorkflowService:
         ]
         if final != "running":
             audit.append(audit_row(now, ctx.actor, final, **where))
+        for started in rt.take_started():  # an event sub-process whose event came, and what it cancelled
+            cancelled = [{"task_id": tid, "element_id": element} for tid, element in started.cancelled]
+            detail = {"start_event": started.start_event_id, "interrupting": started.interrupting}
+            audit.append(
+                audit_row(
+                    now,
+                    ctx.actor,
+                    "event_subprocess",
+                    element_id=started.element_id,
+                    detail={**detail, "cancelled": cancelled} if cancelled else detail,
+                    **where,
+                )
+            )
         for printed_by, line in rt.take_output():  # ``print`` in a script: the instance log
             audit.append(
                 audit_row(

@@ -65,6 +65,7 @@ EVENT_LABELS: dict[str, str] = {
     "message": "收到消息",
     "timer": "定时器触发",
     "timer_failed": "定时器失败",
+    "event_subprocess": "事件子流程启动",
     "cancel": "撤销",
     "completed": "流程结束",
     "cancelled": "流程撤销",

@@ -17,6 +17,7 @@ from .api import (
     PendingTimer,
     ProcessReport,
     ReadyTask,
+    StartedEventSubprocess,
     TaskMeta,
 )
 from .budget import StepLimits
@@ -36,6 +37,7 @@ __all__ = [
     "ProcessReport",
     "ReadyTask",
     "Runtime",
+    "StartedEventSubprocess",
     "StepLimits",
     "TaskMeta",
     "check_expression",

@@ -91,6 +91,16 @@ class PendingTimer:
 
 
 @dataclass(frozen=True)
+class StartedEventSubprocess:
+    """An event sub-process whose event came in one engine call (what the audit log records of it)."""
+
+    element_id: str  # the event sub-process
+    start_event_id: str  # its start event, whose event came
+    interrupting: bool
+    cancelled: tuple[tuple[str, str], ...] = ()  # the person's tasks it cancelled: (task id, element id)
+
+
+@dataclass(frozen=True)
 class PendingMessage:
     """A catch event / receive task waiting for a named message."""
 

@@ -44,6 +44,9 @@ task-spec classes):
   sub-process's start event waits only while its scope is active, and a message that came before the
   scope started or after it ended must not start it when the scope runs (again): such a message is
   delivered ``without_event_subprocess_starts``.
+* **It is on the record.** Each event sub-process whose event comes in an engine call is collected
+  (``collect_started``: which one, interrupting or not, the person's tasks it cancelled); the service
+  layer writes an ``event_subprocess`` audit event for it.
 * **The scope ends without it.** An event sub-process whose event has not come (nothing of it runs) does
   not keep its scope open: when the rest of the scope has ended, ``OwEndJoin`` (the scope's end join)
   cancels it and the scope ends, as Camunda deletes the event subscription of a scope that completes. One
@@ -71,6 +74,7 @@ from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.bpmn.util.event import EventManager
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
+from .api import StartedEventSubprocess
 from .xml import BPMN_MODEL_NS
 
 __all__ = [
@@ -80,6 +84,7 @@ __all__ = [
     "AGAIN",
     "OwStartEvent",
     "arm_with_scope",
+    "collect_started",
     "idle",
     "in_event_subprocess",
     "interrupting",
@@ -96,6 +101,9 @@ AGAIN = (MessageEventDefinition, SignalEventDefinition, EscalationEventDefinitio
 """The events after which a non-interrupting event sub-process waits again (a timer fires as its definition
 says; a start event without a definition is refused by the validator: it would fire again at once)."""
 _NO_STARTS: ContextVar[bool] = ContextVar("onewindow_no_event_subprocess_starts", default=False)
+_STARTED: ContextVar[list[StartedEventSubprocess] | None] = ContextVar(
+    "onewindow_started_event_subprocesses", default=None
+)
 _ACTIVE = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 _RUNNING = TaskState.READY | TaskState.STARTED | TaskState.ERROR
 
@@ -151,6 +159,17 @@ def _event_subprocess_of(start_task: Any) -> Any:
     return task if task is not None and isinstance(task.task_spec, EventSubprocess) else None
 
 
+@contextmanager
+def collect_started() -> Iterator[list[StartedEventSubprocess]]:
+    """Collect the event sub-processes whose event comes inside the block."""
+    started: list[StartedEventSubprocess] = []
+    token = _STARTED.set(started)
+    try:
+        yield started
+    finally:
+        _STARTED.reset(token)
+
+
 def starts_event_subprocess(task: Any) -> bool:
     """Whether ``task`` is the start event of an event sub-process."""
     return isinstance(task.task_spec, StartEvent) and _event_subprocess_of(task) is not None
@@ -166,13 +185,36 @@ def without_event_subprocess_starts() -> Iterator[None]:
         _NO_STARTS.reset(token)
 
 
-def _interrupt(esp_task: Any) -> None:
-    """Cancel every unfinished task of ``esp_task``'s scope but ``esp_task`` and what follows it."""
+def _inside(inner: Any, outer: Any) -> bool:
+    """Whether the workflow ``inner`` is ``outer`` or one of the sub-processes under it."""
+    current = inner
+    while current is not None and current is not outer:
+        current = current.parent_workflow
+    return current is outer
+
+
+def _manual_tasks(workflow: Any) -> dict[Any, Any]:
+    """The ready user and manual tasks of ``workflow`` and of the sub-processes under it."""
+    workflows = [sp for sp in workflow.top_workflow.subprocesses.values() if _inside(sp, workflow)]
+    return {
+        t.id: t
+        for wf in [workflow, *workflows]
+        for t in wf.tasks.values()
+        if t.task_spec.manual and t.state == TaskState.READY
+    }
+
+
+def _interrupt(esp_task: Any) -> list[Any]:
+    """Cancel every unfinished task of ``esp_task``'s scope but ``esp_task`` and what follows it; returns
+    the person's tasks that went."""
     scope = esp_task.workflow
+    before = _manual_tasks(scope)
     own = {esp_task.id}
     for task in list(scope.tasks.values()):
         if task.id in scope.tasks and not task.has_state(TaskState.FINISHED_MASK) and not _under(task, own):
             task.cancel()
+    gone = [task for task in before.values() if task.state == TaskState.CANCELLED]
+    return sorted(gone, key=lambda t: (t.task_spec.bpmn_id or t.task_spec.name, str(t.id)))
 
 
 def _scope_data(esp_task: Any) -> dict[str, Any]:
@@ -211,12 +253,24 @@ class OwStartEvent(LibraryStartEvent):
     def _run_hook(self, my_task: Any) -> Any:
         esp_task = _event_subprocess_of(my_task)
         extensions = getattr(self, "extensions", None) or {}
-        if esp_task is not None:
-            my_task.data.update(_scope_data(esp_task))
-        if esp_task is not None and extensions.get(INTERRUPTING, True):
-            _interrupt(esp_task)
-        elif esp_task is not None and isinstance(self.event_definition, AGAIN):
+        if esp_task is None:
+            return super()._run_hook(my_task)
+        my_task.data.update(_scope_data(esp_task))
+        cancelled: list[Any] = []
+        if extensions.get(INTERRUPTING, True):
+            cancelled = _interrupt(esp_task)
+        elif isinstance(self.event_definition, AGAIN):
             _arm_again(esp_task)
+        started = _STARTED.get()
+        if started is not None:
+            started.append(
+                StartedEventSubprocess(
+                    element_id=esp_task.task_spec.bpmn_id or esp_task.task_spec.name,
+                    start_event_id=self.bpmn_id or self.name,
+                    interrupting=bool(extensions.get(INTERRUPTING, True)),
+                    cancelled=tuple((str(t.id), t.task_spec.bpmn_id or t.task_spec.name) for t in cancelled),
+                )
+            )
         return super()._run_hook(my_task)
 
 

@@ -35,13 +35,18 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import Conflict, NotFound, OneWindowError
 
-from .api import PendingMessage, PendingTimer, ReadyTask, TaskMeta
+from .api import PendingMessage, PendingTimer, ReadyTask, StartedEventSubprocess, TaskMeta
 from .budget import CommandBudget, StepLimits
 from .checks import recursion_room
 from .clock import use_calendar, use_clock
 from .definition import Definition
 from .errors import step_failure, wrapped_error
-from .event_subprocesses import scoped_events, starts_event_subprocess, without_event_subprocess_starts
+from .event_subprocesses import (
+    collect_started,
+    scoped_events,
+    starts_event_subprocess,
+    without_event_subprocess_starts,
+)
 from .pruning import prune
 from .sandbox import SandboxScriptEngine
 from .scripting import collect_output
@@ -96,6 +101,7 @@ class Runtime:
         self.step_limits = step_limits or StepLimits()  # what one command may make the library do
         self.pruning = pruning  # drop finished history on dump and restore (see .pruning); off: comparisons
         self.output: list[tuple[str | None, str]] = []  # what scripts printed: (element id, line)
+        self.started: list[StartedEventSubprocess] = []  # event sub-processes whose event came
         self.workflow.script_engine = SCRIPT_ENGINE
         scoped_events(self.workflow)  # a thrown error or escalation is caught scope by scope
 
@@ -170,6 +176,11 @@ class Runtime:
         out, self.output = self.output, []
         return out
 
+    def take_started(self) -> list[StartedEventSubprocess]:
+        """The event sub-processes whose event came since the last call (``.event_subprocesses``)."""
+        out, self.started = self.started, []
+        return out
+
     def cancel(self) -> None:
         self.workflow.cancel()
 
@@ -201,10 +212,12 @@ class Runtime:
             use_branch_limit(self.branch_limit),
             recursion_room(self.definition.size),
             collect_output() as printed,
+            collect_started() as started,
         ):
             try:
                 result = call()
                 self.output.extend(printed)
+                self.started.extend(started)
                 return result
             except OneWindowError:
                 raise

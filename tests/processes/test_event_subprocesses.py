@@ -17,7 +17,9 @@ instance from its stored state (no live copy kept between commands):
   found scope by scope from the thrower outwards: an event sub-process inside an embedded sub-process
   catches before a boundary event on it, and one of a sibling sub-process never does;
 * it starts with its scope's data as it is when its event comes (as Camunda's event sub-process reads the
-  scope's variables then), and an interrupting one ends the scope with that data and its own.
+  scope's variables then), and an interrupting one ends the scope with that data and its own;
+* the audit log records each event sub-process started (``event_subprocess``: which one, interrupting or
+  not, and the tasks it cancelled).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy import select
 
 from engine.live import LiveWorkflows
 from engine.persistence.repositories import InstanceRepository
-from engine.persistence.tables import tasks, timers
+from engine.persistence.tables import audit_log, tasks, timers
 from engine.service import WorkflowService
 from engine.workflow import Runtime, validate_document
 from tests.processes.test_other_engines import ready, status
@@ -452,3 +454,46 @@ def test_an_interrupting_event_subprocess_ends_the_scope_with_the_scopes_data(db
         "reason": "撤回",
         "handled": True,
     }
+
+
+# ---------------------------------------------------------------- audit
+
+
+def audit(db, instance_id: str) -> list[tuple[str, str | None, dict | None]]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.action, audit_log.c.element_id, audit_log.c.detail)
+            .where(audit_log.c.instance_id == instance_id)
+            .order_by(audit_log.c.id)
+        ).all()
+    return [(row.action, row.element_id, row.detail) for row in rows]
+
+
+def test_the_audit_log_records_the_event_subprocess_and_what_it_cancelled(db, clock) -> None:
+    beside = event_subprocess(TIMER, interrupting=False, element="Sub_remind", task="Task_remind")
+    svc = deployed(db, clock, process(event_subprocess(MESSAGE, interrupting=True) + beside))
+    case = svc.start("permit", {}, "applicant").instance_id
+    clock.advance(days=2, minutes=1)
+    svc.fire_due_timers()
+    opened = {t["element_id"]: t["id"] for t in ready(db, case)}
+    svc.correlate_message("withdraw", {}, "applicant", instance_id=case)
+    started = [
+        (element, detail) for action, element, detail in audit(db, case) if action == "event_subprocess"
+    ]
+    assert started == [
+        ("Sub_remind", {"start_event": "Sub_remind_start", "interrupting": False}),
+        (
+            "Sub_event",
+            {
+                "start_event": "Sub_event_start",
+                "interrupting": True,
+                "cancelled": sorted(
+                    (
+                        {"task_id": opened["Task_remind"], "element_id": "Task_remind"},
+                        {"task_id": opened["Task_review"], "element_id": "Task_review"},
+                    ),
+                    key=lambda t: t["element_id"],
+                ),
+            },
+        ),
+    ]
