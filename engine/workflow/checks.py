@@ -17,6 +17,12 @@
 * **Messages without ``messageRef``** correlate by the event's name (the library's rule): a note; an event
   with neither is a problem. A message element without ``name`` is named by its id (``OwBpmnParser``).
 * **Lanes** around an embedded subprocess assign its tasks (the library's rule): ``lane_of``.
+* **Event sub-processes** (``event_subprocess_problems``): exactly one start event, with one event
+  definition the engine runs there (message, timer, signal, error, escalation), an error one interrupting,
+  no sequence flow in or out, no boundary event on it, not inside an ad-hoc sub-process; an interrupting
+  one with a cycle timer is refused (it would fire once: a duration or date says so). An error or
+  escalation start event outside an event sub-process would start at once (the library reads it as a
+  none start event).
 """
 
 from __future__ import annotations
@@ -297,4 +303,99 @@ def process_checks(process: Any) -> tuple[list[Problem], list[Problem]]:
                         node.sourceline,
                     )
                 )
+    problems.extend(event_subprocess_problems(process))
     return problems, notes
+
+
+_ESP_STARTS = {
+    "messageEventDefinition",
+    "timerEventDefinition",
+    "signalEventDefinition",
+    "errorEventDefinition",
+    "escalationEventDefinition",
+    "conditionalEventDefinition",  # refused on its own (the validator's conditional-event rule)
+}
+"""The event definitions an event sub-process's start event may have (BPMN 2.0, 10.5.2, table 10.84)."""
+
+
+def _definitions(event: Any) -> list[Any]:
+    return [child for child in event if local(child).endswith("EventDefinition")]
+
+
+def _event_subprocess_start(element: Any, start: Any) -> list[Problem]:
+    """The problems of the one start event ``start`` of the event sub-process ``element``."""
+    start_id = start.get("id")
+    line = start.sourceline
+    found = _definitions(start)
+    kinds = [local(d) for d in found]
+    if not found:
+        text = (
+            f"事件子流程 {element.get('id')} 的开始事件没有事件定义：请指定触发它的消息、定时器、信号、错误或"
+            "升级（没有定义时它会在所在范围一开始就触发）"
+        )
+        return [Problem(start_id, "missing_event_definition", text, line)]
+    if len(found) > 1:
+        text = "不支持有多个事件定义的事件子流程开始事件：请只保留一个（或画成几个事件子流程）"
+        return [Problem(start_id, "unsupported_element", text, line)]
+    kind = kinds[0]
+    if kind not in _ESP_STARTS:
+        text = f"事件子流程的开始事件不能是 bpmn:{kind}：只能用消息、定时器、信号、错误或升级"
+        return [Problem(start_id, "bad_event_definition", text, line)]
+    interrupting = (start.get("isInterrupting") or "true").strip().lower() != "false"
+    if kind == "errorEventDefinition" and not interrupting:
+        text = '错误开始事件总是中断所在范围（BPMN 规定）：请去掉 isInterrupting="false"'
+        return [Problem(start_id, "bad_interrupting", text, line)]
+    if kind == "timerEventDefinition" and interrupting and found[0].find(f"{B}timeCycle") is not None:
+        text = (
+            "不支持中断型事件子流程的循环定时器（timeCycle）：第一次触发就中断所在范围，不会再循环；"
+            '请改用 timeDuration 或 timeDate，或设为非中断（isInterrupting="false"）'
+        )
+        return [Problem(start_id, "unsupported_interrupting_cycle", text, line)]
+    return []
+
+
+def event_subprocess_problems(process: Any) -> list[Problem]:
+    """What makes the event sub-processes of ``process`` (and misplaced error / escalation start events)
+    run otherwise than drawn (see the module doc), one problem per element."""
+    problems: list[Problem] = []
+    esps = {
+        e.get("id"): e
+        for e in process.iter(f"{B}subProcess")
+        if (e.get("triggeredByEvent") or "").strip() == "true"
+    }
+    for flow in process.iter(f"{B}sequenceFlow"):
+        for end, label in (("targetRef", "入口"), ("sourceRef", "出口")):
+            if flow.get(end) in esps:
+                text = (
+                    f"事件子流程 {flow.get(end)} 不能有{label}顺序流（{flow.get('id')}）：它由事件触发，"
+                    "结束时不接续其他环节"
+                )
+                problems.append(Problem(flow.get("id"), "event_subprocess_flow", text, flow.sourceline))
+    for boundary in process.iter(f"{B}boundaryEvent"):
+        if boundary.get("attachedToRef") in esps:
+            text = f"边界事件不能附着在事件子流程 {boundary.get('attachedToRef')} 上"
+            problems.append(Problem(boundary.get("id"), "bad_attachment", text, boundary.sourceline))
+    for esp_id, element in esps.items():
+        line = element.sourceline
+        if local(element.getparent()) == "adHocSubProcess":
+            text = "不支持临时子流程（adHocSubProcess）中的事件子流程"
+            problems.append(Problem(esp_id, "unsupported_element", text, line))
+        starts = [child for child in element if local(child) == "startEvent"]
+        if len(starts) != 1:
+            text = f"事件子流程必须恰有一个开始事件（现有 {len(starts)} 个），由它的事件触发"
+            problems.append(Problem(esp_id, "event_subprocess_start_count", text, line))
+            continue
+        problems.extend(_event_subprocess_start(element, starts[0]))
+    for start in process.iter(f"{B}startEvent"):
+        if start.getparent() in esps.values():
+            continue
+        for definition in _definitions(start):
+            kind = local(definition)
+            if kind in ("errorEventDefinition", "escalationEventDefinition"):
+                what = "错误" if kind == "errorEventDefinition" else "升级"
+                text = (
+                    f'{what}开始事件只能用于事件子流程（triggeredByEvent="true"）：在这里引擎会把它当作'
+                    "空开始事件，不等任何事件就开始"
+                )
+                problems.append(Problem(start.get("id"), "misplaced_start_event", text, start.sourceline))
+    return problems

@@ -19,13 +19,18 @@ instance from its stored state (no live copy kept between commands):
 * it starts with its scope's data as it is when its event comes (as Camunda's event sub-process reads the
   scope's variables then), and an interrupting one ends the scope with that data and its own;
 * the audit log records each event sub-process started (``event_subprocess``: which one, interrupting or
-  not, and the tasks it cancelled).
+  not, and the tasks it cancelled);
+* the designer's validation accepts every event sub-process above and names the element of one that
+  cannot run as drawn (no or several start events, a start event without an event definition, a sequence
+  flow in or out...), and deployment refuses it, instead of a failure or a silent difference at run time.
 """
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
+from engine.errors import InvalidModel
 from engine.live import LiveWorkflows
 from engine.persistence.repositories import InstanceRepository
 from engine.persistence.tables import audit_log, tasks, timers
@@ -497,3 +502,96 @@ def test_the_audit_log_records_the_event_subprocess_and_what_it_cancelled(db, cl
             },
         ),
     ]
+
+
+# ---------------------------------------------------------------- validation
+
+START = '<bpmn:startEvent id="Sub_event_start"{attrs}>{definition}</bpmn:startEvent>'
+REST = """
+      <bpmn:sequenceFlow id="Sub_event_f1" sourceRef="Sub_event_start" targetRef="Task_handle" />
+      <bpmn:userTask id="Task_handle" camunda:candidateGroups="window" />
+      <bpmn:sequenceFlow id="Sub_event_f2" sourceRef="Task_handle" targetRef="Sub_event_end" />
+      <bpmn:endEvent id="Sub_event_end" />"""
+CYCLE = "<bpmn:timerEventDefinition><bpmn:timeCycle>R3/PT1H</bpmn:timeCycle></bpmn:timerEventDefinition>"
+
+
+def drawn(starts: str, *, outside: str = "") -> bytes:
+    rest = REST if starts else REST.split("\n", 2)[2]  # no start event: no flow from it either
+    inner = f'<bpmn:subProcess id="Sub_event" triggeredByEvent="true">{starts}{rest}</bpmn:subProcess>'
+    return process(inner + outside)
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (drawn(""), [("Sub_event", "event_subprocess_start_count")]),
+        (
+            drawn(
+                START.format(attrs="", definition=MESSAGE)
+                + START.replace("Sub_event_start", "Sub_event_start_2").format(attrs="", definition=TIMER)
+            ),
+            [("Sub_event", "event_subprocess_start_count")],
+        ),
+        (drawn(START.format(attrs="", definition="")), [("Sub_event_start", "missing_event_definition")]),
+        (
+            drawn(START.format(attrs=' isInterrupting="false"', definition="")),
+            [("Sub_event_start", "missing_event_definition")],
+        ),
+        (
+            drawn(START.format(attrs="", definition=MESSAGE + TIMER)),
+            [("Sub_event_start", "unsupported_element")],
+        ),
+        (
+            drawn(START.format(attrs="", definition="<bpmn:terminateEventDefinition />")),
+            [("Sub_event_start", "bad_event_definition")],
+        ),
+        (
+            drawn(START.format(attrs=' isInterrupting="false"', definition=ERROR)),
+            [("Sub_event_start", "bad_interrupting")],
+        ),
+        (
+            drawn(START.format(attrs="", definition=CYCLE)),
+            [("Sub_event_start", "unsupported_interrupting_cycle")],
+        ),
+        (
+            drawn(
+                START.format(attrs="", definition=MESSAGE),
+                outside='<bpmn:sequenceFlow id="Flow_into" sourceRef="Task_review" targetRef="Sub_event" />',
+            ),
+            [("Flow_into", "event_subprocess_flow")],
+        ),
+        (
+            drawn(
+                START.format(attrs="", definition=MESSAGE),
+                outside='<bpmn:boundaryEvent id="Boundary_on" attachedToRef="Sub_event">'
+                f"{TIMER}</bpmn:boundaryEvent>"
+                '<bpmn:sequenceFlow id="Flow_b" sourceRef="Boundary_on" targetRef="End_b" />'
+                '<bpmn:endEvent id="End_b" />',
+            ),
+            [("Boundary_on", "bad_attachment")],
+        ),
+        (
+            process("").replace(
+                b'<bpmn:startEvent id="StartEvent_1" />',
+                f'<bpmn:startEvent id="StartEvent_1">{ERROR}</bpmn:startEvent>'.encode(),
+            ),
+            [("StartEvent_1", "misplaced_start_event")],
+        ),
+    ],
+)
+def test_an_event_subprocess_that_cannot_run_as_drawn_is_a_problem_of_its_element(
+    db, clock, data: bytes, found: list[tuple[str, str]]
+) -> None:
+    (report,) = validate_document(data, "event_subprocess.bpmn").processes
+    assert not report.executable
+    assert [(p["element_id"], p["code"]) for p in report.problems] == found
+    assert all(p["line"] and "事件" in p["message"] for p in report.problems)
+    with pytest.raises(InvalidModel):
+        WorkflowService(db, clock=clock).deploy(data, "event_subprocess.bpmn", "designer")
+
+
+def test_a_non_interrupting_cycle_timer_event_subprocess_is_accepted() -> None:
+    (report,) = validate_document(
+        drawn(START.format(attrs=' isInterrupting="false"', definition=CYCLE))
+    ).processes
+    assert report.executable, report.problems
