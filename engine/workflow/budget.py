@@ -89,19 +89,25 @@ class CommandBudget:
         if not self.runs % _HELD_EVERY and held(self.workflow) > limits.max_held:
             raise self._exceeded("tasks_held", limits.max_held, task)
 
+    def ready_left(self) -> Any:
+        """An engine task (not a person's) left ready in the workflow or its sub-processes, or None."""
+        for workflow in [self.workflow, *self.workflow.subprocesses.values()]:
+            for task in workflow.tasks.values():
+                if task.state == TaskState.READY and not task.task_spec.manual:
+                    return task
+        return None
+
     def finish(self) -> None:
         """After the library stopped: the tasks held, and no engine task left ready (one the library's
         depth-bounded search did not reach)."""
-        workflows = [self.workflow, *self.workflow.subprocesses.values()]
         if held(self.workflow) > self.limits.max_held:
             raise self._exceeded("tasks_held", self.limits.max_held, self.workflow.task_tree)
-        for workflow in workflows:
-            for task in workflow.tasks.values():
-                if task.state == TaskState.READY and not task.task_spec.manual:
-                    element = _element(task)
-                    raise CommandBudgetExceeded(
-                        f"环节 {element} 处的自动执行层级过深（不经等待的循环超过约 500 轮），操作已中止，"
-                        "未保存任何变化；请在循环中加入人工任务或事件",
-                        code="automatic_steps_too_deep",
-                        element=element,
-                    )
+        task = self.ready_left()
+        if task is not None:
+            element = _element(task)
+            raise CommandBudgetExceeded(
+                f"环节 {element} 处的自动执行层级过深（不经等待的循环超过约 500 轮），操作已中止，"
+                "未保存任何变化；请在循环中加入人工任务或事件",
+                code="automatic_steps_too_deep",
+                element=element,
+            )

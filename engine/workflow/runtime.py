@@ -200,9 +200,17 @@ class Runtime:
 
     # ------------------------------------------------------------ engine calls
     def _steps(self) -> None:
-        """The library's engine steps under this command's budget (``.budget``)."""
+        """The library's engine steps under this command's budget (``.budget``). The library refreshes the
+        waiting timers after its last round: a timer of a sub-process (an event sub-process's included) due
+        by then is left ready, not run (a timer of the top workflow was refreshed in the rounds already), so
+        the steps run again while that makes progress."""
         budget = CommandBudget(self.workflow, self.step_limits)
         self.workflow.do_engine_steps(will_complete_task=budget.tick)
+        while budget.ready_left() is not None:
+            runs = budget.runs
+            self.workflow.do_engine_steps(will_complete_task=budget.tick)
+            if budget.runs == runs:  # out of the library's reach: ``finish`` says so
+                break
         budget.finish()
 
     def _engine(self, now: datetime, call: Callable[[], T]) -> T:

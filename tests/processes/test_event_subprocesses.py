@@ -8,6 +8,9 @@ instance from its stored state (no live copy kept between commands):
   engine's API (``correlate_message``) or a signal thrown in the scope starts it, one that comes after its
   scope ended does not, not even when the scope runs again (the engine keeps such a message for a catch
   event that waits later, never for an event sub-process);
+* its timer fires through the worker (``fire_due_timers``), or with the next command on the instance when
+  that comes first (a command is not refused for a timer of a sub-process the worker has not fired yet); a
+  non-interrupting cycle runs it at each repetition and lets the instance end after the last;
 * an interrupting one (BPMN's default) cancels the rest of its scope when its event comes (the inbox drops
   the cancelled tasks), runs, and ends the scope: the instance completes, or the flow goes on after the
   embedded sub-process;
@@ -251,6 +254,35 @@ def test_a_message_that_came_while_the_stage_was_not_active_never_starts_its_eve
     assert open_ids(db, case) == ["Task_review"]  # the stage again, its event sub-process not started
     assert svc.correlate_message("withdraw", {}, "applicant", instance_id=case)  # while it runs: starts
     assert open_ids(db, case) == ["Task_handle", "Task_review"]
+
+
+# ---------------------------------------------------------------- timers
+
+
+def test_a_timer_due_before_the_worker_fires_it_fires_with_the_next_command(db, clock) -> None:
+    svc = deployed(db, clock, two_steps(event_subprocess(TIMER, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    clock.advance(days=3)  # due, and the worker has not run yet
+    complete(svc, db, case, "Task_review")  # was refused: automatic_steps_too_deep
+    assert open_ids(db, case) == ["Task_handle", "Task_sign"] and waiting_timers(db, case) == []
+    assert svc.fire_due_timers() == 0
+    complete(svc, db, case, "Task_sign")
+    complete(svc, db, case, "Task_handle")
+    assert status(db, case) == "completed"
+
+
+def test_a_non_interrupting_cycle_timer_runs_at_each_repetition_then_lets_the_process_end(db, clock) -> None:
+    cycle = "<bpmn:timerEventDefinition><bpmn:timeCycle>R2/P1D</bpmn:timeCycle></bpmn:timerEventDefinition>"
+    svc = deployed(db, clock, process(event_subprocess(cycle, interrupting=False)))
+    case = svc.start("permit", {}, "applicant").instance_id
+    for _ in range(3):
+        clock.advance(days=1, minutes=1)
+        svc.fire_due_timers()
+    assert open_ids(db, case) == ["Task_handle", "Task_handle", "Task_review"]
+    assert waiting_timers(db, case) == []
+    for task in ready(db, case):
+        svc.complete_task(task["id"], {}, "officer")
+    assert status(db, case) == "completed"
 
 
 # ---------------------------------------------------------------- interrupting

@@ -4,7 +4,7 @@ is refused rather than left as an instance nothing can move."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -79,3 +79,34 @@ def test_branches_that_double_without_a_join_are_stopped_by_the_tasks_held() -> 
 def test_the_cpu_time_of_a_command_is_bounded_whatever_each_expression_spends() -> None:
     slow = refused(automatic_loop(400), StepLimits(max_seconds=0.001), n=0)
     assert slow.detail["budget"] == "cpu_seconds" and slow.detail["setting"] == "ONEWINDOW_STEP_MAX_SECONDS"
+
+
+def test_a_subprocess_timer_due_when_another_command_runs_fires_then_instead_of_refusing_it() -> None:
+    """The library refreshes the timers after its last round: a sub-process's timer due by then was left
+    ready, and the command (completing a task beside it) was refused as automatic_steps_too_deep."""
+    stage = (
+        '<bpmn:subProcess id="stage"><bpmn:startEvent id="s_start"/>'
+        + flow("s_start", "wait")
+        + '<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition>'
+        "<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+        + flow("wait", "after")
+        + user_task("after")
+        + flow("after", "s_end")
+        + '<bpmn:endEvent id="s_end"/></bpmn:subProcess>'
+    )
+    xml = document(
+        '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'
+        + flow("start", "split")
+        + flow("split", "other")
+        + flow("split", "stage")
+        + user_task("other")
+        + flow("other", "end_1")
+        + '<bpmn:endEvent id="end_1"/>'
+        + stage
+        + flow("stage", "end_2")
+        + '<bpmn:endEvent id="end_2"/>'
+    )
+    runtime = start(xml)
+    [other] = runtime.ready_tasks()
+    runtime.complete(other.task_id, {}, NOW + timedelta(hours=2))  # before any worker fired the timer
+    assert [t.element_id for t in runtime.ready_tasks()] == ["after"]
