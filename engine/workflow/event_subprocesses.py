@@ -9,7 +9,6 @@ task-spec classes):
 * **It is one.** The library's sub-process parser looks for ``bpmn:triggeredByEvent`` (a namespaced
   attribute no modeler writes) and so built every event sub-process as a plain sub-process;
   ``parser._EventSubprocessParser`` gives it the library's ``EventSubprocess`` spec.
-
 * **It waits while its scope runs, and only then.** The library starts one with a message or signal start
   event only from the top-level process's own start task, when such an event reaches the top workflow (a
   sub-process's own one never), and on the way connects that start task to it in the shared, deployed
@@ -78,10 +77,10 @@ from .api import StartedEventSubprocess
 from .xml import BPMN_MODEL_NS
 
 __all__ = [
+    "AGAIN",
     "INTERRUPTING",
     "OwEndJoin",
     "OwEventManager",
-    "AGAIN",
     "OwStartEvent",
     "arm_with_scope",
     "collect_started",
@@ -338,9 +337,7 @@ class OwEventManager(EventManager):
         event.target = None  # no scope of the thrower catches it: the library's last resort, without
         self.update_collaboration(event)  # the event sub-processes of other scopes
         tasks = [
-            t
-            for t in self.tasks.values()
-            if _event_subprocess_of(t) is None and t.task_spec.catches(t, event)
+            t for t in self.tasks.values() if not starts_event_subprocess(t) and t.task_spec.catches(t, event)
         ]
         if not tasks and internal:
             self.workflow.bpmn_events.append(event)
@@ -351,7 +348,7 @@ class OwEventManager(EventManager):
         names the thrown code before one that catches any."""
         found = []
         for task in self.tasks.values():
-            esp_task = _event_subprocess_of(task) if isinstance(task.task_spec, StartEvent) else None
+            esp_task = _event_subprocess_of(task) if starts_event_subprocess(task) else None
             if esp_task is not None and esp_task.workflow == scope and task.task_spec.catches(task, event):
                 found.append(task)
         named = [t for t in found if getattr(t.task_spec.event_definition, "code", None) is not None]
