@@ -228,7 +228,7 @@ def get_variable(name: Any) -> Any:
         )
     for scope in _DATA.get():
         if name in scope:
-            return copy_json(scope[name])  # a copy: what a script does to it is not a write
+            return scope[name]  # a copy already: a script's own, an expression's (sandbox._Copies)
     return None
 
 

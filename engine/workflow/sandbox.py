@@ -36,7 +36,7 @@ import ast
 import copy
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any, Literal
@@ -651,6 +651,30 @@ def _names(code: CodeType) -> frozenset[str]:
     return frozenset(names)
 
 
+class _Copies(Mapping[str, Any]):
+    """What get_variable() reads during one expression: ``data`` through copies, one per name, shared with
+    the copies of the names the expression reads directly, so calling it again (in a loop) copies nothing
+    more: the copies are made outside the expression's budget, their number is bounded by the data."""
+
+    def __init__(self, data: Mapping[str, Any], copies: dict[str, Any]) -> None:
+        self._data = data
+        self._copies = copies
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._copies:
+            self._copies[key] = copy_json(self._data[key])
+        return self._copies[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     """SpiffWorkflow environment that evaluates/executes only sandbox-checked code."""
 
@@ -660,7 +684,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         # would change them in place), and get_variable() gives copies too
         named = {k: copy_json(context[k]) for k in _names(code) if k in context}
         namespace = {**context, **named, **(external_context or {})}
-        with use_data(context, external_context or {}):  # what get_variable() reads
+        with use_data(_Copies(context, named), external_context or {}):  # what get_variable() reads
             return run_code(code, namespace)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
@@ -670,7 +694,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         # parent's and siblings', so a write in place (d['a']['b'] = 1) reached the other branches too
         namespace = {**{k: copy_json(v) for k, v in context.items()}, **external}
         current = guards.Budget()
-        with use_data(namespace):
+        with use_data(namespace):  # get_variable() reads the script's own copies, as its names do
             run_code(code, namespace, budget=current)
         written: dict[str, Any] = {}
         with guards.activate(current):  # copying the results is bounded by the same budget
