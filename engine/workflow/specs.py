@@ -86,6 +86,10 @@ def use_branch_limit(limit: int | None) -> Iterator[None]:
         _BRANCH_LIMIT.reset(token)
 
 
+def _not_a_collection(value: Any) -> str:
+    return f"必须是列表或字典，而不是 {type(value).__name__}"
+
+
 def branch_index(child: Any) -> Any:
     """The key/index a multi-instance branch works on (None when not a branch)."""
     key = child.internal_data.get("key_or_index")
@@ -134,21 +138,21 @@ class _CollectingMixin:
         except Exception:  # a data object the library cannot read: the same answer as a missing one
             value = None
         if value is None:
-            raise InvalidInput(
-                f"多实例的输入集合 {name} 没有值：请在启动数据或前面的环节中提供这个列表",
-                code="missing_collection",
-                element_id=self.bpmn_id,
-                task_id=str(my_task.id),
-                collection=name,
+            raise self._collection_error(
+                my_task, "输入", name, "missing_collection", "没有值：请在启动数据或前面的环节中提供这个列表"
             )
         if not isinstance(value, Iterable):
-            raise InvalidInput(
-                f"多实例的输入集合 {name} 必须是列表或字典，而不是 {type(value).__name__}",
-                code="bad_collection",
-                element_id=self.bpmn_id,
-                task_id=str(my_task.id),
-                collection=name,
-            )
+            raise self._collection_error(my_task, "输入", name, "bad_collection", _not_a_collection(value))
+
+    def _collection_error(self, my_task: Any, side: str, name: str, code: str, what: str) -> InvalidInput:
+        """A typed error of this activity's input or output (``side``) collection ``name``."""
+        return InvalidInput(
+            f"多实例的{side}集合 {name} {what}",
+            code=code,
+            element_id=self.bpmn_id,
+            task_id=str(my_task.id),
+            collection=name,
+        )
 
     def _check_collection(self, my_task: Any) -> None:
         self._check_input(my_task)
@@ -203,13 +207,7 @@ class _CollectingMixin:
             self.data_output.set(my_task, [])
         elif not isinstance(output, MutableMapping):
             name = getattr(self.data_output, "bpmn_id", None) or "?"
-            raise InvalidInput(
-                f"多实例的输出集合 {name} 必须是列表或字典，而不是 {type(output).__name__}",
-                code="bad_collection",
-                element_id=self.bpmn_id,
-                task_id=str(my_task.id),
-                collection=name,
-            )
+            raise self._collection_error(my_task, "输出", name, "bad_collection", _not_a_collection(output))
 
     def _place_output(self, child: Any) -> None:
         """The output collection with the branch's output item at its place in the loop (the library's

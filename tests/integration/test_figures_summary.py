@@ -11,6 +11,7 @@ function and the 0140 migration's backfill).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -279,13 +280,7 @@ def test_the_0160_migration_moves_the_counts_of_withdrawn_cases_and_back(
     build_more(svc, clock)
     with svc.engine.connect() as conn:
         kept = stored_rows(conn)
-    cfg = alembic_config(db.url.render_as_string(hide_password=False))
-
-    def migrate(to: str, down: bool) -> dict[tuple, dict[str, int]]:
-        with db.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, to)
-            return _raw_rows(conn) if "figure_counts" in _tables(conn) else {}
+    migrate = _migrator(db)
 
     before = migrate("0150", down=True)
     assert all("withdrawn" not in counters for counters in before.values())
@@ -318,13 +313,7 @@ def test_the_0170_migration_takes_the_ratings_of_withdrawn_cases_out_and_back(
     with svc.engine.connect() as conn:
         kept = stored_rows(conn)
         assert conn.execute(select(cases.c.rating).where(cases.c.id == ids["j"])).scalar_one() == 5
-    cfg = alembic_config(db.url.render_as_string(hide_password=False))
-
-    def migrate(to: str, down: bool) -> dict[tuple, dict[str, int]]:
-        with db.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, to)
-            return _raw_rows(conn) if "figure_counts" in _tables(conn) else {}
+    migrate = _migrator(db)
 
     # J (received 5 Jan, withdrawn 8 Jan) rated 5 on 2 Feb: counted under the rule before
     rated_day = ("d", date(2026, 1, 5), "market", "", date(2026, 2, 2))
@@ -359,6 +348,19 @@ def test_the_0170_migration_takes_the_ratings_of_withdrawn_cases_out_and_back(
     after = migrate("head", down=False)
     assert rated_month not in after and rated_day not in after
     assert all(value >= 0 for counters in after.values() for value in counters.values())
+
+
+def _migrator(db: Engine) -> Callable[..., dict[tuple, dict[str, int]]]:
+    """``migrate(to, down)``: the schema moved to revision ``to``, then the stored rows (``_raw_rows``)."""
+    cfg = alembic_config(db.url.render_as_string(hide_password=False))
+
+    def migrate(to: str, down: bool) -> dict[tuple, dict[str, int]]:
+        with db.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, to)
+            return _raw_rows(conn) if "figure_counts" in _tables(conn) else {}
+
+    return migrate
 
 
 def _raw_rows(conn: Any) -> dict[tuple, dict[str, int]]:

@@ -218,14 +218,17 @@ def test_an_event_subprocess_of_an_embedded_subprocess_waits_only_while_the_stag
     assert status(db, case) == "completed"
 
 
-def test_a_signal_thrown_in_an_embedded_subprocess_starts_its_event_subprocess(db, clock) -> None:
-    throw = """
-      <bpmn:sequenceFlow id="Stage_f3" sourceRef="Stage_start" targetRef="Throw_suspend" />
-      <bpmn:intermediateThrowEvent id="Throw_suspend">
-        <bpmn:signalEventDefinition signalRef="Signal_suspend" />
-      </bpmn:intermediateThrowEvent>
-      <bpmn:sequenceFlow id="Stage_f4" sourceRef="Throw_suspend" targetRef="Stage_end_2" />
+def thrown_in_stage(throw_id: str, definition: str) -> str:
+    """A second path in the stage: from its start to a throw event of ``definition``, then an end."""
+    return f"""
+      <bpmn:sequenceFlow id="Stage_f3" sourceRef="Stage_start" targetRef="{throw_id}" />
+      <bpmn:intermediateThrowEvent id="{throw_id}">{definition}</bpmn:intermediateThrowEvent>
+      <bpmn:sequenceFlow id="Stage_f4" sourceRef="{throw_id}" targetRef="Stage_end_2" />
       <bpmn:endEvent id="Stage_end_2" />"""
+
+
+def test_a_signal_thrown_in_an_embedded_subprocess_starts_its_event_subprocess(db, clock) -> None:
+    throw = thrown_in_stage("Throw_suspend", '<bpmn:signalEventDefinition signalRef="Signal_suspend" />')
     svc = deployed(db, clock, embedded(event_subprocess(SIGNAL, interrupting=False) + throw))
     case = svc.start("permit", {}, "applicant").instance_id
     assert open_ids(db, case) == ["Task_handle", "Task_review"]
@@ -425,13 +428,9 @@ def test_an_error_thrown_in_a_sibling_subprocess_does_not_start_this_ones_event_
 
 
 def test_a_non_interrupting_escalation_event_subprocess_runs_beside_the_stage(db, clock) -> None:
-    throw = """
-      <bpmn:sequenceFlow id="Stage_f3" sourceRef="Stage_start" targetRef="Throw_late" />
-      <bpmn:intermediateThrowEvent id="Throw_late">
-        <bpmn:escalationEventDefinition escalationRef="Escalation_late" />
-      </bpmn:intermediateThrowEvent>
-      <bpmn:sequenceFlow id="Stage_f4" sourceRef="Throw_late" targetRef="Stage_end_2" />
-      <bpmn:endEvent id="Stage_end_2" />"""
+    throw = thrown_in_stage(
+        "Throw_late", '<bpmn:escalationEventDefinition escalationRef="Escalation_late" />'
+    )
     svc = deployed(db, clock, embedded(event_subprocess(ESCALATION, interrupting=False) + throw))
     case = svc.start("permit", {}, "applicant").instance_id
     assert open_ids(db, case) == ["Task_handle", "Task_review"]
