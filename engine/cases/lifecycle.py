@@ -74,9 +74,9 @@ class CaseLifecycle:
             if new != current:
                 self._transition(ctx, case, current, new, data, clocks, given)
                 current = new
-        history = data.get("status_history")
-        if isinstance(history, list) and len(history) > seq:
-            case.set(status_seq=len(history))
+        last = _last_ordinal(data.get("status_history"))
+        if last > seq:
+            case.set(status_seq=last)
         if ctx.action == "start" and case.row["instance_id"] is None:  # the case's own instance
             case.set(instance_id=ctx.instance_id)
             row = case.row  # received: the figures' summary rows, written with the step
@@ -196,14 +196,14 @@ class CaseLifecycle:
     @staticmethod
     def _new_statuses(data: dict[str, Any], seq: int, current: str) -> list[tuple[str, str | None]]:
         """Statuses the model reached in this step, each with the reason its entry gives (None: none): the
-        entries of ``status_history`` not applied yet (one step may pass several); when a branch's data
-        lacks the history, the plain ``case_status``."""
+        entries of ``status_history`` not applied yet, those past ordinal ``seq`` (one step may pass
+        several, :func:`_ordinals`); when a branch's data lacks the history, the plain ``case_status``."""
         history = data.get("status_history")
-        if isinstance(history, list) and len(history) > seq:
+        if _last_ordinal(history) > seq:
             return [
                 (str(h["status"]), h["reason"] if isinstance(h.get("reason"), str) and h["reason"] else None)
-                for h in history[seq:]
-                if isinstance(h, dict) and h.get("status")
+                for n, h in _ordinals(history)
+                if n > seq and h.get("status")
             ]
         status = data.get("case_status")
         return [(status, None)] if isinstance(status, str) and status != current else []
@@ -371,6 +371,25 @@ def read_task_with_case(
         _hand_over(conn, "complete", case, rows)
         _keep_materials(conn, rows, case["id"])
     return task, case
+
+
+def _ordinals(history: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The entries of a model's ``status_history``, each with its ordinal in the case's life: its ``n``
+    (the bundled models keep only the last entries, numbered, so the state does not grow with every round
+    of a loop: DESIGN rule 5, the audit log keeps the whole history), else its place in the list (a model
+    that keeps every entry, as the bundled ones did before)."""
+    if not isinstance(history, list):
+        return []
+    out = []
+    for place, entry in enumerate(history, start=1):
+        if isinstance(entry, dict):
+            n = entry.get("n")
+            out.append((n if isinstance(n, int) and not isinstance(n, bool) else place, entry))
+    return out
+
+
+def _last_ordinal(history: Any) -> int:
+    return max((n for n, _ in _ordinals(history)), default=0)
 
 
 _TASK_NAMES = tuple(c.name for c in tasks.c)

@@ -275,6 +275,36 @@ def test_refusal_supplement_and_clock_not_started_before_acceptance(svc: Service
     ]
 
 
+def test_a_case_sent_back_for_supplements_more_times_than_the_model_keeps_statuses_moves_through_each(
+    svc: Services,
+) -> None:
+    """The models keep the last ten status entries, numbered (DESIGN rule 5): twelve 补正 rounds pass
+    25 statuses; the case applies each one once, by its number, and its row holds the last number."""
+    from engine.cases.intake import Application
+    from engine.persistence.tables import cases
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    full = every_material(svc, "MR-001")
+    case_id = svc.cases.submit(
+        Application(org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), provided=full), "a"
+    )
+    for round_ in range(12):
+        do(
+            svc,
+            case_id,
+            "intake",
+            decision="supplement",
+            missing_materials=["layout_plan"],
+            reason=f"第{round_}次",
+        )
+        do(svc, case_id, "supplement", actor="applicant", supplied_materials=["layout_plan"])
+    do(svc, case_id, "intake", decision="accept", opinion="齐全")
+    assert statuses(svc, case_id) == ["supplement_requested", "submitted"] * 12 + ["accepted", "under_review"]
+    assert svc.cases.track(case_id)["case"]["status"] == "under_review"
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(cases.c.status_seq).where(cases.c.id == case_id)).scalar_one() == 27
+
+
 def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_cards_once(
     svc: Services, clock
 ) -> None:

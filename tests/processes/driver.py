@@ -56,6 +56,7 @@ class Case:
         self.observed: list[
             str
         ] = []  # case_status changes seen after each step, as the service layer sees them
+        self.history: list[dict[str, Any]] = []  # every status_history entry, the model keeps the last ones
         self._roundtrip()
 
     def _roundtrip(self) -> None:
@@ -66,6 +67,9 @@ class Case:
             self.shadow = Runtime.restore(self.defn, self.shadow.dump(), self.now, pruning=False)
             assert _view(self.rt) == _view(self.shadow), "the pruned case differs from the full tree"
         self.steps += 1
+        entries = self.rt.data.get("status_history") or []
+        seen = self.history[-1]["n"] if self.history else 0
+        self.history += [e for e in entries if e["n"] > seen]
         status = self.rt.data.get("case_status")
         if status is not None and (not self.observed or self.observed[-1] != status):
             self.observed.append(status)
@@ -124,7 +128,7 @@ class Case:
 
     @property
     def statuses(self) -> list[str]:
-        return [entry["status"] for entry in self.data["status_history"]]
+        return [entry["status"] for entry in self.history]
 
     @property
     def completed(self) -> bool:

@@ -134,3 +134,49 @@ def test_a_case_stuck_on_the_full_tree_moves_again_once_restored() -> None:
     rework(case, returns + 1)
     approve(case)
     assert case.data["rework_count"] == returns + 1
+
+
+def test_returned_for_supplements_200_times_the_state_keeps_only_the_last_statuses() -> None:
+    """Every 补正 round adds two statuses (supplement_requested, submitted): the models keep only the last
+    ten entries, numbered, so the state stays one round (DESIGN rule 5: the audit log has the history),
+    in each flow with a supplement loop. The driver collects every entry by its number as the service
+    layer does: none is lost."""
+    flows = {
+        "single_window": (CATALOGUE.get("HC-001").start_data(), "intake", "accept"),
+        "joint_approval": (
+            CATALOGUE.joint_start_data(["PL-001", "HC-001"], "planning"),
+            "lead_intake",
+            "accept",
+        ),
+    }
+    for process_id, (data, intake, accept) in flows.items():
+        case = Case(process_id, data, shanghai(2025, 11, 3, 9), shadow=False)
+        sizes: dict[int, int] = {}
+        for round_ in range(1, 201):
+            case.complete(
+                intake, decision="supplement", missing_materials=["design_scheme"], reason=f"第{round_}次"
+            )
+            case.complete("supplement", supplied_materials=["design_scheme"])
+            if round_ in (1, 200):
+                sizes[round_] = len(case.rt.dump())
+        assert sizes[200] <= 2 * sizes[1], (process_id, sizes)
+        kept = case.data["status_history"]
+        assert len(kept) == 10 and [e["n"] for e in kept] == list(range(392, 402))
+        assert case.statuses == ["submitted"] + ["supplement_requested", "submitted"] * 200
+        assert [e["n"] for e in case.history] == list(range(1, 402))
+        case.complete(intake, decision=accept, opinion="受理")
+        assert case.statuses[-2:] == ["accepted", "under_review"] and case.history[-1]["n"] == 403
+
+
+def test_special_procedures_of_every_round_keep_the_last_ten_in_the_state() -> None:
+    case = start(shadow=False)
+    for round_ in range(1, 31):
+        day = case.now.date().isoformat()
+        case.complete("review", result="pending", opinion="需检测", needs_special_procedure=True)
+        case.complete(
+            "special_procedure", kind="testing", result=f"第{round_}次", started_on=day, finished_on=day
+        )
+        rework(case, round_)
+    log = case.data["special_procedure_log"]
+    assert [e["result"] for e in log] == [f"第{n}次" for n in range(21, 31)]
+    assert len(case.data["status_history"]) == 10
