@@ -12,7 +12,8 @@ among kept tasks is unchanged. It keeps, in the top workflow and in every subpro
 
 * the root, every unfinished task (ERROR counts as unfinished: nothing of a failed task is dropped), its
   parent (a predicted task inherits its parent's data when it is reached) and its children (the branches
-  of a multi-instance task, the parts of an event split);
+  of a multi-instance task, the parts of an event split), but the spare copies of a boundary join that a
+  cycle timer adds at every firing (``_spare``);
 * the workflow's ``last_task`` and its parent (``Runtime.data`` and a subprocess's result read it);
 * for an unfinished join with a split (a boundary event's join), the split it looks up by name and the
   split's children, whose states the join checks;
@@ -40,7 +41,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn.specs.control import _EndJoin
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin, _EndJoin
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
@@ -67,11 +69,12 @@ def _keep(workflow: Any) -> set[UUID]:
         if task._parent is not None:
             keep.add(task._parent)
 
+    spare = _spare(tasks)
     for task in tasks.values():
-        if task.state & PRUNABLE:
+        if task.state & PRUNABLE or task.id in spare:
             continue
         with_parent(task)
-        keep.update(task._children)
+        keep.update(child for child in task._children if child not in spare)
         split = getattr(task.task_spec, "split_task", None)
         if split:
             found = _ancestor(task, split)
@@ -88,6 +91,31 @@ def _keep(workflow: Any) -> set[UUID]:
         if task is not None and isinstance(task.task_spec, UnstructuredJoin) and task._parent is not None:
             keep.add(task._parent)
     return keep
+
+
+def _spare(tasks: Mapping[UUID, Any]) -> set[UUID]:
+    """The children of cycle timers' events that nothing reads. Such an event waits for its next firing and
+    adds a child per output at every one: its branch, and for a boundary event a copy of the boundary join,
+    which waits until the main task ends and is then cancelled. The branches that finished go (the event
+    reads none of them), and of the waiting copies of the join all but the last: else a reminder every hour
+    on a task that waits a month would keep some 1,400 tasks for good."""
+    spare: set[UUID] = set()
+    for task in tasks.values():
+        event = getattr(task.task_spec, "event_definition", None)
+        if task.state & PRUNABLE or not isinstance(event, CycleTimerEventDefinition):
+            continue
+        children = [tasks[child] for child in task._children if child in tasks]
+        joins = sorted(
+            (
+                c
+                for c in children
+                if isinstance(c.task_spec, BoundaryEventJoin) and c.state == TaskState.WAITING
+            ),
+            key=lambda join: join.last_state_change,
+        )
+        spare.update(c.id for c in children if c.state & PRUNABLE)
+        spare.update(join.id for join in joins[:-1])
+    return spare
 
 
 def _forks(workflow: Any, keep: set[UUID]) -> set[UUID]:

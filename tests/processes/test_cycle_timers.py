@@ -1,0 +1,90 @@
+"""A cycle timer on a waiting task (a reminder every hour while an officer's task waits): each firing adds a
+branch and, for a boundary event, a copy of the boundary join. The pruned workflow keeps what the library
+reads (the unfinished branches, the last copy of the join), so its state stays the size of one firing, and it
+runs as the full tree does (compared after every command while the full tree is small enough), live and
+restored (DESIGN rule 5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from engine.workflow import Runtime, load_definitions
+from tests.processes.driver import _view
+
+REMINDED = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:ow="http://onewindow.org/schema/bpmn" id="d" targetNamespace="t">
+<bpmn:process id="p" isExecutable="true">
+  <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+  <bpmn:userTask id="review" ow:candidateGroups="market"/>
+  <bpmn:boundaryEvent id="hourly" attachedToRef="review" cancelActivity="false">
+    <bpmn:timerEventDefinition><bpmn:timeCycle>R/PT1H</bpmn:timeCycle></bpmn:timerEventDefinition>
+  </bpmn:boundaryEvent>
+  <bpmn:sequenceFlow id="f2" sourceRef="hourly" targetRef="count"/>
+  <bpmn:scriptTask id="count" scriptFormat="python">
+    <bpmn:script>reminders = reminders + 1</bpmn:script>
+  </bpmn:scriptTask>
+  BRANCH
+  <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="done"/>
+  <bpmn:scriptTask id="done" scriptFormat="python"><bpmn:script>closed = True</bpmn:script></bpmn:scriptTask>
+  <bpmn:sequenceFlow id="f5" sourceRef="done" targetRef="e"/><bpmn:endEvent id="e"/>
+</bpmn:process></bpmn:definitions>"""
+TO_END = '<bpmn:sequenceFlow id="f3" sourceRef="count" targetRef="e2"/><bpmn:endEvent id="e2"/>'
+TO_TASK = (
+    '<bpmn:sequenceFlow id="f3" sourceRef="count" targetRef="remind"/>'
+    '<bpmn:userTask id="remind" ow:candidateGroups="supervisor"/>'
+    '<bpmn:sequenceFlow id="f6" sourceRef="remind" targetRef="e2"/><bpmn:endEvent id="e2"/>'
+)
+
+
+class Reminded:
+    def __init__(self, branch: str) -> None:
+        self.defn = load_definitions(REMINDED.replace("BRANCH", branch).encode(), "reminded.bpmn")["p"]
+        self.now = datetime(2026, 3, 2, 1, tzinfo=UTC)
+        self.rt = Runtime.start(self.defn, {"reminders": 0}, self.now)
+        self.full: Runtime | None = Runtime.start(self.defn, {"reminders": 0}, self.now, pruning=False)
+
+    def step(self, act) -> None:  # noqa: ANN001 - a callable on a runtime
+        act(self.rt)
+        self.rt = Runtime.restore(self.defn, self.rt.dump(), self.now)
+        if self.full is not None:
+            act(self.full)
+            self.full = Runtime.restore(self.defn, self.full.dump(), self.now, pruning=False)
+            assert _view(self.rt) == _view(self.full)
+
+    def hour(self) -> None:
+        self.now += timedelta(hours=1, seconds=1)
+        self.step(lambda rt: rt.fire_due_timers(self.now))
+
+    def complete(self, element_id: str) -> None:
+        position = [t.element_id for t in self.rt.ready_tasks()].index(element_id)
+        self.step(lambda rt: rt.complete(rt.ready_tasks()[position].task_id, {}, self.now))
+
+
+def test_reminders_ending_at_their_end_event_keep_the_state_one_firing() -> None:
+    case = Reminded(TO_END)
+    sizes = {}
+    for hour in range(1, 301):
+        if hour == 40:
+            case.full = None  # compared for 40 firings; the full tree grows two tasks a firing
+        case.hour()
+        if hour in (1, 300):
+            sizes[hour] = (len(case.rt.dump()), len(case.rt.workflow.tasks))
+    assert sizes[300][0] <= 2 * sizes[1][0] and sizes[300][1] <= sizes[1][1] + 2, sizes
+    assert [t.element_id for t in case.rt.pending_timers()] == ["hourly"]
+    case.complete("review")
+    assert case.rt.completed and case.rt.data["closed"] is True
+    assert case.rt.pending_timers() == []
+
+
+def test_open_reminder_tasks_stay_while_the_timer_keeps_firing() -> None:
+    case = Reminded(TO_TASK)
+    for hour in range(1, 31):
+        case.hour()
+        if hour % 3:  # two of three reminders are dealt with, every third stays open
+            case.complete("remind")
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 10
+    for _ in range(10):
+        case.complete("remind")
+    case.complete("review")
+    assert case.rt.completed and case.rt.data["closed"] is True
