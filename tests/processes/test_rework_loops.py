@@ -167,16 +167,3 @@ def test_returned_for_supplements_200_times_the_state_keeps_only_the_last_status
         case.complete(intake, decision=accept, opinion="受理")
         assert case.statuses[-2:] == ["accepted", "under_review"] and case.history[-1]["n"] == 403
 
-
-def test_special_procedures_of_every_round_keep_the_last_ten_in_the_state() -> None:
-    case = start(shadow=False)
-    for round_ in range(1, 31):
-        day = case.now.date().isoformat()
-        case.complete("review", result="pending", opinion="需检测", needs_special_procedure=True)
-        case.complete(
-            "special_procedure", kind="testing", result=f"第{round_}次", started_on=day, finished_on=day
-        )
-        rework(case, round_)
-    log = case.data["special_procedure_log"]
-    assert [e["result"] for e in log] == [f"第{n}次" for n in range(21, 31)]
-    assert len(case.data["status_history"]) == 10
