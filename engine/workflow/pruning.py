@@ -27,8 +27,9 @@ among kept tasks is unchanged. It keeps, in the top workflow and in every subpro
 
 A kept task that loses its parent is always finished, so it never inherits data again; its data is unchanged
 in memory and the serializer stores it as a delta from the new parent. Subprocesses whose task was removed go
-with it. Arrivals a join consumed in an earlier round of a loop go, so they no longer count as arrived inputs
-in the next round (in the full tree they did: the library's joins look at every instance of their spec).
+with it. Arrivals a join consumed in an earlier round of a loop go; our joins do not count them either while
+they are still in the tree (``specs._BranchMergingJoin._counted``, the same rule: a firing consumes every
+arrival before it), so a loop that runs several rounds in one command joins as a stored instance does.
 
 Pruning is idempotent, iterative (it never recurses into the tree, so it can rescue a state too deep for the
 library) and costs one pass over the tasks.

@@ -48,6 +48,13 @@ another value; a dict the fork held too is merged key by key by the same rule, a
 too) replaces the old one whole. Where two branches changed the same variable the later arrival wins
 (Camunda: the later write). A variable a branch deleted is not deleted for the case: the library's merge
 never removes one either, and the bundled tolerant acceptance drops its branch's copies with ``del``.
+
+In a loop back through the fork, a join counts (to fire) and merges only the arrivals of its round: the
+library keeps every task it ran and its joins count every instance of their spec, so in the second round
+one branch's arrival plus the first round's made the join fire, and a first-round copy was merged over the
+second round's. A firing consumes every arrival before it (``_counted``), the rule pruning applies at every
+dump (``.pruning``), so a loop of script tasks that runs several rounds in one command joins as a stored
+instance does.
 """
 
 from __future__ import annotations
@@ -385,16 +392,27 @@ def _common_ancestor(tasks: list[Any]) -> Any:
 
 
 class _BranchMergingJoin:
-    """Mixed into a join: merges what each arrived branch changed since the fork, in arrival order."""
+    """Mixed into a join: merges what each arrived branch changed since the fork, in arrival order; the
+    arrivals a firing consumed no longer count (see the module doc)."""
+
+    def _counted(self, workflow: Any) -> Iterator[Any]:
+        """This join's instances in ``workflow`` but those a firing consumed: a COMPLETED instance (a firing)
+        and every instance that finished before the latest firing, the rule ``pruning._arrivals`` applies
+        at every dump, so a loop run within one command counts what a stored instance counts."""
+        instances = [task for task in workflow.tasks.values() if task.task_spec == self]
+        fired = [task.last_state_change for task in instances if task.state == TaskState.COMPLETED]
+        latest = max(fired, default=None)
+        for task in instances:
+            finished = task.has_state(TaskState.FINISHED_MASK)
+            if not (finished and latest is not None and task.last_state_change <= latest):
+                yield task
 
     def _merge_branches(self, my_task: Any) -> None:
         arrived = sorted(  # the library's arrivals (UnstructuredJoin._run_hook), in the order it merges them
             (
                 task
-                for task in my_task.workflow.tasks.values()
-                if task.task_spec == self
-                and task.has_state(TaskState.FINISHED_MASK)
-                and not my_task.is_descendant_of(task)
+                for task in self._counted(my_task.workflow)
+                if task.has_state(TaskState.FINISHED_MASK) and not my_task.is_descendant_of(task)
             ),
             key=lambda task: task.last_state_change,
         )
@@ -422,12 +440,68 @@ def _ordered_like(value: Any, model: Any) -> Any:
 
 
 class OwParallelGateway(_BranchMergingJoin, ParallelGateway):
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        """``ParallelGateway``'s check over the instances that still count (``_counted``)."""
+        waiting_inputs = set(self.inputs)
+        for task in self._counted(my_task.workflow):
+            if task.is_descendant_of(my_task):  # a predicted instance after this one: the first iteration
+                node = task
+                while node is not None and node.task_spec not in waiting_inputs:
+                    node = node.parent
+                if node is not None:
+                    waiting_inputs.remove(node.task_spec)
+            elif my_task.is_descendant_of(task):
+                continue
+            elif task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs:
+                waiting_inputs.remove(task.parent.task_spec)
+        return not waiting_inputs
+
     def _run_hook(self, my_task: Any) -> bool:
         self._merge_branches(my_task)
         return True
 
 
 class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        """``InclusiveGateway``'s check over the instances that still count (``_counted``); the walk for
+        the tasks that may still reach the join passes through a consumed firing (the library's stops at
+        every instance, so below the first round's firing it saw nothing), as it does once that is pruned."""
+        counted = {task.id for task in self._counted(my_task.workflow)}
+        tasks, sources = [], []
+        stack = [my_task.workflow.task_tree]
+        while stack:  # the library's get_tasks(end_at_spec=self.name), depth first, without recursion
+            task = stack.pop()
+            if task.task_spec == self and task.id in counted:
+                tasks.append(task)
+                continue
+            if task.task_spec != self and task.has_state(TaskState.READY | TaskState.WAITING):
+                sources.append(task.task_spec)
+            stack.extend(reversed(task.children))
+        completed = {task.parent.task_spec for task in tasks if task.parent.state == TaskState.COMPLETED}
+        if any(
+            t.parent.has_state(TaskState.DEFINITE_MASK) and t.parent.task_spec not in completed for t in tasks
+        ):
+            return False
+        return self._unreachable(completed, sources)
+
+    def _unreachable(self, completed: set[Any], sources: list[Any]) -> bool:
+        """The rest of ``InclusiveGateway._check_threshold_unstructured``: no task left in ``sources`` can
+        reach an input that has not arrived (the sources that reach an arrived input are set aside first)."""
+        checked: list[Any] = []
+
+        def check(spec: Any) -> Any:  # the source ``spec`` comes from, if any (the library's walk)
+            checked.append(spec)
+            for parent in spec.inputs:
+                if parent not in checked:
+                    return parent if parent in sources else check(parent)
+            return None
+
+        for spec in completed:
+            source = check(spec)
+            if source is not None:
+                sources.remove(source)
+        return all(check(spec) is None for spec in self.inputs if spec not in completed)
+
     def _run_hook(self, my_task: Any) -> bool:
         """``InclusiveGateway._run_hook`` with our merge in place of ``UnstructuredJoin._run_hook``."""
         self._merge_branches(my_task)
