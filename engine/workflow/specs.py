@@ -55,6 +55,15 @@ one branch's arrival plus the first round's made the join fire, and a first-roun
 second round's. A firing consumes every arrival before it (``_counted``), the rule pruning applies at every
 dump (``.pruning``), so a loop of script tasks that runs several rounds in one command joins as a stored
 instance does.
+
+The end of a scope (``OwMergingEndJoin``: the process's, an embedded sub-process's, a called process's,
+whose data is the scope's result and so the output to the parent) merges the branches that ended at their
+own end events by the same rule; the library's end join deep-merged every ended branch's copy, so a branch
+that never wrote ``x`` and ended last put its copy from the split back. Each branch that ends is folded in
+as it ends: over the data of the branches ended before it, what it changed since it parted from the last of
+them (their nearest common task), kept in the arrival's internal data (``END_ARRIVAL``), so the join reads
+only its last arrival and pruning keeps that one. Where two branches parted at different splits (nested),
+the one that ends is compared with the split it shares with the branch that ended just before it.
 """
 
 from __future__ import annotations
@@ -79,6 +88,8 @@ from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import InvalidInput
+
+from .event_subprocesses import OwEndJoin
 
 _BRANCH_LIMIT: ContextVar[int | None] = ContextVar("onewindow_mi_branch_limit", default=None)
 
@@ -512,6 +523,54 @@ class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
         for child in my_task.children:
             child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
         return True
+
+
+END_ARRIVAL = "ow_end_arrival"
+"""The internal data of an arrival at a scope's end join (``OwMergingEndJoin``): ``{"seq": n, "data": ...}``,
+the data of the branches ended so far, merged."""
+
+
+class OwMergingEndJoin(OwEndJoin):
+    """The end join of a process or sub-process (``OwEndJoin``: an idle event sub-process does not hold it)
+    merging the branches that ended at their own end events by the joins' rule (see the module doc)."""
+
+    def _update_hook(self, my_task: Any) -> bool:
+        may_fire = bool(super()._update_hook(my_task))
+        parent = my_task.parent
+        if not may_fire and END_ARRIVAL not in my_task.internal_data and parent.state == TaskState.COMPLETED:
+            previous = latest_end_arrival(my_task.workflow.tasks.values(), self, but=my_task)
+            seq = previous.internal_data[END_ARRIVAL]["seq"] + 1 if previous is not None else 1
+            my_task.internal_data[END_ARRIVAL] = {"seq": seq, "data": self._ended(my_task, previous)}
+        return may_fire
+
+    def _ended(self, my_task: Any, previous: Any) -> dict[str, Any]:
+        """The data of the branches ended before ``my_task``'s (``previous`` holds it) with what ``my_task``'s
+        branch changed since it parted from ``previous``'s, over it."""
+        if previous is None:
+            return deepcopy(my_task.parent.data)
+        data: dict[str, Any] = deepcopy(previous.internal_data[END_ARRIVAL]["data"])
+        fork = _common_ancestor([previous.parent, my_task.parent])
+        _merge_changes(data, fork.data if fork is not None else {}, my_task.parent.data)
+        return data
+
+    def _run_hook(self, my_task: Any) -> bool:
+        own = my_task.internal_data.get(END_ARRIVAL)
+        if own is not None:  # an arrival that waited and fires now (what it waited for was cancelled)
+            data = deepcopy(own["data"])
+        else:
+            data = self._ended(
+                my_task, latest_end_arrival(my_task.workflow.tasks.values(), self, but=my_task)
+            )
+        my_task.data = _ordered_like(data, my_task.parent.data)
+        my_task.workflow.data.update(my_task.data)  # the library's _EndJoin: the process's result
+        return True
+
+
+def latest_end_arrival(tasks: Iterable[Any], spec: Any, but: Any = None) -> Any:
+    """The last arrival at the end join ``spec`` among ``tasks`` (but ``but``), which holds the data of every
+    branch ended so far: the only one the join reads (``.pruning`` keeps it, not the others)."""
+    arrivals = [t for t in tasks if t.task_spec == spec and t is not but and END_ARRIVAL in t.internal_data]
+    return max(arrivals, key=lambda t: t.internal_data[END_ARRIVAL]["seq"], default=None)
 
 
 class OwNoneTask(NoneTask):
