@@ -472,6 +472,11 @@ class OwParallelGateway(_BranchMergingJoin, ParallelGateway):
         return True
 
 
+_HOLDS_TOKEN = TaskState.READY | TaskState.STARTED | TaskState.WAITING
+"""Where a branch's token is for an inclusive join: a task to do, one that runs (a sub-process), one that
+waits (an event; the library counted READY and WAITING only, so a running sub-process never held the join)."""
+
+
 class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
     def _check_threshold_unstructured(self, my_task: Any) -> bool:
         """``InclusiveGateway``'s check over the instances that still count (``_counted``); the walk for
@@ -485,7 +490,7 @@ class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
             if task.task_spec == self and task.id in counted:
                 tasks.append(task)
                 continue
-            if task.task_spec != self and task.has_state(TaskState.READY | TaskState.WAITING):
+            if task.task_spec != self and task.has_state(_HOLDS_TOKEN):
                 sources.append(task.task_spec)
             stack.extend(reversed(task.children))
         completed = {task.parent.task_spec for task in tasks if task.parent.state == TaskState.COMPLETED}
@@ -496,22 +501,32 @@ class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
         return self._unreachable(completed, sources)
 
     def _unreachable(self, completed: set[Any], sources: list[Any]) -> bool:
-        """The rest of ``InclusiveGateway._check_threshold_unstructured``: no task left in ``sources`` can
-        reach an input that has not arrived (the sources that reach an arrived input are set aside first)."""
-        checked: list[Any] = []
+        """BPMN 2.0 (13.4.3): no task holding a token (``sources``) can reach an input that has not arrived
+        without being able to reach one that has (``completed``), along flows that do not pass this join.
+        The library walked back from each input along the first flow into each element only, and through
+        this join itself: in a loop, the walk from an arrived input went round through the join to a task
+        waiting in another branch (behind an exclusive merge) and so did not wait for it."""
+        for source in dict.fromkeys(sources):
+            reached = self._inputs_reached(source)
+            if reached - completed and not reached & completed:
+                return False
+        return True
 
-        def check(spec: Any) -> Any:  # the source ``spec`` comes from, if any (the library's walk)
-            checked.append(spec)
-            for parent in spec.inputs:
-                if parent not in checked:
-                    return parent if parent in sources else check(parent)
-            return None
-
-        for spec in completed:
-            source = check(spec)
-            if source is not None:
-                sources.remove(source)
-        return all(check(spec) is None for spec in self.inputs if spec not in completed)
+    def _inputs_reached(self, source: Any) -> set[Any]:
+        """The inputs of this join that a token at ``source`` can reach without passing the join."""
+        inputs = set(self.inputs)
+        found: set[Any] = set()
+        seen = {source}
+        stack = [source]
+        while stack:
+            spec = stack.pop()
+            if spec in inputs:
+                found.add(spec)
+            for output in spec.outputs:
+                if output is not self and output not in seen:
+                    seen.add(output)
+                    stack.append(output)
+        return found
 
     def _run_hook(self, my_task: Any) -> bool:
         """``InclusiveGateway._run_hook`` with our merge in place of ``UnstructuredJoin._run_hook``."""

@@ -5,6 +5,8 @@ round of a loop a join counted the first round's arrivals again. Across commands
 removes them (``engine.workflow.pruning``), but a loop of script tasks runs several rounds in one command,
 where the join fired as soon as one branch of the round arrived, or merged a branch's copy from the first
 round over the second's. A firing consumes the arrivals before it, in memory as in a stored instance.
+An inclusive join waits, as BPMN 2.0 (13.4.3) says, while a token (a task to do, a running sub-process, an
+event waited for) can reach one of its inputs that has not arrived along flows that do not pass the join.
 
 Each model runs with a dump and restore after every command ("restored"), kept in memory ("live") and
 with pruning off ("full", SpiffWorkflow's whole tree): all three see the same rounds.
@@ -26,26 +28,13 @@ MODES = ["live", "restored", "full"]
 KINDS = ["parallelGateway", "inclusiveGateway"]
 
 
-def _branch(kind: str, name: str, waits_in_round_1: bool) -> str:
+def _branch(name: str, waits_in_round_1: bool) -> str:
     """Branch ``name``: a script (its counter + 1, the round appended to its list) from ``<name>_in`` to
-    the join; with ``waits_in_round_1``, a user task ``<name>_first`` waits in round 1 only: before the
-    script behind an exclusive merge (parallel), or after it as an input of the join of its own
-    (inclusive: the library's inclusive join looks for a waiting task along the first input of each
-    element only, so it does not see one behind an exclusive merge, loop or no loop)."""
-    script = script_task(name, f"n{name} = n{name} + 1\nl{name} = l{name} + [rounds]")
+    the join; with ``waits_in_round_1``, a user task ``<name>_first`` before it in round 1 only (an
+    exclusive split and merge)."""
+    script = script_task(name, f"n{name} = n{name} + 1\nl{name} = l{name} + [rounds]") + flow(name, "join")
     if not waits_in_round_1:
-        return _alias(name) + script + flow(name, "join")
-    if kind == "inclusiveGateway":
-        return (
-            _alias(name)
-            + script
-            + flow(name, f"{name}_out")
-            + f'<bpmn:exclusiveGateway id="{name}_out" default="f_{name}_on"/>'
-            + flow(f"{name}_out", f"{name}_first", "rounds == 1", f"f_{name}_wait")
-            + flow(f"{name}_out", "join", None, f"f_{name}_on")
-            + user_task(f"{name}_first")
-            + flow(f"{name}_first", "join")
-        )
+        return _alias(name) + script
     return (
         f'<bpmn:exclusiveGateway id="{name}_in" default="f_{name}_skip"/>'
         + flow(f"{name}_in", f"{name}_first", "rounds == 1", f"f_{name}_wait")
@@ -55,7 +44,6 @@ def _branch(kind: str, name: str, waits_in_round_1: bool) -> str:
         + f'<bpmn:exclusiveGateway id="{name}_merge"/>'
         + flow(f"{name}_merge", name)
         + script
-        + flow(name, "join")
     )
 
 
@@ -78,8 +66,8 @@ def _loop(kind: str, waits: str = "") -> bytes:
         + f'<bpmn:{kind} id="fork"/>'
         + flow("fork", "a_in", condition, "f_fork_a")
         + flow("fork", "b_in", condition, "f_fork_b")
-        + _branch(kind, "a", "a" in waits)
-        + _branch(kind, "b", "b" in waits)
+        + _branch("a", "a" in waits)
+        + _branch("b", "b" in waits)
         + f'<bpmn:{kind} id="join"/>'
         + flow("join", "after")
         + script_task(
@@ -148,10 +136,57 @@ def test_every_round_of_an_automatic_loop_joins_that_rounds_branches(kind: str, 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_branch_waiting_for_a_person_in_the_first_round_only(kind: str, waits: str, mode: str) -> None:
     """Round 1 waits for an officer in one branch (the other branch has arrived at the join); rounds 2 and 3
-    then run in the command that completes the officer's task."""
+    then run in the command that completes the officer's task. The inclusive join waits for the officer:
+    the library's looked for a waiting task back from the arrived input, round the loop through the join
+    itself, and found the officer's task there (``OwInclusiveGateway._unreachable``)."""
     case = Case(_loop(kind, waits), mode)
     assert case.ready() == [f"{waits}_first"]
     [task] = case.rt.ready_tasks()
     assert task.data["joins"] == 0
     case.complete(f"{waits}_first")
     _finish(case)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_inclusive_join_waits_for_a_branch_whose_sub_process_runs(mode: str) -> None:
+    """No loop: branch b runs an embedded sub-process (an officer's task inside), then an exclusive split
+    decides whether ``c`` runs before the join. The library's inclusive join took a running sub-process
+    for no token and fired when a arrived, with the officer's task still open."""
+    sub = (
+        '<bpmn:subProcess id="sub"><bpmn:startEvent id="s1"/>'
+        + flow("s1", "inner")
+        + user_task("inner")
+        + flow("inner", "s2")
+        + '<bpmn:endEvent id="s2"/></bpmn:subProcess>'
+    )
+    model = document(
+        '<bpmn:startEvent id="start"/>'
+        + flow("start", "fork")
+        + '<bpmn:inclusiveGateway id="fork"/>'
+        + flow("fork", "a", "True", "f_fork_a")
+        + flow("fork", "sub", "True", "f_fork_b")
+        + user_task("a")
+        + flow("a", "join")
+        + sub
+        + flow("sub", "b_then")
+        + '<bpmn:exclusiveGateway id="b_then" default="f_skip"/>'
+        + flow("b_then", "c", "True", "f_c")
+        + flow("b_then", "b_merge", None, "f_skip")
+        + script_task("c", "c_done = True")
+        + flow("c", "b_merge")
+        + '<bpmn:exclusiveGateway id="b_merge"/>'
+        + flow("b_merge", "join")
+        + '<bpmn:inclusiveGateway id="join"/>'
+        + flow("join", "after")
+        + user_task("after")
+        + flow("after", "end")
+        + '<bpmn:endEvent id="end"/>'
+    )
+    case = Case(model, mode)
+    assert case.ready() == ["a", "inner"]
+    case.complete("a")
+    assert case.ready() == ["inner"], "the join fired while the sub-process ran"
+    case.complete("inner")
+    assert case.ready() == ["after"]
+    [after] = case.rt.ready_tasks()
+    assert after.data["c_done"] is True
