@@ -292,11 +292,12 @@ class OwEndJoin(_EndJoin):
         return True
 
 
-def with_scope_end(spec: Any) -> Any:
-    """``spec`` (a new process spec, before its tasks are added) with ``OwEndJoin`` as its end join."""
+def with_scope_end(spec: Any, end_class: type[OwEndJoin] = OwEndJoin) -> Any:
+    """``spec`` (a new process spec, before its tasks are added) with ``end_class`` (``OwEndJoin`` or a
+    subclass) as its end join."""
     old = spec.end
     del spec.task_specs[old.name]
-    end = OwEndJoin(spec, old.name)
+    end = end_class(spec, old.name)
     end._outputs = list(old._outputs)
     spec.end = end
     return spec

@@ -48,6 +48,7 @@ from .specs import (
     CALL_KEY,
     OwCallActivity,
     OwInclusiveGateway,
+    OwMergingEndJoin,
     OwNoneTask,
     OwParallelGateway,
     OwParallelMultiInstanceTask,
@@ -417,11 +418,13 @@ def _wrap(tag: str, parser_class: type) -> type:
 
 
 class OwProcessParser(ProcessParser):
-    """A process or embedded sub-process: its end join lets an idle event sub-process go, and every event
-    sub-process drawn in it waits for its event while it runs (``.event_subprocesses``)."""
+    """A process or embedded sub-process: its end join lets an idle event sub-process go
+    (``.event_subprocesses``) and merges the branches that ended at their own end events as a join merges
+    its branches (``specs.OwMergingEndJoin``), and every event sub-process drawn in it waits for its event
+    while it runs."""
 
     def create_spec(self) -> Any:
-        return with_scope_end(super().create_spec())
+        return with_scope_end(super().create_spec(), OwMergingEndJoin)
 
     def add_tasks(self) -> None:
         super().add_tasks()

@@ -19,17 +19,21 @@ among kept tasks is unchanged. It keeps, in the top workflow and in every subpro
   split's children, whose states the join checks;
 * the arrivals a parallel / inclusive join has not consumed yet (``_arrivals``), and the real parent of
   every kept instance of such a join: they read ``parent.state``, ``parent.data`` and ``parent.task_spec``
-  of their own instances. The process's end join (``_EndJoin``) counts no arrivals, it only merges the data
-  of the branches that ended before it: of those it keeps the ones whose data no later ended branch covers
-  (``_covered``), so a branch that ends every round of a loop (an escalation) keeps one, not one a round;
+  of their own instances. The process's end join counts no arrivals, it only merges the data of the
+  branches that ended before it. Ours (``specs.OwMergingEndJoin``) folds each ended branch into its last
+  arrival: that one is kept, not the others. The library's (``_EndJoin``, in specs read before reading 5)
+  merges them all when it fires: of those it keeps the ones whose data no later ended branch covers
+  (``_covered``). Either way a branch that ends every round of a loop (an escalation) keeps one arrival,
+  not one a round;
 * the fork of kept branches (``_forks``: a task under which kept tasks sit in two or more of its children's
   subtrees): a join merges what each branch changed since the data of their nearest common task
   (``specs.OwParallelGateway``), which must be the fork's, not an older ancestor's.
 
 A kept task that loses its parent is always finished, so it never inherits data again; its data is unchanged
 in memory and the serializer stores it as a delta from the new parent. Subprocesses whose task was removed go
-with it. Arrivals a join consumed in an earlier round of a loop go, so they no longer count as arrived inputs
-in the next round (in the full tree they did: the library's joins look at every instance of their spec).
+with it. Arrivals a join consumed in an earlier round of a loop go; our joins do not count them either while
+they are still in the tree (``specs._BranchMergingJoin._counted``, the same rule: a firing consumes every
+arrival before it), so a loop that runs several rounds in one command joins as a stored instance does.
 
 Pruning is idempotent, iterative (it never recurses into the tree, so it can rescue a state too deep for the
 library) and costs one pass over the tasks.
@@ -46,6 +50,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefi
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
+
+from .specs import OwMergingEndJoin, latest_end_arrival
 
 PRUNABLE = TaskState.COMPLETED | TaskState.CANCELLED
 
@@ -144,18 +150,27 @@ def _arrivals(tasks: Iterable[Any]) -> set[UUID]:
     """The CANCELLED instances of parallel / inclusive joins that record a branch's arrival the join has not
     consumed yet: when a branch reaches a join that still waits for others, the library cancels the join's
     earlier waiting instance, and that instance (with its COMPLETED parent) is the only record that its branch
-    arrived. A firing (a COMPLETED instance of the join) consumes every arrival before it."""
+    arrived. A firing (a COMPLETED instance of the join) consumes every arrival before it. Of a scope's end
+    join (``specs.OwMergingEndJoin``), the last arrival, which holds the data of every branch ended so far."""
     cancelled: dict[Any, list[Any]] = {}
     fired: dict[Any, float] = {}
+    kept: set[UUID] = set()
+    merging: dict[Any, list[Any]] = {}  # instances of OwMergingEndJoin: the last arrival holds the rest
     for task in tasks:
         spec = task.task_spec
+        if isinstance(spec, OwMergingEndJoin):
+            merging.setdefault(spec, []).append(task)
+            continue
         if not isinstance(spec, UnstructuredJoin):
             continue
         if task.state == TaskState.CANCELLED:
             cancelled.setdefault(spec, []).append(task)
         elif task.state == TaskState.COMPLETED:
             fired[spec] = max(fired.get(spec, task.last_state_change), task.last_state_change)
-    kept: set[UUID] = set()
+    for spec, instances in merging.items():
+        latest = latest_end_arrival(instances, spec)
+        if latest is not None:
+            kept.add(latest.id)
     for spec, instances in cancelled.items():
         waiting = sorted(
             (task for task in instances if spec not in fired or task.last_state_change > fired[spec]),

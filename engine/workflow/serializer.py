@@ -43,6 +43,7 @@ from .event_subprocesses import OwEndJoin, OwStartEvent
 from .specs import (
     OwCallActivity,
     OwInclusiveGateway,
+    OwMergingEndJoin,
     OwNoneTask,
     OwParallelGateway,
     OwParallelMultiInstanceTask,
@@ -171,6 +172,7 @@ def _configure() -> Any:
     config[OwParallelGateway] = ParallelGatewayConverter
     config[OwInclusiveGateway] = ConditionalGatewayConverter
     config[OwEndJoin] = BpmnTaskSpecConverter
+    config[OwMergingEndJoin] = BpmnTaskSpecConverter
     config[OwStartEvent] = EventConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
@@ -282,5 +284,6 @@ def full_registry() -> Any:
     config[OwParallelGateway] = ParallelGatewayConverter
     config[OwInclusiveGateway] = ConditionalGatewayConverter
     config[OwEndJoin] = BpmnTaskSpecConverter
+    config[OwMergingEndJoin] = BpmnTaskSpecConverter
     config[OwStartEvent] = EventConverter
     return BpmnWorkflowSerializer.configure(config)

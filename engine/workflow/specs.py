@@ -48,6 +48,22 @@ another value; a dict the fork held too is merged key by key by the same rule, a
 too) replaces the old one whole. Where two branches changed the same variable the later arrival wins
 (Camunda: the later write). A variable a branch deleted is not deleted for the case: the library's merge
 never removes one either, and the bundled tolerant acceptance drops its branch's copies with ``del``.
+
+In a loop back through the fork, a join counts (to fire) and merges only the arrivals of its round: the
+library keeps every task it ran and its joins count every instance of their spec, so in the second round
+one branch's arrival plus the first round's made the join fire, and a first-round copy was merged over the
+second round's. A firing consumes every arrival before it (``_counted``), the rule pruning applies at every
+dump (``.pruning``), so a loop of script tasks that runs several rounds in one command joins as a stored
+instance does.
+
+The end of a scope (``OwMergingEndJoin``: the process's, an embedded sub-process's, a called process's,
+whose data is the scope's result and so the output to the parent) merges the branches that ended at their
+own end events by the same rule; the library's end join deep-merged every ended branch's copy, so a branch
+that never wrote ``x`` and ended last put its copy from the split back. Each branch that ends is folded in
+as it ends: over the data of the branches ended before it, what it changed since it parted from the last of
+them (their nearest common task), kept in the arrival's internal data (``END_ARRIVAL``), so the join reads
+only its last arrival and pruning keeps that one. Where two branches parted at different splits (nested),
+the one that ends is compared with the split it shares with the branch that ended just before it.
 """
 
 from __future__ import annotations
@@ -72,6 +88,8 @@ from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import InvalidInput
+
+from .event_subprocesses import OwEndJoin
 
 _BRANCH_LIMIT: ContextVar[int | None] = ContextVar("onewindow_mi_branch_limit", default=None)
 
@@ -385,16 +403,27 @@ def _common_ancestor(tasks: list[Any]) -> Any:
 
 
 class _BranchMergingJoin:
-    """Mixed into a join: merges what each arrived branch changed since the fork, in arrival order."""
+    """Mixed into a join: merges what each arrived branch changed since the fork, in arrival order; the
+    arrivals a firing consumed no longer count (see the module doc)."""
+
+    def _counted(self, workflow: Any) -> Iterator[Any]:
+        """This join's instances in ``workflow`` but those a firing consumed: a COMPLETED instance (a firing)
+        and every instance that finished before the latest firing, the rule ``pruning._arrivals`` applies
+        at every dump, so a loop run within one command counts what a stored instance counts."""
+        instances = [task for task in workflow.tasks.values() if task.task_spec == self]
+        fired = [task.last_state_change for task in instances if task.state == TaskState.COMPLETED]
+        latest = max(fired, default=None)
+        for task in instances:
+            finished = task.has_state(TaskState.FINISHED_MASK)
+            if not (finished and latest is not None and task.last_state_change <= latest):
+                yield task
 
     def _merge_branches(self, my_task: Any) -> None:
         arrived = sorted(  # the library's arrivals (UnstructuredJoin._run_hook), in the order it merges them
             (
                 task
-                for task in my_task.workflow.tasks.values()
-                if task.task_spec == self
-                and task.has_state(TaskState.FINISHED_MASK)
-                and not my_task.is_descendant_of(task)
+                for task in self._counted(my_task.workflow)
+                if task.has_state(TaskState.FINISHED_MASK) and not my_task.is_descendant_of(task)
             ),
             key=lambda task: task.last_state_change,
         )
@@ -422,12 +451,83 @@ def _ordered_like(value: Any, model: Any) -> Any:
 
 
 class OwParallelGateway(_BranchMergingJoin, ParallelGateway):
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        """``ParallelGateway``'s check over the instances that still count (``_counted``)."""
+        waiting_inputs = set(self.inputs)
+        for task in self._counted(my_task.workflow):
+            if task.is_descendant_of(my_task):  # a predicted instance after this one: the first iteration
+                node = task
+                while node is not None and node.task_spec not in waiting_inputs:
+                    node = node.parent
+                if node is not None:
+                    waiting_inputs.remove(node.task_spec)
+            elif my_task.is_descendant_of(task):
+                continue
+            elif task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs:
+                waiting_inputs.remove(task.parent.task_spec)
+        return not waiting_inputs
+
     def _run_hook(self, my_task: Any) -> bool:
         self._merge_branches(my_task)
         return True
 
 
+_HOLDS_TOKEN = TaskState.READY | TaskState.STARTED | TaskState.WAITING
+"""Where a branch's token is for an inclusive join: a task to do, one that runs (a sub-process), one that
+waits (an event; the library counted READY and WAITING only, so a running sub-process never held the join)."""
+
+
 class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        """``InclusiveGateway``'s check over the instances that still count (``_counted``); the walk for
+        the tasks that may still reach the join passes through a consumed firing (the library's stops at
+        every instance, so below the first round's firing it saw nothing), as it does once that is pruned."""
+        counted = {task.id for task in self._counted(my_task.workflow)}
+        tasks, sources = [], []
+        stack = [my_task.workflow.task_tree]
+        while stack:  # the library's get_tasks(end_at_spec=self.name), depth first, without recursion
+            task = stack.pop()
+            if task.task_spec == self and task.id in counted:
+                tasks.append(task)
+                continue
+            if task.task_spec != self and task.has_state(_HOLDS_TOKEN):
+                sources.append(task.task_spec)
+            stack.extend(reversed(task.children))
+        completed = {task.parent.task_spec for task in tasks if task.parent.state == TaskState.COMPLETED}
+        if any(
+            t.parent.has_state(TaskState.DEFINITE_MASK) and t.parent.task_spec not in completed for t in tasks
+        ):
+            return False
+        return self._unreachable(completed, sources)
+
+    def _unreachable(self, completed: set[Any], sources: list[Any]) -> bool:
+        """BPMN 2.0 (13.4.3): no task holding a token (``sources``) can reach an input that has not arrived
+        without being able to reach one that has (``completed``), along flows that do not pass this join.
+        The library walked back from each input along the first flow into each element only, and through
+        this join itself: in a loop, the walk from an arrived input went round through the join to a task
+        waiting in another branch (behind an exclusive merge) and so did not wait for it."""
+        for source in dict.fromkeys(sources):
+            reached = self._inputs_reached(source)
+            if reached - completed and not reached & completed:
+                return False
+        return True
+
+    def _inputs_reached(self, source: Any) -> set[Any]:
+        """The inputs of this join that a token at ``source`` can reach without passing the join."""
+        inputs = set(self.inputs)
+        found: set[Any] = set()
+        seen = {source}
+        stack = [source]
+        while stack:
+            spec = stack.pop()
+            if spec in inputs:
+                found.add(spec)
+            for output in spec.outputs:
+                if output is not self and output not in seen:
+                    seen.add(output)
+                    stack.append(output)
+        return found
+
     def _run_hook(self, my_task: Any) -> bool:
         """``InclusiveGateway._run_hook`` with our merge in place of ``UnstructuredJoin._run_hook``."""
         self._merge_branches(my_task)
@@ -438,6 +538,54 @@ class OwInclusiveGateway(_BranchMergingJoin, InclusiveGateway):
         for child in my_task.children:
             child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
         return True
+
+
+END_ARRIVAL = "ow_end_arrival"
+"""The internal data of an arrival at a scope's end join (``OwMergingEndJoin``): ``{"seq": n, "data": ...}``,
+the data of the branches ended so far, merged."""
+
+
+class OwMergingEndJoin(OwEndJoin):
+    """The end join of a process or sub-process (``OwEndJoin``: an idle event sub-process does not hold it)
+    merging the branches that ended at their own end events by the joins' rule (see the module doc)."""
+
+    def _update_hook(self, my_task: Any) -> bool:
+        may_fire = bool(super()._update_hook(my_task))
+        parent = my_task.parent
+        if not may_fire and END_ARRIVAL not in my_task.internal_data and parent.state == TaskState.COMPLETED:
+            previous = latest_end_arrival(my_task.workflow.tasks.values(), self, but=my_task)
+            seq = previous.internal_data[END_ARRIVAL]["seq"] + 1 if previous is not None else 1
+            my_task.internal_data[END_ARRIVAL] = {"seq": seq, "data": self._ended(my_task, previous)}
+        return may_fire
+
+    def _ended(self, my_task: Any, previous: Any) -> dict[str, Any]:
+        """The data of the branches ended before ``my_task``'s (``previous`` holds it) with what ``my_task``'s
+        branch changed since it parted from ``previous``'s, over it."""
+        if previous is None:
+            return deepcopy(my_task.parent.data)
+        data: dict[str, Any] = deepcopy(previous.internal_data[END_ARRIVAL]["data"])
+        fork = _common_ancestor([previous.parent, my_task.parent])
+        _merge_changes(data, fork.data if fork is not None else {}, my_task.parent.data)
+        return data
+
+    def _run_hook(self, my_task: Any) -> bool:
+        own = my_task.internal_data.get(END_ARRIVAL)
+        if own is not None:  # an arrival that waited and fires now (what it waited for was cancelled)
+            data = deepcopy(own["data"])
+        else:
+            data = self._ended(
+                my_task, latest_end_arrival(my_task.workflow.tasks.values(), self, but=my_task)
+            )
+        my_task.data = _ordered_like(data, my_task.parent.data)
+        my_task.workflow.data.update(my_task.data)  # the library's _EndJoin: the process's result
+        return True
+
+
+def latest_end_arrival(tasks: Iterable[Any], spec: Any, but: Any = None) -> Any:
+    """The last arrival at the end join ``spec`` among ``tasks`` (but ``but``), which holds the data of every
+    branch ended so far: the only one the join reads (``.pruning`` keeps it, not the others)."""
+    arrivals = [t for t in tasks if t.task_spec == spec and t is not but and END_ARRIVAL in t.internal_data]
+    return max(arrivals, key=lambda t: t.internal_data[END_ARRIVAL]["seq"], default=None)
 
 
 class OwNoneTask(NoneTask):
