@@ -392,6 +392,25 @@ def _licence_with_event_statement(row_names: tuple[str, ...], event_names: tuple
     return insert(licence_status_events).from_select(["licence_id", *event_names], rows).add_cte(new_licence)
 
 
+def _shortened(old: LicenceRecord, valid_until: dt.date) -> InvalidInput:
+    """The refusal of a replacement of ``old`` ending on ``valid_until``, before ``old`` ends: 换发 gives the
+    licence a new certificate (changed details, a damaged or lost one), never a shorter term; the holder
+    keeps every day of the licence it replaces (ending a licence early is a cancellation, 注销)."""
+    until = old.valid_until.isoformat() if old.valid_until else None
+    return InvalidInput(
+        f"换发的证照沿用原证照 {old.licence_number} 的有效期，"
+        + (f"有效期须至 {until}" if until else "须为长期有效")
+        + f"，不能缩短至 {valid_until.isoformat()}（换发不改变有效期；提前终止许可须依法办理注销）",
+        code="replacement_shortens_validity",
+        field="valid_until",
+        licence_id=old.id,
+        licence_number=old.licence_number,
+        valid_until=until,  # the day it must run to; 长期有效: none, and indefinite
+        indefinite=True if until is None else None,
+        requested_valid_until=valid_until.isoformat(),
+    )
+
+
 def _required_text(value: str | None, field: str, label: str) -> str:
     text = (value or "").strip()
     if not text:
@@ -443,7 +462,8 @@ class LicenceLibrary:
         the licence it renews, whose term it continues: it begins the day after the renewed licence's last
         day (``valid_from`` defaults to that day and may be no other), never overlapping it; ``replaces``
         issues a new version of a licence (same serial, version + 1) and cancels the old one in the same
-        transaction: it keeps the old one's term, neither beginning before it nor ending after it, nor
+        transaction: it keeps the old one's term, neither beginning before it nor ending before or after it
+        (``replacement_shortens_validity``: the holder keeps every day of it), nor
         beginning after the day it is issued (or the old one's first day, when later), since the old one
         is in force no more. ``serial``: the next free serial of the type and
         issuer, taken with :func:`next_serials` in this transaction by a caller issuing several licences
@@ -529,16 +549,17 @@ class LicenceLibrary:
             valid_from = valid_from or replaced.valid_from
             if valid_until is None:
                 valid_until = replaced.valid_until
-            elif replaced.valid_until is None or valid_until > replaced.valid_until:
+            elif replaced.valid_until is not None and valid_until > replaced.valid_until:
                 raise InvalidInput(
                     "换发的证照沿用原证照的有效期，不能延长（延长有效期须办理延续）",
                     code="replacement_extends_validity",
                     field="valid_until",
                     licence_id=replaced.id,
                 )
-            elif valid_until < replaced.valid_until:
+            elif valid_until != replaced.valid_until:  # ends sooner (or a 长期有效 one given a last day)
                 renewal = self._renewal_of(replaced)
-                if renewal is not None:  # its renewal begins the day after the old last day
+                if renewal is not None and replaced.valid_until is not None:
+                    # its renewal begins the day after the old last day
                     raise InvalidInput(
                         f"证照 {replaced.licence_number} 已延续为 {renewal.licence_number}（自 "
                         f"{renewal.valid_from.isoformat()} 起），换发的证照有效期须至 "
@@ -549,6 +570,7 @@ class LicenceLibrary:
                         renewed_by=renewal.id,
                         valid_until=replaced.valid_until.isoformat(),
                     )
+                raise _shortened(replaced, valid_until)
         valid_from = valid_from or issue_date
         if valid_until is None and replaced is None:
             valid_until = licence_type.default_valid_until(valid_from)

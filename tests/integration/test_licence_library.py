@@ -855,7 +855,7 @@ def test_a_replacement_of_a_renewed_licence_keeps_its_last_day(lib, conn, org, i
     """A licence renewed (the renewal begins the day after its last day) and then replaced: a replacement
     ending sooner left days between it and the renewal on which the holder had no licence in force (a
     renewal is refused such a gap itself). Refused naming valid_until, the day it must run to and the
-    renewal; nothing written. Without a renewal a shorter term is taken as before."""
+    renewal; nothing written (without a renewal a shorter term is refused too: the next test)."""
     code, name = issuer
 
     def food(issued: dt.date, **kwargs):
@@ -880,10 +880,42 @@ def test_a_replacement_of_a_renewed_licence_keeps_its_last_day(lib, conn, org, i
     with pytest.raises(InvalidInput) as info:
         food(T0.date(), replaces=replacement.id, valid_until=dt.date(2028, 12, 30))
     assert info.value.code == "replacement_validity_gap"
-    other = food(dt.date(2024, 6, 1))  # not renewed
-    assert food(T0.date(), replaces=other.id, valid_until=dt.date(2027, 12, 31)).valid_until == dt.date(
-        2027, 12, 31
-    )
+
+
+def test_a_replacement_never_shortens_the_term_of_the_licence_it_replaces(lib, conn, org, issuer):
+    """换发 changes the certificate, not the term: a replacement of a licence not renewed ending before
+    the old one's last day (or given a last day where the old one is 长期有效) silently took those days
+    from the holder. Refused naming valid_until, the day it must run to and the day asked for; nothing
+    written, the old version still valid. Its own last day, given, is taken."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    old = food(dt.date(2024, 6, 1))  # 2024-06-01 .. 2029-05-31, not renewed
+    business = issue_business(lib, org, issuer)  # 长期有效
+    for replaced, until, must in (
+        (old, dt.date(2027, 12, 31), "2029-05-31"),
+        (old, dt.date(2029, 5, 30), "2029-05-31"),
+        (business, dt.date(2045, 12, 31), None),
+    ):
+        before = table_rows(conn)
+        with pytest.raises(InvalidInput) as info:
+            lib.issue(
+                replaced.type_code, org.credit_code, org.name, dict(replaced.face), code, name, T0.date(),
+                replaces=replaced.id, valid_until=until,
+            )  # fmt: skip
+        err = info.value
+        assert (err.code, err.detail["field"]) == ("replacement_shortens_validity", "valid_until")
+        asked = (err.detail.get("valid_until"), err.detail["requested_valid_until"])
+        assert asked == (must, until.isoformat())
+        assert err.detail.get("indefinite") is (None if must else True)
+        assert err.detail["licence_id"] == replaced.id and replaced.licence_number in err.message
+        assert (must or "长期有效") in err.message and until.isoformat() in err.message
+        assert table_rows(conn) == before and lib.get(replaced.id).status == "valid"
+    assert food(T0.date(), replaces=old.id, valid_until=old.valid_until).valid_until == old.valid_until
 
 
 def test_a_replacement_leaves_no_day_without_a_licence_in_force(lib, conn, org, issuer):
