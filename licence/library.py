@@ -411,6 +411,24 @@ def _shortened(old: LicenceRecord, valid_until: dt.date) -> InvalidInput:
     )
 
 
+def _versions_of(licence_id: str) -> Any:
+    """The ids of every version of the licence ``licence_id`` is a version of (itself included): one
+    licence is one root, type, issuer and serial (the serial is counted per type and issuer, so the
+    first food licence of every issuer has serial 1); a replacement is its next version."""
+    versions = licences.alias("versions")
+    this = (
+        select(licences.c.root_code, licences.c.type_code, licences.c.issuer_credit_code, licences.c.serial)
+        .where(licences.c.id == licence_id)
+        .subquery("this")
+    )
+    return select(versions.c.id).where(
+        versions.c.root_code == this.c.root_code,
+        versions.c.type_code == this.c.type_code,
+        versions.c.issuer_credit_code == this.c.issuer_credit_code,
+        versions.c.serial == this.c.serial,
+    )
+
+
 def _required_text(value: str | None, field: str, label: str) -> str:
     text = (value or "").strip()
     if not text:
@@ -714,14 +732,9 @@ class LicenceLibrary:
 
     def _renewal_of(self, old: LicenceRecord) -> Row[Any] | None:
         """The licence renewing ``old``, whichever version of it was renewed (id, number, first day)."""
-        versions = licences.alias("versions")
-        this = select(licences.c.root_code, licences.c.serial).where(licences.c.id == old.id).subquery()
-        same_licence = select(versions.c.id).where(
-            versions.c.root_code == this.c.root_code, versions.c.serial == this.c.serial
-        )
         stmt = (
             select(licences.c.id, licences.c.licence_number, licences.c.valid_from)
-            .where(licences.c.renews_id.in_(same_licence))
+            .where(licences.c.renews_id.in_(_versions_of(old.id)))
             .limit(1)
         )
         return self.conn.execute(stmt).first()

@@ -822,6 +822,28 @@ def test_a_replaced_licence_renewed_before_is_not_renewed_again(lib, conn, org, 
     assert table_rows(conn) == before
 
 
+def test_a_licence_is_its_own_versions_not_another_issuers_of_the_same_serial(lib, conn, org, issuer):
+    """The serial is counted per type and issuer: the first food licence of two issuers both have serial 1.
+    One renewed, the other was refused renewal as renewed already (by the first one's renewal), and a
+    replacement of it was held to the first one's renewal; one licence is its type, issuer and serial."""
+    code, name = issuer
+    other_code, other_name = demo_issuers()["health"]
+    assert other_code != code
+
+    def food(issuer_code: str, issuer_name: str, issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), issuer_code, issuer_name,
+            issued, **kwargs,
+        )  # fmt: skip
+
+    first = food(code, name, dt.date(2024, 1, 1))
+    second = food(other_code, other_name, dt.date(2024, 1, 1))
+    assert first.identifier.serial == second.identifier.serial == 1
+    food(code, name, T0.date(), renews=first.id)
+    renewal = food(other_code, other_name, T0.date(), renews=second.id)
+    assert renewal.renews_id == second.id and renewal.valid_from == dt.date(2029, 1, 1)
+
+
 def test_a_replacement_keeps_the_term_of_the_licence_it_replaces(lib, conn, org, issuer):
     code, name = issuer
     old = lib.issue(
