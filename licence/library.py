@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import Conflict, InvalidInput, NotFound, Problem
 from licence.checkdigits import holder_id_problem, is_holder_id_of, validate_holder_id
 from licence.model import (
+    FINAL_STATUSES,
     ROOT_CODE,
     STATUS_LABELS,
     LicenceIdentifier,
@@ -882,7 +883,8 @@ class LicenceLibrary:
         actor = _required_text(actor, "actor", "操作人")
         allowed, target, verb = _TRANSITIONS[action]
         at = utc(at or self._clock())
-        record = self.get(licence_id)
+        # locked: a renewal of it issued meanwhile (that locks it too) is committed, and seen, or refused
+        record = self._locked(licence_id)
         status = record.effective_status(local_date(at))  # past its last day, a valid licence has expired
         if status not in allowed:
             raise IllegalTransition(
@@ -893,7 +895,46 @@ class LicenceLibrary:
                 action=action,
             )
         self._transition(record, target, reason, actor, at)
+        if target in FINAL_STATUSES:
+            self._end_pending_renewals(record, verb, reason, actor, at)
         return self.get(licence_id)
+
+    def _end_pending_renewals(
+        self, ended: LicenceRecord, verb: str, reason: str, actor: str, at: dt.datetime
+    ) -> None:
+        """Cancel (注销) the renewals of ``ended`` (of any version of it) not yet in force on the day of
+        ``at``, and theirs in turn, in this transaction: a renewal (延续) continues the licence it renews,
+        and once that has been revoked (吊销) or cancelled (注销) before its term ended, there is nothing
+        left to continue; the authority cancels the permission it continued (行政许可法第七十条第四项),
+        or it came into force the day after the ended licence's last day. Each gets a status event
+        naming the licence it continued, what happened to it and why. A renewal already in force (the
+        licence cancelled after its term ended) stands on its own; a replacement (换发) is not an end: it
+        cancels the old version through ``_transition`` only, the renewal continuing the new version."""
+        day = local_date(at)
+        pending = [(ended, verb)]
+        while pending:
+            parent, how = pending.pop()
+            renewals = select(licences.c.id).where(licences.c.renews_id.in_(_versions_of(parent.id)))
+            for renewal_id in self.conn.execute(renewals).scalars().all():
+                current = (  # the version of the renewal that stands (a replaced one is cancelled)
+                    select(licences.c.id)
+                    .where(
+                        licences.c.id.in_(_versions_of(renewal_id)),
+                        licences.c.status.in_(("valid", "suspended")),
+                        licences.c.valid_from > day,
+                    )
+                    .order_by(licences.c.version)
+                )
+                for version_id in self.conn.execute(current).scalars().all():
+                    renewal = self._locked(version_id)
+                    if renewal.status not in ("valid", "suspended"):  # changed before we locked it
+                        continue
+                    why = (
+                        f"所延续的证照 {parent.licence_number} 已{how}（{reason}），"
+                        f"本证照自 {renewal.valid_from.isoformat()} 起的延续有效期尚未开始，随之注销"
+                    )
+                    self._transition(renewal, "cancelled", why, actor, at)
+                    pending.append((renewal, "注销"))
 
     def _transition(
         self, record: LicenceRecord, target: LicenceStatus, reason: str, actor: str, at: dt.datetime

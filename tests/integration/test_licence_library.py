@@ -969,6 +969,58 @@ def test_a_replacement_leaves_no_day_without_a_licence_in_force(lib, conn, org, 
         assert replacement.is_usable(latest) and lib.get(replaced.id).status == "cancelled"
 
 
+@pytest.mark.parametrize(("action", "verb"), [("revoke", "吊销"), ("cancel", "注销")])
+def test_ending_a_licence_ends_its_renewal_not_yet_in_force(lib, conn, org, issuer, action, verb):
+    """A renewal issued before the licence it renews ends begins the day after its last day: revoked or
+    cancelled before then, the licence left its renewal to come into force on 2029-01-01 as if nothing had
+    happened. Ending a licence now cancels (注销) every renewal of it not yet in force, and theirs, in the
+    same transaction, whichever version of it or of the renewal stands; each with an event naming the
+    licence it continued, what happened to it and why. A renewal ended itself leaves the renewed one."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    def status(record) -> str:
+        return lib.get(record.id).status
+
+    old = food(dt.date(2024, 1, 1))  # 2024-01-01 .. 2028-12-31
+    renewal = food(T0.date(), renews=old.id)  # from 2029-01-01
+    next_renewal = food(T0.date(), renews=renewal.id)  # renewed again before it began: from 2034-01-01
+    getattr(lib, action)(old.id, "严重违法经营", "执法一队")
+    ended = {"revoke": "revoked", "cancel": "cancelled"}[action]
+    assert [status(r) for r in (old, renewal, next_renewal)] == [ended, "cancelled", "cancelled"]
+    event = lib.get(renewal.id).history[-1]
+    assert (event.from_status, event.status, event.actor, event.at) == ("valid", "cancelled", "执法一队", T0)
+    assert old.licence_number in event.reason and verb in event.reason and "严重违法经营" in event.reason
+    assert renewal.licence_number in lib.get(next_renewal.id).history[-1].reason
+    assert lib.latest_usable(org.credit_code, "food_business_licence", dt.date(2029, 6, 1)) is None
+
+    # whichever version stands: the licence replaced after it was renewed, the renewal replaced (and
+    # suspended); the replacement of the renewed licence cancels the old version, not its renewal
+    first = food(dt.date(2024, 6, 1))  # 2024-06-01 .. 2029-05-31
+    renewal = food(T0.date(), renews=first.id)
+    renewal_v2 = food(T0.date(), replaces=renewal.id)
+    second = food(T0.date(), replaces=first.id)
+    assert (status(first), status(renewal), status(renewal_v2)) == ("cancelled", "cancelled", "valid")
+    lib.suspend(renewal_v2.id, "整改", "执法一队")
+    getattr(lib, action)(second.id, "严重违法经营", "执法一队")
+    assert (status(renewal_v2), lib.get(renewal_v2.id).history[-1].from_status) == ("cancelled", "suspended")
+    assert second.licence_number in lib.get(renewal_v2.id).history[-1].reason
+
+    # a renewal ended itself leaves the licence it renews; one in force stands when the renewed ends
+    third = food(dt.date(2024, 9, 1))  # 2024-09-01 .. 2029-08-31
+    renewal = food(T0.date(), renews=third.id)
+    getattr(lib, action)(renewal.id, "申请人撤回", "窗口")
+    assert status(third) == "valid"
+    fourth = food(dt.date(2020, 9, 1))  # 2020-09-01 .. 2025-08-31
+    renewal = food(T0.date(), renews=fourth.id)  # from 2025-09-01
+    lib.cancel(fourth.id, "有效期届满，依法注销", "窗口", at=dt.datetime(2025, 9, 2, 2, tzinfo=dt.UTC))
+    assert (status(fourth), status(renewal)) == ("cancelled", "valid")
+
+
 @pytest.mark.parametrize("action", ["suspend", "revoke"])
 def test_a_licence_past_its_last_day_is_expired_for_every_action(lib, conn, org, issuer, action):
     """Not yet marked by the worker, a licence past its last day is expired all the same: suspending it
