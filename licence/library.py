@@ -53,7 +53,7 @@ from licence.model import (
     integrity_hash,
 )
 from licence.tables import licence_status_events, licences
-from licence.types import LicenceType, find_type, get_type, holder_id_kind_for
+from licence.types import HolderKind, LicenceType, find_type, get_type, holder_id_kind_for
 
 __all__ = [
     "IllegalTransition",
@@ -68,6 +68,8 @@ __all__ = [
 ]
 
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
+_ID_KIND_OF: dict[str, str] = {"person": "resident_id", "organisation": "credit_code"}
+"""The kind of id (``licences.holder_id_kind``) a holder of each kind (a case's ``applicant_kind``) has."""
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's bound-parameter limit
 
 # action -> (statuses it may start from, status it leads to, Chinese verb)
@@ -353,6 +355,7 @@ def _for_forms_statement(dialect: str) -> Any:
         )
         .where(
             licences.c.holder_id == bindparam("holder"),
+            licences.c.holder_id_kind.in_(bindparam("kinds", expanding=True)),
             licences.c.type_code.in_(bindparam("types", expanding=True)),
         )
         .subquery("of_types")
@@ -760,9 +763,14 @@ class LicenceLibrary:
             raise NotFound(f"证照不存在：{licence_id}", code="licence_not_found", licence_id=licence_id)
         return self._records([row])[0]
 
-    def latest_usable(self, holder_id: str, type_code: str, today: dt.date) -> LicenceRecord | None:
+    def latest_usable(
+        self, holder_id: str, type_code: str, today: dt.date, *, holder_kind: HolderKind | None = None
+    ) -> LicenceRecord | None:
         """The newest licence of this type the holder may rely on today (for auto-filling forms), if any."""
-        for record in self.by_holder(holder_id, include_inactive=False, today=today, type_code=type_code):
+        found = self.by_holder(
+            holder_id, include_inactive=False, today=today, type_code=type_code, holder_kind=holder_kind
+        )
+        for record in found:
             if record.is_usable(today):
                 return record
         return None
@@ -785,15 +793,21 @@ class LicenceLibrary:
         type_code: str | None = None,
         type_codes: Collection[str] | None = None,
         history: bool = True,
+        holder_kind: HolderKind | None = None,
     ) -> list[LicenceRecord]:
-        """The licences of one holder, newest first.
+        """The licences of one holder, newest first (the holder: its id and kind, :meth:`holder_id_kinds`).
 
         With ``include_inactive=False`` only stored-``valid`` licences are returned, and when ``today`` is
         given those past their last valid day are left out too. ``type_code`` or ``type_codes`` keep the
         licences of those types (no type: none, without a query). ``history=False`` leaves the status
         history out (an empty tuple; one query fewer) for callers that read the faces only.
         """
-        stmt = select(licences).where(licences.c.holder_id == _holder(holder_id))
+        kinds = self.holder_id_kinds(holder_id, holder_kind)
+        if not kinds:
+            return []
+        stmt = select(licences).where(
+            licences.c.holder_id == _holder(holder_id), licences.c.holder_id_kind.in_(kinds)
+        )
         if type_code is not None:
             stmt = stmt.where(licences.c.type_code == type_code)
         if type_codes is not None:
@@ -808,18 +822,38 @@ class LicenceLibrary:
         rows = self.conn.execute(stmt).all()
         return self._records(rows) if history else [_record(row, ()) for row in rows]
 
-    def for_forms(self, holder_id: str, type_codes: Collection[str], today: dt.date) -> list[LicenceRecord]:
+    def for_forms(
+        self,
+        holder_id: str,
+        type_codes: Collection[str],
+        today: dt.date,
+        *,
+        holder_kind: HolderKind | None = None,
+    ) -> list[LicenceRecord]:
         """The holder's licences of these types that can fill a form or stand in for a material today,
         newest first, without their status history: of each type its best usable one (autofill's pick:
         longest validity, latest issue, then number and id; all of a type none of which is usable) and
         the newest usable one (the material check's: valid, in force and unexpired). A form whose best
         usable licence lacks a bound value needs the rest too (``forms.autofill.fills_from``); a holder
         with hundreds of licences of a type, issued the same day for the same term or not, reads a few."""
-        if not type_codes:
+        kinds = self.holder_id_kinds(holder_id, holder_kind)
+        if not type_codes or not kinds:
             return []
-        params = {"holder": _holder(holder_id), "types": sorted(type_codes), "today": today}
+        params = {"holder": _holder(holder_id), "kinds": kinds, "types": sorted(type_codes), "today": today}
         statement = _for_forms_statement(self.conn.dialect.name)
         return [_record(row, ()) for row in self.conn.execute(statement, params)]
+
+    def holder_id_kinds(self, holder_id: str, holder_kind: HolderKind | None) -> list[str]:
+        """The kinds of holder id (``holder_id_kind``) whose licences are the holder's: those of
+        ``holder_kind`` (person: resident_id, organisation: credit_code) when it is known. Without it the id
+        decides, but an id valid both as a resident ID and as a credit code (``121101196005011081``) is a
+        person's or an organisation's, never both, and none is guessed: no licence is the holder's."""
+        if holder_kind is not None:
+            return [_ID_KIND_OF[holder_kind]]
+        holder, today = _holder(holder_id), local_date(utc(self._clock()))
+        if is_holder_id_of(holder, "resident_id", today) and is_holder_id_of(holder, "credit_code", today):
+            return []
+        return sorted(_ID_KIND_OF.values())
 
     def _records(self, rows: Sequence[Row[Any]]) -> list[LicenceRecord]:
         ids = [row.id for row in rows]

@@ -520,7 +520,7 @@ def test_the_licences_read_for_a_form_fill_it_as_all_of_the_holders_would(lib, c
     fewer = False
     days = [dt.date(2014, 6, 1), dt.date(2016, 6, 1), dt.date(2019, 3, 3), dt.date(2020, 1, 1)]
     for today in [*days, dt.date(2025, 7, 1)]:  # 2014: none is in force yet
-        read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, materials)
+        read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, materials, holder_kind=None)
         fewer |= len(read) < len(everything)
         assert autofill(form, licences=read, today=today) == autofill(form, licences=everything, today=today)
         for type_code in form.licence_types | materials:
@@ -551,7 +551,7 @@ def test_licences_alike_in_term_and_issue_are_read_as_autofill_ranks_them(lib, c
     conn.execute(update(licences).where(licences.c.id == ranked[1].id).values(**later))
     everything = lib.by_holder(org.credit_code, history=False)
     newest_usable = next(x for x in everything if x.is_usable(today))  # the material check's
-    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
+    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, holder_kind=None)
     assert {x.id for x in read if x.type_code == "food_business_licence"} == {ranked[2].id, newest_usable.id}
     filled = autofill(form, licences=read, today=today)
     assert filled == autofill(form, licences=everything, today=today)
@@ -583,7 +583,7 @@ def test_the_newest_valid_licence_is_read_even_where_an_older_one_fills_the_form
         for issued, until in terms
     )
     today = dt.date(2020, 1, 1)
-    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
+    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, holder_kind=None)
     assert [x.id for x in read] == [newest.id, lasting.id]
     filled = autofill(form, licences=read, today=today)
     assert {p.licence_id for p in filled.provenance.values() if p.source == "licence"} == {lasting.id}
@@ -1043,3 +1043,38 @@ def test_an_issuer_whose_credit_code_has_a_resident_ids_shape_issues(lib, org):
         T0.date(),
     )  # fmt: skip
     assert record.issuer_credit_code == code
+
+
+def test_an_id_valid_as_both_is_two_holders_each_with_its_own_licences(lib, issuer):
+    """``121101196005011081`` is a valid resident ID and a valid credit code: a person's 居民身份证 and a
+    事业单位's food licence may both be stored under it, each with its kind. Read by id alone, each was
+    the other's; read with the holder's kind each has its own, and an id valid as both read without a
+    kind has none (never guessed). An id of one kind is read as before."""
+    both = "121101196005011081"
+    police_code, police = demo_issuers()["police"]
+    code, name = issuer
+    person = lib.issue(
+        "resident_id", both, "李某", {
+            "name": "李某", "gender": "女", "ethnicity": "汉", "birth_date": "1960-05-01",
+            "address": "福建省福州市仓山区上渡路8号", "id_number": both,
+        }, police_code, police, dt.date(2020, 1, 1),
+    )  # fmt: skip
+    unit = replace(demo_organisations()[0], credit_code=both, name="福州市某某中心")
+    org = lib.issue(
+        "food_business_licence", both, unit.name, food_face(unit), code, name, dt.date(2024, 1, 1)
+    )
+    types = {"resident_id", "food_business_licence"}
+    for kind, own in (("person", person), ("organisation", org)):
+        assert [r.id for r in lib.by_holder(both, holder_kind=kind)] == [own.id]
+        assert [r.id for r in lib.for_forms(both, types, T0.date(), holder_kind=kind)] == [own.id]
+        assert lib.latest_usable(both, own.type_code, T0.date(), holder_kind=kind).id == own.id
+        other = org if own is person else person
+        assert lib.latest_usable(both, other.type_code, T0.date(), holder_kind=kind) is None
+    assert lib.by_holder(both) == [] and lib.for_forms(both, types, T0.date()) == []
+    assert lib.latest_usable(both, "resident_id", T0.date()) is None
+    company = demo_organisations()[0]
+    issue_business(lib, company, issuer)
+    assert lib.by_holder(company.credit_code) == lib.by_holder(
+        company.credit_code, holder_kind="organisation"
+    )
+    assert len(lib.by_holder(company.credit_code)) == 1
