@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import Conflict, InvalidInput, NotFound, Problem
 from licence.checkdigits import holder_id_problem, is_holder_id_of, validate_holder_id
 from licence.model import (
+    FINAL_STATUSES,
     ROOT_CODE,
     STATUS_LABELS,
     LicenceIdentifier,
@@ -52,7 +53,7 @@ from licence.model import (
     integrity_hash,
 )
 from licence.tables import licence_status_events, licences
-from licence.types import LicenceType, find_type, get_type, holder_id_kind_for
+from licence.types import HolderKind, LicenceType, find_type, get_type, holder_id_kind_for
 
 __all__ = [
     "IllegalTransition",
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
+_ID_KIND_OF: dict[str, str] = {"person": "resident_id", "organisation": "credit_code"}
+"""The kind of id (``licences.holder_id_kind``) a holder of each kind (a case's ``applicant_kind``) has."""
 _CHUNK = 500  # ids per IN (...) list, well below SQLite's bound-parameter limit
 
 # action -> (statuses it may start from, status it leads to, Chinese verb)
@@ -352,6 +355,7 @@ def _for_forms_statement(dialect: str) -> Any:
         )
         .where(
             licences.c.holder_id == bindparam("holder"),
+            licences.c.holder_id_kind.in_(bindparam("kinds", expanding=True)),
             licences.c.type_code.in_(bindparam("types", expanding=True)),
         )
         .subquery("of_types")
@@ -390,6 +394,43 @@ def _licence_with_event_statement(row_names: tuple[str, ...], event_names: tuple
     event = [bindparam(f"e_{n}", type_=licence_status_events.c[n].type) for n in event_names]
     rows = select(new_licence.c.id, *event)
     return insert(licence_status_events).from_select(["licence_id", *event_names], rows).add_cte(new_licence)
+
+
+def _shortened(old: LicenceRecord, valid_until: dt.date) -> InvalidInput:
+    """The refusal of a replacement of ``old`` ending on ``valid_until``, before ``old`` ends: 换发 gives the
+    licence a new certificate (changed details, a damaged or lost one), never a shorter term; the holder
+    keeps every day of the licence it replaces (ending a licence early is a cancellation, 注销)."""
+    until = old.valid_until.isoformat() if old.valid_until else None
+    return InvalidInput(
+        f"换发的证照沿用原证照 {old.licence_number} 的有效期，"
+        + (f"有效期须至 {until}" if until else "须为长期有效")
+        + f"，不能缩短至 {valid_until.isoformat()}（换发不改变有效期；提前终止许可须依法办理注销）",
+        code="replacement_shortens_validity",
+        field="valid_until",
+        licence_id=old.id,
+        licence_number=old.licence_number,
+        valid_until=until,  # the day it must run to; 长期有效: none, and indefinite
+        indefinite=True if until is None else None,
+        requested_valid_until=valid_until.isoformat(),
+    )
+
+
+def _versions_of(licence_id: str) -> Any:
+    """The ids of every version of the licence ``licence_id`` is a version of (itself included): one
+    licence is one root, type, issuer and serial (the serial is counted per type and issuer, so the
+    first food licence of every issuer has serial 1); a replacement is its next version."""
+    versions = licences.alias("versions")
+    this = (
+        select(licences.c.root_code, licences.c.type_code, licences.c.issuer_credit_code, licences.c.serial)
+        .where(licences.c.id == licence_id)
+        .subquery("this")
+    )
+    return select(versions.c.id).where(
+        versions.c.root_code == this.c.root_code,
+        versions.c.type_code == this.c.type_code,
+        versions.c.issuer_credit_code == this.c.issuer_credit_code,
+        versions.c.serial == this.c.serial,
+    )
 
 
 def _required_text(value: str | None, field: str, label: str) -> str:
@@ -443,7 +484,8 @@ class LicenceLibrary:
         the licence it renews, whose term it continues: it begins the day after the renewed licence's last
         day (``valid_from`` defaults to that day and may be no other), never overlapping it; ``replaces``
         issues a new version of a licence (same serial, version + 1) and cancels the old one in the same
-        transaction: it keeps the old one's term, neither beginning before it nor ending after it, nor
+        transaction: it keeps the old one's term, neither beginning before it nor ending before or after it
+        (``replacement_shortens_validity``: the holder keeps every day of it), nor
         beginning after the day it is issued (or the old one's first day, when later), since the old one
         is in force no more. ``serial``: the next free serial of the type and
         issuer, taken with :func:`next_serials` in this transaction by a caller issuing several licences
@@ -529,16 +571,17 @@ class LicenceLibrary:
             valid_from = valid_from or replaced.valid_from
             if valid_until is None:
                 valid_until = replaced.valid_until
-            elif replaced.valid_until is None or valid_until > replaced.valid_until:
+            elif replaced.valid_until is not None and valid_until > replaced.valid_until:
                 raise InvalidInput(
                     "换发的证照沿用原证照的有效期，不能延长（延长有效期须办理延续）",
                     code="replacement_extends_validity",
                     field="valid_until",
                     licence_id=replaced.id,
                 )
-            elif valid_until < replaced.valid_until:
+            elif valid_until != replaced.valid_until:  # ends sooner (or a 长期有效 one given a last day)
                 renewal = self._renewal_of(replaced)
-                if renewal is not None:  # its renewal begins the day after the old last day
+                if renewal is not None and replaced.valid_until is not None:
+                    # its renewal begins the day after the old last day
                     raise InvalidInput(
                         f"证照 {replaced.licence_number} 已延续为 {renewal.licence_number}（自 "
                         f"{renewal.valid_from.isoformat()} 起），换发的证照有效期须至 "
@@ -549,6 +592,7 @@ class LicenceLibrary:
                         renewed_by=renewal.id,
                         valid_until=replaced.valid_until.isoformat(),
                     )
+                raise _shortened(replaced, valid_until)
         valid_from = valid_from or issue_date
         if valid_until is None and replaced is None:
             valid_until = licence_type.default_valid_until(valid_from)
@@ -692,14 +736,9 @@ class LicenceLibrary:
 
     def _renewal_of(self, old: LicenceRecord) -> Row[Any] | None:
         """The licence renewing ``old``, whichever version of it was renewed (id, number, first day)."""
-        versions = licences.alias("versions")
-        this = select(licences.c.root_code, licences.c.serial).where(licences.c.id == old.id).subquery()
-        same_licence = select(versions.c.id).where(
-            versions.c.root_code == this.c.root_code, versions.c.serial == this.c.serial
-        )
         stmt = (
             select(licences.c.id, licences.c.licence_number, licences.c.valid_from)
-            .where(licences.c.renews_id.in_(same_licence))
+            .where(licences.c.renews_id.in_(_versions_of(old.id)))
             .limit(1)
         )
         return self.conn.execute(stmt).first()
@@ -724,9 +763,14 @@ class LicenceLibrary:
             raise NotFound(f"证照不存在：{licence_id}", code="licence_not_found", licence_id=licence_id)
         return self._records([row])[0]
 
-    def latest_usable(self, holder_id: str, type_code: str, today: dt.date) -> LicenceRecord | None:
+    def latest_usable(
+        self, holder_id: str, type_code: str, today: dt.date, *, holder_kind: HolderKind | None = None
+    ) -> LicenceRecord | None:
         """The newest licence of this type the holder may rely on today (for auto-filling forms), if any."""
-        for record in self.by_holder(holder_id, include_inactive=False, today=today, type_code=type_code):
+        found = self.by_holder(
+            holder_id, include_inactive=False, today=today, type_code=type_code, holder_kind=holder_kind
+        )
+        for record in found:
             if record.is_usable(today):
                 return record
         return None
@@ -749,15 +793,21 @@ class LicenceLibrary:
         type_code: str | None = None,
         type_codes: Collection[str] | None = None,
         history: bool = True,
+        holder_kind: HolderKind | None = None,
     ) -> list[LicenceRecord]:
-        """The licences of one holder, newest first.
+        """The licences of one holder, newest first (the holder: its id and kind, :meth:`holder_id_kinds`).
 
         With ``include_inactive=False`` only stored-``valid`` licences are returned, and when ``today`` is
         given those past their last valid day are left out too. ``type_code`` or ``type_codes`` keep the
         licences of those types (no type: none, without a query). ``history=False`` leaves the status
         history out (an empty tuple; one query fewer) for callers that read the faces only.
         """
-        stmt = select(licences).where(licences.c.holder_id == _holder(holder_id))
+        kinds = self.holder_id_kinds(holder_id, holder_kind)
+        if not kinds:
+            return []
+        stmt = select(licences).where(
+            licences.c.holder_id == _holder(holder_id), licences.c.holder_id_kind.in_(kinds)
+        )
         if type_code is not None:
             stmt = stmt.where(licences.c.type_code == type_code)
         if type_codes is not None:
@@ -772,18 +822,38 @@ class LicenceLibrary:
         rows = self.conn.execute(stmt).all()
         return self._records(rows) if history else [_record(row, ()) for row in rows]
 
-    def for_forms(self, holder_id: str, type_codes: Collection[str], today: dt.date) -> list[LicenceRecord]:
+    def for_forms(
+        self,
+        holder_id: str,
+        type_codes: Collection[str],
+        today: dt.date,
+        *,
+        holder_kind: HolderKind | None = None,
+    ) -> list[LicenceRecord]:
         """The holder's licences of these types that can fill a form or stand in for a material today,
         newest first, without their status history: of each type its best usable one (autofill's pick:
         longest validity, latest issue, then number and id; all of a type none of which is usable) and
         the newest usable one (the material check's: valid, in force and unexpired). A form whose best
         usable licence lacks a bound value needs the rest too (``forms.autofill.fills_from``); a holder
         with hundreds of licences of a type, issued the same day for the same term or not, reads a few."""
-        if not type_codes:
+        kinds = self.holder_id_kinds(holder_id, holder_kind)
+        if not type_codes or not kinds:
             return []
-        params = {"holder": _holder(holder_id), "types": sorted(type_codes), "today": today}
+        params = {"holder": _holder(holder_id), "kinds": kinds, "types": sorted(type_codes), "today": today}
         statement = _for_forms_statement(self.conn.dialect.name)
         return [_record(row, ()) for row in self.conn.execute(statement, params)]
+
+    def holder_id_kinds(self, holder_id: str, holder_kind: HolderKind | None) -> list[str]:
+        """The kinds of holder id (``holder_id_kind``) whose licences are the holder's: those of
+        ``holder_kind`` (person: resident_id, organisation: credit_code) when it is known. Without it the id
+        decides, but an id valid both as a resident ID and as a credit code (``121101196005011081``) is a
+        person's or an organisation's, never both, and none is guessed: no licence is the holder's."""
+        if holder_kind is not None:
+            return [_ID_KIND_OF[holder_kind]]
+        holder, today = _holder(holder_id), local_date(utc(self._clock()))
+        if is_holder_id_of(holder, "resident_id", today) and is_holder_id_of(holder, "credit_code", today):
+            return []
+        return sorted(_ID_KIND_OF.values())
 
     def _records(self, rows: Sequence[Row[Any]]) -> list[LicenceRecord]:
         ids = [row.id for row in rows]
@@ -847,7 +917,8 @@ class LicenceLibrary:
         actor = _required_text(actor, "actor", "操作人")
         allowed, target, verb = _TRANSITIONS[action]
         at = utc(at or self._clock())
-        record = self.get(licence_id)
+        # locked: a renewal of it issued meanwhile (that locks it too) is committed, and seen, or refused
+        record = self._locked(licence_id)
         status = record.effective_status(local_date(at))  # past its last day, a valid licence has expired
         if status not in allowed:
             raise IllegalTransition(
@@ -858,7 +929,46 @@ class LicenceLibrary:
                 action=action,
             )
         self._transition(record, target, reason, actor, at)
+        if target in FINAL_STATUSES:
+            self._end_pending_renewals(record, verb, reason, actor, at)
         return self.get(licence_id)
+
+    def _end_pending_renewals(
+        self, ended: LicenceRecord, verb: str, reason: str, actor: str, at: dt.datetime
+    ) -> None:
+        """Cancel (注销) the renewals of ``ended`` (of any version of it) not yet in force on the day of
+        ``at``, and theirs in turn, in this transaction: a renewal (延续) continues the licence it renews,
+        and once that has been revoked (吊销) or cancelled (注销) before its term ended, there is nothing
+        left to continue; the authority cancels the permission it continued (行政许可法第七十条第四项),
+        or it came into force the day after the ended licence's last day. Each gets a status event
+        naming the licence it continued, what happened to it and why. A renewal already in force (the
+        licence cancelled after its term ended) stands on its own; a replacement (换发) is not an end: it
+        cancels the old version through ``_transition`` only, the renewal continuing the new version."""
+        day = local_date(at)
+        pending = [(ended, verb)]
+        while pending:
+            parent, how = pending.pop()
+            renewals = select(licences.c.id).where(licences.c.renews_id.in_(_versions_of(parent.id)))
+            for renewal_id in self.conn.execute(renewals).scalars().all():
+                current = (  # the version of the renewal that stands (a replaced one is cancelled)
+                    select(licences.c.id)
+                    .where(
+                        licences.c.id.in_(_versions_of(renewal_id)),
+                        licences.c.status.in_(("valid", "suspended")),
+                        licences.c.valid_from > day,
+                    )
+                    .order_by(licences.c.version)
+                )
+                for version_id in self.conn.execute(current).scalars().all():
+                    renewal = self._locked(version_id)
+                    if renewal.status not in ("valid", "suspended"):  # changed before we locked it
+                        continue
+                    why = (
+                        f"所延续的证照 {parent.licence_number} 已{how}（{reason}），"
+                        f"本证照自 {renewal.valid_from.isoformat()} 起的延续有效期尚未开始，随之注销"
+                    )
+                    self._transition(renewal, "cancelled", why, actor, at)
+                    pending.append((renewal, "注销"))
 
     def _transition(
         self, record: LicenceRecord, target: LicenceStatus, reason: str, actor: str, at: dt.datetime

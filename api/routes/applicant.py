@@ -107,10 +107,21 @@ def application_form(
     items: Annotated[
         list[str], Query(min_length=1, max_length=20, description="事项编码，可多选（并联审批）")
     ],
+    applicant_kind: Annotated[
+        Literal["person", "organisation"] | None,
+        Query(
+            description="申请人类型：person 自然人 / organisation 法人或其他组织；证件号码同时符合公民身份"
+            "号码和统一社会信用代码的，注明后才以该类主体的电子证照预填"
+        ),
+    ] = None,
 ) -> ApplicationFormOut:
     svc = services(request)
     found = application_form_for(
-        svc.cases, items, holder_id=_holder(caller), applicant_name=caller.display_name
+        svc.cases,
+        items,
+        holder_id=_holder(caller),
+        applicant_name=caller.display_name,
+        applicant_kind=applicant_kind,
     )
     return ApplicationFormOut(
         items=[item_ref(svc, c) for c in found.items],

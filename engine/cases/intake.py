@@ -101,6 +101,19 @@ def applicant_kind(
     return "person" if person else "organisation"
 
 
+def said_kind(
+    applicant_id: str, declared: HolderKind | None, form: FormDefinition, data: Mapping[str, Any], today: date
+) -> HolderKind | None:
+    """The applicant's kind as :func:`applicant_kind` decides it from what the applicant said (``data``:
+    the form as handed in, before anything is pre-filled from licences, whose kind is what is asked), or
+    None where that does not decide it (nothing said of an id valid as both, or what is said refused:
+    the check of the whole application refuses it then)."""
+    try:
+        return applicant_kind(applicant_id, declared, form, data, today)
+    except InvalidInput:
+        return None
+
+
 def choose_flow(
     catalogue: Catalogue, app: Application, items: list[ServiceItem]
 ) -> tuple[Any, dict[str, Any]]:
@@ -131,18 +144,22 @@ def material_states(
     clock: Callable[[], datetime],
     licences: Sequence[LicenceRecord] | None = None,
     today: date | None = None,
+    holder_kind: HolderKind | None = None,
 ) -> list[dict[str, Any]]:
     """Every required material of the items with its state: a valid licence of the holder stands in for a
     paper, a handed-in one is provided, a tolerated minor one may wait, the rest is missing.
 
     ``licences``: the holder's licences of the materials' types at least, newest first, read for
     ``today`` (``LicenceLibrary.by_holder``, ``engine.cases.licences.licences_for_form``), when the caller
-    has read them already; else they are read here."""
+    has read them already; else they are read here, the holder's of ``holder_kind`` (None: as the id says,
+    ``LicenceLibrary.holder_id_kinds``)."""
     today = today or local_date(clock())
     if licences is None:
         types = {m.licence_type for item in items for m in item.materials if m.licence_type}
         library = LicenceLibrary(conn, clock=clock)
-        licences = library.by_holder(holder, include_inactive=False, today=today, type_codes=types)
+        licences = library.by_holder(
+            holder, include_inactive=False, today=today, type_codes=types, holder_kind=holder_kind
+        )
     valid: dict[str, str] = {}
     for lic in licences:  # the newest the holder may rely on today: valid, in force, not past its last day
         if lic.is_usable(today):

@@ -20,7 +20,7 @@ from forms.definition import FormDefinition
 from licence.checkdigits import CREDIT_CODE_ALPHABET, credit_code_check_char, organisation_code_check_char
 from licence.library import LicenceLibrary, own_business_licences, serials_and_own_licences
 from licence.model import LicenceRecord
-from licence.types import get_type
+from licence.types import HolderKind, get_type
 from processes.catalogue import Catalogue, ServiceItem
 
 SCOPE_FIELDS = {"business_scope", "service_scope", "subjects", "trade", "business_items", "main_business"}
@@ -77,16 +77,21 @@ def licences_for_form(
     form: FormDefinition,
     today: date,
     also: Collection[str] = (),
+    *,
+    holder_kind: HolderKind | None,
 ) -> list[LicenceRecord]:
     """The holder's licences that fill ``form`` (and that stand in for materials of the ``also`` types),
     newest first: those of the types they take that rank high enough (``LicenceLibrary.for_forms``), or
-    every one of those types when a best licence lacks a value the form binds."""
+    every one of those types when a best licence lacks a value the form binds. The holder is its id and
+    its kind (the case's ``applicant_kind``): an id valid both as a resident ID and as a credit code is
+    one person's and one organisation's, and the other's licences are not the applicant's (None: the id
+    decides, ``LicenceLibrary.holder_id_kinds``)."""
     types = form.licence_types | set(also)
     library = LicenceLibrary(conn, clock=clock)
-    held = library.for_forms(holder_id, types, today)
+    held = library.for_forms(holder_id, types, today, holder_kind=holder_kind)
     if fills_from(form, held, today):
         return held
-    return library.by_holder(holder_id, history=False, type_codes=types)
+    return library.by_holder(holder_id, history=False, type_codes=types, holder_kind=holder_kind)
 
 
 class CaseLicences:

@@ -166,7 +166,9 @@ class OfficerDesk:
         review); licence and applicant bindings of a task form are the applicant's, as on the page."""
         case = seen.case
         today = local_date(self.cases.now)
-        licences = licences_for_form(conn, self.workflow.clock, case["applicant_id"], form, today)
+        licences = licences_for_form(
+            conn, self.workflow.clock, case["applicant_id"], form, today, holder_kind=case["applicant_kind"]
+        )
         return autofill(
             form,
             licences=licences,

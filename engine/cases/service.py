@@ -23,7 +23,14 @@ from engine.assignment import authorise_task, task_not_found
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_holder
 from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
-from engine.cases.intake import Application, applicant_kind, choose_flow, material_states, next_case_number
+from engine.cases.intake import (
+    Application,
+    applicant_kind,
+    choose_flow,
+    material_states,
+    next_case_number,
+    said_kind,
+)
 from engine.cases.intake_rules import INTAKE_FORM, IntakeRules
 from engine.cases.licences import CaseLicences, licences_for_form
 from engine.cases.lifecycle import (
@@ -55,7 +62,7 @@ from forms.registry import FormRegistry
 from forms.validation import validate_or_raise
 from licence.checkdigits import validate_holder_id
 from licence.model import LicenceRecord
-from licence.types import find_type
+from licence.types import HolderKind, find_type
 from processes.catalogue import TOLERANT_PROCESS, Catalogue
 
 TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
@@ -105,14 +112,18 @@ class CaseService:
         *,
         licences: list[LicenceRecord] | None = None,
         today: date | None = None,
+        applicant_kind: HolderKind | None = None,
     ) -> AutofillResult:
         """Values from the applicant's valid licences for ``form`` (key or definition), with provenance
         (``licences``: the applicant's licences read for the form on ``today``, ``licences_for_form``, when
-        the caller has read them already, and the day it read them for)."""
+        the caller has read them already, and the day it read them for; else those of the applicant of
+        ``applicant_kind``, None: as the id says, none for an id valid as both)."""
         definition = self.forms.get(form) if isinstance(form, str) else form
         today = today or local_date(self.now)
         if licences is None:
-            licences = licences_for_form(conn, self.workflow.clock, applicant_id, definition, today)
+            licences = licences_for_form(
+                conn, self.workflow.clock, applicant_id, definition, today, holder_kind=applicant_kind
+            )
         applicant = {"name": applicant_name, "id": applicant_id}
         return autofill(definition, licences=licences, applicant=applicant, today=today)
 
@@ -147,7 +158,12 @@ class CaseService:
         # read once, for the form and the materials: of the types they take (neither reads a licence's
         # status history)
         materials_types = {m.licence_type for i in items for m in i.materials if m.licence_type}
-        held = licences_for_form(conn, self.workflow.clock, applicant_id, form, today, materials_types)
+        # the applicant's licences: of the kind said (an id valid as both is one person's and one
+        # organisation's), before the form is filled from them
+        said = said_kind(applicant_id, app.applicant_kind, form, app.form, today)
+        held = licences_for_form(
+            conn, self.workflow.clock, applicant_id, form, today, materials_types, holder_kind=said
+        )
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
         kind = applicant_kind(applicant_id, app.applicant_kind, form, data, today)

@@ -91,10 +91,17 @@ class ApplicationForm:
 
 
 def application_form_for(
-    service: CaseService, codes: list[str], *, holder_id: str, applicant_name: str
+    service: CaseService,
+    codes: list[str],
+    *,
+    holder_id: str,
+    applicant_name: str,
+    applicant_kind: HolderKind | None = None,
 ) -> ApplicationForm:
     """The form the holder fills for the chosen items (one merged form for several: 一表申请), pre-filled
-    from the holder's valid licences with the source of every filled field."""
+    from the holder's valid licences with the source of every filled field: the licences of the holder of
+    ``applicant_kind`` (None: as the id says; an id valid both as a resident ID and as a credit code says
+    nothing, and no licence fills the form until the kind is given)."""
     if not codes:
         raise InvalidInput("至少选择一个事项", code="required", field="items")
     if len(set(codes)) != len(codes):
@@ -103,7 +110,7 @@ def application_form_for(
         service.catalogue.get(code)  # item_not_found
     form = service.application_form(list(codes))
     with service.engine.connect() as conn:
-        filled = service.prefill(conn, form, holder_id, applicant_name)
+        filled = service.prefill(conn, form, holder_id, applicant_name, applicant_kind=applicant_kind)
     return ApplicationForm(list(codes), form, filled)
 
 

@@ -273,7 +273,9 @@ def _form(
 ) -> dict[str, Any] | None:
     if definition is None:
         return None
-    licences = licences_for_form(conn, clock, case["applicant_id"], definition, today)
+    licences = licences_for_form(
+        conn, clock, case["applicant_id"], definition, today, holder_kind=case["applicant_kind"]
+    )
     applicant = {"name": case["applicant_name"], "id": case["applicant_id"]}
     filled = autofill(definition, licences=licences, applicant=applicant, earlier_tasks=earlier, today=today)
     return {"definition": definition.to_dict(), **filled.to_dict()}

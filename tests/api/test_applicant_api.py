@@ -191,6 +191,15 @@ def test_the_application_form_is_prefilled_from_the_applicants_licences(
     twice = company.get(f"{API}/application-form", params={"items": ["MR-001", "MR-001"]})
     error_of(twice, 422, "duplicate_selection")
     error_of(company.get(f"{API}/application-form"), 422, "invalid_request")
+    # the applicant's kind decides whose licences fill it (an id valid as both is two holders'): the
+    # company's as an organisation, none of its licences as a person
+    params: dict[str, Any] = {"items": ["MR-001"]}
+    said = company.get(f"{API}/application-form", params={**params, "applicant_kind": "organisation"})
+    assert said.json()["prefill"] == body["prefill"]
+    person = company.get(f"{API}/application-form", params={**params, "applicant_kind": "person"}).json()
+    assert all(p["source"] != "licence" for p in person["prefill"]["provenance"].values())
+    unknown = company.get(f"{API}/application-form", params={**params, "applicant_kind": "robot"})
+    error_of(unknown, 422, "invalid_request")
 
 
 # ------------------------------------------------------------------ submit

@@ -10,6 +10,7 @@ never guessed. Other ids keep the kind they are.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -18,9 +19,11 @@ from sqlalchemy import func, select
 from engine.bootstrap import Services
 from engine.cases.intake import Application
 from engine.errors import InvalidInput
-from engine.persistence.tables import cases
+from engine.persistence.database import unit_of_work
+from engine.persistence.tables import case_materials, cases
 from licence.checkdigits import is_valid_credit_code, is_valid_resident_id
-from licence.demo import demo_organisations, demo_persons
+from licence.demo import demo_issuers, demo_organisations, demo_persons
+from licence.library import LicenceLibrary
 from tests.conftest import FOOD_FORM, FakeClock, services_on
 from tests.integration.test_cases import shanghai
 
@@ -126,3 +129,72 @@ def test_an_id_of_one_kind_keeps_its_kind_with_nothing_said(svc: Services) -> No
     assert _kind(svc, svc.cases.submit(_general(person), "window-1")) == "person"
     assert _kind(svc, svc.cases.submit(_general(org), "window-1")) == "organisation"
     assert _kind(svc, svc.cases.submit(_general(org, kind="organisation"), "window-1")) == "organisation"
+
+
+PERSON_ADDRESS = "福建省福州市仓山区上渡路8号"
+ORG_ADDRESS = "北京市延庆区妫水北街1号"
+
+
+def _both_holders(svc: Services) -> dict[str, str]:
+    """The person whose resident ID is ``BOTH`` (居民身份证) and the 事业单位 whose credit code is ``BOTH``
+    (营业执照): both stored, each of its kind; their licence ids by kind."""
+    code, name = demo_issuers()["police"]
+    market, market_name = demo_issuers()["market"]
+    with unit_of_work(svc.engine) as conn:
+        lib = LicenceLibrary(conn, clock=svc.workflow.clock)
+        person = lib.issue(
+            "resident_id", BOTH, "李某", {
+                "name": "李某", "gender": "女", "ethnicity": "汉", "birth_date": "1960-05-01",
+                "address": PERSON_ADDRESS, "id_number": BOTH,
+            }, code, name, date(2020, 1, 1),
+        )  # fmt: skip
+        org = lib.issue(
+            "business_licence", BOTH, "福州市某某中心", {
+                "name": "福州市某某中心", "credit_code": BOTH, "legal_representative": "张三",
+                "company_type": "有限责任公司", "registered_capital": 100, "address": ORG_ADDRESS,
+                "established_on": "2019-05-06", "business_scope": "人力资源服务",
+            }, market, market_name, date(2020, 1, 1),
+        )  # fmt: skip
+    assert (person.holder_id_kind, org.holder_id_kind) == ("resident_id", "credit_code")
+    return {"person": person.id, "organisation": org.id}
+
+
+def test_an_id_valid_as_both_fills_from_the_licences_of_its_own_kind_only(svc: Services) -> None:
+    """A person and a 事业单位 whose ids are both ``BOTH`` each hold a licence: the form of one filled in
+    from the other's (the 事业单位's address from the person's 居民身份证, the general form binding it
+    first), and the other's licence stood in for a material (营业执照 for the person). The applicant's
+    kind decides whose licences are read: for the pre-filled form, at submission, on the officer's page;
+    with no kind said nothing is read for such an id, never guessed."""
+    held = _both_holders(svc)
+    with svc.engine.connect() as conn:
+        for kind, address in (("person", PERSON_ADDRESS), ("organisation", ORG_ADDRESS)):
+            filled = svc.cases.prefill(conn, "apply.general", BOTH, "某", applicant_kind=kind)  # type: ignore[arg-type]
+            assert filled.values["address"] == address
+            assert filled.provenance["address"].licence_id == held[kind]
+        unsaid = svc.cases.prefill(conn, "apply.general", BOTH, "某")
+        assert "address" not in unsaid.values
+        assert all(p.source != "licence" for p in unsaid.provenance.values())
+
+
+def test_an_id_valid_as_both_is_submitted_with_the_licences_of_its_own_kind_only(svc: Services) -> None:
+    """At submission the kind said (at the counter here) decides whose licences fill the form and stand
+    in for materials: the 事业单位's address came from the person's 居民身份证, and the 事业单位's 营业执照
+    stood in for the person's."""
+    held = _both_holders(svc)
+    form = {k: v for k, v in GENERAL.items() if k != "address"}  # the address as pre-filled
+    for kind, address in (("person", PERSON_ADDRESS), ("organisation", ORG_ADDRESS)):
+        app = Application(
+            BOTH, "福州市某某中心", ["HR-001"], channel="counter", form=form, applicant_kind=kind
+        )  # type: ignore[arg-type]
+        case_id = svc.cases.submit(app, "window-1")
+        with svc.engine.connect() as conn:
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().one()
+        assert (row["applicant_kind"], row["form_data"]["address"]) == (kind, address)
+        # the 营业执照 material (HR-001) stands in only for the 事业单位 that holds it
+        with svc.engine.connect() as conn:
+            standing = conn.execute(
+                select(case_materials.c.licence_id).where(
+                    case_materials.c.case_id == case_id, case_materials.c.code == "business_licence"
+                )
+            ).scalar_one()
+        assert standing == (held["organisation"] if kind == "organisation" else None)

@@ -520,7 +520,7 @@ def test_the_licences_read_for_a_form_fill_it_as_all_of_the_holders_would(lib, c
     fewer = False
     days = [dt.date(2014, 6, 1), dt.date(2016, 6, 1), dt.date(2019, 3, 3), dt.date(2020, 1, 1)]
     for today in [*days, dt.date(2025, 7, 1)]:  # 2014: none is in force yet
-        read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, materials)
+        read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, materials, holder_kind=None)
         fewer |= len(read) < len(everything)
         assert autofill(form, licences=read, today=today) == autofill(form, licences=everything, today=today)
         for type_code in form.licence_types | materials:
@@ -551,7 +551,7 @@ def test_licences_alike_in_term_and_issue_are_read_as_autofill_ranks_them(lib, c
     conn.execute(update(licences).where(licences.c.id == ranked[1].id).values(**later))
     everything = lib.by_holder(org.credit_code, history=False)
     newest_usable = next(x for x in everything if x.is_usable(today))  # the material check's
-    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
+    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, holder_kind=None)
     assert {x.id for x in read if x.type_code == "food_business_licence"} == {ranked[2].id, newest_usable.id}
     filled = autofill(form, licences=read, today=today)
     assert filled == autofill(form, licences=everything, today=today)
@@ -583,7 +583,7 @@ def test_the_newest_valid_licence_is_read_even_where_an_older_one_fills_the_form
         for issued, until in terms
     )
     today = dt.date(2020, 1, 1)
-    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today)
+    read = licences_for_form(conn, lambda: T0, org.credit_code, form, today, holder_kind=None)
     assert [x.id for x in read] == [newest.id, lasting.id]
     filled = autofill(form, licences=read, today=today)
     assert {p.licence_id for p in filled.provenance.values() if p.source == "licence"} == {lasting.id}
@@ -822,6 +822,28 @@ def test_a_replaced_licence_renewed_before_is_not_renewed_again(lib, conn, org, 
     assert table_rows(conn) == before
 
 
+def test_a_licence_is_its_own_versions_not_another_issuers_of_the_same_serial(lib, conn, org, issuer):
+    """The serial is counted per type and issuer: the first food licence of two issuers both have serial 1.
+    One renewed, the other was refused renewal as renewed already (by the first one's renewal), and a
+    replacement of it was held to the first one's renewal; one licence is its type, issuer and serial."""
+    code, name = issuer
+    other_code, other_name = demo_issuers()["health"]
+    assert other_code != code
+
+    def food(issuer_code: str, issuer_name: str, issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), issuer_code, issuer_name,
+            issued, **kwargs,
+        )  # fmt: skip
+
+    first = food(code, name, dt.date(2024, 1, 1))
+    second = food(other_code, other_name, dt.date(2024, 1, 1))
+    assert first.identifier.serial == second.identifier.serial == 1
+    food(code, name, T0.date(), renews=first.id)
+    renewal = food(other_code, other_name, T0.date(), renews=second.id)
+    assert renewal.renews_id == second.id and renewal.valid_from == dt.date(2029, 1, 1)
+
+
 def test_a_replacement_keeps_the_term_of_the_licence_it_replaces(lib, conn, org, issuer):
     code, name = issuer
     old = lib.issue(
@@ -855,7 +877,7 @@ def test_a_replacement_of_a_renewed_licence_keeps_its_last_day(lib, conn, org, i
     """A licence renewed (the renewal begins the day after its last day) and then replaced: a replacement
     ending sooner left days between it and the renewal on which the holder had no licence in force (a
     renewal is refused such a gap itself). Refused naming valid_until, the day it must run to and the
-    renewal; nothing written. Without a renewal a shorter term is taken as before."""
+    renewal; nothing written (without a renewal a shorter term is refused too: the next test)."""
     code, name = issuer
 
     def food(issued: dt.date, **kwargs):
@@ -880,10 +902,42 @@ def test_a_replacement_of_a_renewed_licence_keeps_its_last_day(lib, conn, org, i
     with pytest.raises(InvalidInput) as info:
         food(T0.date(), replaces=replacement.id, valid_until=dt.date(2028, 12, 30))
     assert info.value.code == "replacement_validity_gap"
-    other = food(dt.date(2024, 6, 1))  # not renewed
-    assert food(T0.date(), replaces=other.id, valid_until=dt.date(2027, 12, 31)).valid_until == dt.date(
-        2027, 12, 31
-    )
+
+
+def test_a_replacement_never_shortens_the_term_of_the_licence_it_replaces(lib, conn, org, issuer):
+    """换发 changes the certificate, not the term: a replacement of a licence not renewed ending before
+    the old one's last day (or given a last day where the old one is 长期有效) silently took those days
+    from the holder. Refused naming valid_until, the day it must run to and the day asked for; nothing
+    written, the old version still valid. Its own last day, given, is taken."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    old = food(dt.date(2024, 6, 1))  # 2024-06-01 .. 2029-05-31, not renewed
+    business = issue_business(lib, org, issuer)  # 长期有效
+    for replaced, until, must in (
+        (old, dt.date(2027, 12, 31), "2029-05-31"),
+        (old, dt.date(2029, 5, 30), "2029-05-31"),
+        (business, dt.date(2045, 12, 31), None),
+    ):
+        before = table_rows(conn)
+        with pytest.raises(InvalidInput) as info:
+            lib.issue(
+                replaced.type_code, org.credit_code, org.name, dict(replaced.face), code, name, T0.date(),
+                replaces=replaced.id, valid_until=until,
+            )  # fmt: skip
+        err = info.value
+        assert (err.code, err.detail["field"]) == ("replacement_shortens_validity", "valid_until")
+        asked = (err.detail.get("valid_until"), err.detail["requested_valid_until"])
+        assert asked == (must, until.isoformat())
+        assert err.detail.get("indefinite") is (None if must else True)
+        assert err.detail["licence_id"] == replaced.id and replaced.licence_number in err.message
+        assert (must or "长期有效") in err.message and until.isoformat() in err.message
+        assert table_rows(conn) == before and lib.get(replaced.id).status == "valid"
+    assert food(T0.date(), replaces=old.id, valid_until=old.valid_until).valid_until == old.valid_until
 
 
 def test_a_replacement_leaves_no_day_without_a_licence_in_force(lib, conn, org, issuer):
@@ -915,6 +969,58 @@ def test_a_replacement_leaves_no_day_without_a_licence_in_force(lib, conn, org, 
         assert replacement.is_usable(latest) and lib.get(replaced.id).status == "cancelled"
 
 
+@pytest.mark.parametrize(("action", "verb"), [("revoke", "吊销"), ("cancel", "注销")])
+def test_ending_a_licence_ends_its_renewal_not_yet_in_force(lib, conn, org, issuer, action, verb):
+    """A renewal issued before the licence it renews ends begins the day after its last day: revoked or
+    cancelled before then, the licence left its renewal to come into force on 2029-01-01 as if nothing had
+    happened. Ending a licence now cancels (注销) every renewal of it not yet in force, and theirs, in the
+    same transaction, whichever version of it or of the renewal stands; each with an event naming the
+    licence it continued, what happened to it and why. A renewal ended itself leaves the renewed one."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    def status(record) -> str:
+        return lib.get(record.id).status
+
+    old = food(dt.date(2024, 1, 1))  # 2024-01-01 .. 2028-12-31
+    renewal = food(T0.date(), renews=old.id)  # from 2029-01-01
+    next_renewal = food(T0.date(), renews=renewal.id)  # renewed again before it began: from 2034-01-01
+    getattr(lib, action)(old.id, "严重违法经营", "执法一队")
+    ended = {"revoke": "revoked", "cancel": "cancelled"}[action]
+    assert [status(r) for r in (old, renewal, next_renewal)] == [ended, "cancelled", "cancelled"]
+    event = lib.get(renewal.id).history[-1]
+    assert (event.from_status, event.status, event.actor, event.at) == ("valid", "cancelled", "执法一队", T0)
+    assert old.licence_number in event.reason and verb in event.reason and "严重违法经营" in event.reason
+    assert renewal.licence_number in lib.get(next_renewal.id).history[-1].reason
+    assert lib.latest_usable(org.credit_code, "food_business_licence", dt.date(2029, 6, 1)) is None
+
+    # whichever version stands: the licence replaced after it was renewed, the renewal replaced (and
+    # suspended); the replacement of the renewed licence cancels the old version, not its renewal
+    first = food(dt.date(2024, 6, 1))  # 2024-06-01 .. 2029-05-31
+    renewal = food(T0.date(), renews=first.id)
+    renewal_v2 = food(T0.date(), replaces=renewal.id)
+    second = food(T0.date(), replaces=first.id)
+    assert (status(first), status(renewal), status(renewal_v2)) == ("cancelled", "cancelled", "valid")
+    lib.suspend(renewal_v2.id, "整改", "执法一队")
+    getattr(lib, action)(second.id, "严重违法经营", "执法一队")
+    assert (status(renewal_v2), lib.get(renewal_v2.id).history[-1].from_status) == ("cancelled", "suspended")
+    assert second.licence_number in lib.get(renewal_v2.id).history[-1].reason
+
+    # a renewal ended itself leaves the licence it renews; one in force stands when the renewed ends
+    third = food(dt.date(2024, 9, 1))  # 2024-09-01 .. 2029-08-31
+    renewal = food(T0.date(), renews=third.id)
+    getattr(lib, action)(renewal.id, "申请人撤回", "窗口")
+    assert status(third) == "valid"
+    fourth = food(dt.date(2020, 9, 1))  # 2020-09-01 .. 2025-08-31
+    renewal = food(T0.date(), renews=fourth.id)  # from 2025-09-01
+    lib.cancel(fourth.id, "有效期届满，依法注销", "窗口", at=dt.datetime(2025, 9, 2, 2, tzinfo=dt.UTC))
+    assert (status(fourth), status(renewal)) == ("cancelled", "valid")
+
+
 @pytest.mark.parametrize("action", ["suspend", "revoke"])
 def test_a_licence_past_its_last_day_is_expired_for_every_action(lib, conn, org, issuer, action):
     """Not yet marked by the worker, a licence past its last day is expired all the same: suspending it
@@ -937,3 +1043,38 @@ def test_an_issuer_whose_credit_code_has_a_resident_ids_shape_issues(lib, org):
         T0.date(),
     )  # fmt: skip
     assert record.issuer_credit_code == code
+
+
+def test_an_id_valid_as_both_is_two_holders_each_with_its_own_licences(lib, issuer):
+    """``121101196005011081`` is a valid resident ID and a valid credit code: a person's 居民身份证 and a
+    事业单位's food licence may both be stored under it, each with its kind. Read by id alone, each was
+    the other's; read with the holder's kind each has its own, and an id valid as both read without a
+    kind has none (never guessed). An id of one kind is read as before."""
+    both = "121101196005011081"
+    police_code, police = demo_issuers()["police"]
+    code, name = issuer
+    person = lib.issue(
+        "resident_id", both, "李某", {
+            "name": "李某", "gender": "女", "ethnicity": "汉", "birth_date": "1960-05-01",
+            "address": "福建省福州市仓山区上渡路8号", "id_number": both,
+        }, police_code, police, dt.date(2020, 1, 1),
+    )  # fmt: skip
+    unit = replace(demo_organisations()[0], credit_code=both, name="福州市某某中心")
+    org = lib.issue(
+        "food_business_licence", both, unit.name, food_face(unit), code, name, dt.date(2024, 1, 1)
+    )
+    types = {"resident_id", "food_business_licence"}
+    for kind, own in (("person", person), ("organisation", org)):
+        assert [r.id for r in lib.by_holder(both, holder_kind=kind)] == [own.id]
+        assert [r.id for r in lib.for_forms(both, types, T0.date(), holder_kind=kind)] == [own.id]
+        assert lib.latest_usable(both, own.type_code, T0.date(), holder_kind=kind).id == own.id
+        other = org if own is person else person
+        assert lib.latest_usable(both, other.type_code, T0.date(), holder_kind=kind) is None
+    assert lib.by_holder(both) == [] and lib.for_forms(both, types, T0.date()) == []
+    assert lib.latest_usable(both, "resident_id", T0.date()) is None
+    company = demo_organisations()[0]
+    issue_business(lib, company, issuer)
+    assert lib.by_holder(company.credit_code) == lib.by_holder(
+        company.credit_code, holder_kind="organisation"
+    )
+    assert len(lib.by_holder(company.credit_code)) == 1

@@ -291,3 +291,41 @@ def test_concurrent_renewals_or_replacements_of_one_licence_continue_it_once(pg,
     with pg.connect() as conn:
         column = licences.c.renews_id if action == "renews" else licences.c.replaces_id
         assert len(conn.execute(select(licences.c.id).where(column == old.id)).all()) == 1
+
+
+def test_a_revocation_waiting_on_a_renewal_being_issued_ends_it_too(pg) -> None:
+    """A renewal issued while its licence is being revoked: the revocation waits for the renewal's
+    transaction (both lock the licence) and then cancels the renewal, never leaving it to come into force."""
+    from tests.integration.test_licence_library import food_face
+
+    org = demo_organisations()[0]
+    code, name = demo_issuers()["market"]
+
+    def food(lib: LicenceLibrary, **kwargs: str) -> str:
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name,
+            dt.date(2024, 1, 1), **kwargs,
+        ).id  # fmt: skip
+
+    with pg.begin() as conn:
+        old = food(LicenceLibrary(conn, clock=lambda: T0))
+    issuing = pg.connect()
+    transaction = issuing.begin()
+    renewal = food(LicenceLibrary(issuing, clock=lambda: T0), renews=old)  # not committed yet
+    revoked = threading.Event()
+
+    def revoke() -> None:
+        with pg.begin() as conn:
+            LicenceLibrary(conn, clock=lambda: T0).revoke(old, "严重违法经营", "执法一队")
+        revoked.set()
+
+    worker = threading.Thread(target=revoke)
+    worker.start()
+    assert not revoked.wait(0.5)  # waits for the renewal's transaction
+    transaction.commit()
+    issuing.close()
+    worker.join(10)
+    assert revoked.is_set()
+    with pg.connect() as conn:
+        statuses = dict(conn.execute(select(licences.c.id, licences.c.status)).all())
+    assert (statuses[old], statuses[renewal]) == ("revoked", "cancelled")
