@@ -458,3 +458,32 @@ def test_an_override_of_a_day_in_a_past_special_procedure_moves_the_review_timer
     assert promised["due_at"] == due
     assert pending_timer(svc, case_id) == due
     assert_stored_instants_are_what_the_clocks_compute(svc, case_id)
+
+
+def test_a_task_whose_due_date_has_passed_when_it_opens_is_red_and_escalated(svc: Services, clock) -> None:
+    """A task clock from a due-date expression counted the hours from the opening to the due date: a due
+    date already passed gave 0 hours and no clock at all, so the task overdue from its first instant was
+    never red, never on the supervisors' list and never escalated (an override's recount gave it a clock
+    of one second). It is red at once, and the worker raises its cards once."""
+    from processes.catalogue import PROCESS_DIR
+
+    xml = (PROCESS_DIR / "single_window.bpmn").read_text(encoding="utf-8")
+    xml = xml.replace(
+        'xmlns:ow="http://onewindow.org/schema/bpmn"',
+        'xmlns:ow="http://onewindow.org/schema/bpmn" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"',
+    )
+    old = 'ow:formKey="task.intake" ow:deadlineDays="5"'
+    assert old in xml
+    due = 'camunda:dueDate="plus_time(now(), -1, &quot;hours&quot;)"'  # an hour before the task opens
+    xml = xml.replace(old, f'ow:formKey="task.intake" {due}')
+    svc.workflow.deploy(xml.encode(), "single_window.bpmn", "designer")
+    case_id = single_window_case(svc, clock, accept=False)
+    intake = ready(svc, case_id)["intake"]
+    assert intake["due_at"] == clock.now - timedelta(hours=1)
+    [task_clock] = [c for c in open_clocks(svc, case_id) if c["task_id"] == intake["id"]]
+    assert Clock.from_dict(task_clock["clock"]).status(clock.now, svc.calendar()) == "red"
+    assert task_clock["due_at"] <= clock.now
+    assert_stored_instants_are_what_the_clocks_compute(svc, case_id)
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w1") == 2  # yellow and red, once
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w2") == 0
+    assert escalated(svc, case_id) == {("yellow", "task"), ("red", "task")}
