@@ -32,6 +32,7 @@ __all__ = [
     "Department",
     "Fee",
     "LicenceType",
+    "MAX_LIMIT_DAYS",
     "Material",
     "ProcessRef",
     "ServiceItem",
@@ -41,6 +42,9 @@ __all__ = [
 
 PROCESS_DIR = Path(__file__).resolve().parent
 CATALOGUE_PATH = PROCESS_DIR / "catalogue.json"
+MAX_LIMIT_DAYS = 1_000
+"""The longest limit in working days an item may have: what the models' working-day helpers count
+(``engine.workflow.helpers.MAX_WORKING_DAYS``, about four years), and well within the calendar's years."""
 
 ItemKind = Literal["immediate", "promised"]
 _CODE_RE = re.compile(r"^[A-Z]{2}-\d{3}$")
@@ -230,6 +234,9 @@ def _int(obj: Mapping[str, Any], name: str, probs: _Problems, item: str | None) 
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         probs.add(item, name, "应为非负整数（工作日）")
         return 0
+    if value > MAX_LIMIT_DAYS:
+        probs.add(item, name, f"时限不得超过 {MAX_LIMIT_DAYS} 个工作日")
+        return MAX_LIMIT_DAYS
     return value
 
 

@@ -22,12 +22,18 @@ from engine.persistence.database import is_postgres, unit_of_work
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import case_clocks, escalations
 from engine.time.calendar import WorkingCalendar
-from engine.time.clocks import Clock
+from engine.time.clocks import MAX_HOURS, Clock
 
 CalendarProvider = Callable[[], WorkingCalendar]
 
 
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def hours_until(due: datetime, start: datetime) -> float:
+    """The limit in hours of a task clock started at ``start`` that counts up to the due date ``due``: 0
+    when the due date has passed already (the clock is red from its start), at most ``MAX_HOURS``."""
+    return min(max((due - start).total_seconds() / 3600, 0.0), MAX_HOURS)
 
 
 def warn_at(clock: Clock, cal: WorkingCalendar) -> datetime | None:
@@ -187,7 +193,7 @@ class ClockRepository:
             clock = Clock.from_dict(data)
             due = (task_dues or {}).get(task_id) if task_id else None
             if due is not None and clock.limit_hours is not None:
-                clock.limit_hours = max((due - clock.started_at).total_seconds() / 3600, 1 / 3600)
+                clock.limit_hours = hours_until(due, clock.started_at)
             values = _instants(clock, self.cal)
             if values["clock"] != data or values["due_at"] != due_at or values["warn_at"] != warn_at_:
                 self.conn.execute(update(case_clocks).where(case_clocks.c.id == clock_id).values(**values))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Select, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from engine.cases.clocks import ClockRepository
+from engine.cases.clocks import ClockRepository, hours_until
 from engine.cases.figure_counts import (
     closing_rows,
     in_lock_order,
@@ -156,15 +156,15 @@ class CaseLifecycle:
             return None
         days, hours = meta.deadline_days, meta.deadline_hours
         due = ctx.due.get(task.task_id)
-        if not days and not hours and due is not None:
-            hours = max((due - ctx.now).total_seconds() / 3600, 0.0)
         if not days and not hours:
-            return None
+            if due is None:
+                return None
+            hours = hours_until(due, ctx.now)  # 0 for a due date already passed: red at once
         return Clock(
             kind="task",
             started_at=ctx.now,
             limit_days=int(days) if days else None,
-            limit_hours=float(hours) if hours and not days else None,
+            limit_hours=None if days else float(hours),
             warn_ratio=meta.warn_ratio or 0.8,
         )
 

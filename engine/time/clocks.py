@@ -25,8 +25,10 @@ Rules for limits in working days (``limit_days = N``):
   (黄牌) come during a day rather than at midnight.
   ``remaining_working_days`` = ``N - used`` (negative once overdue).
 
-Rules for limits in hours (``limit_hours = H``, calendar hours, for short task limits): the deadline is
-``started_at + H hours + the total paused duration``. ``used_hours`` is the running time.
+Rules for limits in hours (``limit_hours = H``, calendar hours, for short task limits and for a task's
+due date, ``0 <= H <= MAX_HOURS``): the deadline is ``started_at + H hours + the total paused duration``, so
+with ``H == 0`` (a due date already passed when the task opened) the clock is red from its start.
+``used_hours`` is the running time.
 
 Status (``status(now, cal)``), derived:
 
@@ -57,7 +59,7 @@ from engine.time.calendar import (
     local_start_date,
 )
 
-__all__ = ["ClockKind", "ClockStatus", "Pause", "Clock", "CLOCK_KINDS", "CLOCK_STATUSES"]
+__all__ = ["ClockKind", "ClockStatus", "Pause", "Clock", "CLOCK_KINDS", "CLOCK_STATUSES", "MAX_HOURS"]
 
 ClockKind = Literal["legal", "promised", "task"]
 ClockStatus = Literal["normal", "yellow", "red", "stopped"]
@@ -65,6 +67,9 @@ CLOCK_KINDS: tuple[str, ...] = get_args(ClockKind)
 CLOCK_STATUSES: tuple[str, ...] = get_args(ClockStatus)
 
 _ONE_DAY = timedelta(days=1)
+MAX_HOURS = 24 * 366 * 1000
+"""The longest limit in hours (a thousand years: a deadline that far is no deadline, and a longer one
+overflows the instants)."""
 _DAY_SECONDS = 86400.0
 _EPSILON = 1e-9
 
@@ -158,8 +163,11 @@ class Clock:
             if isinstance(days, bool) or not isinstance(days, int) or days < 0:
                 raise InvalidInput("工作日时限必须是非负整数", code="bad_limit", field="limit_days")
         if self.limit_hours is not None:
-            if isinstance(self.limit_hours, bool) or not self.limit_hours > 0 or math.isinf(self.limit_hours):
-                raise InvalidInput("小时时限必须是正数", code="bad_limit", field="limit_hours")
+            hours = self.limit_hours
+            if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 <= hours <= MAX_HOURS:
+                raise InvalidInput(
+                    f"小时时限必须在 0 到 {MAX_HOURS} 小时之间", code="bad_limit", field="limit_hours"
+                )
             self.limit_hours = float(self.limit_hours)
         if not 0 < self.warn_ratio <= 1:
             raise InvalidInput("预警比例必须在 0 到 1 之间", code="bad_warn_ratio", field="warn_ratio")

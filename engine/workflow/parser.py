@@ -43,6 +43,7 @@ from .event_subprocesses import (
     interrupting,
     with_scope_end,
 )
+from .helpers import MAX_WORKING_DAYS
 from .sandbox import normalize
 from .specs import (
     CALL_KEY,
@@ -89,7 +90,7 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
     def pick(name: str) -> str | None:
         return _attr(node, OW_NS, name) or _attr(node, CAMUNDA_NS, name)
 
-    def number(name: str, low: float, high: float) -> float | None:
+    def number(name: str, low: float, high: float, whole: bool = False) -> float | None:
         raw = _attr(node, OW_NS, name)
         if raw is None:
             return None
@@ -97,14 +98,15 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
             value = float(raw)
         except ValueError:
             value = float("nan")
-        if not (low <= value <= high):
+        if not (low <= value <= high) or (whole and value != int(value)):
             problems.append(
                 Problem(element_id, "bad_extension_value", f"扩展属性 ow:{name} 的取值无效：{raw!r}", line)
             )
             return None
         return value
 
-    deadline_days = number("deadlineDays", 0, 3650)
+    # whole working days, no more than the working-day helpers count (a clock must be able to count it)
+    deadline_days = number("deadlineDays", 0, MAX_WORKING_DAYS, whole=True)
     deadline_hours = number("deadlineHours", 0, 24 * 3650)
     warn_ratio = number("warnRatio", 0, 1)
     due_expression = _attr(node, OW_NS, "dueDate") or _attr(node, CAMUNDA_NS, "dueDate")

@@ -425,3 +425,65 @@ def test_an_instance_whose_model_fails_keeps_its_deadline_and_does_not_stop_the_
     assert noted == [broken]
     assert due[broken] == sh(2024, 5, 8)  # 30 Apr, 6, 7 May as before: the whole of 7 May
     assert due[fine] == sh(2024, 5, 9)  # 6 May is a rest day now: 30 Apr, 7, 8 May
+
+
+@pytest.mark.parametrize(
+    ("day", "working", "due"),
+    [
+        (date(2025, 10, 12), True, sh(2025, 10, 28)),  # Sun 12 Oct worked: nothing changes, it was paused
+        (date(2025, 10, 10), False, sh(2025, 10, 28)),  # Fri 10 Oct closed (typhoon): idem
+        (date(2025, 10, 20), False, sh(2025, 10, 29)),  # a day after the pause: one day later for both
+    ],
+)
+def test_an_override_of_a_day_in_a_past_special_procedure_moves_the_review_timer_as_the_clock(
+    svc: Services, clock, day: date, working: bool, due: datetime
+) -> None:
+    """The review's escalation timer added the working days of a finished special procedure as a number
+    counted when it ended; an override of a day inside that pause afterwards (a day marked worked or
+    closed after the fact) moved the timer (Sun 12 Oct worked: 3 days early, the 督办 before the deadline)
+    while the promised clock, whose pause still took the day out, stayed. Both count the pause again."""
+    case_id = single_window_case(svc, clock)
+    clock.set(sh(2025, 10, 9, 10))
+    review = {"result": "pass", "opinion": "需检验", "needs_special_procedure": True}
+    do(svc, case_id, "review", special_kind="testing", **review)
+    clock.set(sh(2025, 10, 14, 10))
+    special = {"kind": "testing", "result": "合格", "started_on": "2025-10-09", "finished_on": "2025-10-14"}
+    do(svc, case_id, "special_procedure", **special)
+    # paused when 9, 10, 11 (Sat) and 13 Oct ended: 14-17, 20-24, 27 Oct -> the whole of 27 Oct
+    [promised] = [c for c in open_clocks(svc, case_id) if c["kind"] == "promised"]
+    assert promised["due_at"] == pending_timer(svc, case_id) == sh(2025, 10, 28)
+    clock.set(sh(2025, 10, 15, 10))
+    svc.cases.change_calendar(day, working, "区政府通知（事后补记）", "admin")
+    [promised] = [c for c in open_clocks(svc, case_id) if c["kind"] == "promised"]
+    assert promised["due_at"] == due
+    assert pending_timer(svc, case_id) == due
+    assert_stored_instants_are_what_the_clocks_compute(svc, case_id)
+
+
+def test_a_task_whose_due_date_has_passed_when_it_opens_is_red_and_escalated(svc: Services, clock) -> None:
+    """A task clock from a due-date expression counted the hours from the opening to the due date: a due
+    date already passed gave 0 hours and no clock at all, so the task overdue from its first instant was
+    never red, never on the supervisors' list and never escalated (an override's recount gave it a clock
+    of one second). It is red at once, and the worker raises its cards once."""
+    from processes.catalogue import PROCESS_DIR
+
+    xml = (PROCESS_DIR / "single_window.bpmn").read_text(encoding="utf-8")
+    xml = xml.replace(
+        'xmlns:ow="http://onewindow.org/schema/bpmn"',
+        'xmlns:ow="http://onewindow.org/schema/bpmn" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"',
+    )
+    old = 'ow:formKey="task.intake" ow:deadlineDays="5"'
+    assert old in xml
+    due = 'camunda:dueDate="plus_time(now(), -1, &quot;hours&quot;)"'  # an hour before the task opens
+    xml = xml.replace(old, f'ow:formKey="task.intake" {due}')
+    svc.workflow.deploy(xml.encode(), "single_window.bpmn", "designer")
+    case_id = single_window_case(svc, clock, accept=False)
+    intake = ready(svc, case_id)["intake"]
+    assert intake["due_at"] == clock.now - timedelta(hours=1)
+    [task_clock] = [c for c in open_clocks(svc, case_id) if c["task_id"] == intake["id"]]
+    assert Clock.from_dict(task_clock["clock"]).status(clock.now, svc.calendar()) == "red"
+    assert task_clock["due_at"] <= clock.now
+    assert_stored_instants_are_what_the_clocks_compute(svc, case_id)
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w1") == 2  # yellow and red, once
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w2") == 0
+    assert escalated(svc, case_id) == {("yellow", "task"), ("red", "task")}

@@ -10,7 +10,7 @@ import pytest
 
 from engine.assignment import resolve_candidate_groups, resolve_group
 from engine.errors import InvalidInput, NotFound
-from processes.catalogue import CATALOGUE_PATH, load_catalogue, parse_catalogue
+from processes.catalogue import CATALOGUE_PATH, MAX_LIMIT_DAYS, load_catalogue, parse_catalogue
 
 CATALOGUE = load_catalogue()
 RAW = json.loads(CATALOGUE_PATH.read_text(encoding="utf-8"))
@@ -171,3 +171,18 @@ def test_placeholder_resolution() -> None:
         with pytest.raises(InvalidInput) as err:
             resolve_group(group, data)
         assert err.value.code == code
+
+
+@pytest.mark.parametrize("field", ["legal_limit_days", "promised_limit_days", "joint_limit_days"])
+def test_a_limit_beyond_what_the_clocks_and_models_count_is_named(field: str) -> None:
+    """A limit in working days is at most MAX_WORKING_DAYS: the models count the promised limit with
+    working_deadline() (which refuses more), and the clocks cannot count a legal limit of 5000 working days
+    (about 20 years, past the calendar's years): such an item loaded and then failed every acceptance."""
+    from engine.workflow.helpers import MAX_WORKING_DAYS
+
+    assert MAX_LIMIT_DAYS == MAX_WORKING_DAYS
+    top = MAX_LIMIT_DAYS
+    limits = {"legal_limit_days": top, "promised_limit_days": top, "joint_limit_days": top}
+    assert parse_catalogue(broken("MR-001", **limits)).get("MR-001").legal_limit_days == top
+    assert ("MR-001", field) in problems_of(broken("MR-001", **{**limits, field: top + 1}))
+    assert ("MR-001", field) in problems_of(broken("MR-001", **{**limits, field: 5000}))

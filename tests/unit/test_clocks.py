@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import CalendarUnknownYear, Conflict, InvalidInput
 from engine.time.calendar import SHANGHAI, WorkingCalendar, known_years
-from engine.time.clocks import Clock, Pause
+from engine.time.clocks import MAX_HOURS, Clock, Pause
 
 
 def sh(*args: int) -> datetime:
@@ -253,3 +253,22 @@ def test_unknown_year_reaches_the_clock() -> None:
     lenient = WorkingCalendar()
     assert clock.due_at(lenient) is not None
     assert any(str(year) in w for w in lenient.warnings)
+
+
+def test_a_zero_hour_limit_is_red_from_its_start_and_a_limit_past_the_instants_is_refused(
+    cal: WorkingCalendar,
+) -> None:
+    """A task clock counting to a due date already passed has 0 hours: red at its start (as a due date in
+    the past is), its warning at its start too. A limit the instants cannot hold (1e300 hours raised
+    OverflowError), a negative one or NaN is bad_limit."""
+    from engine.cases.clocks import warn_at
+
+    start = sh(2025, 10, 13, 9)
+    clock = Clock("task", start, limit_hours=0)
+    assert clock.due_at(cal) == start and clock.status(start, cal) == "red"
+    assert warn_at(clock, cal) == start
+    for hours in (1e300, float("inf"), float("nan"), -1, MAX_HOURS + 1):
+        with pytest.raises(InvalidInput) as err:
+            Clock("task", start, limit_hours=hours)
+        assert err.value.code == "bad_limit"
+    assert Clock("task", start, limit_hours=MAX_HOURS).due_at(cal).year == 3027

@@ -417,3 +417,18 @@ def test_a_message_name_written_as_an_expression_is_reported_not_matched_literal
     assert ("wait", "unsupported_juel") in codes(model)
     fixed = document(linear(catch, "wait", "wait"), extra='<bpmn:message id="m" name="paid"/>')
     assert ("wait", "unsupported_juel") not in codes(fixed)
+
+
+@pytest.mark.parametrize("days", ["2.5", "0.5", "1e-3", "1001", "3650", "-1", "nan", "inf"])
+def test_a_task_limit_in_working_days_is_a_whole_number_the_calendar_can_count(days: str) -> None:
+    """ow:deadlineDays is whole working days (1.5 was cut to 1, 0.5 to a same-day limit, silently) and at
+    most MAX_WORKING_DAYS, the count the working-day helpers take: 3650 deployed and then failed every
+    command that opened the task, its deadline lying past the years the calendar answers for."""
+    from engine.workflow.helpers import MAX_WORKING_DAYS
+
+    attrs = f'ow:candidateGroups="g" ow:deadlineDays="{days}"'
+    assert ("t", "bad_extension_value") in codes(document(linear(user_task("t", attrs), "t", "t")))
+    top = f'ow:candidateGroups="g" ow:deadlineDays="{MAX_WORKING_DAYS}"'
+    model = document(linear(user_task("t", top), "t", "t"))
+    assert validate_document(model).executable
+    assert load_definitions(model)["p"].task_meta["t"].deadline_days == MAX_WORKING_DAYS
