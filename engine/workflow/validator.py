@@ -37,6 +37,7 @@ from .checks import (
 )
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
+from .shapes import shape_problems
 from .structure import recursion_problems, reference_problems, token_problems
 from .timers import check_timer_expression
 from .xml import BPMN_MODEL_NS, parse_xml
@@ -495,6 +496,7 @@ def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[
     more, notes = process_checks(process)
     notes = [*translated, *notes]
     problems.extend(more)
+    problems.extend(shape_problems(process))
     problems.extend(token_problems(process))
     problems.extend(reference_problems(process, scan.ids))
     extension_problems, extension_notes = camunda_checks(process)

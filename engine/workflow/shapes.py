@@ -1,0 +1,59 @@
+"""What BPMN 2.0 forbids in the shape of a process, named per element before the library parses it.
+
+The library refuses some of these shapes with its own English sentence (a sub-process without an end
+event: ``A SubWorkflow Must contain an End event``) and reads others silently otherwise than drawn; each
+is a problem of the element that breaks the rule, with a stable code and a sentence saying what to draw:
+
+* **Sub-processes** (embedded, transaction, event): an end event inside (``missing_end_event``: the
+  library ends a sub-process at one); an embedded one starts at exactly one start event
+  (``subprocess_start_count``). The start events of an event sub-process are checked by
+  :func:`.checks.event_subprocess_problems`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import Problem
+
+from .checks import local
+from .xml import BPMN_MODEL_NS
+
+__all__ = ["shape_problems"]
+
+B = f"{{{BPMN_MODEL_NS}}}"
+SCOPES = ("subProcess", "transaction")
+"""The sub-processes the library parses as a process of their own (an ad-hoc one has no start or end)."""
+
+
+def is_event_subprocess(element: Any) -> bool:
+    return local(element) == "subProcess" and (element.get("triggeredByEvent") or "").strip() == "true"
+
+
+def _label(element: Any) -> str:
+    return "事件子流程" if is_event_subprocess(element) else "子流程"
+
+
+def _subprocess_problems(element: Any) -> list[Problem]:
+    element_id = element.get("id")
+    line = element.sourceline
+    problems: list[Problem] = []
+    starts = [child for child in element if local(child) == "startEvent"]
+    if not is_event_subprocess(element) and len(starts) != 1:
+        text = (
+            f"子流程 {element_id} 必须恰有一个开始事件（现有 {len(starts)} 个）：流程到达子流程时从它开始；"
+            "要并行办理几件事，请在开始事件后加并行网关"
+        )
+        problems.append(Problem(element_id, "subprocess_start_count", text, line))
+    if not any(local(child) == "endEvent" for child in element):
+        text = f"{_label(element)} {element_id} 没有结束事件：请在其中画一个结束事件（子流程在到达它时结束）"
+        problems.append(Problem(element_id, "missing_end_event", text, line))
+    return problems
+
+
+def shape_problems(process: Any) -> list[Problem]:
+    """The problems of ``process`` (its sub-processes included) listed in the module doc."""
+    problems: list[Problem] = []
+    for element in process.iter(*(f"{B}{name}" for name in SCOPES)):
+        problems.extend(_subprocess_problems(element))
+    return problems

@@ -1,0 +1,88 @@
+"""Shapes BPMN forbids (``engine.workflow.shapes``): each a coded problem of its element, in Chinese, never
+the library's English parse error or a traceback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.errors import InvalidModel
+from engine.workflow import load_definitions, validate_document
+from tests.unit.bpmn.models import document, flow, linear, user_task
+
+STAGE = (
+    '<bpmn:startEvent id="stage_start"/>'
+    + flow("stage_start", "review")
+    + user_task("review")
+    + flow("review", "stage_end")
+    + '<bpmn:endEvent id="stage_end"/>'
+)
+MESSAGE = '<bpmn:messageEventDefinition messageRef="m"/>'
+EXTRA = '<bpmn:message id="m" name="withdraw"/>'
+
+
+NO_END = STAGE.replace(flow("review", "stage_end") + '<bpmn:endEvent id="stage_end"/>', "")
+NO_START = STAGE.replace('<bpmn:startEvent id="stage_start"/>' + flow("stage_start", "review"), "")
+
+
+def staged(inner: str = STAGE, attrs: str = "", outside: str = "", tag: str = "subProcess") -> bytes:
+    """A start event, the embedded sub-process ``stage`` (a ``tag``) holding ``inner``, an end event."""
+    body = f'<bpmn:{tag} id="stage"{attrs}>{inner}</bpmn:{tag}>{outside}'
+    return document(linear(body, "stage", "stage"), extra=EXTRA)
+
+
+def event_subprocess(inner: str) -> bytes:
+    """A review with the event sub-process ``handler`` (holding ``inner``) beside it."""
+    body = linear(user_task("work"), "work", "work")
+    handler = f'<bpmn:subProcess id="handler" triggeredByEvent="true">{inner}</bpmn:subProcess>'
+    return document(body + handler, extra=EXTRA)
+
+
+def found(model: bytes) -> list[tuple[str | None, str]]:
+    """The problems of ``model`` as (element, code), each checked to be ours: Chinese, with a line, no
+    English sentence of the library's; and deploying it is refused naming the same problems."""
+    report = validate_document(model, "shape.bpmn")
+    problems = [p for process in report.processes for p in process.problems] + list(report.document_problems)
+    for problem in problems:
+        assert problem["code"] != "invalid_element", problem
+        assert re.search(r"[\u4e00-\u9fff]", problem["message"]) and problem["line"], problem
+        assert not re.search(r"[A-Za-z]+(?: [A-Za-z]+){3}", problem["message"]), problem
+    if problems:
+        with pytest.raises(InvalidModel) as info:
+            load_definitions(model, "shape.bpmn")
+        assert info.value.detail["problems"] == problems
+    return [(p["element_id"], p["code"]) for p in problems]
+
+
+def test_a_well_drawn_embedded_subprocess_and_event_subprocess_have_no_problem() -> None:
+    assert found(staged()) == []
+    start = f'<bpmn:startEvent id="h_start">{MESSAGE}</bpmn:startEvent>'
+    assert found(event_subprocess(start + flow("h_start", "h_end") + '<bpmn:endEvent id="h_end"/>')) == []
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (staged(NO_END), [("stage", "missing_end_event")]),
+        (staged(NO_END, ' triggeredByEvent="false"'), [("stage", "missing_end_event")]),
+        (staged(NO_END, tag="transaction"), [("stage", "missing_end_event")]),
+        (event_subprocess(f'<bpmn:startEvent id="h_start">{MESSAGE}</bpmn:startEvent>'),
+         [("handler", "missing_end_event")]),
+        (event_subprocess(f'<bpmn:startEvent id="h_start">{MESSAGE}</bpmn:startEvent>'
+                          + flow("h_start", "h_task") + user_task("h_task")),
+         [("handler", "missing_end_event")]),
+        (event_subprocess(""),
+         [("handler", "event_subprocess_start_count"), ("handler", "missing_end_event")]),
+        (staged(NO_START), [("stage", "subprocess_start_count")]),
+        (staged('<bpmn:startEvent id="stage_start_2"/>' + flow("stage_start_2", "review") + STAGE),
+         [("stage", "subprocess_start_count")]),
+        (staged(""), [("stage", "subprocess_start_count"), ("stage", "missing_end_event")]),
+    ],
+)  # fmt: skip
+def test_a_subprocess_without_an_end_event_or_one_start_event_is_a_problem_of_the_subprocess(
+    model: bytes, expected: list[tuple[str, str]]
+) -> None:
+    """The library refused these with ``A SubWorkflow Must contain an End event`` / ``Exactly one start event
+    is required in a SubWorkflow Task; found 0.``, as the sub-process's ``invalid_element``."""
+    assert found(model) == expected
