@@ -6,7 +6,10 @@ is a problem of the element that breaks the rule, with a stable code and a sente
 
 * **Sub-processes** (embedded, transaction, event): an end event inside (``missing_end_event``: the
   library ends a sub-process at one); an embedded one starts at exactly one start event
-  (``subprocess_start_count``). The start events of an event sub-process are checked by
+  (``subprocess_start_count``), and a none start event only (``misplaced_start_event`` on a message,
+  timer, signal, conditional, error or escalation start event: BPMN 2.0, 10.5.2, "only a None Start Event
+  is allowed" in an embedded sub-process; the library would wait there for the event, or start at once for
+  an error or escalation). The start events of an event sub-process are checked by
   :func:`.checks.event_subprocess_problems`.
 """
 
@@ -34,6 +37,20 @@ def _label(element: Any) -> str:
     return "事件子流程" if is_event_subprocess(element) else "子流程"
 
 
+def _definitions(event: Any) -> list[Any]:
+    return [child for child in event if local(child).endswith("EventDefinition")]
+
+
+def _typed_start(element: Any, start: Any) -> Problem:
+    kinds = "、".join(f"bpmn:{local(d)}" for d in _definitions(start))
+    text = (
+        f"子流程 {element.get('id')} 的开始事件只能是空开始事件（BPMN 规定：流程到达子流程时即从它开始），"
+        f"不能带事件定义（{kinds}）：要在子流程中等待消息或时间，请在开始事件后加中间捕获事件；要由事件触发，"
+        '请画成事件子流程（triggeredByEvent="true"）'
+    )
+    return Problem(start.get("id"), "misplaced_start_event", text, start.sourceline)
+
+
 def _subprocess_problems(element: Any) -> list[Problem]:
     element_id = element.get("id")
     line = element.sourceline
@@ -45,6 +62,8 @@ def _subprocess_problems(element: Any) -> list[Problem]:
             "要并行办理几件事，请在开始事件后加并行网关"
         )
         problems.append(Problem(element_id, "subprocess_start_count", text, line))
+    if not is_event_subprocess(element):
+        problems.extend(_typed_start(element, start) for start in starts if _definitions(start))
     if not any(local(child) == "endEvent" for child in element):
         text = f"{_label(element)} {element_id} 没有结束事件：请在其中画一个结束事件（子流程在到达它时结束）"
         problems.append(Problem(element_id, "missing_end_event", text, line))

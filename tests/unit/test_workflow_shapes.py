@@ -86,3 +86,30 @@ def test_a_subprocess_without_an_end_event_or_one_start_event_is_a_problem_of_th
     """The library refused these with ``A SubWorkflow Must contain an End event`` / ``Exactly one start event
     is required in a SubWorkflow Task; found 0.``, as the sub-process's ``invalid_element``."""
     assert found(model) == expected
+
+
+TIMER = "<bpmn:timerEventDefinition><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition>"
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        MESSAGE,
+        TIMER,
+        '<bpmn:signalEventDefinition signalRef="s"/>',
+        '<bpmn:errorEventDefinition errorRef="e"/>',
+        '<bpmn:escalationEventDefinition escalationRef="x"/>',
+    ],
+)
+@pytest.mark.parametrize("tag", ["subProcess", "transaction"])
+def test_a_start_event_with_an_event_definition_in_an_embedded_subprocess_is_a_problem_of_it(
+    definition: str, tag: str
+) -> None:
+    """BPMN allows only a none start event in an embedded sub-process: a message or timer start was
+    accepted (the stage waited there for the event), a signal one too; an error or escalation one was
+    named as belonging in an event sub-process only."""
+    typed = f'<bpmn:startEvent id="stage_start">{definition}</bpmn:startEvent>'
+    inner = STAGE.replace('<bpmn:startEvent id="stage_start"/>', typed)
+    more = '<bpmn:signal id="s" name="s"/><bpmn:error id="e"/><bpmn:escalation id="x"/>'
+    model = staged(inner, tag=tag).replace(b"<bpmn:message ", more.encode() + b"<bpmn:message ")
+    assert found(model) == [("stage_start", "misplaced_start_event")]
