@@ -11,21 +11,30 @@ is a problem of the element that breaks the rule, with a stable code and a sente
   is allowed" in an embedded sub-process; the library would wait there for the event, or start at once for
   an error or escalation). The start events of an event sub-process are checked by
   :func:`.checks.event_subprocess_problems`.
+* **Sequence flows** connect two flow nodes of the level they are drawn in (BPMN 2.0, 10.4.1: neither
+  into nor out of a sub-process, nor between pools; ``flow_crosses_boundary``: the library parsed the
+  node inside into the outer level, which then ran it twice, or refused a flow out with its English
+  text); none goes into a start event (``flow_into_start_event``: the instance could not even be started,
+  a ``RecursionError``) or a boundary event (``flow_into_boundary_event``), none out of an end event
+  (``flow_out_of_end_event``: the library went on past the end).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import Problem
 
-from .checks import local
+from .checks import FLOW_NODES, local
 from .xml import BPMN_MODEL_NS
 
 __all__ = ["shape_problems"]
 
 B = f"{{{BPMN_MODEL_NS}}}"
 SCOPES = ("subProcess", "transaction")
+LEVELS = ("process", "subProcess", "transaction", "adHocSubProcess")
+"""What a sequence flow and the two nodes it connects are drawn in."""
 """The sub-processes the library parses as a process of their own (an ad-hoc one has no start or end)."""
 
 
@@ -70,9 +79,58 @@ def _subprocess_problems(element: Any) -> list[Problem]:
     return problems
 
 
-def shape_problems(process: Any) -> list[Problem]:
-    """The problems of ``process`` (its sub-processes included) listed in the module doc."""
+def _level(node: Any) -> Any:
+    return node.getparent()
+
+
+def _where(level: Any) -> str:
+    return f"子流程 {level.get('id')}" if local(level) != "process" else f"流程 {level.get('id')}"
+
+
+def _flow_problems(flow: Any, ids: Mapping[str, Any]) -> list[Problem]:
+    """A flow whose two ends exist (a missing end is ``structure.reference_problems``') but break a rule."""
+    flow_id = flow.get("id")
+    line = flow.sourceline
+    source, target = ids.get(flow.get("sourceRef") or ""), ids.get(flow.get("targetRef") or "")
+    if source is None or target is None or local(source) not in FLOW_NODES or local(target) not in FLOW_NODES:
+        return []
+    level = _level(flow)
+    for node in (source, target):
+        if _level(node) is not level:
+            text = (
+                f"顺序流 {flow_id} 连接的 {node.get('id')} 在{_where(_level(node))} 中，而该顺序流画在"
+                f"{_where(level)} 中：顺序流不能跨越子流程或池的边界。进入子流程请连到子流程本身"
+                "（由它的开始事件开始），离开请从子流程本身或其边界事件连出；池之间请用消息流"
+            )
+            return [Problem(flow_id, "flow_crosses_boundary", text, line)]
     problems: list[Problem] = []
+    if local(target) == "startEvent":
+        text = (
+            f"顺序流 {flow_id} 连到了开始事件 {target.get('id')}：开始事件不能有入口顺序流（BPMN 规定），"
+            "要回到开头重办，请连到开始事件之后的第一个环节"
+        )
+        problems.append(Problem(flow_id, "flow_into_start_event", text, line))
+    elif local(target) == "boundaryEvent":
+        text = (
+            f"顺序流 {flow_id} 连到了边界事件 {target.get('id')}："
+            "边界事件由它附着的活动触发，不能有入口顺序流"
+        )
+        problems.append(Problem(flow_id, "flow_into_boundary_event", text, line))
+    if local(source) == "endEvent":
+        text = (
+            f"顺序流 {flow_id} 从结束事件 {source.get('id')} 连出：结束事件之后不能再有环节（BPMN 规定），"
+            "请把结束事件移到最后，或改用中间抛出事件"
+        )
+        problems.append(Problem(flow_id, "flow_out_of_end_event", text, line))
+    return problems
+
+
+def shape_problems(process: Any, ids: Mapping[str, Any]) -> list[Problem]:
+    """The problems of ``process`` (its sub-processes included; ``ids``: every element of the document by
+    id) listed in the module doc."""
+    problems: list[Problem] = []
+    for flow in process.iter(f"{B}sequenceFlow"):
+        problems.extend(_flow_problems(flow, ids))
     for element in process.iter(*(f"{B}{name}" for name in SCOPES)):
         problems.extend(_subprocess_problems(element))
     return problems

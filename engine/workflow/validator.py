@@ -496,7 +496,7 @@ def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[
     more, notes = process_checks(process)
     notes = [*translated, *notes]
     problems.extend(more)
-    problems.extend(shape_problems(process))
+    problems.extend(shape_problems(process, scan.ids))
     problems.extend(token_problems(process))
     problems.extend(reference_problems(process, scan.ids))
     extension_problems, extension_notes = camunda_checks(process)

@@ -113,3 +113,58 @@ def test_a_start_event_with_an_event_definition_in_an_embedded_subprocess_is_a_p
     more = '<bpmn:signal id="s" name="s"/><bpmn:error id="e"/><bpmn:escalation id="x"/>'
     model = staged(inner, tag=tag).replace(b"<bpmn:message ", more.encode() + b"<bpmn:message ")
     assert found(model) == [("stage_start", "misplaced_start_event")]
+
+
+SUB = (
+    '<bpmn:subProcess id="stage"><bpmn:startEvent id="stage_start"/>'
+    + flow("stage_start", "inner")
+    + user_task("inner")
+    + flow("inner", "stage_end")
+    + '<bpmn:endEvent id="stage_end"/></bpmn:subProcess>'
+)
+
+
+def around(more: str = "", inside: str = "") -> bytes:
+    """start -> a -> stage (start -> inner -> end) -> b -> end, with ``more`` flows beside them and
+    ``inside`` flows drawn in the stage."""
+    body = (
+        user_task("a") + flow("a", "stage") + SUB.replace("</bpmn:subProcess>", f"{inside}</bpmn:subProcess>")
+    )
+    return document(linear(body + flow("stage", "b") + user_task("b") + more, "a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (around(flow("a", "inner", None, "f_in")), [("f_in", "flow_crosses_boundary")]),
+        (around(inside=flow("inner", "b", None, "f_out")), [("f_out", "flow_crosses_boundary")]),
+        (around(flow("inner", "stage_end", None, "f_outside")), [("f_outside", "flow_crosses_boundary")]),
+        (around(flow("b", "start", None, "f_again")), [("f_again", "flow_into_start_event")]),
+        (around(inside=flow("inner", "stage_start", None, "f_re")), [("f_re", "flow_into_start_event")]),
+        (around(flow("end", "b", None, "f_after")), [("f_after", "flow_out_of_end_event")]),
+        (around(f'<bpmn:boundaryEvent id="late" attachedToRef="b">{TIMER}</bpmn:boundaryEvent>'
+                + flow("late", "end") + flow("a", "late", None, "f_to_boundary")),
+         [("f_to_boundary", "flow_into_boundary_event")]),
+    ],
+)  # fmt: skip
+def test_a_sequence_flow_across_a_boundary_into_a_start_or_out_of_an_end_is_a_problem_of_the_flow(
+    model: bytes, expected: list[tuple[str, str]]
+) -> None:
+    """Each was deployed: a flow into a node of a sub-process ran that node as part of the outer level (the
+    reviewer got it twice), a flow out of one was the library's English refusal (``When looking for a task
+    spec, we found two items``), a flow back into a start event made starting an instance a RecursionError,
+    a flow out of an end event went on past the end."""
+    assert found(model) == expected
+
+
+def test_a_sequence_flow_into_another_pool_is_a_problem_of_the_flow() -> None:
+    other = (
+        '<bpmn:process id="q" isExecutable="true"><bpmn:startEvent id="q_start"/>'
+        + flow("q_start", "q_task")
+        + user_task("q_task")
+        + "</bpmn:process>"
+    )
+    model = around(flow("a", "q_task", None, "f_pool"))
+    model = model.replace(b"</bpmn:definitions>", other.encode() + b"</bpmn:definitions>")
+    assert found(around()) == []
+    assert ("f_pool", "flow_crosses_boundary") in found(model)
