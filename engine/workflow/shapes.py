@@ -17,11 +17,16 @@ is a problem of the element that breaks the rule, with a stable code and a sente
   text); none goes into a start event (``flow_into_start_event``: the instance could not even be started,
   a ``RecursionError``) or a boundary event (``flow_into_boundary_event``), none out of an end event
   (``flow_out_of_end_event``: the library went on past the end).
+* **Ids.** Every flow node, sequence flow and process has an id (``missing_id``, named by its tag, name
+  and line: the library failed on a process without one with a ``TypeError``), and no two elements of a
+  document that others refer to by id (:data:`REFERENCED`) share one (``duplicate_id`` on each: the
+  library takes one of them for every reference to it, so a flow to a twin node runs to either, and the
+  report blamed the flows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from engine.errors import Problem
@@ -29,12 +34,18 @@ from engine.errors import Problem
 from .checks import FLOW_NODES, local
 from .xml import BPMN_MODEL_NS
 
-__all__ = ["shape_problems"]
+__all__ = ["REFERENCED", "shape_problems"]
 
 B = f"{{{BPMN_MODEL_NS}}}"
 SCOPES = ("subProcess", "transaction")
 LEVELS = ("process", "subProcess", "transaction", "adHocSubProcess")
 """What a sequence flow and the two nodes it connects are drawn in."""
+REFERENCED = frozenset(
+    {*FLOW_NODES, "sequenceFlow", "process", "message", "signal", "error", "escalation", "dataObject",
+     "dataObjectReference", "participant", "messageFlow", "lane"}
+)  # fmt: skip
+"""The elements others refer to by id: two of them with one id is ``duplicate_id`` (an item's id elsewhere,
+e.g. a multi-instance ``inputDataItem`` named like the process, is a data name, not a reference)."""
 """The sub-processes the library parses as a process of their own (an ad-hoc one has no start or end)."""
 
 
@@ -87,11 +98,14 @@ def _where(level: Any) -> str:
     return f"子流程 {level.get('id')}" if local(level) != "process" else f"流程 {level.get('id')}"
 
 
-def _flow_problems(flow: Any, ids: Mapping[str, Any]) -> list[Problem]:
+def _flow_problems(flow: Any, ids: Mapping[str, Any], repeated: Container[str]) -> list[Problem]:
     """A flow whose two ends exist (a missing end is ``structure.reference_problems``') but break a rule."""
     flow_id = flow.get("id")
     line = flow.sourceline
-    source, target = ids.get(flow.get("sourceRef") or ""), ids.get(flow.get("targetRef") or "")
+    refs = (flow.get("sourceRef") or "", flow.get("targetRef") or "")
+    if any(ref in repeated for ref in refs):
+        return []  # which of the twins it means is not known: ``duplicate_id`` names them
+    source, target = ids.get(refs[0]), ids.get(refs[1])
     if source is None or target is None or local(source) not in FLOW_NODES or local(target) not in FLOW_NODES:
         return []
     level = _level(flow)
@@ -125,12 +139,40 @@ def _flow_problems(flow: Any, ids: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
-def shape_problems(process: Any, ids: Mapping[str, Any]) -> list[Problem]:
-    """The problems of ``process`` (its sub-processes included; ``ids``: every element of the document by
-    id) listed in the module doc."""
+def _id_problems(process: Any, repeated: Mapping[str, list[Any]]) -> list[Problem]:
     problems: list[Problem] = []
+    for element in process.iter():
+        name = local(element)
+        if not name or any(local(above) == "extensionElements" for above in element.iterancestors()):
+            continue
+        element_id = element.get("id")
+        if element_id is None and (name in FLOW_NODES or name in ("sequenceFlow", "process")):
+            label = f"“{element.get('name')}”" if element.get("name") else ""
+            text = (
+                f"第 {element.sourceline} 行的 bpmn:{name}{label} 没有 id："
+                "BPMN 要求每个环节、顺序流和流程都有唯一的 id"
+            )
+            problems.append(Problem(None, "missing_id", text, element.sourceline))
+        elif element_id in repeated and name in REFERENCED:
+            others = "、".join(
+                f"第 {other.sourceline} 行的 bpmn:{local(other)}"
+                for other in repeated[element_id]
+                if other is not element
+            )
+            text = (
+                f"id “{element_id}”重复：与{others} 相同；BPMN 要求文档中每个元素的 id 唯一，请改为不同的 id"
+            )
+            problems.append(Problem(element_id, "duplicate_id", text, element.sourceline))
+    return problems
+
+
+def shape_problems(process: Any, ids: Mapping[str, Any], repeated: Mapping[str, list[Any]]) -> list[Problem]:
+    """The problems of ``process`` (its sub-processes included) listed in the module doc. ``ids``: every
+    element of the document by id (the first of a repeated id); ``repeated``: the BPMN elements of each id
+    that more than one has."""
+    problems = _id_problems(process, repeated)
     for flow in process.iter(f"{B}sequenceFlow"):
-        problems.extend(_flow_problems(flow, ids))
+        problems.extend(_flow_problems(flow, ids, repeated))
     for element in process.iter(*(f"{B}{name}" for name in SCOPES)):
         problems.extend(_subprocess_problems(element))
     return problems

@@ -37,7 +37,7 @@ from .checks import (
 )
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
-from .shapes import shape_problems
+from .shapes import REFERENCED, shape_problems
 from .structure import recursion_problems, reference_problems, token_problems
 from .timers import check_timer_expression
 from .xml import BPMN_MODEL_NS, parse_xml
@@ -155,6 +155,10 @@ def local(element: Any) -> str:
     return tag[len(B) :]
 
 
+def _in_extension(element: Any) -> bool:
+    return any(local(above) == "extensionElements" for above in element.iterancestors())
+
+
 @dataclass
 class _Scan:
     tree: etree._ElementTree
@@ -162,12 +166,18 @@ class _Scan:
     messages: dict[str, str | None] = field(default_factory=dict)
     lanes: dict[str, str | None] = field(default_factory=dict)
     processes: dict[str, Any] = field(default_factory=dict)
+    repeated: dict[str, list[Any]] = field(default_factory=dict)
+    """The elements others refer to by id (``shapes.REFERENCED``) of each id more than one of them has."""
 
     def __post_init__(self) -> None:
         root = self.tree.getroot()
+        every: dict[str, list[Any]] = {}
         for element in root.iter():
             if isinstance(element.tag, str) and element.get("id"):
                 self.ids.setdefault(element.get("id"), element)
+                if local(element) in REFERENCED and not _in_extension(element):
+                    every.setdefault(element.get("id"), []).append(element)
+        self.repeated = {key: found for key, found in every.items() if len(found) > 1}
         for message in root.iterfind(f".//{B}message"):
             self.messages[message.get("id") or ""] = message.get("name")
         for ref in root.iterfind(f".//{B}flowNodeRef"):
@@ -496,9 +506,9 @@ def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[
     more, notes = process_checks(process)
     notes = [*translated, *notes]
     problems.extend(more)
-    problems.extend(shape_problems(process, scan.ids))
+    problems.extend(shape_problems(process, scan.ids, scan.repeated))
     problems.extend(token_problems(process))
-    problems.extend(reference_problems(process, scan.ids))
+    problems.extend(reference_problems(process, scan.ids, scan.repeated))
     extension_problems, extension_notes = camunda_checks(process)
     problems.extend(extension_problems)
     notes = [*notes, *extension_notes]

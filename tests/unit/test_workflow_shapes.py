@@ -168,3 +168,27 @@ def test_a_sequence_flow_into_another_pool_is_a_problem_of_the_flow() -> None:
     model = model.replace(b"</bpmn:definitions>", other.encode() + b"</bpmn:definitions>")
     assert found(around()) == []
     assert ("f_pool", "flow_crosses_boundary") in found(model)
+
+
+def test_an_element_without_an_id_or_with_one_another_element_has_is_a_problem_of_it() -> None:
+    """A twin flow id deployed (the library took one of the two), a twin node id was blamed on the flows
+    (``missing_flow_node`` of a node that is there), a process without an id was the library's TypeError."""
+    twin_flow = around().replace(b'id="f_stage_b"', b'id="f_a_stage"')
+    assert found(twin_flow) == [("f_a_stage", "duplicate_id"), ("f_a_stage", "duplicate_id")]
+    twin_node = around().replace(b'<bpmn:userTask id="b"', b'<bpmn:userTask id="inner"')
+    assert ("inner", "duplicate_id") in found(twin_node)
+    with_message = (
+        around().replace(b'id="stage_end"', b'id="m"').replace(b'targetRef="stage_end"', b'targetRef="m"')
+    )
+    message = b'<bpmn:message id="m" name="withdraw"/>'
+    assert found(with_message.replace(b"<bpmn:process ", message + b"<bpmn:process ")) == [
+        ("m", "duplicate_id")
+    ]
+    assert found(around().replace(b' id="f_a_stage"', b"")) == [(None, "missing_id")]
+    assert found(around().replace(b'<bpmn:process id="p"', b"<bpmn:process")) == [(None, "missing_id")]
+    assert (
+        "bpmn:process"
+        in validate_document(around().replace(b'<bpmn:process id="p"', b"<bpmn:process"))
+        .processes[0]
+        .problems[0]["message"]
+    )
