@@ -6,11 +6,12 @@ is a problem of the element that breaks the rule, with a stable code and a sente
 
 * **Sub-processes** (embedded, transaction, event): an end event inside (``missing_end_event``: the
   library ends a sub-process at one); an embedded one starts at exactly one start event
-  (``subprocess_start_count``), and a none start event only (``misplaced_start_event`` on a message,
-  timer, signal, conditional, error or escalation start event: BPMN 2.0, 10.5.2, "only a None Start Event
-  is allowed" in an embedded sub-process; the library would wait there for the event, or start at once for
-  an error or escalation). The start events of an event sub-process are checked by
-  :func:`.checks.event_subprocess_problems`.
+  (``subprocess_start_count``; BPMN 2.0, 10.5.2 lets a sub-process leave out both its start and end
+  events, starting every node without an incoming flow, which the library does not run), and a none start
+  event only (``misplaced_start_event`` on a message, timer, signal, conditional, error or escalation
+  start event: BPMN 2.0, 10.5.2, "only a None Start Event is allowed" in an embedded sub-process; the
+  library would wait there for the event, or start at once for an error or escalation). The start events
+  of an event sub-process are checked by :func:`.checks.event_subprocess_problems`.
 * **Sequence flows** connect two flow nodes of the level they are drawn in (BPMN 2.0, 10.4.1: neither
   into nor out of a sub-process, nor between pools; ``flow_crosses_boundary``: the library parsed the
   node inside into the outer level, which then ran it twice, or refused a flow out with its English
@@ -78,14 +79,17 @@ def _subprocess_problems(element: Any) -> list[Problem]:
     starts = [child for child in element if local(child) == "startEvent"]
     if not is_event_subprocess(element) and len(starts) != 1:
         text = (
-            f"子流程 {element_id} 必须恰有一个开始事件（现有 {len(starts)} 个）：流程到达子流程时从它开始；"
-            "要并行办理几件事，请在开始事件后加并行网关"
+            f"子流程 {element_id} 必须恰有一个开始事件（现有 {len(starts)} 个）：本引擎从它开始执行子流程"
+            "（不支持 BPMN 省略开始事件的画法）；要并行办理几件事，请在开始事件后加并行网关"
         )
         problems.append(Problem(element_id, "subprocess_start_count", text, line))
     if not is_event_subprocess(element):
         problems.extend(_typed_start(element, start) for start in starts if _definitions(start))
     if not any(local(child) == "endEvent" for child in element):
-        text = f"{_label(element)} {element_id} 没有结束事件：请在其中画一个结束事件（子流程在到达它时结束）"
+        text = (
+            f"{_label(element)} {element_id} 没有结束事件：本引擎在子流程到达结束事件时结束它"
+            "（不支持 BPMN 省略结束事件的画法），请在其中画一个结束事件"
+        )
         problems.append(Problem(element_id, "missing_end_event", text, line))
     return problems
 

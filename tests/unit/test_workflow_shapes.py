@@ -192,3 +192,11 @@ def test_an_element_without_an_id_or_with_one_another_element_has_is_a_problem_o
         .processes[0]
         .problems[0]["message"]
     )
+
+
+def test_a_subprocess_drawn_without_start_and_end_events_is_told_bpmn_allows_it_but_not_here() -> None:
+    """BPMN 2.0 (10.5.2) lets a sub-process leave out both (MIWG A.3.0, B.1.0, B.2.0, C.3.0 do): the
+    sentence must not say the model breaks BPMN, only that this engine does not run it."""
+    (report,) = validate_document(staged(user_task("review"))).processes
+    assert [p["code"] for p in report.problems] == ["subprocess_start_count", "missing_end_event"]
+    assert all("不支持 BPMN 省略" in p["message"] for p in report.problems)
