@@ -18,6 +18,9 @@ is a problem of the element that breaks the rule, with a stable code and a sente
   text); none goes into a start event (``flow_into_start_event``: the instance could not even be started,
   a ``RecursionError``) or a boundary event (``flow_into_boundary_event``), none out of an end event
   (``flow_out_of_end_event``: the library went on past the end).
+* **Gateways** have an outgoing flow (``gateway_without_outgoing``: an exclusive one failed the step at
+  run time with the library's ``At least one output required``, a parallel one left the instance running
+  for ever).
 * **Ids.** Every flow node, sequence flow and process has an id (``missing_id``, named by its tag, name
   and line: the library failed on a process without one with a ``TypeError``), and no two elements of a
   document that others refer to by id (:data:`REFERENCED`) share one (``duplicate_id`` on each: the
@@ -32,7 +35,7 @@ from typing import Any
 
 from engine.errors import Problem
 
-from .checks import FLOW_NODES, local
+from .checks import FLOW_NODES, GATEWAYS, local
 from .xml import BPMN_MODEL_NS
 
 __all__ = ["REFERENCED", "shape_problems"]
@@ -177,6 +180,13 @@ def shape_problems(process: Any, ids: Mapping[str, Any], repeated: Mapping[str, 
     problems = _id_problems(process, repeated)
     for flow in process.iter(f"{B}sequenceFlow"):
         problems.extend(_flow_problems(flow, ids, repeated))
+    sources = {flow.get("sourceRef") for flow in process.iter(f"{B}sequenceFlow")}
+    for gateway in (e for e in process.iter() if local(e) in GATEWAYS and e.get("id") not in sources):
+        text = (
+            f"网关 {gateway.get('id')} 没有出口顺序流：流程到达它后无处可走；请连出至少一条顺序流"
+            "（流程在此结束时请连到结束事件）"
+        )
+        problems.append(Problem(gateway.get("id"), "gateway_without_outgoing", text, gateway.sourceline))
     for element in process.iter(*(f"{B}{name}" for name in SCOPES)):
         problems.extend(_subprocess_problems(element))
     return problems

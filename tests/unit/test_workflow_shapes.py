@@ -200,3 +200,13 @@ def test_a_subprocess_drawn_without_start_and_end_events_is_told_bpmn_allows_it_
     (report,) = validate_document(staged(user_task("review"))).processes
     assert [p["code"] for p in report.problems] == ["subprocess_start_count", "missing_end_event"]
     assert all("不支持 BPMN 省略" in p["message"] for p in report.problems)
+
+
+@pytest.mark.parametrize(
+    "kind", ["exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway"]
+)
+def test_a_gateway_without_an_outgoing_flow_is_a_problem_of_the_gateway(kind: str) -> None:
+    """Deployed before: an exclusive one failed the step with the library's English ``At least one output
+    required`` (engine_error), a parallel one left the instance running for ever."""
+    body = '<bpmn:startEvent id="start"/>' + flow("start", "a") + user_task("a") + flow("a", "gw")
+    assert found(document(body + f'<bpmn:{kind} id="gw"/>')) == [("gw", "gateway_without_outgoing")]
