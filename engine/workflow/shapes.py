@@ -21,6 +21,10 @@ is a problem of the element that breaks the rule, with a stable code and a sente
 * **Gateways** have an outgoing flow (``gateway_without_outgoing``: an exclusive one failed the step at
   run time with the library's ``At least one output required``, a parallel one left the instance running
   for ever).
+* **Message flows** connect two pools (BPMN 2.0, 9.3: a participant, or a node of its process, at each
+  end): one between two nodes of one process (``message_flow_in_pool``) or to an element that is neither
+  (``missing_flow_node``) was accepted without effect, as the library reads no message flow; a message
+  inside one process is a thrown and a caught event, or a data change.
 * **Ids.** Every flow node, sequence flow and process has an id (``missing_id``, named by its tag, name
   and line: the library failed on a process without one with a ``TypeError``), and no two elements of a
   document that others refer to by id (:data:`REFERENCED`) share one (``duplicate_id`` on each: the
@@ -173,11 +177,46 @@ def _id_problems(process: Any, repeated: Mapping[str, list[Any]]) -> list[Proble
     return problems
 
 
+def _pool_of(element: Any) -> str | None:
+    """The process of a message flow's end (a flow node's enclosing process, a participant's processRef)."""
+    if local(element) == "participant":
+        return element.get("processRef")
+    return next((above.get("id") for above in element.iterancestors() if local(above) == "process"), None)
+
+
+def _message_flow_problems(process: Any, ids: Mapping[str, Any], repeated: Container[str]) -> list[Problem]:
+    """The message flows of the document that belong to ``process``: their source lies in it (or, the source
+    being no pool or node, their target)."""
+    problems: list[Problem] = []
+    process_id = process.get("id")
+    for flow in process.getroottree().getroot().iter(f"{B}messageFlow"):
+        refs = (flow.get("sourceRef") or "", flow.get("targetRef") or "")
+        if any(ref in repeated for ref in refs):
+            continue
+        ends = [ids.get(ref) for ref in refs]
+        known = [e is not None and (local(e) in FLOW_NODES or local(e) == "participant") for e in ends]
+        pools = [_pool_of(e) if ok else None for e, ok in zip(ends, known, strict=True)]
+        if process_id is None or (pools[0] if known[0] else pools[1]) != process_id:
+            continue
+        flow_id, line = flow.get("id"), flow.sourceline
+        if not all(known):
+            missing = refs[known.index(False)]
+            text = f"消息流 {flow_id} 连接的 {missing or '（空）'} 不是本文档中的池或环节"
+            problems.append(Problem(flow_id, "missing_flow_node", text, line))
+        elif pools[0] == pools[1]:
+            text = (
+                f"消息流 {flow_id} 连接的 {refs[0]} 和 {refs[1]} 在同一个池（流程 {process_id}）中："
+                "消息流只能连接不同的池，本引擎不按它传递任何消息；同一流程内请用顺序流，或用消息抛出与捕获事件"
+            )
+            problems.append(Problem(flow_id, "message_flow_in_pool", text, line))
+    return problems
+
+
 def shape_problems(process: Any, ids: Mapping[str, Any], repeated: Mapping[str, list[Any]]) -> list[Problem]:
     """The problems of ``process`` (its sub-processes included) listed in the module doc. ``ids``: every
     element of the document by id (the first of a repeated id); ``repeated``: the BPMN elements of each id
     that more than one has."""
-    problems = _id_problems(process, repeated)
+    problems = _id_problems(process, repeated) + _message_flow_problems(process, ids, repeated)
     for flow in process.iter(f"{B}sequenceFlow"):
         problems.extend(_flow_problems(flow, ids, repeated))
     sources = {flow.get("sourceRef") for flow in process.iter(f"{B}sequenceFlow")}

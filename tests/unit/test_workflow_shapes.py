@@ -210,3 +210,41 @@ def test_a_gateway_without_an_outgoing_flow_is_a_problem_of_the_gateway(kind: st
     required`` (engine_error), a parallel one left the instance running for ever."""
     body = '<bpmn:startEvent id="start"/>' + flow("start", "a") + user_task("a") + flow("a", "gw")
     assert found(document(body + f'<bpmn:{kind} id="gw"/>')) == [("gw", "gateway_without_outgoing")]
+
+
+def pools(message_flow: str) -> bytes:
+    """Pool ``P`` (process p: start -> a -> end) and pool ``Q`` (process q, a receive task), with
+    ``message_flow`` in their collaboration."""
+    collaboration = (
+        '<bpmn:collaboration id="c"><bpmn:participant id="P" processRef="p"/>'
+        f'<bpmn:participant id="Q" processRef="q"/>{message_flow}</bpmn:collaboration>'
+    )
+    other = (
+        '<bpmn:process id="q" isExecutable="false"><bpmn:startEvent id="q_start"/>'
+        + flow("q_start", "q_wait")
+        + '<bpmn:receiveTask id="q_wait" name="q_wait"/></bpmn:process>'
+    )
+    model = document(linear(user_task("a"), "a", "a"), extra=collaboration)
+    return model.replace(b"</bpmn:definitions>", other.encode() + b"</bpmn:definitions>")
+
+
+@pytest.mark.parametrize(
+    ("message_flow", "expected"),
+    [
+        ('<bpmn:messageFlow id="m1" sourceRef="a" targetRef="Q"/>', []),
+        ('<bpmn:messageFlow id="m1" sourceRef="a" targetRef="q_wait"/>', []),
+        ('<bpmn:messageFlow id="m1" sourceRef="a" targetRef="end"/>', [("m1", "message_flow_in_pool")]),
+        ('<bpmn:messageFlow id="m1" sourceRef="a" targetRef="P"/>', [("m1", "message_flow_in_pool")]),
+        ('<bpmn:messageFlow id="m1" sourceRef="a" targetRef="nowhere"/>', [("m1", "missing_flow_node")]),
+        ('<bpmn:messageFlow id="m1" sourceRef="nowhere" targetRef="a"/>', [("m1", "missing_flow_node")]),
+    ],
+)
+def test_a_message_flow_inside_one_pool_or_to_nothing_is_a_problem_of_the_message_flow(
+    message_flow: str, expected: list[tuple[str, str]]
+) -> None:
+    """Both deployed without effect (the library reads no message flow): a message the designer drew from
+    one task of the process to another was never passed."""
+    report = validate_document(pools(message_flow))
+    (own,) = [process for process in report.processes if process.process_id == "p"]
+    assert [(p["element_id"], p["code"]) for p in own.problems] == expected
+    assert all(re.search(r"[\u4e00-\u9fff]", p["message"]) and p["line"] for p in own.problems)
