@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 
 from engine.assignment import PLACEHOLDER
 from engine.errors import InvalidInput, Problem, UnsafeExpression
@@ -35,6 +34,7 @@ from .checks import (
     recursion_room,
     translate_conditional_flows,
 )
+from .library_text import library_problem
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
 from .shapes import REFERENCED, shape_problems
@@ -450,12 +450,6 @@ def _correlation_problems(scan: _Scan) -> list[Problem]:
     return problems
 
 
-_LIBRARY_TEXT = {
-    "Multiple outgoing flows are not supported for tasks of type": "这类元素不能有多条出口顺序流",
-    "Expected a Message node": "引用的消息不存在",
-}
-
-
 def _spiff_error(scan: _Scan, err: Exception, fallback_id: str | None) -> Problem:
     if isinstance(err, RecursionError):
         return Problem(
@@ -464,17 +458,7 @@ def _spiff_error(scan: _Scan, err: Exception, fallback_id: str | None) -> Proble
             "流程的顺序链过长，引擎无法解析：请拆分为几个由调用活动连接的流程",
             scan.line(fallback_id),
         )
-    if isinstance(err, ValidationException):
-        element_id = getattr(err, "id", None) or fallback_id
-        message = str(err.args[0]) if err.args else str(err)
-        message = _LIBRARY_TEXT.get(message, message)
-        tag = getattr(err, "tag", "")
-        if tag:
-            message = f"{message}（{tag}）"
-    else:
-        element_id = fallback_id
-        message = f"{type(err).__name__}: {err}"
-    return Problem(element_id, "invalid_element", f"流程引擎无法解析该元素：{message}", scan.line(element_id))
+    return library_problem(err, fallback_id, scan.line, scan.tree.getroot())
 
 
 @dataclass
