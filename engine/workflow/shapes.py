@@ -21,6 +21,8 @@ is a problem of the element that breaks the rule, with a stable code and a sente
 * **Gateways** have an outgoing flow (``gateway_without_outgoing``: an exclusive one failed the step at
   run time with the library's ``At least one output required``, a parallel one left the instance running
   for ever).
+* **Event-based gateways** lead to catch events and receive tasks only (BPMN 2.0, 10.6.6;
+  ``bad_event_gateway_target`` on the flow: the library failed with its ``AttributeError``).
 * **Message flows** connect two pools (BPMN 2.0, 9.3: a participant, or a node of its process, at each
   end): one between two nodes of one process (``message_flow_in_pool``) or to an element that is neither
   (``missing_flow_node``) was accepted without effect, as the library reads no message flow; a message
@@ -48,6 +50,7 @@ B = f"{{{BPMN_MODEL_NS}}}"
 SCOPES = ("subProcess", "transaction")
 LEVELS = ("process", "subProcess", "transaction", "adHocSubProcess")
 """What a sequence flow and the two nodes it connects are drawn in."""
+_AFTER_EVENT_GATEWAY = ("intermediateCatchEvent", "receiveTask")
 REFERENCED = frozenset(
     {*FLOW_NODES, "sequenceFlow", "process", "message", "signal", "error", "escalation", "dataObject",
      "dataObjectReference", "participant", "messageFlow", "lane"}
@@ -129,6 +132,12 @@ def _flow_problems(flow: Any, ids: Mapping[str, Any], repeated: Container[str]) 
             )
             return [Problem(flow_id, "flow_crosses_boundary", text, line)]
     problems: list[Problem] = []
+    if local(source) == "eventBasedGateway" and local(target) not in _AFTER_EVENT_GATEWAY:
+        text = (
+            f"事件网关 {source.get('id')} 的出口 {flow_id} 连到了 bpmn:{local(target)} {target.get('id')}："
+            "事件网关之后只能是中间捕获事件（消息、定时、信号）或接收任务，先到的事件决定走哪条路"
+        )
+        problems.append(Problem(flow_id, "bad_event_gateway_target", text, line))
     if local(target) == "startEvent":
         text = (
             f"顺序流 {flow_id} 连到了开始事件 {target.get('id')}：开始事件不能有入口顺序流（BPMN 规定），"

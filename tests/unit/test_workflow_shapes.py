@@ -248,3 +248,18 @@ def test_a_message_flow_inside_one_pool_or_to_nothing_is_a_problem_of_the_messag
     (own,) = [process for process in report.processes if process.process_id == "p"]
     assert [(p["element_id"], p["code"]) for p in own.problems] == expected
     assert all(re.search(r"[\u4e00-\u9fff]", p["message"]) and p["line"] for p in own.problems)
+
+
+def test_an_event_based_gateway_leading_to_a_task_is_a_problem_of_the_flow() -> None:
+    """The library failed on it with ``AttributeError("'UserTask' object has no attribute
+    'event_definition'")``; a timer catch event and a receive task after it are sound."""
+    timer = f'<bpmn:intermediateCatchEvent id="wait">{TIMER}</bpmn:intermediateCatchEvent>'
+    body = (
+        '<bpmn:startEvent id="start"/>' + flow("start", "g") + '<bpmn:eventBasedGateway id="g"/>'
+        + flow("g", "wait") + timer + flow("wait", "e1") + '<bpmn:endEvent id="e1"/>'
+        + flow("g", "paid") + '<bpmn:receiveTask id="paid" messageRef="m"/>' + flow("paid", "e2")
+        + '<bpmn:endEvent id="e2"/>'
+    )  # fmt: skip
+    assert found(document(body, extra=EXTRA)) == []
+    wrong = body + flow("g", "review", None, "f_review") + user_task("review") + flow("review", "e2")
+    assert found(document(wrong, extra=EXTRA)) == [("f_review", "bad_event_gateway_target")]
