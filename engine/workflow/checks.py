@@ -387,8 +387,8 @@ def event_subprocess_problems(process: Any) -> list[Problem]:
             continue
         problems.extend(_event_subprocess_start(element, starts[0]))
     for start in process.iter(f"{B}startEvent"):
-        if start.getparent() in esps.values():
-            continue
+        if start.getparent() in esps.values() or local(start.getparent()) in ("subProcess", "transaction"):
+            continue  # an embedded sub-process's start events: ``.shapes`` (a none start only)
         for definition in _definitions(start):
             kind = local(definition)
             if kind in ("errorEventDefinition", "escalationEventDefinition"):

@@ -18,7 +18,7 @@ activity), a ``default`` that is not one of the element's outgoing flows, a flow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from engine.errors import Problem
@@ -156,8 +156,9 @@ _ACTIVITIES = (
 )
 
 
-def reference_problems(process: Any, ids: Mapping[str, Any]) -> list[Problem]:
-    """The references of ``process`` (``ids``: every element of the document by id) that point nowhere."""
+def reference_problems(process: Any, ids: Mapping[str, Any], repeated: Container[str] = ()) -> list[Problem]:
+    """The references of ``process`` (``ids``: every element of the document by id) that point nowhere;
+    a flow to an id ``repeated`` in the document is not one (``shapes``' ``duplicate_id`` names the twins)."""
     problems: list[Problem] = []
     outgoing: dict[str, set[str]] = {}
     for flow in process.iter(f"{B}sequenceFlow"):
@@ -165,6 +166,8 @@ def reference_problems(process: Any, ids: Mapping[str, Any]) -> list[Problem]:
         for end, label in (("sourceRef", "起点"), ("targetRef", "终点")):
             ref = flow.get(end)
             node = ids.get(ref) if ref else None
+            if ref in repeated:
+                continue
             if node is None or local(node) not in FLOW_NODES:
                 problems.append(
                     Problem(

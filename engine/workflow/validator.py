@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 
 from engine.assignment import PLACEHOLDER
 from engine.errors import InvalidInput, Problem, UnsafeExpression
@@ -35,8 +34,10 @@ from .checks import (
     recursion_room,
     translate_conditional_flows,
 )
+from .library_text import library_problem
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
+from .shapes import REFERENCED, shape_problems
 from .structure import recursion_problems, reference_problems, token_problems
 from .timers import check_timer_expression
 from .xml import BPMN_MODEL_NS, parse_xml
@@ -154,6 +155,10 @@ def local(element: Any) -> str:
     return tag[len(B) :]
 
 
+def _in_extension(element: Any) -> bool:
+    return any(local(above) == "extensionElements" for above in element.iterancestors())
+
+
 @dataclass
 class _Scan:
     tree: etree._ElementTree
@@ -161,12 +166,18 @@ class _Scan:
     messages: dict[str, str | None] = field(default_factory=dict)
     lanes: dict[str, str | None] = field(default_factory=dict)
     processes: dict[str, Any] = field(default_factory=dict)
+    repeated: dict[str, list[Any]] = field(default_factory=dict)
+    """The elements others refer to by id (``shapes.REFERENCED``) of each id more than one of them has."""
 
     def __post_init__(self) -> None:
         root = self.tree.getroot()
+        every: dict[str, list[Any]] = {}
         for element in root.iter():
             if isinstance(element.tag, str) and element.get("id"):
                 self.ids.setdefault(element.get("id"), element)
+                if local(element) in REFERENCED and not _in_extension(element):
+                    every.setdefault(element.get("id"), []).append(element)
+        self.repeated = {key: found for key, found in every.items() if len(found) > 1}
         for message in root.iterfind(f".//{B}message"):
             self.messages[message.get("id") or ""] = message.get("name")
         for ref in root.iterfind(f".//{B}flowNodeRef"):
@@ -439,12 +450,6 @@ def _correlation_problems(scan: _Scan) -> list[Problem]:
     return problems
 
 
-_LIBRARY_TEXT = {
-    "Multiple outgoing flows are not supported for tasks of type": "这类元素不能有多条出口顺序流",
-    "Expected a Message node": "引用的消息不存在",
-}
-
-
 def _spiff_error(scan: _Scan, err: Exception, fallback_id: str | None) -> Problem:
     if isinstance(err, RecursionError):
         return Problem(
@@ -453,17 +458,7 @@ def _spiff_error(scan: _Scan, err: Exception, fallback_id: str | None) -> Proble
             "流程的顺序链过长，引擎无法解析：请拆分为几个由调用活动连接的流程",
             scan.line(fallback_id),
         )
-    if isinstance(err, ValidationException):
-        element_id = getattr(err, "id", None) or fallback_id
-        message = str(err.args[0]) if err.args else str(err)
-        message = _LIBRARY_TEXT.get(message, message)
-        tag = getattr(err, "tag", "")
-        if tag:
-            message = f"{message}（{tag}）"
-    else:
-        element_id = fallback_id
-        message = f"{type(err).__name__}: {err}"
-    return Problem(element_id, "invalid_element", f"流程引擎无法解析该元素：{message}", scan.line(element_id))
+    return library_problem(err, fallback_id, scan.line, scan.tree.getroot())
 
 
 @dataclass
@@ -495,8 +490,9 @@ def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[
     more, notes = process_checks(process)
     notes = [*translated, *notes]
     problems.extend(more)
+    problems.extend(shape_problems(process, scan.ids, scan.repeated))
     problems.extend(token_problems(process))
-    problems.extend(reference_problems(process, scan.ids))
+    problems.extend(reference_problems(process, scan.ids, scan.repeated))
     extension_problems, extension_notes = camunda_checks(process)
     problems.extend(extension_problems)
     notes = [*notes, *extension_notes]

@@ -274,3 +274,22 @@ def test_a_candidate_group_that_is_no_department_here_is_noted_on_its_task(
     added = admin.post("/api/v1/admin/departments", json={"code": "marekt", "name": "新设部门"})
     assert added.status_code == 201, added.text
     assert designer.post(f"{D}/validate", content=typo).json()["processes"][0]["notes"] == []
+
+
+def test_shapes_bpmn_forbids_are_refused_over_http_as_problems_of_their_elements(
+    designer: TestClient,
+) -> None:
+    """Validation and deployment of the bundled joint approval with one forbidden shape each: 422 naming the
+    element with our code and a Chinese sentence, never a 500 or the library's English text."""
+    from tests.unit.bpmn.mutations import MUTATIONS, ours
+
+    for name, (model, expected) in MUTATIONS.items():
+        report = designer.post(f"{D}/validate?filename={name}.bpmn", content=model)
+        assert report.status_code == 200, (name, report.text)
+        problems = [p for process in report.json()["processes"] for p in process["problems"]]
+        assert expected in {(p["element_id"], p["code"]) for p in problems}, (name, problems)
+        assert all(ours(p) for p in problems), (name, problems)
+        refused = error_of(
+            designer.post(f"{D}/deployments?filename={name}.bpmn", content=model), 422, "invalid_model"
+        )
+        assert refused["detail"]["problems"] == problems, name

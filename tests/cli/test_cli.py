@@ -149,3 +149,18 @@ def test_files_named_together_validate_and_deploy_as_one_set(tmp_path) -> None:
     ]
     missing = onewindow("validate", str(tmp_path / "nowhere.bpmn"), db=tmp_path / "x.db")
     assert missing.returncode == 2 and "cannot read" in missing.stdout
+
+
+def test_validate_names_each_forbidden_shape_by_its_element_and_code(tmp_path) -> None:
+    from tests.unit.bpmn.mutations import MUTATIONS
+
+    files = []
+    for name, (model, _) in MUTATIONS.items():
+        path = tmp_path / f"{name}.bpmn"
+        path.write_bytes(model)
+        files.append(str(path))
+    result = onewindow("validate", *files, db=tmp_path / "x.db")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "invalid_element" not in result.stdout
+    for element, code in (expected for _, expected in MUTATIONS.values()):
+        assert f"{element} (line " in result.stdout and f"[{code}]" in result.stdout, (element, code)

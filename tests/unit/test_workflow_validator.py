@@ -165,13 +165,14 @@ def test_timer_literals_and_expressions_accepted() -> None:
 
 
 def test_spiff_validation_errors_become_problems() -> None:
-    # a loop task without loopMaximum / loopCondition: the library's own refusal, with element and line
+    # a loop task without loopMaximum / loopCondition: the library's own refusal, with element and line,
+    # in our words (engine.workflow.library_text)
     body = linear(user_task("t", 'ow:candidateGroups="g"', "<bpmn:standardLoopCharacteristics/>"), "t", "t")
     (process,) = validate_document(document(body)).processes
     assert not process.executable
     (problem,) = process.problems
-    assert (problem["code"], problem["element_id"]) == ("invalid_element", "t")
-    assert problem["line"] and "bpmn:userTask" in problem["message"]
+    assert (problem["code"], problem["element_id"]) == ("bad_loop", "t")
+    assert problem["line"] and "bpmn:userTask" in problem["message"] and "循环条件" in problem["message"]
 
 
 def test_implicit_split_and_conditional_flows_from_a_task_are_notes() -> None:
