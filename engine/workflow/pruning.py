@@ -151,7 +151,8 @@ def _arrivals(tasks: Iterable[Any]) -> set[UUID]:
     consumed yet: when a branch reaches a join that still waits for others, the library cancels the join's
     earlier waiting instance, and that instance (with its COMPLETED parent) is the only record that its branch
     arrived. A firing (a COMPLETED instance of the join) consumes every arrival before it. Of a scope's end
-    join (``specs.OwMergingEndJoin``), the last arrival, which holds the data of every branch ended so far."""
+    join (``specs.OwMergingEndJoin``), the last arrival, which holds the data of every branch ended so far,
+    and the last finished one, which holds it when a cancel drops the last, still waiting, from the tree."""
     cancelled: dict[Any, list[Any]] = {}
     fired: dict[Any, float] = {}
     kept: set[UUID] = set()
@@ -169,8 +170,8 @@ def _arrivals(tasks: Iterable[Any]) -> set[UUID]:
             fired[spec] = max(fired.get(spec, task.last_state_change), task.last_state_change)
     for spec, instances in merging.items():
         latest = latest_end_arrival(instances, spec)
-        if latest is not None:
-            kept.add(latest.id)
+        finished = latest_end_arrival([t for t in instances if t.state & PRUNABLE], spec)
+        kept.update(t.id for t in (latest, finished) if t is not None)
     for spec, instances in cancelled.items():
         waiting = sorted(
             (task for task in instances if spec not in fired or task.last_state_change > fired[spec]),
