@@ -23,7 +23,14 @@ from engine.assignment import authorise_task, task_not_found
 from engine.cases.access import APPLICANT_GROUP, Viewer, case_not_found, same_holder
 from engine.cases.calendar_change import CalendarChange, change_calendar
 from engine.cases.check_codes import new_check_code
-from engine.cases.intake import Application, applicant_kind, choose_flow, material_states, next_case_number
+from engine.cases.intake import (
+    Application,
+    applicant_kind,
+    choose_flow,
+    contact_phone_of,
+    material_states,
+    next_case_number,
+)
 from engine.cases.intake_rules import INTAKE_FORM, IntakeRules
 from engine.cases.licences import CaseLicences, licences_for_form
 from engine.cases.lifecycle import (
@@ -150,6 +157,7 @@ class CaseService:
         held = licences_for_form(conn, self.workflow.clock, applicant_id, form, today, materials_types)
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
+        contact_phone = contact_phone_of(app.contact_phone)  # after the form's own phone field
         kind = applicant_kind(applicant_id, app.applicant_kind, form, data, today)
         _refuse_another_holder(data, items, applicant_id, name)
         materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held, today=today)
@@ -172,7 +180,7 @@ class CaseService:
             applicant_kind=kind,
             applicant_id=applicant_id,
             applicant_name=app.applicant_name.strip(),
-            contact_phone=app.contact_phone,
+            contact_phone=contact_phone,
             channel=app.channel,
             visits=1 if app.channel == "counter" else 0,
             priority=app.priority,

