@@ -77,6 +77,12 @@ class Unauthenticated(OneWindowError):
     http_status = 401
 
 
+def _storable(text: str) -> str:
+    """``text`` with what no database text can hold (NUL, a lone surrogate) replaced by U+FFFD: a name no
+    account can have still counts as a failed sign-in and is logged, never refused as unstorable."""
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
 @dataclass(frozen=True)
 class AuthPolicy:
     session_hours: float = 8.0
@@ -358,7 +364,8 @@ class AccountService:
         checked (a success takes it back); over the limit sign-in is refused until the window has passed,
         even with the right password."""
         now = self.clock()
-        keys = [f"account:{(username or '')[:64].lower()}"] + ([f"address:{address[:64]}"] if address else [])
+        named = _storable(username if isinstance(username, str) else "")[:64]
+        keys = [f"account:{named.lower()}"] + ([f"address:{_storable(address)[:64]}"] if address else [])
         with unit_of_work(self.engine) as conn:  # the attempt counts before the password is checked, so
             over = self._count_attempt(conn, keys, now)  # parallel guesses cannot all pass one check
         if over is not None:
@@ -373,7 +380,7 @@ class AccountService:
                     now,
                     "anonymous",
                     "login_failed",
-                    detail={"username": str(username)[:64], "address": address},
+                    detail={"username": named, "address": address},
                 )
         if not ok or row is None or not row["active"]:
             raise Unauthenticated("用户名或密码错误", code="bad_credentials")

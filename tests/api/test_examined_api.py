@@ -54,3 +54,18 @@ def test_the_contact_phone_of_a_case_is_a_phone_number_online_and_at_the_counter
     case = ok(company.post(online, json=food_body(contact_phone=" 0591-87654321 ")), 201)
     blank = ok(window.post(at_counter, json={**counter, "contact_phone": "  "}), 201)
     assert (phone_of(case), phone_of(blank)) == ("0591-87654321", None)
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\x00", "company\x00", "\x00" * 200])
+def test_a_sign_in_with_a_name_no_account_can_have_answers_and_counts_like_any_wrong_name(
+    client: TestClient, name: str
+) -> None:
+    login = f"{V1}/auth/login"
+    unknown = error_of(
+        client.post(login, json={"username": "nobody", "password": "x"}), 401, "bad_credentials"
+    )
+    for _ in range(5):  # an account name's limit is 5 failures: each of these counts as one
+        answer = client.post(login, json={"username": name, "password": "x"})
+        assert error_of(answer, 401, "bad_credentials") == unknown
+    over = error_of(client.post(login, json={"username": name, "password": "x"}), 429, "too_many_attempts")
+    assert over["detail"]["scope"] == "account"
