@@ -42,7 +42,7 @@ from engine.cases.lifecycle import (
 )
 from engine.cases.materials import PENDING_MATERIALS, mark, materials_of
 from engine.cases.rating import CaseRatings
-from engine.cases.status import CLOSED, LABELS
+from engine.cases.status import CLOSED, case_is
 from engine.cases.steering import refuse_steering
 from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
@@ -410,9 +410,7 @@ class CaseService:
             if row is None:
                 raise case_not_found(case_id)
             if row["status"] in CLOSED:
-                raise Conflict(
-                    f"办件已{LABELS[row['status']]}，不能再补交材料", code="case_closed", case=case_id
-                )
+                raise Conflict(f"{case_is(row['status'])}，不能再补交材料", code="case_closed", case=case_id)
             self._refuse_after_supplement_deadline(row)
             held = materials_of(conn, case_id)
             pending = {m.code for m in held if m.state in PENDING_MATERIALS}

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, exists, func, insert, or_, select
 
 from engine.cases.access import case_not_found
-from engine.cases.status import CLOSED, LABELS
+from engine.cases.status import CLOSED, LABELS, case_is
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.persistence.repositories import AuditRepository, member_name
 from engine.persistence.tables import case_clocks, cases, escalations, task_candidates, tasks
@@ -293,9 +293,7 @@ def escalate(
     if row is None:
         raise case_not_found(case_id)
     if row.status in CLOSED:
-        raise Conflict(
-            f"办件已{LABELS.get(row.status, row.status)}，不能督办", code="case_closed", case=case_id
-        )
+        raise Conflict(f"{case_is(row.status)}，不能督办", code="case_closed", case=case_id)
     if task_id is not None:
         task = conn.execute(
             select(tasks.c.id, tasks.c.state).where(tasks.c.id == task_id, tasks.c.business_key == case_id)

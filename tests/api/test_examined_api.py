@@ -69,3 +69,27 @@ def test_a_sign_in_with_a_name_no_account_can_have_answers_and_counts_like_any_w
         assert error_of(answer, 401, "bad_credentials") == unknown
     over = error_of(client.post(login, json={"username": name, "password": "x"}), 429, "too_many_attempts")
     assert over["detail"]["scope"] == "account"
+
+
+def test_a_refusal_on_a_closed_case_names_its_status_once_in_plain_chinese(
+    svc: Services, signed_in: SignIn
+) -> None:
+    org = food_org(svc)
+    company = signed_in("e.company", "applicant", holder_id=org.credit_code, display_name=org.name)
+    window = signed_in("e.window", "officer", departments=["market"], intake=True)
+    supervisor = signed_in("e.supervisor", "supervisor")
+    case_id = ok(company.post(f"{V1}/applicant/cases", json=food_body()), 201)["case_number"]
+    ok(company.post(f"{V1}/applicant/cases/{case_id}/withdrawal", json={"reason": "不再经营"}), 201)
+    ok(window.post(f"{V1}/officer/cases/{case_id}/withdrawal", json={"grant": True}))
+
+    mine = f"{V1}/applicant/cases/{case_id}"
+    pdf = {"file": ("a.pdf", b"%PDF-1.7\n%%EOF\n", "application/pdf")}
+    refusals = {
+        "upload": company.post(f"{mine}/files", data={"material": "application"}, files=pdf),
+        "withdrawal": company.post(f"{mine}/withdrawal", json={"reason": "再撤一次"}),
+        "supplement": company.post(f"{mine}/supplement", json={"materials": ["application"]}),
+        "escalation": supervisor.post(f"{V1}/supervisor/cases/{case_id}/escalations", json={"note": "督办"}),
+    }
+    for name, answer in refusals.items():
+        message = answer.json()["message"]
+        assert answer.status_code == 409 and "已撤回" in message and "已已" not in message, (name, message)
