@@ -29,6 +29,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, exists, func, insert, or_, select
 
 from engine.cases.access import case_not_found
+from engine.cases.cursors import cursor_instant, cursor_int
 from engine.cases.status import CLOSED, LABELS, case_is
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.persistence.repositories import AuditRepository, member_name
@@ -78,12 +79,10 @@ def _parse_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         due_text, id_text = raw.split("|")
-        due_at, clock_id = datetime.fromisoformat(due_text), int(id_text)
+        clock_id = int(id_text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise bad() from None
-    if due_at.tzinfo is None:
-        raise bad()
-    return due_at, clock_id
+    return cursor_instant(due_text, bad), cursor_int(clock_id, bad)
 
 
 def _department_filter(departments: Iterable[str]) -> Any:

@@ -4,6 +4,8 @@ sign-in with a name no account can have)."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -93,3 +95,48 @@ def test_a_refusal_on_a_closed_case_names_its_status_once_in_plain_chinese(
     for name, answer in refusals.items():
         message = answer.json()["message"]
         assert answer.status_code == 409 and "已撤回" in message and "已已" not in message, (name, message)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _json_cursor(value: Any) -> str:
+    return _b64(json.dumps(value).encode())
+
+
+FAR_INSTANTS = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"]
+"""Valid ISO instants whose UTC lies outside what a datetime (and so the database) can hold."""
+UNSTORABLE_TEXT = ["x\x00", "\ud800", "x" * 37]  # 37: past a case number and a task id
+
+
+def test_a_forged_cursor_is_bad_cursor_on_every_list_never_a_server_error(
+    svc: Services, signed_in: SignIn
+) -> None:
+    org = food_org(svc)
+    company = signed_in("e.company", "applicant", holder_id=org.credit_code, display_name=org.name)
+    window = signed_in("e.window", "officer", departments=["market"], intake=True)
+    supervisor = signed_in("e.supervisor", "supervisor")
+    for _ in range(2):
+        ok(company.post(f"{V1}/applicant/cases", json=food_body()), 201)
+    mine, inbox, alerts = f"{V1}/applicant/cases", f"{V1}/officer/inbox", f"{V1}/supervisor/alerts"
+    at, case_id = json.loads(
+        base64.urlsafe_b64decode(ok(company.get(mine, params={"limit": 1}))["next_cursor"] + "==")
+    )
+    page = ok(window.get(inbox, params={"limit": 1}))["next_cursor"]
+    key = json.loads(base64.urlsafe_b64decode(page + "=" * (-len(page) % 4)))
+
+    forged: list[tuple[TestClient, str, str]] = []
+    forged += [(company, mine, _json_cursor([when, case_id])) for when in FAR_INSTANTS]
+    forged += [(company, mine, _json_cursor([at, text])) for text in UNSTORABLE_TEXT]
+    forged += [(window, inbox, _json_cursor({**key, "c": when})) for when in FAR_INSTANTS]
+    forged += [(window, inbox, _json_cursor({**key, "d": when})) for when in FAR_INSTANTS]
+    forged += [(window, inbox, _json_cursor({**key, "p": p})) for p in (10**30, -(10**20), 2**63)]
+    forged += [(window, inbox, _json_cursor({**key, "i": text})) for text in UNSTORABLE_TEXT]
+    forged += [(supervisor, alerts, _b64(f"{when}|1".encode())) for when in FAR_INSTANTS]
+    forged += [
+        (supervisor, alerts, _b64(f"2025-11-03T00:00:00+00:00|{n}".encode()))
+        for n in ("9" * 30, "-" + "9" * 30)
+    ]
+    for caller, route, cursor in forged:
+        error_of(caller.get(route, params={"cursor": cursor}), 422, "bad_cursor")
