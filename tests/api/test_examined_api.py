@@ -140,3 +140,26 @@ def test_a_forged_cursor_is_bad_cursor_on_every_list_never_a_server_error(
     ]
     for caller, route, cursor in forged:
         error_of(caller.get(route, params={"cursor": cursor}), 422, "bad_cursor")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("9999-12-27", "9999-12-31", "period_end"),
+        (None, "9999-12-31", "period_end"),
+        ("0001-01-01", "2025-11-03", "period_start"),
+        ("2025-11-01", "2201-01-01", "period_end"),
+    ],
+)
+def test_figures_for_a_period_outside_the_years_served_are_refused_by_field(
+    signed_in: SignIn, start: str | None, end: str, field: str
+) -> None:
+    supervisor = signed_in("e.supervisor", "supervisor")
+    params = {"period_end": end} | ({"period_start": start} if start else {})
+    refused = supervisor.get(f"{V1}/supervisor/figures", params=params)
+    assert error_of(refused, 422, "period_out_of_range")["detail"]["field"] == field
+    assert ok(
+        supervisor.get(
+            f"{V1}/supervisor/figures", params={"period_start": "1900-01-01", "period_end": "1900-01-31"}
+        )
+    )
