@@ -45,6 +45,9 @@ from engine.time.calendar import local_date
 from licence.checkdigits import validate_holder_id
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+SYSTEM_ACTORS = frozenset({"system", "worker", "anonymous"})
+"""The actors the system writes its own audit rows under (bundled deployments and seeded departments,
+fired timers, failed sign-ins): no account may be named so, or its acts would read as the system's."""
 DEPARTMENT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256  # argon2 hashes anything, but a megabyte password is a denial of service
@@ -161,6 +164,10 @@ class AccountService:
         if not USERNAME.match(username or ""):
             raise InvalidInput(
                 "用户名须为 3-64 位小写字母、数字、点、横线或下划线", code="bad_username", field="username"
+            )
+        if username in SYSTEM_ACTORS:
+            raise InvalidInput(
+                f"用户名「{username}」是系统保留的操作人名称", code="reserved_username", field="username"
             )
         self._check_password(password)
         if role not in ROLES:

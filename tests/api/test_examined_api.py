@@ -163,3 +163,16 @@ def test_figures_for_a_period_outside_the_years_served_are_refused_by_field(
             f"{V1}/supervisor/figures", params={"period_start": "1900-01-01", "period_end": "1900-01-31"}
         )
     )
+
+
+@pytest.mark.parametrize("username", ["system", "worker", "anonymous"])
+def test_an_account_cannot_take_the_name_the_system_writes_its_own_audit_rows_under(
+    signed_in: SignIn, username: str
+) -> None:
+    admin = signed_in("e.admin", "administrator")
+    account = {"username": username, "password": "a long enough password", "display_name": "某人"}
+    for role in ({"role": "designer"}, {"role": "officer", "departments": ["market"]}):
+        refused = admin.post(f"{V1}/admin/accounts", json={**account, **role})
+        assert error_of(refused, 422, "reserved_username")["detail"]["field"] == "username"
+    names = [a["username"] for a in ok(admin.get(f"{V1}/admin/accounts"))]
+    assert username not in names
