@@ -45,6 +45,9 @@ from engine.time.calendar import local_date
 from licence.checkdigits import validate_holder_id
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+SYSTEM_ACTORS = frozenset({"system", "worker", "anonymous"})
+"""The actors the system writes its own audit rows under (bundled deployments and seeded departments,
+fired timers, failed sign-ins): no account may be named so, or its acts would read as the system's."""
 DEPARTMENT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256  # argon2 hashes anything, but a megabyte password is a denial of service
@@ -75,6 +78,12 @@ class Unauthenticated(OneWindowError):
 
     code = "unauthenticated"
     http_status = 401
+
+
+def _storable(text: str) -> str:
+    """``text`` with what no database text can hold (NUL, a lone surrogate) replaced by U+FFFD: a name no
+    account can have still counts as a failed sign-in and is logged, never refused as unstorable."""
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,10 @@ class AccountService:
         if not USERNAME.match(username or ""):
             raise InvalidInput(
                 "用户名须为 3-64 位小写字母、数字、点、横线或下划线", code="bad_username", field="username"
+            )
+        if username in SYSTEM_ACTORS:
+            raise InvalidInput(
+                f"用户名「{username}」是系统保留的操作人名称", code="reserved_username", field="username"
             )
         self._check_password(password)
         if role not in ROLES:
@@ -358,7 +371,8 @@ class AccountService:
         checked (a success takes it back); over the limit sign-in is refused until the window has passed,
         even with the right password."""
         now = self.clock()
-        keys = [f"account:{(username or '')[:64].lower()}"] + ([f"address:{address[:64]}"] if address else [])
+        named = _storable(username if isinstance(username, str) else "")[:64]
+        keys = [f"account:{named.lower()}"] + ([f"address:{_storable(address)[:64]}"] if address else [])
         with unit_of_work(self.engine) as conn:  # the attempt counts before the password is checked, so
             over = self._count_attempt(conn, keys, now)  # parallel guesses cannot all pass one check
         if over is not None:
@@ -373,7 +387,7 @@ class AccountService:
                     now,
                     "anonymous",
                     "login_failed",
-                    detail={"username": str(username)[:64], "address": address},
+                    detail={"username": named, "address": address},
                 )
         if not ok or row is None or not row["active"]:
             raise Unauthenticated("用户名或密码错误", code="bad_credentials")

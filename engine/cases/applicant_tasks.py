@@ -26,7 +26,7 @@ from engine.cases.access import APPLICANT_GROUP, case_not_found, same_holder
 from engine.cases.applicant_tables import case_files
 from engine.cases.materials import PENDING_MATERIALS
 from engine.cases.service import CaseService
-from engine.cases.status import CLOSED, LABELS
+from engine.cases.status import CLOSED, case_is
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.tables import case_materials, cases, task_candidates, tasks
 
@@ -42,7 +42,7 @@ def _own_open_case(conn: Connection, case_id: str, holder_id: str | None) -> dic
     if row is None or not same_holder(holder_id, row.applicant_id):
         raise case_not_found(case_id)
     if row.status in CLOSED:
-        raise Conflict(f"办件已{LABELS.get(row.status, row.status)}", code="case_closed", case=case_id)
+        raise Conflict(case_is(row.status), code="case_closed", case=case_id)
     return dict(row._mapping)
 
 

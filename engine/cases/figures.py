@@ -92,6 +92,9 @@ SATISFIED_LEVELS = frozenset({3, 4, 5})
 WEEKLY_UP_TO_DAYS = 62
 """A period of at most this many days gets a weekly series; a longer one a monthly series."""
 MAX_PERIOD_DAYS = 3660
+PERIOD_YEARS = range(1900, 2201)
+"""The years a period may lie in (those of the calendar page): the figures read each day of it in
+Beijing time, and past year 9999 there is no next day to end it."""
 """The longest period asked for at once (about ten years)."""
 
 LABELS: dict[str, str] = {
@@ -502,6 +505,14 @@ def _check_period(period_start: date, period_end: date) -> None:
     for name, value in (("period_start", period_start), ("period_end", period_end)):
         if not isinstance(value, date) or isinstance(value, datetime):
             raise InvalidInput("统计期间须为日期", code="bad_period", field=name, value=repr(value)[:80])
+    for name, value in (("period_end", period_end), ("period_start", period_start)):  # the end first:
+        if value.year not in PERIOD_YEARS:  # a start left out is taken from it
+            raise InvalidInput(
+                f"统计期间须在 {PERIOD_YEARS[0]}–{PERIOD_YEARS[-1]} 年之内",
+                code="period_out_of_range",
+                field=name,
+                supported=[PERIOD_YEARS[0], PERIOD_YEARS[-1]],
+            )
     if period_end < period_start:
         raise InvalidInput("统计期间的结束日期早于开始日期", code="bad_period", field="period_end")
     if (period_end - period_start).days + 1 > MAX_PERIOD_DAYS:

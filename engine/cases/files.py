@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from engine.cases.access import case_not_found, same_holder
 from engine.cases.applicant_tables import case_files
-from engine.cases.status import CLOSED, LABELS
+from engine.cases.status import CLOSED, case_is
 from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository
@@ -212,7 +212,7 @@ class CaseFiles:
             raise case_not_found(case_id)
         if row.status in CLOSED:
             raise Conflict(
-                f"办件已{LABELS.get(row.status, row.status)}，不能再上传材料",
+                f"{case_is(row.status)}，不能再上传材料",
                 code="case_closed",
                 case=case_id,
             )

@@ -52,6 +52,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
+from engine.cases.cursors import cursor_instant, cursor_int, cursor_text
 from engine.cases.status import LABELS
 from engine.errors import InvalidInput
 from engine.persistence.repositories import MAX_FILTER_GROUPS, member_name
@@ -79,6 +80,8 @@ SortOrder = Literal["priority", "due"]
 ClaimFilter = Literal["all", "mine", "unclaimed"]
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_ID = 36
+"""Characters of a task id (the cursor carries the last one)."""
 BADGE_LABELS = {"normal": "正常", "yellow": "黄牌预警", "red": "红牌超期"}
 
 
@@ -233,15 +236,14 @@ def _decode(cursor: str, sort: str) -> dict[str, Any]:
         if not isinstance(payload, dict) or payload.get("s") != sort:
             raise bad()
         priority, due, created, ident = payload["p"], payload["d"], payload["c"], payload["i"]
-        if isinstance(priority, bool) or not isinstance(priority, int) or not isinstance(ident, str):
-            raise bad()
-        due_at = datetime.fromisoformat(due) if due is not None else None
-        created_at = datetime.fromisoformat(created)
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise bad() from None
-    if created_at.tzinfo is None or (due_at is not None and due_at.tzinfo is None):
-        raise bad()
-    return {"priority": priority, "due": due_at, "created": created_at, "id": ident}
+    return {
+        "priority": cursor_int(priority, bad),
+        "due": cursor_instant(due, bad) if due is not None else None,
+        "created": cursor_instant(created, bad),
+        "id": cursor_text(ident, bad, MAX_ID),
+    }
 
 
 Keys = list[tuple[ColumnElement[Any], bool]]

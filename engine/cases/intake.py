@@ -16,6 +16,7 @@ from engine.errors import InvalidInput
 from engine.persistence.tables import case_counters
 from engine.time.calendar import local_date
 from forms.definition import FormDefinition
+from forms.field_rules import check_value
 from licence.checkdigits import HolderIdKind, is_holder_id_of
 from licence.library import LicenceLibrary
 from licence.model import LicenceRecord
@@ -46,6 +47,19 @@ class Application:
     lead_department: str | None = None
     priority: Literal["normal", "green"] = "normal"
     applicant_kind: HolderKind | None = None  # as declared (counter or online); decides an id valid as both
+
+
+def contact_phone_of(value: str | None) -> str | None:
+    """The case's contact phone (联系电话) as stored: stripped, None when blank, else a mainland mobile or
+    landline number by the forms' ``phone`` rule (``bad_phone``, field ``contact_phone``), so no text
+    that is not a phone number (a spreadsheet formula, say) reaches the officers' views."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    broken = check_value("phone", "联系电话", text)
+    if broken is not None:
+        raise InvalidInput(broken[1], code=broken[0], field="contact_phone")
+    return text
 
 
 def applicant_kind(

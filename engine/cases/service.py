@@ -27,6 +27,7 @@ from engine.cases.intake import (
     Application,
     applicant_kind,
     choose_flow,
+    contact_phone_of,
     material_states,
     next_case_number,
     said_kind,
@@ -42,7 +43,7 @@ from engine.cases.lifecycle import (
 )
 from engine.cases.materials import PENDING_MATERIALS, mark, materials_of
 from engine.cases.rating import CaseRatings
-from engine.cases.status import CLOSED, LABELS
+from engine.cases.status import CLOSED, case_is
 from engine.cases.steering import refuse_steering
 from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
@@ -166,6 +167,7 @@ class CaseService:
         )
         filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
+        contact_phone = contact_phone_of(app.contact_phone)  # after the form's own phone field
         kind = applicant_kind(applicant_id, app.applicant_kind, form, data, today)
         _refuse_another_holder(data, items, applicant_id, name)
         materials = material_states(conn, app, items, applicant_id, self.workflow.clock, held, today=today)
@@ -188,7 +190,7 @@ class CaseService:
             applicant_kind=kind,
             applicant_id=applicant_id,
             applicant_name=app.applicant_name.strip(),
-            contact_phone=app.contact_phone,
+            contact_phone=contact_phone,
             channel=app.channel,
             visits=1 if app.channel == "counter" else 0,
             priority=app.priority,
@@ -418,9 +420,7 @@ class CaseService:
             if row is None:
                 raise case_not_found(case_id)
             if row["status"] in CLOSED:
-                raise Conflict(
-                    f"办件已{LABELS[row['status']]}，不能再补交材料", code="case_closed", case=case_id
-                )
+                raise Conflict(f"{case_is(row['status'])}，不能再补交材料", code="case_closed", case=case_id)
             self._refuse_after_supplement_deadline(row)
             held = materials_of(conn, case_id)
             pending = {m.code for m in held if m.state in PENDING_MATERIALS}

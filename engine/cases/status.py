@@ -48,6 +48,14 @@ LABELS: dict[str, str] = {
     "withdrawn": "已撤回",
 }
 
+
+def case_is(status: str) -> str:
+    """The case's (decided or closed) status as a clause of a refusal: 办件已撤回, 办件已准予许可,
+    办件已不予受理 (a label that says 已 itself is not given a second one)."""
+    label = LABELS.get(status, status)
+    return "办件" + (label if label.startswith("已") else "已" + label)
+
+
 _REVIEW = {"under_review", "special_procedure", "approved", "denied", "returned", "terminated"}
 WITHDRAWABLE = frozenset(
     {"submitted", "supplement_requested", "accepted", "under_review", "special_procedure"}

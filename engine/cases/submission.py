@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.cases.access import APPLICANT_GROUP
 from engine.cases.applicant_tables import submission_keys
+from engine.cases.cursors import cursor_instant, cursor_text
 from engine.cases.intake import Application
 from engine.cases.service import CaseService
 from engine.errors import Conflict, Forbidden, InvalidInput
@@ -255,12 +256,9 @@ def _decode(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, case_id = json.loads(raw)
-        when = datetime.fromisoformat(at)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise bad from None
-    if when.tzinfo is None or not isinstance(case_id, str) or len(case_id) > 20:
-        raise bad
-    return when, case_id
+    return cursor_instant(at, lambda: bad), cursor_text(case_id, lambda: bad, 20)
 
 
 def my_cases(engine: Engine, holder_id: str, *, limit: int = 20, cursor: str | None = None) -> CasePage:

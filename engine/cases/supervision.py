@@ -29,7 +29,8 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, exists, func, insert, or_, select
 
 from engine.cases.access import case_not_found
-from engine.cases.status import CLOSED, LABELS
+from engine.cases.cursors import cursor_instant, cursor_int
+from engine.cases.status import CLOSED, LABELS, case_is
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.persistence.repositories import AuditRepository, member_name
 from engine.persistence.tables import case_clocks, cases, escalations, task_candidates, tasks
@@ -78,12 +79,10 @@ def _parse_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         due_text, id_text = raw.split("|")
-        due_at, clock_id = datetime.fromisoformat(due_text), int(id_text)
+        clock_id = int(id_text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise bad() from None
-    if due_at.tzinfo is None:
-        raise bad()
-    return due_at, clock_id
+    return cursor_instant(due_text, bad), cursor_int(clock_id, bad)
 
 
 def _department_filter(departments: Iterable[str]) -> Any:
@@ -293,9 +292,7 @@ def escalate(
     if row is None:
         raise case_not_found(case_id)
     if row.status in CLOSED:
-        raise Conflict(
-            f"办件已{LABELS.get(row.status, row.status)}，不能督办", code="case_closed", case=case_id
-        )
+        raise Conflict(f"{case_is(row.status)}，不能督办", code="case_closed", case=case_id)
     if task_id is not None:
         task = conn.execute(
             select(tasks.c.id, tasks.c.state).where(tasks.c.id == task_id, tasks.c.business_key == case_id)

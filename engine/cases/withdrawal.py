@@ -28,7 +28,7 @@ from engine.cases.applicant_tables import case_withdrawals
 from engine.cases.clocks import ClockRepository
 from engine.cases.figure_counts import count_closing
 from engine.cases.service import CaseService
-from engine.cases.status import LABELS, WITHDRAWABLE, can_move
+from engine.cases.status import LABELS, WITHDRAWABLE, can_move, case_is
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.repositories import AuditRepository, InstanceRepository, TaskRepository
 from engine.persistence.tables import case_clocks, cases
@@ -87,7 +87,7 @@ def request_withdrawal(
             raise case_not_found(case_id)
         if row.status not in WITHDRAWABLE:
             raise Conflict(
-                f"办件已{LABELS.get(row.status, row.status)}，不能申请撤回",
+                f"{case_is(row.status)}，不能申请撤回",
                 code="not_withdrawable",
                 case=case_id,
                 status=row.status,
@@ -163,7 +163,7 @@ def decide_withdrawal(
             current = conn.execute(select(cases.c.status).where(cases.c.id == case_id)).scalar_one()
             if current not in WITHDRAWABLE or not can_move(current, "withdrawn"):
                 raise Conflict(
-                    f"办件已{LABELS.get(current, current)}，不能再撤回",
+                    f"{case_is(current)}，不能再撤回",
                     code="withdrawal_too_late",
                     case=case_id,
                     status=current,
