@@ -74,9 +74,9 @@ def do(svc: Services, case_id: str, element: str, actor: str = "officer", **data
 def statuses(svc: Services, case_id: str) -> list[str]:
     with svc.engine.connect() as conn:
         rows = conn.execute(
-            select(audit_log.c.detail).where(
-                audit_log.c.business_key == case_id, audit_log.c.action == "case_status"
-            )
+            select(audit_log.c.detail)
+            .where(audit_log.c.business_key == case_id, audit_log.c.action == "case_status")
+            .order_by(audit_log.c.id)
         ).scalars()
         return [d["to"] for d in rows]
 
