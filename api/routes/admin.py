@@ -12,7 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Administrator, services
 from api.limits import StrictJSONRoute
-from engine.accounts.administration import account, set_account_active, set_account_role
+from engine.accounts.administration import (
+    account,
+    reset_account_password,
+    set_account_active,
+    set_account_role,
+)
 from engine.accounts.principal import ROLE_LABELS, ROLES, Role
 from engine.accounts.service import MAX_PASSWORD, MIN_PASSWORD
 from engine.persistence.database import unit_of_work
@@ -149,11 +154,11 @@ def set_active(
 def reset_password(
     request: Request, caller: Administrator, account_id: AccountId, body: PasswordIn
 ) -> AccountRowOut:
-    """A new password for an account (a forgotten one): its sessions and API tokens end."""
+    """A new password for an account (a forgotten one): its sessions and API tokens end. Not the caller's
+    own (``own_account``: that one is changed with the current password, ``POST /auth/password``)."""
     svc = services(request)
     with unit_of_work(svc.engine) as conn:
-        svc.accounts.reset_password(conn, account_id, body.password, caller.actor)
-        return _row(account(svc.accounts, conn, account_id))
+        return _row(reset_account_password(svc.accounts, conn, account_id, body.password, caller))
 
 
 @router.put("/accounts/{account_id}/departments", response_model=AccountRowOut, summary="调整所属部门")

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Header, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -47,6 +47,7 @@ from engine.cases.submission import (
     submit_online,
 )
 from engine.cases.withdrawal import latest_withdrawal, request_withdrawal
+from engine.errors import InvalidInput
 from engine.persistence.tables import cases
 
 router = APIRouter(prefix="/applicant", route_class=StrictJSONRoute, tags=["申请人 applicant"])
@@ -463,6 +464,20 @@ class UploadIn(BaseModel):
     file: UploadFile = Field(description="材料电子件：PDF、JPEG、PNG 或 OFD")
 
 
+async def _one_of_each(request: Request) -> None:
+    """An upload carries one material code and one file: a second part of either name would be dropped
+    without a word (the form keeps the last), so it is refused."""
+    form = await request.form()  # parsed already for the body: the same form
+    for name in ("material", "file"):
+        if len(form.getlist(name)) > 1:
+            raise InvalidInput(
+                f"一次只能上传一个材料的一个电子件（表单字段 {name} 出现了 {len(form.getlist(name))} 次）",
+                code="repeated_form_field",
+                field=name,
+                count=len(form.getlist(name)),
+            )
+
+
 @router.post(
     "/cases/{case_id}/files",
     response_model=CaseFileOut,
@@ -471,7 +486,11 @@ class UploadIn(BaseModel):
     openapi_extra={BODY_CLASS: "upload"},
 )
 def upload_file(
-    request: Request, caller: Applicant, case_id: CaseNumber, body: Annotated[UploadIn, Form()]
+    request: Request,
+    caller: Applicant,
+    case_id: CaseNumber,
+    body: Annotated[UploadIn, Form()],
+    _: Annotated[None, Depends(_one_of_each)],
 ) -> CaseFileOut:
     svc = services(request)
     stored = case_files_of(svc).store(

@@ -14,7 +14,7 @@ from engine.accounts.service import AccountService
 from engine.accounts.tables import accounts
 from engine.errors import Conflict, Forbidden, NotFound
 
-__all__ = ["account", "set_account_active", "set_account_role"]
+__all__ = ["account", "reset_account_password", "set_account_active", "set_account_role"]
 
 
 def account(service: AccountService, conn: Connection, account_id: int) -> dict[str, Any]:
@@ -68,6 +68,23 @@ def set_account_role(
         intake=intake,
         holder_id=holder_id,
     )
+    return account(service, conn, account_id)
+
+
+def reset_account_password(
+    service: AccountService, conn: Connection, account_id: int, password: str, by: Principal
+) -> dict[str, Any]:
+    """Set ``account_id``'s password (a forgotten one, :meth:`AccountService.reset_password`), never the
+    caller's own (``Conflict`` ``own_account``): that one is changed with the current password
+    (``POST /api/v1/auth/password``, the page /account/password), so that a session left open cannot take
+    the account over. Returns the account row."""
+    if account_id == by.account_id:
+        raise Conflict(
+            "不能在账号管理中重置自己的密码：请在“修改密码”中凭当前密码修改",
+            code="own_account",
+            account_id=account_id,
+        )
+    service.reset_password(conn, account_id, password, by.actor)
     return account(service, conn, account_id)
 
 

@@ -277,6 +277,8 @@ def process_checks(process: Any) -> tuple[list[Problem], list[Problem]]:
         for node in _nodes(container):
             node_id = node.get("id") or ""
             kind = local(node)
+            if kind == "parallelGateway":
+                notes.extend(_ignored_conditions(node_id, outgoing.get(node_id, [])))
             if kind in GATEWAYS:
                 continue
             out = outgoing.get(node_id, [])
@@ -305,6 +307,22 @@ def process_checks(process: Any) -> tuple[list[Problem], list[Problem]]:
                 )
     problems.extend(event_subprocess_problems(process))
     return problems, notes
+
+
+def _ignored_conditions(gateway_id: str, flows: list[Any]) -> list[Problem]:
+    """A note for each outgoing flow of parallel gateway ``gateway_id`` that has a condition: BPMN 2.0 and
+    Camunda 7 take every outgoing flow of a parallel gateway, and so does the library, conditions or not."""
+    return [
+        Problem(
+            flow.get("id") or gateway_id,
+            "ignored_condition",
+            f"并行网关 {gateway_id} 的出口顺序流 {flow.get('id') or '?'} 带有条件：并行网关不判断条件"
+            "（BPMN 2.0 与 Camunda 7 都如此），每条出口都会走；要按条件走请改用排他或包容网关",
+            flow.sourceline,
+        )
+        for flow in flows
+        if flow.find(f"{B}conditionExpression") is not None
+    ]
 
 
 _ESP_STARTS = {

@@ -29,9 +29,11 @@ READING = 5
 earlier release's reading (2: a bpmn:task passes through, camunda:in/out map as Camunda 7's, JUEL has EL's
 semantics; 3: a parallel or inclusive join merges what each branch changed, ``specs.OwParallelGateway``;
 4: an event sub-process is built as one and runs as BPMN says, ``.event_subprocesses``; 5: the end of a
-process or sub-process merges what each branch that ended changed, ``specs.OwMergingEndJoin``). A stored
-spec of another reading still loads and runs the instances started on it; deploying the same document again
-makes a new version read this way (:meth:`Definition.read_as_now`)."""
+process or sub-process merges what each branch that ended changed, ``specs.OwMergingEndJoin``, and the
+branches a non-interrupting cycle timer started outlive the task it is attached to,
+``specs.OwBoundaryEventJoin``). A stored spec of another reading still loads and runs the instances
+started on it; deploying the same document again makes a new version read this way
+(:meth:`Definition.read_as_now`)."""
 
 
 def _all_task_specs(spec: Any, subprocess_specs: dict[str, Any]) -> list[Any]:

@@ -30,6 +30,7 @@ from SpiffWorkflow.bpmn.parser.event_parsers import (
 from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
 from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
 
 from engine.errors import Problem, UnsafeDocument
 
@@ -47,6 +48,7 @@ from .helpers import MAX_WORKING_DAYS
 from .sandbox import normalize
 from .specs import (
     CALL_KEY,
+    OwBoundaryEventJoin,
     OwCallActivity,
     OwInclusiveGateway,
     OwMergingEndJoin,
@@ -419,6 +421,16 @@ def _wrap(tag: str, parser_class: type) -> type:
     return type(f"Ow{parser_class.__name__}", bases, {})
 
 
+def _own_boundary_join(spec: Any, join: BoundaryEventJoin) -> OwBoundaryEventJoin:
+    """The library's boundary join ``join`` of ``spec`` as ``specs.OwBoundaryEventJoin``, wired as it was."""
+    del spec.task_specs[join.name]
+    own = OwBoundaryEventJoin(
+        spec, join.name, lane=join.lane, split_task=join.split_task, cancel=join.cancel_remaining
+    )
+    own._inputs, own._outputs = list(join._inputs), list(join._outputs)
+    return own
+
+
 class OwProcessParser(ProcessParser):
     """A process or embedded sub-process: its end join lets an idle event sub-process go
     (``.event_subprocesses``) and merges the branches that ended at their own end events as a join merges
@@ -431,6 +443,9 @@ class OwProcessParser(ProcessParser):
     def add_tasks(self) -> None:
         super().add_tasks()
         arm_with_scope(self.spec)
+        for name, task_spec in list(self.spec.task_specs.items()):
+            if type(task_spec) is BoundaryEventJoin:
+                self.spec.task_specs[name] = _own_boundary_join(self.spec, task_spec)
 
 
 class OwBpmnParser(BpmnParser):

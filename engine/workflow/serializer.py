@@ -27,6 +27,7 @@ from SpiffWorkflow.bpmn.serializer.default.task_spec import (
     BpmnTaskSpecConverter,
     ConditionalGatewayConverter,
     EventConverter,
+    EventJoinConverter,
     MultiInstanceTaskConverter,
     ParallelGatewayConverter,
     SubWorkflowConverter,
@@ -41,6 +42,7 @@ from engine.errors import InvalidInput
 from .camunda import OwTaskHooks, OwTaskHooksConverter
 from .event_subprocesses import OwEndJoin, OwStartEvent
 from .specs import (
+    OwBoundaryEventJoin,
     OwCallActivity,
     OwInclusiveGateway,
     OwMergingEndJoin,
@@ -173,6 +175,7 @@ def _configure() -> Any:
     config[OwInclusiveGateway] = ConditionalGatewayConverter
     config[OwEndJoin] = BpmnTaskSpecConverter
     config[OwMergingEndJoin] = BpmnTaskSpecConverter
+    config[OwBoundaryEventJoin] = EventJoinConverter
     config[OwStartEvent] = EventConverter
     return BpmnWorkflowSerializer.configure(config, OwRegistry())
 
@@ -285,5 +288,6 @@ def full_registry() -> Any:
     config[OwInclusiveGateway] = ConditionalGatewayConverter
     config[OwEndJoin] = BpmnTaskSpecConverter
     config[OwMergingEndJoin] = BpmnTaskSpecConverter
+    config[OwBoundaryEventJoin] = EventJoinConverter
     config[OwStartEvent] = EventConverter
     return BpmnWorkflowSerializer.configure(config)

@@ -75,6 +75,7 @@ from copy import deepcopy
 from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.defaults import (
     CallActivity,
@@ -84,6 +85,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     ParallelMultiInstanceTask,
     SequentialMultiInstanceTask,
 )
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
@@ -586,6 +588,37 @@ def latest_end_arrival(tasks: Iterable[Any], spec: Any, but: Any = None) -> Any:
     branch ended so far: the only one the join reads (``.pruning`` keeps it, not the others)."""
     arrivals = [t for t in tasks if t.task_spec == spec and t is not but and END_ARRIVAL in t.internal_data]
     return max(arrivals, key=lambda t: t.internal_data[END_ARRIVAL]["seq"], default=None)
+
+
+class OwBoundaryEventJoin(BoundaryEventJoin):
+    """The join after a task with boundary events. When the task ends, the library cancels every boundary
+    event still waiting, and with it everything under it; a non-interrupting cycle timer's event waits for its
+    next firing until then, with the branches its earlier firings started under it, so a reminder task one of
+    them opened (催办, still to do) went without a trace as the main task ended. BPMN has each firing of a
+    non-interrupting event start a token of its own: here such an event stops (cancelled, no more firings)
+    and drops only its copies of this join; the branches its firings started go on, the scope ends after
+    them."""
+
+    def _check_threshold_structured(self, my_task: Any) -> tuple[bool, list[Any]]:
+        finished, cancel = super()._check_threshold_structured(my_task)
+        stays = []
+        for task in cancel:
+            event = getattr(task.task_spec, "event_definition", None)
+            if isinstance(event, CycleTimerEventDefinition) and not task.task_spec.cancel_activity:
+                _stop_firing(task, self)
+            else:
+                stays.append(task)
+        return finished, stays
+
+
+def _stop_firing(task: Any, join: Any) -> None:
+    """Cancel a cycle timer's waiting event ``task`` but not the branches its firings started: of its
+    children only those not started (its copies of ``join``, predicted ones) go."""
+    task._set_state(TaskState.CANCELLED)
+    for child in list(task.children):
+        if child.task_spec is join or child.has_state(TaskState.PREDICTED_MASK):
+            task.workflow._remove_task(child.id)
+    task.task_spec._on_cancel(task)
 
 
 class OwNoneTask(NoneTask):

@@ -123,6 +123,15 @@ def test_disabling_an_account_ends_its_session_and_enabling_restores_sign_in(
     sign_in(client, "wang.officer")
     own = next(a["id"] for a in admin.get(f"{A}/accounts").json() if a["username"] == "admin.root")
     error_of(admin.put(f"{A}/accounts/{own}/active", json={"active": False}), 409, "own_account")
+    # the caller's own password is changed with the current one (POST /auth/password), not reset here
+    error_of(
+        admin.put(f"{A}/accounts/{own}/password", json={"password": "taken over now"}), 409, "own_account"
+    )
+    error_of(
+        client.post(LOGIN, json={"username": "admin.root", "password": "taken over now"}),
+        401,
+        "bad_credentials",
+    )
     error_of(admin.put(f"{A}/accounts/999999/active", json={"active": False}), 404, "account_not_found")
     error_of(admin.put(f"{A}/accounts/{officer_id}/active", json={}), 422, "invalid_request")
     error_of(admin.put(f"{A}/accounts/0/active", json={"active": True}), 422, "invalid_request")

@@ -431,6 +431,18 @@ def test_upload_refuses_wrong_types_empty_and_too_big_files(
     error_of(
         company.post(f"{API}/cases/{case_id}/files", data={"material": "layout_plan"}), 422, "invalid_request"
     )
+    two_files = company.post(
+        f"{API}/cases/{case_id}/files",
+        data={"material": "layout_plan"},
+        files=[("file", ("a.pdf", PDF, "application/pdf")), ("file", ("b.pdf", PDF, "application/pdf"))],
+    )
+    assert error_of(two_files, 422, "repeated_form_field")["detail"] == {"field": "file", "count": 2}
+    two_codes = company.post(
+        f"{API}/cases/{case_id}/files",
+        data={"material": ["layout_plan", "safety_rules"]},
+        files={"file": ("a.pdf", PDF, "application/pdf")},
+    )
+    assert error_of(two_codes, 422, "repeated_form_field")["detail"]["field"] == "material"
     with svc.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(case_files)).scalar_one() == 0
     uploads = tmp_path / "uploads"

@@ -88,3 +88,22 @@ def test_open_reminder_tasks_stay_while_the_timer_keeps_firing() -> None:
         case.complete("remind")
     case.complete("review")
     assert case.rt.completed and case.rt.data["closed"] is True
+
+
+def test_a_reminder_still_to_do_when_the_task_ends_stays_and_the_process_ends_after_it() -> None:
+    """BPMN: each firing of a non-interrupting event starts a token of its own, which the end of the task
+    it is attached to does not take away (the library dropped the open reminders with the timer)."""
+    case = Reminded(TO_TASK)
+    for hour in range(1, 7):
+        case.hour()
+        if hour % 3:
+            case.complete("remind")
+    case.complete("review")
+    assert [t.element_id for t in case.rt.ready_tasks()] == ["remind", "remind"]
+    assert not case.rt.completed and case.rt.pending_timers() == []
+    case.hour()  # the timer fires no more
+    assert [t.element_id for t in case.rt.ready_tasks()] == ["remind", "remind"]
+    case.complete("remind")
+    assert not case.rt.completed
+    case.complete("remind")
+    assert case.rt.completed and case.rt.data == {"reminders": 1, "closed": True}

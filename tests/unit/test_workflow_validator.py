@@ -175,6 +175,32 @@ def test_spiff_validation_errors_become_problems() -> None:
     assert problem["line"] and "bpmn:userTask" in problem["message"] and "循环条件" in problem["message"]
 
 
+def test_a_condition_on_a_parallel_gateways_flow_is_a_note_and_every_flow_is_taken() -> None:
+    """BPMN 2.0 and Camunda 7 take every outgoing flow of a parallel gateway: its conditions are noted on
+    their flows (``ignored_condition``), not run, and the model runs so."""
+    body = (
+        '<bpmn:startEvent id="start"/>'
+        + flow("start", "fork")
+        + '<bpmn:parallelGateway id="fork"/>'
+        + flow("fork", "a", "x > 100", "f_a")
+        + flow("fork", "b", None, "f_b")
+        + user_task("a")
+        + user_task("b")
+        + flow("a", "join")
+        + flow("b", "join")
+        + '<bpmn:parallelGateway id="join"/>'
+        + flow("join", "end")
+        + '<bpmn:endEvent id="end"/>'
+    )
+    definition = load_definitions(document(body))["p"]
+    (process,) = validate_document(document(body)).processes
+    assert process.executable and not process.problems
+    (note,) = process.notes
+    assert (note["element_id"], note["code"]) == ("f_a", "ignored_condition") and "fork" in note["message"]
+    runtime = Runtime.start(definition, {"x": 1}, datetime(2026, 3, 2, tzinfo=UTC))
+    assert sorted(t.element_id for t in runtime.ready_tasks()) == ["a", "b"]
+
+
 def test_implicit_split_and_conditional_flows_from_a_task_are_notes() -> None:
     body = linear(
         user_task("t") + flow("t", "a") + user_task("a") + flow("a", "end2") + '<bpmn:endEvent id="end2"/>',
