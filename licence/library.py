@@ -866,7 +866,7 @@ class LicenceLibrary:
             )
             for ev in self.conn.execute(stmt):
                 history[ev.licence_id].append(
-                    StatusEvent(ev.status, utc(ev.at), ev.reason, ev.actor, ev.from_status)
+                    StatusEvent(ev.status, utc(ev.at), ev.reason, ev.actor, ev.from_status, ev.caused_by)
                 )
         return [_record(row, tuple(history[row.id])) for row in rows]
 
@@ -928,10 +928,102 @@ class LicenceLibrary:
                 status=status,
                 action=action,
             )
+        if action == "reinstate":
+            self._refuse_reinstating_a_held_renewal(record)
         self._transition(record, target, reason, actor, at)
         if target in FINAL_STATUSES:
             self._end_pending_renewals(record, verb, reason, actor, at)
+        elif action == "suspend":
+            self._suspend_pending_renewals(record, reason, actor, at)
+        else:
+            self._reinstate_held_renewals(record, reason, actor, at)
         return self.get(licence_id)
+
+    def _renewal_versions(self, parent: LicenceRecord, statuses: tuple[str, ...]) -> list[str]:
+        """The ids of the versions, in these statuses, of each renewal of any version of ``parent``."""
+        renewals = select(licences.c.id).where(licences.c.renews_id.in_(_versions_of(parent.id)))
+        found: list[str] = []
+        for renewal_id in self.conn.execute(renewals).scalars().all():
+            current = (  # the version of the renewal that stands (a replaced one is cancelled)
+                select(licences.c.id)
+                .where(licences.c.id.in_(_versions_of(renewal_id)), licences.c.status.in_(statuses))
+                .order_by(licences.c.version)
+            )
+            found.extend(self.conn.execute(current).scalars().all())
+        return found
+
+    @staticmethod
+    def _held_by(record: LicenceRecord) -> str | None:
+        """The licence a suspended renewal was suspended with (暂扣 of the licence it continues), or None:
+        not suspended, or suspended on its own account. The event that suspended it says so."""
+        if record.status != "suspended" or not record.history:
+            return None
+        return record.history[-1].caused_by
+
+    def _refuse_reinstating_a_held_renewal(self, record: LicenceRecord) -> None:
+        """A renewal suspended because the licence it continues was is not reinstated on its own while
+        that licence is suspended: it would come into force the day after that licence's last day, the
+        sanction still running. It is reinstated with that licence."""
+        held_by = self._held_by(record)
+        if held_by is None:
+            return
+        holder = self.get(held_by)
+        if holder.status != "suspended":
+            return
+        raise IllegalTransition(
+            f"证照 {record.licence_number} 因所延续的证照 {holder.licence_number} 被暂扣而随之暂扣，"
+            f"须恢复证照 {holder.licence_number}，不能单独恢复",
+            licence_id=record.id,
+            licence_number=record.licence_number,
+            status=record.status,
+            action="reinstate",
+            held_by=holder.id,
+            held_by_number=holder.licence_number,
+        )
+
+    def _suspend_pending_renewals(
+        self, suspended: LicenceRecord, reason: str, actor: str, at: dt.datetime
+    ) -> None:
+        """Suspend (暂扣) the renewals of ``suspended`` (of any version of it) not yet in force on the day
+        of ``at``, valid, and theirs in turn, in this transaction: left valid, the renewal came into force
+        the day after the suspended licence's last day while the suspension still ran, and the sanction
+        was circumvented. Each event names the licence it continues and the reason, and records it in
+        ``caused_by``: reinstating that licence reinstates these, and only these; a renewal suspended on
+        its own account stays suspended."""
+        day = local_date(at)
+        pending = [(suspended, reason)]
+        while pending:
+            parent, why_parent = pending.pop()
+            for version_id in self._renewal_versions(parent, ("valid", "suspended")):
+                renewal = self._locked(version_id)
+                if renewal.status not in ("valid", "suspended") or renewal.valid_from <= day:
+                    continue  # changed before we locked it, or in force already
+                if renewal.status == "suspended":  # already: its own renewals are suspended with it
+                    pending.append((renewal, renewal.history[-1].reason if renewal.history else reason))
+                    continue
+                why = (
+                    f"所延续的证照 {parent.licence_number} 已暂扣（{why_parent}），"
+                    f"本证照自 {renewal.valid_from.isoformat()} 起的延续有效期尚未开始，随之暂扣"
+                )
+                self._transition(renewal, "suspended", why, actor, at, caused_by=parent.id)
+                pending.append((renewal, why_parent))
+
+    def _reinstate_held_renewals(
+        self, reinstated: LicenceRecord, reason: str, actor: str, at: dt.datetime
+    ) -> None:
+        """Reinstate (恢复) the renewals suspended because ``reinstated`` was (``_held_by``), and theirs in
+        turn, whatever their term: their suspension was its, and ends with it. A renewal suspended on its
+        own account (before or after) stays suspended."""
+        pending = [reinstated]
+        while pending:
+            parent = pending.pop()
+            for version_id in self._renewal_versions(parent, ("suspended",)):
+                renewal = self._locked(version_id)
+                if self._held_by(renewal) != parent.id:
+                    continue
+                why = f"所延续的证照 {parent.licence_number} 已恢复（{reason}），随之恢复"
+                self._transition(renewal, "valid", why, actor, at)
+                pending.append(renewal)
 
     def _end_pending_renewals(
         self, ended: LicenceRecord, verb: str, reason: str, actor: str, at: dt.datetime
@@ -943,35 +1035,35 @@ class LicenceLibrary:
         or it came into force the day after the ended licence's last day. Each gets a status event
         naming the licence it continued, what happened to it and why. A renewal already in force (the
         licence cancelled after its term ended) stands on its own; a replacement (换发) is not an end: it
-        cancels the old version through ``_transition`` only, the renewal continuing the new version."""
+        cancels the old version through ``_transition`` only, the renewal continuing the new version.
+        A renewal suspended with ``ended`` (``_held_by``) never came into force, its term begun or not:
+        it is cancelled too."""
         day = local_date(at)
         pending = [(ended, verb)]
         while pending:
             parent, how = pending.pop()
-            renewals = select(licences.c.id).where(licences.c.renews_id.in_(_versions_of(parent.id)))
-            for renewal_id in self.conn.execute(renewals).scalars().all():
-                current = (  # the version of the renewal that stands (a replaced one is cancelled)
-                    select(licences.c.id)
-                    .where(
-                        licences.c.id.in_(_versions_of(renewal_id)),
-                        licences.c.status.in_(("valid", "suspended")),
-                        licences.c.valid_from > day,
-                    )
-                    .order_by(licences.c.version)
-                )
-                for version_id in self.conn.execute(current).scalars().all():
-                    renewal = self._locked(version_id)
-                    if renewal.status not in ("valid", "suspended"):  # changed before we locked it
-                        continue
-                    why = (
-                        f"所延续的证照 {parent.licence_number} 已{how}（{reason}），"
-                        f"本证照自 {renewal.valid_from.isoformat()} 起的延续有效期尚未开始，随之注销"
-                    )
-                    self._transition(renewal, "cancelled", why, actor, at)
-                    pending.append((renewal, "注销"))
+            for version_id in self._renewal_versions(parent, ("valid", "suspended")):
+                renewal = self._locked(version_id)
+                if renewal.status not in ("valid", "suspended"):  # changed before we locked it
+                    continue
+                held = self._held_by(renewal) == parent.id  # suspended with it: never came into force
+                if renewal.valid_from <= day and not held:
+                    continue
+                begins = renewal.valid_from.isoformat()
+                state = "随其暂扣，未曾生效" if held else f"自 {begins} 起的延续有效期尚未开始"
+                why = f"所延续的证照 {parent.licence_number} 已{how}（{reason}），本证照{state}，随之注销"
+                self._transition(renewal, "cancelled", why, actor, at)
+                pending.append((renewal, "注销"))
 
     def _transition(
-        self, record: LicenceRecord, target: LicenceStatus, reason: str, actor: str, at: dt.datetime
+        self,
+        record: LicenceRecord,
+        target: LicenceStatus,
+        reason: str,
+        actor: str,
+        at: dt.datetime,
+        *,
+        caused_by: str | None = None,
     ) -> None:
         result = self.conn.execute(
             update(licences)
@@ -980,10 +1072,17 @@ class LicenceLibrary:
         )
         if result.rowcount != 1:
             raise Conflict("证照状态已被他人修改，请刷新后重试", code="conflict", licence_id=record.id)
-        self._add_event(record.id, record.status, target, at, reason, actor)
+        self._add_event(record.id, record.status, target, at, reason, actor, caused_by)
 
     def _add_event(
-        self, licence_id: str, from_status: str | None, status: str, at: dt.datetime, reason: str, actor: str
+        self,
+        licence_id: str,
+        from_status: str | None,
+        status: str,
+        at: dt.datetime,
+        reason: str,
+        actor: str,
+        caused_by: str | None = None,
     ) -> None:
         self.conn.execute(
             insert(licence_status_events),
@@ -995,6 +1094,7 @@ class LicenceLibrary:
                     "at": at,
                     "reason": reason,
                     "actor": actor,
+                    "caused_by": caused_by,
                 }
             ],
         )

@@ -121,6 +121,7 @@ class StatusEvent:
     reason: str
     actor: str
     from_status: LicenceStatus | None = None
+    caused_by: str | None = None  # the licence whose change this follows (a renewal suspended with it)
 
 
 @dataclass(frozen=True)

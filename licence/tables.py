@@ -72,4 +72,7 @@ licence_status_events = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("reason", Text, nullable=False),
     Column("actor", String(100), nullable=False),
+    # the licence whose status change this one follows (a renewal suspended because the licence it
+    # continues was): its suspension is that licence's and ends with it, never on its own account
+    Column("caused_by", String(36), ForeignKey("licences.id"), nullable=True),
 )

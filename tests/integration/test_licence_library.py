@@ -1021,6 +1021,115 @@ def test_ending_a_licence_ends_its_renewal_not_yet_in_force(lib, conn, org, issu
     assert (status(fourth), status(renewal)) == ("cancelled", "valid")
 
 
+def test_suspending_a_licence_suspends_its_renewal_not_yet_in_force_until_it_is_reinstated(
+    lib, conn, org, issuer
+):
+    """A licence renewed early (the renewal from 2029-01-01) and suspended (暂扣) left its renewal valid: on
+    2029-01-01 the renewal came into force, the suspension still running, and the sanction was
+    circumvented. Suspending a licence now suspends its renewals not yet in force, and theirs, in the same
+    transaction, each event naming the licence it continues, the reason, and (``caused_by``) the licence
+    it was suspended with; they are used nowhere (forms, materials), the worker leaves them alone, and only
+    reinstating that licence reinstates them: not on their own, and one suspended on its own account
+    stays suspended."""
+    code, name = issuer
+    form = FormRegistry.load().get("apply.food_business")
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    def status(record) -> str:
+        return lib.get(record.id).status
+
+    old = food(dt.date(2024, 1, 1))  # 2024-01-01 .. 2028-12-31
+    renewal = food(T0.date(), renews=old.id)  # from 2029-01-01
+    next_renewal = food(T0.date(), renews=renewal.id)  # from 2034-01-01
+    lib.suspend(old.id, "责令停业整顿", "执法一队")
+    assert [status(r) for r in (old, renewal, next_renewal)] == ["suspended"] * 3
+    event = lib.get(renewal.id).history[-1]
+    assert (event.from_status, event.status, event.actor, event.at) == ("valid", "suspended", "执法一队", T0)
+    assert old.licence_number in event.reason and "暂扣" in event.reason and "责令停业整顿" in event.reason
+    assert event.caused_by == old.id
+    event = lib.get(next_renewal.id).history[-1]
+    assert renewal.licence_number in event.reason and event.caused_by == renewal.id
+
+    # the old term ends during the suspension: the renewal is not in force, as a suspended licence
+    later = dt.date(2029, 6, 1)
+    assert lib.expire_due(later) == 0 and status(renewal) == "suspended"
+    assert lib.latest_usable(org.credit_code, "food_business_licence", later) is None
+    read = licences_for_form(conn, lambda: T0, org.credit_code, form, later, set(), holder_kind=None)
+    assert renewal.id in [x.id for x in read]
+    filled = autofill(form, licences=read, today=later)
+    skipped = {s.licence_number: s for reasons in filled.skipped.values() for s in reasons}
+    assert skipped[renewal.licence_number].status == "suspended"
+    assert "暂扣" in skipped[renewal.licence_number].message_zh
+    assert not any(p.licence_id == renewal.id for p in filled.provenance.values())
+
+    # not reinstated on its own while the licence it continues is suspended
+    with pytest.raises(IllegalTransition) as info:
+        lib.reinstate(renewal.id, "整改完成", "窗口")
+    assert info.value.code == "illegal_transition" and info.value.detail["held_by"] == old.id
+    assert old.licence_number in info.value.message and status(renewal) == "suspended"
+
+    t1 = T0 + dt.timedelta(days=30)
+    lib.reinstate(old.id, "整改完成", "执法一队", t1)
+    assert [status(r) for r in (old, renewal, next_renewal)] == ["valid"] * 3
+    event = lib.get(renewal.id).history[-1]
+    assert (event.from_status, event.status, event.at) == ("suspended", "valid", t1)
+    assert old.licence_number in event.reason and "整改完成" in event.reason
+    assert lib.latest_usable(org.credit_code, "food_business_licence", later).id == renewal.id
+
+    # one suspended on its own account stays suspended when the licence it continues is reinstated
+    lib.suspend(renewal.id, "超范围经营", "执法二队", t1)  # suspends next_renewal with it
+    assert lib.get(next_renewal.id).history[-1].caused_by == renewal.id
+    lib.suspend(old.id, "责令停业整顿", "执法一队", t1)
+    assert lib.get(renewal.id).history[-1].reason == "超范围经营"  # not suspended again
+    lib.reinstate(old.id, "整改完成", "执法一队", t1)
+    assert [status(r) for r in (old, renewal, next_renewal)] == ["valid", "suspended", "suspended"]
+    lib.reinstate(renewal.id, "整改完成", "执法二队", t1)
+    assert [status(r) for r in (renewal, next_renewal)] == ["valid", "valid"]
+
+
+@pytest.mark.parametrize(("action", "verb"), [("revoke", "吊销"), ("cancel", "注销")])
+def test_ending_a_suspended_licence_ends_the_renewals_suspended_with_it(lib, conn, org, issuer, action, verb):
+    """Revoked or cancelled while suspended, a licence cancels its renewals suspended with it: those not
+    yet in force, and one whose term began during the suspension (it never came into force); a renewal
+    reinstated with its licence after the old term ended is in force."""
+    code, name = issuer
+
+    def food(issued: dt.date, **kwargs):
+        return lib.issue(
+            "food_business_licence", org.credit_code, org.name, food_face(org), code, name, issued, **kwargs
+        )
+
+    def status(record) -> str:
+        return lib.get(record.id).status
+
+    old = food(dt.date(2024, 1, 1))  # 2024-01-01 .. 2028-12-31
+    renewal = food(T0.date(), renews=old.id)
+    lib.suspend(old.id, "责令停业整顿", "执法一队")
+    getattr(lib, action)(old.id, "严重违法经营", "执法一队")
+    assert status(renewal) == "cancelled"
+    event = lib.get(renewal.id).history[-1]
+    assert (event.from_status, event.status) == ("suspended", "cancelled")
+    assert old.licence_number in event.reason and verb in event.reason
+
+    ending = food(dt.date(2020, 9, 1))  # 2020-09-01 .. 2025-08-31
+    renewal = food(T0.date(), renews=ending.id)  # from 2025-09-01
+    lib.suspend(ending.id, "责令停业整顿", "执法一队")
+    after = dt.datetime(2025, 10, 1, 2, tzinfo=dt.UTC)  # the renewal's term has begun, suspended
+    assert not lib.get(renewal.id).is_usable(after.date())
+    getattr(lib, action)(ending.id, "严重违法经营", "执法一队", at=after)
+    assert status(renewal) == "cancelled"
+
+    ending = food(dt.date(2020, 10, 1))  # 2020-10-01 .. 2025-09-30
+    renewal = food(T0.date(), renews=ending.id)  # from 2025-10-01
+    lib.suspend(ending.id, "责令停业整顿", "执法一队")
+    lib.reinstate(ending.id, "整改完成", "执法一队", at=dt.datetime(2025, 10, 2, 2, tzinfo=dt.UTC))
+    assert lib.get(renewal.id).is_usable(dt.date(2025, 10, 2))
+
+
 @pytest.mark.parametrize("action", ["suspend", "revoke"])
 def test_a_licence_past_its_last_day_is_expired_for_every_action(lib, conn, org, issuer, action):
     """Not yet marked by the worker, a licence past its last day is expired all the same: suspending it
