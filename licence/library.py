@@ -569,8 +569,8 @@ class LicenceLibrary:
                     valid_from=latest.isoformat(),
                 )
             valid_from = valid_from or replaced.valid_from
-            if valid_until is None:
-                valid_until = replaced.valid_until
+            if valid_until is None or (replaced.valid_until is None and valid_until == dt.date.max):
+                valid_until = replaced.valid_until  # 9999-12-31: 长期有效 as other systems write it
             elif replaced.valid_until is not None and valid_until > replaced.valid_until:
                 raise InvalidInput(
                     "换发的证照沿用原证照的有效期，不能延长（延长有效期须办理延续）",

@@ -938,6 +938,12 @@ def test_a_replacement_never_shortens_the_term_of_the_licence_it_replaces(lib, c
         assert (must or "长期有效") in err.message and until.isoformat() in err.message
         assert table_rows(conn) == before and lib.get(replaced.id).status == "valid"
     assert food(T0.date(), replaces=old.id, valid_until=old.valid_until).valid_until == old.valid_until
+    # 9999-12-31 is 长期有效 as other systems write it: the replacement of a 长期有效 licence stays so
+    again = lib.issue(
+        business.type_code, org.credit_code, org.name, dict(business.face), code, name, T0.date(),
+        replaces=business.id, valid_until=dt.date.max,
+    )  # fmt: skip
+    assert again.valid_until is None
 
 
 def test_a_replacement_leaves_no_day_without_a_licence_in_force(lib, conn, org, issuer):
