@@ -159,12 +159,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_calendar(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from engine.cases.calendar_change import change_calendar
+    from engine.cases.calendar_change import change_calendar, recount_calendar
     from engine.service import WorkflowService
     from engine.time.calendar import WorkingCalendar
     from engine.time.overrides import load_overrides
 
     engine = _migrated_engine()
+    if args.action == "recount":  # the holiday package was updated: every open deadline counted again
+        recount = recount_calendar(WorkflowService(engine), args.actor)
+        print(
+            f"已按当前日历重算 recounted: {recount.clocks} 个时限 clocks, "
+            f"{recount.tasks} 个任务期限 task due dates, {recount.timers} 个定时器 timers"
+        )
+        if recount.failed:
+            print(
+                f"警告 warning: {len(recount.failed)} 个流程实例未能重算 not recomputed: "
+                + ", ".join(recount.failed)
+            )
+        return 0
+    if args.day is None:
+        print(f"onewindow calendar {args.action}: 需要日期 DAY (YYYY-MM-DD)", file=sys.stderr)
+        return 2
     day = date.fromisoformat(args.day)
     moved = ""
     if args.action == "show":
@@ -272,8 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("calendar", help="工作日历调整 working-day calendar overrides")
-    c.add_argument("action", choices=["show", "work", "rest", "clear"])
-    c.add_argument("day", help="YYYY-MM-DD")
+    c.add_argument(
+        "action",
+        choices=["show", "work", "rest", "clear", "recount"],
+        help="recount: 节假日数据更新后按当前日历重算全部未结时限 (no DAY)",
+    )
+    c.add_argument("day", nargs="?", help="YYYY-MM-DD")
     c.add_argument("--note", default="", help="依据，如国务院办公厅通知 (required for work/rest)")
     c.add_argument("--actor", default="admin")
     c.set_defaults(func=cmd_calendar)

@@ -127,6 +127,10 @@ def test_calendar_override_needs_a_reason_and_changes_the_answer(tmp_path) -> No
     assert "已重算" in changed.stdout  # the open deadlines were counted again with the override
     assert "休息日" in onewindow("calendar", "show", "2025-10-11", db=db).stdout
     assert "警告" in onewindow("calendar", "show", "2031-05-06", db=db).stdout
+    recount = onewindow("calendar", "recount", db=db)  # after the holiday package was updated
+    assert recount.returncode == 0 and "已按当前日历重算" in recount.stdout and "0 个时限" in recount.stdout
+    no_day = onewindow("calendar", "show", db=db)
+    assert no_day.returncode == 2 and "DAY" in no_day.stderr
 
 
 def test_files_named_together_validate_and_deploy_as_one_set(tmp_path) -> None:

@@ -280,6 +280,59 @@ def test_an_override_that_makes_a_case_late_moves_its_clocks_and_timer_and_the_w
     assert set(ready(svc, case_id)) == {"review", "escalation"}
 
 
+def test_a_recount_after_the_holiday_data_learned_a_year_moves_what_was_counted_monday_to_friday(
+    svc: Services, clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deadlines in a year the holiday package did not know are counted Monday to Friday (with a warning);
+    once an updated package knows that year's holidays, ``recount_calendar`` (``onewindow calendar
+    recount``) counts every open clock, task due date and working-day timer again, in one transaction."""
+    import chinese_calendar
+
+    from engine.cases.calendar_change import recount_calendar
+    from engine.time import calendar as calendar_module
+
+    org = food_applicant(svc)
+    future = calendar_module.known_years().stop  # the first year the package does not know
+    clock.set(sh(future - 1, 12, 24, 9))
+    app = Application(
+        org.credit_code, org.name, ["MR-001"], form=dict(FOOD_FORM), provided=ALL_FOOD_MATERIALS
+    )
+    case_id = svc.cases.submit(app, "window-1")
+    do(svc, case_id, "intake", decision="accept", opinion="材料齐全")
+    before = {c["kind"]: c["due_at"] for c in open_clocks(svc, case_id)}
+    timer_before = pending_timer(svc, case_id)
+
+    # the updated package: 1-3 January of that year are holidays (as every New Year's Day is)
+    new_year = {date(future, 1, d): "New Year's Day" for d in (1, 2, 3)}
+    monkeypatch.setattr(chinese_calendar, "holidays", {**chinese_calendar.holidays, **new_year})
+    known_workday = chinese_calendar.is_workday
+
+    def is_workday(day: date) -> bool:
+        return day not in new_year and (day.weekday() < 5 if day.year == future else known_workday(day))
+
+    monkeypatch.setattr(chinese_calendar, "is_workday", is_workday)
+    calendar_module.known_years.cache_clear()  # what a restart with the new package reads
+    calendar_module._package_working_days.cache_clear()
+    try:
+        recount = recount_calendar(svc.workflow, "admin")
+        after = {c["kind"]: c["due_at"] for c in open_clocks(svc, case_id)}
+        assert recount.clocks >= 2 and recount.timers == 1 and not recount.failed
+        working_days_lost = sum(1 for d in new_year if d.weekday() < 5)
+        assert working_days_lost >= 1
+        assert all(after[kind] > before[kind] for kind in ("legal", "promised"))
+        assert pending_timer(svc, case_id) > timer_before
+        assert_stored_instants_are_what_the_clocks_compute(svc, case_id)
+        with svc.engine.connect() as conn:
+            [detail] = conn.execute(
+                select(audit_log.c.detail).where(audit_log.c.action == "calendar_followed")
+            ).scalars()
+        assert detail["recount"] is True and detail["known_years"][1] == future
+    finally:
+        monkeypatch.undo()
+        calendar_module.known_years.cache_clear()
+        calendar_module._package_working_days.cache_clear()
+
+
 def test_an_override_moves_the_intake_task_due_date_and_its_clock(svc: Services, clock) -> None:
     case_id = single_window_case(svc, clock, accept=False)
     # the intake has 5 working days: 9, 10, 11 (Sat), 13, 14 Oct -> the whole of 14 Oct
