@@ -162,7 +162,7 @@ def _recount(
             due = default_due(meta, task.created_at, cal)
         if due is not None and due != task.due_at:
             task_dues[task.id] = due
-            if meta.due_expression and not meta.deadline_days and not meta.deadline_hours:
+            if meta.due_expression and meta.deadline_days is None and not meta.deadline_hours:
                 to_due_date[task.id] = due
     timers_moved = runtime.recompute_timers(now) if runtime is not None and has_timers else {}
     state = runtime.dump() if timers_moved and runtime is not None else None

@@ -698,7 +698,7 @@ class WorkflowService:
             "created_at": ctx.now,
             "due_at": ctx.due.get(task.task_id)
             or default_due(meta, ctx.now, ctx.runtime.calendar or self.calendar()),
-            "deadline_days": int(meta.deadline_days) if meta.deadline_days else None,
+            "deadline_days": int(meta.deadline_days) if meta.deadline_days is not None else None,
             "deadline_hours": int(meta.deadline_hours) if meta.deadline_hours else None,
             "warn_ratio": str(meta.warn_ratio) if meta.warn_ratio is not None else None,
             "clock": meta.clock,

@@ -100,10 +100,11 @@ class StepResult:
 
 
 def default_due(meta: TaskMeta, created: datetime, calendar: WorkingCalendar) -> datetime | None:
-    """Task deadline from the model: working days on the Chinese calendar, or plain hours."""
+    """Task deadline from the model: working days on the Chinese calendar (0: the day it opens, 即办), or
+    plain hours."""
     if meta.deadline_hours:
         return created + timedelta(hours=float(meta.deadline_hours))
-    if meta.deadline_days:
+    if meta.deadline_days is not None:
         return DeadlineClock(kind="task", started_at=created, limit_days=int(meta.deadline_days)).due_at(
             calendar
         )

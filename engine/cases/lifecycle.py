@@ -154,17 +154,17 @@ class CaseLifecycle:
         meta = task.meta
         if meta.clock == "none":
             return None
-        days, hours = meta.deadline_days, meta.deadline_hours
+        days, hours = meta.deadline_days, meta.deadline_hours  # 0 days: the day it opens (即办)
         due = ctx.due.get(task.task_id)
-        if not days and not hours:
+        if days is None and not hours:
             if due is None:
                 return None
             hours = hours_until(due, ctx.now)  # 0 for a due date already passed: red at once
         return Clock(
             kind="task",
             started_at=ctx.now,
-            limit_days=int(days) if days else None,
-            limit_hours=None if days else float(hours),
+            limit_days=int(days) if days is not None else None,
+            limit_hours=None if days is not None else float(hours),
             warn_ratio=meta.warn_ratio or 0.8,
         )
 

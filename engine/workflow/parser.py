@@ -110,10 +110,20 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
     # whole working days, no more than the working-day helpers count (a clock must be able to count it)
     deadline_days = number("deadlineDays", 0, MAX_WORKING_DAYS, whole=True)
     deadline_hours = number("deadlineHours", 0, 24 * 3650)
+    if deadline_hours == 0:  # due as it opens: a same-day task is ow:deadlineDays="0"
+        problems.append(
+            Problem(
+                element_id,
+                "bad_extension_value",
+                "扩展属性 ow:deadlineHours 须大于 0；当日办结（即办）的任务请写 ow:deadlineDays=\"0\"",
+                line,
+            )
+        )
+        deadline_hours = None
     warn_ratio = number("warnRatio", 0, 1)
     due_expression = _attr(node, OW_NS, "dueDate") or _attr(node, CAMUNDA_NS, "dueDate")
     due_source = sandbox_text(due_expression)
-    if warn_ratio is None and (deadline_days or deadline_hours or due_expression):
+    if warn_ratio is None and (deadline_days is not None or deadline_hours or due_expression):
         warn_ratio = 0.8
     clock = (_attr(node, OW_NS, "clock") or "task").lower()
     if clock not in CLOCKS:

@@ -342,3 +342,22 @@ def test_a_pause_on_the_first_counted_day_of_a_clock_started_at_midnight_is_take
         taken = paused_working_days("2025-10-10T10:00:00+08:00", "2025-10-11T10:00:00+08:00", midnight)
         assert taken == 1
         assert parse_instant(working_deadline(midnight.isoformat(), 3 + taken)) == clock.due_at(CAL)
+
+
+def test_a_task_limit_of_zero_working_days_is_the_day_it_opens_as_a_case_limit_of_zero_is() -> None:
+    """ow:deadlineDays="0" is a same-day task (即办), as a catalogue limit of 0 is a same-day case: it was
+    read as no deadline at all, so the task had no due date and no clock. ow:deadlineHours="0" (due as it
+    opens) is refused, naming the attribute that gives a same-day task."""
+    meta = TaskMeta("t", "t", deadline_days=0)
+    tuesday = datetime(2025, 9, 30, 10, 0, tzinfo=SH).astimezone(UTC)
+    assert default_due(meta, tuesday, CAL) == datetime(2025, 10, 1, tzinfo=SH).astimezone(UTC)
+    holiday = datetime(2025, 10, 2, 10, 0, tzinfo=SH).astimezone(UTC)  # National Day: the next working day
+    assert default_due(meta, holiday, CAL) == datetime(2025, 10, 10, tzinfo=SH).astimezone(UTC)
+    model = document(linear(user_task("t", 'ow:candidateGroups="g" ow:deadlineDays="0"'), "t", "t"))
+    (task,) = [t for t in Runtime.start(load_definitions(model)["p"], {}, tuesday).ready_tasks()]
+    assert task.meta.deadline_days == 0 and task.meta.warn_ratio == 0.8
+    from engine.workflow import validate_document
+
+    refused = document(linear(user_task("t", 'ow:candidateGroups="g" ow:deadlineHours="0"'), "t", "t"))
+    (problem,) = validate_document(refused).processes[0].problems
+    assert problem["code"] == "bad_extension_value" and 'ow:deadlineDays="0"' in problem["message"]
