@@ -45,9 +45,10 @@ from engine.time.calendar import local_date
 from licence.checkdigits import validate_holder_id
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
-SYSTEM_ACTORS = frozenset({"system", "worker", "anonymous"})
+SYSTEM_ACTORS = frozenset({"system", "worker", "anonymous", "import", "demo", "demo-worker"})
 """The actors the system writes its own audit rows under (bundled deployments and seeded departments,
-fired timers, failed sign-ins): no account may be named so, or its acts would read as the system's."""
+fired timers, failed sign-ins, the licence import, the demo data): no account may be named so, or its acts
+would read as the system's."""
 DEPARTMENT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256  # argon2 hashes anything, but a megabyte password is a denial of service

@@ -277,8 +277,8 @@ def process_checks(process: Any) -> tuple[list[Problem], list[Problem]]:
         for node in _nodes(container):
             node_id = node.get("id") or ""
             kind = local(node)
-            if kind == "parallelGateway":
-                notes.extend(_ignored_conditions(node_id, outgoing.get(node_id, [])))
+            if kind in ("parallelGateway", "eventBasedGateway"):
+                notes.extend(_ignored_conditions(node, outgoing.get(node_id, [])))
             if kind in GATEWAYS:
                 continue
             out = outgoing.get(node_id, [])
@@ -309,15 +309,21 @@ def process_checks(process: Any) -> tuple[list[Problem], list[Problem]]:
     return problems, notes
 
 
-def _ignored_conditions(gateway_id: str, flows: list[Any]) -> list[Problem]:
-    """A note for each outgoing flow of parallel gateway ``gateway_id`` that has a condition: BPMN 2.0 and
-    Camunda 7 take every outgoing flow of a parallel gateway, and so does the library, conditions or not."""
+def _ignored_conditions(gateway: Any, flows: list[Any]) -> list[Problem]:
+    """A note for each outgoing flow of a parallel or event-based ``gateway`` that has a condition: BPMN 2.0,
+    Camunda 7 and the library never evaluate it (a parallel gateway takes every flow, an event-based one
+    the flow of the event that comes first)."""
+    gateway_id = gateway.get("id") or ""
+    if local(gateway) == "parallelGateway":
+        kind, rule = "并行网关", "每条出口都会走"
+    else:
+        kind, rule = "事件网关", "先到的事件决定走哪条出口"
     return [
         Problem(
             flow.get("id") or gateway_id,
             "ignored_condition",
-            f"并行网关 {gateway_id} 的出口顺序流 {flow.get('id') or '?'} 带有条件：并行网关不判断条件"
-            "（BPMN 2.0 与 Camunda 7 都如此），每条出口都会走；要按条件走请改用排他或包容网关",
+            f"{kind} {gateway_id} 的出口顺序流 {flow.get('id') or '?'} 带有条件：{kind}不判断条件"
+            f"（BPMN 2.0 与 Camunda 7 都如此），{rule}；要按条件走请改用排他或包容网关",
             flow.sourceline,
         )
         for flow in flows

@@ -33,7 +33,8 @@ process or sub-process merges what each branch that ended changed, ``specs.OwMer
 branches a non-interrupting cycle timer started outlive the task it is attached to,
 ``specs.OwBoundaryEventJoin``). A stored spec of another reading still loads and runs the instances
 started on it; deploying the same document again makes a new version read this way
-(:meth:`Definition.read_as_now`)."""
+(:meth:`Definition.read_as_now`). A fault mended in a class every reading builds (a join that fired
+before its round's branches had arrived) is mended for the specs of every reading."""
 
 
 def _all_task_specs(spec: Any, subprocess_specs: dict[str, Any]) -> list[Any]:

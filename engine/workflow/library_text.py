@@ -35,7 +35,7 @@ _KINDS = {
 LIBRARY_TEXTS: tuple[tuple[str, str, str], ...] = (
     (r"Multiple outgoing flows are not supported for tasks of type", "multiple_outgoing",
      "这类元素不能有多条出口顺序流"),
-    (r"Expected an? (?:Message|Signal|Error|Escalation) node", "missing_reference",
+    (r"(?i)Expected an? (?:Message|Signal|Error|Escalation) node", "missing_reference",
      "引用的消息、信号、错误或升级定义不存在"),
     (r"A SubWorkflow Must contain an End event", "missing_end_event",
      "子流程没有结束事件：请在其中画一个结束事件"),

@@ -57,7 +57,6 @@ REFERENCED = frozenset(
 )  # fmt: skip
 """The elements others refer to by id: two of them with one id is ``duplicate_id`` (an item's id elsewhere,
 e.g. a multi-instance ``inputDataItem`` named like the process, is a data name, not a reference)."""
-"""The sub-processes the library parses as a process of their own (an ad-hoc one has no start or end)."""
 
 
 def is_event_subprocess(element: Any) -> bool:

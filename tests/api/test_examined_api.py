@@ -165,7 +165,7 @@ def test_figures_for_a_period_outside_the_years_served_are_refused_by_field(
     )
 
 
-@pytest.mark.parametrize("username", ["system", "worker", "anonymous"])
+@pytest.mark.parametrize("username", ["system", "worker", "anonymous", "import", "demo", "demo-worker"])
 def test_an_account_cannot_take_the_name_the_system_writes_its_own_audit_rows_under(
     signed_in: SignIn, username: str
 ) -> None:

@@ -199,6 +199,25 @@ def test_a_condition_on_a_parallel_gateways_flow_is_a_note_and_every_flow_is_tak
     assert (note["element_id"], note["code"]) == ("f_a", "ignored_condition") and "fork" in note["message"]
     runtime = Runtime.start(definition, {"x": 1}, datetime(2026, 3, 2, tzinfo=UTC))
     assert sorted(t.element_id for t in runtime.ready_tasks()) == ["a", "b"]
+    racing = (
+        '<bpmn:startEvent id="start"/>'
+        + flow("start", "race")
+        + '<bpmn:eventBasedGateway id="race"/>'
+        + flow("race", "paid", "x > 100", "f_paid")
+        + flow("race", "late", None, "f_late")
+        + '<bpmn:intermediateCatchEvent id="paid"><bpmn:messageEventDefinition messageRef="m"/>'
+        "</bpmn:intermediateCatchEvent>"
+        + '<bpmn:intermediateCatchEvent id="late"><bpmn:timerEventDefinition>'
+        "<bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+        + flow("paid", "end")
+        + flow("late", "end")
+        + '<bpmn:endEvent id="end"/>'
+    )
+    (process,) = validate_document(document(racing, extra='<bpmn:message id="m" name="paid"/>')).processes
+    (note,) = process.notes
+    assert (note["element_id"], note["code"]) == ("f_paid", "ignored_condition") and "事件网关" in note[
+        "message"
+    ]
 
 
 def test_implicit_split_and_conditional_flows_from_a_task_are_notes() -> None:
