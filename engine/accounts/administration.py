@@ -77,13 +77,15 @@ def reset_account_password(
     """Set ``account_id``'s password (a forgotten one, :meth:`AccountService.reset_password`), never the
     caller's own (``Conflict`` ``own_account``): that one is changed with the current password
     (``POST /api/v1/auth/password``, the page /account/password), so that a session left open cannot take
-    the account over. Returns the account row."""
+    the account over; and nothing once the caller has been disabled or lost the role meanwhile
+    (``Forbidden`` ``caller_disabled``), as for a disabling. Returns the account row."""
     if account_id == by.account_id:
         raise Conflict(
             "不能在账号管理中重置自己的密码：请在“修改密码”中凭当前密码修改",
             code="own_account",
             account_id=account_id,
         )
+    _require_active_administrator(conn, by)
     service.reset_password(conn, account_id, password, by.actor)
     return account(service, conn, account_id)
 

@@ -10,7 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, event, select
 
-from engine.accounts.administration import set_account_active
+from engine.accounts.administration import reset_account_password, set_account_active
 from engine.accounts.principal import Principal
 from engine.accounts.service import AccountService, AuthPolicy, TooManyAttempts, Unauthenticated
 from engine.accounts.tables import accounts, api_tokens, auth_sessions
@@ -291,6 +291,10 @@ def test_an_administrator_disabled_meanwhile_disables_nobody(svc: AccountService
     with pytest.raises(Forbidden) as refused, unit_of_work(db) as conn:  # a's request was already signed in
         set_account_active(svc, conn, b.account_id, False, a)
     assert refused.value.code == "caller_disabled" and _active(db) == {"admin.b"}
+    with pytest.raises(Forbidden) as refused, unit_of_work(db) as conn:  # nor resets a password
+        reset_account_password(svc, conn, b.account_id, "another long password", a)
+    assert refused.value.code == "caller_disabled"
+    assert svc.login("admin.b", PASSWORD, None).principal.account_id == b.account_id
 
 
 @pytest.mark.postgres
