@@ -173,16 +173,27 @@ def _id_problems(process: Any, repeated: Mapping[str, list[Any]]) -> list[Proble
             )
             problems.append(Problem(None, "missing_id", text, element.sourceline))
         elif element_id in repeated and name in REFERENCED:
-            others = "、".join(
-                f"第 {other.sourceline} 行的 bpmn:{local(other)}"
-                for other in repeated[element_id]
-                if other is not element
-            )
-            text = (
-                f"id “{element_id}”重复：与{others} 相同；BPMN 要求文档中每个元素的 id 唯一，请改为不同的 id"
-            )
-            problems.append(Problem(element_id, "duplicate_id", text, element.sourceline))
+            problems.append(_duplicate(element, repeated))
+    # what is drawn outside every process (messages, signals, errors, pools, message flows): a problem of
+    # each process, whose references to it could mean either
+    for found in repeated.values():
+        problems.extend(
+            _duplicate(element, repeated)
+            for element in found
+            if not any(local(above) == "process" for above in element.iterancestors())
+        )
     return problems
+
+
+def _duplicate(element: Any, repeated: Mapping[str, list[Any]]) -> Problem:
+    element_id = element.get("id")
+    others = "、".join(
+        f"第 {other.sourceline} 行的 bpmn:{local(other)}"
+        for other in repeated[element_id]
+        if other is not element
+    )
+    text = f"id “{element_id}”重复：与{others} 相同；BPMN 要求文档中每个元素的 id 唯一，请改为不同的 id"
+    return Problem(element_id, "duplicate_id", text, element.sourceline)
 
 
 def _pool_of(element: Any) -> str | None:

@@ -182,7 +182,13 @@ def test_an_element_without_an_id_or_with_one_another_element_has_is_a_problem_o
     )
     message = b'<bpmn:message id="m" name="withdraw"/>'
     assert found(with_message.replace(b"<bpmn:process ", message + b"<bpmn:process ")) == [
-        ("m", "duplicate_id")
+        ("m", "duplicate_id"),
+        ("m", "duplicate_id"),
+    ]  # the end event in the process and the message outside it
+    twin_messages = b'<bpmn:message id="m1" name="a"/><bpmn:message id="m1" name="b"/>'
+    assert found(around().replace(b"<bpmn:process ", twin_messages + b"<bpmn:process ")) == [
+        ("m1", "duplicate_id"),
+        ("m1", "duplicate_id"),
     ]
     assert found(around().replace(b' id="f_a_stage"', b"")) == [(None, "missing_id")]
     assert found(around().replace(b'<bpmn:process id="p"', b"<bpmn:process")) == [(None, "missing_id")]
