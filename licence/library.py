@@ -961,14 +961,12 @@ class LicenceLibrary:
         return record.history[-1].caused_by
 
     def _refuse_reinstating_a_held_renewal(self, record: LicenceRecord) -> None:
-        """A renewal suspended because the licence it continues was is not reinstated on its own while
-        that licence is suspended: it would come into force the day after that licence's last day, the
-        sanction still running. It is reinstated with that licence."""
-        held_by = self._held_by(record)
-        if held_by is None:
-            return
-        holder = self.get(held_by)
-        if holder.status != "suspended":
+        """A renewal is not reinstated on its own while the licence it continues is suspended, whether it
+        was suspended with it or on its own account before: it would come into force the day after that
+        licence's last day, the sanction still running. It is reinstated with that licence (if suspended
+        with it), or after it."""
+        holder = self._suspended_renewed(record)
+        if holder is None:
             return
         raise IllegalTransition(
             f"证照 {record.licence_number} 因所延续的证照 {holder.licence_number} 被暂扣而随之暂扣，"
@@ -980,6 +978,20 @@ class LicenceLibrary:
             held_by=holder.id,
             held_by_number=holder.licence_number,
         )
+
+    def _suspended_renewed(self, record: LicenceRecord) -> LicenceRecord | None:
+        """The suspended version of the licence ``record`` (any version of it) continues, or None."""
+        renewed = select(licences.c.renews_id).where(
+            licences.c.id.in_(_versions_of(record.id)), licences.c.renews_id.is_not(None)
+        )
+        for parent_id in self.conn.execute(renewed).scalars().all():
+            suspended = select(licences.c.id).where(
+                licences.c.id.in_(_versions_of(parent_id)), licences.c.status == "suspended"
+            )
+            found = self.conn.execute(suspended).scalars().first()
+            if found is not None:
+                return self.get(found)
+        return None
 
     def _suspend_pending_renewals(
         self, suspended: LicenceRecord, reason: str, actor: str, at: dt.datetime
@@ -1036,8 +1048,8 @@ class LicenceLibrary:
         naming the licence it continued, what happened to it and why. A renewal already in force (the
         licence cancelled after its term ended) stands on its own; a replacement (换发) is not an end: it
         cancels the old version through ``_transition`` only, the renewal continuing the new version.
-        A renewal suspended with ``ended`` (``_held_by``) never came into force, its term begun or not:
-        it is cancelled too."""
+        A renewal suspended with ``ended`` (``_held_by``), or on its own account since before its term
+        began, never came into force, its term begun or not: it is cancelled too."""
         day = local_date(at)
         pending = [(ended, verb)]
         while pending:
@@ -1046,7 +1058,12 @@ class LicenceLibrary:
                 renewal = self._locked(version_id)
                 if renewal.status not in ("valid", "suspended"):  # changed before we locked it
                     continue
-                held = self._held_by(renewal) == parent.id  # suspended with it: never came into force
+                # suspended with it, or on its own account since before its term began: never in force
+                held = self._held_by(renewal) == parent.id or (
+                    renewal.status == "suspended"
+                    and bool(renewal.history)
+                    and local_date(renewal.history[-1].at) < renewal.valid_from
+                )
                 if renewal.valid_from <= day and not held:
                     continue
                 begins = renewal.valid_from.isoformat()

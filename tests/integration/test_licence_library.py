@@ -1095,6 +1095,15 @@ def test_suspending_a_licence_suspends_its_renewal_not_yet_in_force_until_it_is_
     assert [status(r) for r in (old, renewal, next_renewal)] == ["valid", "suspended", "suspended"]
     lib.reinstate(renewal.id, "整改完成", "执法二队", t1)
     assert [status(r) for r in (renewal, next_renewal)] == ["valid", "valid"]
+    # suspended on its own account first, then the licence it continues: not reinstated while that one is
+    lib.suspend(renewal.id, "超范围经营", "执法二队", t1)
+    lib.suspend(old.id, "责令停业整顿", "执法一队", t1)
+    with pytest.raises(IllegalTransition) as held:
+        lib.reinstate(renewal.id, "整改完成", "执法二队", t1)
+    assert held.value.detail["held_by"] == old.id
+    lib.reinstate(old.id, "整改完成", "执法一队", t1)
+    lib.reinstate(renewal.id, "整改完成", "执法二队", t1)
+    assert [status(r) for r in (old, renewal, next_renewal)] == ["valid", "valid", "valid"]
 
 
 @pytest.mark.parametrize(("action", "verb"), [("revoke", "吊销"), ("cancel", "注销")])
@@ -1126,6 +1135,14 @@ def test_ending_a_suspended_licence_ends_the_renewals_suspended_with_it(lib, con
     lib.suspend(ending.id, "责令停业整顿", "执法一队")
     after = dt.datetime(2025, 10, 1, 2, tzinfo=dt.UTC)  # the renewal's term has begun, suspended
     assert not lib.get(renewal.id).is_usable(after.date())
+    getattr(lib, action)(ending.id, "严重违法经营", "执法一队", at=after)
+    assert status(renewal) == "cancelled"
+
+    # suspended on its own account before its term began: it never came into force either
+    ending = food(dt.date(2020, 9, 1))
+    renewal = food(T0.date(), renews=ending.id)  # from 2025-09-01
+    lib.suspend(renewal.id, "超范围经营", "执法二队")
+    lib.suspend(ending.id, "责令停业整顿", "执法一队")
     getattr(lib, action)(ending.id, "严重违法经营", "执法一队", at=after)
     assert status(renewal) == "cancelled"
 
