@@ -293,9 +293,19 @@ def test_concurrent_renewals_or_replacements_of_one_licence_continue_it_once(pg,
         assert len(conn.execute(select(licences.c.id).where(column == old.id)).all()) == 1
 
 
-def test_a_revocation_waiting_on_a_renewal_being_issued_ends_it_too(pg) -> None:
-    """A renewal issued while its licence is being revoked: the revocation waits for the renewal's
-    transaction (both lock the licence) and then cancels the renewal, never leaving it to come into force."""
+@pytest.mark.parametrize(
+    ("action", "reason", "after"),
+    [
+        ("revoke", "严重违法经营", ("revoked", "cancelled")),
+        ("suspend", "责令停业整顿", ("suspended", "suspended")),
+    ],
+)
+def test_an_action_waiting_on_a_renewal_being_issued_takes_the_renewal_with_it(
+    pg, action: str, reason: str, after: tuple[str, str]
+) -> None:
+    """A renewal issued while its licence is being revoked (or suspended): the action waits for the
+    renewal's transaction (both lock the licence) and then cancels (or suspends) the renewal with it, never
+    leaving it valid to come into force."""
     from tests.integration.test_licence_library import food_face
 
     org = demo_organisations()[0]
@@ -312,59 +322,20 @@ def test_a_revocation_waiting_on_a_renewal_being_issued_ends_it_too(pg) -> None:
     issuing = pg.connect()
     transaction = issuing.begin()
     renewal = food(LicenceLibrary(issuing, clock=lambda: T0), renews=old)  # not committed yet
-    revoked = threading.Event()
+    done = threading.Event()
 
-    def revoke() -> None:
+    def act() -> None:
         with pg.begin() as conn:
-            LicenceLibrary(conn, clock=lambda: T0).revoke(old, "严重违法经营", "执法一队")
-        revoked.set()
+            getattr(LicenceLibrary(conn, clock=lambda: T0), action)(old, reason, "执法一队")
+        done.set()
 
-    worker = threading.Thread(target=revoke)
+    worker = threading.Thread(target=act)
     worker.start()
-    assert not revoked.wait(0.5)  # waits for the renewal's transaction
+    assert not done.wait(0.5)  # waits for the renewal's transaction
     transaction.commit()
     issuing.close()
     worker.join(10)
-    assert revoked.is_set()
+    assert done.is_set()
     with pg.connect() as conn:
         statuses = dict(conn.execute(select(licences.c.id, licences.c.status)).all())
-    assert (statuses[old], statuses[renewal]) == ("revoked", "cancelled")
-
-
-def test_a_suspension_waiting_on_a_renewal_being_issued_suspends_it_too(pg) -> None:
-    """A renewal issued while its licence is being suspended: the suspension waits for the renewal's
-    transaction (both lock the licence) and then suspends the renewal with it, never leaving it valid to
-    come into force during the suspension."""
-    from tests.integration.test_licence_library import food_face
-
-    org = demo_organisations()[0]
-    code, name = demo_issuers()["market"]
-
-    def food(lib: LicenceLibrary, **kwargs: str) -> str:
-        return lib.issue(
-            "food_business_licence", org.credit_code, org.name, food_face(org), code, name,
-            dt.date(2024, 1, 1), **kwargs,
-        ).id  # fmt: skip
-
-    with pg.begin() as conn:
-        old = food(LicenceLibrary(conn, clock=lambda: T0))
-    issuing = pg.connect()
-    transaction = issuing.begin()
-    renewal = food(LicenceLibrary(issuing, clock=lambda: T0), renews=old)  # not committed yet
-    suspended = threading.Event()
-
-    def suspend() -> None:
-        with pg.begin() as conn:
-            LicenceLibrary(conn, clock=lambda: T0).suspend(old, "责令停业整顿", "执法一队")
-        suspended.set()
-
-    worker = threading.Thread(target=suspend)
-    worker.start()
-    assert not suspended.wait(0.5)  # waits for the renewal's transaction
-    transaction.commit()
-    issuing.close()
-    worker.join(10)
-    assert suspended.is_set()
-    with pg.connect() as conn:
-        statuses = dict(conn.execute(select(licences.c.id, licences.c.status)).all())
-    assert (statuses[old], statuses[renewal]) == ("suspended", "suspended")
+    assert (statuses[old], statuses[renewal]) == after
