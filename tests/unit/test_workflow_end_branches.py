@@ -14,16 +14,14 @@ with pruning off ("full", SpiffWorkflow's whole tree).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from engine.workflow import Definition, Runtime, load_definitions
+from tests.unit.bpmn.driven import MODES, NOW, Driven
 from tests.unit.bpmn.models import document, flow, script_task, user_task
 
-NOW = datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
-MODES = ["live", "restored", "full"]
 ORDERS = [("a", "b"), ("b", "a")]
 SCOPES = ["process", "subprocess", "call", "call_mapped"]
 INIT = 'x = 1\nboth = "fork"\nshared = {"k": 0, "n": 0}'
@@ -74,22 +72,7 @@ def _model(scope: str, a: str, b: str) -> bytes:
     return document(body, extra=extra)
 
 
-class Case:
-    def __init__(self, model: bytes, mode: str) -> None:
-        self.defn = load_definitions(model)["p"]
-        self.mode = mode
-        self.rt = self._again(Runtime.start(self.defn, {}, NOW, pruning=mode != "full"))
-
-    def _again(self, rt: Runtime) -> Runtime:
-        if self.mode != "restored":
-            return rt
-        return Runtime.restore(Definition.from_spec_json(self.defn.spec_json()), rt.dump(), NOW)
-
-    def complete(self, element_id: str, **data: Any) -> None:
-        [task] = [t for t in self.rt.ready_tasks() if t.element_id == element_id]
-        self.rt.complete(task.task_id, data, NOW)
-        self.rt = self._again(self.rt)
-
+class Case(Driven):
     def result(self, scope: str) -> dict[str, Any]:
         """The data after the scope: the process's result, or what the step after the scope is given (the
         same again once that step completes)."""

@@ -14,17 +14,14 @@ with pruning off ("full", SpiffWorkflow's whole tree): all three see the same ro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from engine.workflow import Definition, Runtime, load_definitions
+from tests.unit.bpmn.driven import MODES, Driven
 from tests.unit.bpmn.models import document, flow, script_task, user_task
 
-NOW = datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
 ROUNDS = 3
-MODES = ["live", "restored", "full"]
 KINDS = ["parallelGateway", "inclusiveGateway"]
 
 
@@ -84,27 +81,8 @@ def _loop(kind: str, waits: str = "") -> bytes:
     )
 
 
-class Case:
+class Case(Driven):
     """One instance: kept in memory, restored (from the stored spec) after every command, or unpruned."""
-
-    def __init__(self, model: bytes, mode: str) -> None:
-        self.defn = load_definitions(model)["p"]
-        self.mode = mode
-        self.rt = self._again(Runtime.start(self.defn, {}, NOW, pruning=mode != "full"))
-
-    def _again(self, rt: Runtime) -> Runtime:
-        if self.mode != "restored":
-            return rt
-        return Runtime.restore(Definition.from_spec_json(self.defn.spec_json()), rt.dump(), NOW)
-
-    def ready(self) -> list[str]:
-        return sorted(t.element_id for t in self.rt.ready_tasks())
-
-    def complete(self, element_id: str) -> dict[str, Any]:
-        [task] = [t for t in self.rt.ready_tasks() if t.element_id == element_id]
-        self.rt.complete(task.task_id, {}, NOW)
-        self.rt = self._again(self.rt)
-        return self.rt.data
 
 
 def _expected() -> list[dict[str, Any]]:
