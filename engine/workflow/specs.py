@@ -435,9 +435,7 @@ class _BranchMergingJoin:
             return
         data = deepcopy(fork.data)
         for task in arrived:
-            _merge_changes(data, fork.data, task.parent.data)
-            if task.has_state(TaskState.COMPLETED):  # a branch reset inside the join's region (the library's)
-                task._drop_children(force=True)
+            _merge_changes(data, fork.data, task.parent.data)  # a firing (COMPLETED) is never counted
         _merge_changes(data, fork.data, my_task.parent.data)
         my_task.data = _ordered_like(data, my_task.parent.data)
 
