@@ -23,6 +23,7 @@ from api.pages.render import render
 from api.pages.route import PageRoute
 from api.routes.designer import clock_kinds, departments, form_keys, models, one_model, one_version
 from engine.accounts.principal import Principal
+from engine.workflow import MAX_DEADLINE_DAYS, MAX_DEADLINE_HOURS
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -73,6 +74,8 @@ def _modeler_sources(request: Request, caller: Principal) -> dict[str, Any]:
         "specialGroups": list(SPECIAL_GROUPS),
         "forms": [{"key": f.key, "title": f.title} for f in form_keys(request, caller)],
         "clockKinds": [k.model_dump() for k in clock_kinds(caller)],
+        # what the parser accepts (engine/workflow/parser.py): the panel refuses anything else as it is typed
+        "deadlineLimits": {"days": MAX_DEADLINE_DAYS, "hours": MAX_DEADLINE_HOURS},
     }
 
 

@@ -22,6 +22,7 @@ from .api import (
 )
 from .budget import StepLimits
 from .definition import Definition, load_definitions, load_document_set
+from .parser import MAX_DEADLINE_DAYS, MAX_DEADLINE_HOURS
 from .runtime import Runtime
 from .sandbox import check_source as check_expression
 from .validator import validate_document, validate_documents
@@ -29,6 +30,8 @@ from .xml import document_text, parse_xml
 
 __all__ = [
     "CAMUNDA_NS",
+    "MAX_DEADLINE_DAYS",
+    "MAX_DEADLINE_HOURS",
     "OW_NS",
     "Definition",
     "DocumentReport",

@@ -65,6 +65,8 @@ START_TAG = full_tag("startEvent")
 CALL_TAG = full_tag("callActivity")
 CLOCKS = ("legal", "promised", "task", "none")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MAX_DEADLINE_DAYS = MAX_WORKING_DAYS  # ow:deadlineDays: whole working days, 0 (the same day) up to this
+MAX_DEADLINE_HOURS = 24 * 3650  # ow:deadlineHours: more than 0 hours, up to this
 
 
 def _attr(node: etree._Element, ns: str, name: str) -> str | None:
@@ -108,8 +110,8 @@ def extract_task_meta(node: etree._Element, lane: str | None) -> tuple[TaskMeta,
         return value
 
     # whole working days, no more than the working-day helpers count (a clock must be able to count it)
-    deadline_days = number("deadlineDays", 0, MAX_WORKING_DAYS, whole=True)
-    deadline_hours = number("deadlineHours", 0, 24 * 3650)
+    deadline_days = number("deadlineDays", 0, MAX_DEADLINE_DAYS, whole=True)
+    deadline_hours = number("deadlineHours", 0, MAX_DEADLINE_HOURS)
     if deadline_hours == 0:  # due as it opens: a same-day task is ow:deadlineDays="0"
         problems.append(
             Problem(

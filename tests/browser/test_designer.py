@@ -233,3 +233,37 @@ def test_a_file_from_another_modeler_opens_and_its_problems_are_listed(user: Any
     page.get_by_test_id("deploy").click()
     expect(page.get_by_test_id("outcome-summary")).to_contain_text("no_executable_process")
     expect(page.get_by_test_id("problems").get_by_test_id("problem")).to_have_count(4)
+
+
+def test_the_panel_refuses_a_deadline_the_parser_would_refuse_and_keeps_the_model_as_it_was(
+    user: Any,
+) -> None:
+    """Part days, more days than the parser counts, zero or too many hours: the field says why in Chinese
+    and nothing is written, so the model never holds a deadline that only validation would refuse."""
+    from engine.workflow import MAX_DEADLINE_DAYS, MAX_DEADLINE_HOURS
+
+    page = user("designer")
+    canvas = open_modeler(page, "/designer/modeler?model=single_window")
+    select(page, "review")
+    changes = canvas.get_attribute("data-changes")
+    unit = page.get_by_test_id("prop-deadline-unit")
+    error = page.locator("#props-body .field-error")
+    for kind, value in (
+        ("days", "2.5"),
+        ("days", str(MAX_DEADLINE_DAYS + 1)),
+        ("days", "-1"),
+        ("hours", "0"),
+        ("hours", str(MAX_DEADLINE_HOURS + 1)),
+    ):
+        unit.select_option(kind)
+        enter(page, "prop-deadline", value)
+        expect(error).to_have_count(1)
+        said = f"工作日时限须为 0 到 {MAX_DEADLINE_DAYS} 之间的整数" if kind == "days" else "小时时限须大于 0"
+        expect(error).to_contain_text(said)
+        assert canvas.get_attribute("data-changes") == changes, (kind, value)
+    unit.select_option("days")
+    enter(page, "prop-deadline", str(MAX_DEADLINE_DAYS))
+    expect(error).to_have_count(0)
+    page.get_by_test_id("validate").click()
+    expect(page.get_by_test_id("outcome-summary")).to_contain_text("校验通过")
+    assert task_meta(downloaded(page), "single_window")["review"].deadline_days == MAX_DEADLINE_DAYS

@@ -23,10 +23,10 @@
     "bpmn:IntermediateCatchEvent": "中间捕获事件", "bpmn:IntermediateThrowEvent": "中间抛出事件",
     "bpmn:BoundaryEvent": "边界事件", "bpmn:Collaboration": "协作图",
   };
-  const LIMITS = { days: 3650, hours: 24 * 3650 };
   const MAX_FILE_BYTES = 5 * 1024 * 1024;
 
   const data = ow.embedded("modeler-data");
+  const LIMITS = data.deadlineLimits; // the parser's: whole working days from 0, or more than 0 hours
   const doc = data.document;
   const canvasEl = document.getElementById("canvas");
   const propsBody = document.getElementById("props-body");
@@ -177,13 +177,17 @@
     const write = () => {
       const raw = amount.value.trim();
       const value = Number(raw);
-      if (raw !== "" && (!Number.isFinite(value) || value < 0 || value > LIMITS[unit.value])) {
-        fieldError(amount, `请输入 0 到 ${LIMITS[unit.value]} 之间的数`);
+      const days = unit.value === "days";
+      const fits = Number.isFinite(value) && value <= LIMITS[unit.value] && (days ? value >= 0 && Number.isInteger(value) : value > 0);
+      if (amount.validity.badInput) { fieldError(amount, "请输入数字"); return; } // not a number: value is ""
+      if (raw !== "" && !fits) {
+        fieldError(amount, days
+          ? `工作日时限须为 0 到 ${LIMITS.days} 之间的整数（0 为当日办结）`
+          : `小时时限须大于 0 且不超过 ${LIMITS.hours}`);
         return;
       }
       fieldError(amount, "");
-      const days = unit.value === "days" ? raw : "";
-      setOw(element, { deadlineDays: days, deadlineHours: unit.value === "hours" ? raw : "" });
+      setOw(element, { deadlineDays: days ? raw : "", deadlineHours: days ? "" : raw });
     };
     amount.addEventListener("change", write);
     unit.addEventListener("change", write);
