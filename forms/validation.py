@@ -7,6 +7,10 @@ Two layers, both reported as :class:`FieldError` ``{field, code, message}``:
 2. the domain validators named in the field specs (check digits, dates, amounts, phone numbers) and
    the date bounds ``not_before`` / ``not_after`` (another field or ``today``).
 
+Every text a form holds (a field's string, the strings of its lists and objects) is written by a person:
+a control character in it (C0 other than tab and line breaks, or DEL; NUL is refused before any form
+is read) is ``bad_character`` naming the field and the character, as the licence import refuses it.
+
 A form keeps only the fields it declares (its schema's ``properties``): any other name is reported as
 ``undeclared_field``, and :func:`validate_or_raise` refuses the whole submission with
 ``InvalidInput(code="undeclared_fields")`` naming them, whatever their value.
@@ -18,7 +22,8 @@ English words for API clients; messages are Chinese and name the field by its la
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -72,6 +77,10 @@ _FORMAT_NAMES = {
 }
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""A character no person types into a form (tab, line feed and carriage return are text)."""
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One broken rule: ``field`` is the schema property (None for the form as a whole)."""
@@ -114,6 +123,7 @@ def validate(
     ]
     for error in sorted(validator.iter_errors(values), key=_error_order):
         found.extend(_schema_errors(definition, error))
+    found.extend(_character_errors(definition, values))
     failed = {e.field for e in found}
     found.extend(_domain_errors(definition, values, failed, today))
     return _in_layout_order(definition, _unique(found))
@@ -219,6 +229,31 @@ def _schema_errors(definition: FormDefinition, error: ValidationError) -> list[F
     else:
         message = f"{where}不符合规则（{keyword}）"
     return [FieldError(field, code, message)]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in ``value``: itself, or the keys and values of its objects and lists (no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+
+
+def _character_errors(definition: FormDefinition, values: Mapping[str, Any]) -> list[FieldError]:
+    result = []
+    for name, value in values.items():
+        found = next((hit for text in _strings(value) if (hit := _CONTROL.search(text))), None)
+        if found is not None:
+            code_point = f"U+{ord(found.group()):04X}"
+            message = f"「{definition.label(name)}」含有不可见的控制字符 {code_point}，请删除后重新填写"
+            result.append(FieldError(name, "bad_character", message))
+    return result
 
 
 def _domain_errors(

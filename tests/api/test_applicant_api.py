@@ -871,3 +871,15 @@ def test_an_online_applicant_whose_id_is_valid_as_both_kinds_names_the_kind(
     case = centre.get(f"{API}/cases/{submitted.json()['case_number']}").json()
     assert case["applicant_kind"] == "organisation"
     error_of(centre.post(f"{API}/cases", json={**body, "applicant_kind": "x"}), 422, "invalid_request")
+
+
+def test_a_control_character_in_the_form_is_an_error_of_its_field_and_no_case_is_stored(
+    company: TestClient, svc: Services
+) -> None:
+    body = {**food_body(), "form": {**FOOD_FORM, "premises": "一楼\x1b[2J全层"}}
+    refused = error_of(company.post(f"{API}/cases", json=body), 422, "invalid_form")
+    assert refused["detail"]["field"] == "premises"
+    assert [(p["field"], p["code"]) for p in refused["detail"]["errors"]] == [("premises", "bad_character")]
+    assert "U+001B" in refused["message"]
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 0

@@ -216,3 +216,19 @@ def test_validate_or_raise_carries_every_error() -> None:
 def test_validate_or_raise_returns_cleaned_data() -> None:
     data = validate_or_raise(REGISTRY.get("task.consolidation"), {"outcome": "approve", "opinion": ""})
     assert data == {"outcome": "approve"}
+
+
+@pytest.mark.parametrize("control", ["\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x7f"])
+def test_a_control_character_in_any_text_of_a_field_is_an_error_of_that_field(control: str) -> None:
+    food = REGISTRY.get("apply.food_business")
+    errors = validate(food, {**FOOD, "premises": f"一层{control}东侧"})
+    assert [(e.field, e.code) for e in errors] == [("premises", "bad_character")]
+    assert "经营场所" in errors[0].message and f"U+{ord(control):04X}" in errors[0].message
+    supplement = REGISTRY.get("task.supplement")  # a list of strings is read item by item
+    found = validate(supplement, {"supplied_materials": ["layout_plan", f"x{control}"]})
+    assert [(e.field, e.code) for e in found] == [("supplied_materials", "bad_character")]
+
+
+def test_tabs_and_line_breaks_are_text() -> None:
+    food = REGISTRY.get("apply.food_business")
+    assert validate(food, {**FOOD, "business_items": "热食类\t食品制售\r\n冷食类食品制售\n"}) == []
