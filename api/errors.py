@@ -210,6 +210,7 @@ _PYDANTIC_MESSAGES = {
     "less_than_equal": "取值过大",
     "datetime_parsing": "应为日期时间",
     "date_parsing": "应为日期",
+    "bad_character": "含有不可见的控制字符 {code_point}，请删除后重新填写",
 }
 _PYDANTIC_FAMILIES = (  # the other error types, by how their names begin (pydantic has many of each)
     ("datetime", "应为有效的日期时间"),
@@ -230,11 +231,15 @@ _PYDANTIC_FAMILIES = (  # the other error types, by how their names begin (pydan
 )
 
 
-def _pydantic_message(kind: str) -> str:
-    """The Chinese message of a pydantic error type (its English text stays in ``reason``)."""
+def _pydantic_message(kind: str, context: Any = None) -> str:
+    """The Chinese message of a pydantic error type (its English text stays in ``reason``), with the
+    values its context names (``{code_point}``...) filled in."""
     known = _PYDANTIC_MESSAGES.get(kind)
     if known is not None:
-        return known
+        try:
+            return known.format_map(context) if isinstance(context, dict) else known.format_map({})
+        except (KeyError, ValueError, IndexError):
+            return known.split("{", 1)[0].rstrip(" （(")
     return next((text for prefix, text in _PYDANTIC_FAMILIES if kind.startswith(prefix)), "不符合要求")
 
 
@@ -245,7 +250,8 @@ def _field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
         kind = str(error.get("type", "invalid"))
         field = ".".join(loc[1:]) if len(loc) > 1 else None
         location = loc[0] if loc else None
-        problem = {"field": field, "location": location, "code": kind, "message": _pydantic_message(kind)}
+        message = _pydantic_message(kind, error.get("ctx"))
+        problem = {"field": field, "location": location, "code": kind, "message": message}
         if kind not in _PYDANTIC_MESSAGES:  # for a developer: what pydantic said, in English
             problem["reason"] = str(error.get("msg", ""))[:200]
         problems.append(problem)

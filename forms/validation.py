@@ -35,7 +35,7 @@ from engine.errors import InvalidInput
 from forms.definition import FormDefinition
 from forms.field_rules import check_value, parse_date
 
-__all__ = ["FieldError", "clean", "undeclared", "validate", "validate_or_raise"]
+__all__ = ["FieldError", "clean", "control_character", "undeclared", "validate", "validate_or_raise"]
 
 _CODES = {
     "required": "required",
@@ -231,6 +231,12 @@ def _schema_errors(definition: FormDefinition, error: ValidationError) -> list[F
     return [FieldError(field, code, message)]
 
 
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` no person types (a C0 control but tab and line breaks, DEL)."""
+    hit = _CONTROL.search(text)
+    return hit.group() if hit else None
+
+
 def _strings(value: Any) -> Iterator[str]:
     """Every string in ``value``: itself, or the keys and values of its objects and lists (no recursion)."""
     pending = [value]
@@ -248,9 +254,9 @@ def _strings(value: Any) -> Iterator[str]:
 def _character_errors(definition: FormDefinition, values: Mapping[str, Any]) -> list[FieldError]:
     result = []
     for name, value in values.items():
-        found = next((hit for text in _strings(value) if (hit := _CONTROL.search(text))), None)
+        found = next((hit for text in _strings(value) if (hit := control_character(text))), None)
         if found is not None:
-            code_point = f"U+{ord(found.group()):04X}"
+            code_point = f"U+{ord(found):04X}"
             message = f"「{definition.label(name)}」含有不可见的控制字符 {code_point}，请删除后重新填写"
             result.append(FieldError(name, "bad_character", message))
     return result

@@ -883,3 +883,16 @@ def test_a_control_character_in_the_form_is_an_error_of_its_field_and_no_case_is
     assert "U+001B" in refused["message"]
     with svc.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 0
+
+
+def test_a_control_character_in_a_withdrawal_reason_or_a_rating_comment_is_refused(
+    company: TestClient, svc: Services
+) -> None:
+    case_id = submit(company)["case_number"]
+    asked = company.post(f"{API}/cases/{case_id}/withdrawal", json={"reason": "不需要了\x08"})
+    [problem] = error_of(asked, 422, "invalid_request")["detail"]["errors"]
+    assert (problem["field"], problem["code"]) == ("reason", "bad_character")
+    assert company.get(f"{API}/cases/{case_id}").json()["withdrawal"] is None
+    rated = company.post(f"{API}/cases/{case_id}/rating", json={"level": 5, "comment": "好\x1b[0m"})
+    [problem] = error_of(rated, 422, "invalid_request")["detail"]["errors"]
+    assert (problem["field"], problem["code"]) == ("comment", "bad_character")

@@ -325,3 +325,25 @@ def test_the_calendar_is_kept_by_supervisors_and_administrators(
     made = admin.put(f"{S}/calendar/2025-12-06", json={"working": True, "note": "管理员调整"})
     assert made.status_code == 200 and made.json()["working"] is True
     assert admin.get(f"{S}/calendar").json()["overrides"][0]["set_by"] == "admin.a"
+
+
+def test_a_control_character_in_a_note_is_an_error_of_the_note_and_nothing_is_stored(
+    later: Callable[[], TestClient], svc: Services, clock
+) -> None:
+    ids = build_alerts(svc, clock)
+    supervisor = later()
+    for method, path, body in (
+        ("POST", f"{S}/cases/{ids['p2']}/escalations", {"note": "请\x07尽快办结"}),
+        ("PUT", f"{S}/calendar/2025-12-20", {"working": True, "note": "调休\x1b"}),
+        ("DELETE", f"{S}/calendar/2025-12-20", {"note": "撤销\x7f"}),
+    ):
+        refused = error_of(supervisor.request(method, path, json=body), 422, "invalid_request")
+        [problem] = refused["detail"]["errors"]
+        assert (problem["field"], problem["code"]) == ("note", "bad_character"), problem
+        assert "控制字符 U+00" in problem["message"] and "控制字符" in refused["message"]
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(escalations.c.id).where(escalations.c.level == "supervisor")).all() == []
+    assert supervisor.get(f"{S}/calendar", params={"year": 2025}).json()["overrides"] == []
+    note = "请尽快办结：\n1. 核查\t2. 决定"  # line breaks and tabs are text
+    kept = supervisor.post(f"{S}/cases/{ids['p2']}/escalations", json={"note": note})
+    assert kept.status_code == 201 and kept.json()["note"] == note
