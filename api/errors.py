@@ -200,14 +200,16 @@ _PYDANTIC_MESSAGES = {
     "float_parsing": "应为数字",
     "bool_type": "应为布尔值",
     "bool_parsing": "应为布尔值",
-    "string_too_long": "过长",
-    "string_too_short": "不能为空或过短",
-    "too_long": "项目过多",
-    "too_short": "项目过少",
+    "string_too_long": "过长（最多 {max_length} 个字符）",
+    "string_too_short": "不能为空或过短（至少 {min_length} 个字符）",
+    "too_long": "项目过多（最多 {max_length} 项）",
+    "too_short": "项目过少（至少 {min_length} 项）",
     "literal_error": "取值不在允许范围内",
     "enum": "取值不在允许范围内",
-    "greater_than_equal": "取值过小",
-    "less_than_equal": "取值过大",
+    "greater_than_equal": "取值过小（不能小于 {ge}）",
+    "greater_than": "取值过小（须大于 {gt}）",
+    "less_than_equal": "取值过大（不能大于 {le}）",
+    "less_than": "取值过大（须小于 {lt}）",
     "datetime_parsing": "应为日期时间",
     "date_parsing": "应为日期",
     "bad_character": "含有不可见的控制字符 {code_point}，请删除后重新填写",
@@ -231,6 +233,9 @@ _PYDANTIC_FAMILIES = (  # the other error types, by how their names begin (pydan
 )
 
 
+_PLACEHOLDER = re.compile(r"（[^（）{]*\{\w+\}[^（）]*）| ?\{\w+\}")
+
+
 def _pydantic_message(kind: str, context: Any = None) -> str:
     """The Chinese message of a pydantic error type (its English text stays in ``reason``), with the
     values its context names (``{code_point}``...) filled in."""
@@ -238,8 +243,8 @@ def _pydantic_message(kind: str, context: Any = None) -> str:
     if known is not None:
         try:
             return known.format_map(context) if isinstance(context, dict) else known.format_map({})
-        except (KeyError, ValueError, IndexError):
-            return known.split("{", 1)[0].rstrip(" （(")
+        except (KeyError, ValueError, IndexError):  # without its value, the words around it go too
+            return _PLACEHOLDER.sub("", known)
     return next((text for prefix, text in _PYDANTIC_FAMILIES if kind.startswith(prefix)), "不符合要求")
 
 

@@ -218,3 +218,21 @@ def test_an_error_quoting_a_lone_surrogate_the_caller_sent_is_still_typed(
         )
         path = refused["detail"]["path"]
         assert "\ud800" in path or "\udfff" in path
+
+
+def test_a_schema_error_of_a_bound_says_the_bound(app: FastAPI, client: TestClient) -> None:
+    """A bare 过长 does not tell a person what to change: the message names the limit the field has."""
+    cases = (
+        ({"key": "k" * 201}, "key", "过长（最多 200 个字符）"),
+        ({"key": ""}, "key", "不能为空或过短（至少 1 个字符）"),
+        ({"key": "k", "version": 0}, "version", "取值过小（不能小于 1）"),
+        ({"key": "k", "version": 2**31}, "version", f"取值过大（不能大于 {2**31 - 1}）"),
+    )
+    for body, field, message in cases:
+        refused = typed(app, client.post(f"{E}/instances", json=body), 422, "invalid_request")
+        [problem] = refused["detail"]["errors"]
+        assert (problem["field"], problem["message"]) == (field, message)
+        assert refused["message"] == f"请求不符合接口定义：{field}：{message}"
+    listed = client.post(f"{E}/messages", json={"name": "m" * 201})
+    [problem] = typed(app, listed, 422, "invalid_request")["detail"]["errors"]
+    assert problem["message"] == "过长（最多 200 个字符）"
