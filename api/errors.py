@@ -213,6 +213,7 @@ _PYDANTIC_MESSAGES = {
     "datetime_parsing": "应为日期时间",
     "date_parsing": "应为日期",
     "bad_character": "含有不可见的控制字符 {code_point}，请删除后重新填写",
+    "duplicate_key": "同一对象中重复出现（每个字段只能出现一次）",
 }
 _PYDANTIC_FAMILIES = (  # the other error types, by how their names begin (pydantic has many of each)
     ("datetime", "应为有效的日期时间"),

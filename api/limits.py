@@ -25,7 +25,10 @@ route is running; this middleware keeps the one error shape of the API.
 
 A JSON body that passed is parsed strictly (:class:`StrictJSONRoute`): ``NaN``/``Infinity`` (which Python's
 parser accepts but no database JSON type stores and no response can render) and nesting too deep for the
-parser are ``422 invalid_request`` like any other JSON that does not parse.
+parser are ``422 invalid_request`` like any other JSON that does not parse. A key twice in one object
+(``{"decision": "approve", "decision": "deny"}``, which parsers read differently: Python keeps the last,
+others the first) is ``422 invalid_request`` with the problem ``duplicate_key`` on that key's path, as a
+multipart form field sent twice is ``repeated_form_field``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -175,16 +179,48 @@ def _no_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} 不是 JSON 的取值", name, 0)
 
 
+def _path_to(root: Any, target: object) -> list[str | int] | None:
+    """The path from ``root`` to the object ``target`` (walked without recursion)."""
+    pending: list[tuple[Any, list[str | int]]] = [(root, [])]
+    while pending:
+        node, path = pending.pop()
+        if node is target:
+            return path
+        if isinstance(node, dict):
+            pending.extend((value, [*path, key]) for key, value in node.items())
+        elif isinstance(node, list):
+            pending.extend((value, [*path, index]) for index, value in enumerate(node))
+    return None
+
+
 class StrictJSONRequest(Request):
-    """A request whose JSON refuses ``NaN``/``Infinity`` and nesting too deep to parse (as invalid JSON)."""
+    """A request whose JSON refuses ``NaN``/``Infinity``, nesting too deep to parse and a key repeated in
+    one object (as invalid JSON; the repeated key's path is kept in ``repeated_key``)."""
+
+    repeated_key: list[str | int] | None = None
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
+            repeated: list[tuple[str, dict[str, Any]]] = []  # the first key seen twice, and its object
+
+            def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+                made: dict[str, Any] = {}
+                for key, value in items:
+                    if key in made and not repeated:
+                        repeated.append((key, made))
+                    made[key] = value
+                return made
+
             try:
-                self._json = json.loads(body, parse_constant=_no_constant)
+                parsed = json.loads(body, parse_constant=_no_constant, object_pairs_hook=pairs)
             except RecursionError:
                 raise json.JSONDecodeError("JSON 嵌套过深", "", 0) from None
+            if repeated:
+                key, holder = repeated[0]
+                self.repeated_key = [*(_path_to(parsed, holder) or []), key]
+                raise json.JSONDecodeError(f"键 {key} 重复", "", 0)
+            self._json = parsed
         return self._json
 
 
@@ -195,6 +231,18 @@ class StrictJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            return await handler(StrictJSONRequest(request.scope, request.receive))
+            strict_request = StrictJSONRequest(request.scope, request.receive)
+            try:
+                return await handler(strict_request)
+            except RequestValidationError as exc:
+                if strict_request.repeated_key is None:
+                    raise
+                problem = {
+                    "type": "duplicate_key",
+                    "loc": ("body", *strict_request.repeated_key),
+                    "msg": "a key appears twice in one JSON object",
+                    "input": None,
+                }
+                raise RequestValidationError([problem]) from exc
 
         return strict

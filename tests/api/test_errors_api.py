@@ -236,3 +236,26 @@ def test_a_schema_error_of_a_bound_says_the_bound(app: FastAPI, client: TestClie
     listed = client.post(f"{E}/messages", json={"name": "m" * 201})
     [problem] = typed(app, listed, 422, "invalid_request")["detail"]["errors"]
     assert problem["message"] == "过长（最多 200 个字符）"
+
+
+def test_a_key_twice_in_one_json_object_is_refused_on_its_path_and_nothing_starts(
+    app: FastAPI, client: TestClient, db
+) -> None:
+    """Parsers disagree on {"a": 1, "a": 2} (Python keeps the last, others the first): it is refused, the
+    problem named where the key sits, before any command runs."""
+    client.post(f"{E}/definitions", content=document(linear(script_task("calc", "n = 1"), "calc", "calc")))
+    headers = {"content-type": "application/json"}
+    bodies = (
+        (b'{"key": "p", "key": "q"}', "key"),
+        (b'{"key": "p", "data": {"amount": 1, "amount": 2}}', "data.amount"),
+        (b'{"key": "p", "data": {"rows": [{"x": 1}, {"x": 1, "x": 2}]}}', "data.rows.1.x"),
+    )
+    for body, field in bodies:
+        answer = client.post(f"{E}/instances", content=body, headers=headers)
+        [problem] = typed(app, answer, 422, "invalid_request")["detail"]["errors"]
+        assert (problem["field"], problem["code"]) == (field, "duplicate_key"), problem
+        assert problem["message"] == "同一对象中重复出现（每个字段只能出现一次）"
+    with db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(instances)).scalar_one() == 0
+    started = client.post(f"{E}/instances", content=b'{"key": "p", "data": {"a": {"a": 1}}}', headers=headers)
+    assert started.status_code == 201, started.text  # the same key in two objects is no repeat
