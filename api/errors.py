@@ -249,7 +249,8 @@ def _pydantic_message(kind: str, context: Any = None) -> str:
     return next((text for prefix, text in _PYDANTIC_FAMILIES if kind.startswith(prefix)), "不符合要求")
 
 
-def _field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
+def field_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each problem of a schema error: its field (dotted path), location, pydantic code, Chinese message."""
     problems = []
     for error in exc.errors()[:50]:
         loc = [str(part) for part in error.get("loc", ())]
@@ -281,7 +282,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        problems = _field_problems(exc)
+        problems = field_problems(exc)
         first = problems[0] if problems else {"field": None, "message": "不符合要求"}
         where = f"{first['field']}：" if first["field"] else ""
         more = f"等 {len(problems)} 处问题" if len(problems) > 1 else ""

@@ -293,3 +293,17 @@ def test_shapes_bpmn_forbids_are_refused_over_http_as_problems_of_their_elements
             designer.post(f"{D}/deployments?filename={name}.bpmn", content=model), 422, "invalid_model"
         )
         assert refused["detail"]["problems"] == problems, name
+
+
+def test_a_page_address_that_does_not_fit_names_the_parameter_and_why(designer: TestClient) -> None:
+    """A page answers the HTML error page, in Chinese, saying which parameter is wrong and how."""
+    for query, said in (
+        ("version=0", "version 取值过小（不能小于 1）"),
+        ("version=x", "version 应为整数"),
+        (f"version={2**31}", f"version 取值过大（不能大于 {2**31 - 1}）"),
+    ):
+        page = designer.get(f"/designer/models/single_window?{query}", headers={"accept": "text/html"})
+        assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+        assert f"页面参数不符合要求：{said}" in page.text, page.text
+    modeler = designer.get("/designer/modeler?model=", headers={"accept": "text/html"})
+    assert modeler.status_code == 422 and "model 不能为空或过短（至少 1 个字符）" in modeler.text
