@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ERROR_RESPONSES, CorrelationMiddleware, install_error_handlers
 from api.limits import BodyLimitMiddleware, body_limits
 from engine.bootstrap import Services, bootstrap
 from engine.settings import Settings
+
+
+class NoStoreMiddleware:
+    """Every ``/api/`` answer is the caller's own (their cases, tasks, session, a check code's case): it
+    is ``Cache-Control: no-store`` unless the route set its own, so no browser or proxy keeps a copy for
+    the next person at that computer (the pages set the same header when they render)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -37,9 +62,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     install_error_handlers(app)
-    # added inner first: the correlation id wraps everything, the body limits everything but it
+    # added inner first: the correlation id wraps everything, the body limits everything but it; the
+    # cache rule wraps them all, so that the correlation middleware's own answers carry it too
     app.add_middleware(BodyLimitMiddleware, limits=body_limits(services.settings))
     app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(NoStoreMiddleware)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -259,3 +259,21 @@ def test_a_key_twice_in_one_json_object_is_refused_on_its_path_and_nothing_start
         assert conn.execute(select(func.count()).select_from(instances)).scalar_one() == 0
     started = client.post(f"{E}/instances", content=b'{"key": "p", "data": {"a": {"a": 1}}}', headers=headers)
     assert started.status_code == 201, started.text  # the same key in two objects is no repeat
+
+
+def test_every_api_answer_is_no_store_unless_the_route_says_otherwise(
+    app: FastAPI, client: TestClient
+) -> None:
+    """An answer of the API is the caller's own: no browser or proxy may keep it for the next person."""
+    answers = (
+        client.get("/api/v1/auth/me"),
+        client.get(f"{E}/definitions"),
+        client.post(f"{E}/instances", json={"key": "nope"}),  # an error
+        client.get("/api/no-such-route"),
+    )
+    for answer in answers:
+        assert answer.headers["cache-control"] == "no-store", (answer.request.url, answer.headers)
+    with TestClient(app, raise_server_exceptions=False) as anonymous:
+        assert anonymous.get("/api/v1/public/items").headers["cache-control"] == "no-store"
+        assert anonymous.get("/api/v1/auth/me").headers["cache-control"] == "no-store"
+        assert "no-store" not in anonymous.get("/static/ow.js").headers.get("cache-control", "")
