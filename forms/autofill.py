@@ -7,6 +7,12 @@ is never used: the reason is recorded in ``skipped`` so the page can say why the
 When several valid licences of a type exist the one valid longest (no end date first), then the
 most recently issued, then the highest licence number wins, so the choice is deterministic.
 
+A value is used only if the field itself would accept it (its schema and its validators,
+``forms.validation``): a locked field holding a value its own form refuses could never be submitted. A
+source whose value does not fit (an organisation's credit code offered as a legal representative's resident
+ID) is recorded in ``skipped`` with the field's reason (status ``invalid_value``) and the next binding is
+tried; with none left the field stays empty and open.
+
 The caller passes the applicant's own licences; this module does not decide whose licences they are.
 """
 
@@ -20,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from engine.errors import InvalidInput
 from forms.definition import ApplicantBinding, FormDefinition, LicenceBinding, TaskBinding
+from forms.validation import validate
 
 __all__ = [
     "LicenceLike",
@@ -31,6 +38,7 @@ __all__ = [
     "merge",
     "provenance_as_submitted",
     "skip_message",
+    "INVALID_VALUE",
     "NOT_YET_VALID",
 ]
 
@@ -205,6 +213,23 @@ def _fit(value: Any, prop: Mapping[str, Any]) -> Any:
     return value
 
 
+INVALID_VALUE = "invalid_value"
+"""Pseudo status of a source whose value the field's own rules refuse (reported, never used)."""
+
+
+def _refusal(definition: FormDefinition, name: str, value: Any, today: date) -> str | None:
+    """Why the field ``name`` would refuse ``value`` on its own (None: it accepts it)."""
+    found = validate(definition, {name: value}, today=today)
+    return next((e.message for e in found if e.field == name), None)
+
+
+def _unfit(origin: Provenance, licence: LicenceLike | None, why: str) -> SkipReason:
+    where = origin.badge_zh.removeprefix("来源：")
+    number, name = (licence.licence_number, licence.type_name) if licence else ("", where)
+    message = f"取自{where}的值不符合本项要求，未用于填充，请自行填写：{why}"
+    return SkipReason(number, name, INVALID_VALUE, message)
+
+
 def autofill(
     definition: FormDefinition,
     *,
@@ -242,18 +267,20 @@ def autofill(
                     value = lic.face.get(binding.licence_field)
                     if _blank(value):
                         continue
-                    found = (
-                        value,
-                        Provenance(
-                            source="licence",
-                            licence_id=lic.id,
-                            licence_type=lic.type_code,
-                            licence_name=lic.type_name,
-                            licence_number=lic.licence_number,
-                            valid_until=lic.valid_until,
-                            locked=spec.locked,
-                        ),
+                    origin = Provenance(
+                        source="licence",
+                        licence_id=lic.id,
+                        licence_type=lic.type_code,
+                        licence_name=lic.type_name,
+                        licence_number=lic.licence_number,
+                        valid_until=lic.valid_until,
+                        locked=spec.locked,
                     )
+                    why = _refusal(definition, name, _fit(value, prop), today)
+                    if why is not None:
+                        skipped[_unfit(origin, lic, why)] = None
+                        continue
+                    found = value, origin
                     break
             elif isinstance(binding, ApplicantBinding):
                 value = (applicant or {}).get(binding.attribute)
@@ -265,6 +292,11 @@ def autofill(
                 if not _blank(value):
                     origin = Provenance(source="task", element_id=binding.element_id, locked=spec.locked)
                     found = value, origin
+            if found is not None and found[1].source != "licence":
+                why = _refusal(definition, name, _fit(found[0], prop), today)
+                if why is not None:
+                    skipped[_unfit(found[1], None, why)] = None
+                    found = None
             if found is not None:
                 result.values[name] = _fit(found[0], prop)
                 result.provenance[name] = found[1]

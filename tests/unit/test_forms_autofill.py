@@ -274,8 +274,13 @@ def test_the_provenance_kept_says_which_pre_filled_values_the_applicant_changed(
     food = FakeLicence(
         "lic-f", "food_business_licence", "食品经营许可证", "JY1", CREDIT_CODE, date(2030, 1, 1), face
     )
+    from dataclasses import replace
+
+    shipped = REGISTRY.get("apply.food_business")  # its business_items is one text: a list field here
+    listed_items = {"type": "array", "items": {"type": "string", "minLength": 1}}
+    schema = {**shipped.schema, "properties": {**shipped.properties, "business_items": listed_items}}
     result = autofill(
-        REGISTRY.get("apply.food_business"),
+        replace(shipped, schema=schema),
         licences=[business_licence(), food],
         applicant={"phone": "13800138000"},
         today=TODAY,
@@ -376,3 +381,47 @@ def test_a_form_fills_the_same_from_only_the_licences_of_its_types(key: str) -> 
     )
     if key == "apply.construction_permit":
         assert definition.licence_types == {"business_licence", "planning_permit"}
+
+
+def test_a_value_the_field_itself_would_refuse_is_not_filled_and_the_field_stays_open() -> None:
+    """An organisation's own id offered as its legal representative's resident ID: a locked field could
+    never be submitted with it, so it is not used (said why) and the applicant fills the field."""
+    registration = REGISTRY.get("apply.business_registration")
+    assert registration.field("legal_rep_id").locked
+    result = autofill(
+        registration,
+        licences=[],
+        applicant={"name": "福州市鼓楼区好味餐饮有限公司", "id": CREDIT_CODE},
+        earlier_tasks=None,
+        today=TODAY,
+    )
+    assert "legal_rep_id" not in result.values and "legal_rep_id" not in result.provenance
+    [reason] = result.skipped["legal_rep_id"]
+    assert reason.status == "invalid_value" and reason.licence_name == "申请人实名信息"
+    assert "法定代表人身份证号码" in reason.message_zh and "请自行填写" in reason.message_zh
+    typed = merge({"legal_rep_id": "11010519491231002X"}, result, definition=registration)
+    assert typed["legal_rep_id"] == "11010519491231002X"  # not locked: the applicant's own value stands
+
+
+def test_a_licence_value_the_field_refuses_gives_way_to_the_next_source() -> None:
+    bad_face = FakeLicence(
+        id="rid",
+        type_code="resident_id",
+        type_name="居民身份证",
+        licence_number="RID-1",
+        holder_id="11010519491231002X",
+        valid_until=None,
+        face={"name": "张三", "id_number": "110105194912310021"},  # a wrong check digit on the face
+    )
+    result = autofill(
+        REGISTRY.get("apply.business_registration"),
+        licences=[bad_face],
+        applicant={"name": "张三", "id": "11010519491231002X"},
+        earlier_tasks=None,
+        today=TODAY,
+    )
+    assert result.values["legal_rep_id"] == "11010519491231002X"
+    assert result.provenance["legal_rep_id"].source == "applicant"
+    [reason] = result.skipped["legal_rep_id"]
+    assert (reason.licence_number, reason.status) == ("RID-1", "invalid_value")
+    assert result.provenance["legal_representative"].source == "licence"  # its own value fits
