@@ -8,6 +8,11 @@ A timer expression is either an ISO 8601 literal as modelers write it (``P3D``, 
 ``2025-01-01T09:00:00+08:00``, ``R3/PT1H``) or a sandboxed expression returning such a string
 (``working_deadline(received_at, 5)``, ``days(limit)``). Naive date-times are Asia/Shanghai.
 
+A duration reaches no further than the calendar does (year 1 to 9999): the library counts the days of a
+duration's years and months one month at a time, so ``P99999999Y`` would keep a thread busy for minutes
+(at deploy, in a command, in the worker); such a literal is refused at deploy (``timer_out_of_range``)
+and such a computed value when the timer is reached (``bad_timer_value``).
+
 A cycle repeats at least ``MIN_CYCLE`` apart and at most ``MAX_CYCLE_REPETITIONS`` times (an unbounded
 ``R/...`` is allowed at that interval): ``R/PT0S`` would fire on every refresh and grow the instance
 without bound. A literal cycle outside that is refused at deploy (``check_timer_expression``, one problem
@@ -53,8 +58,35 @@ def parse_instant(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+class TimerOutOfRange(ValueError):
+    """A duration whose years and months reach past the calendar (before year 1 or after 9999), or
+    longer than a ``timedelta`` holds."""
+
+
+def _months_within(parsed: dict[str, Any], start: datetime, backwards: bool) -> dict[str, Any]:
+    """``parsed`` (the library's parse of a duration) unless its years and months, counted from ``start``
+    (back from it when ``backwards``), leave the calendar: the library loops once per month."""
+    months = parsed.get("years", 0) * 12 + parsed.get("months", 0)
+    room = ((start.year - 1) if backwards else (datetime.max.year - start.year)) * 12 + 12
+    if months > room:
+        raise TimerOutOfRange(f"duration of {months} months from {start.year}")
+    return parsed
+
+
 def duration_from(text: str, start: datetime) -> timedelta:
-    return _T.get_timedelta_from_start(_T.parse_iso_duration(text.strip()), start)
+    parsed = _months_within(_T.parse_iso_duration(text.strip()), start, backwards=False)
+    try:
+        return _T.get_timedelta_from_start(parsed, start)
+    except OverflowError:  # days, hours... past what a timedelta holds
+        raise TimerOutOfRange(text.strip()[:100]) from None
+
+
+def duration_until(text: str, end: datetime) -> timedelta:
+    parsed = _months_within(_T.parse_iso_duration(text.strip()), end, backwards=True)
+    try:
+        return _T.get_timedelta_from_end(parsed, end)
+    except OverflowError:
+        raise TimerOutOfRange(text.strip()[:100]) from None
 
 
 def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
@@ -69,7 +101,7 @@ def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
     first, second = parts[1], parts[2]
     if first.startswith("P"):
         end = parse_instant(second)
-        delta = _T.get_timedelta_from_end(_T.parse_iso_duration(first), end)
+        delta = duration_until(first, end)
         return cycles, end - delta, delta
     start = parse_instant(first)
     return cycles, start, duration_from(second, start)
@@ -97,18 +129,35 @@ def check_cycle(cycles: int, delta: timedelta, element_id: str | None = None) ->
         )
 
 
+_PROBE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def out_of_range(text: str) -> bool:
+    """True for an ISO duration or cycle literal that reaches past the calendar (``TimerOutOfRange``)."""
+    value = (text or "").strip()
+    try:
+        if value.upper().startswith("R"):
+            parse_cycle(value, _PROBE)
+        elif value.upper().startswith("P"):
+            duration_from(value, _PROBE)
+    except TimerOutOfRange:
+        return True
+    except Exception:
+        return False
+    return False
+
+
 def literal_kind(text: str) -> str | None:
     """'date' / 'duration' / 'cycle' when ``text`` is a valid ISO literal of that kind, else None."""
     value = (text or "").strip()
     if not value:
         return None
-    probe = datetime(2024, 1, 1, tzinfo=UTC)
     try:
         if value.upper().startswith("R"):
-            parse_cycle(value, probe)
+            parse_cycle(value, _PROBE)
             return "cycle"
         if value.upper().startswith("P"):
-            duration_from(value, probe)
+            duration_from(value, _PROBE)
             return "duration"
         parse_instant(value)
         return "date"
@@ -120,10 +169,16 @@ def check_timer_expression(text: str | None, element_id: str | None = None) -> N
     """Deploy-time check: a valid ISO literal (a cycle within ``check_cycle``'s bounds), or an expression
     that passes the sandbox."""
     kind = literal_kind(text or "")
+    if kind is None and out_of_range(text or ""):
+        raise InvalidInput(
+            f"定时器时长超出日历范围（公元 1 年至 9999 年）：{(text or '').strip()[:100]!r}",
+            code="timer_out_of_range",
+            element_id=element_id,
+        )
     if kind is None:
         check_source(text, "eval", element_id=element_id)
     elif kind == "cycle":
-        cycles, _, delta = parse_cycle(text or "", datetime(2024, 1, 1, tzinfo=UTC))
+        cycles, _, delta = parse_cycle(text or "", _PROBE)
         check_cycle(cycles, delta, element_id)
 
 

@@ -225,7 +225,7 @@ def _check_timer(problems: list[Problem], element: Any, text: str, what: str) ->
         check_timer_expression(sandbox_text(text))
     except UnsafeExpression as err:
         problems.append(_expr_problem(err, element, what, "bad_timer"))
-    except InvalidInput as err:  # a literal cycle too short / repeated too often
+    except InvalidInput as err:  # a cycle too short / repeated too often, a duration past the calendar
         problems.append(Problem(_owner_id(element), err.code, f"{what}：{err.message}", element.sourceline))
 
 

@@ -408,6 +408,51 @@ def test_sane_cycles_deploy_and_a_computed_zero_cycle_is_refused_at_run_time() -
     assert info.value.code == "timer_cycle_too_short" and info.value.detail["element_id"] == "wait"
 
 
+@pytest.mark.parametrize(
+    ("expression", "kind"),
+    [
+        ("P99999999Y", "timeDuration"),
+        ("P999999999999M", "timeDuration"),
+        ("PT99999999999999999999H", "timeDuration"),
+        ("R3/P99999999Y", "timeCycle"),
+        ("R3/P99999999Y/2025-01-01T00:00:00Z", "timeCycle"),
+    ],
+)
+def test_deploy_refuses_a_timer_duration_past_the_calendar_at_once(expression: str, kind: str) -> None:
+    """The library counts a duration's years and months one month at a time: P99999999Y kept the
+    validator (and the deploy, a command or the worker) busy for many minutes, and an hour count past what a
+    timedelta holds deployed as if it were a variable name."""
+    started = time.perf_counter()
+    report = validate_document(timer_model(expression, kind))
+    assert time.perf_counter() - started < 1.0
+    (process,) = report.processes
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [("wait", "timer_out_of_range")]
+    with pytest.raises(InvalidModel):
+        load_definitions(timer_model(expression, kind))
+
+
+def test_a_user_task_due_date_past_the_calendar_is_refused_at_deploy_at_once() -> None:
+    model = document(linear(user_task("t", 'ow:candidateGroups="window" ow:dueDate="P99999999Y"'), "t", "t"))
+    started = time.perf_counter()
+    report = validate_document(model)
+    assert time.perf_counter() - started < 1.0
+    (process,) = report.processes
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [("t", "timer_out_of_range")]
+
+
+@pytest.mark.parametrize("kind", ["timeDuration", "timeCycle"])
+def test_a_computed_timer_duration_past_the_calendar_fails_the_command_at_once(kind: str) -> None:
+    from datetime import UTC, datetime
+
+    expression = "'P' + str(years) + 'Y'" if kind == "timeDuration" else "'R3/P' + str(years) + 'Y'"
+    definition = load_definitions(timer_model(expression, kind))["p"]
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput) as info:
+        Runtime.start(definition, {"years": 999_999}, datetime(2025, 3, 3, 1, 0, tzinfo=UTC))
+    assert time.perf_counter() - started < 1.0  # unbounded: 12 million months counted one by one, ~10 s
+    assert info.value.code == "bad_timer_value" and info.value.detail["element_id"] == "wait"
+
+
 def test_a_hostile_gateway_condition_fails_the_command_naming_the_element() -> None:
     from datetime import UTC, datetime
 

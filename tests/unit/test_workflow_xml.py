@@ -7,7 +7,7 @@ import pytest
 from engine.errors import UnsafeDocument
 from engine.workflow import load_definitions, validate_document
 from engine.workflow.parser import OwBpmnParser
-from engine.workflow.xml import MAX_BYTES, MAX_DEPTH, parse_xml
+from engine.workflow.xml import MAX_ATTRIBUTES, MAX_BYTES, MAX_DEPTH, parse_xml
 from tests.unit.bpmn.models import HEAD, document, linear, user_task
 
 XXE = b"""<?xml version="1.0"?>
@@ -78,6 +78,24 @@ def test_depth_limit() -> None:
     with pytest.raises(UnsafeDocument) as info:
         parse_xml(deep.encode())
     assert info.value.code == "document_too_deep"
+
+
+def _task_with_attributes(count: int) -> bytes:
+    extra = " ".join(f'vendor:a{i}="1"' for i in range(count - 2))  # id and name are two
+    return document(linear(f'<bpmn:userTask id="t" name="t" {extra}/>', "t", "t"))
+
+
+def test_an_element_with_too_many_attributes_is_refused_at_once_naming_its_line() -> None:
+    """lxml reads an element's attribute items in quadratic time: 20,000 attributes kept the validator
+    busy for seconds, 200,000 (2.6 MB, within the size limit) a deploy for minutes."""
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(UnsafeDocument) as info:
+        validate_document(_task_with_attributes(20_000))
+    assert time.perf_counter() - started < 0.5
+    assert info.value.code == "too_many_attributes" and info.value.detail["line"] == 6
+    assert parse_xml(_task_with_attributes(MAX_ATTRIBUTES)) is not None
 
 
 def test_parser_string_entry_points_use_hardened_parser(tmp_path) -> None:
