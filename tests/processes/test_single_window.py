@@ -283,6 +283,33 @@ class TestReviewEscalationAcrossNationalDay2025:
             "review",
         ]
 
+    def test_a_review_reworked_after_a_deadline_that_passed_at_the_decision_is_escalated_once(self) -> None:
+        """The review was done in time and its deadline passed while the decision was pending: no timer
+        was waiting then, so the review reopened by the rework is that deadline's first escalation (it
+        was taken for one already sent), and a second rework sends none."""
+        case = self.case()
+        case.at(shanghai(2025, 10, 11, 15)).complete(
+            "review", result="pass", opinion="", needs_special_procedure=False
+        )
+        case.at(shanghai(2025, 10, 14, 9)).complete("decision", decision="rework", opinion="补充审查")
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]
+        assert case.data["escalation_count"] == 1
+        case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+        case.complete("decision", decision="rework", opinion="再次补充审查")
+        assert case.fire_timers() == []
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]  # still the one
+
+    def test_an_immediate_item_reworked_after_its_day_is_reviewed_and_escalated(self) -> None:
+        """An immediate item goes to the decision at once; reworked on a later day, its review opens past
+        the same-day deadline, which no review was open at: escalated then, once."""
+        case = accept(start("MR-003", when=(2025, 11, 3, 9)))
+        assert case.ready_ids() == ["decision"]
+        case.at(shanghai(2025, 11, 5, 9)).complete("decision", decision="rework", opinion="补充审查")
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]
+        case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+        case.complete("decision", decision="rework", opinion="再次补充审查")
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]
+
     def test_open_escalation_is_closed_when_the_case_ends(self) -> None:
         case = self.case()
         case.at(shanghai(2025, 10, 13, 9)).fire_timers()
