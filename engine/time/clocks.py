@@ -26,8 +26,9 @@ Rules for limits in working days (``limit_days = N``):
   ``remaining_working_days`` = ``N - used`` (negative once overdue).
 
 Rules for limits in hours (``limit_hours = H``, calendar hours, for short task limits and for a task's
-due date, ``0 <= H <= MAX_HOURS``): the deadline is ``started_at + H hours + the total paused duration``, so
-with ``H == 0`` (a due date already passed when the task opened) the clock is red from its start.
+due date, ``0 <= H <= MAX_HOURS``): the deadline is ``started_at + H hours`` plus the duration of each pause
+begun before the deadline as it stood then (a pause once the time has run out moves nothing, as for working
+days), so with ``H == 0`` (a due date already passed when the task opened) the clock is red from its start.
 ``used_hours`` is the running time.
 
 Status (``status(now, cal)``), derived:
@@ -255,8 +256,11 @@ class Clock:
             until = self._effective_now(now)
         pauses = self._pauses_until(until)
         if self.limit_hours is not None:
-            paused = sum((e - s for s, e in pauses), timedelta())
-            return self.started_at + timedelta(hours=self.limit_hours) + paused
+            due = self.started_at + timedelta(hours=self.limit_hours)
+            for s, e in pauses:  # in order; one begun once the time had run out moves nothing
+                if s < due:
+                    due += e - s
+            return due
         return end_of_local_day(self._due_date(cal, pauses))
 
     def used_working_days(self, now: datetime, cal: WorkingCalendar) -> float:
