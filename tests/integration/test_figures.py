@@ -415,6 +415,47 @@ def listed(page: dict) -> list[tuple[str, str, str]]:
     return [(a["case_id"], a["kind"], a["level"]) for a in page["items"]]
 
 
+def test_a_case_overdue_before_its_special_procedure_stays_red_on_the_list_and_gets_its_card(
+    svc: Services, clock: FakeClock
+) -> None:
+    """A suspension begun once the time had run out moves no deadline: the promised clock stays red while
+    it runs, listed and carded (they were dropped from the list, and no card was ever raised,
+    as a pause before the deadline is); one begun in time takes the clock off the list until it ends."""
+    w = World(svc, clock)
+    late = w.submit("MR-001", sh(2025, 11, 3, 9))  # promised 10 working days: due at the end of 17 Nov
+    w.accept(late)
+    in_time = w.submit("MR-001", sh(2025, 11, 3, 9))
+    w.accept(in_time)
+    clock.set(sh(2025, 11, 14, 10))
+    do(
+        svc,
+        in_time,
+        "review",
+        result="pass",
+        opinion="需检测",
+        needs_special_procedure=True,
+        special_kind="testing",
+    )
+    clock.set(sh(2025, 11, 19, 10))  # two working days after the promised deadline
+    do(
+        svc,
+        late,
+        "review",
+        result="pass",
+        opinion="需专家评审",
+        needs_special_procedure=True,
+        special_kind="expert_review",
+    )
+    clock.set(sh(2025, 11, 20, 10))
+    page = alerts(svc)
+    assert listed(page) == [(late, "promised", "red")]
+    assert page["items"][0]["due_at"] == sh(2025, 11, 18, 0)
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w1") == 2  # its yellow and red cards
+    with svc.engine.connect() as conn:
+        carded = conn.execute(select(escalations.c.case_id, escalations.c.level)).all()
+    assert sorted(carded) == [(late, "red"), (late, "yellow")]
+
+
 def test_the_yellow_red_list_red_first_then_by_due_with_filters_and_a_cursor(
     svc: Services, clock: FakeClock
 ) -> None:

@@ -125,6 +125,10 @@ def test_pause_after_the_deadline_keeps_it_red(cal: WorkingCalendar) -> None:
     clock.pause(sh(2025, 10, 22, 9), "听证")
     assert clock.status(sh(2025, 10, 24, 9), cal) == "red"
     assert clock.due_at(cal, sh(2025, 10, 24, 9)) == sh(2025, 10, 21, 0)
+    assert clock.due_at(cal) == sh(2025, 10, 21, 0)  # known while paused: no pause moves it any more
+    before = Clock("promised", sh(2025, 10, 13, 10), limit_days=5)
+    before.pause(sh(2025, 10, 20, 23, 59), "听证")  # a minute left: the deadline waits for the resumption
+    assert before.due_at(cal) is None
 
 
 @pytest.mark.parametrize("limit", [{"limit_days": 1}, {"limit_hours": 4.0}])
