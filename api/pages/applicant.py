@@ -42,6 +42,7 @@ from api.routes.public import ClockOut, ItemSummaryOut, list_items, service_guid
 from engine.accounts.principal import Principal
 from engine.cases.applicant_tasks import COMMITMENT_FORM, SUPPLEMENT_FORM
 from engine.cases.files import ALLOWED_TYPES
+from engine.cases.materials import takes_no_supplies
 from engine.cases.rating import MAX_COMMENT, RATINGS
 from engine.cases.status import CLOSED, WITHDRAWABLE
 from engine.time.calendar import SHANGHAI
@@ -289,10 +290,12 @@ def _case_actions(detail: CaseDetailOut) -> dict[str, Any]:
     """What the applicant may do on the case now (the API checks each again)."""
     open_case = detail.status not in CLOSED
     tolerated = [m for m in detail.missing if m.state == "missing_tolerated"]
+    # a tolerant case delivered before its tolerated materials came awaits them still
+    takes_supplies = not takes_no_supplies(detail.status, [m.state for m in detail.missing])
     pending_withdrawal = detail.withdrawal is not None and detail.withdrawal.state == "pending"
     commitment = open_case and _ready_step(detail, COMMITMENT_FORM)
     return {  # the commitment letter comes first: supplying the tolerated materials follows it
-        "can_supplement": open_case
+        "can_supplement": takes_supplies
         and not commitment
         and bool(detail.missing)
         and (_ready_step(detail, SUPPLEMENT_FORM) or bool(tolerated)),

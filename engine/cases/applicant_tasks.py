@@ -24,9 +24,9 @@ from sqlalchemy import Connection, exists, func, select
 
 from engine.cases.access import APPLICANT_GROUP, case_not_found, same_holder
 from engine.cases.applicant_tables import case_files
-from engine.cases.materials import PENDING_MATERIALS
+from engine.cases.materials import PENDING_MATERIALS, closed_to_supplies
 from engine.cases.service import CaseService
-from engine.cases.status import CLOSED, case_is
+from engine.cases.status import case_is
 from engine.errors import Conflict, InvalidInput
 from engine.persistence.tables import case_materials, cases, task_candidates, tasks
 
@@ -41,7 +41,7 @@ def _own_open_case(conn: Connection, case_id: str, holder_id: str | None) -> dic
     row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
     if row is None or not same_holder(holder_id, row.applicant_id):
         raise case_not_found(case_id)
-    if row.status in CLOSED:
+    if closed_to_supplies(conn, case_id, row.status):
         raise Conflict(case_is(row.status), code="case_closed", case=case_id)
     return dict(row._mapping)
 

@@ -3,8 +3,9 @@
 A clock row holds the ``engine.time.clocks.Clock`` as JSON plus two instants the worker can query cheaply:
 ``warn_at`` (turns yellow) and ``due_at`` (turns red). Both are recomputed whenever the clock is paused,
 resumed or stopped, and for every open clock when an administrator changes the working-day calendar
-(:meth:`ClockRepository.follow_calendar`); a paused clock has neither (it cannot turn colour while the
-applicant is awaited). A stopped clock keeps its last ``due_at`` (the deadline it finished against:
+(:meth:`ClockRepository.follow_calendar`); a clock paused before its deadline has neither (it cannot turn
+colour while the applicant is awaited), one paused once its time had run out keeps its deadline (no pause
+moves it then: it stays red). A stopped clock keeps its last ``due_at`` (the deadline it finished against:
 ``stopped_at < due_at`` is on time, see ``engine.cases.figures``) and has no ``warn_at``.
 Yellow and red cards are raised once each per clock: rows are claimed with ``FOR UPDATE SKIP LOCKED``
 on PostgreSQL and the escalations table has one row per (clock, card level).

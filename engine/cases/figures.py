@@ -37,7 +37,9 @@ figure                   definition (numerator / denominator)
 
 A case belongs to its (lead) department (``cases.department``): a joint approval counts once, for the lead.
 Every ratio comes with its numerator and denominator; a zero denominator gives ``None``, never an error.
-Visits are the current count: a case still open may add a counter visit later.
+Visits are the current count of the applicant's trips (the counter application, a supplement handed in at
+the counter, the result collected at the window on another day than a counter application): a case still
+open may add one later.
 
 ``series`` gives received / finished per month (per week, Monday to Sunday, when the period has at most
 :data:`WEEKLY_UP_TO_DAYS` days), the buckets clipped to the period; finished counts the cohort's cases in

@@ -33,7 +33,8 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from engine.cases.access import case_not_found, same_holder
 from engine.cases.applicant_tables import case_files
-from engine.cases.status import CLOSED, case_is
+from engine.cases.materials import closed_to_supplies
+from engine.cases.status import case_is
 from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository
@@ -210,7 +211,7 @@ class CaseFiles:
         row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None or not same_holder(holder_id, row.applicant_id):
             raise case_not_found(case_id)
-        if row.status in CLOSED:
+        if closed_to_supplies(conn, case_id, row.status):
             raise Conflict(
                 f"{case_is(row.status)}，不能再上传材料",
                 code="case_closed",

@@ -131,8 +131,18 @@ def said_kind(
 def choose_flow(
     catalogue: Catalogue, app: Application, items: list[ServiceItem]
 ) -> tuple[Any, dict[str, Any]]:
-    """The process and its start data: joint approval for several items, tolerant or the item's own."""
+    """The process and its start data: joint approval for several items, tolerant or the item's own.
+    Tolerant acceptance runs one item under its commitment and supplement deadline: a joint approval has
+    neither, so several items are never accepted tolerantly (their minor materials would be held as
+    tolerated with no letter to accept them under and no supplement that clears them)."""
     if len(items) > 1:
+        if app.tolerant:
+            raise InvalidInput(
+                "容缺受理只适用于单个事项，并联审批（多个事项）须材料齐全后受理",
+                code="tolerance_not_joint",
+                field="tolerant",
+                items=[i.code for i in items],
+            )
         codes = [i.code for i in items]
         return JOINT_PROCESS, catalogue.joint_start_data(
             codes, app.lead_department or catalogue.default_lead(codes)

@@ -43,7 +43,7 @@ from engine.persistence.repositories import audit_row
 from engine.persistence.steps import CaseWrite
 from engine.persistence.tables import case_clocks, case_materials, cases, instances, tasks
 from engine.step import StepContext
-from engine.time.calendar import WorkingCalendar
+from engine.time.calendar import WorkingCalendar, local_date
 from engine.time.clocks import Clock
 from engine.workflow import ReadyTask
 from processes.catalogue import TOLERANT_PROCESS, Catalogue
@@ -109,7 +109,7 @@ class CaseLifecycle:
             elif not suspending_open and paused:
                 clk.resume(ctx.now)
                 clocks.save(clock_id, clk)
-        if ctx.action == "complete" and ctx.entered.get("visit") == "counter":
+        if ctx.action == "complete" and self._came_in(ctx, case.row):
             visits = int(case.row["visits"]) + 1  # one more trip; the figures' visit buckets follow
             case.set(visits=visits)
             case.figures += visit_rows(case.row, visits)
@@ -117,6 +117,19 @@ class CaseLifecycle:
         if ctx.completed is not None:
             self._materials_from_task(ctx, case_id)
         ctx.notes["case_status"] = current  # the case's status after the step, for the caller
+
+    @staticmethod
+    def _came_in(ctx: StepContext, row: dict[str, Any]) -> bool:
+        """Whether the step completed was a trip of the applicant to the centre (跑动): a supplement
+        handed in at the counter, or a result collected at the window (窗口领取), except on the day the
+        applicant applied at the counter (当场办结、当场领取: the same trip)."""
+        entered = ctx.entered
+        if entered.get("visit") == "counter":
+            return True
+        form_key = ctx.completed.meta.form_key if ctx.completed else None
+        if form_key != DELIVERY_FORM or entered.get("delivery_method") != "window":
+            return False
+        return not (row["channel"] == "counter" and local_date(row["submitted_at"]) == local_date(ctx.now))
 
     def _holds_until_supplied(self, row: dict[str, Any]) -> bool:
         """A tolerant acceptance of an item whose licence the catalogue holds until the tolerated materials
@@ -298,6 +311,9 @@ class CaseLifecycle:
             ],
         )
 
+
+DELIVERY_FORM = "task.delivery"
+"""The form of the steps that hand the result over (送达): collected at the window, it is a visit."""
 
 _HANDED = "onewindow.case_row"
 """``Connection.info`` key of a case row (with its running clocks) read earlier in the current transaction

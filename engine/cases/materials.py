@@ -15,9 +15,18 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select, update
 
+from engine.cases.status import CLOSED
 from engine.persistence.tables import case_materials
 
-__all__ = ["PENDING_MATERIALS", "Material", "keep", "mark", "materials_of"]
+__all__ = [
+    "PENDING_MATERIALS",
+    "Material",
+    "closed_to_supplies",
+    "keep",
+    "mark",
+    "materials_of",
+    "takes_no_supplies",
+]
 
 PENDING_MATERIALS = ("missing_tolerated", "missing", "rejected")
 """Material states that are still owed by the applicant."""
@@ -84,3 +93,20 @@ def _kept(conn: Connection, case_id: str) -> list[Material] | None:
     if kept is not None and kept[0] is conn.get_transaction() and kept[1] == case_id:
         return kept[2]
     return None
+
+
+def closed_to_supplies(conn: Connection, case_id: str, status: str) -> bool:
+    """Whether a case in ``status`` takes no more materials (no supply, no upload): a closed case, except
+    a tolerant acceptance whose licence was released and delivered before its tolerated materials came
+    (送达, status ``delivered``): under the commitment it awaits them still, until they are supplied or its
+    supplement deadline runs out (then it is terminated and its licence revoked)."""
+    if status not in CLOSED:
+        return False
+    return status != "delivered" or takes_no_supplies(status, [m.state for m in materials_of(conn, case_id)])
+
+
+def takes_no_supplies(status: str, states: Iterable[str]) -> bool:
+    """:func:`closed_to_supplies` of a case in ``status`` whose materials are in ``states``."""
+    if status not in CLOSED:
+        return False
+    return status != "delivered" or "missing_tolerated" not in set(states)

@@ -41,9 +41,9 @@ from engine.cases.lifecycle import (
     read_case_for_step,
     read_task_with_case,
 )
-from engine.cases.materials import PENDING_MATERIALS, mark, materials_of
+from engine.cases.materials import PENDING_MATERIALS, closed_to_supplies, mark, materials_of
 from engine.cases.rating import CaseRatings
-from engine.cases.status import CLOSED, case_is
+from engine.cases.status import case_is
 from engine.cases.steering import refuse_steering
 from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
@@ -419,7 +419,7 @@ class CaseService:
             row = read_case_for_step(conn, case_id, "message")
             if row is None:
                 raise case_not_found(case_id)
-            if row["status"] in CLOSED:
+            if closed_to_supplies(conn, case_id, row["status"]):
                 raise Conflict(f"{case_is(row['status'])}，不能再补交材料", code="case_closed", case=case_id)
             self._refuse_after_supplement_deadline(row)
             held = materials_of(conn, case_id)

@@ -94,6 +94,7 @@ MODEL_STATE: frozenset[str] = frozenset(
         "escalated_at",
         "escalation_count",
         "review_overdue_on_entry",
+        "escalated_for_days",
         "refused_at",
         "decided_at",
         "supplied_at",

@@ -2,8 +2,9 @@
 
 :func:`clock_alerts` lists the open clocks (case level: legal and promised; task level) that are yellow or
 red at ``now`` by the instants the worker raises cards with (``warn_at`` / ``due_at`` of the clock row):
-red when ``due_at <= now``, yellow when ``warn_at <= now < due_at``. A paused clock has neither instant
-and is not listed (it cannot turn colour while the applicant is awaited or a special procedure runs).
+red when ``due_at <= now``, yellow when ``warn_at <= now < due_at``. A clock paused before its deadline
+has neither instant and is not listed (it cannot turn colour while the applicant is awaited or a special
+procedure runs); one paused after its deadline had passed is red still and listed.
 The list is ordered by ``(due_at, id)``: every red clock comes before every yellow one (its deadline has
 passed, theirs has not), the most overdue first; pages are cut by a keyset cursor on the same pair.
 

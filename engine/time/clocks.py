@@ -26,8 +26,9 @@ Rules for limits in working days (``limit_days = N``):
   ``remaining_working_days`` = ``N - used`` (negative once overdue).
 
 Rules for limits in hours (``limit_hours = H``, calendar hours, for short task limits and for a task's
-due date, ``0 <= H <= MAX_HOURS``): the deadline is ``started_at + H hours + the total paused duration``, so
-with ``H == 0`` (a due date already passed when the task opened) the clock is red from its start.
+due date, ``0 <= H <= MAX_HOURS``): the deadline is ``started_at + H hours`` plus the duration of each pause
+begun before the deadline as it stood then (a pause once the time has run out moves nothing, as for working
+days), so with ``H == 0`` (a due date already passed when the task opened) the clock is red from its start.
 ``used_hours`` is the running time.
 
 Status (``status(now, cal)``), derived:
@@ -40,7 +41,8 @@ Status (``status(now, cal)``), derived:
 
 Being paused is *not* a status: it is a flag (:meth:`Clock.is_paused`) shown beside the status. While a
 pause is open the deadline is provisional: :meth:`Clock.due_at` given ``now`` computes it as if the clock
-resumed at ``now``; without ``now`` it returns ``None``.
+resumed at ``now``; without ``now`` it returns ``None``, unless the pause began once the time had run out
+(the deadline passed stands: a clock red before its pause stays red and on the supervisors' list).
 """
 
 from __future__ import annotations
@@ -242,21 +244,29 @@ class Clock:
     def due_at(self, cal: WorkingCalendar, now: datetime | None = None) -> datetime | None:
         """The instant the time runs out (aware UTC), with pauses taken into account.
 
-        ``None`` for an open-ended clock, and for a paused clock when no ``now`` is given (with ``now``
-        the deadline is computed as if the clock resumed at ``now``).
+        ``None`` for an open-ended clock, and for a clock paused before its deadline when no ``now`` is
+        given (with ``now`` the deadline is computed as if the clock resumed at ``now``); a pause begun
+        at or after the deadline moves nothing, so that deadline is the answer with or without ``now``.
         """
         if self.unit is None:
             return None
         if now is None:
-            if self._open_pause() is not None:
-                return None
+            open_pause = self._open_pause()
+            if open_pause is not None:
+                # begun once the time had run out, the pause moves nothing: the deadline is known (and
+                # passed); begun before it, the deadline depends on when the clock resumes
+                due = self.due_at(cal, open_pause.start)
+                return due if due is not None and due <= open_pause.start else None
             until = self.stopped_at or max([self.started_at, *[p.end or p.start for p in self.pauses]])
         else:
             until = self._effective_now(now)
         pauses = self._pauses_until(until)
         if self.limit_hours is not None:
-            paused = sum((e - s for s, e in pauses), timedelta())
-            return self.started_at + timedelta(hours=self.limit_hours) + paused
+            due = self.started_at + timedelta(hours=self.limit_hours)
+            for s, e in pauses:  # in order; one begun once the time had run out moves nothing
+                if s < due:
+                    due += e - s
+            return due
         return end_of_local_day(self._due_date(cal, pauses))
 
     def used_working_days(self, now: datetime, cal: WorkingCalendar) -> float:

@@ -172,6 +172,75 @@ def paused_working_days(start: Any, end: Any, since: Any = None) -> int:
     return int(_calendar().working_days_between(first - timedelta(days=1), last - timedelta(days=1)))
 
 
+MAX_PAUSES = 1_000  # pauses one paused_deadline() call counts
+
+
+def _to_instant(value: Any, helper: str, argument: str) -> datetime:
+    """An aware instant from an ISO date-time string (naive: Asia/Shanghai) within the calendar's years."""
+    _to_date(value, helper, argument)  # bounded and dated, or refused naming the argument
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+
+
+def paused_deadline(start: Any, days: Any, pauses: Any) -> str:
+    """The deadline of a limit of ``days`` working days from ``start`` suspended by ``pauses`` (a list of
+    ``{"paused_from": ..., "paused_until": ...}``, in order, as the engine recorded them with ``now()``),
+    written as ``working_deadline`` writes one: what the case clock of the same limit and pauses says
+    (``engine.time.clocks.Clock.due_at``). A pause takes its working days out only while the time has not
+    run out: one begun after the deadline, as the deadline stood then, moves it no more than the clock's
+    (``working_deadline(start, days + sum(paused_working_days(...)))`` would give the overdue case days
+    it never had)."""
+    from engine.time.clocks import Clock, Pause
+
+    count = _to_count(days, "工作日数", "paused_deadline", "days")
+    if count < 0:
+        raise InvalidInput(
+            "paused_deadline() 的参数 days 不能为负数",
+            code="bad_number",
+            helper="paused_deadline",
+            argument="days",
+        )
+    if type(pauses) is not list or len(pauses) > MAX_PAUSES:
+        raise InvalidInput(
+            f"paused_deadline() 的参数 pauses 必须是不超过 {MAX_PAUSES} 项的列表",
+            code="bad_argument",
+            helper="paused_deadline",
+            argument="pauses",
+        )
+    began = _to_instant(start, "paused_deadline", "start")
+    spans: list[Pause] = []
+    for p in pauses:
+        if type(p) is not dict:
+            raise InvalidInput(
+                "paused_deadline() 的 pauses 每项须含 paused_from 与 paused_until",
+                code="bad_argument",
+                helper="paused_deadline",
+                argument="pauses",
+            )
+        paused_from = _to_instant(p.get("paused_from"), "paused_deadline", "paused_from")
+        paused_until = _to_instant(p.get("paused_until"), "paused_deadline", "paused_until")
+        spans.append(Pause(start=paused_from, end=max(paused_from, paused_until)))
+        if paused_until < paused_from:
+            raise InvalidInput(
+                "paused_deadline() 的中止结束时间早于开始时间",
+                code="time_out_of_order",
+                helper="paused_deadline",
+                argument="pauses",
+            )
+    try:
+        clock = Clock(kind="promised", started_at=began, limit_days=count, pauses=spans)
+    except InvalidInput as err:  # pauses before the start or overlapping: not in the order they ran
+        raise InvalidInput(
+            "paused_deadline() 的中止记录须在起算之后、依次排列",
+            code=err.code,
+            helper="paused_deadline",
+            argument="pauses",
+        ) from None
+    due = clock.due_at(_calendar())
+    assert due is not None
+    return due.astimezone(SHANGHAI).isoformat()
+
+
 def working_deadline(start: Any, days: Any) -> str:
     """The instant the ``days``-th working day after ``start`` ends: 24:00 Asia/Shanghai, written as
     00:00 of the next day (an ISO datetime usable as a timer ``timeDate``). A deadline on day N is the
@@ -306,6 +375,7 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "working_days_between": working_days_between,
     "paused_working_days": paused_working_days,
     "working_deadline": working_deadline,
+    "paused_deadline": paused_deadline,
     "days": days,
     "hours": hours,
     **EL_HELPERS,  # what translated JUEL calls: Java EL's operators and coercions (``el``)

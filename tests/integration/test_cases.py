@@ -14,7 +14,7 @@ from sqlalchemy import select
 from engine.bootstrap import Services
 from engine.cases.access import Viewer
 from engine.errors import Conflict, InvalidInput
-from engine.persistence.tables import audit_log, case_clocks, escalations, tasks, timers
+from engine.persistence.tables import audit_log, case_clocks, case_materials, escalations, tasks, timers
 from licence.demo import demo_organisations
 from licence.library import LicenceLibrary
 from tests.conftest import FOOD_FORM, FakeClock, services_on
@@ -474,6 +474,82 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
     assert svc.cases.track(case_id)["case"]["status"] == "terminated"
     with svc.engine.connect() as conn:
         assert LicenceLibrary(conn).get(licence_id).status == "revoked"
+
+
+def test_a_tolerant_case_delivered_before_its_supply_still_takes_the_tolerated_materials(
+    svc: Services, clock, tmp_path
+) -> None:
+    """The licence of an item that does not hold it (HR-001) is released and delivered at approval, the
+    commitment still running: the applicant uploads and supplies the tolerated materials in time, the
+    case is complete and the deadline terminates nothing (the delivered case refused every upload and
+    supply as closed, so the broken commitment was certain and the licence revoked)."""
+    import io
+
+    from engine.cases.applicant_tasks import supplement_materials
+    from engine.cases.files import CaseFiles
+    from engine.cases.intake import Application
+
+    org = org_with(svc, {"business_licence"}, {"hr_service_licence"})
+    item = svc.catalogue.get("HR-001")
+    clock.set(shanghai(2026, 2, 11, 10))
+    form = {
+        "address": "福州市鼓楼区五四路1号",
+        "contact_phone": "13800138000",
+        "request": "申请人力资源服务许可",
+    }
+    key = [m.code for m in item.key_materials if not m.licence_type]
+    case_id = svc.cases.submit(
+        Application(
+            org.credit_code, org.name, ["HR-001"], form=form, tolerant=True, provided={"HR-001": key}
+        ),
+        "a",
+    )
+    minor = [m.code for m in item.minor_materials]
+    do(
+        svc,
+        case_id,
+        "commitment",
+        "applicant",
+        missing_materials=minor,
+        promised_date="2026-02-25",
+        signed=True,
+    )
+    do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
+    do(svc, case_id, "decision", decision="approve", opinion="准予许可")
+    [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
+    do(svc, case_id, "delivery_early", delivery_method="window", delivered_on="2026-02-11")
+    assert svc.cases.track(case_id)["case"]["status"] == "delivered"
+    clock.set(shanghai(2026, 2, 13, 10))
+    files = CaseFiles(svc.engine, svc.clock, tmp_path, 1_000_000)
+    for code in minor:
+        files.store(
+            case_id,
+            code,
+            f"{code}.pdf",
+            io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
+            holder_id=org.credit_code,
+            actor="a",
+        )
+    how = supplement_materials(svc.cases, case_id, minor, "", holder_id=org.credit_code, actor="applicant")
+    assert how == "supply"
+    with svc.engine.connect() as conn:
+        states = conn.execute(select(case_materials.c.state).where(case_materials.c.case_id == case_id))
+        assert "missing_tolerated" not in set(states.scalars())
+    clock.set(shanghai(2026, 3, 3, 10))
+    assert svc.workflow.fire_due_timers("w1") == 0
+    assert svc.cases.track(case_id)["case"]["status"] == "delivered"
+    with svc.engine.connect() as conn:
+        assert LicenceLibrary(conn).get(licence_id).status == "valid"
+    with pytest.raises(Conflict) as closed:  # complete now: closed to further supplies and uploads
+        files.store(
+            case_id,
+            minor[0],
+            "again.pdf",
+            io.BytesIO(b"%PDF-1.7\n%%EOF\n"),
+            holder_id=org.credit_code,
+            actor="a",
+        )
+    assert closed.value.code == "case_closed"
 
 
 def test_a_licence_not_yet_in_force_does_not_stand_in_for_a_material(svc: Services, clock) -> None:

@@ -188,6 +188,36 @@ def report(svc: Services, start: date, end: date, department: str | None = None)
         ).to_dict()
 
 
+def test_collecting_the_result_at_the_window_is_a_visit_unless_on_the_day_of_a_counter_application(
+    svc: Services, clock: FakeClock
+) -> None:
+    """跑动次数 counts every trip to the centre: handing in (at the counter), a supplement at the counter,
+    and collecting the result at the window (窗口领取), which is the same trip only on the day the
+    applicant applied at the counter (当场办结); a result mailed or sent online is no trip. A window
+    collection was never counted, so an online case collected at the window counted as 零跑动."""
+    from engine.persistence.tables import cases
+
+    w = World(svc, clock)
+    online_window = w.submit("MR-001", sh(2025, 11, 3, 9))
+    online_mail = w.submit("MR-001", sh(2025, 11, 3, 9))
+    counter_later = w.submit("MR-001", sh(2025, 11, 3, 9), "counter")
+    counter_same_day = w.submit("PS-001", sh(2025, 11, 4, 9), "counter")
+    for case_id in (online_window, online_mail, counter_later):
+        w.accept(case_id, sh(2025, 11, 4, 10))
+    w.accept(counter_same_day, sh(2025, 11, 4, 10))
+    w.decide(counter_same_day, sh(2025, 11, 4, 11), deliver=False)
+    do(svc, counter_same_day, "delivery", delivery_method="window", delivered_on="2025-11-04")
+    for case_id, method in [(online_window, "window"), (online_mail, "mail"), (counter_later, "window")]:
+        w.decide(case_id, sh(2025, 11, 5, 10), deliver=False)
+        do(svc, case_id, "delivery", delivery_method=method, delivered_on="2025-11-05")
+    with svc.engine.connect() as conn:
+        visits = dict(conn.execute(select(cases.c.id, cases.c.visits)).all())
+    assert [visits[c] for c in (online_window, online_mail, counter_later, counter_same_day)] == [1, 0, 2, 1]
+    fig = report(svc, date(2025, 11, 1), date(2025, 11, 30))["centre"]
+    assert (fig["zero_visits"]["numerator"], fig["zero_visits"]["denominator"]) == (1, 4)
+    assert (fig["at_most_one_visit"]["numerator"], fig["at_most_one_visit"]["denominator"]) == (3, 4)
+
+
 def test_figures_of_two_months_by_department_and_for_the_centre(svc: Services, clock: FakeClock) -> None:
     build_two_months(svc, clock)
     result = report(svc, date(2025, 11, 1), date(2025, 12, 31))
@@ -206,8 +236,8 @@ def test_figures_of_two_months_by_department_and_for_the_centre(svc: Services, c
         "satisfaction": (2, 3),  # 5 and 3 satisfied, 1 (the refused D) not
         "mean_rating": (9, 3),
         "online": (2, 4),  # A, F
-        "at_most_one_visit": (3, 4),  # B came twice (counter + supplement at the counter)
-        "zero_visits": (2, 4),
+        "at_most_one_visit": (3, 4),  # B came three times (counter, supplement, collecting the licence)
+        "zero_visits": (1, 4),  # F: online A came in once, to collect its licence at the window
         "handled_at_once": (0, 4),
     }
     assert ratios(police) == {
@@ -224,8 +254,8 @@ def test_figures_of_two_months_by_department_and_for_the_centre(svc: Services, c
         "satisfaction": (2, 4),
         "mean_rating": (11, 4),
         "online": (3, 7),
-        "at_most_one_visit": (6, 7),
-        "zero_visits": (3, 7),
+        "at_most_one_visit": (6, 7),  # C collected at the counter the day it applied there: one trip
+        "zero_visits": (2, 7),
         "handled_at_once": (1, 7),
     }
     assert centre["on_time"]["value"] == 0.75 and centre["mean_rating"]["value"] == 2.75
@@ -413,6 +443,47 @@ def alerts(svc: Services, **kw) -> dict:
 
 def listed(page: dict) -> list[tuple[str, str, str]]:
     return [(a["case_id"], a["kind"], a["level"]) for a in page["items"]]
+
+
+def test_a_case_overdue_before_its_special_procedure_stays_red_on_the_list_and_gets_its_card(
+    svc: Services, clock: FakeClock
+) -> None:
+    """A suspension begun once the time had run out moves no deadline: the promised clock stays red while
+    it runs, listed and carded (they were dropped from the list, and no card was ever raised,
+    as a pause before the deadline is); one begun in time takes the clock off the list until it ends."""
+    w = World(svc, clock)
+    late = w.submit("MR-001", sh(2025, 11, 3, 9))  # promised 10 working days: due at the end of 17 Nov
+    w.accept(late)
+    in_time = w.submit("MR-001", sh(2025, 11, 3, 9))
+    w.accept(in_time)
+    clock.set(sh(2025, 11, 14, 10))
+    do(
+        svc,
+        in_time,
+        "review",
+        result="pass",
+        opinion="需检测",
+        needs_special_procedure=True,
+        special_kind="testing",
+    )
+    clock.set(sh(2025, 11, 19, 10))  # two working days after the promised deadline
+    do(
+        svc,
+        late,
+        "review",
+        result="pass",
+        opinion="需专家评审",
+        needs_special_procedure=True,
+        special_kind="expert_review",
+    )
+    clock.set(sh(2025, 11, 20, 10))
+    page = alerts(svc)
+    assert listed(page) == [(late, "promised", "red")]
+    assert page["items"][0]["due_at"] == sh(2025, 11, 18, 0)
+    assert tick_clocks(svc.engine, clock, svc.calendar, "w1") == 2  # its yellow and red cards
+    with svc.engine.connect() as conn:
+        carded = conn.execute(select(escalations.c.case_id, escalations.c.level)).all()
+    assert sorted(carded) == [(late, "red"), (late, "yellow")]
 
 
 def test_the_yellow_red_list_red_first_then_by_due_with_filters_and_a_cursor(

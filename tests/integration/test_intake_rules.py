@@ -283,6 +283,32 @@ def test_tolerant_acceptance_lets_only_committed_minor_materials_wait(
     assert case_row(svc, case_id)["accepted_at"] is not None
 
 
+def test_a_joint_application_is_never_accepted_tolerantly(svc: Services) -> None:
+    """Tolerant acceptance runs one item under a commitment and a supplement deadline; a joint approval has
+    neither: asked for several items it is refused, before any case exists (it was received as a joint
+    approval holding the minor materials as tolerated, which no letter could accept and no supplement
+    cleared: the case could only be refused)."""
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    key_only = {item: [m.code for m in CATALOGUE.get(item).materials if m.key] for item in JOINT.items}
+    every = {item: [m.code for m in CATALOGUE.get(item).materials] for item in JOINT.items}
+    for provided in (key_only, every):
+        app = Application(
+            org.credit_code,
+            org.name,
+            list(JOINT.items),
+            form=dict(JOINT.form),
+            provided=provided,
+            lead_department="market",
+            tolerant=True,
+        )
+        with pytest.raises(InvalidInput) as refused:
+            svc.cases.submit(app, "window")
+        assert refused.value.code == "tolerance_not_joint"
+        assert refused.value.detail["field"] == "tolerant"
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(cases.c.id)).all() == []
+
+
 # ---------------------------------------------------------------------- refusal
 @pytest.mark.parametrize("reason", [None, "", " ", "\n\t　"])
 def test_a_refusal_needs_a_reason(svc: Services, reason: str | None) -> None:

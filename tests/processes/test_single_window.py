@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from engine.time.calendar import WorkingCalendar, local_start_date
+from engine.time.clocks import Clock, Pause
 from processes.catalogue import load_catalogue
 from tests.processes.driver import Case, shanghai
 
@@ -129,6 +131,41 @@ def test_special_procedure_pushes_the_review_deadline_by_its_working_days() -> N
     assert timer.due_at == shanghai(2025, 10, 30)
 
 
+def test_a_special_procedure_begun_after_the_deadline_does_not_move_it_as_the_promised_clock() -> None:
+    """A suspension takes out working days only while the time has not run out: the review deadline the
+    model keeps (and its timer) is the promised clock's, whether the procedure began before the deadline,
+    across it or after it."""
+    cal = WorkingCalendar()
+    accepted = shanghai(2025, 9, 30, 10)  # 3 review days: all of Sat 11 Oct (National Day, 调休)
+    for begun, ended in [
+        (shanghai(2025, 10, 13, 9), shanghai(2025, 10, 16, 9)),  # after the deadline: moves nothing
+        (shanghai(2025, 10, 10, 9), shanghai(2025, 10, 16, 9)),  # across it
+        (shanghai(2025, 10, 9, 9), shanghai(2025, 10, 10, 9)),  # before it
+    ]:
+        case = accept(start(when=(2025, 9, 30, 10), review_days=3))
+        case.at(begun).fire_timers()
+        case.complete(
+            "review", result="pass", opinion="", needs_special_procedure=True, special_kind="expert_review"
+        )
+        case.at(ended).complete(
+            "special_procedure", kind="expert_review", result="通过", started_on="", finished_on=""
+        )
+        promised = Clock(kind="promised", started_at=accepted, limit_days=3, pauses=[Pause(begun, ended)])
+        due = promised.due_at(cal)
+        assert due is not None
+        assert datetime.fromisoformat(case.data["review_deadline"]) == due, (begun, ended)
+        assert case.data["special_procedure_days"] == cal.working_days_between(
+            date(2025, 10, 11), local_start_date(due)
+        )
+        case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+        case.complete("decision", decision="rework", opinion="补充审查")
+        timers = case.rt.pending_timers()
+        if ended >= due:  # reopened overdue: its timer fired at once
+            assert timers == [] and datetime.fromisoformat(case.data["review_deadline"]) == due
+        else:
+            assert [t.due_at for t in timers] == [due]
+
+
 def test_deny_delivers_the_denial_notice() -> None:
     case = accept(start("HE-001"))
     case.complete("review", result="fail", opinion="检测报告不合格", needs_special_procedure=False)
@@ -245,6 +282,33 @@ class TestReviewEscalationAcrossNationalDay2025:
             "escalation",
             "review",
         ]
+
+    def test_a_review_reworked_after_a_deadline_that_passed_at_the_decision_is_escalated_once(self) -> None:
+        """The review was done in time and its deadline passed while the decision was pending: no timer
+        was waiting then, so the review reopened by the rework is that deadline's first escalation (it
+        was taken for one already sent), and a second rework sends none."""
+        case = self.case()
+        case.at(shanghai(2025, 10, 11, 15)).complete(
+            "review", result="pass", opinion="", needs_special_procedure=False
+        )
+        case.at(shanghai(2025, 10, 14, 9)).complete("decision", decision="rework", opinion="补充审查")
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]
+        assert case.data["escalation_count"] == 1
+        case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+        case.complete("decision", decision="rework", opinion="再次补充审查")
+        assert case.fire_timers() == []
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]  # still the one
+
+    def test_an_immediate_item_reworked_after_its_day_is_reviewed_and_escalated(self) -> None:
+        """An immediate item goes to the decision at once; reworked on a later day, its review opens past
+        the same-day deadline, which no review was open at: escalated then, once."""
+        case = accept(start("MR-003", when=(2025, 11, 3, 9)))
+        assert case.ready_ids() == ["decision"]
+        case.at(shanghai(2025, 11, 5, 9)).complete("decision", decision="rework", opinion="补充审查")
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]
+        case.complete("review", result="pass", opinion="", needs_special_procedure=False)
+        case.complete("decision", decision="rework", opinion="再次补充审查")
+        assert sorted(t.element_id for t in case.ready()) == ["escalation", "review"]
 
     def test_open_escalation_is_closed_when_the_case_ends(self) -> None:
         case = self.case()

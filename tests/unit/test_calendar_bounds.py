@@ -17,6 +17,7 @@ from engine.workflow.helpers import (
     HELPER_YEAR_MARGIN,
     MAX_WORKING_DAYS,
     add_working_days,
+    paused_deadline,
     working_days_between,
     working_deadline,
 )
@@ -36,6 +37,30 @@ from engine.workflow.sandbox import SandboxEnvironment
         (lambda: working_deadline("2025-01-02", 10**6), "days", "bad_number"),
         (lambda: working_days_between("2025-01-02", "9000-01-01"), "b", "date_out_of_range"),
         (lambda: working_days_between("2010-01-01", "2025-01-01"), "b", "span_too_long"),
+        (lambda: paused_deadline("2025-01-02", MAX_WORKING_DAYS + 1, []), "days", "bad_number"),
+        (lambda: paused_deadline("2025-01-02", -1, []), "days", "bad_number"),
+        (lambda: paused_deadline("2025-01-02", 3, "[]"), "pauses", "bad_argument"),
+        (lambda: paused_deadline("2025-01-02", 3, [{}] * 1001), "pauses", "bad_argument"),
+        (lambda: paused_deadline("2025-01-02", 3, [["2025-01-03", "2025-01-04"]]), "pauses", "bad_argument"),
+        (
+            lambda: paused_deadline("2025-01-02", 3, [{"paused_from": "9999-01-01"}]),
+            "paused_from",
+            "date_out_of_range",
+        ),
+        (
+            lambda: paused_deadline(
+                "2025-01-02", 3, [{"paused_from": "2025-01-06", "paused_until": "2025-01-03"}]
+            ),
+            "pauses",
+            "time_out_of_order",
+        ),
+        (
+            lambda: paused_deadline(
+                "2025-01-06", 3, [{"paused_from": "2025-01-03", "paused_until": "2025-01-07"}]
+            ),
+            "pauses",
+            "time_out_of_order",
+        ),
     ],
 )
 def test_helpers_refuse_unbounded_arguments_naming_them(call: object, argument: str, code: str) -> None:
@@ -53,6 +78,17 @@ def test_helpers_accept_a_span_of_a_few_years_around_the_known_ones() -> None:
     assert add_working_days(f"{last + HELPER_YEAR_MARGIN}-06-02", 1)
     assert add_working_days("2025-01-02", MAX_WORKING_DAYS) > "2028-01-01"
     assert working_days_between("2025-01-01", "2025-12-31") > 200
+
+
+def test_paused_deadline_without_pauses_is_working_deadline_and_with_them_the_clocks() -> None:
+    for start, days in [
+        ("2025-09-30T10:00:00+08:00", 3),
+        ("2026-02-11T00:00:00+08:00", 5),
+        ("2025-10-03", 0),
+    ]:
+        assert paused_deadline(start, days, []) == working_deadline(start, days)
+    log = [{"paused_from": "2025-10-09T01:00:00+00:00", "paused_until": "2025-10-11T02:00:00+00:00"}]
+    assert paused_deadline("2025-09-30T10:00:00+08:00", 3, log) == "2025-10-15T00:00:00+08:00"
 
 
 def test_from_an_expression_the_refusal_names_the_argument() -> None:

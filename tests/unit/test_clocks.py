@@ -125,6 +125,31 @@ def test_pause_after_the_deadline_keeps_it_red(cal: WorkingCalendar) -> None:
     clock.pause(sh(2025, 10, 22, 9), "听证")
     assert clock.status(sh(2025, 10, 24, 9), cal) == "red"
     assert clock.due_at(cal, sh(2025, 10, 24, 9)) == sh(2025, 10, 21, 0)
+    assert clock.due_at(cal) == sh(2025, 10, 21, 0)  # known while paused: no pause moves it any more
+    before = Clock("promised", sh(2025, 10, 13, 10), limit_days=5)
+    before.pause(sh(2025, 10, 20, 23, 59), "听证")  # a minute left: the deadline waits for the resumption
+    assert before.due_at(cal) is None
+
+
+@pytest.mark.parametrize("limit", [{"limit_days": 1}, {"limit_hours": 4.0}])
+def test_a_pause_begun_after_the_deadline_does_not_move_it(cal: WorkingCalendar, limit: dict) -> None:
+    """Whatever the unit, a suspension once the time has run out moves the deadline not at all, and one
+    begun before it moves it by as much as it took out (hours: its length; days: its working days)."""
+    clock = Clock(kind="task", started_at=sh(2025, 10, 13, 9), **limit)
+    due = clock.due_at(cal)
+    assert due is not None
+    clock.pause(due + (due - clock.started_at), "听证")  # well after the deadline
+    clock.resume(clock.pauses[-1].start + (due - clock.started_at) * 3)
+    assert clock.due_at(cal) == due
+    assert clock.status(clock.pauses[-1].end, cal) == "red"
+    clock.stop(clock.pauses[-1].end)
+    assert clock.due_at(cal) == due and clock.finished_on_time(cal) is False
+    hours = Clock(kind="task", started_at=sh(2025, 10, 13, 9), limit_hours=4.0)
+    hours.pause(sh(2025, 10, 13, 12), "检验检测")  # one hour left: due an hour after the resume
+    hours.resume(sh(2025, 10, 13, 18))
+    hours.pause(sh(2025, 10, 13, 20), "听证")  # after 19:00: moves nothing
+    hours.resume(sh(2025, 10, 14, 9))
+    assert hours.due_at(cal) == sh(2025, 10, 13, 19)
 
 
 def test_pause_and_resume_are_checked(cal: WorkingCalendar) -> None:
