@@ -269,3 +269,31 @@ def test_an_event_based_gateway_leading_to_a_task_is_a_problem_of_the_flow() -> 
     assert found(document(body, extra=EXTRA)) == []
     wrong = body + flow("g", "review", None, "f_review") + user_task("review") + flow("review", "e2")
     assert found(document(wrong, extra=EXTRA)) == [("f_review", "bad_event_gateway_target")]
+
+
+CANCEL_END = '<bpmn:endEvent id="stage_end"><bpmn:cancelEventDefinition/></bpmn:endEvent>'
+CANCEL_THROW = (
+    '<bpmn:intermediateThrowEvent id="throw"><bpmn:cancelEventDefinition/></bpmn:intermediateThrowEvent>'
+)
+TOP_CANCEL = '<bpmn:endEvent id="end"><bpmn:cancelEventDefinition/></bpmn:endEvent>'
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (document(linear(user_task("review"), "review", "review").replace('<bpmn:endEvent id="end"/>',
+                                                                          TOP_CANCEL)),
+         [("end", "misplaced_cancel_event")]),
+        (staged(STAGE.replace('<bpmn:endEvent id="stage_end"/>', CANCEL_END)),
+         [("stage_end", "misplaced_cancel_event")]),
+        (staged(STAGE + CANCEL_THROW, tag="transaction"), [("throw", "misplaced_cancel_event")]),
+        (staged(STAGE.replace('<bpmn:endEvent id="stage_end"/>', CANCEL_END), tag="transaction"), []),
+    ],
+)  # fmt: skip
+def test_a_cancel_end_event_outside_a_transaction_is_a_problem_of_the_event(
+    model: bytes, expected: list[tuple[str, str]]
+) -> None:
+    """BPMN 2.0 (10.5.5) allows a cancel end event in a transaction only, and Camunda 7 refuses one elsewhere:
+    drawn in the process the library cancelled the whole instance, in an embedded sub-process that
+    sub-process, as if it were valid."""
+    assert found(model) == expected
