@@ -12,6 +12,9 @@ is a problem of the element that breaks the rule, with a stable code and a sente
   start event: BPMN 2.0, 10.5.2, "only a None Start Event is allowed" in an embedded sub-process; the
   library would wait there for the event, or start at once for an error or escalation). The start events
   of an event sub-process are checked by :func:`.checks.event_subprocess_problems`.
+* **The process** that has a start event has an end event too (``missing_end_event`` on the process: BPMN
+  2.0, 10.5.3, "If there is a Start Event, then there MUST be at least one End Event"; the library ends an
+  instance at one, so an instance of such a process stayed running for ever after its last task).
 * **Sequence flows** connect two flow nodes of the level they are drawn in (BPMN 2.0, 10.4.1: neither
   into nor out of a sub-process, nor between pools; ``flow_crosses_boundary``: the library parsed the
   node inside into the outer level, which then ran it twice, or refused a flow out with its English
@@ -264,6 +267,14 @@ def shape_problems(process: Any, ids: Mapping[str, Any], repeated: Mapping[str, 
     element of the document by id (the first of a repeated id); ``repeated``: the BPMN elements of each id
     that more than one has."""
     problems = _id_problems(process, repeated) + _message_flow_problems(process, ids, repeated)
+    kinds = {local(child) for child in process}
+    if "startEvent" in kinds and "endEvent" not in kinds:
+        text = (
+            f"流程 {process.get('id')} 有开始事件却没有结束事件：本引擎在流程到达结束事件时办结实例，"
+            "没有结束事件的实例办完最后一步后永远不会办结（BPMN 规定有开始事件就至少要有一个结束事件）；"
+            "请在每条路径的末尾画一个结束事件"
+        )
+        problems.append(Problem(process.get("id"), "missing_end_event", text, process.sourceline))
     for flow in process.iter(f"{B}sequenceFlow"):
         problems.extend(_flow_problems(flow, ids, repeated))
     sources = {flow.get("sourceRef") for flow in process.iter(f"{B}sequenceFlow")}

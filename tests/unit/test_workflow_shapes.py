@@ -215,6 +215,7 @@ def test_a_gateway_without_an_outgoing_flow_is_a_problem_of_the_gateway(kind: st
     """Deployed before: an exclusive one failed the step with the library's English ``At least one output
     required`` (engine_error), a parallel one left the instance running for ever."""
     body = '<bpmn:startEvent id="start"/>' + flow("start", "a") + user_task("a") + flow("a", "gw")
+    body += flow("a", "done") + '<bpmn:endEvent id="done"/>'  # the process has an end event of its own
     assert found(document(body + f'<bpmn:{kind} id="gw"/>')) == [("gw", "gateway_without_outgoing")]
 
 
@@ -297,3 +298,15 @@ def test_a_cancel_end_event_outside_a_transaction_is_a_problem_of_the_event(
     drawn in the process the library cancelled the whole instance, in an embedded sub-process that
     sub-process, as if it were valid."""
     assert found(model) == expected
+
+
+def test_a_process_with_a_start_event_and_no_end_event_is_a_problem_of_the_process() -> None:
+    """BPMN 2.0 (10.5.3): a level with a start event has an end event. The library ends an instance at an end
+    event only: the instance of such a process stayed running for ever after its last task, and an end event
+    inside a sub-process does not end the process."""
+    last_task = '<bpmn:startEvent id="start"/>' + flow("start", "review") + user_task("review")
+    assert found(document(last_task)) == [("p", "missing_end_event")]
+    tail = b'<bpmn:sequenceFlow id="f_end" sourceRef="stage" targetRef="end"/>\n<bpmn:endEvent id="end"/>'
+    assert tail in staged()
+    assert found(staged().replace(tail, b"")) == [("p", "missing_end_event")]
+    assert found(document(last_task + flow("review", "done") + '<bpmn:endEvent id="done"/>')) == []
