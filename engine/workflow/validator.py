@@ -363,6 +363,8 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             if local(holder) == "startEvent" and local(holder.getparent()) == "process":
                 problems.append(Problem(owner, "unsupported_element", TIMER_START, line))
             specs = [c for c in element if local(c) in ("timeDate", "timeDuration", "timeCycle")]
+            if specs and local(specs[0]) == "timeCycle":
+                problems.extend(_cycle_on_one_pass(holder, owner, line))
             if not specs or not _text(specs[0]):
                 problems.append(
                     Problem(
@@ -438,6 +440,28 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
         ):
             _check_expr(problems, formal, "数据表达式")
     return problems
+
+
+def _cycle_on_one_pass(event: Any, owner: str | None, line: int | None) -> list[Problem]:
+    """A ``timeCycle`` on an event a token passes once: an interrupting boundary event (the library fired
+    it on every cycle without interrupting the task, each firing starting the boundary's path again) or an
+    intermediate catch event (the token went on once per cycle). Camunda 7 warns and fires such a timer
+    once; the author means a duration or a date."""
+    kind = local(event)
+    if kind == "boundaryEvent" and (event.get("cancelActivity") or "true").strip().lower() != "false":
+        text = (
+            f"中断型边界定时器 {owner} 不能用循环定时器（timeCycle）：它第一次触发就应中断所附着的活动，"
+            "不会再循环；请改用 timeDuration 或 timeDate，"
+            '要每隔一段时间提醒一次请设为非中断（cancelActivity="false"）'
+        )
+        return [Problem(owner, "unsupported_interrupting_cycle", text, line)]
+    if kind == "intermediateCatchEvent":
+        text = (
+            f"中间定时事件 {owner} 不能用循环定时器（timeCycle）：流程经过中间事件只有一次，"
+            "等到时间就继续；请改用 timeDuration 或 timeDate，要重复提醒请用非中断的边界循环定时器"
+        )
+        return [Problem(owner, "unsupported_intermediate_cycle", text, line)]
+    return []
 
 
 def _correlation_problems(scan: _Scan) -> list[Problem]:
