@@ -38,7 +38,7 @@ from .library_text import library_problem
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
 from .shapes import REFERENCED, shape_problems
-from .structure import recursion_problems, reference_problems, token_problems
+from .structure import recursion_problems, reference_problems, token_problems, unreachable_problems
 from .timers import check_timer_expression
 from .xml import BPMN_MODEL_NS, parse_xml
 
@@ -516,6 +516,7 @@ def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[
     problems.extend(more)
     problems.extend(shape_problems(process, scan.ids, scan.repeated))
     problems.extend(token_problems(process))
+    problems.extend(unreachable_problems(process))
     problems.extend(reference_problems(process, scan.ids, scan.repeated))
     extension_problems, extension_notes = camunda_checks(process)
     problems.extend(extension_problems)
