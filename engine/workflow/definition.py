@@ -32,8 +32,8 @@ semantics; 3: a parallel or inclusive join merges what each branch changed, ``sp
 process or sub-process merges what each branch that ended changed, ``specs.OwMergingEndJoin``, and the
 branches a non-interrupting cycle timer started outlive the task it is attached to,
 ``specs.OwBoundaryEventJoin``; 6: a receive task without ``messageRef`` waits for the message named as it,
-``parser._ReceiveByNameParser``). A stored spec of another reading still loads and runs the instances
-started on it; deploying the same document again makes a new version read this way
+and a send task sends it, ``parser._MessageByNameParser``). A stored spec of another reading still loads and
+runs the instances started on it; deploying the same document again makes a new version read this way
 (:meth:`Definition.read_as_now`). A fault mended in a class every reading builds (a join that fired
 before its round's branches had arrived) is mended for the specs of every reading."""
 

@@ -411,11 +411,12 @@ class _EventStartParser:
         return task
 
 
-class _ReceiveByNameParser:
-    """A receive task with neither ``messageRef`` nor a message event definition waits for the message named
-    as the task, as a catching message event without ``messageRef`` does (note ``message_by_event_name``;
-    one without a name is ``missing_message``). The library read it as no event at all: the task passed
-    through without waiting, where Camunda 7 and Flowable wait there until it is triggered."""
+class _MessageByNameParser:
+    """A receive (send) task with neither ``messageRef`` nor a message event definition waits for (sends)
+    the message named as the task, as a message event without ``messageRef`` does (note
+    ``message_by_event_name``; one without a name is ``missing_message``). The library read it as no event
+    at all: a receive task passed through without waiting, where Camunda 7 and Flowable wait there until it
+    is triggered, and a send task sent nothing."""
 
     node: etree._Element
 
@@ -433,7 +434,8 @@ class _ReceiveByNameParser:
 PARSER_MIXINS: dict[str, tuple[type, ...]] = {
     full_tag("subProcess"): (_EventSubprocessParser,),
     START_TAG: (_EventStartParser,),
-    full_tag("receiveTask"): (_ReceiveByNameParser,),
+    full_tag("receiveTask"): (_MessageByNameParser,),
+    full_tag("sendTask"): (_MessageByNameParser,),
 }
 """Mixins of one tag's node parser, before ``_OwNodeMixin``."""
 

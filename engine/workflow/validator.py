@@ -27,6 +27,7 @@ from engine.errors import InvalidInput, Problem, UnsafeExpression
 from .api import OW_NS, DocumentReport, ProcessReport
 from .camunda import camunda_checks, is_cron, juel_problem, sandbox_text
 from .checks import (
+    CATCHING,
     flow_node_count,
     lane_of,
     message_without_ref,
@@ -373,12 +374,12 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                 )
             else:
                 _check_timer(problems, specs[0], _text(specs[0]), "定时器表达式")
-        elif name == "messageEventDefinition" or (name == "receiveTask"):
-            parent_name = local(element.getparent()) if name == "messageEventDefinition" else name
+        elif name in ("messageEventDefinition", "receiveTask", "sendTask"):
+            holder = element.getparent() if name == "messageEventDefinition" else element
             ref = element.get("messageRef")
-            catching = parent_name in ("intermediateCatchEvent", "boundaryEvent", "startEvent", "receiveTask")
+            catching = local(holder) in CATCHING
             if (
-                name == "receiveTask"
+                name != "messageEventDefinition"
                 and ref is None
                 and element.find(f"{B}messageEventDefinition") is not None
             ):
@@ -386,6 +387,13 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             if ref is None and catching:
                 found, _ = message_without_ref(element, owner)
                 problems.extend(found)
+            elif ref is None and not (holder.get("name") or "").strip():
+                text = (
+                    f"发送消息的{'任务' if name == 'sendTask' else '事件'} {holder.get('id')} 既没有引用消息"
+                    "（messageRef）也没有名称：不知道要发送哪个消息，它会什么也不发就通过；"
+                    "请引用一个消息，或给它起名（按名称发送，同名的接收事件可以收到）"
+                )
+                problems.append(Problem(owner, "missing_message", text, line))
             elif ref is not None and ref not in scan.messages:
                 problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
         elif name == "conditionalEventDefinition":

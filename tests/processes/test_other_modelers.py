@@ -127,6 +127,53 @@ def test_a_receive_task_without_message_ref_waits_for_the_message_named_as_it(db
     assert status(db, case) == "completed"
 
 
+def _sending(element: str) -> bytes:
+    """start -> parallel split: ``element`` (id ``Send``, sending) -> end, and the receive task
+    ``Activity_paid`` -> review -> end."""
+    split = (
+        '<bpmn:parallelGateway id="Split" />'
+        '<bpmn:sequenceFlow id="Flow_s" sourceRef="Split" targetRef="Send" />'
+        f'{element}<bpmn:sequenceFlow id="Flow_e" sourceRef="Send" targetRef="End_sent" />'
+        '<bpmn:endEvent id="End_sent" />'
+        '<bpmn:sequenceFlow id="Flow_r" sourceRef="Split" targetRef="Activity_paid" />'
+    ).encode()
+    model = RECEIVE_BY_NAME.replace(b'targetRef="Activity_paid" />', b'targetRef="Split" />' + split, 1)
+    return model.replace(b"receive_by_name", b"send_by_name")
+
+
+THROW = '<bpmn:intermediateThrowEvent id="Send"><bpmn:messageEventDefinition /></bpmn:intermediateThrowEvent>'
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        '<bpmn:sendTask id="Send" />',
+        THROW,
+    ],
+)
+def test_a_send_task_or_message_throw_without_message_or_name_is_a_problem_of_it(element: str) -> None:
+    """Neither a message nor a name: nothing says what to send, and the library passed it by sending
+    nothing. (Camunda 7 refuses a send task without an implementation.)"""
+    (process,) = validate_document(_sending(element), "send.bpmn").processes
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [("Send", "missing_message")]
+    assert "messageRef" in process.problems[0]["message"]
+
+
+def test_a_send_task_without_message_ref_sends_the_message_named_as_it(db, clock) -> None:
+    """As a message throw event without ``messageRef`` sends the message named as it, a send task does: the
+    receive task of the same name gets it (the library read the send task as no event: nothing was sent)."""
+    model = _sending('<bpmn:sendTask id="Send" name="缴费确认" />')
+    (process,) = validate_document(model, "send.bpmn").processes
+    assert process.executable
+    assert ("Send", "message_by_event_name") in [(n["element_id"], n["code"]) for n in process.notes]
+    svc = WorkflowService(db, clock=clock)
+    deploy_documents(svc, [(model, "send.bpmn")], "designer")
+    case = svc.start("send_by_name", {}, "applicant").instance_id
+    assert [e for e, _ in open_tasks(db, case)] == ["Task_review"]  # sent and received in the same step
+    complete(svc, db, case, "Task_review", approved=True)
+    assert status(db, case) == "completed"
+
+
 def test_a_call_activity_into_another_file_deploys_with_it(db, clock) -> None:
     caller, shared = doc("call_caller.bpmn"), doc("call_shared_review.bpmn")
     (alone,) = validate_document(*caller).processes
