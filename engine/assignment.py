@@ -49,9 +49,8 @@ def is_placeholder(group: str) -> bool:
     return PLACEHOLDER.match(group.strip()) is not None
 
 
-def resolve_group(group: str, data: Mapping[str, Any], *, element_id: str | None = None) -> str:
-    """One candidate group: a literal as is, a ``${path}`` placeholder looked up in ``data``; the value
-    must be one name of the safe alphabet (:data:`GROUP_NAME`), else ``InvalidInput`` naming the element."""
+def _placeholder_value(group: str, data: Mapping[str, Any], element_id: str | None) -> tuple[bool, Any]:
+    """``(False, literal)`` for a literal group, ``(True, value)`` for a ``${path}`` looked up in ``data``."""
     text = group.strip()
     match = PLACEHOLDER.match(text)
     if match is None:
@@ -59,7 +58,7 @@ def resolve_group(group: str, data: Mapping[str, Any], *, element_id: str | None
             raise InvalidInput(
                 "候选组占位符格式错误", code="bad_group_placeholder", group=group, element_id=element_id
             )
-        return text
+        return False, text
     value: Any = data
     for part in match.group(1).split("."):
         if not isinstance(value, Mapping) or part not in value:
@@ -71,6 +70,11 @@ def resolve_group(group: str, data: Mapping[str, Any], *, element_id: str | None
                 element_id=element_id,
             )
         value = value[part]
+    return True, value
+
+
+def _name(value: Any, group: str, element_id: str | None) -> str:
+    """The one safe group (or user) name ``value`` must be (:data:`GROUP_NAME`)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(
             "候选组占位符的值必须是非空字符串", code="unresolved_group", group=group, element_id=element_id
@@ -88,15 +92,32 @@ def resolve_group(group: str, data: Mapping[str, Any], *, element_id: str | None
     return name
 
 
+def resolve_group(group: str, data: Mapping[str, Any], *, element_id: str | None = None) -> str:
+    """One candidate group (or the assignee): a literal as is, a ``${path}`` placeholder looked up in
+    ``data``; the value must be one name of the safe alphabet (:data:`GROUP_NAME`), else ``InvalidInput``
+    naming the element."""
+    placeholder, value = _placeholder_value(group, data, element_id)
+    return _name(value, group, element_id) if placeholder else value
+
+
 def resolve_candidate_groups(
     groups: Iterable[str], data: Mapping[str, Any], *, element_id: str | None = None
 ) -> tuple[str, ...]:
-    """All candidate groups of a task with placeholders resolved (order kept, duplicates dropped)."""
+    """All candidate groups (or users) of a task with placeholders resolved (order kept, duplicates
+    dropped). A placeholder may resolve to a list of names too, each one name of the safe alphabet: Camunda 7
+    reads a ``candidateGroups`` / ``candidateUsers`` expression that gives a collection as one candidate per
+    member (``${departments}`` for the departments of a joint approval). An empty list is
+    ``unresolved_group``, as an empty text is: the task would have no candidate."""
     out: list[str] = []
     for group in groups:
-        value = resolve_group(group, data, element_id=element_id)
-        if value not in out:
-            out.append(value)
+        placeholder, value = _placeholder_value(group, data, element_id)
+        if not placeholder:
+            names = [value]
+        elif isinstance(value, list | tuple) and value:
+            names = [_name(member, group, element_id) for member in value]
+        else:
+            names = [_name(value, group, element_id)]
+        out.extend(name for name in names if name not in out)
     return tuple(out)
 
 

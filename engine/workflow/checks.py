@@ -257,15 +257,19 @@ def process_checks(process: Any) -> tuple[list[Problem], list[Problem]]:
     for loop in process.iter(f"{B}multiInstanceLoopCharacteristics"):
         owner = loop.getparent().get("id")
         problems.extend(_multi_instance(loop, owner))
-    for element in process.iter(f"{B}messageEventDefinition", f"{B}receiveTask"):
+    for element in process.iter(f"{B}messageEventDefinition", f"{B}receiveTask", f"{B}sendTask"):
         kind = local(element)
-        parent = local(element.getparent()) if kind == "messageEventDefinition" else kind
-        if element.get("messageRef") is not None or parent not in CATCHING:
+        holder = element.getparent() if kind == "messageEventDefinition" else element
+        if element.get("messageRef") is not None:
             continue
-        if kind == "receiveTask" and element.find(f"{B}messageEventDefinition") is not None:
+        if kind != "messageEventDefinition" and element.find(f"{B}messageEventDefinition") is not None:
             continue
-        owner = element.get("id") if kind == "receiveTask" else element.getparent().get("id")
-        notes.extend(message_without_ref(element, owner)[1])
+        if local(holder) in CATCHING:
+            notes.extend(message_without_ref(element, holder.get("id"))[1])
+        elif (holder.get("name") or "").strip():  # nameless: ``missing_message`` (the validator's)
+            name = (holder.get("name") or "").strip()
+            text = f"没有引用消息（messageRef）：按名称“{name}”发送消息（同名的接收事件或接收任务收到它）"
+            notes.append(Problem(holder.get("id"), "message_by_event_name", text, element.sourceline))
     containers = [process, *(e for e in process.iter() if local(e) in CONTAINERS - {"process"})]
     for container in containers:
         flows = [child for child in container if local(child) == "sequenceFlow"]

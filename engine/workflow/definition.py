@@ -24,15 +24,16 @@ from .serializer import specs_from_dict, specs_to_dict
 from .validator import CompiledDocument, compile_document, compile_documents
 
 SPEC_FORMAT = 1
-READING = 5
+READING = 6
 """How this release reads a BPMN document into a spec; raised when the same text runs differently from an
 earlier release's reading (2: a bpmn:task passes through, camunda:in/out map as Camunda 7's, JUEL has EL's
 semantics; 3: a parallel or inclusive join merges what each branch changed, ``specs.OwParallelGateway``;
 4: an event sub-process is built as one and runs as BPMN says, ``.event_subprocesses``; 5: the end of a
 process or sub-process merges what each branch that ended changed, ``specs.OwMergingEndJoin``, and the
 branches a non-interrupting cycle timer started outlive the task it is attached to,
-``specs.OwBoundaryEventJoin``). A stored spec of another reading still loads and runs the instances
-started on it; deploying the same document again makes a new version read this way
+``specs.OwBoundaryEventJoin``; 6: a receive task without ``messageRef`` waits for the message named as it,
+and a send task sends it, ``parser._MessageByNameParser``). A stored spec of another reading still loads and
+runs the instances started on it; deploying the same document again makes a new version read this way
 (:meth:`Definition.read_as_now`). A fault mended in a class every reading builds (a join that fired
 before its round's branches had arrived) is mended for the specs of every reading."""
 

@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
 from SpiffWorkflow.bpmn.parser.task_parsers import SubprocessParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 
 from engine.errors import Problem, UnsafeDocument
 
@@ -412,9 +413,31 @@ class _EventStartParser:
         return task
 
 
+class _MessageByNameParser:
+    """A receive (send) task with neither ``messageRef`` nor a message event definition waits for (sends)
+    the message named as the task, as a message event without ``messageRef`` does (note
+    ``message_by_event_name``; one without a name is ``missing_message``). The library read it as no event
+    at all: a receive task passed through without waiting, where Camunda 7 and Flowable wait there until it
+    is triggered, and a send task sent nothing."""
+
+    node: etree._Element
+
+    def create_task(self) -> Any:
+        name = self.node.get("name") or ""
+        if (
+            self.node.get("messageRef") is None
+            and not self.xpath(MESSAGE_EVENT_XPATH)  # type: ignore[attr-defined]
+            and name.strip()
+        ):
+            return self._create_task(MessageEventDefinition(name, {}, description="Message"))  # type: ignore[attr-defined]
+        return super().create_task()  # type: ignore[misc]
+
+
 PARSER_MIXINS: dict[str, tuple[type, ...]] = {
     full_tag("subProcess"): (_EventSubprocessParser,),
     START_TAG: (_EventStartParser,),
+    full_tag("receiveTask"): (_MessageByNameParser,),
+    full_tag("sendTask"): (_MessageByNameParser,),
 }
 """Mixins of one tag's node parser, before ``_OwNodeMixin``."""
 

@@ -12,6 +12,9 @@ is a problem of the element that breaks the rule, with a stable code and a sente
   start event: BPMN 2.0, 10.5.2, "only a None Start Event is allowed" in an embedded sub-process; the
   library would wait there for the event, or start at once for an error or escalation). The start events
   of an event sub-process are checked by :func:`.checks.event_subprocess_problems`.
+* **The process** that has a start event has an end event too (``missing_end_event`` on the process: BPMN
+  2.0, 10.5.3, "If there is a Start Event, then there MUST be at least one End Event"; the library ends an
+  instance at one, so an instance of such a process stayed running for ever after its last task).
 * **Sequence flows** connect two flow nodes of the level they are drawn in (BPMN 2.0, 10.4.1: neither
   into nor out of a sub-process, nor between pools; ``flow_crosses_boundary``: the library parsed the
   node inside into the outer level, which then ran it twice, or refused a flow out with its English
@@ -27,6 +30,12 @@ is a problem of the element that breaks the rule, with a stable code and a sente
   end): one between two nodes of one process (``message_flow_in_pool``) or to an element that is neither
   (``missing_flow_node``) was accepted without effect, as the library reads no message flow; a message
   inside one process is a thrown and a caught event, or a data change.
+* **Cancel events** end a transaction only (BPMN 2.0, 10.5.5: "A Cancel End Event MUST only be used within a
+  Transaction Sub-Process"; there is no cancel intermediate throw event): a cancel end event drawn in a
+  process or an embedded sub-process, or a cancel throw event, is ``misplaced_cancel_event`` (the library
+  cancelled the whole instance, or the sub-process, without a word; Camunda 7 refuses it: "end event with
+  cancelEventDefinition only supported inside transaction subprocess"). A cancel boundary event on anything
+  but a transaction is the library's own refusal (``library_text``).
 * **Ids.** Every flow node, sequence flow and process has an id (``missing_id``, named by its tag, name
   and line: the library failed on a process without one with a ``TypeError``), and no two elements of a
   document that others refer to by id (:data:`REFERENCED`) share one (``duplicate_id`` on each: the
@@ -100,6 +109,28 @@ def _subprocess_problems(element: Any) -> list[Problem]:
             "（不支持 BPMN 省略结束事件的画法），请在其中画一个结束事件"
         )
         problems.append(Problem(element_id, "missing_end_event", text, line))
+    return problems
+
+
+def _cancel_problems(process: Any) -> list[Problem]:
+    problems: list[Problem] = []
+    for definition in process.iter(f"{B}cancelEventDefinition"):
+        event = definition.getparent()
+        kind = local(event)
+        if kind == "endEvent" and local(event.getparent()) == "transaction":
+            continue
+        if kind not in ("endEvent", "intermediateThrowEvent"):
+            continue  # a boundary event: the library's text; a start event: the event checks'
+        where = _where(event.getparent()) if kind == "endEvent" else ""
+        text = (
+            f"取消结束事件 {event.get('id')} 画在{where} 中：取消事件只能用于事务子流程（bpmn:transaction），"
+            "取消结束事件须直接画在事务中（事务被取消后由其上的取消边界事件接续）；要结束流程请用空结束事件，"
+            "要终止全部分支请用终止结束事件"
+            if kind == "endEvent"
+            else f"取消中间抛出事件 {event.get('id')}：BPMN 没有取消中间抛出事件，"
+            "取消事件只能是事务中的结束事件；请改为事务中的取消结束事件"
+        )
+        problems.append(Problem(event.get("id"), "misplaced_cancel_event", text, event.sourceline))
     return problems
 
 
@@ -236,6 +267,14 @@ def shape_problems(process: Any, ids: Mapping[str, Any], repeated: Mapping[str, 
     element of the document by id (the first of a repeated id); ``repeated``: the BPMN elements of each id
     that more than one has."""
     problems = _id_problems(process, repeated) + _message_flow_problems(process, ids, repeated)
+    kinds = {local(child) for child in process}
+    if "startEvent" in kinds and "endEvent" not in kinds:
+        text = (
+            f"流程 {process.get('id')} 有开始事件却没有结束事件：本引擎在流程到达结束事件时办结实例，"
+            "没有结束事件的实例办完最后一步后永远不会办结（BPMN 规定有开始事件就至少要有一个结束事件）；"
+            "请在每条路径的末尾画一个结束事件"
+        )
+        problems.append(Problem(process.get("id"), "missing_end_event", text, process.sourceline))
     for flow in process.iter(f"{B}sequenceFlow"):
         problems.extend(_flow_problems(flow, ids, repeated))
     sources = {flow.get("sourceRef") for flow in process.iter(f"{B}sequenceFlow")}
@@ -247,4 +286,5 @@ def shape_problems(process: Any, ids: Mapping[str, Any], repeated: Mapping[str, 
         problems.append(Problem(gateway.get("id"), "gateway_without_outgoing", text, gateway.sourceline))
     for element in process.iter(*(f"{B}{name}" for name in SCOPES)):
         problems.extend(_subprocess_problems(element))
+    problems.extend(_cancel_problems(process))
     return problems

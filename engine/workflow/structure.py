@@ -11,6 +11,16 @@
   set): every instance starts another one, without end. :func:`recursion_problems` names each call activity
   on such a cycle.
 
+:func:`unreachable_problems` names each flow node that no path from a start event reaches
+(``unreachable_node``): a task left on the canvas without an incoming flow, or a chain of nodes that only
+leads out of it. Camunda 7 deploys such a model and never runs those nodes; nothing a model says is
+silently dropped here. A path starts at a start event of a level that is reached (the process; an embedded
+sub-process when the flow reaches it; an event sub-process whenever its level is reached), at a boundary
+event of a reached activity, at any node without an incoming flow of a reached ad-hoc sub-process or of a
+reached level drawn without a start event (BPMN 2.0, 10.5.2; ``subprocess_start_count`` says so), and at
+what is started otherwise than by a flow (a link catch event, a compensation handler: reported elsewhere).
+A node inside a level that is not reached is named through that level only.
+
 :func:`reference_problems` names the references the library would drop silently or fail on with its own
 text: an error, signal or escalation that is not defined, a boundary event attached to nothing (or to no
 activity), a ``default`` that is not one of the element's outgoing flows, a flow whose end is missing.
@@ -26,7 +36,7 @@ from engine.errors import Problem
 from .checks import FLOW_NODES, GATEWAYS, local
 from .xml import BPMN_MODEL_NS
 
-__all__ = ["MAX_TOKENS", "recursion_problems", "reference_problems", "token_problems"]
+__all__ = ["MAX_TOKENS", "recursion_problems", "reference_problems", "token_problems", "unreachable_problems"]
 
 B = f"{{{BPMN_MODEL_NS}}}"
 MAX_TOKENS = 10_000
@@ -65,6 +75,71 @@ def token_problems(process: Any) -> list[Problem]:
                 )
             ]
     return []
+
+
+_LEVELS = ("subProcess", "transaction", "adHocSubProcess")
+_KIND_TEXT = {"startEvent": "开始事件", "endEvent": "结束事件", "boundaryEvent": "边界事件"}
+
+
+def _started_otherwise(node: Any, level: Any, incoming: Container[str]) -> bool:
+    """Whether ``node`` of the reached ``level`` starts a path without a flow into it."""
+    kind = local(node)
+    if kind == "startEvent" or (node.get("isForCompensation") or "").strip() == "true":
+        return True
+    if kind == "subProcess" and (node.get("triggeredByEvent") or "").strip() == "true":
+        return True
+    if kind == "intermediateCatchEvent" and node.find(f"{B}linkEventDefinition") is not None:
+        return True
+    without_start = level.find(f"{B}startEvent") is None  # ``subprocess_start_count``: BPMN's reading
+    return (without_start or local(level) == "adHocSubProcess") and node.get("id") not in incoming
+
+
+def unreachable_problems(process: Any) -> list[Problem]:
+    """One ``unreachable_node`` per flow node of a reached level that no path reaches (module doc)."""
+    if process.find(f"{B}startEvent") is None:
+        return []  # ``missing_start_event``: nothing starts at all
+    outgoing: dict[str, list[str]] = {}
+    incoming: set[str] = set()
+    for flow in process.iter(f"{B}sequenceFlow"):
+        outgoing.setdefault(flow.get("sourceRef") or "", []).append(flow.get("targetRef") or "")
+        incoming.add(flow.get("targetRef") or "")
+    nodes = {el.get("id"): el for el in process.iter() if local(el) in FLOW_NODES and el.get("id")}
+    attached: dict[str, list[str]] = {}
+    for node_id, node in nodes.items():
+        if local(node) == "boundaryEvent":
+            attached.setdefault(node.get("attachedToRef") or "", []).append(node_id)
+    reached: set[str] = set()
+    levels = [process]
+    queue: list[str] = []
+    while levels or queue:
+        if levels:
+            level = levels.pop()
+            for child in level:
+                child_id = child.get("id")
+                if local(child) not in FLOW_NODES or not child_id or local(child) == "boundaryEvent":
+                    continue
+                if _started_otherwise(child, level, incoming):
+                    queue.append(child_id)
+            continue
+        node_id = queue.pop()
+        if node_id in reached or node_id not in nodes:
+            continue
+        reached.add(node_id)
+        if local(nodes[node_id]) in _LEVELS:
+            levels.append(nodes[node_id])
+        queue += attached.get(node_id, []) + outgoing.get(node_id, [])
+    levels_reached = {process} | {nodes[i] for i in reached if local(nodes[i]) in _LEVELS}
+    problems: list[Problem] = []
+    for node_id, node in nodes.items():
+        if node_id in reached or local(node) == "boundaryEvent" or node.getparent() not in levels_reached:
+            continue
+        what = _KIND_TEXT.get(local(node), "环节")
+        text = (
+            f"{what} {node_id} 从任何开始事件都走不到（没有顺序流从已执行的环节通到它）：它永远不会执行；"
+            "请用顺序流把它接入流程，或删除它"
+        )
+        problems.append(Problem(node_id, "unreachable_node", text, node.sourceline))
+    return problems
 
 
 def _order_without_back_edges(

@@ -27,6 +27,7 @@ from engine.errors import InvalidInput, Problem, UnsafeExpression
 from .api import OW_NS, DocumentReport, ProcessReport
 from .camunda import camunda_checks, is_cron, juel_problem, sandbox_text
 from .checks import (
+    CATCHING,
     flow_node_count,
     lane_of,
     message_without_ref,
@@ -38,7 +39,7 @@ from .library_text import library_problem
 from .parser import USER_TAGS, OwBpmnParser, camunda_collection, extract_task_meta, is_identifier
 from .sandbox import check_source
 from .shapes import REFERENCED, shape_problems
-from .structure import recursion_problems, reference_problems, token_problems
+from .structure import recursion_problems, reference_problems, token_problems, unreachable_problems
 from .timers import check_timer_expression
 from .xml import BPMN_MODEL_NS, parse_xml
 
@@ -363,6 +364,8 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             if local(holder) == "startEvent" and local(holder.getparent()) == "process":
                 problems.append(Problem(owner, "unsupported_element", TIMER_START, line))
             specs = [c for c in element if local(c) in ("timeDate", "timeDuration", "timeCycle")]
+            if specs and local(specs[0]) == "timeCycle":
+                problems.extend(_cycle_on_one_pass(holder, owner, line))
             if not specs or not _text(specs[0]):
                 problems.append(
                     Problem(
@@ -371,12 +374,12 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                 )
             else:
                 _check_timer(problems, specs[0], _text(specs[0]), "定时器表达式")
-        elif name == "messageEventDefinition" or (name == "receiveTask"):
-            parent_name = local(element.getparent()) if name == "messageEventDefinition" else name
+        elif name in ("messageEventDefinition", "receiveTask", "sendTask"):
+            holder = element.getparent() if name == "messageEventDefinition" else element
             ref = element.get("messageRef")
-            catching = parent_name in ("intermediateCatchEvent", "boundaryEvent", "startEvent", "receiveTask")
+            catching = local(holder) in CATCHING
             if (
-                name == "receiveTask"
+                name != "messageEventDefinition"
                 and ref is None
                 and element.find(f"{B}messageEventDefinition") is not None
             ):
@@ -384,6 +387,13 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
             if ref is None and catching:
                 found, _ = message_without_ref(element, owner)
                 problems.extend(found)
+            elif ref is None and not (holder.get("name") or "").strip():
+                text = (
+                    f"发送消息的{'任务' if name == 'sendTask' else '事件'} {holder.get('id')} 既没有引用消息"
+                    "（messageRef）也没有名称：不知道要发送哪个消息，它会什么也不发就通过；"
+                    "请引用一个消息，或给它起名（按名称发送，同名的接收事件可以收到）"
+                )
+                problems.append(Problem(owner, "missing_message", text, line))
             elif ref is not None and ref not in scan.messages:
                 problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
         elif name == "conditionalEventDefinition":
@@ -440,6 +450,28 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
     return problems
 
 
+def _cycle_on_one_pass(event: Any, owner: str | None, line: int | None) -> list[Problem]:
+    """A ``timeCycle`` on an event a token passes once: an interrupting boundary event (the library fired
+    it on every cycle without interrupting the task, each firing starting the boundary's path again) or an
+    intermediate catch event (the token went on once per cycle). Camunda 7 warns and fires such a timer
+    once; the author means a duration or a date."""
+    kind = local(event)
+    if kind == "boundaryEvent" and (event.get("cancelActivity") or "true").strip().lower() != "false":
+        text = (
+            f"中断型边界定时器 {owner} 不能用循环定时器（timeCycle）：它第一次触发就应中断所附着的活动，"
+            "不会再循环；请改用 timeDuration 或 timeDate，"
+            '要每隔一段时间提醒一次请设为非中断（cancelActivity="false"）'
+        )
+        return [Problem(owner, "unsupported_interrupting_cycle", text, line)]
+    if kind == "intermediateCatchEvent":
+        text = (
+            f"中间定时事件 {owner} 不能用循环定时器（timeCycle）：流程经过中间事件只有一次，"
+            "等到时间就继续；请改用 timeDuration 或 timeDate，要重复提醒请用非中断的边界循环定时器"
+        )
+        return [Problem(owner, "unsupported_intermediate_cycle", text, line)]
+    return []
+
+
 def _correlation_problems(scan: _Scan) -> list[Problem]:
     problems: list[Problem] = []
     root = scan.tree.getroot()
@@ -492,6 +524,7 @@ def _process_problems(scan: _Scan, process_id: str, process: Any) -> tuple[list[
     problems.extend(more)
     problems.extend(shape_problems(process, scan.ids, scan.repeated))
     problems.extend(token_problems(process))
+    problems.extend(unreachable_problems(process))
     problems.extend(reference_problems(process, scan.ids, scan.repeated))
     extension_problems, extension_notes = camunda_checks(process)
     problems.extend(extension_problems)

@@ -419,6 +419,26 @@ def test_a_placeholder_must_resolve_to_one_safe_group_name(db: Engine, clock, va
     assert counts(db)["instances"] == 0
 
 
+def test_a_placeholder_that_gives_a_list_names_each_member_a_candidate(db: Engine, clock) -> None:
+    """Camunda 7 reads ``camunda:candidateGroups="${departments}"`` giving a collection as one candidate group
+    per member (the departments of a joint approval, written by the engine). The task was refused with
+    ``unresolved_group`` at the step that opened it; each member is one safe name, like a single value."""
+    svc = WorkflowService(db, clock=clock)
+    svc.deploy(_group_model(), "g.bpmn", "designer")
+    svc.start("p", {"dept": ["market", "health", "market"]}, "a")
+    with db.connect() as conn:
+        repo = TaskRepository(conn)
+        assert [t["candidate_groups"] for t in repo.inbox(["health"])] == [",market,health,"]
+        assert len(repo.inbox(["market"])) == 1
+    before = counts(db)
+    refused = [([], "unresolved_group"), (["market", "a,b"], "bad_group_value"), ([7], "unresolved_group")]
+    for value, code in refused:
+        with pytest.raises(InvalidInput) as info:
+            svc.start("p", {"dept": value}, "a")
+        assert (info.value.code, info.value.detail["element_id"]) == (code, "t")
+    assert counts(db) == before
+
+
 def test_inbox_filters_are_literal_and_bounded(db: Engine, clock) -> None:
     svc = WorkflowService(db, clock=clock)
     svc.deploy(_group_model(), "g.bpmn", "designer")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.workflow import Runtime, load_definitions
+import pytest
+
+from engine.errors import InvalidModel
+from engine.workflow import Runtime, load_definitions, validate_document
 from tests.processes.driver import _view
 
 REMINDED = """<?xml version="1.0" encoding="UTF-8"?>
@@ -107,3 +110,46 @@ def test_a_reminder_still_to_do_when_the_task_ends_stays_and_the_process_ends_af
     assert not case.rt.completed
     case.complete("remind")
     assert case.rt.completed and case.rt.data == {"reminders": 1, "closed": True}
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        ('cancelActivity="true"', "unsupported_interrupting_cycle"),
+        ("", "unsupported_interrupting_cycle"),  # a boundary event interrupts unless it says otherwise
+    ],
+)
+def test_a_cycle_on_an_interrupting_boundary_timer_is_a_problem_of_the_event(event: str, code: str) -> None:
+    """BPMN: an interrupting boundary event ends its activity the first time it fires. The library fired a
+    cycle on every period without interrupting: the review stayed open and each hour started the escalation
+    path again. Camunda 7 fires it once (with a warning): the author means a duration or a date."""
+    model = REMINDED.replace("BRANCH", TO_TASK).replace('cancelActivity="false"', event).encode()
+    (report,) = validate_document(model, "reminded.bpmn").processes
+    assert [(p["element_id"], p["code"]) for p in report.problems] == [("hourly", code)]
+    message = report.problems[0]["message"]
+    assert "cancelActivity" in message and "timeDuration" in message
+    with pytest.raises(InvalidModel):
+        load_definitions(model, "reminded.bpmn")
+
+
+def test_a_cycle_on_an_intermediate_timer_is_a_problem_of_the_event() -> None:
+    """A token passes an intermediate catch event once. With a cycle the library let it go on once per
+    period: three hours of ``R3/PT1H`` opened the next task three times."""
+    waiting = (
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition><bpmn:timeCycle>R3/PT1H'
+        "</bpmn:timeCycle></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+    )
+    model = (
+        REMINDED.replace("BRANCH", TO_END)
+        .replace('<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="review"/>', waiting)
+        .replace("<bpmn:userTask id=", '<bpmn:sequenceFlow id="f0" sourceRef="s" targetRef="wait"/>'
+                 '<bpmn:sequenceFlow id="f1" sourceRef="wait" targetRef="review"/><bpmn:userTask id=')
+        .encode()
+    )  # fmt: skip
+    (report,) = validate_document(model, "waiting.bpmn").processes
+    found = [(p["element_id"], p["code"]) for p in report.problems]
+    assert found == [("wait", "unsupported_intermediate_cycle")]
+    cycle = b"<bpmn:timeCycle>R3/PT1H</bpmn:timeCycle>"
+    duration = b"<bpmn:timeDuration>PT1H</bpmn:timeDuration>"
+    once = model.replace(cycle, duration)
+    assert validate_document(once, "waiting.bpmn").executable

@@ -238,6 +238,7 @@ def test_what_cannot_be_executed_is_reported_on_its_element(db, clock) -> None:
         ("Flow_js", "unsupported_language"),  # language="javascript"
         ("Task_after", "unsupported_juel"),  # a composite due date; Camunda's nrOfInstances
         ("Event_wait", "unsupported_timer"),  # a Quartz cron timeCycle
+        ("Event_wait", "unsupported_intermediate_cycle"),  # on an intermediate event, which is passed once
         ("Script_1", "unsupported_language"),  # scriptFormat="javascript"
     }
     assert all(p["message"] and p["line"] for p in process.problems)

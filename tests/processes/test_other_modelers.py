@@ -5,7 +5,7 @@ PostgreSQL) with the result BPMN 2.0 and the original engine's documentation giv
   flows starts both (a parallel split); an activity with two incoming flows runs once per arriving token (an
   uncontrolled merge, BPMN 2.0 §13.2.1: no synchronisation), so the case ends after two archive tasks;
 * a catch event without ``messageRef`` is correlated by its name (SpiffWorkflow's rule) and a message
-  without ``name`` by its id;
+  without ``name`` by its id; a receive task without one waits for the message named as it;
 * a call activity whose called process is in another file deploys when both files are deployed together
   (one transaction), and is refused, naming the element and what to do, when deployed alone.
 """
@@ -86,6 +86,90 @@ def test_messages_without_message_ref_or_name_correlate_by_name_and_id(db, clock
     assert svc.correlate_message("Message_paid", {"paid": 120}, "cashier", instance_id=case)
     [(element, _)] = open_tasks(db, case)
     assert element == "Task_review"
+    complete(svc, db, case, "Task_review", approved=True)
+    assert status(db, case) == "completed"
+
+
+RECEIVE_BY_NAME = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="Definitions_1" targetNamespace="http://bpmn.io/schema/bpmn"
+  exporter="bpmn-js (https://demo.bpmn.io)" exporterVersion="17.0.0">
+  <bpmn:process id="receive_by_name" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1"><bpmn:outgoing>Flow_1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Activity_paid" />
+    <bpmn:receiveTask id="Activity_paid" name="缴费确认">
+      <bpmn:incoming>Flow_1</bpmn:incoming><bpmn:outgoing>Flow_2</bpmn:outgoing>
+    </bpmn:receiveTask>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Activity_paid" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" name="review" camunda:candidateGroups="market" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_review" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def test_a_receive_task_without_message_ref_waits_for_the_message_named_as_it(db, clock) -> None:
+    """bpmn.io draws a receive task with a name and no message. The validator said it is correlated by its
+    name, but the library read it as no event: the instance went past it at once, to the review, before any
+    payment was confirmed. Camunda 7 and Flowable wait at a receive task until it is triggered."""
+    (process,) = validate_document(RECEIVE_BY_NAME, "receive.bpmn").processes
+    assert process.executable
+    notes = [(n["element_id"], n["code"]) for n in process.notes]
+    assert notes == [("Activity_paid", "message_by_event_name")]
+    svc = WorkflowService(db, clock=clock)
+    deploy_documents(svc, [(RECEIVE_BY_NAME, "receive.bpmn")], "designer")
+    case = svc.start("receive_by_name", {}, "applicant").instance_id
+    assert open_tasks(db, case) == [] and status(db, case) == "running"  # waiting for the payment
+    assert svc.correlate_message("缴费确认", {"paid": 120}, "cashier", instance_id=case)
+    assert [e for e, _ in open_tasks(db, case)] == ["Task_review"]
+    complete(svc, db, case, "Task_review", approved=True)
+    assert status(db, case) == "completed"
+
+
+def _sending(element: str) -> bytes:
+    """start -> parallel split: ``element`` (id ``Send``, sending) -> end, and the receive task
+    ``Activity_paid`` -> review -> end."""
+    split = (
+        '<bpmn:parallelGateway id="Split" />'
+        '<bpmn:sequenceFlow id="Flow_s" sourceRef="Split" targetRef="Send" />'
+        f'{element}<bpmn:sequenceFlow id="Flow_e" sourceRef="Send" targetRef="End_sent" />'
+        '<bpmn:endEvent id="End_sent" />'
+        '<bpmn:sequenceFlow id="Flow_r" sourceRef="Split" targetRef="Activity_paid" />'
+    ).encode()
+    model = RECEIVE_BY_NAME.replace(b'targetRef="Activity_paid" />', b'targetRef="Split" />' + split, 1)
+    return model.replace(b"receive_by_name", b"send_by_name")
+
+
+THROW = '<bpmn:intermediateThrowEvent id="Send"><bpmn:messageEventDefinition /></bpmn:intermediateThrowEvent>'
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        '<bpmn:sendTask id="Send" />',
+        THROW,
+    ],
+)
+def test_a_send_task_or_message_throw_without_message_or_name_is_a_problem_of_it(element: str) -> None:
+    """Neither a message nor a name: nothing says what to send, and the library passed it by sending
+    nothing. (Camunda 7 refuses a send task without an implementation.)"""
+    (process,) = validate_document(_sending(element), "send.bpmn").processes
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [("Send", "missing_message")]
+    assert "messageRef" in process.problems[0]["message"]
+
+
+def test_a_send_task_without_message_ref_sends_the_message_named_as_it(db, clock) -> None:
+    """As a message throw event without ``messageRef`` sends the message named as it, a send task does: the
+    receive task of the same name gets it (the library read the send task as no event: nothing was sent)."""
+    model = _sending('<bpmn:sendTask id="Send" name="缴费确认" />')
+    (process,) = validate_document(model, "send.bpmn").processes
+    assert process.executable
+    assert ("Send", "message_by_event_name") in [(n["element_id"], n["code"]) for n in process.notes]
+    svc = WorkflowService(db, clock=clock)
+    deploy_documents(svc, [(model, "send.bpmn")], "designer")
+    case = svc.start("send_by_name", {}, "applicant").instance_id
+    assert [e for e, _ in open_tasks(db, case)] == ["Task_review"]  # sent and received in the same step
     complete(svc, db, case, "Task_review", approved=True)
     assert status(db, case) == "completed"
 

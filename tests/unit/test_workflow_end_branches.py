@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from engine.workflow import Definition, Runtime, load_definitions
+from engine.workflow.definition import READING
 from tests.unit.bpmn.driven import MODES, NOW, Driven
 from tests.unit.bpmn.models import document, flow, script_task, user_task
 
@@ -154,7 +155,7 @@ def test_a_spec_stored_before_reading_5_keeps_the_end_it_was_read_with() -> None
     defn = load_definitions(_model("process", user_task("a"), user_task("b")))["p"]
     stored = defn.spec_json()
     assert Definition.read_as_now(stored) and '"OwMergingEndJoin"' in stored
-    old = stored.replace('"OwMergingEndJoin"', '"OwEndJoin"').replace('"reading":5', '"reading":4')
+    old = stored.replace('"OwMergingEndJoin"', '"OwEndJoin"').replace(f'"reading":{READING}', '"reading":4')
     assert not Definition.read_as_now(old)
     earlier = Definition.from_spec_json(old)
     rt = Runtime.start(earlier, {}, NOW)

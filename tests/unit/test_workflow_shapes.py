@@ -215,6 +215,7 @@ def test_a_gateway_without_an_outgoing_flow_is_a_problem_of_the_gateway(kind: st
     """Deployed before: an exclusive one failed the step with the library's English ``At least one output
     required`` (engine_error), a parallel one left the instance running for ever."""
     body = '<bpmn:startEvent id="start"/>' + flow("start", "a") + user_task("a") + flow("a", "gw")
+    body += flow("a", "done") + '<bpmn:endEvent id="done"/>'  # the process has an end event of its own
     assert found(document(body + f'<bpmn:{kind} id="gw"/>')) == [("gw", "gateway_without_outgoing")]
 
 
@@ -269,3 +270,95 @@ def test_an_event_based_gateway_leading_to_a_task_is_a_problem_of_the_flow() -> 
     assert found(document(body, extra=EXTRA)) == []
     wrong = body + flow("g", "review", None, "f_review") + user_task("review") + flow("review", "e2")
     assert found(document(wrong, extra=EXTRA)) == [("f_review", "bad_event_gateway_target")]
+
+
+CANCEL_END = '<bpmn:endEvent id="stage_end"><bpmn:cancelEventDefinition/></bpmn:endEvent>'
+CANCEL_THROW = (
+    '<bpmn:intermediateThrowEvent id="throw"><bpmn:cancelEventDefinition/></bpmn:intermediateThrowEvent>'
+)
+TOP_CANCEL = '<bpmn:endEvent id="end"><bpmn:cancelEventDefinition/></bpmn:endEvent>'
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (document(linear(user_task("review"), "review", "review").replace('<bpmn:endEvent id="end"/>',
+                                                                          TOP_CANCEL)),
+         [("end", "misplaced_cancel_event")]),
+        (staged(STAGE.replace('<bpmn:endEvent id="stage_end"/>', CANCEL_END)),
+         [("stage_end", "misplaced_cancel_event")]),
+        (staged(STAGE.replace(flow("review", "stage_end"), flow("review", "throw") + CANCEL_THROW
+                              + flow("throw", "stage_end")), tag="transaction"),
+         [("throw", "misplaced_cancel_event")]),
+        (staged(STAGE.replace('<bpmn:endEvent id="stage_end"/>', CANCEL_END), tag="transaction"), []),
+    ],
+)  # fmt: skip
+def test_a_cancel_end_event_outside_a_transaction_is_a_problem_of_the_event(
+    model: bytes, expected: list[tuple[str, str]]
+) -> None:
+    """BPMN 2.0 (10.5.5) allows a cancel end event in a transaction only, and Camunda 7 refuses one elsewhere:
+    drawn in the process the library cancelled the whole instance, in an embedded sub-process that
+    sub-process, as if it were valid."""
+    assert found(model) == expected
+
+
+def test_a_process_with_a_start_event_and_no_end_event_is_a_problem_of_the_process() -> None:
+    """BPMN 2.0 (10.5.3): a level with a start event has an end event. The library ends an instance at an end
+    event only: the instance of such a process stayed running for ever after its last task, and an end event
+    inside a sub-process does not end the process."""
+    last_task = '<bpmn:startEvent id="start"/>' + flow("start", "review") + user_task("review")
+    assert found(document(last_task)) == [("p", "missing_end_event")]
+    tail = b'<bpmn:sequenceFlow id="f_end" sourceRef="stage" targetRef="end"/>\n<bpmn:endEvent id="end"/>'
+    assert tail in staged()
+    assert found(staged().replace(tail, b"")) == [("p", "missing_end_event")]
+    assert found(document(last_task + flow("review", "done") + '<bpmn:endEvent id="done"/>')) == []
+
+
+ORPHAN = user_task("orphan") + flow("orphan", "end")
+ISLAND = user_task("island")
+CHAIN = user_task("first") + flow("first", "orphan") + ORPHAN
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (linear(user_task("review") + ORPHAN, "review", "review"), [("orphan", "unreachable_node")]),
+        (linear(user_task("review") + ISLAND, "review", "review"), [("island", "unreachable_node")]),
+        (linear(user_task("review") + CHAIN, "review", "review"),
+         [("first", "unreachable_node"), ("orphan", "unreachable_node")]),
+        (linear(user_task("review") + SUB + flow("stage", "end"), "review", "review"),
+         [("stage", "unreachable_node")]),  # named by its level only, not by what it holds
+    ],
+)  # fmt: skip
+def test_a_node_no_path_from_a_start_event_reaches_is_a_problem_of_the_node(
+    body: str, expected: list[tuple[str, str]]
+) -> None:
+    """Camunda 7 deploys such a model and never runs the node (a task left on the canvas without an incoming
+    flow, as bpmnlint's ``no-disconnected`` names it): here the model said something that was dropped."""
+    assert found(document(body)) == expected
+
+
+def test_paths_that_start_otherwise_than_at_the_start_event_are_reached() -> None:
+    """A boundary event's path, an event sub-process, the nodes of an ad-hoc sub-process and of a
+    sub-process drawn without a start event are reached without a flow into them."""
+    boundary = (
+        user_task("review")
+        + '<bpmn:boundaryEvent id="late" attachedToRef="review">'
+        + "<bpmn:timerEventDefinition><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        + "</bpmn:boundaryEvent>"
+        + flow("late", "chase")
+        + user_task("chase")
+        + flow("chase", "late_end")
+        + '<bpmn:endEvent id="late_end"/>'
+    )
+    assert found(document(linear(boundary, "review", "review"))) == []
+    start = f'<bpmn:startEvent id="h_start">{MESSAGE}</bpmn:startEvent>'
+    handled = start + flow("h_start", "h_task") + user_task("h_task") + flow("h_task", "h_end")
+    assert found(event_subprocess(handled + '<bpmn:endEvent id="h_end"/>')) == []
+    adhoc = (
+        '<bpmn:adHocSubProcess id="stage">' + user_task("one") + user_task("two") + flow("one", "three")
+        + user_task("three") + "</bpmn:adHocSubProcess>"
+    )  # fmt: skip
+    assert "unreachable_node" not in {code for _, code in found(document(linear(adhoc, "stage", "stage")))}
+    assert ("stage", "subprocess_start_count") in found(staged(user_task("review")))
+    assert "unreachable_node" not in {code for _, code in found(staged(user_task("review")))}

@@ -69,10 +69,23 @@ def script_model(script: str) -> bytes:
 
 
 def timer_model(expression: str, kind: str = "timeDuration") -> bytes:
+    """The timer ``wait`` before the task ``after``; a cycle repeats, so it is a non-interrupting boundary
+    event ``wait`` on ``after`` instead (an intermediate event is passed once: a cycle there is a problem)."""
+    definition = (
+        f"<bpmn:timerEventDefinition><bpmn:{kind}><![CDATA[{expression}]]></bpmn:{kind}>"
+        "</bpmn:timerEventDefinition>"
+    )
+    if kind == "timeCycle":
+        inner = (
+            user_task("after")
+            + f'<bpmn:boundaryEvent id="wait" attachedToRef="after" cancelActivity="false">{definition}'
+            + "</bpmn:boundaryEvent>"
+            + flow("wait", "reminded")
+            + '<bpmn:endEvent id="reminded"/>'
+        )
+        return document(linear(inner, "after", "after"))
     inner = (
-        '<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition>'
-        f"<bpmn:{kind}><![CDATA[{expression}]]></bpmn:{kind}>"
-        "</bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
+        f'<bpmn:intermediateCatchEvent id="wait">{definition}</bpmn:intermediateCatchEvent>'
         + flow("wait", "after")
         + user_task("after")
     )
