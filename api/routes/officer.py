@@ -389,7 +389,7 @@ class EndSpecialIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     result: str = Field(min_length=1, max_length=2000, description="核查、评审、听证或检测的结论")
-    started_on: date = Field(description="开始日期")
+    started_on: date = Field(description="开始日期（不早于受理日期、不晚于今天）")
     finished_on: date = Field(description="结束日期（不早于开始日期、不晚于今天）")
     kind: SpecialKind | None = Field(default=None, description="程序类型（默认取审查时选定的类型）")
     opinion: OptionalOpinion = None
@@ -407,7 +407,9 @@ class DeliverIn(BaseModel):
     method: Literal["window", "mail", "online"] = Field(
         description="送达方式：window 窗口领取 / mail 邮寄送达 / online 网上送达"
     )
-    delivered_on: date | None = Field(default=None, description="送达日期（默认今天）")
+    delivered_on: date | None = Field(
+        default=None, description="送达日期（默认今天；不早于决定日期、不晚于今天）"
+    )
     opinion: OptionalOpinion = None
 
 
