@@ -47,7 +47,7 @@ from engine.cases.status import CLOSED, case_is
 from engine.cases.steering import refuse_steering
 from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
-from engine.limits import check_data
+from engine.limits import check_data, check_plain_text
 from engine.persistence.columns import check_row
 from engine.persistence.repositories import InstanceRepository, audit_row
 from engine.persistence.steps import insert_case
@@ -143,6 +143,7 @@ class CaseService:
         applicant_id = validate_holder_id(app.applicant_id, "applicant_id", today=today)
         if not app.applicant_name.strip():
             raise InvalidInput("申请人名称不能为空", code="required", field="applicant_name")
+        check_plain_text(app.applicant_name, "applicant_name", "申请人名称")
         if not app.items:
             raise InvalidInput("至少选择一个事项", code="required", field="items")
         items = [self.catalogue.get(code) for code in app.items]
