@@ -67,6 +67,12 @@ def _viewer(caller: Principal) -> Viewer:
     return Viewer.officer(caller.actor, caller.groups)
 
 
+def _groups(stored: str | None) -> list[str]:
+    """A task's candidate groups as the API lists them everywhere (the stored ``",market,window,"``, in its
+    order)."""
+    return [g for g in (stored or "").split(",") if g]
+
+
 def _desk(request: Request) -> OfficerDesk:
     return OfficerDesk(services(request).cases)
 
@@ -551,7 +557,7 @@ class CaseTaskOut(BaseModel):
     name: str | None = Field(description="环节名称")
     state: str = Field(description="ready / completed / cancelled")
     form_key: str | None = Field(description="环节表单")
-    candidate_groups: str = Field(description="可办理的组（,a,b, 形式）")
+    candidate_groups: list[str] = Field(description="可办理的组（部门、window 窗口）")
     assignee: str | None = Field(description="认领人")
     created_at: datetime = Field(description="到达时间（UTC）")
     completed_at: datetime | None = Field(description="办结时间（UTC）")
@@ -619,7 +625,9 @@ def get_case(request: Request, caller: Officer, case_id: CaseNumber) -> OfficerC
         missing=[CaseMaterialRecordOut(**m) for m in view["missing"]],
         notices=[NoticeOut(**n) for n in view["notices"]],
         clocks=[CaseClockOut(**c) for c in view["clocks"]],
-        tasks=[CaseTaskOut(**t) for t in view["tasks"]],
+        tasks=[
+            CaseTaskOut(**{**t, "candidate_groups": _groups(t["candidate_groups"])}) for t in view["tasks"]
+        ],
         events=[AuditEventOut(**e) for e in view["events"]],
         withdrawal=OfficerWithdrawalOut(**withdrawal) if withdrawal else None,
         files=[CaseFileOut(**f) for f in files],

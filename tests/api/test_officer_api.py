@@ -841,7 +841,7 @@ def test_the_officer_case_view_and_who_may_use_the_officer_api(
     case_id = food_case(svc)
     view = ok(window.get(f"{API}/cases/{case_id}"))
     assert view["view"] == "officer" and view["case"]["id"] == case_id and view["withdrawal"] is None
-    assert [t["element_id"] for t in view["tasks"]] == ["intake"]
+    assert [(t["element_id"], t["candidate_groups"]) for t in view["tasks"]] == [("intake", ["window"])]
     assert view["events"][0]["action"] == "case_submitted" and view["events"][0]["actor"] == "applicant"
     unknown = format_case_number(datetime(2025, 11, 3).date(), 987)
     same_as_missing(
