@@ -243,3 +243,27 @@ def test_names_keep_what_shows_rare_ideographs_middle_dots_and_ideographic_space
             ok(admin.post(f"{V1}/admin/accounts", json={**body, "display_name": name}), 201)["display_name"]
             == name
         )
+
+
+def test_a_query_parameter_the_route_does_not_declare_is_refused_by_name_not_dropped(
+    signed_in: SignIn, client: TestClient
+) -> None:
+    window = signed_in("e.window", "officer", departments=["market"], intake=True)
+    company = signed_in("e.company", "applicant", holder_id="91350100M000100Y43")
+    supervisor = signed_in("e.supervisor", "supervisor")
+    calls = [
+        (window, f"{V1}/officer/inbox", {"sort_by": "due", "sort": "due"}, ["sort_by"]),  # a misspelt sort
+        (window, f"{V1}/officer/inbox", {"limt": "1", "stat": "submitted"}, ["limt", "stat"]),
+        (company, f"{V1}/applicant/cases", {"page": "2"}, ["page"]),
+        (supervisor, f"{V1}/supervisor/alerts", {"departments": "market"}, ["departments"]),
+        (client, f"{V1}/public/items", {"q": "食品"}, ["q"]),
+    ]
+    for caller, url, params, undeclared in calls:
+        body = error_of(caller.get(url, params=params), 422, "invalid_request")
+        errors = body["detail"]["errors"]
+        assert [(e["field"], e["location"], e["code"]) for e in errors] == [
+            (name, "query", "extra_forbidden") for name in undeclared
+        ], url
+        assert undeclared[0] in body["message"]
+    assert ok(window.get(f"{V1}/officer/inbox", params={"sort": "due", "limit": 5}))["items"] == []
+
