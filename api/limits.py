@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
@@ -224,13 +225,40 @@ class StrictJSONRequest(Request):
         return self._json
 
 
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route declares: its own and its dependencies'."""
+    names: set[str] = set()
+    todo = [dependant]
+    while todo:
+        current = todo.pop()
+        names.update(p.alias for p in current.query_params)
+        todo.extend(current.dependencies)
+    return frozenset(names)
+
+
 class StrictJSONRoute(APIRoute):
-    """The route class of the API: its handlers see a :class:`StrictJSONRequest`."""
+    """The route class of the API: its handlers see a :class:`StrictJSONRequest`, and a query parameter
+    the route does not declare is refused as an undeclared body field is (``422 invalid_request``, the
+    error ``extra_forbidden`` naming it): a misspelt filter or sort (``?sort_by=due``) would otherwise be
+    dropped without a word and the answer read as filtered or sorted."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        declared = _query_names(self.dependant)
 
         async def strict(request: Request) -> Response:
+            undeclared = sorted(set(request.query_params) - declared)
+            if undeclared:
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "extra_forbidden",
+                            "loc": ("query", name),
+                            "msg": "Extra inputs are not permitted",
+                        }
+                        for name in undeclared
+                    ]
+                )
             strict_request = StrictJSONRequest(request.scope, request.receive)
             try:
                 return await handler(strict_request)

@@ -20,21 +20,58 @@ limit                  default                            what
 =====================  =================================  ==========================================
 
 Strings must also be storable on every backend: no NUL character, no lone UTF-16 surrogate.
+
+Text a person types for other people to read (a name, a note) must also show what it holds
+(:func:`check_plain_text`): no control character (a line break or tab only in a note), no invisible format
+character (bidi embeddings, overrides and isolates such as U+202E, zero-width spaces and joiners, the BOM,
+soft hyphens, tag characters) and no line or paragraph separator, which would make a name or opinion
+read otherwise than it is stored, or two names look the same.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidInput
 
-__all__ = ["DataLimits", "check_data", "check_text", "bad_character"]
+__all__ = ["DataLimits", "check_data", "check_text", "bad_character", "check_plain_text", "hidden_character"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NOTE_WHITESPACE = frozenset("\t\n\r")
+
+
+def hidden_character(text: str, *, multiline: bool = False) -> str | None:
+    """The first character of ``text`` that does not show as what it is (``"U+202E"``), or None: a
+    control character (but tab and line breaks in ``multiline`` text), a format character (category Cf)
+    or a line or paragraph separator (Zl, Zp). Private-use characters (rare ideographs in names) pass."""
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            continue
+        if multiline and ch in _NOTE_WHITESPACE:
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def check_plain_text(text: str, field: str, label: str, *, multiline: bool = False, **context: Any) -> None:
+    """Refuse ``text`` (the value of ``field``, shown to people as ``label``) when it holds a character that
+    does not show as what it is (:func:`hidden_character`): ``InvalidInput`` ``hidden_character`` naming
+    the field and the character."""
+    found = hidden_character(text, multiline=multiline)
+    if found is not None:
+        raise InvalidInput(
+            f"「{label}」含有不可见的控制字符或格式字符（{found}），请删除后重新填写",
+            code="hidden_character",
+            field=field,
+            character=found,
+            **context,
+        )
 
 
 def bad_character(text: str) -> str | None:

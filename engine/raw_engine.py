@@ -34,6 +34,7 @@ from engine.persistence.repositories import (
     InstanceRepository,
     TaskRepository,
     candidate_of,
+    member_name,
 )
 from engine.persistence.tables import cases, instances, tasks
 from engine.service import WorkflowService, refuse_two_message_targets
@@ -144,16 +145,17 @@ class RawEngine:
         self.workflow.run(command)
 
     def inbox(self, groups: Sequence[str], user: str | None = None) -> list[dict[str, Any]]:
-        """Ready tasks of raw instances in ``groups`` or of ``user`` (none given: all), never a case's."""
+        """Ready tasks of raw instances in ``groups`` or of ``user`` (none given: all), never a case's. A
+        refusal names the filter as the route's query does: ``group`` (repeated), ``user``."""
         if len(groups) > MAX_FILTER_GROUPS:
             raise InvalidInput(
                 f"一次最多按 {MAX_FILTER_GROUPS} 个组筛选待办",
                 code="too_many_groups",
-                field="groups",
+                field="group",
                 count=len(groups),
                 max=MAX_FILTER_GROUPS,
             )
-        member = candidate_of(groups, user)
+        member = candidate_of([member_name(g, "group") for g in groups], user)
         of_case = exists().where(
             or_(cases.c.id == tasks.c.business_key, cases.c.instance_id == tasks.c.instance_id)
         )

@@ -19,6 +19,7 @@ from typing import Any, Literal
 __all__ = [
     "WIDGETS",
     "VALIDATORS",
+    "DAY_BOUNDS",
     "FieldSpec",
     "LicenceBinding",
     "ApplicantBinding",
@@ -36,6 +37,17 @@ VALIDATORS: frozenset[str] = frozenset(
 )
 """Domain checks beyond JSON Schema (see :mod:`forms.field_rules`)."""
 
+DAY_BOUNDS: Mapping[str, str] = {
+    "today": "今天",
+    "case_submitted": "收件日期",
+    "case_accepted": "受理日期",
+    "case_decided": "决定日期",
+}
+"""The days a date field may be bounded by besides another field of the form, with their Chinese names:
+today, and the days of the case a task form is completed in (Asia/Shanghai), which the caller hands to
+:func:`forms.validation.validate` (a day it does not hand over, or one the case has not reached, bounds
+nothing)."""
+
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -50,9 +62,10 @@ class FieldSpec:
     options: Mapping[str, str] = field(default_factory=dict)
     """Chinese labels of the allowed values (``{"accept": "受理"}``); order is display order."""
     not_before: str | None = None
-    """Date lower bound: ``"today"`` or the name of another date field of the same form."""
+    """Date lower bound: a name of :data:`DAY_BOUNDS` (``"today"``, a day of the case) or the name of
+    another date field of the same form."""
     not_after: str | None = None
-    """Date upper bound: ``"today"`` or the name of another date field of the same form."""
+    """Date upper bound: a name of :data:`DAY_BOUNDS` or the name of another date field of the same form."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from jsonschema.exceptions import SchemaError
 
 from engine.errors import InvalidModel, NotFound, Problem
 from forms.definition import (
+    DAY_BOUNDS,
     VALIDATORS,
     WIDGETS,
     ApplicantBinding,
@@ -264,7 +265,7 @@ class _DefinitionChecker:
                 self.fail(name, "bad_options", "select 控件需要 schema 中的 enum")
             for bound in ("not_before", "not_after"):
                 other = raw.get(bound)
-                if other is not None and other != "today" and other not in properties:
+                if other is not None and other not in DAY_BOUNDS and other not in properties:
                     self.fail(name, "unknown_field", f"{bound} 引用的字段 {other} 不在 schema 中")
             specs[name] = FieldSpec(
                 name=name,

@@ -5,7 +5,8 @@ Two layers, both reported as :class:`FieldError` ``{field, code, message}``:
 1. the definition's JSON Schema (draft 2020-12, formats checked), including conditional
    requirements written as ``if``/``then`` (a reason is required when the decision is ``refuse``);
 2. the domain validators named in the field specs (check digits, dates, amounts, phone numbers) and
-   the date bounds ``not_before`` / ``not_after`` (another field or ``today``).
+   the date bounds ``not_before`` / ``not_after`` (another field, ``today`` or a day of the case:
+   :data:`forms.definition.DAY_BOUNDS`).
 
 Every text a form holds (a field's string, the strings of its lists and objects) is written by a person:
 a control character in it (C0 other than tab and line breaks, or DEL; NUL is refused before any form
@@ -32,7 +33,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
 from engine.errors import InvalidInput
-from forms.definition import FormDefinition
+from forms.definition import DAY_BOUNDS, FormDefinition
 from forms.field_rules import check_value, parse_date
 
 __all__ = ["FieldError", "clean", "control_character", "undeclared", "validate", "validate_or_raise"]
@@ -109,11 +110,16 @@ def undeclared(definition: FormDefinition, data: Mapping[str, Any]) -> list[str]
 
 
 def validate(
-    definition: FormDefinition, data: Mapping[str, Any], *, today: date | None = None
+    definition: FormDefinition,
+    data: Mapping[str, Any],
+    *,
+    today: date | None = None,
+    days: Mapping[str, date | None] | None = None,
 ) -> list[FieldError]:
     """Every broken rule of ``data``, in layout order (undeclared fields last); empty when acceptable.
 
-    ``today`` enables the bounds written as ``"today"`` (without it they are not checked).
+    ``today`` enables the bounds written as ``"today"``, ``days`` those written as a day of the case
+    (``case_accepted``...: :data:`~forms.definition.DAY_BOUNDS`); a bound without its day is not checked.
     """
     values = {k: v for k, v in clean(data).items() if k in definition.properties}
     validator = Draft202012Validator(definition.schema, format_checker=FormatChecker())
@@ -125,17 +131,22 @@ def validate(
         found.extend(_schema_errors(definition, error))
     found.extend(_character_errors(definition, values))
     failed = {e.field for e in found}
-    found.extend(_domain_errors(definition, values, failed, today))
+    known = {**(days or {}), "today": today}
+    found.extend(_domain_errors(definition, values, failed, today, known))
     return _in_layout_order(definition, _unique(found))
 
 
 def validate_or_raise(
-    definition: FormDefinition, data: Mapping[str, Any], *, today: date | None = None
+    definition: FormDefinition,
+    data: Mapping[str, Any],
+    *,
+    today: date | None = None,
+    days: Mapping[str, date | None] | None = None,
 ) -> dict[str, Any]:
-    """The cleaned data when valid; otherwise ``InvalidInput`` listing every error: code
-    ``undeclared_fields`` (``fields``: the names) when the data holds a field the form does not declare,
-    else ``invalid_form``."""
-    errors = validate(definition, data, today=today)
+    """The cleaned data when valid (:func:`validate`'s rules); otherwise ``InvalidInput`` listing every
+    error: code ``undeclared_fields`` (``fields``: the names) when the data holds a field the form does
+    not declare, else ``invalid_form``."""
+    errors = validate(definition, data, today=today, days=days)
     extra = undeclared(definition, data)
     if extra:
         raise InvalidInput(
@@ -263,7 +274,11 @@ def _character_errors(definition: FormDefinition, values: Mapping[str, Any]) -> 
 
 
 def _domain_errors(
-    definition: FormDefinition, values: Mapping[str, Any], failed: set[str | None], today: date | None
+    definition: FormDefinition,
+    values: Mapping[str, Any],
+    failed: set[str | None],
+    today: date | None,
+    days: Mapping[str, date | None],
 ) -> list[FieldError]:
     result: list[FieldError] = []
     for name, spec in definition.fields.items():
@@ -283,8 +298,8 @@ def _domain_errors(
         for bound, code in ((spec.not_before, "date_too_early"), (spec.not_after, "date_too_late")):
             if bound is None:
                 continue
-            if bound == "today":
-                limit, limit_name = today, "今天"
+            if bound in DAY_BOUNDS:
+                limit, limit_name = days.get(bound), DAY_BOUNDS[bound]
             else:
                 limit, limit_name = parse_date(values.get(bound)), f"「{definition.label(bound)}」"
             if limit is None:

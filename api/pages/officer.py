@@ -206,7 +206,7 @@ def _open_branches(request: Request, view: api.OfficerCaseOut | None) -> list[di
             "id": t.id,
             "name": t.name or t.element_id,
             "element_id": t.element_id,
-            "groups": group_names(request, [g for g in t.candidate_groups.split(",") if g]),
+            "groups": group_names(request, t.candidate_groups),
             "assignee": t.assignee,
         }
         for t in view.tasks

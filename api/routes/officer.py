@@ -68,6 +68,12 @@ def _viewer(caller: Principal) -> Viewer:
     return Viewer.officer(caller.actor, caller.groups)
 
 
+def _groups(stored: str | None) -> list[str]:
+    """A task's candidate groups as the API lists them everywhere (the stored ``",market,window,"``, in its
+    order)."""
+    return [g for g in (stored or "").split(",") if g]
+
+
 def _desk(request: Request) -> OfficerDesk:
     return OfficerDesk(services(request).cases)
 
@@ -390,7 +396,7 @@ class EndSpecialIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     result: str = Field(min_length=1, max_length=2000, description="核查、评审、听证或检测的结论")
-    started_on: date = Field(description="开始日期")
+    started_on: date = Field(description="开始日期（不早于受理日期、不晚于今天）")
     finished_on: date = Field(description="结束日期（不早于开始日期、不晚于今天）")
     kind: SpecialKind | None = Field(default=None, description="程序类型（默认取审查时选定的类型）")
     opinion: OptionalOpinion = None
@@ -408,7 +414,9 @@ class DeliverIn(BaseModel):
     method: Literal["window", "mail", "online"] = Field(
         description="送达方式：window 窗口领取 / mail 邮寄送达 / online 网上送达"
     )
-    delivered_on: date | None = Field(default=None, description="送达日期（默认今天）")
+    delivered_on: date | None = Field(
+        default=None, description="送达日期（默认今天；不早于决定日期、不晚于今天）"
+    )
     opinion: OptionalOpinion = None
 
 
@@ -550,7 +558,7 @@ class CaseTaskOut(BaseModel):
     name: str | None = Field(description="环节名称")
     state: str = Field(description="ready / completed / cancelled")
     form_key: str | None = Field(description="环节表单")
-    candidate_groups: str = Field(description="可办理的组（,a,b, 形式）")
+    candidate_groups: list[str] = Field(description="可办理的组（部门、window 窗口）")
     assignee: str | None = Field(description="认领人")
     created_at: datetime = Field(description="到达时间（UTC）")
     completed_at: datetime | None = Field(description="办结时间（UTC）")
@@ -618,7 +626,9 @@ def get_case(request: Request, caller: Officer, case_id: CaseNumber) -> OfficerC
         missing=[CaseMaterialRecordOut(**m) for m in view["missing"]],
         notices=[NoticeOut(**n) for n in view["notices"]],
         clocks=[CaseClockOut(**c) for c in view["clocks"]],
-        tasks=[CaseTaskOut(**t) for t in view["tasks"]],
+        tasks=[
+            CaseTaskOut(**{**t, "candidate_groups": _groups(t["candidate_groups"])}) for t in view["tasks"]
+        ],
         events=[AuditEventOut(**e) for e in view["events"]],
         withdrawal=OfficerWithdrawalOut(**withdrawal) if withdrawal else None,
         files=[CaseFileOut(**f) for f in files],

@@ -39,6 +39,7 @@ from engine.accounts.tables import (
     login_failures,
 )
 from engine.errors import Conflict, InvalidInput, NotFound, OneWindowError
+from engine.limits import check_plain_text
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository
 from engine.time.calendar import local_date
@@ -139,6 +140,7 @@ class AccountService:
             )
         if not name.strip() or len(name) > 200:
             raise InvalidInput("部门名称不能为空且不超过 200 字", code="bad_department_name", field="name")
+        check_plain_text(name, "name", "部门名称")
         if conn.execute(select(departments.c.code).where(departments.c.code == code)).first():
             raise Conflict("部门代码已存在", code="department_exists", field="code", department=code)
         conn.execute(insert(departments).values(code=code, name=name.strip(), created_at=self.clock()))
@@ -175,6 +177,7 @@ class AccountService:
             raise InvalidInput("角色不存在：" + str(role), code="bad_role", field="role", allowed=list(ROLES))
         if not display_name.strip() or len(display_name) > 200:
             raise InvalidInput("姓名不能为空且不超过 200 字", code="bad_display_name", field="display_name")
+        check_plain_text(display_name, "display_name", "姓名或单位名称")
         depts = self._check_departments(conn, role, departments_of, intake)
         holder_id = self._check_holder(role, holder_id)
         if conn.execute(select(accounts.c.id).where(accounts.c.username == username)).first():
@@ -541,6 +544,7 @@ class AccountService:
         """A bearer token for an API client of ``principal``: returns (id, the token shown once, expiry)."""
         if not name.strip() or len(name) > 100:
             raise InvalidInput("令牌名称不能为空且不超过 100 字", code="bad_token_name", field="name")
+        check_plain_text(name, "name", "令牌名称")
         if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= self.policy.token_days_max:
             raise InvalidInput(
                 f"有效期须为 1-{self.policy.token_days_max} 天", code="bad_token_days", field="days"

@@ -47,7 +47,7 @@ from engine.cases.status import case_is
 from engine.cases.steering import refuse_steering
 from engine.cases.tracking import CaseTracking
 from engine.errors import Conflict, Forbidden, InvalidInput
-from engine.limits import check_data
+from engine.limits import check_data, check_plain_text
 from engine.persistence.columns import check_row
 from engine.persistence.repositories import InstanceRepository, audit_row
 from engine.persistence.steps import insert_case
@@ -143,6 +143,7 @@ class CaseService:
         applicant_id = validate_holder_id(app.applicant_id, "applicant_id", today=today)
         if not app.applicant_name.strip():
             raise InvalidInput("申请人名称不能为空", code="required", field="applicant_name")
+        check_plain_text(app.applicant_name, "applicant_name", "申请人名称")
         if not app.items:
             raise InvalidInput("至少选择一个事项", code="required", field="items")
         items = [self.catalogue.get(code) for code in app.items]
@@ -321,7 +322,9 @@ class CaseService:
         if not isinstance(data, dict):
             raise InvalidInput("任务数据必须是对象", code="bad_task_data", task_id=task["id"])
         if form_key and form_key in self.forms:
-            entered = validate_or_raise(self.forms.get(form_key), data, today=local_date(self.now))
+            days = self._case_days(conn, task, case)
+            form = self.forms.get(form_key)
+            entered = validate_or_raise(form, data, today=local_date(self.now), days=days)
         elif data:
             names = sorted(str(n) for n in data)
             raise InvalidInput(
@@ -338,6 +341,22 @@ class CaseService:
         if form_key == COMMITMENT_FORM:
             self._check_commitment(conn, task, entered, case)
         return entered
+
+    @staticmethod
+    def _case_days(
+        conn: Connection, task: Mapping[str, Any], case: Mapping[str, Any] | None
+    ) -> dict[str, date | None]:
+        """The days of the task's case a task form's dates may be bounded by (``DAY_BOUNDS``): received,
+        accepted, decided (Asia/Shanghai; None where the case has not reached it, or for no case), so that
+        no date an officer records lies before the step it records could have happened."""
+        if case is None:
+            query = select(cases.c.submitted_at, cases.c.accepted_at, cases.c.decided_at)
+            row = conn.execute(query.where(cases.c.id == task["business_key"])).first()
+            case = dict(row._mapping) if row is not None else {}
+        return {
+            f"case_{name}": local_date(case[f"{name}_at"]) if case.get(f"{name}_at") else None
+            for name in ("submitted", "accepted", "decided")
+        }
 
     def _check_commitment(
         self,

@@ -322,3 +322,15 @@ def test_a_model_that_names_its_starters_refuses_anyone_else_over_http(
     error_of(refused, 403, "not_a_starter")
     with designer.app.state.services.engine.connect() as conn:
         assert conn.execute(select(instances.c.id)).all() == []  # nothing stored
+
+
+def test_a_refused_task_filter_names_the_query_parameter_the_client_sent(designer: TestClient) -> None:
+    for params, code in (
+        ({"group": [f"g{i}" for i in range(51)]}, "too_many_groups"),
+        ({"group": ["market", "a,b"]}, "bad_filter_value"),
+        ({"group": ["x" * 201]}, "bad_filter_value"),
+    ):
+        assert error_of(designer.get(f"{E}/tasks", params=params), 422, code)["detail"]["field"] == "group"
+    refused = designer.get(f"{E}/tasks", params={"user": "a,b"})
+    assert error_of(refused, 422, "bad_filter_value")["detail"]["field"] == "user"
+    assert designer.get(f"{E}/tasks", params={"group": [f"g{i}" for i in range(50)]}).json() == []

@@ -176,3 +176,94 @@ def test_an_account_cannot_take_the_name_the_system_writes_its_own_audit_rows_un
         assert error_of(refused, 422, "reserved_username")["detail"]["field"] == "username"
     names = [a["username"] for a in ok(admin.get(f"{V1}/admin/accounts"))]
     assert username not in names
+
+
+HIDDEN = {
+    "\u202e": "U+202E",  # right-to-left override: 「张‮三」 reads backwards from here on
+    "\u2066": "U+2066",  # left-to-right isolate
+    "\u200b": "U+200B",  # zero-width space: two names that look the same
+    "\u200d": "U+200D",  # zero-width joiner
+    "\ufeff": "U+FEFF",  # byte order mark
+    "\u00ad": "U+00AD",  # soft hyphen
+    "\x07": "U+0007",  # a control character
+    "\u2028": "U+2028",  # line separator
+    "\n": "U+000A",  # a name is one line
+}
+
+
+@pytest.mark.parametrize("hidden", list(HIDDEN))
+def test_a_name_holds_no_character_that_does_not_show_as_what_it_is(
+    svc: Services, signed_in: SignIn, hidden: str
+) -> None:
+    admin = signed_in("e.admin", "administrator")
+    window = signed_in("e.window", "officer", departments=["market"], intake=True)
+    org = food_org(svc)
+    name = f"张{hidden}三"
+    calls = [
+        (
+            admin,
+            f"{V1}/admin/accounts",
+            {
+                "username": "e.zhang",
+                "password": "a long enough password",
+                "role": "designer",
+                "display_name": name,
+            },
+            "display_name",
+        ),
+        (admin, f"{V1}/admin/departments", {"code": "tax", "name": name}, "name"),
+        (admin, f"{V1}/auth/tokens", {"name": name, "days": 1}, "name"),
+        (
+            window,
+            f"{V1}/officer/counter/applications",
+            {"applicant_id": org.credit_code, "applicant_name": org.name + hidden, **food_body()},
+            "applicant_name",
+        ),
+    ]
+    for client, url, body, field in calls:
+        refused = error_of(client.post(url, json=body), 422, "hidden_character")
+        assert (refused["detail"]["field"], refused["detail"]["character"]) == (field, HIDDEN[hidden]), url
+        assert HIDDEN[hidden] in refused["message"]
+    # nothing was stored
+    assert "e.zhang" not in [a["username"] for a in ok(admin.get(f"{V1}/admin/accounts"))]
+    assert "tax" not in [d["code"] for d in ok(admin.get(f"{V1}/admin/departments"))]
+    assert ok(admin.get(f"{V1}/auth/tokens")) == []
+    assert ok(window.get(f"{V1}/officer/inbox"))["counts"]["total"] == 0
+
+
+def test_names_keep_what_shows_rare_ideographs_middle_dots_and_ideographic_spaces(
+    signed_in: SignIn,
+) -> None:
+    admin = signed_in("e.admin", "administrator")
+    for i, name in enumerate(
+        ["阿依古丽·买买提", "王\U00020000", "李\ue000", "福州\u3000示例"]
+    ):  # PUA: 生僻字
+        body = {"username": f"e.name{i}", "password": "a long enough password", "role": "designer"}
+        assert (
+            ok(admin.post(f"{V1}/admin/accounts", json={**body, "display_name": name}), 201)["display_name"]
+            == name
+        )
+
+
+def test_a_query_parameter_the_route_does_not_declare_is_refused_by_name_not_dropped(
+    signed_in: SignIn, client: TestClient
+) -> None:
+    window = signed_in("e.window", "officer", departments=["market"], intake=True)
+    company = signed_in("e.company", "applicant", holder_id="91350100M000100Y43")
+    supervisor = signed_in("e.supervisor", "supervisor")
+    calls = [
+        (window, f"{V1}/officer/inbox", {"sort_by": "due", "sort": "due"}, ["sort_by"]),  # a misspelt sort
+        (window, f"{V1}/officer/inbox", {"limt": "1", "stat": "submitted"}, ["limt", "stat"]),
+        (company, f"{V1}/applicant/cases", {"page": "2"}, ["page"]),
+        (supervisor, f"{V1}/supervisor/alerts", {"departments": "market"}, ["departments"]),
+        (client, f"{V1}/public/items", {"q": "食品"}, ["q"]),
+    ]
+    for caller, url, params, undeclared in calls:
+        body = error_of(caller.get(url, params=params), 422, "invalid_request")
+        errors = body["detail"]["errors"]
+        assert [(e["field"], e["location"], e["code"]) for e in errors] == [
+            (name, "query", "extra_forbidden") for name in undeclared
+        ], url
+        assert undeclared[0] in body["message"]
+    assert ok(window.get(f"{V1}/officer/inbox", params={"sort": "due", "limit": 5}))["items"] == []
+

@@ -478,7 +478,7 @@ def test_the_single_window_flow_action_by_action_each_refused_where_the_flow_doe
             market,
             special,
             "special-procedure/end",
-            {"result": "现场核查合格", "started_on": "2025-11-04", "finished_on": "2025-11-05"},
+            {"result": "现场核查合格", "started_on": "2025-11-05", "finished_on": "2025-11-05"},
         )
     )
     assert done["case_status"] == "under_review" and done["action"] == "end_special_procedure"
@@ -537,6 +537,60 @@ def test_the_single_window_flow_action_by_action_each_refused_where_the_flow_doe
     assert (page["task"]["state"], page["actions"], page["can_act"]) == ("completed", [], False)
     assert error_of(act(window, delivery, "deliver", {"method": "mail"}), 409, "task_not_ready")
     assert error_of(act(window, delivery, "complete", {"data": {}}), 409, "task_not_ready")
+
+
+def test_the_dates_an_officer_records_lie_between_the_step_of_the_case_they_follow_and_today(
+    svc: Services, window: TestClient, market: TestClient, clock: FakeClock
+) -> None:
+    def at(day: int) -> None:  # a new working day, a new session
+        clock.set(shanghai(2025, 11, day, 10))
+        sign_in(window, "win.li")
+        sign_in(market, "mkt.wang")
+
+    case_id = food_case(svc)  # received Monday 3 November
+    at(5)
+    ok(act(window, task_of(svc, case_id, "intake"), "accept", {"opinion": "受理"}))  # accepted the 5th
+    review = task_of(svc, case_id, "review")
+    ok(act(market, review, "special-procedure/start", {"kind": "inspection", "opinion": "需现场核查"}))
+    special = task_of(svc, case_id, "special_procedure")
+    at(7)
+
+    def end(started: str, finished: str) -> Any:
+        body = {"result": "合格", "started_on": started, "finished_on": finished}
+        return act(market, special, "special-procedure/end", body)
+
+    for started, finished, field, code in (
+        ("2025-11-04", "2025-11-05", "started_on", "date_too_early"),  # before the acceptance
+        ("1900-01-01", "1900-01-02", "started_on", "date_too_early"),
+        ("2025-11-05", "2999-01-01", "finished_on", "date_too_late"),
+    ):
+        body = error_of(end(started, finished), 422, "invalid_form")
+        assert body["detail"]["field"] == field, body
+        assert body["detail"]["errors"][0]["code"] == code, body
+    assert (
+        "受理日期（2025-11-05）" in error_of(end("2025-11-04", "2025-11-05"), 422, "invalid_form")["message"]
+    )
+    assert ready(svc, case_id)["special_procedure"]["id"] == special  # nothing was stored
+    ok(end("2025-11-05", "2025-11-06"))
+
+    decision = ok(
+        act(market, task_of(svc, case_id, "review"), "review", {"result": "pass", "opinion": "符合"})
+    )
+    at(10)
+    ok(act(market, decision["opened_tasks"][0]["id"], "approve", {"opinion": "准予许可"}))  # decided the 10th
+    delivery = task_of(svc, case_id, "delivery")
+    for day in ("2025-11-07", "1900-01-01"):
+        body = error_of(
+            act(window, delivery, "deliver", {"method": "mail", "delivered_on": day}), 422, "invalid_form"
+        )
+        assert (body["detail"]["field"], body["detail"]["errors"][0]["code"]) == (
+            "delivered_on",
+            "date_too_early",
+        )
+        assert "决定日期（2025-11-10）" in body["message"]
+    assert ok(act(window, delivery, "deliver", {"method": "mail", "delivered_on": "2025-11-10"}))[
+        "case_status"
+    ] == ("delivered")
 
 
 def test_refusal_and_denial_and_their_deliveries(
@@ -787,7 +841,7 @@ def test_the_officer_case_view_and_who_may_use_the_officer_api(
     case_id = food_case(svc)
     view = ok(window.get(f"{API}/cases/{case_id}"))
     assert view["view"] == "officer" and view["case"]["id"] == case_id and view["withdrawal"] is None
-    assert [t["element_id"] for t in view["tasks"]] == ["intake"]
+    assert [(t["element_id"], t["candidate_groups"]) for t in view["tasks"]] == [("intake", ["window"])]
     assert view["events"][0]["action"] == "case_submitted" and view["events"][0]["actor"] == "applicant"
     unknown = format_case_number(datetime(2025, 11, 3).date(), 987)
     same_as_missing(

@@ -342,7 +342,7 @@ def test_case_clock_across_national_day_pauses_for_special_procedure_and_raises_
         "special_procedure",
         kind="testing",
         result="合格",
-        started_on="2025-01-02",  # the officer's dates are a record: they move no clock nor timer
+        started_on="2025-09-30",  # the officer's dates are a record: they move no clock nor timer
         finished_on="2025-10-14",
     )
     clocks = {c["kind"]: c for c in svc.cases.track(case_id)["clocks"]}

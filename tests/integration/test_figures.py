@@ -23,6 +23,7 @@ from engine.cases.withdrawal import decide_withdrawal, request_withdrawal
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.persistence.database import unit_of_work
 from engine.persistence.tables import audit_log, case_clocks, escalations, tasks
+from engine.time.calendar import local_date
 from licence.demo import demo_organisations
 from licence.library import LicenceLibrary
 from tests.conftest import FOOD_FORM, FakeClock, services_on
@@ -92,7 +93,8 @@ class World:
         do(self.svc, case_id, "decision", decision="approve", opinion="准予许可")
         if deliver:
             step = "delivery" if "delivery" in ready(self.svc, case_id) else "delivery_early"
-            do(self.svc, case_id, step, delivery_method="window", delivered_on=str(date(2025, 1, 1)))
+            on = local_date(self.clock.now).isoformat()  # delivered the day of the decision
+            do(self.svc, case_id, step, delivery_method="window", delivered_on=on)
 
     def rate(self, case_id: str, level: int, at: datetime) -> None:
         self.clock.set(at)
