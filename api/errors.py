@@ -303,11 +303,21 @@ def install_error_handlers(app: FastAPI) -> None:
             405: ("method_not_allowed", f"该接口不支持 {request.method} 方法"),
             413: ("body_too_large", "请求体过大"),
         }.get(status, (f"http_{status}", str(exc.detail)[:200]))
-        if status == 404 and _wants_page(request):
+        headers = {**(exc.headers or {}), CORRELATION_HEADER: correlation_id(request)}
+        if status in (404, 405) and _wants_page(request):
             from api.pages.route import error_page
 
-            return error_page(request, 404, "page_not_found", f"页面不存在：{request.url.path}")
-        headers = {**(exc.headers or {}), CORRELATION_HEADER: correlation_id(request)}
+            if status == 404:
+                return error_page(request, 404, "page_not_found", f"页面不存在：{request.url.path}")
+            # a form the browser sent itself (its page's script not loaded yet, or off): a page, not JSON
+            page = error_page(
+                request,
+                405,
+                "method_not_allowed",
+                "该页面不能这样提交：页面尚未加载完成或脚本未运行，请刷新页面后重试",
+            )
+            page.headers.update(headers)
+            return page
         return error_response(status, code, message, {}, **headers)
 
     async def unexpected(request: Request, exc: Exception) -> Response:

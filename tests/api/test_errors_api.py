@@ -277,3 +277,18 @@ def test_every_api_answer_is_no_store_unless_the_route_says_otherwise(
         assert anonymous.get("/api/v1/public/items").headers["cache-control"] == "no-store"
         assert anonymous.get("/api/v1/auth/me").headers["cache-control"] == "no-store"
         assert "no-store" not in anonymous.get("/static/ow.js").headers.get("cache-control", "")
+
+
+def test_a_page_form_the_browser_posts_itself_answers_a_page_not_json(app: FastAPI) -> None:
+    """A page's form sent by the browser before its script runs (a slow network, scripts off) reaches the
+    page's own address: the person gets the Chinese error page, an API client still JSON."""
+    with TestClient(app, raise_server_exceptions=False) as browser:
+        html = {"accept": "text/html,application/xhtml+xml"}
+        sent = browser.post("/login?next=/my/cases", data={"username": "a", "password": "b"}, headers=html)
+        assert sent.status_code == 405 and sent.headers["content-type"].startswith("text/html")
+        assert "该页面不能这样提交" in sent.text and "method_not_allowed" in sent.text
+        main = sent.text.split("<main", 1)[1].split("</main>")[0]
+        assert sent.headers["allow"] == "GET" and "{" not in main
+        api = browser.post("/login", data={"username": "a"})
+        assert api.status_code == 405 and api.json()["code"] == "method_not_allowed"
+        typed(app, browser.delete(f"{E}/definitions", headers=html), 405, "method_not_allowed")
