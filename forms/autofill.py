@@ -238,7 +238,8 @@ def autofill(
     earlier_tasks: Mapping[str, Mapping[str, Any]] | None = None,
     today: date,
 ) -> AutofillResult:
-    """Values for the fields of ``definition`` from the first binding that yields one, with provenance."""
+    """Values for the fields of ``definition`` from the first binding that yields one, with provenance
+    (``applicant``: the applicant's attributes, and its ``kind``, person or organisation, when known)."""
     result = AutofillResult()
     unusable: dict[int, SkipReason] = {}  # why a licence that is not valid today is not used, built once
     for lic in licences:
@@ -283,8 +284,9 @@ def autofill(
                     found = value, origin
                     break
             elif isinstance(binding, ApplicantBinding):
+                kind = (applicant or {}).get("kind")
                 value = (applicant or {}).get(binding.attribute)
-                if not _blank(value):
+                if not _blank(value) and binding.applicant_kind in (None, kind):
                     origin = Provenance(source="applicant", attribute=binding.attribute, locked=spec.locked)
                     found = value, origin
             elif isinstance(binding, TaskBinding):

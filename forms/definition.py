@@ -79,10 +79,13 @@ class LicenceBinding:
 
 @dataclass(frozen=True)
 class ApplicantBinding:
-    """Take ``attribute`` (name, id, phone, address, email...) of the authenticated applicant."""
+    """Take ``attribute`` (name, id, phone, address, email...) of the authenticated applicant; with
+    ``applicant_kind``, only from an applicant of that kind (a legal representative's name is the
+    applicant's own only when the applicant is a person, never a company's name)."""
 
     attribute: str
     source: Literal["applicant"] = "applicant"
+    applicant_kind: Literal["person", "organisation"] | None = None
 
 
 @dataclass(frozen=True)
@@ -175,5 +178,6 @@ def _binding_to_dict(binding: Binding) -> dict[str, str]:
             "licence_field": binding.licence_field,
         }
     if isinstance(binding, ApplicantBinding):
-        return {"source": "applicant", "attribute": binding.attribute}
+        kind = {"applicant_kind": binding.applicant_kind} if binding.applicant_kind else {}
+        return {"source": "applicant", "attribute": binding.attribute, **kind}
     return {"source": "task", "element_id": binding.element_id, "field": binding.field}

@@ -312,7 +312,12 @@ class _DefinitionChecker:
             if attribute not in APPLICANT_ATTRIBUTES:
                 self.fail(name, "unknown_applicant_attribute", f"未知申请人属性 {attribute}")
                 return None
-            return ApplicantBinding(attribute=attribute)
+            kind = raw.get("applicant_kind")
+            if kind not in (None, "person", "organisation"):
+                message = f"applicant_kind 只能是 person 或 organisation，不能是 {kind!r}"
+                self.fail(name, "bad_binding", message)
+                return None
+            return ApplicantBinding(attribute=attribute, applicant_kind=kind)
         if source == "task":
             element_id, task_field = raw.get("element_id"), raw.get("field")
             if not isinstance(element_id, str) or not element_id or not isinstance(task_field, str):

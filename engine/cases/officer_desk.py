@@ -172,7 +172,11 @@ class OfficerDesk:
         return autofill(
             form,
             licences=licences,
-            applicant={"name": case["applicant_name"], "id": case["applicant_id"]},
+            applicant={
+                "name": case["applicant_name"],
+                "id": case["applicant_id"],
+                "kind": case["applicant_kind"],
+            },
             earlier_tasks=earlier_task_data(events),
             today=today,
         )

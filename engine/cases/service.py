@@ -126,6 +126,9 @@ class CaseService:
                 conn, self.workflow.clock, applicant_id, definition, today, holder_kind=applicant_kind
             )
         applicant = {"name": applicant_name, "id": applicant_id}
+        kind = applicant_kind or said_kind(applicant_id, None, definition, {}, today)
+        if kind is not None:
+            applicant["kind"] = kind
         return autofill(definition, licences=licences, applicant=applicant, today=today)
 
     def submit(self, app: Application, actor: str) -> str:
@@ -166,7 +169,9 @@ class CaseService:
         held = licences_for_form(
             conn, self.workflow.clock, applicant_id, form, today, materials_types, holder_kind=said
         )
-        filled = self.prefill(conn, form, applicant_id, app.applicant_name, licences=held, today=today)
+        filled = self.prefill(
+            conn, form, applicant_id, app.applicant_name, licences=held, today=today, applicant_kind=said
+        )
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
         contact_phone = contact_phone_of(app.contact_phone)  # after the form's own phone field
         kind = applicant_kind(applicant_id, app.applicant_kind, form, data, today)

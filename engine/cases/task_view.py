@@ -276,7 +276,7 @@ def _form(
     licences = licences_for_form(
         conn, clock, case["applicant_id"], definition, today, holder_kind=case["applicant_kind"]
     )
-    applicant = {"name": case["applicant_name"], "id": case["applicant_id"]}
+    applicant = {"name": case["applicant_name"], "id": case["applicant_id"], "kind": case["applicant_kind"]}
     filled = autofill(definition, licences=licences, applicant=applicant, earlier_tasks=earlier, today=today)
     return {"definition": definition.to_dict(), **filled.to_dict()}
 

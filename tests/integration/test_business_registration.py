@@ -14,7 +14,7 @@ from engine.cases.intake import Application
 from engine.cases.licences import ENTITY_KINDS, REGISTRATION_CATEGORIES
 from engine.persistence.tables import tasks
 from forms.registry import FormRegistry
-from licence.demo import demo_persons
+from licence.demo import demo_organisations, demo_persons
 from licence.library import LicenceLibrary
 from processes.catalogue import ServiceItem, load_catalogue
 from tests.conftest import FakeClock, services_on
@@ -101,3 +101,21 @@ def test_each_kind_is_accepted_by_the_form_and_gets_a_licence_of_its_kind(svc: S
     assert licence.type_code == "business_licence"
     assert licence.holder_id[:2] == ENTITY_KINDS[kind] and licence.holder_id_kind == "credit_code"
     assert licence.holder_name == name and licence.face["company_type"] == kind
+
+
+def test_the_legal_representative_is_the_applicant_only_when_the_applicant_is_a_person(svc: Services) -> None:
+    """法定代表人 falls back to the applicant's own name and id: a person registering a business is its
+    representative, but a company's name and credit code are no one's, and the fields are locked, so such
+    a fill could neither be corrected nor (the id no resident ID) submitted."""
+    organisation = next(o for o in demo_organisations() if o.credit_code.startswith("91"))
+    person = demo_persons()[3]
+    with svc.engine.connect() as conn:
+        company = svc.cases.prefill(conn, FORM, organisation.credit_code, organisation.name)
+        own = svc.cases.prefill(conn, FORM, person.resident_id, person.name)
+    assert "legal_representative" not in company.values and "legal_rep_id" not in company.values
+    assert own.values["legal_representative"] == person.name
+    assert own.values["legal_rep_id"] == person.resident_id
+    assert {own.provenance[f].source for f in ("legal_representative", "legal_rep_id")} <= {
+        "licence",
+        "applicant",
+    }

@@ -179,7 +179,7 @@ def test_falls_back_to_next_binding_and_reports_why() -> None:
     result = autofill(
         REGISTRY.get("apply.business_registration"),
         licences=[expired_id],
-        applicant={"name": "张三", "id": "11010519491231002X"},
+        applicant={"name": "张三", "id": "11010519491231002X", "kind": "person"},
         earlier_tasks=None,
         today=TODAY,
     )
@@ -384,14 +384,15 @@ def test_a_form_fills_the_same_from_only_the_licences_of_its_types(key: str) -> 
 
 
 def test_a_value_the_field_itself_would_refuse_is_not_filled_and_the_field_stays_open() -> None:
-    """An organisation's own id offered as its legal representative's resident ID: a locked field could
-    never be submitted with it, so it is not used (said why) and the applicant fills the field."""
+    """An applicant's id that is no resident ID offered as the legal representative's: a locked field could
+    never be submitted with it, so it is not used (said why) and the applicant fills the field. (An
+    organisation's id is never offered: the binding is a person's, the next test.)"""
     registration = REGISTRY.get("apply.business_registration")
     assert registration.field("legal_rep_id").locked
     result = autofill(
         registration,
         licences=[],
-        applicant={"name": "福州市鼓楼区好味餐饮有限公司", "id": CREDIT_CODE},
+        applicant={"name": "福州市鼓楼区好味餐饮有限公司", "id": CREDIT_CODE, "kind": "person"},
         earlier_tasks=None,
         today=TODAY,
     )
@@ -401,6 +402,23 @@ def test_a_value_the_field_itself_would_refuse_is_not_filled_and_the_field_stays
     assert "法定代表人身份证号码" in reason.message_zh and "请自行填写" in reason.message_zh
     typed = merge({"legal_rep_id": "11010519491231002X"}, result, definition=registration)
     assert typed["legal_rep_id"] == "11010519491231002X"  # not locked: the applicant's own value stands
+
+
+def test_an_organisation_is_never_its_own_legal_representative() -> None:
+    """The representative's name and id fall back to the applicant's own only for a person: a company's
+    name passes every rule of a name, and the field is locked, so it could not be corrected."""
+    registration = REGISTRY.get("apply.business_registration")
+    for kind in ("organisation", None):
+        applicant = {"name": "福州市鼓楼区好味餐饮有限公司", "id": CREDIT_CODE}
+        if kind is not None:
+            applicant["kind"] = kind
+        result = autofill(registration, licences=[], applicant=applicant, earlier_tasks=None, today=TODAY)
+        assert "legal_representative" not in result.values and "legal_rep_id" not in result.values
+        assert not result.skipped.get("legal_representative")
+    person = {"name": "张三", "id": "11010519491231002X", "kind": "person"}
+    result = autofill(registration, licences=[], applicant=person, earlier_tasks=None, today=TODAY)
+    assert result.values["legal_representative"] == "张三"
+    assert result.values["legal_rep_id"] == "11010519491231002X"
 
 
 def test_a_licence_value_the_field_refuses_gives_way_to_the_next_source() -> None:
@@ -416,7 +434,7 @@ def test_a_licence_value_the_field_refuses_gives_way_to_the_next_source() -> Non
     result = autofill(
         REGISTRY.get("apply.business_registration"),
         licences=[bad_face],
-        applicant={"name": "张三", "id": "11010519491231002X"},
+        applicant={"name": "张三", "id": "11010519491231002X", "kind": "person"},
         earlier_tasks=None,
         today=TODAY,
     )
