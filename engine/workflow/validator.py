@@ -213,10 +213,27 @@ def _text(element: Any) -> str:
     return (element.text or "").strip() if element is not None else ""
 
 
+def _feel_problem(element: Any, text: str, what: str) -> Problem | None:
+    """Camunda 8 (Zeebe) writes its FEEL expressions with a leading ``=`` (``= amount > 1000``,
+    ``=duration("PT2H")``); no Python expression or JUEL begins so. Named as the language it is, not as a
+    syntax error of ours."""
+    if not text.strip().startswith("="):
+        return None
+    sentence = (
+        f"{what}是 Camunda 8 的 FEEL 表达式（以 = 开头）：本系统不执行 FEEL，"
+        "请改写为 Python 表达式或 JUEL（${...}），定时器也可写 ISO 8601 文本（如 PT2H）"
+    )
+    return Problem(_owner_id(element), "unsupported_language", sentence, element.sourceline)
+
+
 def _check_timer(problems: list[Problem], element: Any, text: str, what: str) -> None:
     """A timer / due-date expression: sandbox-checked (JUEL translated first; a Quartz cron is reported by
     ``camunda_checks``), and a literal cycle within the timer bounds."""
     if is_cron(text):
+        return
+    feel = _feel_problem(element, text, what)
+    if feel is not None:
+        problems.append(feel)
         return
     juel = juel_problem(_owner_id(element), text, what, element.sourceline)
     if juel is not None:
@@ -250,6 +267,10 @@ def _placeholder_problems(element: Any, meta: Any) -> list[Problem]:
 
 
 def _check_expr(problems: list[Problem], element: Any, what: str, mode: str = "eval") -> None:
+    feel = _feel_problem(element, _text(element), what) if mode == "eval" else None
+    if feel is not None:
+        problems.append(feel)
+        return
     if mode == "eval":  # JUEL (``${...}``) is translated first, as the parser does
         juel = juel_problem(_owner_id(element), _text(element), what, element.sourceline)
         if juel is not None:
