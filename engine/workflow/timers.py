@@ -58,7 +58,9 @@ def duration_from(text: str, start: datetime) -> timedelta:
 
 
 def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
-    """``R[n]/start/duration``, ``R[n]/duration/end`` or ``R[n]/duration`` (starts one duration after now)."""
+    """``R[n]/start/duration``, ``R[n]/duration/end``, ``R[n]/start/end`` (ISO 8601's fourth form: the
+    period is from start to end, as Camunda 7's ``DurationHelper`` reads it) or ``R[n]/duration`` (starts one
+    duration after now)."""
     parts = text.strip().upper().replace("--", "/").lstrip("R").split("/")
     if len(parts) < 2:
         raise ValueError("invalid cycle")
@@ -72,6 +74,11 @@ def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
         delta = _T.get_timedelta_from_end(_T.parse_iso_duration(first), end)
         return cycles, end - delta, delta
     start = parse_instant(first)
+    if not second.startswith("P"):
+        end = parse_instant(second)
+        if end <= start:
+            raise ValueError("the end of a cycle's period is not after its start")
+        return cycles, start, end - start
     return cycles, start, duration_from(second, start)
 
 
