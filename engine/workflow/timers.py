@@ -53,8 +53,17 @@ def parse_instant(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+_ISO_SHAPED = re.compile(r"[+-]?P[0-9YMWDTHS.,]*|R[0-9]*/[P0-9+-]\S*|[0-9]{4}-[0-9]{2}\S*", re.IGNORECASE)
+"""Text written as an ISO 8601 duration, cycle or date (never a Python expression one means: ``P``, ``PT``,
+``P1DT``, ``-PT1H``, ``2025-13-01``): when it is not a valid one, the timer is refused, not read as a data
+name (``PT``) that fails when the timer is reached, nor as an empty duration (``P``) that fires at once."""
+
+
 def duration_from(text: str, start: datetime) -> timedelta:
-    return _T.get_timedelta_from_start(_T.parse_iso_duration(text.strip()), start)
+    parts = _T.parse_iso_duration(text.strip())
+    if not parts:
+        raise ValueError("a duration without any component")  # ``P``: the library reads no time at all
+    return _T.get_timedelta_from_start(parts, start)
 
 
 def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
@@ -127,6 +136,14 @@ def check_timer_expression(text: str | None, element_id: str | None = None) -> N
     """Deploy-time check: a valid ISO literal (a cycle within ``check_cycle``'s bounds), or an expression
     that passes the sandbox."""
     kind = literal_kind(text or "")
+    if kind is None and _ISO_SHAPED.fullmatch((text or "").strip()):
+        shown = (text or "").strip()[:100]
+        raise InvalidInput(
+            f"不是有效的 ISO 8601 时间：{shown!r}（时长如 P3D、PT2H30M，日期如 2025-01-01T09:00:00+08:00，"
+            "循环如 R3/PT1H）",
+            code="bad_timer",
+            element_id=element_id,
+        )
     if kind is None:
         check_source(text, "eval", element_id=element_id)
     elif kind == "cycle":
