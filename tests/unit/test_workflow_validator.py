@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -498,3 +499,21 @@ def test_a_computed_empty_duration_is_refused_when_the_timer_is_reached() -> Non
     with pytest.raises(InvalidInput) as info:
         Runtime.start(definition, {"suffix": ""}, datetime(2025, 3, 3, 1, 0, tzinfo=UTC))
     assert (info.value.code, info.value.detail["element_id"]) == ("bad_timer_value", "wait")
+
+
+@pytest.mark.parametrize(
+    ("condition", "said"),
+    [
+        ("amount ＞ 1000", "全角"),  # a full-width sign typed with a Chinese input method
+        ("kind == “A”", "全角"),
+        ("(amount > 1000", "没有闭合"),
+        ("amount > 010", "不能以 0 开头"),
+        ("amount >", "语法无效"),
+    ],
+)
+def test_a_syntax_error_is_told_in_chinese_with_its_column(condition: str, said: str) -> None:
+    """The problem carried Python's English text (``invalid character '＞' (U+FF1E)``, ``leading zeros in
+    decimal integer literals are not permitted; use an 0o prefix for octal integers``)."""
+    [problem] = [p for p in problems_of(gateway_model(condition)) if p["element_id"] == "f_yes"]
+    assert problem["code"] == "bad_expression" and said in problem["message"]
+    assert not re.search(r"[A-Za-z]{3,}", problem["message"].split("：", 1)[1]), problem["message"]
