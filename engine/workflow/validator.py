@@ -136,6 +136,13 @@ TIMER_START = (
 )
 """A timer start event of a top-level process (an event subprocess's timer start is supported): see the
 sentence; both ways the model would run differently from Camunda 7, so it is reported, not guessed."""
+SIGNAL_START = (
+    "不支持流程的信号开始事件：本系统的信号只在一个实例内部传递，没有从外部广播信号、由信号启动新实例的入口；"
+    "手工（或由事项目录）启动的实例会永远停在这个开始事件。请用空开始事件；要由外部触发请用消息开始事件"
+    "或在空开始事件后接消息中间捕获事件"
+)
+"""A signal start event of a top-level process (an event subprocess's signal start is supported): the
+instance would wait at it for a signal nothing can send it (Camunda 7 starts a new instance per signal)."""
 LOOP_LABELS = {
     "loopCardinality": "多实例基数",
     "completionCondition": "完成条件",
@@ -417,6 +424,10 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                 problems.append(Problem(owner, "missing_message", text, line))
             elif ref is not None and ref not in scan.messages:
                 problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
+        elif name == "signalEventDefinition":
+            holder = element.getparent()
+            if local(holder) == "startEvent" and local(holder.getparent()) == "process":
+                problems.append(Problem(owner, "unsupported_element", SIGNAL_START, line))
         elif name == "conditionalEventDefinition":
             problems.append(Problem(owner, "unsupported_element", CONDITIONAL_EVENT, line))
             condition = element.find(f"{B}condition")
