@@ -6,6 +6,10 @@ While the library runs a step it raises
   original exception (``TypeError``, ``ZeroDivisionError``, ``KeyError``...); the line is read from the
   sandbox frame of the traceback -> ``InvalidInput(code="expression_failed", element_id, line, error_type)``
   (a ``NameError``: ``variable``, the name that is not set, as Camunda's ``Cannot resolve identifier``);
+* ``WorkflowDataException`` (a ``WorkflowTaskException``): a data association or ``ioSpecification`` found
+  no value to move: a task completed without the value its data output association stores in a data
+  object, a data object read before anything wrote it, a declared input or output not in the task's data
+  -> ``InvalidInput(code="missing_data", element_id, data)``, in our words, not the library's English;
 * ``WorkflowException``: it carries the task spec; "No conditions satisfied" is an exclusive gateway with
   no true condition and no default flow -> ``InvalidInput(code="no_condition_satisfied", element_id)``,
   anything else ``InvalidInput(code="engine_error", element_id)``;
@@ -26,7 +30,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.exceptions import WorkflowDataException, WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.data_spec import DataObject
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.task import Task
 
@@ -102,6 +107,35 @@ def _where(element_id: str | None, line: int | None) -> str:
     return f"（{element_id}" + (f" 第 {line} 行" if line else "") + "）"
 
 
+def _missing_data(exc: WorkflowDataException) -> InvalidInput:
+    """A data association or declared input / output that found no value (module doc)."""
+    task = exc.task
+    element_id = _spec_element(getattr(task, "task_spec", None))
+    spec = exc.data_output if exc.data_output is not None else exc.data_input
+    name = getattr(spec, "bpmn_id", None) or "?"
+    if isinstance(spec, DataObject) and exc.data_output is not None:
+        text = (
+            f"{element_id} 完成时任务数据中没有数据对象 {name} 的值：它的数据输出关联"
+            f"（dataOutputAssociation）要把这个值存入数据对象；请在完成的数据中提供 {name}，"
+            "或在模型中删去这条关联"
+        )
+    elif isinstance(spec, DataObject):
+        text = (
+            f"{element_id} 要读取的数据对象 {name} 还没有值（数据输入关联 dataInputAssociation）："
+            "前面没有环节把值写入它"
+        )
+    else:
+        side = "输出" if exc.data_output is not None else "输入"
+        text = f"{element_id} 声明的{side}数据 {name}（ioSpecification）在任务数据中没有值"
+    return InvalidInput(
+        text,
+        code="missing_data",
+        element_id=element_id,
+        task_id=str(task.id) if task is not None else None,
+        data=name,
+    )
+
+
 def step_failure(exc: BaseException) -> OneWindowError | None:
     """The typed error for ``exc``, raised while the library ran a step; None for a bug."""
     if isinstance(exc, OneWindowError):
@@ -109,6 +143,8 @@ def step_failure(exc: BaseException) -> OneWindowError | None:
     inner = wrapped_error(exc)
     if inner is not None:
         return inner
+    if isinstance(exc, WorkflowDataException) and not str(exc).startswith("Multiinstance"):
+        return _missing_data(exc)
     if isinstance(exc, WorkflowTaskException):
         task = exc.task
         cause = exc.__cause__ or exc.__context__

@@ -552,6 +552,36 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
 
+_SYNTAX_SENTENCES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), sentence)
+    for pattern, sentence in (
+        (r"invalid character '(.)'", "含有不能用在表达式中的字符“{0}”（全角符号或中文引号？请改用半角符号）"),
+        (r"'(.)' was never closed", "括号“{0}”没有闭合"),
+        (r"unmatched '(.)'", "多了一个右括号“{0}”"),
+        (r"closing parenthesis '(.)' does not match", "右括号“{0}”与左括号不配对"),
+        (r"unterminated (?:triple-quoted )?string literal", "字符串缺少结束的引号"),
+        (r"leading zeros in decimal integer literals", "整数不能以 0 开头（如 010）"),
+        (r"unexpected indent|expected an indented block|unindent does not match", "缩进不对"),
+        (r"unexpected EOF|incomplete input", "表达式不完整"),
+    )
+)
+"""Python's own text of a syntax error, in a designer's words (its English never reaches the designer)."""
+
+
+def syntax_sentence(err: SyntaxError) -> str:
+    """What is wrong, in Chinese, with where (line and column of the expression or script)."""
+    text = err.msg or ""
+    sentence = "语法无效"
+    for pattern, chinese in _SYNTAX_SENTENCES:
+        match = pattern.search(text)
+        if match is not None:
+            sentence = chinese.format(*match.groups())
+            break
+    where = f"第 {err.lineno} 行" if err.lineno else ""
+    where += f"第 {err.offset} 列" if err.lineno and err.offset else ""
+    return f"{sentence}（{where}）" if where else sentence
+
+
 def check_source(source: str | None, mode: Mode = "eval", element_id: str | None = None) -> ast.AST:
     """Parse and check one expression (``mode='eval'``) or script (``'exec'``); raise if unsafe."""
     text = normalize(source) if mode == "eval" else (source or "")
@@ -563,7 +593,10 @@ def check_source(source: str | None, mode: Mode = "eval", element_id: str | None
         tree = ast.parse(text, mode=mode)
     except SyntaxError as err:
         raise UnsafeExpression(
-            f"表达式语法错误：{err.msg}", code="syntax_error", line=err.lineno, element_id=element_id
+            f"表达式语法错误：{syntax_sentence(err)}",
+            code="syntax_error",
+            line=err.lineno,
+            element_id=element_id,
         ) from None
     except (RecursionError, MemoryError):
         raise _refuse("expression_too_deep", None, "语法分析超出限度", element_id) from None

@@ -58,6 +58,12 @@ def parse_instant(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+_ISO_SHAPED = re.compile(r"[+-]?P[0-9YMWDTHS.,]*|R[0-9]*/[P0-9+-]\S*|[0-9]{4}-[0-9]{2}\S*", re.IGNORECASE)
+"""Text written as an ISO 8601 duration, cycle or date (never a Python expression one means: ``P``, ``PT``,
+``P1DT``, ``-PT1H``, ``2025-13-01``): when it is not a valid one, the timer is refused, not read as a data
+name (``PT``) that fails when the timer is reached, nor as an empty duration (``P``) that fires at once."""
+
+
 class TimerOutOfRange(ValueError):
     """A duration whose years and months reach past the calendar (before year 1 or after 9999), or
     longer than a ``timedelta`` holds."""
@@ -74,7 +80,10 @@ def _months_within(parsed: dict[str, Any], start: datetime, backwards: bool) -> 
 
 
 def duration_from(text: str, start: datetime) -> timedelta:
-    parsed = _months_within(_T.parse_iso_duration(text.strip()), start, backwards=False)
+    parts = _T.parse_iso_duration(text.strip())
+    if not parts:
+        raise ValueError("a duration without any component")  # ``P``: the library reads no time at all
+    parsed = _months_within(parts, start, backwards=False)
     try:
         return _T.get_timedelta_from_start(parsed, start)
     except OverflowError:  # days, hours... past what a timedelta holds
@@ -90,7 +99,9 @@ def duration_until(text: str, end: datetime) -> timedelta:
 
 
 def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
-    """``R[n]/start/duration``, ``R[n]/duration/end`` or ``R[n]/duration`` (starts one duration after now)."""
+    """``R[n]/start/duration``, ``R[n]/duration/end``, ``R[n]/start/end`` (ISO 8601's fourth form: the
+    period is from start to end, as Camunda 7's ``DurationHelper`` reads it) or ``R[n]/duration`` (starts one
+    duration after now)."""
     parts = text.strip().upper().replace("--", "/").lstrip("R").split("/")
     if len(parts) < 2:
         raise ValueError("invalid cycle")
@@ -104,6 +115,11 @@ def parse_cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
         delta = duration_until(first, end)
         return cycles, end - delta, delta
     start = parse_instant(first)
+    if not second.startswith("P"):
+        end = parse_instant(second)
+        if end <= start:
+            raise ValueError("the end of a cycle's period is not after its start")
+        return cycles, start, end - start
     return cycles, start, duration_from(second, start)
 
 
@@ -173,6 +189,14 @@ def check_timer_expression(text: str | None, element_id: str | None = None) -> N
         raise InvalidInput(
             f"定时器时长超出日历范围（公元 1 年至 9999 年）：{(text or '').strip()[:100]!r}",
             code="timer_out_of_range",
+            element_id=element_id,
+        )
+    if kind is None and _ISO_SHAPED.fullmatch((text or "").strip()):
+        shown = (text or "").strip()[:100]
+        raise InvalidInput(
+            f"不是有效的 ISO 8601 时间：{shown!r}（时长如 P3D、PT2H30M，日期如 2025-01-01T09:00:00+08:00，"
+            "循环如 R3/PT1H）",
+            code="bad_timer",
             element_id=element_id,
         )
     if kind is None:

@@ -136,6 +136,13 @@ TIMER_START = (
 )
 """A timer start event of a top-level process (an event subprocess's timer start is supported): see the
 sentence; both ways the model would run differently from Camunda 7, so it is reported, not guessed."""
+SIGNAL_START = (
+    "不支持流程的信号开始事件：本系统的信号只在一个实例内部传递，没有从外部广播信号、由信号启动新实例的入口；"
+    "手工（或由事项目录）启动的实例会永远停在这个开始事件。请用空开始事件；要由外部触发请用消息开始事件"
+    "或在空开始事件后接消息中间捕获事件"
+)
+"""A signal start event of a top-level process (an event subprocess's signal start is supported): the
+instance would wait at it for a signal nothing can send it (Camunda 7 starts a new instance per signal)."""
 LOOP_LABELS = {
     "loopCardinality": "多实例基数",
     "completionCondition": "完成条件",
@@ -213,10 +220,27 @@ def _text(element: Any) -> str:
     return (element.text or "").strip() if element is not None else ""
 
 
+def _feel_problem(element: Any, text: str, what: str) -> Problem | None:
+    """Camunda 8 (Zeebe) writes its FEEL expressions with a leading ``=`` (``= amount > 1000``,
+    ``=duration("PT2H")``); no Python expression or JUEL begins so. Named as the language it is, not as a
+    syntax error of ours."""
+    if not text.strip().startswith("="):
+        return None
+    sentence = (
+        f"{what}是 Camunda 8 的 FEEL 表达式（以 = 开头）：本系统不执行 FEEL，"
+        "请改写为 Python 表达式或 JUEL（${...}），定时器也可写 ISO 8601 文本（如 PT2H）"
+    )
+    return Problem(_owner_id(element), "unsupported_language", sentence, element.sourceline)
+
+
 def _check_timer(problems: list[Problem], element: Any, text: str, what: str) -> None:
     """A timer / due-date expression: sandbox-checked (JUEL translated first; a Quartz cron is reported by
     ``camunda_checks``), and a literal cycle within the timer bounds."""
     if is_cron(text):
+        return
+    feel = _feel_problem(element, text, what)
+    if feel is not None:
+        problems.append(feel)
         return
     juel = juel_problem(_owner_id(element), text, what, element.sourceline)
     if juel is not None:
@@ -250,6 +274,10 @@ def _placeholder_problems(element: Any, meta: Any) -> list[Problem]:
 
 
 def _check_expr(problems: list[Problem], element: Any, what: str, mode: str = "eval") -> None:
+    feel = _feel_problem(element, _text(element), what) if mode == "eval" else None
+    if feel is not None:
+        problems.append(feel)
+        return
     if mode == "eval":  # JUEL (``${...}``) is translated first, as the parser does
         juel = juel_problem(_owner_id(element), _text(element), what, element.sourceline)
         if juel is not None:
@@ -396,6 +424,10 @@ def _static_problems(scan: _Scan, process: Any) -> list[Problem]:  # noqa: C901 
                 problems.append(Problem(owner, "missing_message", text, line))
             elif ref is not None and ref not in scan.messages:
                 problems.append(Problem(owner, "missing_message", f"引用了不存在的消息：{ref}", line))
+        elif name == "signalEventDefinition":
+            holder = element.getparent()
+            if local(holder) == "startEvent" and local(holder.getparent()) == "process":
+                problems.append(Problem(owner, "unsupported_element", SIGNAL_START, line))
         elif name == "conditionalEventDefinition":
             problems.append(Problem(owner, "unsupported_element", CONDITIONAL_EVENT, line))
             condition = element.find(f"{B}condition")

@@ -688,3 +688,62 @@ def test_a_flowable_modelers_defaults_are_accepted_and_two_human_performers_are_
 <bpmn:userTask id="T">{performer.format("kermit")}{performer.format("gonzo")}</bpmn:userTask>
 <bpmn:sequenceFlow id="f2" sourceRef="T" targetRef="E"/><bpmn:endEvent id="E"/></bpmn:process>"""
     assert _validated(two) == [("T", "bad_extension_value")]
+
+
+# ---------------------------------------------------------------- Camunda 8 (FEEL)
+
+CAMUNDA8_FEEL = model("""
+  <bpmn:process id="zeebe_grant" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Gateway_amount" />
+    <bpmn:exclusiveGateway id="Gateway_amount" default="Flow_small" />
+    <bpmn:sequenceFlow id="Flow_large" sourceRef="Gateway_amount" targetRef="Event_cool_off">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">=amount &gt; 1000</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="Flow_small" sourceRef="Gateway_amount" targetRef="EndEvent_1" />
+    <bpmn:intermediateCatchEvent id="Event_cool_off">
+      <bpmn:timerEventDefinition>
+        <bpmn:timeDuration xsi:type="bpmn:tFormalExpression">=duration("PT2H")</bpmn:timeDuration>
+      </bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Event_cool_off" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+""")
+
+
+def test_a_camunda8_feel_expression_is_named_as_feel_not_as_a_syntax_error() -> None:
+    """Camunda 8 writes every expression as FEEL with a leading ``=``. It was refused as a Python
+    ``bad_expression`` / ``bad_timer`` with the text ``invalid syntax``: the designer was told their
+    expression is malformed, not that this engine does not execute FEEL and what to write instead."""
+    (process,) = validate_document(CAMUNDA8_FEEL, "zeebe.bpmn").processes
+    found = [(p["element_id"], p["code"]) for p in process.problems]
+    assert found == [("Flow_large", "unsupported_language"), ("Event_cool_off", "unsupported_language")]
+    assert all("FEEL" in p["message"] and "JUEL" in p["message"] for p in process.problems)
+    assert all("invalid syntax" not in p["message"] for p in process.problems)
+
+
+def test_a_signal_start_event_of_a_process_is_reported_an_event_subprocess_signal_is_not(db, clock) -> None:
+    """A signal here passes only inside one instance, and nothing starts instances on a signal: an instance
+    started by hand waited at its signal start event for ever, with nothing pending to show for it. Camunda 7
+    starts a new instance per signal thrown. An event sub-process's signal start runs (a signal thrown in the
+    same instance)."""
+    data = model("""
+  <bpmn:signal id="Signal_alarm" name="alarm" />
+  <bpmn:process id="on_alarm" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_alarm">
+      <bpmn:signalEventDefinition signalRef="Signal_alarm" />
+    </bpmn:startEvent>
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_alarm" targetRef="Task_check" />
+    <bpmn:userTask id="Task_check" camunda:candidateGroups="window" />
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_check" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+""")
+    (process,) = validate_document(data, "alarm.bpmn").processes
+    found = [(p["element_id"], p["code"]) for p in process.problems]
+    assert found == [("StartEvent_alarm", "unsupported_element")]
+    assert "信号开始事件" in process.problems[0]["message"]
+    svc = WorkflowService(db, clock=clock)
+    with pytest.raises(InvalidModel):
+        svc.deploy(data, "alarm.bpmn", "designer")

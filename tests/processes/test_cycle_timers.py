@@ -153,3 +153,19 @@ def test_a_cycle_on_an_intermediate_timer_is_a_problem_of_the_event() -> None:
     duration = b"<bpmn:timeDuration>PT1H</bpmn:timeDuration>"
     once = model.replace(cycle, duration)
     assert validate_document(once, "waiting.bpmn").executable
+
+
+def test_a_cycle_written_as_start_and_end_repeats_the_period_between_them() -> None:
+    """ISO 8601 writes a repeating interval as ``R2/<start>/<end>`` too (the period is end minus start), and
+    Camunda 7 reads it so. It was refused as a Python expression with Python's English syntax message."""
+    cycle = "R2/2026-03-02T02:00:00Z/2026-03-02T04:00:00Z"
+    model = REMINDED.replace("BRANCH", TO_END).replace("R/PT1H", cycle).encode()
+    assert validate_document(model, "reminded.bpmn").executable
+    defn = load_definitions(model, "reminded.bpmn")["p"]
+    now = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    rt = Runtime.start(defn, {"reminders": 0}, now)
+    assert [t.due_at for t in rt.pending_timers()] == [datetime(2026, 3, 2, 2, tzinfo=UTC)]
+    fired = [rt.fire_due_timers(now + timedelta(hours=h, minutes=1)) for h in (1, 3, 5)]
+    assert fired == [["hourly"], ["hourly"], []]  # twice, a period of two hours apart, then no more
+    for backwards in ("R2/2026-03-02T04:00:00Z/2026-03-02T02:00:00Z", "R2/2026-03-02T04:00:00Z/nonsense"):
+        assert not validate_document(model.replace(cycle.encode(), backwards.encode()), "r.bpmn").executable

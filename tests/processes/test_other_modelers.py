@@ -174,6 +174,46 @@ def test_a_send_task_without_message_ref_sends_the_message_named_as_it(db, clock
     assert status(db, case) == "completed"
 
 
+DATA_OBJECT = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="Definitions_1" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="with_data_object" isExecutable="true">
+    <bpmn:dataObject id="DataObject_form" name="申请表" />
+    <bpmn:dataObjectReference id="DataObjectReference_1" name="申请表" dataObjectRef="DataObject_form" />
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:sequenceFlow id="Flow_1" sourceRef="StartEvent_1" targetRef="Task_intake" />
+    <bpmn:userTask id="Task_intake" camunda:candidateGroups="window">
+      <bpmn:dataOutputAssociation id="DataOutputAssociation_1">
+        <bpmn:targetRef>DataObjectReference_1</bpmn:targetRef>
+      </bpmn:dataOutputAssociation>
+    </bpmn:userTask>
+    <bpmn:sequenceFlow id="Flow_2" sourceRef="Task_intake" targetRef="Task_review" />
+    <bpmn:userTask id="Task_review" camunda:candidateGroups="market" />
+    <bpmn:sequenceFlow id="Flow_3" sourceRef="Task_review" targetRef="EndEvent_1" />
+    <bpmn:endEvent id="EndEvent_1" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def test_a_data_object_the_task_does_not_give_is_a_typed_error_naming_the_task_and_it(db, clock) -> None:
+    """A data output association stores a value of the task's data in the data object (by the object's id).
+    Completing the task without it failed with the library's English ``A data object could not be set;
+    'DataObject_form' not exist in the task`` as ``engine_error``; nothing is stored either way."""
+    svc = WorkflowService(db, clock=clock)
+    deploy_documents(svc, [(DATA_OBJECT, "data.bpmn")], "designer")
+    case = svc.start("with_data_object", {}, "applicant").instance_id
+    with pytest.raises(OneWindowError) as info:
+        complete(svc, db, case, "Task_intake", note="材料齐全")
+    err = info.value
+    found = (err.code, err.detail["element_id"], err.detail["data"])
+    assert found == ("missing_data", "Task_intake", "DataObject_form")
+    assert "DataObject_form" in err.message and "not exist" not in err.message
+    assert [e for e, _ in open_tasks(db, case)] == ["Task_intake"]  # nothing of the command stored
+    complete(svc, db, case, "Task_intake", DataObject_form={"items": 3})
+    assert [e for e, _ in open_tasks(db, case)] == ["Task_review"]
+
+
 def test_a_call_activity_into_another_file_deploys_with_it(db, clock) -> None:
     caller, shared = doc("call_caller.bpmn"), doc("call_shared_review.bpmn")
     (alone,) = validate_document(*caller).processes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -478,3 +479,41 @@ def test_a_task_limit_in_working_days_is_a_whole_number_the_calendar_can_count(d
     model = document(linear(user_task("t", top), "t", "t"))
     assert validate_document(model).executable
     assert load_definitions(model)["p"].task_meta["t"].deadline_days == MAX_WORKING_DAYS
+
+
+@pytest.mark.parametrize(
+    ("expression", "kind"),
+    [("P", "timeDuration"), ("PT", "timeDuration"), ("P1DT", "timeDuration"), ("-PT1H", "timeDuration"),
+     ("P1D2H", "timeDuration"), ("2025-13-01T09:00:00", "timeDate"), ("R3/PT", "timeCycle")],
+)  # fmt: skip
+def test_a_malformed_iso_timer_is_refused_at_deploy(expression: str, kind: str) -> None:
+    """``P`` was read as an empty duration (the timer fired at once); ``PT``, ``P1DT`` and ``-PT1H`` as data
+    names, failing the step with ``变量 PT 没有设置`` when the timer was reached."""
+    (process,) = validate_document(timer_model(expression, kind)).processes
+    assert [(p["element_id"], p["code"]) for p in process.problems] == [("wait", "bad_timer")]
+    assert "ISO 8601" in process.problems[0]["message"]
+
+
+def test_a_computed_empty_duration_is_refused_when_the_timer_is_reached() -> None:
+    definition = load_definitions(timer_model("'P' + suffix"))["p"]
+    with pytest.raises(InvalidInput) as info:
+        Runtime.start(definition, {"suffix": ""}, datetime(2025, 3, 3, 1, 0, tzinfo=UTC))
+    assert (info.value.code, info.value.detail["element_id"]) == ("bad_timer_value", "wait")
+
+
+@pytest.mark.parametrize(
+    ("condition", "said"),
+    [
+        ("amount ＞ 1000", "全角"),  # a full-width sign typed with a Chinese input method
+        ("kind == “A”", "全角"),
+        ("(amount > 1000", "没有闭合"),
+        ("amount > 010", "不能以 0 开头"),
+        ("amount >", "语法无效"),
+    ],
+)
+def test_a_syntax_error_is_told_in_chinese_with_its_column(condition: str, said: str) -> None:
+    """The problem carried Python's English text (``invalid character '＞' (U+FF1E)``, ``leading zeros in
+    decimal integer literals are not permitted; use an 0o prefix for octal integers``)."""
+    [problem] = [p for p in problems_of(gateway_model(condition)) if p["element_id"] == "f_yes"]
+    assert problem["code"] == "bad_expression" and said in problem["message"]
+    assert not re.search(r"[A-Za-z]{3,}", problem["message"].split("：", 1)[1]), problem["message"]
