@@ -141,8 +141,8 @@ def decide_withdrawal(
     waiting withdrawal request; returns the decided request. A refusal needs a ``note``; a grant may
     leave it blank."""
     viewer = Viewer.officer(actor, groups)
-    text = _text(note, "note", "不同意撤回的理由") if not grant else (note or "").strip()[:MAX_TEXT]
-    check_plain_text(text, "note", "审核意见", multiline=True)
+    text = _text(note, "opinion", "不同意撤回的理由") if not grant else (note or "").strip()[:MAX_TEXT]
+    check_plain_text(text, "opinion", "审核意见", multiline=True)
 
     def command(conn: Connection) -> dict[str, Any]:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
