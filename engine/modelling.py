@@ -24,6 +24,7 @@ from typing import Any, get_args
 from sqlalchemy import Connection, func, select
 
 from engine.errors import InvalidInput, NotFound, Problem
+from engine.persistence.columns import check_row
 from engine.persistence.database import unit_of_work
 from engine.persistence.tables import definitions, instances
 from engine.service import WorkflowService
@@ -107,6 +108,7 @@ def list_models(conn: Connection) -> list[dict[str, Any]]:
 
 def model(conn: Connection, key: str) -> dict[str, Any]:
     """One process key with its versions (``NotFound`` ``definition_not_found`` if never deployed)."""
+    check_row(definitions, {"key": key})  # a key no column holds (a NUL): refused as such, on every backend
     found = _models(conn, key)
     if not found:
         raise NotFound(f"流程 {key} 尚未部署", code="definition_not_found", key=key)
@@ -115,6 +117,7 @@ def model(conn: Connection, key: str) -> dict[str, Any]:
 
 def version_document(conn: Connection, key: str, version: int) -> dict[str, Any]:
     """One deployed version with its BPMN text (``bpmn``) and the count of instances running on it."""
+    check_row(definitions, {"key": key})
     row = (
         conn.execute(
             select(*_VERSION_COLUMNS, definitions.c.bpmn).where(

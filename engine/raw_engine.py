@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, exists, or_, select
 
 from engine.cases.service import CaseService
 from engine.errors import Conflict, InvalidInput
+from engine.persistence.columns import check_row
 from engine.persistence.repositories import (
     MAX_FILTER_GROUPS,
     AuditRepository,
@@ -69,6 +70,16 @@ def belongs_to_case(
     return bool(conn.execute(select(exists().where(or_(*conditions)))).scalar())
 
 
+def _storable_ids(
+    *, instance_id: str | None = None, task_id: str | None = None, business_key: str | None = None
+) -> None:
+    """The ids a raw command names, checked against their columns before any read: a NUL or a lone
+    surrogate is ``bad_character`` naming the field on every backend (PostgreSQL's driver cannot even send
+    it in a query, which answered 500)."""
+    check_row(instances, {"id": instance_id, "business_key": business_key}, fields={"id": "instance_id"})
+    check_row(tasks, {"id": task_id}, fields={"id": "task_id"})
+
+
 class RawEngine:
     """The raw engine commands over ``workflow`` (tasks are completed through ``cases``, which validates
     a task's form and its claim); every one refuses a case's instance."""
@@ -86,6 +97,7 @@ class RawEngine:
             raise case_instance(instance_id=instance_id)
 
     def _refuse_case_task(self, task_id: str) -> dict[str, Any]:
+        _storable_ids(task_id=task_id)
         with self.engine.connect() as conn:
             task = TaskRepository(conn).get(task_id)  # task_not_found
             if belongs_to_case(conn, instance_id=task["instance_id"], business_key=task["business_key"]):
@@ -111,6 +123,7 @@ class RawEngine:
                 code="case_number_business_key",
                 field="business_key",
             )
+        _storable_ids(business_key=business_key)
 
         def command(conn: Connection) -> StepResult:
             if business_key is not None and belongs_to_case(conn, business_key=business_key):
@@ -123,6 +136,7 @@ class RawEngine:
 
     def instance(self, instance_id: str) -> dict[str, Any]:
         """The instance with its tasks and audit events."""
+        _storable_ids(instance_id=instance_id)
         with self.engine.connect() as conn:
             row = InstanceRepository(conn).get(instance_id)  # instance_not_found
             self._refuse_case_instance(conn, instance_id)
@@ -137,6 +151,8 @@ class RawEngine:
             }
 
     def cancel(self, instance_id: str, actor: str, reason: str) -> None:
+        _storable_ids(instance_id=instance_id)
+
         def command(conn: Connection) -> None:
             InstanceRepository(conn).get(instance_id)  # instance_not_found first
             self._refuse_case_instance(conn, instance_id)
@@ -187,6 +203,7 @@ class RawEngine:
         business_key: str | None = None,
     ) -> bool:
         refuse_two_message_targets(instance_id, business_key)  # before reading what either names
+        _storable_ids(instance_id=instance_id, business_key=business_key)
 
         def command(conn: Connection) -> bool:
             if belongs_to_case(conn, instance_id=instance_id, business_key=business_key):

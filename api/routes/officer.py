@@ -51,6 +51,7 @@ from engine.cases.officer_desk import OfficerDesk
 from engine.cases.public_tracking import MATERIAL_STATE_LABELS
 from engine.cases.submission import submit_at_counter
 from engine.cases.withdrawal import MAX_TEXT, latest_withdrawal
+from engine.errors import InvalidInput
 from engine.time.calendar import local_date
 
 router = APIRouter(prefix="/officer", route_class=StrictJSONRoute, tags=["审批人员 officer"])
@@ -421,9 +422,32 @@ class DeliverIn(BaseModel):
 
 
 def _act(
-    request: Request, caller: Principal, task_id: str, action: str, fields: dict[str, Any]
+    request: Request,
+    caller: Principal,
+    task_id: str,
+    action: str,
+    fields: dict[str, Any],
+    sent: Mapping[str, str] | None = None,
 ) -> ActionResultOut:
-    return ActionResultOut(**_desk(request).act(task_id, action, fields, _viewer(caller)))
+    """Do ``action`` with ``fields`` (the task form's names); a refusal names each field as the body sent
+    it (``sent``: form name -> body name, e.g. ``missing_materials`` -> ``materials``)."""
+    try:
+        return ActionResultOut(**_desk(request).act(task_id, action, fields, _viewer(caller)))
+    except InvalidInput as exc:
+        if sent:
+            _name_as_sent(exc, sent)
+        raise
+
+
+def _name_as_sent(exc: InvalidInput, sent: Mapping[str, str]) -> None:
+    detail = exc.detail
+    if isinstance(detail.get("field"), str):
+        detail["field"] = sent.get(detail["field"], detail["field"])
+    if isinstance(detail.get("fields"), list):
+        detail["fields"] = [sent.get(f, f) if isinstance(f, str) else f for f in detail["fields"]]
+    for error in detail.get("errors") or []:
+        if isinstance(error, dict) and isinstance(error.get("field"), str):
+            error["field"] = sent.get(error["field"], error["field"])
 
 
 @router.post("/tasks/{task_id}/complete", response_model=ActionResultOut, summary="按表单办理任务（通用）")
@@ -448,7 +472,7 @@ def supplement(
     request: Request, caller: Officer, task_id: TaskId, body: OfficerSupplementIn
 ) -> ActionResultOut:
     fields = {"missing_materials": list(body.materials), "reason": body.reason, "opinion": body.opinion}
-    return _act(request, caller, task_id, "supplement", fields)
+    return _act(request, caller, task_id, "supplement", fields, {"missing_materials": "materials"})
 
 
 @router.post("/tasks/{task_id}/review", response_model=ActionResultOut, summary="审查（通过 / 不通过）")
@@ -465,7 +489,7 @@ def start_special_procedure(
     request: Request, caller: Officer, task_id: TaskId, body: StartSpecialIn
 ) -> ActionResultOut:
     fields = {"result": body.result, "opinion": body.opinion, "special_kind": body.kind}
-    return _act(request, caller, task_id, "start_special_procedure", fields)
+    return _act(request, caller, task_id, "start_special_procedure", fields, {"special_kind": "kind"})
 
 
 @router.post(
@@ -505,7 +529,7 @@ def rework(request: Request, caller: Officer, task_id: TaskId, body: DecideIn) -
 def deliver(request: Request, caller: Officer, task_id: TaskId, body: DeliverIn) -> ActionResultOut:
     on = body.delivered_on or local_date(services(request).clock())
     fields = {"delivery_method": body.method, "delivered_on": on.isoformat(), "opinion": body.opinion}
-    return _act(request, caller, task_id, "deliver", fields)
+    return _act(request, caller, task_id, "deliver", fields, {"delivery_method": "method"})
 
 
 # ------------------------------------------------------------------ the case view

@@ -28,6 +28,7 @@ from engine.cases.materials import PENDING_MATERIALS, closed_to_supplies
 from engine.cases.service import CaseService
 from engine.cases.status import case_is
 from engine.errors import Conflict, InvalidInput
+from engine.limits import check_plain_text
 from engine.persistence.tables import case_materials, cases, task_candidates, tasks
 
 __all__ = ["COMMITMENT_FORM", "SUPPLEMENT_FORM", "sign_commitment", "supplement_materials"]
@@ -71,6 +72,7 @@ def supplement_materials(
     """Supply ``codes`` for the holder's case; returns how: ``"task"`` (the supplement task was completed)
     or ``"supply"`` (tolerated materials supplied after a tolerant acceptance)."""
     wanted = list(dict.fromkeys(codes))
+    check_plain_text(note or "", "note", "说明", multiline=True)
     with service.engine.connect() as conn:
         _own_open_case(conn, case_id, holder_id)
         pending = {

@@ -188,6 +188,14 @@ def material_states(
     for lic in licences:  # the newest the holder may rely on today: valid, in force, not past its last day
         if lic.is_usable(today):
             valid.setdefault(lic.type_code, lic.id)
+    stray = sorted(set(app.provided) - {item.code for item in items})
+    if stray:  # online or at the counter: materials of an item not applied for would be dropped silently
+        raise InvalidInput(
+            "提交的材料所属事项不在申请事项中：" + "、".join(stray),
+            code="unknown_item",
+            field="provided",
+            items=stray,
+        )
     out = []
     for item in items:
         provided = set(app.provided.get(item.code, []))

@@ -26,6 +26,7 @@ from engine.cases.access import case_not_found, same_holder
 from engine.cases.figure_counts import count_rating
 from engine.cases.status import CLOSED
 from engine.errors import Conflict, InvalidInput
+from engine.limits import check_plain_text
 from engine.persistence.database import unit_of_work
 from engine.persistence.repositories import AuditRepository, audit_row
 from engine.persistence.tables import cases
@@ -50,6 +51,7 @@ def check_rating(level: object, comment: object) -> tuple[int, str]:
         )
     if level <= 2 and not text:
         raise InvalidInput("差评须说明原因以便整改回访", code="reason_required", field="comment")
+    check_plain_text(text, "comment", "评价说明", multiline=True)
     return level, text
 
 

@@ -157,14 +157,6 @@ def submit_online(
 ) -> Submitted:
     """Submit ``app`` for the signed-in applicant (one transaction, retried on a lost race)."""
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
-    stray = sorted(set(app.provided) - set(app.items))
-    if stray:
-        raise InvalidInput(
-            "提交的材料所属事项不在申请事项中：" + "、".join(stray),
-            code="unknown_item",
-            field="provided",
-            items=stray,
-        )
     digest = request_hash(app) if key is not None else ""
     application = Application(
         applicant_id=holder_id,

@@ -33,6 +33,7 @@ from engine.cases.access import case_not_found
 from engine.cases.cursors import cursor_instant, cursor_int
 from engine.cases.status import CLOSED, LABELS, case_is
 from engine.errors import Conflict, InvalidInput, NotFound
+from engine.limits import check_plain_text
 from engine.persistence.repositories import AuditRepository, member_name
 from engine.persistence.tables import case_clocks, cases, escalations, task_candidates, tasks
 from engine.time.calendar import WorkingCalendar
@@ -262,6 +263,7 @@ def _check_note(note: object) -> str:
         raise InvalidInput(
             f"督办意见不能超过 {MAX_NOTE} 个字符", code="too_long", field="note", limit=MAX_NOTE
         )
+    check_plain_text(text, "note", "督办意见", multiline=True)
     return text
 
 

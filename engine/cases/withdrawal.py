@@ -30,6 +30,7 @@ from engine.cases.figure_counts import count_closing
 from engine.cases.service import CaseService
 from engine.cases.status import LABELS, WITHDRAWABLE, can_move, case_is
 from engine.errors import Conflict, InvalidInput
+from engine.limits import check_plain_text
 from engine.persistence.repositories import AuditRepository, InstanceRepository, TaskRepository
 from engine.persistence.tables import case_clocks, cases
 from engine.time.clocks import Clock
@@ -52,6 +53,7 @@ def _text(value: object, field: str, label: str) -> str:
     text = value.strip()
     if len(text) > MAX_TEXT:
         raise InvalidInput(f"{label}不能超过 {MAX_TEXT} 个字符", code="too_long", field=field, limit=MAX_TEXT)
+    check_plain_text(text, field, label, multiline=True)
     return text
 
 
@@ -139,7 +141,8 @@ def decide_withdrawal(
     waiting withdrawal request; returns the decided request. A refusal needs a ``note``; a grant may
     leave it blank."""
     viewer = Viewer.officer(actor, groups)
-    text = _text(note, "note", "不同意撤回的理由") if not grant else (note or "").strip()[:MAX_TEXT]
+    text = _text(note, "opinion", "不同意撤回的理由") if not grant else (note or "").strip()[:MAX_TEXT]
+    check_plain_text(text, "opinion", "审核意见", multiline=True)
 
     def command(conn: Connection) -> dict[str, Any]:
         row = conn.execute(select(cases).where(cases.c.id == case_id)).first()

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from engine.errors import InvalidInput
+from engine.limits import check_plain_text
 from engine.persistence.repositories import AuditRepository
 from engine.persistence.tables import calendar_overrides
 from engine.time.calendar import WorkingCalendar
@@ -33,6 +34,7 @@ def set_override(
     and working-day timer again in the same transaction."""
     if working is not None and not note.strip():
         raise InvalidInput("调整工作日须说明依据（如国务院通知）", code="reason_required", field="note")
+    check_plain_text(note, "note", "调整依据", multiline=True)
     conn.execute(delete(calendar_overrides).where(calendar_overrides.c.day == day.isoformat()))
     if working is not None:
         conn.execute(

@@ -896,3 +896,20 @@ def test_a_control_character_in_a_withdrawal_reason_or_a_rating_comment_is_refus
     rated = company.post(f"{API}/cases/{case_id}/rating", json={"level": 5, "comment": "好\x1b[0m"})
     [problem] = error_of(rated, 422, "invalid_request")["detail"]["errors"]
     assert (problem["field"], problem["code"]) == ("comment", "bad_character")
+
+
+def test_materials_of_an_item_not_applied_for_are_refused_online_and_at_the_counter(
+    svc: Services, company: TestClient, orgs: list[Any], signed_in: Callable[..., TestClient]
+) -> None:
+    window = signed_in("win.wu", "officer", departments=["market"], intake=True)
+    other = {"HE-001": [m.code for m in svc.catalogue.get("HE-001").materials]}
+    body = {**food_body(), "provided": {"MR-001": FOOD_MATERIALS, **other}}
+    refused = error_of(company.post(f"{API}/cases", json=body), 422, "unknown_item")
+    assert (refused["detail"]["field"], refused["detail"]["items"]) == ("provided", ["HE-001"])
+    counter = {"applicant_id": orgs[0].credit_code, "applicant_name": orgs[0].name, **body}
+    refused = error_of(
+        window.post("/api/v1/officer/counter/applications", json=counter), 422, "unknown_item"
+    )
+    assert (refused["detail"]["field"], refused["detail"]["items"]) == ("provided", ["HE-001"])
+    with svc.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 0

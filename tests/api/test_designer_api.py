@@ -101,6 +101,12 @@ def test_the_bpmn_of_a_version(designer: TestClient) -> None:
     error_of(designer.get(f"{D}/models/three_tasks/versions/0"), 422, "invalid_request")
 
 
+def test_a_process_key_no_database_can_hold_is_refused_by_name_on_every_backend(designer: TestClient) -> None:
+    for path in (f"{D}/models/a%00b", f"{D}/models/a%00b/versions/1"):  # %00: a NUL (500 on PostgreSQL)
+        refused = error_of(designer.get(path), 422, "bad_character")
+        assert (refused["detail"]["field"], refused["detail"]["reason"]) == ("key", "nul")
+
+
 def test_several_files_deploy_in_one_call_all_or_none(designer: TestClient, svc: Services) -> None:
     files = [
         ("files", ("three.bpmn", THREE, "application/xml")),

@@ -334,3 +334,29 @@ def test_a_refused_task_filter_names_the_query_parameter_the_client_sent(designe
     refused = designer.get(f"{E}/tasks", params={"user": "a,b"})
     assert error_of(refused, 422, "bad_filter_value")["detail"]["field"] == "user"
     assert designer.get(f"{E}/tasks", params={"group": [f"g{i}" for i in range(50)]}).json() == []
+
+
+def test_an_id_no_database_can_hold_is_a_typed_refusal_on_every_backend_never_a_server_error(
+    designer: TestClient,
+) -> None:
+    for bad, code in (("a%00b", "bad_character"), ("x" * 37, "value_too_long")):  # %00: a NUL
+        for response, field in (
+            (designer.get(f"{E}/instances/{bad}"), "instance_id"),
+            (designer.post(f"{E}/instances/{bad}/cancel", json={"reason": "试"}), "instance_id"),
+            (designer.post(f"{E}/tasks/{bad}/claim"), "task_id"),
+            (designer.post(f"{E}/tasks/{bad}/complete", json={"data": {}}), "task_id"),
+        ):
+            assert error_of(response, 422, code)["detail"]["field"] == field
+    json_body = {"content-type": "application/json"}
+    for body, field in (
+        (b'{"name": "ping", "instance_id": "a\\u0000b"}', "instance_id"),
+        (b'{"name": "ping", "business_key": "a\\u0000b"}', "business_key"),
+    ):
+        refused = error_of(
+            designer.post(f"{E}/messages", content=body, headers=json_body), 422, "bad_character"
+        )
+        assert refused["detail"]["field"] == field
+    started = designer.post(
+        f"{E}/instances", content=b'{"key": "k", "business_key": "a\\u0000"}', headers=json_body
+    )
+    assert error_of(started, 422, "bad_character")["detail"]["field"] == "business_key"

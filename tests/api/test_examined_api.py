@@ -267,3 +267,66 @@ def test_a_query_parameter_the_route_does_not_declare_is_refused_by_name_not_dro
         assert undeclared[0] in body["message"]
     assert ok(window.get(f"{V1}/officer/inbox", params={"sort": "due", "limit": 5}))["items"] == []
 
+
+def test_notes_and_form_texts_hold_line_breaks_where_they_are_multi_line_and_nothing_hidden(
+    svc: Services, signed_in: SignIn
+) -> None:
+    org = food_org(svc)
+    company = signed_in("e.company", "applicant", holder_id=org.credit_code, display_name=org.name)
+    window = signed_in("e.window", "officer", departments=["market"], intake=True)
+    supervisor = signed_in("e.supervisor", "supervisor")
+    rlo = "\u202e"
+
+    def refused(response: Any, field: str, character: str = "U+202E") -> None:
+        body = error_of(response, 422, "hidden_character")
+        assert (body["detail"]["field"], body["detail"]["character"]) == (field, character), body
+
+    online = f"{V1}/applicant/cases"
+    refused(
+        company.post(online, json=food_body(form={**FOOD_FORM, "premises": "一楼\u200b全层"})),
+        "premises",
+        "U+200B",
+    )
+    refused(
+        company.post(online, json=food_body(form={**FOOD_FORM, "premises": "一楼\n全层"})),
+        "premises",
+        "U+000A",
+    )
+    refused(
+        company.post(online, json=food_body(form={**FOOD_FORM, "business_items": f"热食{rlo}制售"})),
+        "business_items",
+    )
+    assert ok(company.get(online))["cases"] == []
+    case = ok(
+        company.post(online, json=food_body(form={**FOOD_FORM, "business_items": "热食类\n冷食类"})), 201
+    )
+    case_id = case["case_number"]
+
+    [intake] = [i for i in ok(window.get(f"{V1}/officer/inbox"))["items"] if i["case_id"] == case_id]
+    accept = f"{V1}/officer/tasks/{intake['id']}/accept"
+    refused(window.post(accept, json={"opinion": f"予以受理{rlo}"}), "opinion")
+    refused(window.post(accept, json={"opinion": "予以\u2066受理"}), "opinion", "U+2066")
+    refused(
+        company.post(f"{V1}/applicant/cases/{case_id}/withdrawal", json={"reason": f"不再{rlo}需要"}),
+        "reason",
+    )
+    refused(
+        company.post(f"{V1}/applicant/cases/{case_id}/rating", json={"level": 1, "comment": f"慢{rlo}"}),
+        "comment",
+    )
+    refused(
+        company.post(
+            f"{V1}/applicant/cases/{case_id}/supplement", json={"materials": ["layout_plan"], "note": rlo}
+        ),
+        "note",
+    )
+    refused(
+        supervisor.post(f"{V1}/supervisor/cases/{case_id}/escalations", json={"note": f"请{rlo}加快"}), "note"
+    )
+    refused(
+        supervisor.put(f"{V1}/supervisor/calendar/2026-10-10", json={"working": True, "note": rlo}), "note"
+    )
+    assert ok(supervisor.get(f"{V1}/supervisor/calendar", params={"year": 2026}))["overrides"] == []
+    # a multi-line opinion is an opinion
+    done = ok(window.post(accept, json={"opinion": "材料齐全\n予以受理"}))
+    assert done["case_status"] == "under_review"

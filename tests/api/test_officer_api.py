@@ -931,3 +931,26 @@ def test_the_counter_names_the_applicants_kind_when_the_id_is_valid_as_both(
         422,
         "invalid_request",
     )
+
+
+def test_a_refused_action_names_each_field_as_the_request_body_sent_it(
+    svc: Services, window: TestClient, signed_in: SignIn
+) -> None:
+    case_id = food_case(svc)
+    intake = task_of(svc, case_id, "intake")
+    refused = error_of(act(window, intake, "supplement", {"materials": ["nope"]}), 422, "unknown_material")
+    assert refused["detail"]["field"] == "materials"  # the form's missing_materials is the body's materials
+    refused = error_of(act(window, intake, "refuse", {"reason": " "}), 422, "invalid_form")
+    assert refused["detail"]["field"] == "reason" and refused["detail"]["errors"][0]["field"] == "reason"
+
+    org = org_with(svc, {"business_licence"}, {"food_business_licence"})
+    company = signed_in("co.wu", "applicant", holder_id=org.credit_code, display_name=org.name)
+    ok(company.post(f"/api/v1/applicant/cases/{case_id}/withdrawal", json={"reason": "不再需要"}), 201)
+    decide = f"{API}/cases/{case_id}/withdrawal"
+    for body in ({"grant": False}, {"grant": False, "opinion": "  "}):
+        assert error_of(window.post(decide, json=body), 422, "required")["detail"]["field"] == "opinion"
+    refused = error_of(
+        window.post(decide, json={"grant": True, "opinion": "同意\u202e"}), 422, "hidden_character"
+    )
+    assert refused["detail"]["field"] == "opinion"
+    assert ok(window.post(decide, json={"grant": False, "opinion": "已受理，继续办理"}))["state"] == "refused"
