@@ -212,7 +212,6 @@ _PYDANTIC_MESSAGES = {
     "less_than": "取值过大（须小于 {lt}）",
     "datetime_parsing": "应为日期时间",
     "date_parsing": "应为日期",
-    "bad_character": "含有不可见的控制字符 {code_point}，请删除后重新填写",
     "duplicate_key": "同一对象中重复出现（每个字段只能出现一次）",
 }
 _PYDANTIC_FAMILIES = (  # the other error types, by how their names begin (pydantic has many of each)
@@ -239,7 +238,7 @@ _PLACEHOLDER = re.compile(r"（[^（）{]*\{\w+\}[^（）]*）| ?\{\w+\}")
 
 def _pydantic_message(kind: str, context: Any = None) -> str:
     """The Chinese message of a pydantic error type (its English text stays in ``reason``), with the
-    values its context names (``{code_point}``...) filled in."""
+    values its context names (``{max_length}``...) filled in."""
     known = _PYDANTIC_MESSAGES.get(kind)
     if known is not None:
         try:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.assignment import authorise_task, resolve_candidate_groups, resolve_group
 from engine.error_mapping import as_onewindow_error, typed_errors
 from engine.errors import Conflict, Forbidden, Internal, InvalidInput, OneWindowError, Unavailable
-from engine.limits import DataLimits, check_data
+from engine.limits import DataLimits, check_data, check_plain_text
 from engine.live import Live, LiveWorkflows
 from engine.persistence.columns import check_row
 from engine.persistence.database import after_commit, is_postgres, unit_of_work
@@ -474,6 +474,7 @@ class WorkflowService:
     def cancel_in(self, conn: Connection, instance_id: str, actor: str, reason: str) -> None:
         if not reason.strip():
             raise InvalidInput("撤销必须说明理由", code="reason_required", field="reason")
+        check_plain_text(reason, "reason", "撤销理由", multiline=True)
         row = InstanceRepository(conn).get(instance_id)
         ctx, before_ready, before_timers, version = self._load(conn, row, actor, "cancel")
         ctx.runtime.cancel()

@@ -9,8 +9,9 @@ Two layers, both reported as :class:`FieldError` ``{field, code, message}``:
    :data:`forms.definition.DAY_BOUNDS`).
 
 Every text a form holds (a field's string, the strings of its lists and objects) is written by a person:
-a control character in it (C0 other than tab and line breaks, or DEL; NUL is refused before any form
-is read) is ``bad_character`` naming the field and the character, as the licence import refuses it.
+a character in it that does not show as what it is (``engine.limits.hidden_character``: a control or
+format character, a line break or tab but in a multi-line ``textarea`` field) is ``hidden_character``
+naming the field and the character, as it is in every name and note.
 
 A form keeps only the fields it declares (its schema's ``properties``): any other name is reported as
 ``undeclared_field``, and :func:`validate_or_raise` refuses the whole submission with
@@ -23,7 +24,6 @@ English words for API clients; messages are Chinese and name the field by its la
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -33,10 +33,11 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
 from engine.errors import InvalidInput
+from engine.limits import hidden_character
 from forms.definition import DAY_BOUNDS, FormDefinition
 from forms.field_rules import check_value, parse_date
 
-__all__ = ["FieldError", "clean", "control_character", "undeclared", "validate", "validate_or_raise"]
+__all__ = ["FieldError", "clean", "undeclared", "validate", "validate_or_raise"]
 
 _CODES = {
     "required": "required",
@@ -76,10 +77,6 @@ _FORMAT_NAMES = {
     "email": "电子邮箱地址",
     "uri": "网址",
 }
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-"""A character no person types into a form (tab, line feed and carriage return are text)."""
 
 
 @dataclass(frozen=True)
@@ -242,12 +239,6 @@ def _schema_errors(definition: FormDefinition, error: ValidationError) -> list[F
     return [FieldError(field, code, message)]
 
 
-def control_character(text: str) -> str | None:
-    """The first character of ``text`` no person types (a C0 control but tab and line breaks, DEL)."""
-    hit = _CONTROL.search(text)
-    return hit.group() if hit else None
-
-
 def _strings(value: Any) -> Iterator[str]:
     """Every string in ``value``: itself, or the keys and values of its objects and lists (no recursion)."""
     pending = [value]
@@ -265,11 +256,15 @@ def _strings(value: Any) -> Iterator[str]:
 def _character_errors(definition: FormDefinition, values: Mapping[str, Any]) -> list[FieldError]:
     result = []
     for name, value in values.items():
-        found = next((hit for text in _strings(value) if (hit := control_character(text))), None)
+        spec = definition.fields.get(name)
+        multiline = spec is not None and spec.widget == "textarea"
+        found = next(
+            (hit for text in _strings(value) if (hit := hidden_character(text, multiline=multiline))), None
+        )
         if found is not None:
-            code_point = f"U+{ord(found):04X}"
-            message = f"「{definition.label(name)}」含有不可见的控制字符 {code_point}，请删除后重新填写"
-            result.append(FieldError(name, "bad_character", message))
+            label = definition.label(name)
+            message = f"「{label}」含有不可见的控制字符或格式字符（{found}），请删除后重新填写"
+            result.append(FieldError(name, "hidden_character", message))
     return result
 
 

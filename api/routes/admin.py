@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Administrator, services
 from api.limits import StrictJSONRoute
-from api.text import PersonText
 from engine.accounts.administration import (
     account,
     reset_account_password,
@@ -51,7 +50,7 @@ class AccountIn(BaseModel):
         min_length=1, max_length=MAX_PASSWORD, description=f"初始密码（{MIN_PASSWORD}-{MAX_PASSWORD} 位）"
     )
     role: Role = Field(description="角色：applicant / officer / designer / supervisor / administrator")
-    display_name: PersonText = Field(min_length=1, max_length=200, description="姓名或单位名称")
+    display_name: str = Field(min_length=1, max_length=200, description="姓名或单位名称")
     departments: list[DepartmentCode] = Field(
         default_factory=list, max_length=50, description="所属部门（审批人员必填）"
     )
@@ -109,7 +108,7 @@ class DepartmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=40, description="部门代码（小写字母开头，字母、数字、下划线）")
-    name: PersonText = Field(min_length=1, max_length=200, description="部门名称")
+    name: str = Field(min_length=1, max_length=200, description="部门名称")
 
 
 def _row(row: dict[str, Any]) -> AccountRowOut:

@@ -31,7 +31,6 @@ from sqlalchemy import select
 from api.auth import Applicant, services
 from api.limits import BODY_CLASS, StrictJSONRoute
 from api.routes.public import ClockOut, DepartmentRef, ItemRef, department_ref, item_ref
-from api.text import PersonText
 from engine.accounts.principal import Principal
 from engine.bootstrap import Services
 from engine.cases.access import Viewer
@@ -524,7 +523,7 @@ class SupplementIn(BaseModel):
     materials: list[MaterialCode] = Field(
         min_length=1, max_length=50, description="补交的材料编码（须已上传电子件）"
     )
-    note: PersonText = Field(default="", max_length=2000, description="说明")
+    note: str = Field(default="", max_length=2000, description="说明")
 
 
 @router.post("/cases/{case_id}/supplement", response_model=CaseDetailOut, summary="补正材料")
@@ -565,7 +564,7 @@ def commitment(request: Request, caller: Applicant, case_id: CaseNumber, body: C
 class WithdrawalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: PersonText = Field(min_length=1, max_length=500, description="撤回理由")
+    reason: str = Field(min_length=1, max_length=500, description="撤回理由")
 
 
 @router.post("/cases/{case_id}/withdrawal", response_model=WithdrawalOut, status_code=201, summary="申请撤回")
@@ -580,7 +579,7 @@ class RatingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     level: int = Field(strict=True, ge=1, le=5, description="评价等级：5 非常满意 … 1 非常不满意")
-    comment: PersonText = Field(default="", max_length=500, description="评价说明（差评须说明原因）")
+    comment: str = Field(default="", max_length=500, description="评价说明（差评须说明原因）")
 
 
 class RatingOut(BaseModel):

@@ -26,7 +26,6 @@ from api.auth import (
     set_session_cookies,
 )
 from api.limits import StrictJSONRoute
-from api.text import PersonText
 from engine.accounts.principal import ROLE_LABELS, Principal, Role
 from engine.accounts.service import MAX_PASSWORD, MIN_PASSWORD
 from engine.errors import Forbidden
@@ -66,7 +65,7 @@ class SignedOut(BaseModel):
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: PersonText = Field(min_length=1, max_length=100, description="令牌名称（用于识别调用系统）")
+    name: str = Field(min_length=1, max_length=100, description="令牌名称（用于识别调用系统）")
     days: int = Field(strict=True, description="有效天数（1-365）")
 
 

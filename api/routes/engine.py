@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Designer, services
 from api.limits import BODY_CLASS, StrictJSONRoute
-from api.text import PersonText
 from engine.persistence.repositories import DefinitionRepository
 from engine.raw_engine import RawEngine
 from engine.workflow import DocumentReport, validate_document
@@ -136,7 +135,7 @@ class DeliveredOut(BaseModel):
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: PersonText = Field(min_length=1, max_length=500, description="撤销理由")
+    reason: str = Field(min_length=1, max_length=500, description="撤销理由")
 
 
 class CancelledOut(BaseModel):

@@ -41,7 +41,6 @@ from api.routes.applicant import (
     file_response,
 )
 from api.routes.public import ClockOut, DepartmentRef, ItemRef
-from api.text import PersonText
 from engine.accounts.principal import Principal
 from engine.bootstrap import Services
 from engine.cases.access import Viewer
@@ -677,7 +676,7 @@ class WithdrawalDecisionIn(BaseModel):
     grant: bool = Field(
         strict=True, description="true 同意撤回（流程撤销、时限停止、办件撤回）/ false 不同意（办件照常办理）"
     )
-    opinion: PersonText = Field(default="", max_length=MAX_TEXT, description="审核意见（不同意时必填）")
+    opinion: str = Field(default="", max_length=MAX_TEXT, description="审核意见（不同意时必填）")
 
 
 @router.post(
@@ -698,7 +697,7 @@ class CounterApplicationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     applicant_id: str = Field(min_length=18, max_length=18, description="申请人身份证号或统一社会信用代码")
-    applicant_name: PersonText = Field(min_length=1, max_length=200, description="申请人名称")
+    applicant_name: str = Field(min_length=1, max_length=200, description="申请人名称")
     items: list[Annotated[str, Field(max_length=40)]] = Field(
         min_length=1, max_length=20, description="申请的事项编码（多个为并联审批）"
     )

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Supervisor, require, services
 from api.limits import StrictJSONRoute
-from api.text import PersonText
 from engine.accounts.principal import INTAKE_GROUP, Principal
 from engine.cases.calendar_admin import MAX_NOTE, change_calendar_day, year_overrides
 from engine.cases.figures import MAX_PERIOD_DAYS, figures
@@ -135,7 +134,7 @@ class AlertPageOut(BaseModel):
 class EscalateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: PersonText = Field(min_length=1, max_length=MAX_PUSH_NOTE, description="督办意见")
+    note: str = Field(min_length=1, max_length=MAX_PUSH_NOTE, description="督办意见")
     task_id: str | None = Field(
         default=None, max_length=36, description="督办的环节任务编号（不填则督办整个办件）"
     )
@@ -179,13 +178,13 @@ class CalendarSetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     working: bool = Field(strict=True, description="true 调整为工作日，false 调整为休息日")
-    note: PersonText = Field(min_length=1, max_length=MAX_NOTE, description="调整依据（必填，如国务院通知）")
+    note: str = Field(min_length=1, max_length=MAX_NOTE, description="调整依据（必填，如国务院通知）")
 
 
 class CalendarClearIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: PersonText = Field(min_length=1, max_length=MAX_NOTE, description="撤销调整的说明（必填）")
+    note: str = Field(min_length=1, max_length=MAX_NOTE, description="撤销调整的说明（必填）")
 
 
 class CalendarChangeOut(BaseModel):

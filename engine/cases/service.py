@@ -70,17 +70,6 @@ TASK_STATE_LABELS = {"completed": "办结", "cancelled": "取消"}
 COMMITMENT_FORM = "task.commitment"
 
 
-def _check_form_text(form: FormDefinition, data: Mapping[str, Any]) -> None:
-    """Every text a form takes shows what it holds (:func:`engine.limits.check_plain_text`): a line break
-    or tab only in a multi-line field (``textarea``: an opinion, a reason), in no other."""
-    for name, value in data.items():
-        spec = form.fields.get(name)
-        multiline = spec is not None and spec.widget == "textarea"
-        for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str):
-                check_plain_text(text, name, form.label(name), multiline=multiline, form_key=form.key)
-
-
 class CaseService:
     def __init__(
         self,
@@ -184,7 +173,6 @@ class CaseService:
             conn, form, applicant_id, app.applicant_name, licences=held, today=today, applicant_kind=said
         )
         data = validate_or_raise(form, merge(app.form, filled, definition=form), today=today)
-        _check_form_text(form, data)
         contact_phone = contact_phone_of(app.contact_phone)  # after the form's own phone field
         kind = applicant_kind(applicant_id, app.applicant_kind, form, data, today)
         _refuse_another_holder(data, items, applicant_id, name)
@@ -342,7 +330,6 @@ class CaseService:
             days = self._case_days(conn, task, case)
             form = self.forms.get(form_key)
             entered = validate_or_raise(form, data, today=local_date(self.now), days=days)
-            _check_form_text(form, entered)
         elif data:
             names = sorted(str(n) for n in data)
             raise InvalidInput(

@@ -281,18 +281,24 @@ def test_notes_and_form_texts_hold_line_breaks_where_they_are_multi_line_and_not
         body = error_of(response, 422, "hidden_character")
         assert (body["detail"]["field"], body["detail"]["character"]) == (field, character), body
 
+    def refused_in_form(response: Any, field: str, character: str = "U+202E") -> None:
+        body = error_of(response, 422, "invalid_form")
+        [problem] = body["detail"]["errors"]
+        assert (problem["field"], problem["code"]) == (field, "hidden_character"), body
+        assert character in problem["message"], body
+
     online = f"{V1}/applicant/cases"
-    refused(
+    refused_in_form(
         company.post(online, json=food_body(form={**FOOD_FORM, "premises": "一楼\u200b全层"})),
         "premises",
         "U+200B",
     )
-    refused(
+    refused_in_form(
         company.post(online, json=food_body(form={**FOOD_FORM, "premises": "一楼\n全层"})),
         "premises",
         "U+000A",
     )
-    refused(
+    refused_in_form(
         company.post(online, json=food_body(form={**FOOD_FORM, "business_items": f"热食{rlo}制售"})),
         "business_items",
     )
@@ -304,8 +310,8 @@ def test_notes_and_form_texts_hold_line_breaks_where_they_are_multi_line_and_not
 
     [intake] = [i for i in ok(window.get(f"{V1}/officer/inbox"))["items"] if i["case_id"] == case_id]
     accept = f"{V1}/officer/tasks/{intake['id']}/accept"
-    refused(window.post(accept, json={"opinion": f"予以受理{rlo}"}), "opinion")
-    refused(window.post(accept, json={"opinion": "予以\u2066受理"}), "opinion", "U+2066")
+    refused_in_form(window.post(accept, json={"opinion": f"予以受理{rlo}"}), "opinion")
+    refused_in_form(window.post(accept, json={"opinion": "予以\u2066受理"}), "opinion", "U+2066")
     refused(
         company.post(f"{V1}/applicant/cases/{case_id}/withdrawal", json={"reason": f"不再{rlo}需要"}),
         "reason",

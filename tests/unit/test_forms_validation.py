@@ -222,11 +222,11 @@ def test_validate_or_raise_returns_cleaned_data() -> None:
 def test_a_control_character_in_any_text_of_a_field_is_an_error_of_that_field(control: str) -> None:
     food = REGISTRY.get("apply.food_business")
     errors = validate(food, {**FOOD, "premises": f"一层{control}东侧"})
-    assert [(e.field, e.code) for e in errors] == [("premises", "bad_character")]
+    assert [(e.field, e.code) for e in errors] == [("premises", "hidden_character")]
     assert "经营场所" in errors[0].message and f"U+{ord(control):04X}" in errors[0].message
     supplement = REGISTRY.get("task.supplement")  # a list of strings is read item by item
     found = validate(supplement, {"supplied_materials": ["layout_plan", f"x{control}"]})
-    assert [(e.field, e.code) for e in found] == [("supplied_materials", "bad_character")]
+    assert [(e.field, e.code) for e in found] == [("supplied_materials", "hidden_character")]
 
 
 def test_tabs_and_line_breaks_are_text() -> None:
