@@ -472,3 +472,33 @@ def test_a_nan_or_infinity_a_script_computes_is_refused_naming_its_task_and_noth
     [check] = ready(db, "check")
     assert stored_ready_data(db, clock, started.instance_id)[0]["total"] == 1e308
     assert check["element_id"] == "check"
+
+
+def test_an_integer_too_long_to_write_that_a_script_computes_is_refused_as_such_naming_its_task(
+    db: Engine, clock
+) -> None:
+    """``10 ** 5000`` is within the sandbox's integer bound but has more digits than Python writes: it was
+    refused as a NaN or infinity (``number_not_finite``) naming no task and no variable."""
+    body = linear(
+        '<bpmn:userTask id="ask" ow:candidateGroups="market"/>\n'
+        '<bpmn:sequenceFlow id="f_ask" sourceRef="ask" targetRef="calc"/>\n'
+        '<bpmn:scriptTask id="calc"><bpmn:script>big = {"n": [10 ** digits]}</bpmn:script>'
+        "</bpmn:scriptTask>\n"
+        '<bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="check"/>\n'
+        '<bpmn:userTask id="check" ow:candidateGroups="market"/>',
+        "ask",
+        "check",
+    )
+    service = WorkflowService(db, clock=clock)
+    service.deploy(document(body), "big.bpmn", "designer")
+    service.start("p", {}, "applicant")
+    task = ready(db, "ask")[0]
+    before = counts(db)
+    for svc in (service, fresh(db, clock)):  # the live workflow and a restored one alike
+        with pytest.raises(InvalidInput) as err:
+            svc.complete_task(task["id"], {"digits": 5000}, "officer")
+        assert err.value.code == "number_out_of_range"
+        assert (err.value.detail["element_id"], err.value.detail["path"]) == ("calc", "big.n[0]")
+        assert counts(db) == before and ready(db)[0]["element_id"] == "ask"  # nothing stored
+    service.complete_task(task["id"], {"digits": 100}, "officer")  # the instance moves on with sound data
+    assert ready(db, "check")
