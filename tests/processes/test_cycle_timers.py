@@ -107,3 +107,39 @@ def test_a_reminder_still_to_do_when_the_task_ends_stays_and_the_process_ends_af
     assert not case.rt.completed
     case.complete("remind")
     assert case.rt.completed and case.rt.data == {"reminders": 1, "closed": True}
+
+
+def _reminded_from(cycle: str) -> Reminded:
+    case = Reminded.__new__(Reminded)
+    model = REMINDED.replace("BRANCH", TO_TASK).replace("R/PT1H", cycle)
+    case.defn = load_definitions(model.encode(), "reminded.bpmn")["p"]
+    case.now = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    case.rt = Runtime.start(case.defn, {"reminders": 0}, case.now)
+    case.full = None
+    return case
+
+
+def _worker_rounds(case: Reminded, rounds: int, seconds: float) -> None:
+    for _ in range(rounds):
+        case.now += timedelta(seconds=seconds)
+        case.step(lambda rt: rt.fire_due_timers(case.now))
+
+
+def test_repetitions_missed_before_the_timer_is_looked_at_fire_once_and_the_next_is_after_now() -> None:
+    """A cycle that starts in the past fired on every worker round, a reminder task each time, until it had
+    caught up with every repetition since its start (three million for a minute cycle since 2020), so the
+    instance grew past every bound; Camunda fires the missed repetitions once and goes on from now."""
+    case = _reminded_from("R/2020-01-01T00:00:00Z/PT1H")
+    _worker_rounds(case, 30, 5)  # 30 worker rounds within the first hour
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 1
+    _worker_rounds(case, 1, 3600)  # the next repetition after the start of the case
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 2
+
+
+def test_a_bounded_cycle_whose_repetitions_all_passed_fires_once_and_ends() -> None:
+    case = _reminded_from("R3/2020-01-01T00:00:00Z/PT1H")
+    _worker_rounds(case, 10, 5)
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 1
+    assert case.rt.pending_timers() == []
+    _worker_rounds(case, 5, 3600)
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 1
