@@ -13,6 +13,7 @@ refusal is an ``UnsafeDocument`` naming the reason and, where known, the line.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -165,6 +166,20 @@ def _check_depth_and_entities(root: etree._Element, filename: str) -> None:
                 line=element.sourceline,
             )
         stack.extend((child, depth + 1) for child in element)
+
+
+def read_document(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the document file at ``path``, read no further than ``MAX_BYTES`` (and one byte to tell
+    a larger one): a file over the limit is ``UnsafeDocument`` (``document_too_large``) before its rest is
+    read, so ``/dev/zero`` or a 10 GB file named by mistake never fills the memory. ``OSError`` as
+    ``open`` raises it."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise UnsafeDocument(
+            f"文档过大（超过 {MAX_BYTES} 字节）", code="document_too_large", filename=str(path)
+        )
+    return data
 
 
 def document_text(data: bytes) -> str:
