@@ -178,6 +178,25 @@ def test_message_sent_early_is_buffered_then_delivered(db, service) -> None:
         assert conn.execute(select(messages.c.delivered_at)).scalar_one() is not None
 
 
+def test_an_instance_keeps_a_bounded_number_of_undelivered_messages_and_still_takes_a_waited_one(
+    db, service
+) -> None:
+    """The buffer of messages sent before their catch event waits was unbounded (each up to a megabyte of
+    payload, all read whole when the event is reached)."""
+    from engine.service import MAX_BUFFERED_MESSAGES
+
+    instance_id = service.start("message_wait", {}, "a").instance_id
+    for n in range(MAX_BUFFERED_MESSAGES):
+        assert service.correlate_message("fee_paid", {"n": n}, "bank", instance_id=instance_id) is False
+    with pytest.raises(Conflict) as err:
+        service.correlate_message("fee_paid", {"n": "one more"}, "bank", instance_id=instance_id)
+    assert err.value.code == "message_buffer_full" and err.value.detail["max"] == MAX_BUFFERED_MESSAGES
+    assert count(db, messages) == MAX_BUFFERED_MESSAGES  # nothing of the refused one kept
+    [prepare] = ready(db)
+    service.complete_task(prepare["id"], {}, "officer")  # the catch event takes the first one kept
+    assert [t["element_id"] for t in ready(db)] == ["issue"]
+
+
 def test_message_to_a_waiting_catch_is_delivered_at_once(db, service) -> None:
     instance_id = service.start("message_wait", {}, "a", business_key="B-9").instance_id
     service.complete_task(ready(db)[0]["id"], {}, "officer")
