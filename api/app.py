@@ -38,7 +38,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     install_error_handlers(app)
     # added inner first: the correlation id wraps everything, the body limits everything but it
-    app.add_middleware(BodyLimitMiddleware, limits=body_limits(services.settings))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=body_limits(services.settings),
+        read_seconds=services.settings.body_read_seconds,
+    )
     app.add_middleware(CorrelationMiddleware)
 
     @app.get("/healthz", tags=["ops"])
