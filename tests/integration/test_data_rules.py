@@ -502,3 +502,35 @@ def test_an_integer_too_long_to_write_that_a_script_computes_is_refused_as_such_
         assert counts(db) == before and ready(db)[0]["element_id"] == "ask"  # nothing stored
     service.complete_task(task["id"], {"digits": 100}, "officer")  # the instance moves on with sound data
     assert ready(db, "check")
+
+
+@pytest.mark.parametrize(
+    ("script", "path"),
+    [(r"text = 'a\ud800'", "text"), (r"rows = {'k\udc00': 1}", "rows.k\\udc00")],
+)
+def test_a_lone_surrogate_a_script_computes_is_refused_naming_its_task_and_where(
+    db: Engine, clock, script: str, path: str
+) -> None:
+    """A lone surrogate in a script's result was refused by the database driver's encoder: a message in
+    English (``'utf-8' codec can't encode...``) naming no task and no variable."""
+    body = linear(
+        '<bpmn:userTask id="ask" ow:candidateGroups="market"/>\n'
+        '<bpmn:sequenceFlow id="f_ask" sourceRef="ask" targetRef="calc"/>\n'
+        f'<bpmn:scriptTask id="calc"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>\n'
+        '<bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="check"/>\n'
+        '<bpmn:userTask id="check" ow:candidateGroups="market"/>',
+        "ask",
+        "check",
+    )
+    service = WorkflowService(db, clock=clock)
+    service.deploy(document(body), "surrogate.bpmn", "designer")
+    service.start("p", {}, "applicant")
+    task = ready(db, "ask")[0]
+    before = counts(db)
+    for svc in (service, fresh(db, clock)):  # the live workflow and a restored one alike
+        with pytest.raises(InvalidInput) as err:
+            svc.complete_task(task["id"], {}, "officer")
+        assert (err.value.code, err.value.detail["reason"]) == ("bad_character", "surrogate")
+        assert (err.value.detail["element_id"], err.value.detail["path"]) == ("calc", path)
+        assert "codec" not in err.value.message
+        assert counts(db) == before and ready(db)[0]["element_id"] == "ask"  # nothing stored
