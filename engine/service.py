@@ -154,6 +154,10 @@ class WorkflowService:
         now = self.clock()
         out: list[Deployed] = []
         for key, definition in parsed.items():
+            for element_id, name in definition.elements():  # what every instance would store: refused
+                where = {"key": key, "element_id": element_id[:200]}  # at deploy, not at each start
+                named = name if element_id in definition.task_meta else None  # a person's task is listed
+                check_row(tasks, {"element_id": element_id, "name": named}, **where)
             latest = repo.latest(key)
             if (
                 latest is not None

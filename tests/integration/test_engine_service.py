@@ -422,3 +422,25 @@ def test_an_error_on_a_stale_live_workflow_is_decided_by_the_stored_state(db, cl
     with pytest.raises(InvalidInput) as failed:
         a.complete_task(fresh, {}, "x")
     assert failed.value.code == "expression_failed"
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        '<bpmn:userTask id="t" name="' + "名" * 401 + '" ow:candidateGroups="market"/>',
+        '<bpmn:userTask id="' + "t" * 201 + '" name="t" ow:candidateGroups="market"/>',
+    ],
+    ids=["task name", "element id"],
+)
+def test_an_element_no_instance_could_store_is_refused_at_deploy(db, clock, element: str) -> None:
+    """A task name or element id longer than its column deployed, and then every start of the process was
+    refused (value_too_long) before it began."""
+    from tests.unit.bpmn.models import document, linear
+
+    task_id = element.split('id="')[1].split('"')[0]
+    model = document(linear(element, task_id, task_id))
+    service = WorkflowService(db, clock=clock)
+    with pytest.raises(InvalidInput) as err:
+        service.deploy(model, "long.bpmn", "designer")
+    assert err.value.code == "value_too_long" and err.value.detail["key"] == "p"
+    assert count(db, definitions) == 0
