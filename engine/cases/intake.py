@@ -17,6 +17,7 @@ from engine.persistence.tables import case_counters
 from engine.time.calendar import local_date
 from forms.definition import FormDefinition
 from forms.field_rules import check_value
+from forms.validation import listed
 from licence.checkdigits import HolderIdKind, is_holder_id_of
 from licence.library import LicenceLibrary
 from licence.model import LicenceRecord
@@ -183,10 +184,13 @@ def material_states(
         provided = set(app.provided.get(item.code, []))
         unknown = provided - {m.code for m in item.materials}
         if unknown:
+            shown, text = listed(sorted(unknown))  # at most MAX_LISTED named, all counted
             raise InvalidInput(
-                "提交了事项不需要的材料：" + "、".join(sorted(unknown)),
+                "提交了事项不需要的材料：" + text,
                 code="unknown_material",
                 field="provided",
+                materials=shown,
+                count=len(unknown),
             )
         for m in item.materials:
             licence_id = valid.get(m.licence_type) if m.licence_type else None

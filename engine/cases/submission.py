@@ -37,6 +37,7 @@ from engine.errors import Conflict, Forbidden, InvalidInput
 from engine.persistence.tables import cases, task_candidates
 from forms.autofill import AutofillResult
 from forms.definition import FormDefinition
+from forms.validation import listed
 from licence.types import HolderKind
 
 __all__ = [
@@ -159,11 +160,13 @@ def submit_online(
     key = check_idempotency_key(idempotency_key) if idempotency_key is not None else None
     stray = sorted(set(app.provided) - set(app.items))
     if stray:
+        shown, text = listed(stray)  # named at most MAX_LISTED: a refusal never grows with the data
         raise InvalidInput(
-            "提交的材料所属事项不在申请事项中：" + "、".join(stray),
+            "提交的材料所属事项不在申请事项中：" + text,
             code="unknown_item",
             field="provided",
-            items=stray,
+            items=shown,
+            count=len(stray),
         )
     digest = request_hash(app) if key is not None else ""
     application = Application(

@@ -264,6 +264,26 @@ def test_a_refusal_of_many_undeclared_fields_names_a_bounded_few_and_counts_the_
         assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 0
 
 
+@pytest.mark.parametrize(
+    ("provided", "code", "listed"),
+    [
+        ({f"X{i}": [] for i in range(100_000)}, "unknown_item", "items"),
+        ({"MR-001": [f"m{i}" for i in range(60_000)]}, "unknown_material", "materials"),
+    ],
+    ids=["items", "materials"],
+)
+def test_a_refusal_of_many_unknown_codes_names_a_bounded_few_and_counts_the_rest(
+    company: TestClient, provided: dict[str, list[str]], code: str, listed: str
+) -> None:
+    """100,000 unknown item codes in ``provided`` were answered with 1.7 MB naming each of them."""
+    response = company.post(f"{API}/cases", json={**food_body(), "provided": provided})
+    body = error_of(response, 422, code)
+    assert len(response.content) < 50_000, len(response.content)
+    count = len(provided) if code == "unknown_item" else len(provided["MR-001"])
+    assert body["detail"]["count"] == count and len(body["detail"][listed]) == MAX_LISTED
+    assert f"等 {count} 个" in body["message"]
+
+
 def test_submit_answers_the_rules_of_the_case_layer(company: TestClient) -> None:
     error_of(
         company.post(f"{API}/cases", json={**food_body(), "items": ["XX-999"], "provided": {}}),
