@@ -64,7 +64,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     # added inner first: the correlation id wraps everything, the body limits everything but it; the
     # cache rule wraps them all, so that the correlation middleware's own answers carry it too
-    app.add_middleware(BodyLimitMiddleware, limits=body_limits(services.settings))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=body_limits(services.settings),
+        read_seconds=services.settings.body_read_seconds,
+    )
     app.add_middleware(CorrelationMiddleware)
     app.add_middleware(NoStoreMiddleware)
 

@@ -51,7 +51,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """The files are validated as one set (a call activity may call a process of another file). Exit 0:
     every process of every file is executable; 1: some are not (the problems are listed); 2: a file was
     refused as unsafe, is not BPMN or could not be read."""
-    from engine.workflow import parse_xml, validate_documents
+    from engine.workflow import validate_documents
+    from engine.workflow.xml import parse_xml, read_document
 
     worst = 0
     readable: list[tuple[bytes, str]] = []
@@ -59,7 +60,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for name in args.files:
         path = Path(name)
         try:
-            data = path.read_bytes()
+            data = read_document(path)
             parse_xml(data, str(path))
         except UnsafeDocument as exc:
             refused[str(path)] = f"  拒绝 refused: {exc}"
@@ -109,10 +110,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from engine.modelling import deploy_documents
     from engine.service import WorkflowService
+    from engine.workflow.xml import read_document
 
     service = WorkflowService(_migrated_engine())
-    try:
-        documents = [(Path(name).read_bytes(), Path(name).name) for name in args.files]
+    try:  # a file over the document limit: UnsafeDocument (exit 2) before the rest of it is read
+        documents = [(read_document(name), Path(name).name) for name in args.files]
     except OSError as exc:
         print(f"错误 error: 无法读取 cannot read: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,10 @@ sends the body at all. A ``Content-Length`` that is not a number is ``400 bad_co
 Starlette/FastAPI have a ``max_body_size`` of their own, but it answers in plain text and only once the
 route is running; this middleware keeps the one error shape of the API.
 
+A body that has not arrived in full ``Settings.body_read_seconds`` after the application first asked for it
+is ``408 {code: "body_timeout", ...}`` with ``Connection: close``: a client sending a byte now and then
+held its connection, its task and what it had sent for as long as it liked.
+
 A JSON body that passed is parsed strictly (:class:`StrictJSONRoute`): ``NaN``/``Infinity`` (which Python's
 parser accepts but no database JSON type stores and no response can render) and nesting too deep for the
 parser are ``422 invalid_request`` like any other JSON that does not parse. A key twice in one object
@@ -76,7 +80,8 @@ def _class_of(route: Any) -> str:
 
 
 class _TooLarge(Exception):
-    """Raised into the application when its body passes the limit; never leaves the middleware."""
+    """Raised into the application when its body passes the limit (or its time); never leaves the
+    middleware."""
 
 
 class BodyLimitMiddleware:
@@ -86,9 +91,10 @@ class BodyLimitMiddleware:
     application asks for the first byte of the body: that first ``receive`` decides the limit and refuses
     a declared ``Content-Length`` over it without reading anything."""
 
-    def __init__(self, app: ASGIApp, limits: Mapping[str, int]) -> None:
+    def __init__(self, app: ASGIApp, limits: Mapping[str, int], read_seconds: float = 60.0) -> None:
         self.app = app
         self.limits = dict(limits)
+        self.read_seconds = read_seconds
 
     def body_class(self, scope: Scope) -> str:
         """The body class of the route the router matched for ``scope`` (``json`` when none)."""
@@ -112,17 +118,30 @@ class BodyLimitMiddleware:
         too_large = False
         complete = declared == "0"  # the whole body has arrived
         started = False
+        too_slow = False
+        deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal kind, limit, received, too_large, complete
+            nonlocal kind, limit, received, too_large, complete, too_slow, deadline
             if limit is None:  # the first read: the router has matched by now
                 kind = self.body_class(scope)
                 limit = self.limits[kind]
                 if declared is not None and int(declared) > limit:
                     too_large = True
-            if too_large:
+            if too_large or too_slow:
                 raise _TooLarge
-            message = await receive()
+            if complete:  # the body is in: what is awaited now is the client going away
+                message = await receive()
+            else:
+                if deadline is None:
+                    deadline = anyio.current_time() + self.read_seconds
+                arrived: Message | None = None
+                with anyio.move_on_after(max(deadline - anyio.current_time(), 0.0)):
+                    arrived = await receive()
+                if arrived is None:
+                    too_slow = True
+                    raise _TooLarge
+                message = arrived
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
@@ -135,7 +154,7 @@ class BodyLimitMiddleware:
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if too_large:  # the application's own answer to a body it could not read: ours replaces it
+            if too_large or too_slow:  # its answer to a body it could not read: ours replaces it
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -144,9 +163,18 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, guarded_send)
         except Exception:
-            if not too_large:
+            if not (too_large or too_slow):
                 raise  # (FastAPI turns a failing body read into a 400 of its own; that is swallowed above)
-        if too_large and not started:
+        if too_slow and not started:
+            refusal = error_response(
+                408,
+                "body_timeout",
+                f"请求体未在 {self.read_seconds:g} 秒内传完，连接已关闭",
+                {"limit_seconds": self.read_seconds, "received": received},
+                Connection="close",
+            )
+            await refusal(scope, receive, send)
+        elif too_large and not started:
             expects_continue = Headers(scope=scope).get("expect", "").lower() == "100-continue"
             linger = not complete and not (expects_continue and received == 0)
             await self._refuse(receive, send, kind, limit or 0, linger)

@@ -63,6 +63,10 @@ from engine.workflow import (
 log = logging.getLogger("onewindow.engine")
 
 MAX_RETRIES = 8
+MAX_BUFFERED_MESSAGES = 100
+"""Messages one instance keeps undelivered (sent before a catch event waits for them): the buffer was
+unbounded, and every command reads the waiting ones whole (a megabyte of payload each) when their event is
+reached, so 5,000 early messages made the instance one no command could load."""
 RETRYABLE = frozenset({"version_conflict", "serial_conflict", "prepared_statement_lost"})
 T = TypeVar("T")
 
@@ -150,6 +154,10 @@ class WorkflowService:
         now = self.clock()
         out: list[Deployed] = []
         for key, definition in parsed.items():
+            for element_id, name in definition.elements():  # what every instance would store: refused
+                where = {"key": key, "element_id": element_id[:200]}  # at deploy, not at each start
+                named = name if element_id in definition.task_meta else None  # a person's task is listed
+                check_row(tasks, {"element_id": element_id, "name": named}, **where)
             latest = repo.latest(key)
             if (
                 latest is not None
@@ -398,6 +406,14 @@ class WorkflowService:
         ctx, before_ready, before_timers, version = self._load(conn, row, actor, "message")
         fresh = MessageRepository(conn).buffer(row.id, name, dict(payload), ctx.now)
         delivered_before = self._deliver_buffered(ctx, fresh)
+        if MessageRepository(conn).undelivered(row.id) > MAX_BUFFERED_MESSAGES:  # kept, not delivered
+            raise Conflict(
+                f"流程实例已有 {MAX_BUFFERED_MESSAGES} 条尚未接收的消息，不再保留新的消息",
+                code="message_buffer_full",
+                instance_id=row.id,
+                message_name=name,
+                max=MAX_BUFFERED_MESSAGES,
+            )
         self._persist(
             ctx,
             before_ready,

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     """Largest file upload body the API reads (bytes)."""
     max_document_body_bytes: int | None = Field(default=None, gt=0)
     """Largest BPMN/XML document body; unset: the hardened parser's document limit, never above it."""
+    body_read_seconds: float = Field(default=60.0, gt=0)
+    """Longest wait for a request body to arrive in full (seconds, from the application's first read); a
+    slower one is refused (408 ``body_timeout``) and its connection closed."""
 
     # ---- data limits (engine/limits.py): every command's data is checked against them before any work
     data_max_bytes: int = Field(default=1_000_000, ge=1_000, le=100_000_000)

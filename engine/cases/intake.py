@@ -17,6 +17,7 @@ from engine.persistence.tables import case_counters
 from engine.time.calendar import local_date
 from forms.definition import FormDefinition
 from forms.field_rules import check_value
+from forms.validation import listed
 from licence.checkdigits import HolderIdKind, is_holder_id_of
 from licence.library import LicenceLibrary
 from licence.model import LicenceRecord
@@ -190,21 +191,26 @@ def material_states(
             valid.setdefault(lic.type_code, lic.id)
     stray = sorted(set(app.provided) - {item.code for item in items})
     if stray:  # online or at the counter: materials of an item not applied for would be dropped silently
+        shown, text = listed(stray)  # named at most MAX_LISTED: a refusal never grows with the data
         raise InvalidInput(
-            "提交的材料所属事项不在申请事项中：" + "、".join(stray),
+            "提交的材料所属事项不在申请事项中：" + text,
             code="unknown_item",
             field="provided",
-            items=stray,
+            items=shown,
+            count=len(stray),
         )
     out = []
     for item in items:
         provided = set(app.provided.get(item.code, []))
         unknown = provided - {m.code for m in item.materials}
         if unknown:
+            shown, text = listed(sorted(unknown))  # at most MAX_LISTED named, all counted
             raise InvalidInput(
-                "提交了事项不需要的材料：" + "、".join(sorted(unknown)),
+                "提交了事项不需要的材料：" + text,
                 code="unknown_material",
                 field="provided",
+                materials=shown,
+                count=len(unknown),
             )
         for m in item.materials:
             licence_id = valid.get(m.licence_type) if m.licence_type else None

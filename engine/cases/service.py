@@ -60,7 +60,7 @@ from forms.autofill import AutofillResult, autofill, merge, provenance_as_submit
 from forms.combine import combine_forms
 from forms.definition import FormDefinition
 from forms.registry import FormRegistry
-from forms.validation import validate_or_raise
+from forms.validation import listed, validate_or_raise
 from licence.checkdigits import validate_holder_id
 from licence.model import LicenceRecord
 from licence.types import HolderKind, find_type
@@ -331,12 +331,13 @@ class CaseService:
             form = self.forms.get(form_key)
             entered = validate_or_raise(form, data, today=local_date(self.now), days=days)
         elif data:
-            names = sorted(str(n) for n in data)
+            names, text = listed(sorted(str(n) for n in data))
             raise InvalidInput(
-                "该任务没有登记表单，不接受任何字段：" + "、".join(names),
+                "该任务没有登记表单，不接受任何字段：" + text,
                 code="undeclared_fields",
                 field=names[0],
                 fields=names,
+                count=len(data),
                 form_key=form_key,
                 task_id=task["id"],
             )

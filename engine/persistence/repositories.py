@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.limits import bad_character
@@ -346,6 +358,16 @@ class MessageRepository:
             insert(messages).values(instance_id=instance_id, name=name, payload=payload, received_at=now)
         )
         return int(result.inserted_primary_key[0])
+
+    def undelivered(self, instance_id: str) -> int:
+        """How many messages the instance keeps that no catch event took yet."""
+        return int(
+            self.conn.execute(
+                select(func.count())
+                .select_from(messages)
+                .where(messages.c.instance_id == instance_id, messages.c.delivered_at.is_(None))
+            ).scalar_one()
+        )
 
     def waiting(self, instance_id: str, names: Sequence[str]) -> list[tuple[int, str, dict[str, Any]]]:
         if not names:

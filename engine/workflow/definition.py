@@ -108,6 +108,15 @@ class Definition:
     def __repr__(self) -> str:
         return f"Definition({self.process_id!r})"
 
+    def elements(self) -> list[tuple[str, str | None]]:
+        """``(element id, name)`` of every BPMN element of the process and of what it calls: what the task
+        projection, the timers and the audit log store of an instance."""
+        return [
+            (str(spec.bpmn_id), spec.bpmn_name)
+            for spec in _all_task_specs(self.spec, self.subprocess_specs)
+            if getattr(spec, "bpmn_id", None)
+        ]
+
     def spec_json(self) -> str:
         with recursion_room(self.size):
             body = specs_to_dict(self.spec, self.subprocess_specs)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 from typing import Any
 
@@ -38,6 +39,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 
 from engine.errors import InvalidInput
+from engine.limits import bad_character
 
 from .camunda import OwTaskHooks, OwTaskHooksConverter
 from .event_subprocesses import OwEndJoin, OwStartEvent
@@ -209,31 +211,52 @@ def dump_instance(workflow: BpmnWorkflow) -> str:
             REGISTRY._encoder_mode = False
     dct[VERSION_KEY] = SERIALIZER.VERSION
     try:
-        return json.dumps(
+        text = json.dumps(
             dct, cls=SERIALIZER._encoder_cls, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         )
-    except ValueError as exc:  # NaN or an infinity a script computed (1e308 * 10): no JSON holds it
-        raise _not_finite(dct) from exc
+    except ValueError as exc:  # NaN or an infinity a script computed (1e308 * 10), or an integer too long
+        raise _unwritable(dct) from exc  # to write (10 ** 5000): no JSON holds it
+    if not text.isascii() and bad_character(text) == "surrogate":  # ('\ud800' a script computed)
+        raise _unwritable(dct)  # no UTF-8 holds it: the database write would fail naming nothing
+    return text
 
 
-def _not_finite(dct: dict[str, Any]) -> InvalidInput:
-    """The refusal of a state holding a NaN or infinity, naming the task (element) whose data holds it and
-    where (``path``), as the data limits name one handed in (``number_not_finite``). Data in JSON has
-    finite numbers only: stored, every reading of the case (API, pages) would fail."""
+def _unwritable(dct: dict[str, Any]) -> InvalidInput:
+    """The refusal of a state holding what no JSON column holds: a NaN or infinity (``number_not_finite``),
+    an integer of more digits than Python writes (``number_out_of_range``, ``sys.get_int_max_str_digits``)
+    or a string (or key) with a lone surrogate (``bad_character``), naming the task (element) whose data
+    holds it and where (``path``), as the data limits name one handed in. Stored, every reading of the case
+    (API, pages) would fail."""
     tasks = list((dct.get("tasks") or {}).values())
     for task in tasks:  # a task's data, then what a task changed (its delta's updates)
-        path = _non_finite_path(task.get("data"), "")
-        if path is not None:
-            return _refusal(task.get("task_spec"), path)
+        found = _unwritable_path(task.get("data"), "")
+        if found is not None:
+            return _refusal(task.get("task_spec"), *found)
     for task in tasks:
-        path = _non_finite_path((task.get("delta") or {}).get("updates"), "")
-        if path is not None:
-            return _refusal(task.get("task_spec"), path)
-    return _refusal(None, _non_finite_path(dct, "") or "")
+        found = _unwritable_path((task.get("delta") or {}).get("updates"), "")
+        if found is not None:
+            return _refusal(task.get("task_spec"), *found)
+    return _refusal(None, *(_unwritable_path(dct, "") or ("", "not_finite")))
 
 
-def _refusal(element_id: str | None, path: str) -> InvalidInput:
+def _refusal(element_id: str | None, path: str, kind: str) -> InvalidInput:
     where = f"（环节 {element_id}，数据 {path}）" if element_id else f"（数据 {path}）"
+    if kind == "too_long":
+        return InvalidInput(
+            f"流程计算出了位数过多的整数{where}，不能保存",
+            code="number_out_of_range",
+            element_id=element_id,
+            path=path,
+            max_digits=sys.get_int_max_str_digits(),
+        )
+    if kind == "surrogate":
+        return InvalidInput(
+            f"流程计算出了含不成对代理字符的文本{where}，不能保存",
+            code="bad_character",
+            element_id=element_id,
+            path=path,
+            reason="surrogate",
+        )
     return InvalidInput(
         f"流程计算出了非有限数值（NaN 或无穷大）{where}，不能保存",
         code="number_not_finite",
@@ -242,18 +265,40 @@ def _refusal(element_id: str | None, path: str) -> InvalidInput:
     )
 
 
-def _non_finite_path(value: Any, path: str) -> str | None:
-    """Where the first NaN or infinity in ``value`` sits (``a.b[0]``), None: nowhere."""
+def _too_long(value: int) -> bool:
+    """An integer of more digits than ``str`` writes (every digit takes more than 3 bits)."""
+    limit = sys.get_int_max_str_digits()
+    if not limit or value.bit_length() < 3 * limit:
+        return False
+    try:
+        str(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _unwritable_path(value: Any, path: str) -> tuple[str, str] | None:
+    """Where the first value JSON cannot write sits in ``value`` (``a.b[0]``) and what it is
+    (``not_finite``, ``too_long``, ``surrogate``); None: nowhere."""
     if isinstance(value, float) and not math.isfinite(value):
-        return path or "$"
+        return path or "$", "not_finite"
+    if isinstance(value, int) and _too_long(value):
+        return path or "$", "too_long"
+    if isinstance(value, str) and bad_character(value) == "surrogate":
+        return path or "$", "surrogate"
     if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, str) and bad_character(key) == "surrogate":
+                return (f"{path}.{key}" if path else key).encode(
+                    "utf-8", "backslashreplace"
+                ).decode(), "surrogate"
         children = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
     elif isinstance(value, list):
         children = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
     else:
         return None
     for where, item in children:
-        found = _non_finite_path(item, where)
+        found = _unwritable_path(item, where)
         if found is not None:
             return found
     return None

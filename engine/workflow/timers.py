@@ -17,6 +17,11 @@ A cycle repeats at least ``MIN_CYCLE`` apart and at most ``MAX_CYCLE_REPETITIONS
 ``R/...`` is allowed at that interval): ``R/PT0S`` would fire on every refresh and grow the instance
 without bound. A literal cycle outside that is refused at deploy (``check_timer_expression``, one problem
 per element), a computed one when the timer is reached (``InvalidInput`` naming the element).
+
+Repetitions whose time passed before the timer was looked at (a cycle that starts in the past, a worker
+that was down) fire once together, as Camunda's timer jobs do, and the next firing is the first repetition
+after now: ``R/2020-01-01T00:00:00Z/PT1M`` fired on every worker round (each firing a branch, a reminder
+task) until it had caught up with three million minutes.
 """
 
 from __future__ import annotations
@@ -282,9 +287,12 @@ class OwCycleTimerEventDefinition(CycleTimerEventDefinition):
         ready = False
         if event_value["cycles"] != 0:
             next_event = datetime.fromisoformat(event_value["next"])
-            if next_event <= now:
-                event_value["next"] = (next_event + timedelta(seconds=event_value["duration"])).isoformat()
-                event_value["cycles"] -= 1
+            if next_event <= now:  # one firing for every repetition due by now (the missed ones are gone)
+                step = timedelta(seconds=event_value["duration"])
+                due = (now - next_event) // step + 1
+                event_value["next"] = (next_event + due * step).isoformat()
+                if event_value["cycles"] > 0:
+                    event_value["cycles"] = max(event_value["cycles"] - due, 0)
                 ready = True
         else:
             my_task.internal_data.pop("event_value", None)

@@ -272,3 +272,56 @@ def test_a_content_length_that_is_no_number_is_refused(small: tuple[FastAPI, Tes
     start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
     assert start["status"] == 400 and json.loads(body)["code"] == "bad_content_length"
     assert any(name == b"x-request-id" for name, _value in start["headers"])
+
+
+def test_a_body_that_does_not_arrive_in_time_is_refused_and_the_connection_closed(db, clock) -> None:
+    """A client sending a byte now and then (or nothing after the headers) held its connection, its task
+    and what it had sent for as long as it liked; anonymous too, since the body is read before the
+    caller is known."""
+    import anyio
+
+    settings = Settings(database_url="sqlite://", body_read_seconds=0.3)
+    app = create_app(services=bootstrap(settings, clock=clock, migrate=False, engine=db))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/auth/login",
+        "raw_path": b"/api/v1/auth/login",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent: list[dict[str, Any]] = []
+    chunks = [{"type": "http.request", "body": b'{"username"', "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if chunks:
+            return chunks.pop()
+        await anyio.sleep(3600)  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> float:
+        started = time.monotonic()
+        with anyio.fail_after(10):
+            await app(scope, receive, send)
+        return time.monotonic() - started
+
+    took = anyio.run(run)
+    assert 0.3 <= took < 5, took
+    start = sent[0]
+    assert start["type"] == "http.response.start" and start["status"] == 408
+    assert (b"connection", b"close") in [(k.lower(), v) for k, v in start["headers"]]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    import json
+
+    answer = json.loads(body)
+    assert answer["code"] == "body_timeout" and answer["message"]
+    assert answer["detail"] == {"limit_seconds": 0.3, "received": 11}

@@ -168,3 +168,29 @@ def test_validate_names_each_forbidden_shape_by_its_element_and_code(tmp_path) -
     assert "invalid_element" not in result.stdout
     for element, code in (expected for _, expected in MUTATIONS.values()):
         assert f"{element} (line " in result.stdout and f"[{code}]" in result.stdout, (element, code)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("command", ["validate", "deploy"])
+def test_a_file_past_the_document_limit_is_refused_without_reading_the_rest(tmp_path, command: str) -> None:
+    """``validate`` and ``deploy`` read every file whole before the parser's size limit could refuse it:
+    ``/dev/zero`` (or a huge file named by mistake) grew the process until memory ran out."""
+    import resource
+
+    def bounded() -> None:  # unbounded reading hits this (MemoryError) instead of the machine's memory
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    assert onewindow("db", "upgrade", db=tmp_path / "x.db").returncode == 0
+    env = {**os.environ, "ONEWINDOW_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", command, "/dev/zero"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=bounded,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "document_too_large" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

@@ -340,12 +340,12 @@ def test_ids_and_names_the_database_cannot_store_are_typed(db: Engine, service: 
 def test_a_task_name_longer_than_its_column_is_refused_on_every_backend(
     db: Engine, service: WorkflowService
 ) -> None:
-    # PostgreSQL would refuse it inside the one-statement step write, SQLite would store it: we check first
+    # PostgreSQL would refuse it inside the one-statement step write, SQLite would store it: we check first,
+    # at deploy (every start of such a model would be refused)
     name = "名" * 401
     model = document(linear(f'<bpmn:userTask id="t" name="{name}" ow:candidateGroups="window"/>', "t", "t"))
-    service.deploy(model, "long.bpmn", "designer")
     with pytest.raises(InvalidInput) as info:
-        service.start("p", {}, "a")
+        service.deploy(model, "long.bpmn", "designer")
     err = info.value
     assert (err.code, err.detail["column"], err.detail["max"], err.detail["length"]) == (
         "value_too_long",
@@ -492,3 +492,65 @@ def test_a_nan_or_infinity_a_script_computes_is_refused_naming_its_task_and_noth
     [check] = ready(db, "check")
     assert stored_ready_data(db, clock, started.instance_id)[0]["total"] == 1e308
     assert check["element_id"] == "check"
+
+
+def test_an_integer_too_long_to_write_that_a_script_computes_is_refused_as_such_naming_its_task(
+    db: Engine, clock
+) -> None:
+    """``10 ** 5000`` is within the sandbox's integer bound but has more digits than Python writes: it was
+    refused as a NaN or infinity (``number_not_finite``) naming no task and no variable."""
+    body = linear(
+        '<bpmn:userTask id="ask" ow:candidateGroups="market"/>\n'
+        '<bpmn:sequenceFlow id="f_ask" sourceRef="ask" targetRef="calc"/>\n'
+        '<bpmn:scriptTask id="calc"><bpmn:script>big = {"n": [10 ** digits]}</bpmn:script>'
+        "</bpmn:scriptTask>\n"
+        '<bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="check"/>\n'
+        '<bpmn:userTask id="check" ow:candidateGroups="market"/>',
+        "ask",
+        "check",
+    )
+    service = WorkflowService(db, clock=clock)
+    service.deploy(document(body), "big.bpmn", "designer")
+    service.start("p", {}, "applicant")
+    task = ready(db, "ask")[0]
+    before = counts(db)
+    for svc in (service, fresh(db, clock)):  # the live workflow and a restored one alike
+        with pytest.raises(InvalidInput) as err:
+            svc.complete_task(task["id"], {"digits": 5000}, "officer")
+        assert err.value.code == "number_out_of_range"
+        assert (err.value.detail["element_id"], err.value.detail["path"]) == ("calc", "big.n[0]")
+        assert counts(db) == before and ready(db)[0]["element_id"] == "ask"  # nothing stored
+    service.complete_task(task["id"], {"digits": 100}, "officer")  # the instance moves on with sound data
+    assert ready(db, "check")
+
+
+@pytest.mark.parametrize(
+    ("script", "path"),
+    [(r"text = 'a\ud800'", "text"), (r"rows = {'k\udc00': 1}", "rows.k\\udc00")],
+)
+def test_a_lone_surrogate_a_script_computes_is_refused_naming_its_task_and_where(
+    db: Engine, clock, script: str, path: str
+) -> None:
+    """A lone surrogate in a script's result was refused by the database driver's encoder: a message in
+    English (``'utf-8' codec can't encode...``) naming no task and no variable."""
+    body = linear(
+        '<bpmn:userTask id="ask" ow:candidateGroups="market"/>\n'
+        '<bpmn:sequenceFlow id="f_ask" sourceRef="ask" targetRef="calc"/>\n'
+        f'<bpmn:scriptTask id="calc"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>\n'
+        '<bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="check"/>\n'
+        '<bpmn:userTask id="check" ow:candidateGroups="market"/>',
+        "ask",
+        "check",
+    )
+    service = WorkflowService(db, clock=clock)
+    service.deploy(document(body), "surrogate.bpmn", "designer")
+    service.start("p", {}, "applicant")
+    task = ready(db, "ask")[0]
+    before = counts(db)
+    for svc in (service, fresh(db, clock)):  # the live workflow and a restored one alike
+        with pytest.raises(InvalidInput) as err:
+            svc.complete_task(task["id"], {}, "officer")
+        assert (err.value.code, err.value.detail["reason"]) == ("bad_character", "surrogate")
+        assert (err.value.detail["element_id"], err.value.detail["path"]) == ("calc", path)
+        assert "codec" not in err.value.message
+        assert counts(db) == before and ready(db)[0]["element_id"] == "ask"  # nothing stored

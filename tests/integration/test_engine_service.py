@@ -178,6 +178,25 @@ def test_message_sent_early_is_buffered_then_delivered(db, service) -> None:
         assert conn.execute(select(messages.c.delivered_at)).scalar_one() is not None
 
 
+def test_an_instance_keeps_a_bounded_number_of_undelivered_messages_and_still_takes_a_waited_one(
+    db, service
+) -> None:
+    """The buffer of messages sent before their catch event waits was unbounded (each up to a megabyte of
+    payload, all read whole when the event is reached)."""
+    from engine.service import MAX_BUFFERED_MESSAGES
+
+    instance_id = service.start("message_wait", {}, "a").instance_id
+    for n in range(MAX_BUFFERED_MESSAGES):
+        assert service.correlate_message("fee_paid", {"n": n}, "bank", instance_id=instance_id) is False
+    with pytest.raises(Conflict) as err:
+        service.correlate_message("fee_paid", {"n": "one more"}, "bank", instance_id=instance_id)
+    assert err.value.code == "message_buffer_full" and err.value.detail["max"] == MAX_BUFFERED_MESSAGES
+    assert count(db, messages) == MAX_BUFFERED_MESSAGES  # nothing of the refused one kept
+    [prepare] = ready(db)
+    service.complete_task(prepare["id"], {}, "officer")  # the catch event takes the first one kept
+    assert [t["element_id"] for t in ready(db)] == ["issue"]
+
+
 def test_message_to_a_waiting_catch_is_delivered_at_once(db, service) -> None:
     instance_id = service.start("message_wait", {}, "a", business_key="B-9").instance_id
     service.complete_task(ready(db)[0]["id"], {}, "officer")
@@ -403,3 +422,25 @@ def test_an_error_on_a_stale_live_workflow_is_decided_by_the_stored_state(db, cl
     with pytest.raises(InvalidInput) as failed:
         a.complete_task(fresh, {}, "x")
     assert failed.value.code == "expression_failed"
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        '<bpmn:userTask id="t" name="' + "名" * 401 + '" ow:candidateGroups="market"/>',
+        '<bpmn:userTask id="' + "t" * 201 + '" name="t" ow:candidateGroups="market"/>',
+    ],
+    ids=["task name", "element id"],
+)
+def test_an_element_no_instance_could_store_is_refused_at_deploy(db, clock, element: str) -> None:
+    """A task name or element id longer than its column deployed, and then every start of the process was
+    refused (value_too_long) before it began."""
+    from tests.unit.bpmn.models import document, linear
+
+    task_id = element.split('id="')[1].split('"')[0]
+    model = document(linear(element, task_id, task_id))
+    service = WorkflowService(db, clock=clock)
+    with pytest.raises(InvalidInput) as err:
+        service.deploy(model, "long.bpmn", "designer")
+    assert err.value.code == "value_too_long" and err.value.detail["key"] == "p"
+    assert count(db, definitions) == 0

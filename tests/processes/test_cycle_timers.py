@@ -169,3 +169,39 @@ def test_a_cycle_written_as_start_and_end_repeats_the_period_between_them() -> N
     assert fired == [["hourly"], ["hourly"], []]  # twice, a period of two hours apart, then no more
     for backwards in ("R2/2026-03-02T04:00:00Z/2026-03-02T02:00:00Z", "R2/2026-03-02T04:00:00Z/nonsense"):
         assert not validate_document(model.replace(cycle.encode(), backwards.encode()), "r.bpmn").executable
+
+
+def _reminded_from(cycle: str) -> Reminded:
+    case = Reminded.__new__(Reminded)
+    model = REMINDED.replace("BRANCH", TO_TASK).replace("R/PT1H", cycle)
+    case.defn = load_definitions(model.encode(), "reminded.bpmn")["p"]
+    case.now = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    case.rt = Runtime.start(case.defn, {"reminders": 0}, case.now)
+    case.full = None
+    return case
+
+
+def _worker_rounds(case: Reminded, rounds: int, seconds: float) -> None:
+    for _ in range(rounds):
+        case.now += timedelta(seconds=seconds)
+        case.step(lambda rt: rt.fire_due_timers(case.now))
+
+
+def test_repetitions_missed_before_the_timer_is_looked_at_fire_once_and_the_next_is_after_now() -> None:
+    """A cycle that starts in the past fired on every worker round, a reminder task each time, until it had
+    caught up with every repetition since its start (three million for a minute cycle since 2020), so the
+    instance grew past every bound; Camunda fires the missed repetitions once and goes on from now."""
+    case = _reminded_from("R/2020-01-01T00:00:00Z/PT1H")
+    _worker_rounds(case, 30, 5)  # 30 worker rounds within the first hour
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 1
+    _worker_rounds(case, 1, 3600)  # the next repetition after the start of the case
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 2
+
+
+def test_a_bounded_cycle_whose_repetitions_all_passed_fires_once_and_ends() -> None:
+    case = _reminded_from("R3/2020-01-01T00:00:00Z/PT1H")
+    _worker_rounds(case, 10, 5)
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 1
+    assert case.rt.pending_timers() == []
+    _worker_rounds(case, 5, 3600)
+    assert [t.element_id for t in case.rt.ready_tasks()].count("remind") == 1

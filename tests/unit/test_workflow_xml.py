@@ -7,7 +7,7 @@ import pytest
 from engine.errors import UnsafeDocument
 from engine.workflow import load_definitions, validate_document
 from engine.workflow.parser import OwBpmnParser
-from engine.workflow.xml import MAX_ATTRIBUTES, MAX_BYTES, MAX_DEPTH, parse_xml
+from engine.workflow.xml import MAX_ATTRIBUTES, MAX_BYTES, MAX_DEPTH, MAX_PROCESSES, parse_xml
 from tests.unit.bpmn.models import HEAD, document, linear, user_task
 
 XXE = b"""<?xml version="1.0"?>
@@ -96,6 +96,22 @@ def test_an_element_with_too_many_attributes_is_refused_at_once_naming_its_line(
     assert time.perf_counter() - started < 0.5
     assert info.value.code == "too_many_attributes" and info.value.detail["line"] == 6
     assert parse_xml(_task_with_attributes(MAX_ATTRIBUTES)) is not None
+
+
+def _processes(count: int) -> bytes:
+    one = '<bpmn:process id="p{0}" isExecutable="true"><bpmn:startEvent id="s{0}"/></bpmn:process>\n'
+    return (HEAD + "".join(one.format(i) for i in range(count)) + "</bpmn:definitions>").encode()
+
+
+def test_a_document_of_too_many_processes_is_refused_before_any_is_read_or_stored() -> None:
+    """Every deployed process stores the whole document: 8,000 one-event processes (700 KB) made a deploy
+    write 5.5 GB and take two minutes."""
+    with pytest.raises(UnsafeDocument) as info:
+        validate_document(_processes(MAX_PROCESSES + 1))
+    assert info.value.code == "too_many_processes" and info.value.detail["max"] == MAX_PROCESSES
+    assert info.value.detail["line"] == MAX_PROCESSES + 3  # the first process past the limit
+    report = validate_document(_processes(MAX_PROCESSES))
+    assert len(report.processes) == MAX_PROCESSES
 
 
 def test_parser_string_entry_points_use_hardened_parser(tmp_path) -> None:
