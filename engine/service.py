@@ -406,7 +406,8 @@ class WorkflowService:
         ctx, before_ready, before_timers, version = self._load(conn, row, actor, "message")
         fresh = MessageRepository(conn).buffer(row.id, name, dict(payload), ctx.now)
         delivered_before = self._deliver_buffered(ctx, fresh)
-        if MessageRepository(conn).undelivered(row.id) > MAX_BUFFERED_MESSAGES:  # kept, not delivered
+        # counted only when nothing was delivered: a delivery leaves the buffer no larger than it was
+        if not delivered_before and MessageRepository(conn).undelivered(row.id) > MAX_BUFFERED_MESSAGES:
             raise Conflict(
                 f"流程实例已有 {MAX_BUFFERED_MESSAGES} 条尚未接收的消息，不再保留新的消息",
                 code="message_buffer_full",
