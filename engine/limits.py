@@ -49,6 +49,8 @@ def hidden_character(text: str, *, multiline: bool = False) -> str | None:
     """The first character of ``text`` that does not show as what it is (``"U+202E"``), or None: a
     control character (but tab and line breaks in ``multiline`` text), a format character (category Cf)
     or a line or paragraph separator (Zl, Zp). Private-use characters (rare ideographs in names) pass."""
+    if text.isprintable():  # none of those (the common case, at C speed)
+        return None
     for ch in text:
         if ch.isprintable() or ch == " ":
             continue

@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from engine.errors import InvalidInput
 from forms.definition import ApplicantBinding, FormDefinition, LicenceBinding, TaskBinding
-from forms.validation import validate
+from forms.validation import field_problem
 
 __all__ = [
     "LicenceLike",
@@ -217,12 +217,6 @@ INVALID_VALUE = "invalid_value"
 """Pseudo status of a source whose value the field's own rules refuse (reported, never used)."""
 
 
-def _refusal(definition: FormDefinition, name: str, value: Any, today: date) -> str | None:
-    """Why the field ``name`` would refuse ``value`` on its own (None: it accepts it)."""
-    found = validate(definition, {name: value}, today=today)
-    return next((e.message for e in found if e.field == name), None)
-
-
 def _unfit(origin: Provenance, licence: LicenceLike | None, why: str) -> SkipReason:
     where = origin.badge_zh.removeprefix("来源：")
     number, name = (licence.licence_number, licence.type_name) if licence else ("", where)
@@ -277,7 +271,7 @@ def autofill(
                         valid_until=lic.valid_until,
                         locked=spec.locked,
                     )
-                    why = _refusal(definition, name, _fit(value, prop), today)
+                    why = field_problem(definition, name, _fit(value, prop), today=today)
                     if why is not None:
                         skipped[_unfit(origin, lic, why)] = None
                         continue
@@ -295,7 +289,7 @@ def autofill(
                     origin = Provenance(source="task", element_id=binding.element_id, locked=spec.locked)
                     found = value, origin
             if found is not None and found[1].source != "licence":
-                why = _refusal(definition, name, _fit(found[0], prop), today)
+                why = field_problem(definition, name, _fit(found[0], prop), today=today)
                 if why is not None:
                     skipped[_unfit(found[1], None, why)] = None
                     found = None

@@ -37,7 +37,16 @@ from engine.limits import hidden_character
 from forms.definition import DAY_BOUNDS, FormDefinition
 from forms.field_rules import check_value, parse_date
 
-__all__ = ["MAX_LISTED", "FieldError", "clean", "listed", "undeclared", "validate", "validate_or_raise"]
+__all__ = [
+    "MAX_LISTED",
+    "FieldError",
+    "clean",
+    "field_problem",
+    "listed",
+    "undeclared",
+    "validate",
+    "validate_or_raise",
+]
 
 MAX_LISTED = 100
 """Names and errors one refusal lists at most, each name cut to ``MAX_NAME_SHOWN`` characters (the rest are
@@ -146,6 +155,23 @@ def validate(
     known = {**(days or {}), "today": today}
     found.extend(_domain_errors(definition, values, failed, today, known))
     return _in_layout_order(definition, _unique(found))
+
+
+def field_problem(
+    definition: FormDefinition, name: str, value: Any, *, today: date | None = None
+) -> str | None:
+    """The message of the first rule the field ``name`` breaks on its own holding ``value`` (its schema
+    property, its characters, its domain validators and ``today`` bound; no rule between fields, no other
+    field required), or None: what :func:`validate` says of that field, without validating the whole form."""
+    values = {k: v for k, v in clean({name: value}).items() if k in definition.properties}
+    if not values:
+        return None
+    own = {"type": "object", "properties": {name: definition.properties[name]}}
+    validator = Draft202012Validator(own, format_checker=FormatChecker())
+    found = [e for error in validator.iter_errors(values) for e in _schema_errors(definition, error)]
+    found.extend(_character_errors(definition, values))
+    found.extend(_domain_errors(definition, values, {e.field for e in found}, today, {"today": today}))
+    return next((e.message for e in found if e.field == name), None)
 
 
 def validate_or_raise(

@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import InvalidInput
 from forms.registry import FormRegistry
-from forms.validation import validate, validate_or_raise
+from forms.validation import field_problem, validate, validate_or_raise
 
 REGISTRY = FormRegistry.load()
 TODAY = date(2025, 3, 10)
@@ -232,3 +232,16 @@ def test_a_control_character_in_any_text_of_a_field_is_an_error_of_that_field(co
 def test_tabs_and_line_breaks_are_text() -> None:
     food = REGISTRY.get("apply.food_business")
     assert validate(food, {**FOOD, "business_items": "热食类\t食品制售\r\n冷食类食品制售\n"}) == []
+
+
+def test_a_field_on_its_own_is_judged_as_the_whole_form_judges_it_and_by_nothing_else() -> None:
+    """What auto-fill asks before it fills a field: the field's own rules, not another field required."""
+    food = REGISTRY.get("apply.food_business")
+    assert field_problem(food, "premises", "一层东侧") is None  # every other required field missing
+    broken = {**FOOD, "premises": "一层\x1b东侧"}
+    [whole] = validate(food, broken)
+    assert field_problem(food, "premises", broken["premises"]) == whole.message
+    registration = REGISTRY.get("apply.business_registration")
+    credit_code = "91350100M000100Y43"
+    [said] = [e for e in validate(registration, {"legal_rep_id": credit_code}) if e.field == "legal_rep_id"]
+    assert field_problem(registration, "legal_rep_id", credit_code) == said.message
