@@ -948,9 +948,7 @@ def test_materials_of_an_item_not_applied_for_are_refused_online_and_at_the_coun
     refused = error_of(company.post(f"{API}/cases", json=body), 422, "unknown_item")
     assert (refused["detail"]["field"], refused["detail"]["items"]) == ("provided", ["HE-001"])
     counter = {"applicant_id": orgs[0].credit_code, "applicant_name": orgs[0].name, **body}
-    refused = error_of(
-        window.post("/api/v1/officer/counter/applications", json=counter), 422, "unknown_item"
-    )
+    refused = error_of(window.post("/api/v1/officer/counter/applications", json=counter), 422, "unknown_item")
     assert (refused["detail"]["field"], refused["detail"]["items"]) == ("provided", ["HE-001"])
     with svc.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 0
