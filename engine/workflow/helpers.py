@@ -219,7 +219,6 @@ def paused_deadline(start: Any, days: Any, pauses: Any) -> str:
             )
         paused_from = _to_instant(p.get("paused_from"), "paused_deadline", "paused_from")
         paused_until = _to_instant(p.get("paused_until"), "paused_deadline", "paused_until")
-        spans.append(Pause(start=paused_from, end=max(paused_from, paused_until)))
         if paused_until < paused_from:
             raise InvalidInput(
                 "paused_deadline() 的中止结束时间早于开始时间",
@@ -227,6 +226,7 @@ def paused_deadline(start: Any, days: Any, pauses: Any) -> str:
                 helper="paused_deadline",
                 argument="pauses",
             )
+        spans.append(Pause(start=paused_from, end=paused_until))
     try:
         clock = Clock(kind="promised", started_at=began, limit_days=count, pauses=spans)
     except InvalidInput as err:  # pauses before the start or overlapping: not in the order they ran

@@ -6,6 +6,7 @@ Time is injected: the clock is moved across real holidays (National Day 2025, Sp
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -429,11 +430,10 @@ def test_rating_only_after_close_once_and_bad_ratings_need_a_reason(svc: Service
         svc.cases.track(case_id[:-1] + str((int(case_id[-1]) + 1) % 10))
 
 
-@pytest.mark.parametrize("suspended_meanwhile", [False, True])
-def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broken(
-    svc: Services, clock, suspended_meanwhile: bool
-) -> None:
-    """Also when it was suspended meanwhile: left suspended, it could be reinstated after the case ended."""
+def tolerant_hr_case_delivered_early(svc: Services, clock) -> tuple[Any, str, str]:
+    """An organisation's tolerant HR-001 case (an item that does not hold its licence until the tolerated
+    materials come), approved and delivered on 11 Feb 2026 with its commitment still running: the
+    organisation, the case and the licence released."""
     from engine.cases.intake import Application
 
     org = org_with(svc, {"business_licence"}, {"hr_service_licence"})
@@ -466,6 +466,15 @@ def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broke
     [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
     do(svc, case_id, "delivery_early", delivery_method="window", delivered_on="2026-02-11")
     assert svc.cases.track(case_id)["case"]["status"] == "delivered"
+    return org, case_id, licence_id
+
+
+@pytest.mark.parametrize("suspended_meanwhile", [False, True])
+def test_tolerant_licence_released_early_is_revoked_when_the_commitment_is_broken(
+    svc: Services, clock, suspended_meanwhile: bool
+) -> None:
+    """Also when it was suspended meanwhile: left suspended, it could be reinstated after the case ended."""
+    _, case_id, licence_id = tolerant_hr_case_delivered_early(svc, clock)
     if suspended_meanwhile:
         with svc.engine.begin() as conn:
             LicenceLibrary(conn, clock=clock).suspend(licence_id, "责令停业整顿", "执法一队")
@@ -487,38 +496,9 @@ def test_a_tolerant_case_delivered_before_its_supply_still_takes_the_tolerated_m
 
     from engine.cases.applicant_tasks import supplement_materials
     from engine.cases.files import CaseFiles
-    from engine.cases.intake import Application
 
-    org = org_with(svc, {"business_licence"}, {"hr_service_licence"})
-    item = svc.catalogue.get("HR-001")
-    clock.set(shanghai(2026, 2, 11, 10))
-    form = {
-        "address": "福州市鼓楼区五四路1号",
-        "contact_phone": "13800138000",
-        "request": "申请人力资源服务许可",
-    }
-    key = [m.code for m in item.key_materials if not m.licence_type]
-    case_id = svc.cases.submit(
-        Application(
-            org.credit_code, org.name, ["HR-001"], form=form, tolerant=True, provided={"HR-001": key}
-        ),
-        "a",
-    )
-    minor = [m.code for m in item.minor_materials]
-    do(
-        svc,
-        case_id,
-        "commitment",
-        "applicant",
-        missing_materials=minor,
-        promised_date="2026-02-25",
-        signed=True,
-    )
-    do(svc, case_id, "review", result="pass", opinion="符合条件", needs_special_procedure=False)
-    do(svc, case_id, "decision", decision="approve", opinion="准予许可")
-    [licence_id] = svc.cases.track(case_id)["case"]["licence_ids"]
-    do(svc, case_id, "delivery_early", delivery_method="window", delivered_on="2026-02-11")
-    assert svc.cases.track(case_id)["case"]["status"] == "delivered"
+    org, case_id, licence_id = tolerant_hr_case_delivered_early(svc, clock)
+    minor = [m.code for m in svc.catalogue.get("HR-001").minor_materials]
     clock.set(shanghai(2026, 2, 13, 10))
     files = CaseFiles(svc.engine, svc.clock, tmp_path, 1_000_000)
     for code in minor:

@@ -494,25 +494,30 @@ def test_a_nan_or_infinity_a_script_computes_is_refused_naming_its_task_and_noth
     assert check["element_id"] == "check"
 
 
-def test_an_integer_too_long_to_write_that_a_script_computes_is_refused_as_such_naming_its_task(
-    db: Engine, clock
-) -> None:
-    """``10 ** 5000`` is within the sandbox's integer bound but has more digits than Python writes: it was
-    refused as a NaN or infinity (``number_not_finite``) naming no task and no variable."""
+def script_between_tasks(db: Engine, clock: FakeClock, script: str) -> tuple[WorkflowService, dict[str, Any]]:
+    """A process started at a user task ``ask``, then the script task ``calc`` running ``script``, then the
+    user task ``check``: the service and the ready ``ask``."""
     body = linear(
         '<bpmn:userTask id="ask" ow:candidateGroups="market"/>\n'
         '<bpmn:sequenceFlow id="f_ask" sourceRef="ask" targetRef="calc"/>\n'
-        '<bpmn:scriptTask id="calc"><bpmn:script>big = {"n": [10 ** digits]}</bpmn:script>'
-        "</bpmn:scriptTask>\n"
+        f'<bpmn:scriptTask id="calc"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>\n'
         '<bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="check"/>\n'
         '<bpmn:userTask id="check" ow:candidateGroups="market"/>',
         "ask",
         "check",
     )
     service = WorkflowService(db, clock=clock)
-    service.deploy(document(body), "big.bpmn", "designer")
+    service.deploy(document(body), "calc.bpmn", "designer")
     service.start("p", {}, "applicant")
-    task = ready(db, "ask")[0]
+    return service, ready(db, "ask")[0]
+
+
+def test_an_integer_too_long_to_write_that_a_script_computes_is_refused_as_such_naming_its_task(
+    db: Engine, clock
+) -> None:
+    """``10 ** 5000`` is within the sandbox's integer bound but has more digits than Python writes: it was
+    refused as a NaN or infinity (``number_not_finite``) naming no task and no variable."""
+    service, task = script_between_tasks(db, clock, 'big = {"n": [10 ** digits]}')
     before = counts(db)
     for svc in (service, fresh(db, clock)):  # the live workflow and a restored one alike
         with pytest.raises(InvalidInput) as err:
@@ -533,19 +538,7 @@ def test_a_lone_surrogate_a_script_computes_is_refused_naming_its_task_and_where
 ) -> None:
     """A lone surrogate in a script's result was refused by the database driver's encoder: a message in
     English (``'utf-8' codec can't encode...``) naming no task and no variable."""
-    body = linear(
-        '<bpmn:userTask id="ask" ow:candidateGroups="market"/>\n'
-        '<bpmn:sequenceFlow id="f_ask" sourceRef="ask" targetRef="calc"/>\n'
-        f'<bpmn:scriptTask id="calc"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>\n'
-        '<bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="check"/>\n'
-        '<bpmn:userTask id="check" ow:candidateGroups="market"/>',
-        "ask",
-        "check",
-    )
-    service = WorkflowService(db, clock=clock)
-    service.deploy(document(body), "surrogate.bpmn", "designer")
-    service.start("p", {}, "applicant")
-    task = ready(db, "ask")[0]
+    service, task = script_between_tasks(db, clock, script)
     before = counts(db)
     for svc in (service, fresh(db, clock)):  # the live workflow and a restored one alike
         with pytest.raises(InvalidInput) as err:
